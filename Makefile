@@ -1,0 +1,48 @@
+# Two entry points for a new user: `make run` (demo data end to end) and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+export PATH := $(BIN):$(PATH)
+
+# Offline by design: no library may phone home or look up a hub at run time (see README).
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export DVC_NO_ANALYTICS := 1
+export BENTOML_DO_NOT_TRACK := true
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export DO_NOT_TRACK := 1
+export GX_ANALYTICS_ENABLED := false
+
+.PHONY: install run test lint format bench clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	# torch first and pinned: an unpinned torch would pull a multi-GB CUDA build.
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[dev]' torch==2.13.0
+	touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	dvc repro
+
+test: install lint
+	pytest
+
+lint: install
+	ruff check .
+	ruff format --check .
+
+format: install
+	ruff check --fix .
+	ruff format .
+
+bench: install
+	python benchmarks/labeler_negbio.py
+	python benchmarks/preprocess_throughput.py
+	python benchmarks/unify_scale.py
+
+clean:
+	rm -rf data/validated data/quarantine data/unified data/cache metrics

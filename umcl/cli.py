@@ -1,0 +1,118 @@
+"""`umcl <stage>`: one thin command per pipeline stage. Heavy imports happen inside commands,
+so `umcl --help` answers at once."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+STAGES = "demo → validate → unify → preprocess"
+
+
+def _settings(args: argparse.Namespace):
+    from umcl.config import load_settings
+
+    return load_settings(args.params)
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    from umcl.data.demo import generate_demo
+
+    settings = _settings(args)
+    demo = settings.demo.model_copy(update={"out": args.out}) if args.out else settings.demo
+    manifest = generate_demo(demo, settings.seed, settings.preprocess.workers)
+    print(f"demo: wrote {len(manifest['records'])} image studies and the report export under {demo.out} "
+          f"({len(manifest['faults'])} planted faults listed in manifest.json)")
+
+
+def cmd_validate(args: argparse.Namespace) -> None:
+    from umcl.data.validate import validate_sources
+
+    report = validate_sources(_settings(args), args.out, args.quarantine, args.metrics)
+    for name, r in report.items():
+        print(f"validate: {name}: {r['rows_in']} in = {r['rows_valid']} valid + {r['rows_quarantined']} quarantined {r['reasons']}")
+
+
+def cmd_unify(args: argparse.Namespace) -> None:
+    from umcl.data.unify import unify
+
+    summary = unify(_settings(args), args.validated, args.out, args.metrics)
+    print(f"unify: {summary['rows']} triplets, {summary['patients']} patients, splits {summary['by_split']}, kinds {summary['by_kind']}")
+
+
+def cmd_preprocess(args: argparse.Namespace) -> None:
+    from umcl.data.preprocess import build_cache
+
+    settings = _settings(args)
+    meta = build_cache(args.triplets, args.out, settings.preprocess.image_size, settings.preprocess.workers)
+    print(f"preprocess: {meta['count']} images cached at {meta['size']}×{meta['size']} in {args.out}")
+
+
+def cmd_label(args: argparse.Namespace) -> None:
+    import polars as pl
+
+    from umcl.data.labeler import label_report
+    from umcl.data.reports import join_sections
+    from umcl.labels import CHEXPERT_LABELS
+
+    table = pl.read_csv(args.input, infer_schema=False)
+    missing = [c for c in [args.id_column, *args.text_columns] if c not in table.columns]
+    if missing:
+        raise ValueError(f"{args.input}: no column(s) {missing}; columns are {table.columns}")
+    texts = [join_sections(*(row[c] for c in args.text_columns)) for row in table.iter_rows(named=True)]
+    labels = [label_report(t) for t in texts]
+    out = pl.DataFrame({args.id_column: table[args.id_column]}).with_columns(
+        pl.Series(name, [r[name] for r in labels], dtype=pl.Int8) for name in CHEXPERT_LABELS
+    )
+    out.write_csv(args.out)
+    print(f"label: {out.height} reports labelled → {args.out}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="umcl", description=f"UMCL pipeline stages: {STAGES}.")
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"), help="settings file (default: params.yaml)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="STAGE")
+
+    def stage(name: str, func: Callable, help_: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_, description=help_)
+        p.set_defaults(func=func)
+        return p
+
+    p = stage("demo", cmd_demo, "write synthetic demo studies (DICOM, reports, label tables) under data/raw/demo")
+    p.add_argument("--out", type=Path, help="override demo.out")
+    p = stage("validate", cmd_validate, "read every source, validate with Great Expectations, quarantine bad rows")
+    p.add_argument("--out", type=Path, default=Path("data/validated"))
+    p.add_argument("--quarantine", type=Path, default=Path("data/quarantine"))
+    p.add_argument("--metrics", type=Path, default=Path("metrics/validation.json"))
+    p = stage("unify", cmd_unify, "validated sources → the triplet table (labels, patient-level split)")
+    p.add_argument("--validated", type=Path, default=Path("data/validated"))
+    p.add_argument("--out", type=Path, default=Path("data/unified/triplets.parquet"))
+    p.add_argument("--metrics", type=Path, default=Path("metrics/unify.json"))
+    p = stage("preprocess", cmd_preprocess, "decode every image once into the memory-mapped uint8 cache")
+    p.add_argument("--triplets", type=Path, default=Path("data/unified/triplets.parquet"))
+    p.add_argument("--out", type=Path, default=Path("data/cache"))
+    p = stage("label", cmd_label, "label free-text reports: one column per label (1, 0, -1, blank)")
+    p.add_argument("input", type=Path, help="CSV with an id column and report text columns")
+    p.add_argument("--id-column", required=True)
+    p.add_argument("--text-columns", nargs="+", required=True)
+    p.add_argument("--out", type=Path, required=True)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        args.func(args)
+    except (ValueError, RuntimeError, FileNotFoundError, KeyError) as exc:
+        print(f"umcl {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

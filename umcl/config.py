@@ -1,0 +1,176 @@
+"""`params.yaml` → typed, validated settings. The only module that reads params.
+
+Every knob of every stage lives in one pydantic model, so a typo in a key or a wrong type is
+caught before any work starts, with the key path in the message (`data.sources.0.kind: …`).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+SourceKind = Literal["image_text", "image_label", "text_label"]
+SourceFormat = Literal["demo", "mimic_cxr", "chexpert", "chestxray14", "openi", "folders", "csv"]
+UncertaintyPolicy = Literal["zeros", "ones", "ignore"]
+
+
+class ConfigError(ValueError):
+    """A params file that cannot be used; the message names every offending key path."""
+
+
+class Strict(BaseModel):
+    """Base for every settings block: unknown keys are errors, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CsvColumns(Strict):
+    """Column names of a generic CSV source (`format: csv`)."""
+
+    id: str  # unique record id within the source
+    patient: str | None = None  # patient id; each record is its own patient when absent
+    image: str | None = None  # image path, relative to the source folder
+    text: list[str] = Field(default_factory=list)  # report columns, joined in this order
+    labels: list[str] = Field(default_factory=list)  # label columns, mapped to the label space by name
+    identifiers: list[str] = Field(default_factory=list)  # PHI columns (name, MRN) scrubbed from text
+
+
+class SourceSettings(Strict):
+    """One raw dataset. `format` picks the reader; `kind` says which modalities it carries."""
+
+    name: str
+    kind: SourceKind
+    format: SourceFormat
+    path: Path
+    columns: CsvColumns | None = None  # required by `format: csv`
+    images: Path | None = None  # image folder, where the format keeps images apart (openi)
+    patient_pattern: str | None = None  # regex with one group: patient id from a file name (folders)
+    text_columns: list[str] = Field(default_factory=lambda: ["findings", "impression"])  # openi
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, name: str) -> str:
+        # The name becomes file names (quarantine/<name>.parquet) and sample-id prefixes.
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*", name):
+            raise ValueError("must be letters, digits, '_' or '-' (it names files and sample ids)")
+        return name
+
+    @field_validator("patient_pattern")
+    @classmethod
+    def _one_group(cls, pattern: str | None) -> str | None:
+        if pattern is not None and re.compile(pattern).groups != 1:
+            raise ValueError("must be a regular expression with exactly one group")
+        return pattern
+
+    @model_validator(mode="after")
+    def _csv_needs_columns(self) -> SourceSettings:
+        if self.format == "csv" and self.columns is None:
+            raise ValueError("format 'csv' needs a 'columns' block naming the id, text and label columns")
+        return self
+
+
+class SplitSettings(Strict):
+    """Deterministic patient-level split; the rest of the patients go to train."""
+
+    val: float = Field(0.1, ge=0, lt=1)
+    test: float = Field(0.15, ge=0, lt=1)
+
+    @model_validator(mode="after")
+    def _leaves_train(self) -> SplitSettings:
+        if self.val + self.test >= 1:
+            raise ValueError("val + test must be below 1 so that some patients train")
+        return self
+
+
+class DataSettings(Strict):
+    sources: list[SourceSettings] = Field(min_length=1)
+    split: SplitSettings = SplitSettings()
+    # Keyed hash that turns native patient ids into pseudonyms. Set a secret of your own for
+    # real data (environment variable UMCL_PSEUDONYM_KEY overrides this value).
+    pseudonym_key: str = "umcl-demo-key"
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> DataSettings:
+        names = [s.name for s in self.sources]
+        duplicated = sorted({n for n in names if names.count(n) > 1})
+        if duplicated:
+            raise ValueError(f"source names must be unique; repeated: {duplicated}")
+        return self
+
+
+class LabelSettings(Strict):
+    names: list[str] | None = None  # the label space; default: the 14 CheXpert observations
+    synonyms: dict[str, str] = Field(default_factory=dict)  # extra source name → label name
+    uncertainty: UncertaintyPolicy = "zeros"  # how -1 (uncertain) is used in training
+
+
+class DemoSettings(Strict):
+    """Size and shape of the synthetic demo studies (`umcl demo`)."""
+
+    out: Path = Path("data/raw/demo")
+    image_text_studies: int = Field(2600, ge=1)  # MIMIC-CXR-like image + report studies
+    image_label_studies: int = Field(1600, ge=1)  # CheXpert-like image + label-table studies
+    text_label_studies: int = Field(1400, ge=1)  # reports with no image
+    labelled_fraction: float = Field(0.5, ge=0, le=1)  # MIMIC-like studies in the chexpert csv
+    max_studies_per_patient: int = Field(3, ge=1)
+    image_size: int = Field(128, ge=64, le=1024)  # DICOM width in pixels (height varies)
+    fault_rate: float = Field(0.006, ge=0, le=0.2)  # planted faults per record and fault kind
+    no_finding_fraction: float = Field(0.35, ge=0, le=1)
+
+
+class ValidateSettings(Strict):
+    max_bad_fraction: float = Field(0.05, ge=0, le=1)  # a source worse than this stops the run
+
+
+class PreprocessSettings(Strict):
+    image_size: int = Field(64, ge=16, le=1024)  # S of the S×S cache
+    workers: int = Field(0, ge=0)  # 0 = one per core
+
+
+class Settings(Strict):
+    seed: int = 42
+    labels: LabelSettings = LabelSettings()
+    demo: DemoSettings = DemoSettings()
+    data: DataSettings
+    validate_: ValidateSettings = Field(ValidateSettings(), alias="validate")
+    preprocess: PreprocessSettings = PreprocessSettings()
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+def _describe(error: dict) -> str:
+    where = ".".join(str(part) for part in error["loc"]) or "(top level)"
+    message = error["msg"]
+    if error["type"] == "extra_forbidden":
+        message = "unknown key (check the spelling; see params.yaml in the repository)"
+    elif error["type"] == "missing":
+        message = "required key is missing"
+    elif "input" in error and not isinstance(error["input"], dict | list):
+        message = f"{message}; got {error['input']!r}"
+    return f"  {where}: {message}"
+
+
+def parse_settings(raw: dict, origin: str = "params") -> Settings:
+    """Validate a params mapping; every problem is reported with its key path."""
+    try:
+        return Settings.model_validate(raw)
+    except ValidationError as exc:
+        lines = [_describe(e) for e in exc.errors()]
+        raise ConfigError(f"{origin} is not valid:\n" + "\n".join(lines)) from None
+
+
+def load_settings(path: str | Path = "params.yaml") -> Settings:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such params file")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of settings at the top level")
+    return parse_settings(raw, origin=str(path))
