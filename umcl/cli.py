@@ -24,8 +24,10 @@ def cmd_demo(args: argparse.Namespace) -> None:
     settings = _settings(args)
     demo = settings.demo.model_copy(update={"out": args.out}) if args.out else settings.demo
     manifest = generate_demo(demo, settings.seed, settings.preprocess.workers)
-    print(f"demo: wrote {len(manifest['records'])} image studies and the report export under {demo.out} "
-          f"({len(manifest['faults'])} planted faults listed in manifest.json)")
+    print(
+        f"demo: wrote {len(manifest['records'])} image studies and the report export under {demo.out} "
+        f"({len(manifest['faults'])} planted faults listed in manifest.json)"
+    )
 
 
 def cmd_validate(args: argparse.Namespace) -> None:
@@ -33,22 +35,30 @@ def cmd_validate(args: argparse.Namespace) -> None:
 
     report = validate_sources(_settings(args), args.out, args.quarantine, args.metrics)
     for name, r in report.items():
-        print(f"validate: {name}: {r['rows_in']} in = {r['rows_valid']} valid + {r['rows_quarantined']} quarantined {r['reasons']}")
+        print(
+            f"validate: {name}: {r['rows_in']} in = {r['rows_valid']} valid + {r['rows_quarantined']} quarantined {r['reasons']}"
+        )
 
 
 def cmd_unify(args: argparse.Namespace) -> None:
     from umcl.data.unify import unify
 
     summary = unify(_settings(args), args.validated, args.out, args.metrics)
-    print(f"unify: {summary['rows']} triplets, {summary['patients']} patients, splits {summary['by_split']}, kinds {summary['by_kind']}")
+    print(
+        f"unify: {summary['rows']} triplets, {summary['patients']} patients, splits {summary['by_split']}, kinds {summary['by_kind']}"
+    )
 
 
 def cmd_preprocess(args: argparse.Namespace) -> None:
     from umcl.data.preprocess import build_cache
 
     settings = _settings(args)
-    meta = build_cache(args.triplets, args.out, settings.preprocess.image_size, settings.preprocess.workers)
-    print(f"preprocess: {meta['count']} images cached at {meta['size']}×{meta['size']} in {args.out}")
+    meta = build_cache(
+        args.triplets, args.out, settings.preprocess.image_size, settings.preprocess.workers
+    )
+    print(
+        f"preprocess: {meta['count']} images cached at {meta['size']}×{meta['size']} in {args.out}"
+    )
 
 
 def cmd_label(args: argparse.Namespace) -> None:
@@ -62,7 +72,9 @@ def cmd_label(args: argparse.Namespace) -> None:
     missing = [c for c in [args.id_column, *args.text_columns] if c not in table.columns]
     if missing:
         raise ValueError(f"{args.input}: no column(s) {missing}; columns are {table.columns}")
-    texts = [join_sections(*(row[c] for c in args.text_columns)) for row in table.iter_rows(named=True)]
+    texts = [
+        join_sections(*(row[c] for c in args.text_columns)) for row in table.iter_rows(named=True)
+    ]
     labels = [label_report(t) for t in texts]
     out = pl.DataFrame({args.id_column: table[args.id_column]}).with_columns(
         pl.Series(name, [r[name] for r in labels], dtype=pl.Int8) for name in CHEXPERT_LABELS
@@ -73,7 +85,12 @@ def cmd_label(args: argparse.Namespace) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="umcl", description=f"UMCL pipeline stages: {STAGES}.")
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"), help="settings file (default: params.yaml)")
+    parser.add_argument(
+        "--params",
+        type=Path,
+        default=Path("params.yaml"),
+        help="settings file (default: params.yaml)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     sub = parser.add_subparsers(dest="command", required=True, metavar="STAGE")
 
@@ -82,17 +99,29 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         return p
 
-    p = stage("demo", cmd_demo, "write synthetic demo studies (DICOM, reports, label tables) under data/raw/demo")
+    p = stage(
+        "demo",
+        cmd_demo,
+        "write synthetic demo studies (DICOM, reports, label tables) under data/raw/demo",
+    )
     p.add_argument("--out", type=Path, help="override demo.out")
-    p = stage("validate", cmd_validate, "read every source, validate with Great Expectations, quarantine bad rows")
+    p = stage(
+        "validate",
+        cmd_validate,
+        "read every source, validate with Great Expectations, quarantine bad rows",
+    )
     p.add_argument("--out", type=Path, default=Path("data/validated"))
     p.add_argument("--quarantine", type=Path, default=Path("data/quarantine"))
     p.add_argument("--metrics", type=Path, default=Path("metrics/validation.json"))
-    p = stage("unify", cmd_unify, "validated sources → the triplet table (labels, patient-level split)")
+    p = stage(
+        "unify", cmd_unify, "validated sources → the triplet table (labels, patient-level split)"
+    )
     p.add_argument("--validated", type=Path, default=Path("data/validated"))
     p.add_argument("--out", type=Path, default=Path("data/unified/triplets.parquet"))
     p.add_argument("--metrics", type=Path, default=Path("metrics/unify.json"))
-    p = stage("preprocess", cmd_preprocess, "decode every image once into the memory-mapped uint8 cache")
+    p = stage(
+        "preprocess", cmd_preprocess, "decode every image once into the memory-mapped uint8 cache"
+    )
     p.add_argument("--triplets", type=Path, default=Path("data/unified/triplets.parquet"))
     p.add_argument("--out", type=Path, default=Path("data/cache"))
     p = stage("label", cmd_label, "label free-text reports: one column per label (1, 0, -1, blank)")
@@ -105,7 +134,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     try:
         args.func(args)
     except (ValueError, RuntimeError, FileNotFoundError, KeyError) as exc:

@@ -35,8 +35,12 @@ class CsvColumns(Strict):
     patient: str | None = None  # patient id; each record is its own patient when absent
     image: str | None = None  # image path, relative to the source folder
     text: list[str] = Field(default_factory=list)  # report columns, joined in this order
-    labels: list[str] = Field(default_factory=list)  # label columns, mapped to the label space by name
-    identifiers: list[str] = Field(default_factory=list)  # PHI columns (name, MRN) scrubbed from text
+    labels: list[str] = Field(
+        default_factory=list
+    )  # label columns, mapped to the label space by name
+    identifiers: list[str] = Field(
+        default_factory=list
+    )  # PHI columns (name, MRN) scrubbed from text
 
 
 class SourceSettings(Strict):
@@ -48,7 +52,9 @@ class SourceSettings(Strict):
     path: Path
     columns: CsvColumns | None = None  # required by `format: csv`
     images: Path | None = None  # image folder, where the format keeps images apart (openi)
-    patient_pattern: str | None = None  # regex with one group: patient id from a file name (folders)
+    patient_pattern: str | None = (
+        None  # regex with one group: patient id from a file name (folders)
+    )
     text_columns: list[str] = Field(default_factory=lambda: ["findings", "impression"])  # openi
 
     @field_validator("name")
@@ -69,7 +75,9 @@ class SourceSettings(Strict):
     @model_validator(mode="after")
     def _csv_needs_columns(self) -> SourceSettings:
         if self.format == "csv" and self.columns is None:
-            raise ValueError("format 'csv' needs a 'columns' block naming the id, text and label columns")
+            raise ValueError(
+                "format 'csv' needs a 'columns' block naming the id, text and label columns"
+            )
         return self
 
 

@@ -1,0 +1,80 @@
+"""Shared fixtures: a tiny demo pipeline run once per session, and the real reference data."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "data"
+
+for name, value in {
+    "HF_HUB_OFFLINE": "1", "DVC_NO_ANALYTICS": "1", "DO_NOT_TRACK": "1",
+    "BENTOML_DO_NOT_TRACK": "true", "GX_ANALYTICS_ENABLED": "false",
+}.items():  # fmt: skip
+    os.environ.setdefault(name, value)
+
+
+def shared_path(relative: str) -> Path:
+    """A file of the real reference data, or skip the test saying what is missing."""
+    path = SHARED / relative
+    if not path.exists():
+        pytest.skip(f"real reference data not available: {path} (see ../shared/data/README.md)")
+    return path
+
+
+def tiny_params(root: Path) -> dict:
+    """Demo params shrunk to seconds; every planted fault kind still occurs at least once."""
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["demo"].update(
+        out=str(root / "raw/demo"), image_text_studies=40, image_label_studies=30,
+        text_label_studies=30, image_size=64, fault_rate=0.02,
+    )  # fmt: skip
+    for source in params["data"]["sources"]:
+        source["path"] = str(root / "raw/demo" / Path(source["path"]).name)
+    params["validate"]["max_bad_fraction"] = 0.3
+    params["preprocess"].update(image_size=32, workers=2)
+    return params
+
+
+@pytest.fixture(scope="session")
+def tiny_pipeline(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Run demo → validate → unify → preprocess through the CLI; keep every output and log."""
+    from umcl.cli import main
+
+    root = tmp_path_factory.mktemp("pipeline")
+    params_file = root / "params.yaml"
+    params_file.write_text(yaml.safe_dump(tiny_params(root)))
+    paths = {
+        "root": root, "params": params_file, "validated": root / "validated",
+        "quarantine": root / "quarantine", "triplets": root / "unified/triplets.parquet",
+        "cache": root / "cache", "metrics": root / "metrics",
+    }  # fmt: skip
+    log_stream = io.StringIO()
+    handler = logging.StreamHandler(log_stream)
+    logging.getLogger().addHandler(handler)
+    commands = [
+        ["demo"],
+        ["validate", "--out", str(paths["validated"]), "--quarantine", str(paths["quarantine"]),
+         "--metrics", str(paths["metrics"] / "validation.json")],
+        ["unify", "--validated", str(paths["validated"]), "--out", str(paths["triplets"]),
+         "--metrics", str(paths["metrics"] / "unify.json")],
+        ["preprocess", "--triplets", str(paths["triplets"]), "--out", str(paths["cache"])],
+    ]  # fmt: skip
+    try:
+        for command in commands:
+            with contextlib.redirect_stdout(log_stream), contextlib.redirect_stderr(log_stream):
+                code = main(["--params", str(params_file), "-v", *command])
+            assert code == 0, f"umcl {command[0]} failed:\n{log_stream.getvalue()[-3000:]}"
+    finally:
+        logging.getLogger().removeHandler(handler)
+    paths["log"] = log_stream.getvalue()
+    paths["manifest"] = json.loads((root / "raw/demo/manifest.json").read_text())
+    return paths

@@ -1,0 +1,56 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import REPO
+from umcl.config import ConfigError, load_settings, parse_settings
+
+
+def base() -> dict:
+    return yaml.safe_load((REPO / "params.yaml").read_text())
+
+
+def test_repository_params_are_valid():
+    settings = load_settings(REPO / "params.yaml")
+    assert [s.name for s in settings.data.sources] == ["mimic", "chexpert", "reports"]
+    assert settings.validate_.max_bad_fraction == 0.05
+
+
+def test_unknown_key_is_named_with_its_path():
+    raw = base()
+    raw["preprocess"]["imagesize"] = 64
+    with pytest.raises(ConfigError, match=r"preprocess\.imagesize: unknown key"):
+        parse_settings(raw)
+
+
+def test_wrong_type_names_key_and_value():
+    raw = base()
+    raw["data"]["sources"][1]["kind"] = "images"
+    raw["demo"]["fault_rate"] = "often"
+    with pytest.raises(ConfigError) as error:
+        parse_settings(raw)
+    message = str(error.value)
+    assert "data.sources.1.kind" in message and "'images'" in message
+    assert "demo.fault_rate" in message and "'often'" in message
+
+
+def test_csv_source_needs_columns_and_names_must_be_unique():
+    raw = base()
+    raw["data"]["sources"].append(
+        {"name": "mimic", "kind": "text_label", "format": "csv", "path": "x.csv"}
+    )
+    with pytest.raises(ConfigError) as error:
+        parse_settings(raw)
+    assert "data.sources.3" in str(error.value) and "columns" in str(error.value)
+    raw["data"]["sources"][3]["columns"] = {"id": "uid", "text": ["report"]}
+    with pytest.raises(ConfigError, match=r"data: .*repeated: \['mimic'\]"):
+        parse_settings(raw)
+
+
+def test_missing_file_and_bad_yaml(tmp_path: Path):
+    with pytest.raises(ConfigError, match="no such params file"):
+        load_settings(tmp_path / "nope.yaml")
+    (tmp_path / "bad.yaml").write_text("seed: [1,\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_settings(tmp_path / "bad.yaml")

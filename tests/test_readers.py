@@ -1,0 +1,123 @@
+"""Each reader on real files (../shared/data) or on small fixtures faithful to the real layouts."""
+
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+from PIL import Image
+
+from tests.conftest import shared_path
+from umcl.config import CsvColumns, SourceSettings
+from umcl.data.sources import read_source
+from umcl.labels import LabelSpace
+
+SPACE = LabelSpace()
+
+
+def png(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.full((8, 8), 128, np.uint8)).save(path)
+    return path
+
+
+def read(kind: str, fmt: str, path: Path, **extra) -> pl.DataFrame:
+    return read_source(
+        SourceSettings(name="src", kind=kind, format=fmt, path=path, **extra), SPACE, "key"
+    )
+
+
+def test_mimic_cxr_layout(tmp_path):
+    study = tmp_path / "files/p10/p10000032/s50414267"
+    png(study / "02aa804e-bde0afdd.jpg")
+    png(tmp_path / "files/p10/p10000032/s50414268/77aa.jpg")
+    (study.parent / "s50414267.txt").write_text(
+        "EXAMINATION: CHEST\nPatient: Imogen Drummond  MRN: 1234567\nFINDINGS: Small left effusion.\nIMPRESSION: Effusion."
+    )
+    (tmp_path / "mimic-cxr-2.0.0-chexpert.csv").write_text(
+        "subject_id,study_id,Atelectasis,Cardiomegaly,Pleural Effusion,No Finding\n10000032,50414267,,0.0,1.0,\n"
+    )
+    rows = read("image_text", "mimic_cxr", tmp_path).sort("sample_id")
+    assert rows["sample_id"].to_list() == ["src:02aa804e-bde0afdd", "src:77aa"]
+    first = rows.row(0, named=True)
+    assert first["text"] == "Small left effusion.\nEffusion." and "Drummond" not in str(
+        rows.to_dicts()
+    )
+    assert (first["Pleural Effusion"], first["Cardiomegaly"], first["Atelectasis"]) == (
+        "1",
+        "0",
+        None,
+    )
+    assert first["label_origin"] == "dataset" and rows.row(1, named=True)["label_origin"] == "none"
+    assert rows["patient_id"].n_unique() == 1 and "10000032" not in rows["patient_id"][0]
+    assert rows.row(1, named=True)["text"] is None  # no report file: validation will quarantine
+
+
+def test_chexpert_maps_columns_by_name(tmp_path):
+    png(tmp_path / "train/patient00001/study1/view1_frontal.jpg")
+    header = (
+        "Path,Sex,Age,Frontal/Lateral,AP/PA,No Finding,Lung Opacity,Lung Lesion,Pleural Effusion"
+    )
+    (tmp_path / "train.csv").write_text(
+        f"{header}\nCheXpert-v1.0-small/train/patient00001/study1/view1_frontal.jpg,Male,60,Frontal,PA,,1.0,0.0,-1.0\n"
+    )
+    row = read("image_label", "chexpert", tmp_path).row(0, named=True)
+    assert row["sample_id"] == "src:patient00001/study1/view1_frontal"
+    assert (
+        row["Lung Opacity"],
+        row["Lung Lesion"],
+        row["Pleural Effusion"],
+        row["No Finding"],
+    ) == ("1", "0", "-1", None)
+    assert Path(row["image"]).is_file() and row["text"] is None
+
+
+def test_chestxray14_pipe_separated_labels(tmp_path):
+    png(tmp_path / "images/00000001_000.png")
+    (tmp_path / "Data_Entry_2017.csv").write_text(
+        "Image Index,Finding Labels,Follow-up #,Patient ID,Patient Age,Patient Gender,View Position,"
+        "OriginalImage[Width,Height],OriginalImagePixelSpacing[x,y],\n"
+        "00000001_000.png,Cardiomegaly|Effusion|Nodule,0,1,58,M,PA,2682,2749,0.143,0.143,\n"
+        "00000002_000.png,No Finding,0,2,81,M,PA,2500,2048,0.171,0.171,\n"
+    )
+    rows = read("image_label", "chestxray14", tmp_path)
+    sick, healthy = rows.row(0, named=True), rows.row(1, named=True)
+    assert (
+        sick["Cardiomegaly"],
+        sick["Pleural Effusion"],
+        sick["Lung Lesion"],
+        sick["No Finding"],
+    ) == ("1", "1", "1", "0")
+    assert (sick["Pneumothorax"], sick["Fracture"]) == ("0", None)  # not a ChestX-ray14 class
+    assert healthy["No Finding"] == "1" and healthy["Cardiomegaly"] == "0"
+
+
+def test_openi_real_reports():
+    rows = read("text_label", "openi", shared_path("iu-xray/indiana_reports.csv").parent)
+    assert rows.height == 3851 and rows["sample_id"].n_unique() == 3851
+    assert rows["text"].is_not_null().sum() > 3700 and rows["image"].null_count() == 3851
+    assert set(rows["label_origin"]) == {"none"}  # labelled by the labeler at unification
+
+
+def test_folders_real_kermany():
+    root = shared_path("kermany/train")
+    rows = read("image_label", "folders", root, patient_pattern=r"(person\d+)_")
+    assert rows.height == 5216
+    pneumonia = rows.filter(pl.col("sample_id").str.starts_with("src:PNEUMONIA/"))
+    normal = rows.filter(pl.col("sample_id").str.starts_with("src:NORMAL/"))
+    assert pneumonia.height == 3875 and normal.height == 1341
+    assert set(pneumonia["Pneumonia"]) == {"1"} and set(pneumonia["No Finding"]) == {"0"}
+    assert set(normal["No Finding"]) == {"1"} and set(normal["Pneumonia"]) == {"0"}
+    assert normal["patient_id"].n_unique() == 1341  # no patient id: each image its own patient
+    assert pneumonia["patient_id"].n_unique() < 3875 / 1.5  # several images per personNNN
+
+
+def test_generic_csv(tmp_path):
+    (tmp_path / "notes.csv").write_text(
+        "id,who,note,effusion\na1,p1,No pneumothorax. Jane Roe.,1\na2,p1,Clear.,\n"
+    )
+    columns = CsvColumns(
+        id="id", patient="who", text=["note"], labels=["effusion"], identifiers=["who"]
+    )
+    rows = read("text_label", "csv", tmp_path / "notes.csv", columns=columns)
+    assert rows["Pleural Effusion"].to_list() == ["1", None]
+    assert rows["patient_id"].n_unique() == 1
