@@ -155,7 +155,7 @@ class _Planner:
     def __init__(self, rng: np.random.Generator, source: str, n: int, rate: float):
         self.by_record: dict[int, str] = {}
         indices = rng.permutation(n)
-        per_kind = max(1, round(rate * n))
+        per_kind = max(1, round(rate * n)) if rate > 0 else 0  # any rate plants each kind once
         for k, fault in enumerate(FAULTS[source]):
             for i in indices[k * per_kind : (k + 1) * per_kind]:
                 self.by_record[int(i)] = fault

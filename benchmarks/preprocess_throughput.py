@@ -1,0 +1,117 @@
+"""Preprocessing throughput (DICOM → cache) and what the cache buys training, side by side.
+
+    python benchmarks/preprocess_throughput.py [--studies 600]
+
+1. `build_cache` on the same demo DICOMs with 1 worker and with every core: studies/s.
+2. Batches/s of 64 images read from the memory-mapped cache (TripletDataset) against the same
+   batches decoded from DICOM at every access (what training without the cache would do).
+Ratios matter here, not absolute times: the machines are shared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from umcl.config import DemoSettings, SourceSettings, SplitSettings
+from umcl.data.dataset import TripletDataset, collate
+from umcl.data.demo import generate_demo
+from umcl.data.preprocess import build_cache, decode_to_square
+from umcl.data.sources import read_source
+from umcl.data.unify import build_triplets
+from umcl.labels import CHEXPERT_LABELS, LabelSpace
+
+SIZE, BATCH = 64, 64
+
+
+class DecodeEveryAccess(Dataset):
+    """The same samples as TripletDataset, but each image decoded from its DICOM on access."""
+
+    def __init__(self, paths: list[str]):
+        self.paths = paths
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return torch.from_numpy(decode_to_square(self.paths[i], SIZE)).float()[None] / 255.0
+
+
+def batches_per_second(loader: DataLoader, max_batches: int) -> float:
+    started, n = time.perf_counter(), 0
+    for _ in loader:
+        n += 1
+        if n == max_batches:
+            break
+    return n / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--studies", type=int, default=600)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        generate_demo(
+            DemoSettings(
+                out=root / "demo",
+                image_text_studies=args.studies,
+                image_label_studies=10,
+                text_label_studies=10,
+                fault_rate=0.0,
+            ),
+            seed=1,
+        )
+        source = SourceSettings(
+            name="mimic", kind="image_text", format="mimic_cxr", path=root / "demo/mimic"
+        )
+        rows = read_source(source, LabelSpace(), "key")
+        triplets = build_triplets([rows], list(CHEXPERT_LABELS), 0, SplitSettings())
+        triplets.write_parquet(root / "t.parquet")
+        cores = os.cpu_count() or 1
+
+        timings = {}
+        for workers in (1, cores):
+            started = time.perf_counter()
+            build_cache(root / "t.parquet", root / f"cache{workers}", SIZE, workers)
+            timings[workers] = triplets.height / (time.perf_counter() - started)
+
+        cached = DataLoader(
+            TripletDataset(triplets, root / f"cache{cores}", list(CHEXPERT_LABELS)),
+            batch_size=BATCH,
+            shuffle=True,
+            collate_fn=collate,
+            generator=torch.Generator().manual_seed(0),
+        )
+        decoding = DataLoader(
+            DecodeEveryAccess(triplets["image"].to_list()),
+            batch_size=BATCH,
+            shuffle=True,
+            generator=torch.Generator().manual_seed(0),
+        )
+        n = triplets.height // BATCH
+        cache_rate, decode_rate = batches_per_second(cached, n), batches_per_second(decoding, n)
+
+    print(
+        f"{triplets.height} demo DICOMs (128 px wide, 12/16-bit, some MONOCHROME1) → {SIZE}×{SIZE} cache, {cores} cores\n"
+    )
+    print("| measure | value |\n|---|---:|")
+    print(f"| preprocess, 1 worker | {timings[1]:.0f} studies/s |")
+    print(
+        f"| preprocess, {cores} workers | {timings[cores]:.0f} studies/s ({timings[cores] / timings[1]:.2f}×) |"
+    )
+    print(f"| training batches ({BATCH}) from the cache | {cache_rate:.1f} batches/s |")
+    print(
+        f"| training batches ({BATCH}) decoding DICOM at every access | {decode_rate:.1f} batches/s |"
+    )
+    print(f"| **cache speed-up for training** | **{cache_rate / decode_rate:.1f}×** |")
+
+
+if __name__ == "__main__":
+    main()
