@@ -29,7 +29,9 @@ NAMES = list(CHEXPERT_LABELS)
 
 def synthetic(source: str, kind: str, n: int, rng: np.random.Generator) -> pl.DataFrame:
     values = np.array(["1", "0", "-1", None], dtype=object)
-    labels = {name: values[rng.choice(4, size=n, p=[0.15, 0.25, 0.05, 0.55])].tolist() for name in NAMES}
+    labels = {
+        name: values[rng.choice(4, size=n, p=[0.15, 0.25, 0.05, 0.55])].tolist() for name in NAMES
+    }
     return pl.DataFrame(
         {
             "sample_id": [f"{source}:{i:08d}" for i in range(n)],
