@@ -19,6 +19,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import polars as pl
+from tqdm import tqdm
 
 from umcl.config import Settings, SourceKind
 from umcl.data.dicom import ImageDecodeError
@@ -52,7 +53,8 @@ def check_images(paths: list[str | None], workers: int = 0) -> list[str | None]:
         return []
     workers = workers or os.cpu_count() or 1
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(image_problem, paths, chunksize=64))
+        checks = pool.map(image_problem, paths, chunksize=64)
+        return list(tqdm(checks, total=len(paths), desc="decode check", unit="img"))
 
 
 def build_suite(kind: SourceKind, label_names: list[str]):
