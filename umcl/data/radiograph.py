@@ -98,15 +98,13 @@ def render_radiograph(
     density += 0.14 * _soft(0.014 - clavicles, 0.004)
 
     for label, side in findings.items():
-        density = _DRAW.get(label, _no_drawing)(rng, density, x, y, lungs, side, dome)
+        draw = _DRAW.get(label)  # cardiomegaly and a wide mediastinum are drawn with the anatomy
+        if draw is not None:
+            density = draw(rng, density, x, y, lungs, side, dome)
 
     density = density + rng.normal(0, 0.012, size=x.shape) + 0.02 * _blur(rng.normal(size=x.shape), size / 8)
     density = np.clip(density, 0, 1) ** rng.uniform(0.85, 1.2)  # exposure / contrast jitter
     return density.astype(np.float32)
-
-
-def _no_drawing(rng, density, x, y, lungs, side, dome):
-    return density
 
 
 def _effusion(rng, density, x, y, lungs, side, dome):
@@ -129,7 +127,7 @@ def _pneumothorax(rng, density, x, y, lungs, side, dome):
 
 def _blob(rng, x, y, lungs, side, zone, radius):
     _, lung = lungs[side]
-    cx = (0.31 if side == "right" else 0.69) + rng.uniform(-0.05, 0.05)
+    cx = _lung_x(side) + rng.uniform(-0.05, 0.05)
     cy = {"upper": rng.uniform(0.28, 0.38), "mid": rng.uniform(0.40, 0.5), "lower": rng.uniform(0.55, 0.63)}[zone]
     shape = np.zeros_like(x)
     for _ in range(3):  # irregular outline from overlapping lobes
@@ -145,7 +143,7 @@ def _consolidation(rng, density, x, y, lungs, side, dome):
 
 def _pneumonia(rng, density, x, y, lungs, side, dome):
     _, lung = lungs[side]
-    cx, cy = (0.31 if side == "right" else 0.69), rng.uniform(0.5, 0.6)
+    cx, cy = _lung_x(side), rng.uniform(0.5, 0.6)
     patches = np.zeros_like(x)
     for _ in range(7):  # fluffy, patchy airspace opacity
         px, py = cx + rng.normal(0, 0.045), cy + rng.normal(0, 0.05)
@@ -155,7 +153,7 @@ def _pneumonia(rng, density, x, y, lungs, side, dome):
 
 def _atelectasis(rng, density, x, y, lungs, side, dome):
     _, lung = lungs[side]
-    cx, cy = (0.31 if side == "right" else 0.69) + rng.uniform(-0.03, 0.03), rng.uniform(0.6, 0.66)
+    cx, cy = _lung_x(side) + rng.uniform(-0.03, 0.03), rng.uniform(0.6, 0.66)
     tilt = rng.uniform(-0.25, 0.25)
     band = _segment(x, y, (cx - 0.08, cy - tilt * 0.08), (cx + 0.08, cy + tilt * 0.08))
     plate = _soft(0.017 - band, 0.004) * lung  # plate-like (discoid) atelectasis
@@ -186,10 +184,6 @@ def _devices(rng, density, x, y, lungs, side, dome):
     return np.maximum(density, 0.95 * wire)
 
 
-def _mediastinum_or_heart(rng, density, x, y, lungs, side, dome):
-    return density  # drawn with the anatomy (wider mediastinum, larger heart)
-
-
 def _pleural_thickening(rng, density, x, y, lungs, side, dome):
     radius, _ = lungs[side]
     rim = _soft(0.05 - np.abs(radius - 1.0), 0.01) * _soft(y - 0.3, 0.02) * _soft(dome - y, 0.01)
@@ -212,8 +206,6 @@ _DRAW = {
     "Edema": _edema,
     "Lung Lesion": _lesion,
     "Support Devices": _devices,
-    "Cardiomegaly": _mediastinum_or_heart,
-    "Enlarged Cardiomediastinum": _mediastinum_or_heart,
     "Pleural Other": _pleural_thickening,
     "Fracture": _fracture,
 }
