@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from umcl.labels import CHEXPERT_LABELS, NEGATIVE, POSITIVE, UNCERTAIN, strongest
 
@@ -105,12 +104,6 @@ _CLAUSE_BREAK = re.compile(
 _SENTENCE = re.compile(r"(?<!\d)\.(?!\d)|\n+|\?|!|(?:^|\s)\d\.\s")
 
 
-@dataclass(frozen=True)
-class Mention:
-    label: str
-    value: int
-
-
 def _clauses(text: str) -> Iterable[str]:
     for sentence in _SENTENCE.split(text.lower()):
         yield from (c.strip() for c in _CLAUSE_BREAK.split(sentence) if c and c.strip())
@@ -137,18 +130,19 @@ def _masked(clause: str, pattern: str | None) -> str:
     return re.sub(pattern, lambda m: " " * len(m.group()), clause)
 
 
-def _anatomy_mentions(label: str, clause: str) -> list[Mention]:
+def _anatomy_mentions(label: str, clause: str) -> list[int]:
+    """Values stated by anatomy mentions with a descriptor (bare anatomy states nothing)."""
     found = []
     for match in re.finditer(rf"\b(?:{ANATOMY[label]})\b", clause):
         words_before = " ".join(clause[: match.start()].split()[-3:])
         tail = " ".join(clause[match.end() :].split()[:7])
         if re.search(rf"\b(?:{_BORDERLINE})\b", f"{words_before} {tail}"):
-            found.append(Mention(label, UNCERTAIN))
+            found.append(UNCERTAIN)
         elif re.search(rf"\b(?:{_NORMAL})\b", tail) or re.search(r"\bnormal(?:-sized)?\b\W*(?:\w+\W+)?$", words_before):
-            found.append(Mention(label, NEGATIVE))
+            found.append(NEGATIVE)
         elif re.search(rf"\b(?:{_ABNORMAL})\b", tail) or re.search(rf"\b(?:{_ABNORMAL})\b\W*$", words_before):
             value = _polarity(clause, match.start(), match.end())
-            found.append(Mention(label, value))
+            found.append(value)
     return found
 
 
@@ -164,7 +158,7 @@ def label_report(text: str | None, labels: Iterable[str] = CHEXPERT_LABELS) -> d
             for match in re.finditer(rf"\b(?:{pattern})", scan):
                 values[label].append(_polarity(clause, match.start(), match.end()))
         for label in ANATOMY:
-            values[label] += [m.value for m in _anatomy_mentions(label, clause)]
+            values[label] += _anatomy_mentions(label, clause)
         for match in re.finditer(rf"\b(?:{OTHER_ABNORMALITIES})", clause):
             if _polarity(clause, match.start(), match.end()) != NEGATIVE:
                 other_abnormality = True
