@@ -20,7 +20,7 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	# torch first and pinned: an unpinned torch would pull a multi-GB CUDA build.
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[dev]' torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[dev,minilm]' torch==2.13.0
 	touch $@
 
 install: $(VENV)/.installed

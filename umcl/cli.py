@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-STAGES = "demo → validate → unify → preprocess"
+STAGES = "demo → validate → unify → preprocess → train"
 
 
 def _settings(args: argparse.Namespace):
@@ -59,6 +59,19 @@ def cmd_preprocess(args: argparse.Namespace) -> None:
     print(
         f"preprocess: {meta['count']} images cached at {meta['size']}×{meta['size']} in {args.out}"
     )
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from umcl.train import train
+
+    summary = train(
+        _settings(args), args.triplets, args.cache, args.out, args.checkpoints, args.live
+    )
+    if summary["world_size"] == 1 or int(__import__("os").environ.get("RANK", "0")) == 0:
+        print(
+            f"train: {summary['steps']} steps (resumed from {summary['resumed_from']}) on {summary['world_size']}× {summary['device']}, "
+            f"{summary['precision']}; loss {summary['first_loss']} → {summary['final_loss']}; model in {args.out}"
+        )
 
 
 def cmd_label(args: argparse.Namespace) -> None:
@@ -124,6 +137,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--triplets", type=Path, default=Path("data/unified/triplets.parquet"))
     p.add_argument("--out", type=Path, default=Path("data/cache"))
+    p = stage(
+        "train", cmd_train, "pretrain UMCL on the train split; resumes from the last checkpoint"
+    )
+    p.add_argument("--triplets", type=Path, default=Path("data/unified/triplets.parquet"))
+    p.add_argument("--cache", type=Path, default=Path("data/cache"))
+    p.add_argument("--out", type=Path, default=Path("models/candidate"))
+    p.add_argument("--checkpoints", type=Path, default=Path("models/checkpoints"))
+    p.add_argument(
+        "--live", type=Path, default=Path("metrics/train"), help="dvclive metrics and plots"
+    )
     p = stage("label", cmd_label, "label free-text reports: one column per label (1, 0, -1, blank)")
     p.add_argument("input", type=Path, help="CSV with an id column and report text columns")
     p.add_argument("--id-column", required=True)

@@ -16,6 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 SourceKind = Literal["image_text", "image_label", "text_label"]
 SourceFormat = Literal["demo", "mimic_cxr", "chexpert", "chestxray14", "openi", "folders", "csv"]
 UncertaintyPolicy = Literal["zeros", "ones", "ignore"]
+TargetMode = Literal["identity", "exact", "soft"]
+Pooling = Literal["pooler", "cls", "mean"]
 
 
 class ConfigError(ValueError):
@@ -139,6 +141,85 @@ class PreprocessSettings(Strict):
     workers: int = Field(0, ge=0)  # 0 = one per core
 
 
+class TowerSettings(Strict):
+    """One encoder: a local checkpoint directory, or a transformers config to build from."""
+
+    pretrained: Path | None = None  # local directory (config.json + weights); no hub look-ups
+    config: dict = Field(
+        default_factory=dict
+    )  # AutoConfig kwargs incl. model_type, if no pretrained
+    pooling: Pooling = "mean"  # pooler: the model's own pooled output; cls: first token
+
+    @model_validator(mode="after")
+    def _one_source(self) -> TowerSettings:
+        if self.pretrained is None and "model_type" not in self.config:
+            raise ValueError(
+                "give either 'pretrained' (a local directory) or a 'config' with a model_type"
+            )
+        return self
+
+
+class TextTowerSettings(TowerSettings):
+    max_length: int = Field(128, ge=8)  # tokens per report; longer ones are truncated
+    vocab_size: int = Field(3000, ge=100)  # WordPiece trained on the training texts (no pretrained)
+
+
+class ImageTowerSettings(TowerSettings):
+    # Cache pixels in [0, 1] are standardised with these before the tower.
+    mean: float = 0.5
+    std: float = 0.25
+
+
+class ModelSettings(Strict):
+    embed_dim: int = Field(128, ge=2)  # shared embedding space of images, texts and prompts
+    image: ImageTowerSettings
+    text: TextTowerSettings
+
+
+class PromptInit(Strict):
+    present: str  # words whose token embeddings start the present context
+    absent: str  # … and the absent context
+
+
+class PromptSettings(Strict):
+    mode: Literal["learned", "handcrafted"] = "learned"  # handcrafted: fixed templates (ablation)
+    n_ctx: int = Field(4, ge=1, le=32)  # learned context vectors per context
+    class_specific: bool = False  # one context per label (unseen names cannot be prompted)
+    init: Literal["random"] | PromptInit = "random"
+    # Handcrafted mode: the words that precede a finding's name.
+    templates: PromptInit = PromptInit(present="there is", absent="there is no")
+
+
+class LossWeights(Strict):
+    image_text: float = Field(1.0, ge=0)
+    image_label: float = Field(1.0, ge=0)
+    text_label: float = Field(1.0, ge=0)
+    # Per-label present/absent prompt classification of images and texts: trains the prompts
+    # that zero-shot evaluation uses directly (DESIGN §4).
+    label_prompts: float = Field(1.0, ge=0)
+
+
+class LossSettings(Strict):
+    target: TargetMode = "soft"  # identity = CLIP; exact = UniCL; soft = cosine of label vectors
+    weights: LossWeights = LossWeights()
+
+
+class TrainSettings(Strict):
+    steps: int = Field(480, ge=1)  # optimiser steps
+    batch_size: int = Field(64, ge=2)  # samples per process per micro-batch
+    accumulate: int = Field(1, ge=1)  # micro-batches per optimiser step
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.05, ge=0)
+    warmup_steps: int = Field(40, ge=0)  # linear warm-up, then cosine decay to zero
+    grad_clip: float = Field(1.0, gt=0)  # max global gradient norm
+    precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 on CUDA, fp32 on CPU
+    checkpoint_every: int = Field(100, ge=1)  # steps between resumable checkpoints
+    log_every: int = Field(10, ge=1)  # steps between logged metrics
+    workers: int = Field(0, ge=0)  # DataLoader worker processes
+    device: str = "auto"  # auto: cuda if available, else cpu
+    compile: bool = False  # torch.compile the towers
+
+
 class Settings(Strict):
     seed: int = 42
     labels: LabelSettings = LabelSettings()
@@ -146,6 +227,10 @@ class Settings(Strict):
     data: DataSettings
     validate_: ValidateSettings = Field(ValidateSettings(), alias="validate")
     preprocess: PreprocessSettings = PreprocessSettings()
+    model: ModelSettings | None = None  # required by train
+    prompt: PromptSettings = PromptSettings()
+    loss: LossSettings = LossSettings()
+    train: TrainSettings = TrainSettings()
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

@@ -1,0 +1,180 @@
+"""The image–text–label contrastive loss (DESIGN §5), and its CLIP special case.
+
+Three parts, each small enough to check on its own:
+- `targets`: which pairs of samples are positives (the true pair, and label-sharing samples);
+- `soft_contrastive`: soft cross-entropy over a similarity matrix, in both directions;
+- `gather_with_grad`: under DDP, the global batch with gradient flowing to the local shard.
+`UMCLLoss` combines them over the modality pairs present in a batch.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+
+from umcl.config import LossWeights, TargetMode
+
+PAIRS = {
+    "image_text": ("image", "text"),
+    "image_label": ("image", "label"),
+    "text_label": ("text", "label"),
+}
+
+
+def targets(
+    labels_a: torch.Tensor,
+    labels_b: torch.Tensor,
+    mode: TargetMode,
+    same: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """T[a, b] (n_a × n_b): 1 for the true pair (`same`; the diagonal when omitted), else the
+    similarity of the label vectors when both samples have labels, else 0.
+
+    Labels are 0/1 after the uncertainty policy, NaN where not known; a row of NaN is a sample
+    without labels. Unknown entries count as 0 (not mentioned) in the similarity.
+    """
+    if same is None:
+        same = torch.eye(len(labels_a), len(labels_b), dtype=torch.bool, device=labels_a.device)
+    t = torch.zeros(same.shape, dtype=labels_a.dtype, device=labels_a.device)
+    if mode != "identity":
+        a, b = torch.nan_to_num(labels_a), torch.nan_to_num(labels_b)
+        dot, norm_a, norm_b = (
+            a @ b.T,
+            a.sum(1, keepdim=True),
+            b.sum(1, keepdim=True).T,
+        )  # 0/1 vectors
+        if mode == "exact":
+            sim = ((dot == norm_a) & (dot == norm_b)).to(t.dtype)
+        else:  # cosine; two empty (all-negative) vectors are equal, one empty one is not similar
+            sim = dot / (norm_a.sqrt() * norm_b.sqrt()).clamp(min=1e-12)
+            sim = torch.where((norm_a == 0) & (norm_b == 0), 1.0, sim)
+        has_a, has_b = ~labels_a.isnan().all(1), ~labels_b.isnan().all(1)
+        t = sim * (has_a[:, None] & has_b[None, :])
+    return torch.where(same, 1.0, t)
+
+
+def _soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean over rows with a positive of CE(softmax(logits), normalised target row)."""
+    mass = targets.sum(1)
+    rows = mass > 0
+    if not rows.any():
+        return logits.sum() * 0.0  # keeps the graph: nothing to learn from this direction
+    p = targets[rows] / mass[rows, None]
+    return -(p * F.log_softmax(logits[rows], dim=1)).sum(1).mean()
+
+
+def soft_contrastive(
+    a: torch.Tensor, b: torch.Tensor, targets: torch.Tensor, logit_scale: torch.Tensor
+) -> torch.Tensor:
+    """Mean of the a→b and b→a soft cross-entropies; `logit_scale` is the multiplier (exp'd).
+    With identity targets this is CLIP's (CE(logits, arange) + CE(logits.T, arange)) / 2."""
+    logits = logit_scale * a @ b.T
+    return (_soft_cross_entropy(logits, targets) + _soft_cross_entropy(logits.T, targets.T)) / 2
+
+
+class _ScaleGrad(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, factor: float) -> torch.Tensor:
+        ctx.factor = factor
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        return grad * ctx.factor, None
+
+
+def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
+    """All ranks' `x` concatenated in rank order; gradient flows into the local shard only.
+
+    Every rank then computes the same global loss, but back-propagates only through its own
+    samples. DDP averages gradients over ranks, so the local shard's gradient is scaled by the
+    world size: the sum over ranks is then exactly the single-process gradient. Replicated
+    inputs (the finding prompts, the logit scale) need no scaling: each rank already holds
+    their full gradient.
+    """
+    if not _distributed():
+        return x
+    world = dist.get_world_size()
+    shards = [torch.empty_like(x) for _ in range(world)]
+    dist.all_gather(shards, x.detach().contiguous())
+    shards[dist.get_rank()] = _ScaleGrad.apply(x, float(world))
+    return torch.cat(shards)
+
+
+def gather(x: torch.Tensor) -> torch.Tensor:
+    """All ranks' `x` concatenated in rank order, without gradient (masks, labels)."""
+    if not _distributed():
+        return x
+    wire = x.to(torch.uint8) if x.dtype == torch.bool else x.contiguous()
+    shards = [torch.empty_like(wire) for _ in range(dist.get_world_size())]
+    dist.all_gather(shards, wire)
+    return torch.cat(shards).to(x.dtype)
+
+
+def _distributed() -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def _scatter(rows: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
+    """(n_present, D) → (B, D) with zeros for absent samples, so every rank gathers B rows."""
+    full = rows.new_zeros(len(present), rows.shape[1])
+    return full.index_put((present.nonzero().squeeze(1),), rows) if len(rows) else full
+
+
+class UMCLLoss(nn.Module):
+    """Weighted sum over modality pairs of `soft_contrastive` on the global batch, plus the
+    per-finding present/absent prompt classification (`label_prompts`)."""
+
+    def __init__(self, target: TargetMode, weights: LossWeights):
+        super().__init__()
+        self.target, self.weights = target, weights
+
+    def forward(
+        self,
+        embeddings: dict[str, torch.Tensor],
+        present: dict[str, torch.Tensor],
+        labels: torch.Tensor,
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """`embeddings[m]` holds the rows of the local samples that have modality m
+        (`present[m]`, a (B,) mask); `labels` is (B, K) with NaN where unknown."""
+        scale = embeddings["logit_scale"]
+        full = {
+            m: gather_with_grad(_scatter(embeddings[m].float(), present[m]))
+            for m in ("image", "text", "label")
+        }
+        mask = {m: gather(present[m]) for m in ("image", "text", "label")}
+        labels = gather(labels)
+        same = torch.eye(len(labels), dtype=torch.bool, device=labels.device)
+        total, parts = scale.new_zeros(()), {}
+        for name, (m_a, m_b) in PAIRS.items():
+            weight = getattr(self.weights, name)
+            rows, cols = mask[m_a], mask[m_b]
+            if weight == 0 or not rows.any() or not cols.any():
+                continue
+            t = targets(labels[rows], labels[cols], self.target, same[rows][:, cols])
+            part = soft_contrastive(full[m_a][rows], full[m_b][cols], t, scale)
+            total, parts[name] = total + weight * part, part.item()
+        if self.weights.label_prompts > 0 and "present" in embeddings:
+            part = self._finding_classification(full, mask, labels, embeddings, scale)
+            if part is not None:
+                total, parts["label_prompts"] = (
+                    total + self.weights.label_prompts * part,
+                    part.item(),
+                )
+        return total, parts
+
+    @staticmethod
+    def _finding_classification(full, mask, labels, embeddings, scale) -> torch.Tensor | None:
+        """Binary CE of softmax(s·[x·w_present, x·w_absent]) against each known label, for
+        images and texts: the zero-shot classifier of evaluation, trained directly."""
+        difference = embeddings["present"].float() - embeddings["absent"].float()  # (K, D)
+        known = ~labels.isnan()
+        logits, truth = [], []
+        for m in ("image", "text"):
+            rows = mask[m][:, None] & known
+            logits.append((scale * full[m] @ difference.T)[rows])
+            truth.append(labels[rows])
+        logits, truth = torch.cat(logits), torch.cat(truth)
+        return F.binary_cross_entropy_with_logits(logits, truth) if len(truth) else None
