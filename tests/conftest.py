@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.tiny import MODEL as TINY_MODEL
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
 
@@ -41,6 +43,8 @@ def tiny_params(root: Path) -> dict:
         source["path"] = str(root / "raw/demo" / Path(source["path"]).name)
     params["validate"]["max_bad_fraction"] = 0.3
     params["preprocess"].update(image_size=32, workers=2)
+    params["model"] = TINY_MODEL
+    params["train"].update(steps=6, batch_size=8, warmup_steps=1, checkpoint_every=3, log_every=1)
     return params
 
 

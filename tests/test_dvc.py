@@ -59,14 +59,32 @@ def project(tmp_path_factory) -> Path:
     return root
 
 
-def test_repro_runs_through_preprocess_then_has_nothing_to_do(project):
+def test_repro_runs_through_train_then_has_nothing_to_do(project):
     out = run("dvc", "repro", cwd=project)
-    for stage in ("demo", "validate", "unify", "preprocess"):
+    for stage in ("demo", "validate", "unify", "preprocess", "train"):
         assert f"Running stage '{stage}'" in out
     assert (project / "data/cache/images.u8").stat().st_size > 0
+    assert (project / "models/candidate/model.safetensors").is_file()
+    assert "train.loss" in run("dvc", "metrics", "show", cwd=project)
     again = run("dvc", "repro", cwd=project)
     assert "Running stage" not in again
     assert "Data and pipelines are up to date" in run("dvc", "status", cwd=project)
+
+
+def test_a_train_param_edit_reruns_only_train(project):
+    if not (project / "dvc.lock").is_file():
+        run("dvc", "repro", cwd=project)
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["train"]["lr"] = params["train"]["lr"] / 2
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    out = run("dvc", "repro", cwd=project)
+    assert "Running stage 'train'" in out
+    assert all(
+        f"Running stage '{s}'" not in out for s in ("demo", "validate", "unify", "preprocess")
+    )
+    assert "other params or data" in out  # the old checkpoint is not resumed
+    plots = run("dvc", "plots", "show", "--json", cwd=project)
+    assert "loss.tsv" in plots
 
 
 def test_raw_data_round_trips_through_a_remote(project, tmp_path):

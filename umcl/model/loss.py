@@ -61,8 +61,9 @@ def _soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Te
     rows = mass > 0
     if not rows.any():
         return logits.sum() * 0.0  # keeps the graph: nothing to learn from this direction
-    p = targets[rows] / mass[rows, None]
-    return -(p * F.log_softmax(logits[rows], dim=1)).sum(1).mean()
+    if not rows.all():
+        logits, targets, mass = logits[rows], targets[rows], mass[rows]
+    return -((targets * F.log_softmax(logits, dim=1)).sum(1) / mass).mean()
 
 
 def soft_contrastive(
