@@ -43,6 +43,7 @@ bench: install
 	python benchmarks/labeler_negbio.py
 	python benchmarks/preprocess_throughput.py
 	python benchmarks/unify_scale.py
+	dvc repro preprocess && python benchmarks/train_step.py
 
 clean:
 	rm -rf data/validated data/quarantine data/unified data/cache metrics
