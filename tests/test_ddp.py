@@ -10,10 +10,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch.nn.parallel import DistributedDataParallel
 
-from tests.tiny import tiny_batch, tiny_model
-from umcl.config import LossWeights
-from umcl.model.loss import UMCLLoss
-from umcl.train import contrastive_step
+from tests.tiny import cpu_step_loss, tiny_batch, tiny_model
 
 N = 12  # global batch; 6 per rank
 
@@ -24,13 +21,7 @@ def half(batch: dict, rank: int) -> dict:
 
 
 def step(model, batch: dict, target: str) -> tuple[float, dict[str, torch.Tensor]]:
-    loss, _ = contrastive_step(
-        model,
-        UMCLLoss(target, LossWeights()),
-        batch,
-        torch.device("cpu"),
-        torch.autocast("cpu", enabled=False),
-    )
+    loss, _ = cpu_step_loss(model, batch, target)
     loss.backward()
     core = model.module if isinstance(model, DistributedDataParallel) else model
     return loss.item(), {
@@ -59,4 +50,4 @@ def test_two_process_gloo_matches_one_process(tmp_path: Path) -> None:
         assert abs(distributed["loss"] - loss) < 1e-5
         assert distributed["grads"].keys() == grads.keys()
         for name, grad in grads.items():
-            assert torch.allclose(distributed["grads"][name], grad, atol=1e-5, rtol=1e-4), name
+            assert torch.allclose(distributed["grads"][name], grad, atol=1e-5, rtol=1e-5), name

@@ -82,7 +82,7 @@ def test_a_train_param_edit_reruns_only_train(project):
     assert all(
         f"Running stage '{s}'" not in out for s in ("demo", "validate", "unify", "preprocess")
     )
-    assert "other params or data" in out  # the old checkpoint is not resumed
+    assert "other params, data or code" in out  # the old checkpoint is not resumed
     plots = run("dvc", "plots", "show", "--json", cwd=project)
     assert "loss.tsv" in plots
 

@@ -8,10 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tests.tiny import tiny_batch, tiny_model
-from umcl.config import LossWeights
-from umcl.model.loss import UMCLLoss, soft_contrastive, targets
-from umcl.train import contrastive_step
+from tests.tiny import cpu_step_loss, tiny_batch, tiny_model
+from umcl.model.loss import soft_contrastive, targets
 
 NAN = float("nan")
 
@@ -87,13 +85,7 @@ def test_absent_modalities_get_no_gradient(target: str) -> None:
     batch = tiny_batch(8)
     images = batch["images"].clone().requires_grad_(True)
     batch["images"] = images
-    loss, parts = contrastive_step(
-        model,
-        UMCLLoss(target, LossWeights()),
-        batch,
-        torch.device("cpu"),
-        torch.autocast("cpu", enabled=False),
-    )
+    loss, parts = cpu_step_loss(model, batch, target)
     loss.backward()
     per_sample = images.grad.abs().flatten(1).sum(1)
     assert (per_sample[~batch["has_image"]] == 0).all()
@@ -105,13 +97,7 @@ def test_a_batch_without_images_leaves_the_image_tower_untouched() -> None:
     model = tiny_model()
     batch = tiny_batch(8)
     batch["has_image"][:] = False
-    loss, parts = contrastive_step(
-        model,
-        UMCLLoss("soft", LossWeights()),
-        batch,
-        torch.device("cpu"),
-        torch.autocast("cpu", enabled=False),
-    )
+    loss, parts = cpu_step_loss(model, batch, "soft")
     loss.backward()
     assert "image_text" not in parts and "image_label" not in parts
     assert all(p.grad is None for p in model.image.parameters())

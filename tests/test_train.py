@@ -97,7 +97,7 @@ def test_a_checkpoint_from_other_params_is_not_resumed(
     assert run(tiny_pipeline, tmp_path, steps=4)["resumed_from"] == 4  # same params: nothing to do
     with caplog.at_level(logging.WARNING):
         assert run(tiny_pipeline, tmp_path, steps=4, lr=1e-3)["resumed_from"] == 0
-    assert "other params or data" in caplog.text
+    assert "other params, data or code" in caplog.text
 
 
 def _train_process(params: Path, out: Path) -> subprocess.Popen:
@@ -134,7 +134,7 @@ def test_kill_and_resume_ends_with_the_uninterrupted_weights(
     resumed = _train_process(params, tmp_path / "killed")
     stdout, stderr = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, stderr[-2000:]
-    assert "resumed from 5" in stdout or "resumed from 10" in stdout, stdout
+    assert "train: steps 5 → 60" in stdout or "train: steps 10 → 60" in stdout, stdout
     expected = load_file(tmp_path / "whole/model/model.safetensors")
     got = load_file(tmp_path / "killed/model/model.safetensors")
     assert expected.keys() == got.keys()
@@ -154,8 +154,17 @@ def test_torchrun_trains_with_two_gloo_processes(tiny_pipeline: dict, tmp_path: 
                "--checkpoints", str(tmp_path / "checkpoints"), "--live", str(tmp_path / "live")]  # fmt: skip
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "on 2× cpu" in done.stdout and done.stdout.count("train: 6 steps") == 1  # rank 0 reports
+    assert (
+        "on 2× cpu" in done.stdout and done.stdout.count("train: steps 0 → 6") == 1
+    )  # rank 0 reports
     description = yaml.safe_load((tmp_path / "model/umcl.json").read_text())
     assert description["train"]["world_size"] == 2
     assert len(losses(tmp_path / "live")) == 6
     load_model(tmp_path / "model")
+
+
+def test_accumulation_and_bf16_autocast_run(tiny_pipeline: dict, tmp_path: Path) -> None:
+    summary = run(tiny_pipeline, tmp_path, steps=3, batch_size=4, accumulate=2, precision="bf16")
+    assert summary["precision"] == "bf16" and summary["steps"] == 3
+    assert len(losses(tmp_path / "live")) == 3
+    assert summary["final_loss"] == summary["final_loss"]  # not NaN

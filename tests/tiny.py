@@ -51,3 +51,17 @@ def tiny_batch(n: int = 8, size: int = 32, seed: int = 0) -> dict:
         "label_known": known,
         "has_labels": known.any(1),
     }
+
+
+def cpu_step_loss(
+    model, batch: dict, target: str = "soft"
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """The training step's loss (fp32, CPU) of `batch` with default loss weights."""
+    from umcl.config import LossWeights
+    from umcl.model.loss import UMCLLoss
+    from umcl.train import contrastive_step
+
+    no_autocast = torch.autocast("cpu", enabled=False)
+    return contrastive_step(
+        model, UMCLLoss(target, LossWeights()), batch, torch.device("cpu"), no_autocast
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -67,10 +68,17 @@ def cmd_train(args: argparse.Namespace) -> None:
     summary = train(
         _settings(args), args.triplets, args.cache, args.out, args.checkpoints, args.live
     )
-    if summary["world_size"] == 1 or int(__import__("os").environ.get("RANK", "0")) == 0:
+    if os.environ.get("RANK", "0") != "0":
+        return  # rank 0 reports for the whole run
+    where = f"{summary['world_size']}× {summary['device']}, {summary['precision']}"
+    if summary["resumed_from"] == summary["steps"]:
         print(
-            f"train: {summary['steps']} steps (resumed from {summary['resumed_from']}) on {summary['world_size']}× {summary['device']}, "
-            f"{summary['precision']}; loss {summary['first_loss']} → {summary['final_loss']}; model in {args.out}"
+            f"train: already trained ({summary['steps']} steps, checkpoint of the same params and data); model in {args.out}"
+        )
+    else:
+        print(
+            f"train: steps {summary['resumed_from']} → {summary['steps']} on {where}; "
+            f"loss {summary['first_loss']:.3f} → {summary['final_loss']:.3f}; model in {args.out}"
         )
 
 

@@ -10,7 +10,7 @@ Several nodes:
 Every knob is in `params.yaml: train` (and `model`, `prompt`, `loss`). A checkpoint is written
 atomically every `train.checkpoint_every` steps; running the same command with the same params
 and data resumes from it and ends with the same weights as an uninterrupted run. A checkpoint
-from other params or data is set aside with a warning; one that cannot be read stops the run.
+from other params, data or code is set aside with a warning; one that cannot be read stops the run.
 """
 
 from __future__ import annotations
@@ -195,8 +195,24 @@ def fingerprint(settings: Settings, triplets: Path, runtime: Runtime) -> str:
         ),
         "world": runtime.world,
         "triplets": hashlib.sha256(Path(triplets).read_bytes()).hexdigest(),
+        "code": _code_digest(),
     }
     return hashlib.sha256(json.dumps(knobs, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _code_digest() -> str:
+    """The source that shapes the weights: a fix to the model or loop must not be skipped by
+    resuming a finished run of the old code."""
+    package = Path(__file__).parent
+    files = sorted(
+        [
+            *package.glob("model/*.py"),
+            package / "train.py",
+            package / "data/dataset.py",
+            package / "labels.py",
+        ]
+    )
+    return hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()
 
 
 def rng_state() -> dict:
@@ -228,7 +244,7 @@ def save_checkpoint(path: Path, state: dict) -> None:
 
 
 def load_checkpoint(path: Path, expected: str) -> dict | None:
-    """The checkpoint to resume from, or None to start fresh (none there, or other params)."""
+    """The checkpoint to resume from, or None to start fresh (none there, or another run's)."""
     if not path.exists():
         return None
     try:
@@ -241,7 +257,7 @@ def load_checkpoint(path: Path, expected: str) -> dict | None:
         ) from None
     if found != expected:
         log.warning(
-            "%s was written with other params or data (%s ≠ %s); starting a new run",
+            "%s was written with other params, data or code (%s ≠ %s); starting a new run",
             path,
             found,
             expected,
