@@ -100,9 +100,23 @@ def test_a_checkpoint_from_other_params_is_not_resumed(
     assert "other params, data or code" in caplog.text
 
 
-def _train_process(params: Path, out: Path) -> subprocess.Popen:
-    command = [sys.executable, "-m", "umcl.cli", "--params", str(params), "-v", "train",
-               "--out", str(out / "model"), "--checkpoints", str(out / "checkpoints"), "--live", str(out / "live")]  # fmt: skip
+def train_arguments(pipeline: dict, out: Path) -> list[str]:
+    """`umcl train` options for the tiny pipeline's data, writing under `out`."""
+    return ["--triplets", str(pipeline["triplets"]), "--cache", str(pipeline["cache"]), "--out", str(out / "model"),
+            "--checkpoints", str(out / "checkpoints"), "--live", str(out / "live")]  # fmt: skip
+
+
+def _train_process(params: Path, pipeline: dict, out: Path) -> subprocess.Popen:
+    command = [
+        sys.executable,
+        "-m",
+        "umcl.cli",
+        "--params",
+        str(params),
+        "-v",
+        "train",
+        *train_arguments(pipeline, out),
+    ]
     return subprocess.Popen(
         command,
         cwd=REPO,
@@ -119,10 +133,10 @@ def test_kill_and_resume_ends_with_the_uninterrupted_weights(
 ) -> None:
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump(params_for(tiny_pipeline, steps=60, checkpoint_every=5)))
-    whole = _train_process(params, tmp_path / "whole")
+    whole = _train_process(params, tiny_pipeline, tmp_path / "whole")
     assert whole.wait(timeout=300) == 0, whole.stderr.read()[-2000:]
 
-    killed = _train_process(params, tmp_path / "killed")
+    killed = _train_process(params, tiny_pipeline, tmp_path / "killed")
     for line in killed.stderr:  # kill -9 right after the first checkpoint lands
         if "checkpoint at step" in line:
             killed.send_signal(signal.SIGKILL)
@@ -131,7 +145,7 @@ def test_kill_and_resume_ends_with_the_uninterrupted_weights(
     assert killed.returncode == -signal.SIGKILL
     assert not (tmp_path / "killed/model").exists()
 
-    resumed = _train_process(params, tmp_path / "killed")
+    resumed = _train_process(params, tiny_pipeline, tmp_path / "killed")
     stdout, stderr = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, stderr[-2000:]
     assert "train: steps 5 → 60" in stdout or "train: steps 10 → 60" in stdout, stdout
@@ -140,9 +154,7 @@ def test_kill_and_resume_ends_with_the_uninterrupted_weights(
     assert expected.keys() == got.keys()
     for name, tensor in expected.items():
         assert torch.equal(tensor, got[name]), name
-    assert [s for s in losses(tmp_path / "killed/live")] == pytest.approx(
-        losses(tmp_path / "whole/live")
-    )
+    assert losses(tmp_path / "killed/live") == pytest.approx(losses(tmp_path / "whole/live"))
 
 
 @pytest.mark.slow
@@ -150,8 +162,7 @@ def test_torchrun_trains_with_two_gloo_processes(tiny_pipeline: dict, tmp_path: 
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump(params_for(tiny_pipeline, steps=6, batch_size=4)))
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "umcl.cli",
-               "--params", str(params), "train", "--out", str(tmp_path / "model"),
-               "--checkpoints", str(tmp_path / "checkpoints"), "--live", str(tmp_path / "live")]  # fmt: skip
+               "--params", str(params), "train", *train_arguments(tiny_pipeline, tmp_path)]  # fmt: skip
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert (
