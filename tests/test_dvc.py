@@ -59,13 +59,15 @@ def project(tmp_path_factory) -> Path:
     return root
 
 
-def test_repro_runs_through_train_then_has_nothing_to_do(project):
+def test_repro_runs_through_evaluate_then_has_nothing_to_do(project):
     out = run("dvc", "repro", cwd=project)
-    for stage in ("demo", "validate", "unify", "preprocess", "train"):
+    for stage in ("demo", "validate", "unify", "preprocess", "train", "evaluate"):
         assert f"Running stage '{stage}'" in out
     assert (project / "data/cache/images.u8").stat().st_size > 0
     assert (project / "models/candidate/model.safetensors").is_file()
-    assert "train.loss" in run("dvc", "metrics", "show", cwd=project)
+    metrics = run("dvc", "metrics", "show", cwd=project)
+    assert "train.loss" in metrics and "zero_shot.learned.macro_auroc" in metrics
+    assert (project / "reports/model_card.md").is_file()
     again = run("dvc", "repro", cwd=project)
     assert "Running stage" not in again
     assert "Data and pipelines are up to date" in run("dvc", "status", cwd=project)
@@ -84,7 +86,7 @@ def test_a_train_param_edit_reruns_only_train(project):
     )
     assert "other params, data or code" in out  # the old checkpoint is not resumed
     plots = run("dvc", "plots", "show", "--json", cwd=project)
-    assert "loss.tsv" in plots
+    assert "loss.tsv" in plots and "plots/roc/learned" in plots
 
 
 def test_raw_data_round_trips_through_a_remote(project, tmp_path):

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-STAGES = "demo → validate → unify → preprocess → train"
+STAGES = "demo → validate → unify → preprocess → train → evaluate"
 
 
 def _settings(args: argparse.Namespace):
@@ -80,6 +80,29 @@ def cmd_train(args: argparse.Namespace) -> None:
             f"train: steps {summary['resumed_from']} → {summary['steps']} on {where}; "
             f"loss {summary['first_loss']:.3f} → {summary['final_loss']:.3f}; model in {args.out}"
         )
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from umcl.evaluate import run_evaluation
+    from umcl.model_card import write_model_card
+
+    settings = _settings(args)
+    metrics = run_evaluation(
+        args.model, args.triplets, args.cache, settings.evaluate, settings.labels.uncertainty,
+        settings.seed, args.metrics, args.plots,
+    )  # fmt: skip
+    if args.card:
+        write_model_card(args.model, args.triplets, metrics, args.card)
+    shown = [
+        f"zero-shot {kind} macro AUROC {r['macro_auroc']:.3f}"
+        for kind, r in metrics["zero_shot"].items()
+        if r["macro_auroc"] is not None
+    ]
+    if "retrieval" in metrics:
+        shown.append(f"image→text R@5 {metrics['retrieval']['image_to_text']['recall@5']:.3f}")
+    if metrics.get("linear_probe", {}).get("macro_auroc") is not None:
+        shown.append(f"linear probe macro AUROC {metrics['linear_probe']['macro_auroc']:.3f}")
+    print(f"evaluate: {'; '.join(shown)} → {args.metrics}")
 
 
 def cmd_label(args: argparse.Namespace) -> None:
@@ -155,6 +178,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--live", type=Path, default=Path("metrics/train"), help="dvclive metrics and plots"
     )
+    p = stage(
+        "evaluate", cmd_evaluate, "score a packaged model on the test split of a triplet table"
+    )
+    p.add_argument("--model", type=Path, default=Path("models/candidate"))
+    p.add_argument("--triplets", type=Path, default=Path("data/unified/triplets.parquet"))
+    p.add_argument(
+        "--cache",
+        type=Path,
+        default=Path("data/cache"),
+        help="image cache holding the table's images",
+    )
+    p.add_argument("--metrics", type=Path, default=Path("metrics/eval.json"))
+    p.add_argument("--plots", type=Path, help="folder for ROC curves (CSV per label)")
+    p.add_argument("--card", type=Path, help="write a model card (markdown) here")
     p = stage("label", cmd_label, "label free-text reports: one column per label (1, 0, -1, blank)")
     p.add_argument("input", type=Path, help="CSV with an id column and report text columns")
     p.add_argument("--id-column", required=True)

@@ -218,6 +218,16 @@ class TrainSettings(Strict):
     workers: int = Field(0, ge=0)  # DataLoader worker processes
     device: str = "auto"  # auto: cuda if available, else cpu
     compile: bool = False  # torch.compile the towers
+    # Which kinds of samples train; e.g. [image_text] alone is the plain CLIP data regime.
+    kinds: list[SourceKind] = Field(
+        default_factory=lambda: ["image_text", "image_label", "text_label"], min_length=1
+    )
+
+
+class EvaluateSettings(Strict):
+    five_by_n: int = Field(200, ge=1)  # test images per class in the 5×N task (capped by the split)
+    batch_size: int = Field(256, ge=1)  # images or texts per encoding batch
+    probe_l2: float = Field(1e-3, ge=0)  # L2 penalty of the linear probe's logistic regression
 
 
 class Settings(Strict):
@@ -231,6 +241,7 @@ class Settings(Strict):
     prompt: PromptSettings = PromptSettings()
     loss: LossSettings = LossSettings()
     train: TrainSettings = TrainSettings()
+    evaluate: EvaluateSettings = EvaluateSettings()
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

@@ -303,7 +303,9 @@ def train(
     runtime = start_runtime(settings.train.device)
     config = settings.train
     label_names = json.loads((Path(triplets).parent / "labels.json").read_text())["names"]
-    table = pl.read_parquet(triplets).filter(pl.col("split") == "train")
+    table = pl.read_parquet(triplets).filter(
+        (pl.col("split") == "train") & pl.col("kind").is_in(config.kinds)
+    )
     dataset = TripletDataset(
         table, Path(cache_dir), label_names, uncertainty=settings.labels.uncertainty
     )

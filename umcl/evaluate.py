@@ -1,0 +1,264 @@
+"""Evaluation of a packaged model on the test split: the `evaluate` stage.
+
+- zero-shot multi-label classification: p = softmax(s·[u·w_present, u·w_absent])[0] per label,
+  with the model's learned prompts and with hand-crafted templates, side by side;
+- 5×N accuracy (CheXpert 5×200 style): images with exactly one of five findings positive,
+  argmax over the five present-prompts;
+- retrieval on image–report pairs: Recall@1/5/10 in both directions;
+- linear probe: logistic regression on frozen image embeddings (train split) — the ceiling of
+  what the image tower's features hold.
+AUROC is computed only for labels with positives and negatives among the known test labels;
+the others are listed as skipped with the reason (a label without positives would otherwise
+count as 0 in a macro average).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+import torch
+from torchmetrics.functional.classification import binary_auroc, binary_roc
+
+from umcl.config import EvaluateSettings, UncertaintyPolicy
+from umcl.data.dataset import TripletDataset, collate
+from umcl.model.umcl import UMCLModel, load_model
+
+log = logging.getLogger(__name__)
+
+FIVE_CLASSES = ["Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Pleural Effusion"]
+RECALL_AT = (1, 5, 10)
+
+
+@dataclass
+class Embedded:
+    """One split, encoded: rows are samples; images/texts hold only the samples that have them."""
+
+    images: torch.Tensor  # (n_images, D)
+    image_rows: torch.Tensor  # sample index of each image row
+    texts: torch.Tensor  # (n_texts, D)
+    text_rows: torch.Tensor
+    labels: torch.Tensor  # (n, K), NaN where unknown
+
+
+@torch.no_grad()
+def embed(model: UMCLModel, dataset: TripletDataset, batch_size: int) -> Embedded:
+    images, texts, labels, image_rows, text_rows = [], [], [], [], []
+    for start in range(0, len(dataset), batch_size):
+        batch = collate([dataset[i] for i in range(start, min(start + batch_size, len(dataset)))])
+        rows = torch.arange(start, start + len(batch["sample_ids"]))
+        if batch["has_image"].any():
+            images.append(
+                model.encode_image(batch["images"][batch["has_image"]].to(model.device)).cpu()
+            )
+            image_rows.append(rows[batch["has_image"]])
+        if batch["has_text"].any():
+            chosen = [
+                t for t, has in zip(batch["texts"], batch["has_text"].tolist(), strict=True) if has
+            ]
+            texts.append(model.encode_text(chosen).cpu())
+            text_rows.append(rows[batch["has_text"]])
+        labels.append(torch.where(batch["label_known"], batch["labels"], torch.nan))
+    dim = model.image.projection.out_features
+
+    def cat(parts: list[torch.Tensor], empty: torch.Tensor) -> torch.Tensor:
+        return torch.cat(parts) if parts else empty
+
+    return Embedded(
+        cat(images, torch.zeros(0, dim)), cat(image_rows, torch.zeros(0, dtype=torch.long)),
+        cat(texts, torch.zeros(0, dim)), cat(text_rows, torch.zeros(0, dtype=torch.long)),
+        cat(labels, torch.zeros(0, len(model.label_names))),
+    )  # fmt: skip
+
+
+# -- metrics on score matrices --------------------------------------------------------------
+
+
+def per_label_auroc(scores: torch.Tensor, labels: torch.Tensor, names: list[str]) -> dict:
+    """AUROC per label over the rows whose label is known; labels without both classes are
+    skipped and named. Returns {macro_auroc, per_label, skipped, roc}."""
+    per_label, skipped, roc = {}, {}, {}
+    for k, name in enumerate(names):
+        known = ~labels[:, k].isnan()
+        truth = labels[known, k].long()
+        positives = int(truth.sum())
+        if positives == 0 or positives == len(truth):
+            skipped[name] = f"{positives} positive of {len(truth)} known in the test split"
+            continue
+        per_label[name] = float(binary_auroc(scores[known, k], truth))
+        fpr, tpr, _ = binary_roc(scores[known, k], truth)
+        roc[name] = (fpr.tolist(), tpr.tolist())
+    macro = sum(per_label.values()) / len(per_label) if per_label else None
+    return {"macro_auroc": macro, "per_label": per_label, "skipped": skipped, "roc": roc}
+
+
+def recall_at_k(similarity: torch.Tensor, ks: tuple[int, ...] = RECALL_AT) -> dict[str, float]:
+    """Row i's true match is column i: the share of rows whose match is among the top k."""
+    rank = (similarity > similarity.diagonal()[:, None]).sum(1)  # columns scoring above the match
+    return {f"recall@{k}": float((rank < k).float().mean()) for k in ks}
+
+
+def five_by_n_subset(
+    labels: torch.Tensor, names: list[str], n_per_class: int, seed: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows with exactly one of the five findings positive (the other four not positive), at
+    most `n_per_class` per finding, drawn with `seed`: (rows, class index 0–4)."""
+    columns = labels[:, [names.index(c) for c in FIVE_CLASSES]]
+    positive = columns == 1
+    single = positive.sum(1) == 1
+    generator = torch.Generator().manual_seed(seed)
+    rows, classes = [], []
+    for c in range(len(FIVE_CLASSES)):
+        candidates = (single & positive[:, c]).nonzero().squeeze(1)
+        chosen = candidates[torch.randperm(len(candidates), generator=generator)[:n_per_class]]
+        rows.append(chosen.sort().values)
+        classes.append(torch.full((len(chosen),), c))
+    return torch.cat(rows), torch.cat(classes)
+
+
+def linear_probe(
+    train_x: torch.Tensor, train_y: torch.Tensor, l2: float, steps: int = 100
+) -> torch.nn.Linear:
+    """Per-label logistic regressions on frozen features, fitted jointly with L-BFGS; unknown
+    labels (NaN) are left out of each label's loss."""
+    probe = torch.nn.Linear(train_x.shape[1], train_y.shape[1])
+    known = ~train_y.isnan()
+    target = torch.nan_to_num(train_y)
+    optimizer = torch.optim.LBFGS(probe.parameters(), max_iter=steps, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad()
+        losses = torch.nn.functional.binary_cross_entropy_with_logits(
+            probe(train_x), target, reduction="none"
+        )
+        loss = (losses * known).sum(0).div(known.sum(0).clamp(min=1)).sum() + l2 * probe.weight.pow(
+            2
+        ).sum()
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    return probe
+
+
+# -- the stage -------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def zero_shot(model: UMCLModel, images: torch.Tensor, handcrafted: bool) -> torch.Tensor:
+    """(n, K) probability that each finding is present."""
+    present, absent = (e.cpu() for e in model.encode_findings(handcrafted=handcrafted))
+    scale = model.logit_scale.exp().cpu()
+    logits = torch.stack([scale * images @ present.T, scale * images @ absent.T], dim=-1)
+    return logits.softmax(-1)[..., 0]
+
+
+def evaluate_model(
+    model: UMCLModel,
+    triplets: pl.DataFrame,
+    cache_dir: Path,
+    settings: EvaluateSettings,
+    uncertainty: UncertaintyPolicy,
+    seed: int,
+) -> tuple[dict, dict]:
+    """Every metric of the test split; returns (metrics, ROC curves per prompt kind)."""
+    names = model.label_names
+    test = TripletDataset(triplets, cache_dir, names, split="test", uncertainty=uncertainty)
+    if len(test) == 0:
+        raise ValueError("the triplet table has no test split rows to evaluate on")
+    data = embed(model, test, settings.batch_size)
+    image_labels = data.labels[data.image_rows]
+    metrics: dict = {
+        "test": {"samples": len(test), "images": len(data.images), "texts": len(data.texts)}
+    }
+    curves = {}
+
+    kinds = (
+        {"learned": False, "handcrafted": True} if model.prompts.learned else {"handcrafted": True}
+    )
+    metrics["zero_shot"] = {}
+    for kind, handcrafted in kinds.items():
+        result = per_label_auroc(zero_shot(model, data.images, handcrafted), image_labels, names)
+        curves[kind] = result.pop("roc")
+        metrics["zero_shot"][kind] = result
+
+    rows, classes = five_by_n_subset(image_labels, names, settings.five_by_n, seed)
+    if len(rows):
+        present, _ = model.encode_findings(FIVE_CLASSES)
+        predicted = (data.images[rows] @ present.cpu().T).argmax(1)
+        counts = {c: int((classes == i).sum()) for i, c in enumerate(FIVE_CLASSES)}
+        metrics["five_by_n"] = {
+            "accuracy": float((predicted == classes).float().mean()),
+            "per_class": counts,
+        }
+    else:
+        metrics["five_by_n"] = {"accuracy": None, "per_class": dict.fromkeys(FIVE_CLASSES, 0)}
+
+    paired = sorted(set(data.image_rows.tolist()) & set(data.text_rows.tolist()))
+    if paired:
+        image_of = {int(r): i for i, r in enumerate(data.image_rows)}
+        text_of = {int(r): i for i, r in enumerate(data.text_rows)}
+        u = data.images[[image_of[r] for r in paired]]
+        v = data.texts[[text_of[r] for r in paired]]
+        similarity = u @ v.T
+        metrics["retrieval"] = {
+            "pairs": len(paired),
+            "image_to_text": recall_at_k(similarity),
+            "text_to_image": recall_at_k(similarity.T),
+        }
+
+    train = TripletDataset(
+        triplets.filter(pl.col("image").is_not_null()),
+        cache_dir,
+        names,
+        split="train",
+        uncertainty=uncertainty,
+    )
+    if len(train):
+        train_data = embed(model, train, settings.batch_size)
+        torch.manual_seed(seed)
+        probe = linear_probe(
+            train_data.images, train_data.labels[train_data.image_rows], settings.probe_l2
+        )
+        with torch.no_grad():
+            result = per_label_auroc(torch.sigmoid(probe(data.images)), image_labels, names)
+        curves["linear_probe"] = result.pop("roc")
+        metrics["linear_probe"] = result | {"train_images": len(train_data.images)}
+    return metrics, curves
+
+
+def write_roc_plots(curves: dict, directory: Path) -> None:
+    """One CSV per prompt kind and label (fpr, tpr) for `dvc plots`."""
+    for kind, per_label in curves.items():
+        folder = directory / kind
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, (fpr, tpr) in per_label.items():
+            pl.DataFrame({"fpr": fpr, "tpr": tpr}).write_csv(
+                folder / f"{name.replace(' ', '_')}.csv"
+            )
+
+
+def run_evaluation(
+    model_dir: Path,
+    triplets_path: Path,
+    cache_dir: Path,
+    settings: EvaluateSettings,
+    uncertainty: UncertaintyPolicy,
+    seed: int,
+    metrics_path: Path,
+    plots_dir: Path | None = None,
+) -> dict:
+    """`umcl evaluate`: score a packaged model on a triplet table's test split."""
+    model = load_model(model_dir)
+    metrics, curves = evaluate_model(
+        model, pl.read_parquet(triplets_path), Path(cache_dir), settings, uncertainty, seed
+    )
+    metrics["model"] = str(model_dir)
+    metrics_path.parent.mkdir(parents=True, exist_ok=True)
+    metrics_path.write_text(json.dumps(metrics, indent=2))
+    if plots_dir is not None:
+        write_roc_plots(curves, Path(plots_dir))
+    return metrics

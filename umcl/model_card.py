@@ -1,0 +1,107 @@
+"""A model card (markdown) from the packaged model, the triplet table and the evaluation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import polars as pl
+
+from umcl.model.umcl import MODEL_FILE
+
+
+def _fmt(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3f}"
+
+
+def _auroc_table(result: dict) -> list[str]:
+    lines = ["| label | AUROC |", "|---|---:|"]
+    lines += [f"| {name} | {_fmt(v)} |" for name, v in result["per_label"].items()]
+    lines += [
+        f"| **macro ({len(result['per_label'])} labels)** | **{_fmt(result['macro_auroc'])}** |"
+    ]
+    if result["skipped"]:
+        lines += [
+            "",
+            "Skipped (no AUROC without both classes): "
+            + "; ".join(f"{n}: {why}" for n, why in result["skipped"].items()),
+        ]
+    return lines
+
+
+def write_model_card(model_dir: Path, triplets_path: Path, metrics: dict, path: Path) -> None:
+    description = json.loads((Path(model_dir) / MODEL_FILE).read_text())
+    params, train = description.get("params", {}), description.get("train", {})
+    table = pl.read_parquet(triplets_path)
+    counts = table.group_by("split", "kind").len().sort("split", "kind")
+    prompt = description["prompt"]
+    prompt_text = (
+        f"learned continuous context ({prompt['n_ctx']} vectors, {'one per label' if prompt['class_specific'] else 'shared'}) "
+        "for present and absent findings; a label set's prompt states its positive findings with the present "
+        "context and its negative ones with the absent context, and the per-finding prompts used here are "
+        "also trained directly (loss.weights.label_prompts)"
+        if prompt["mode"] == "learned"
+        else f"hand-crafted templates ('{prompt['templates']['present']} …' / '{prompt['templates']['absent']} …')"
+    )
+    lines = [
+        "# Model card — UMCL chest X-ray vision–language model",
+        "",
+        f"Model directory: `{model_dir}` (safetensors weights, tower configs, tokenizer, prompts, labels).",
+        "",
+        "## Model",
+        f"- Image tower: `{params.get('model', {}).get('image', {}).get('config', {}).get('model_type', 'pretrained')}`; "
+        f"text tower: `{params.get('model', {}).get('text', {}).get('config', {}).get('model_type', 'pretrained')}`; "
+        f"embedding size {description['embed_dim']}.",
+        f"- Prompts: {prompt_text}.",
+        f"- Loss: `{params.get('loss', {}).get('target')}` targets, weights {params.get('loss', {}).get('weights')}.",
+        f"- Training: {train.get('steps')} steps on {train.get('world_size')}× {train.get('device')} ({train.get('precision')}), "
+        f"seed {params.get('seed')}, loss {_fmt(train.get('first_loss'))} → {_fmt(train.get('final_loss'))}.",
+        "",
+        "## Data",
+        f"Triplet table `{triplets_path}`: {table.height} samples, {table['patient_id'].n_unique()} patients, split by patient.",
+        "",
+        "| split | kind | samples |",
+        "|---|---|---:|",
+        *(f"| {r['split']} | {r['kind']} | {r['len']} |" for r in counts.iter_rows(named=True)),
+        "",
+        f"## Evaluation (test split: {metrics['test']['images']} images, {metrics['test']['texts']} reports)",
+        "",
+    ]
+    for kind, result in metrics["zero_shot"].items():
+        lines += [f"### Zero-shot classification, {kind} prompts", "", *_auroc_table(result), ""]
+    five = metrics["five_by_n"]
+    lines += [
+        f"### 5×N accuracy: {_fmt(five['accuracy'])}",
+        "",
+        f"Images per class: {five['per_class']}",
+        "",
+    ]
+    if "retrieval" in metrics:
+        r = metrics["retrieval"]
+        lines += [
+            f"### Retrieval ({r['pairs']} test image–report pairs)", "",
+            "| direction | R@1 | R@5 | R@10 |", "|---|---:|---:|---:|",
+            *(f"| {d.replace('_', ' ')} | {_fmt(r[d]['recall@1'])} | {_fmt(r[d]['recall@5'])} | {_fmt(r[d]['recall@10'])} |" for d in ("image_to_text", "text_to_image")),
+            "",
+        ]  # fmt: skip
+    if "linear_probe" in metrics:
+        lines += [
+            f"### Linear probe on frozen image embeddings ({metrics['linear_probe']['train_images']} training images)",
+            "",
+            *_auroc_table(metrics["linear_probe"]),
+            "",
+        ]
+    lines += [
+        "## Intended use",
+        "Research on chest X-ray representation learning: zero-shot triage experiments, retrieval, and as a "
+        "pretrained starting point for supervised models. Not a medical device; not for diagnosis.",
+        "",
+        "## Limits",
+        "- Evaluated only on the test split named above; performance on other hospitals, scanners, "
+        "populations or label definitions is unknown until measured (`umcl evaluate --model … --triplets …`).",
+        "- Labels from the report labeler are rule-based and imperfect (see benchmarks/RESULTS.md); "
+        "uncertain findings were treated per `labels.uncertainty`.",
+        "- Labels listed as skipped were not evaluated. A demo-data model has learned synthetic findings only.",
+    ]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
