@@ -36,6 +36,10 @@ def _rank(rank: int, init_file: str, out: str, target: str) -> None:
     loss, grads = step(model, half(tiny_batch(N), rank), target)
     if rank == 0:
         torch.save({"loss": loss, "grads": grads}, out)
+    # Finish every queued gloo work item and free DDP's reducer before the group goes: tearing
+    # the group down while gloo's worker still releases work deadlocked on the GIL here.
+    dist.barrier()
+    del model
     dist.destroy_process_group()
 
 

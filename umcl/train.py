@@ -452,7 +452,10 @@ def train(
         if live is not None:
             live.end()
     if runtime.world > 1:
+        # All gloo/NCCL work done and DDP's reducer freed before the group goes: tearing the
+        # group down under a live reducer deadlocked gloo's worker thread on the GIL (seen here).
         dist.barrier()
+        del trained
         dist.destroy_process_group()
     return summary
 
