@@ -42,7 +42,7 @@ def pneumonia_truth(table: pl.DataFrame) -> torch.Tensor:
 
 
 def supervised_ceiling(
-    settings, train_set: TripletDataset, train_y: torch.Tensor, test_set: TripletDataset
+    settings, train_set: TripletDataset, train_y: torch.Tensor, test_images: torch.Tensor
 ) -> torch.Tensor:
     """The same image tower + a linear head, trained with BCE on the same images and budget."""
     torch.manual_seed(settings.seed)
@@ -83,19 +83,7 @@ def supervised_ceiling(
         epoch += 1
     tower.eval()
     with torch.no_grad():
-        scores = torch.cat(
-            [
-                head(
-                    tower(
-                        torch.stack(
-                            [test_set[i]["image"] for i in range(s, min(s + 256, len(test_set)))]
-                        )
-                    )
-                    * 10
-                ).squeeze(1)
-                for s in range(0, len(test_set), 256)
-            ]
-        )
+        scores = head(tower(test_images) * 10).squeeze(1)
     return scores
 
 
@@ -143,17 +131,9 @@ def main() -> None:
         train_set = TripletDataset(train_table, work / "cache", names)
 
         model = load_model(work / "model")
+        test_images = torch.stack([test_set[i]["image"] for i in range(len(test_set))])
         with torch.no_grad():
-            embedded = torch.cat(
-                [
-                    model.encode_image(
-                        torch.stack(
-                            [test_set[i]["image"] for i in range(s, min(s + 256, len(test_set)))]
-                        )
-                    )
-                    for s in range(0, len(test_set), 256)
-                ]
-            )
+            embedded = model.encode_image(test_images)
         truth = pneumonia_truth(test_table)
         umcl_scores = zero_shot(model, embedded, handcrafted=False)[:, names.index("Pneumonia")]
         umcl_auroc = float(binary_auroc(umcl_scores, truth))
@@ -165,7 +145,7 @@ def main() -> None:
         ceiling_started = time.perf_counter()
         supervised_auroc = float(
             binary_auroc(
-                supervised_ceiling(settings, train_set, pneumonia_truth(train_table), test_set),
+                supervised_ceiling(settings, train_set, pneumonia_truth(train_table), test_images),
                 truth,
             )
         )

@@ -327,8 +327,9 @@ def train(
 
     torch.manual_seed(settings.seed)  # identical initial weights on every rank
     model = build_model(settings.model, settings.prompt, label_names, tokenizer).to(runtime.device)
-    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "context" not in n]
-    rest = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "context" not in n)]
+    decay, rest = [], []  # no weight decay on biases, norms, the logit scale or prompt contexts
+    for name, parameter in model.named_parameters():
+        (decay if parameter.ndim >= 2 and "context" not in name else rest).append(parameter)
     optimizer = torch.optim.AdamW(
         [{"params": decay, "weight_decay": config.weight_decay}, {"params": rest, "weight_decay": 0.0}],
         lr=config.lr, fused=runtime.device.type == "cuda",
