@@ -44,6 +44,7 @@ bench: install
 	python benchmarks/preprocess_throughput.py
 	python benchmarks/unify_scale.py
 	dvc repro preprocess && python benchmarks/train_step.py
+	dvc repro && python benchmarks/serve_load.py
 
 clean:
 	rm -rf data/validated data/quarantine data/unified data/cache metrics

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import io
 import json
 import logging
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -22,6 +25,11 @@ for name, value in {
     "BENTOML_DO_NOT_TRACK": "true", "GX_ANALYTICS_ENABLED": "false",
 }.items():  # fmt: skip
     os.environ.setdefault(name, value)
+# A model store of the test session's own, never the user's ~/bentoml. Set before anything imports
+# bentoml: BentoML reads it once per process.
+_STORE = tempfile.mkdtemp(prefix="umcl-test-bentoml-")
+os.environ["BENTOML_HOME"] = _STORE
+atexit.register(shutil.rmtree, _STORE, ignore_errors=True)
 
 
 def shared_path(relative: str) -> Path:
@@ -82,3 +90,30 @@ def tiny_pipeline(tmp_path_factory: pytest.TempPathFactory) -> dict:
     paths["log"] = log_stream.getvalue()
     paths["manifest"] = json.loads((root / "raw/demo/manifest.json").read_text())
     return paths
+
+
+@pytest.fixture
+def empty_store() -> Path:
+    """The session's model store with no UMCL models in it; its path."""
+    import bentoml
+    from bentoml.exceptions import NotFound
+
+    try:
+        for model in bentoml.models.list("umcl"):
+            bentoml.models.delete(model.tag)
+    except NotFound:
+        pass
+    return Path(os.environ["BENTOML_HOME"])
+
+
+def saved_random_model(pipeline: dict, directory: Path, seed: int = 3) -> Path:
+    """An untrained tiny model over the pipeline's labels, saved with its params like `umcl train`."""
+    from tests.tiny import tiny_model
+    from umcl.config import load_settings
+    from umcl.model.umcl import save_model
+
+    labels = json.loads((pipeline["triplets"].parent / "labels.json").read_text())["names"]
+    settings = load_settings(pipeline["params"])
+    extra = {"params": settings.model_dump(mode="json", by_alias=True)}
+    save_model(tiny_model(labels=labels, seed=seed), directory, extra=extra)
+    return directory

@@ -1,6 +1,7 @@
 """`dvc repro` in a temporary copy of the repository, and raw data through a DVC remote."""
 
 import filecmp
+import json
 import os
 import shutil
 import subprocess
@@ -17,6 +18,7 @@ pytestmark = pytest.mark.slow
 
 def run(*command: str, cwd: Path) -> str:
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    env["BENTOML_HOME"] = str(cwd / ".bentoml")  # each project its own model store
     result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
     assert result.returncode == 0, (
         f"{' '.join(command)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
@@ -40,6 +42,8 @@ def project(tmp_path_factory) -> Path:
             (root / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / name, root / name)
     params = tiny_params(Path("data"))
+    # A tiny model reaches no useful threshold; any candidate passes, so every run packages.
+    params["gate"] = {"min_zero_shot_auroc": None, "min_recall_at_5": None, "max_regression": 1.0}
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     run("git", "init", "-q", cwd=root)
     run(
@@ -59,10 +63,34 @@ def project(tmp_path_factory) -> Path:
     return root
 
 
-def test_repro_runs_through_evaluate_then_has_nothing_to_do(project):
+def test_repro_runs_from_demo_to_a_bento_then_has_nothing_to_do(project):
     out = run("dvc", "repro", cwd=project)
-    for stage in ("demo", "validate", "unify", "preprocess", "train", "evaluate"):
+    for stage in (
+        "demo",
+        "validate",
+        "unify",
+        "preprocess",
+        "train",
+        "evaluate",
+        "gate",
+        "package",
+    ):
         assert f"Running stage '{stage}'" in out
+    package = json.loads((project / "metrics/package.json").read_text())
+    assert package["model"].startswith("umcl:") and package["bento"].startswith("umcl-service:")
+    models = run("umcl", "models", "list", cwd=project)
+    assert package["model"] in models and "*" in models
+    bentos = run("bentoml", "list", cwd=project)
+    assert package["bento"].split(":")[1] in bentos
+    stored = yaml.safe_load(
+        (
+            project / ".bentoml/models/umcl" / package["model"].split(":")[1] / "model.yaml"
+        ).read_text()
+    )
+    lock = yaml.safe_load((project / "dvc.lock").read_text())["stages"]
+    raw = next(d["md5"] for d in lock["validate"]["deps"] if d["path"] == "data/raw")
+    assert stored["metadata"]["data_version"]["raw_data"] == raw
+    assert stored["labels"]["champion"] == "true" and "zero_shot" in stored["metadata"]["metrics"]
     assert (project / "data/cache/images.u8").stat().st_size > 0
     assert (project / "models/candidate/model.safetensors").is_file()
     metrics = run("dvc", "metrics", "show", cwd=project)
@@ -76,11 +104,15 @@ def test_repro_runs_through_evaluate_then_has_nothing_to_do(project):
 def test_a_train_param_edit_reruns_only_train(project):
     if not (project / "dvc.lock").is_file():
         run("dvc", "repro", cwd=project)
+    champion = json.loads((project / "metrics/package.json").read_text())["model"]
     params = yaml.safe_load((project / "params.yaml").read_text())
     params["train"]["lr"] = params["train"]["lr"] / 2
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     out = run("dvc", "repro", cwd=project)
-    assert "Running stage 'train'" in out
+    assert "Running stage 'train'" in out and "Running stage 'package'" in out
+    assert (
+        json.loads((project / "metrics/package.json").read_text())["previous_champion"] == champion
+    )
     assert all(
         f"Running stage '{s}'" not in out for s in ("demo", "validate", "unify", "preprocess")
     )

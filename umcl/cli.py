@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-STAGES = "demo → validate → unify → preprocess → train → evaluate"
+STAGES = "demo → validate → unify → preprocess → train → evaluate → gate → package"
 
 
 def _settings(args: argparse.Namespace):
@@ -105,6 +105,72 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     print(f"evaluate: {'; '.join(shown)} → {args.metrics}")
 
 
+def cmd_gate(args: argparse.Namespace) -> None:
+    from umcl.gate import run_gate
+
+    report = run_gate(_settings(args), args.metrics, args.triplets, args.cache, args.out)
+    against = (
+        f"champion {report['champion']['tag']}"
+        if report["champion"]
+        else "thresholds only (no champion yet)"
+    )
+    checks = ", ".join(
+        f"{c['name']} {c['value']:.3f} ≥ {c['threshold']:.3f}" for c in report["checks"]
+    )
+    print(f"gate: passed against {against}: {checks or 'every check switched off'} → {args.out}")
+
+
+def cmd_package(args: argparse.Namespace) -> None:
+    from umcl.package import package
+
+    report = package(
+        _settings(args),
+        args.model,
+        args.metrics,
+        args.gate,
+        args.out,
+        None if args.no_bento else args.bentofile,
+    )
+    stored = "stored" if report["stored"] else "already in the store"
+    before = f" (was {report['previous_champion']})" if report["previous_champion"] else ""
+    bento = f"; bento {report['bento']}" if report["bento"] else ""
+    print(f"package: {report['model']} {stored}, now the champion{before}{bento}")
+
+
+def cmd_models(args: argparse.Namespace) -> None:
+    from umcl import registry
+    from umcl.gate import gated_metrics
+
+    if args.action == "list":
+        rows = registry.entries()
+        if not rows:
+            print(f"no UMCL models in the store ({registry.store_path()})")
+            return
+        print(f"{'tag':<28} {'created (UTC)':<19} {'zero-shot AUROC':>15} {'R@5':>6}  champion")
+        for e in rows:
+            scores = e.metadata.get("gate") or gated_metrics(e.metadata.get("metrics", {}))
+            shown = [
+                f"{scores.get(k):.3f}" if scores.get(k) is not None else "-"
+                for k in ("zero_shot_macro_auroc", "recall_at_5")
+            ]
+            mark = (
+                "*"
+                if e.champion
+                else ("rolled back" if e.labels.get(registry.ROLLED_BACK) == "true" else "")
+            )
+            print(f"{e.tag:<28} {e.created:%Y-%m-%d %H:%M:%S} {shown[0]:>15} {shown[1]:>6}  {mark}")
+    elif args.action == "promote":
+        if not args.tag:
+            raise ValueError("umcl models promote needs a TAG (see `umcl models list`)")
+        entry = registry.promote(args.tag)
+        print(
+            f"models: {entry.tag} is the champion; rebuild the bento with `bentoml build` to serve it from a bento"
+        )
+    else:
+        restored, demoted = registry.rollback()
+        print(f"models: rolled back {demoted.tag}; {restored.tag} is the champion again")
+
+
 def cmd_label(args: argparse.Namespace) -> None:
     import polars as pl
 
@@ -192,6 +258,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics", type=Path, default=Path("metrics/eval.json"))
     p.add_argument("--plots", type=Path, help="folder for ROC curves (CSV per label)")
     p.add_argument("--card", type=Path, help="write a model card (markdown) here")
+    p = stage(
+        "gate", cmd_gate, "may the candidate replace the champion? thresholds + no regression"
+    )
+    p.add_argument(
+        "--metrics",
+        type=Path,
+        default=Path("metrics/eval.json"),
+        help="the candidate's `umcl evaluate` metrics",
+    )
+    p.add_argument("--triplets", type=Path, default=Path("data/unified/triplets.parquet"))
+    p.add_argument("--cache", type=Path, default=Path("data/cache"))
+    p.add_argument("--out", type=Path, default=Path("metrics/gate.json"))
+    p = stage(
+        "package",
+        cmd_package,
+        "store a candidate that passed the gate, promote it, build the bento",
+    )
+    p.add_argument("--model", type=Path, default=Path("models/candidate"))
+    p.add_argument("--metrics", type=Path, default=Path("metrics/eval.json"))
+    p.add_argument("--gate", type=Path, default=Path("metrics/gate.json"))
+    p.add_argument("--out", type=Path, default=Path("metrics/package.json"))
+    p.add_argument("--bentofile", type=Path, default=Path("bentofile.yaml"))
+    p.add_argument("--no-bento", action="store_true", help="store and promote only")
+    p = stage("models", cmd_models, "the model store: list models, promote one, roll back")
+    p.add_argument("action", choices=["list", "promote", "rollback"])
+    p.add_argument("tag", nargs="?", help="umcl:<version> (promote)")
     p = stage("label", cmd_label, "label free-text reports: one column per label (1, 0, -1, blank)")
     p.add_argument("input", type=Path, help="CSV with an id column and report text columns")
     p.add_argument("--id-column", required=True)
@@ -208,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         args.func(args)
-    except (ValueError, RuntimeError, FileNotFoundError, KeyError) as exc:
+    except (ValueError, RuntimeError, FileNotFoundError, KeyError) as exc:  # GateFailed included
         print(f"umcl {args.command}: error: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -230,6 +230,15 @@ class EvaluateSettings(Strict):
     probe_l2: float = Field(1e-3, ge=0)  # L2 penalty of the linear probe's logistic regression
 
 
+class GateSettings(Strict):
+    """What a candidate must reach before it may replace the champion (DESIGN §6). A threshold
+    of null switches that check off (e.g. Recall@5 for a site without image–report pairs)."""
+
+    min_zero_shot_auroc: float | None = Field(0.80, ge=0, le=1)  # macro, the model's own prompts
+    min_recall_at_5: float | None = Field(0.20, ge=0, le=1)  # image→text on test pairs
+    max_regression: float = Field(0.01, ge=0)  # allowed drop below the champion, per gated metric
+
+
 class Settings(Strict):
     seed: int = 42
     labels: LabelSettings = LabelSettings()
@@ -242,6 +251,7 @@ class Settings(Strict):
     loss: LossSettings = LossSettings()
     train: TrainSettings = TrainSettings()
     evaluate: EvaluateSettings = EvaluateSettings()
+    gate: GateSettings = GateSettings()
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

@@ -25,7 +25,7 @@ from torchmetrics.functional.classification import binary_auroc, binary_roc
 
 from umcl.config import EvaluateSettings, UncertaintyPolicy
 from umcl.data.dataset import TripletDataset, collate
-from umcl.model.umcl import UMCLModel, load_model
+from umcl.model.umcl import UMCLModel, finding_probabilities, load_model
 
 log = logging.getLogger(__name__)
 
@@ -151,9 +151,7 @@ def linear_probe(
 def zero_shot(model: UMCLModel, images: torch.Tensor, handcrafted: bool) -> torch.Tensor:
     """(n, K) probability that each finding is present."""
     present, absent = (e.cpu() for e in model.encode_findings(handcrafted=handcrafted))
-    scale = model.logit_scale.exp().cpu()
-    logits = torch.stack([scale * images @ present.T, scale * images @ absent.T], dim=-1)
-    return logits.softmax(-1)[..., 0]
+    return finding_probabilities(images, present, absent, model.logit_scale.exp().cpu())
 
 
 def evaluate_model(

@@ -36,7 +36,7 @@ def load_image(path: str | Path) -> np.ndarray:
             img.load()
             gray = img.convert("I;16") if img.mode in ("I", "I;16", "I;16B") else img.convert("L")
             array = np.array(gray, dtype=np.float32)
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError) as exc:
         raise ImageDecodeError(f"{path}: not a readable image ({exc})") from None
     return array / (65535.0 if gray.mode.startswith("I") else 255.0)
 

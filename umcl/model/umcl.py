@@ -113,6 +113,15 @@ class UMCLModel(nn.Module):
         return out
 
 
+def finding_probabilities(
+    images: torch.Tensor, present: torch.Tensor, absent: torch.Tensor, scale: torch.Tensor | float
+) -> torch.Tensor:
+    """(n, F) probability that each finding is present: softmax(s·[u·w_present, u·w_absent])[0]
+    (DESIGN §6). Evaluation and the service both score through this one function."""
+    logits = torch.stack([scale * images @ present.T, scale * images @ absent.T], dim=-1)
+    return logits.softmax(-1)[..., 0]
+
+
 def build_model(
     settings: ModelSettings,
     prompt: PromptSettings,
@@ -155,6 +164,19 @@ def save_model(model: UMCLModel, directory: Path, extra: dict | None = None) -> 
         **(extra or {}),
     }
     (directory / MODEL_FILE).write_text(json.dumps(description, indent=2))
+
+
+def describe_model(directory: Path) -> dict:
+    """The model's description (`umcl.json`): towers, prompts, labels, the params it was trained with."""
+    path = Path(directory) / MODEL_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{directory}: not a UMCL model directory (no {MODEL_FILE})")
+    return json.loads(path.read_text())
+
+
+def input_size(description: dict) -> int:
+    """Side of the square images the model was trained on (the preprocess cache's size)."""
+    return int(description["params"]["preprocess"]["image_size"])
 
 
 def load_model(directory: Path, device: str | torch.device = "cpu") -> UMCLModel:

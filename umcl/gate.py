@@ -1,0 +1,148 @@
+"""Stage `gate`: may the candidate replace the champion? (DESIGN §6)
+
+Two kinds of check, on the metrics `umcl evaluate` wrote for the candidate:
+- absolute thresholds from `params.yaml: gate` (null switches one off);
+- no regression beyond `gate.max_regression` against the current champion, which is re-scored
+  here on the *same* test split and image cache, so a new test set never flatters a candidate.
+With no champion yet only the thresholds apply. `metrics/gate.json` records every check; a
+failing candidate raises GateFailed (the stage exits non-zero) and the champion is untouched.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import polars as pl
+
+from umcl.config import Settings
+
+log = logging.getLogger(__name__)
+
+PRIMARY = "zero_shot_macro_auroc"  # what "better" means: the sweep ranks candidates by it
+
+
+class GateFailed(RuntimeError):
+    """The candidate did not pass; the message names each failed check."""
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    metric: str
+    value: float | None
+    threshold: float
+    passed: bool
+
+
+def gated_metrics(metrics: dict) -> dict[str, float | None]:
+    """The figures the gate looks at, from an `umcl evaluate` metrics dict: zero-shot macro AUROC
+    with the model's own prompts (learned, else templates) and image→text Recall@5."""
+    zero_shot = metrics.get("zero_shot", {})
+    own = zero_shot.get("learned") or zero_shot.get("handcrafted") or {}
+    retrieval = metrics.get("retrieval", {}).get("image_to_text", {})
+    return {PRIMARY: own.get("macro_auroc"), "recall_at_5": retrieval.get("recall@5")}
+
+
+def decide(
+    candidate: dict[str, float | None],
+    settings: Settings,
+    champion: dict[str, float | None] | None,
+) -> list[Check]:
+    gate = settings.gate
+    minimums = {PRIMARY: gate.min_zero_shot_auroc, "recall_at_5": gate.min_recall_at_5}
+    checks = []
+    for metric, minimum in minimums.items():
+        if minimum is None:
+            continue
+        value = candidate.get(metric)
+        checks.append(
+            Check(f"min_{metric}", metric, value, minimum, value is not None and value >= minimum)
+        )
+    for metric, best in (champion or {}).items():
+        value = candidate.get(metric)
+        if (
+            best is None
+            or value is None
+            or (metric == "recall_at_5" and gate.min_recall_at_5 is None)
+        ):
+            continue
+        floor = best - gate.max_regression
+        checks.append(Check(f"no_regression_{metric}", metric, value, floor, value >= floor))
+    return checks
+
+
+def _describe(check: Check) -> str:
+    value = "not measured" if check.value is None else f"{check.value:.4f}"
+    return f"{check.name}: {value} < {check.threshold:.4f}"
+
+
+def rescore(model_dir: Path, triplets: pl.DataFrame, cache_dir: Path, settings: Settings) -> dict:
+    """`umcl evaluate`'s metrics for a stored model on this test split. A model trained at another
+    image size gets the same test images decoded at its own size."""
+    from umcl.data.preprocess import META_FILE, build_cache
+    from umcl.evaluate import evaluate_model
+    from umcl.model.umcl import describe_model, input_size, load_model
+
+    test = triplets.filter(pl.col("split") == "test")
+    size = input_size(describe_model(model_dir))
+    cached = json.loads((Path(cache_dir) / META_FILE).read_text())["size"]
+    with tempfile.TemporaryDirectory(prefix="umcl-gate-") as scratch:
+        if size != cached:
+            log.warning(
+                "champion takes %d px images, the cache holds %d px: decoding the test images again",
+                size,
+                cached,
+            )
+            test_file = Path(scratch) / "test.parquet"
+            test.write_parquet(test_file)
+            cache_dir = Path(scratch) / "cache"
+            build_cache(test_file, cache_dir, size, settings.preprocess.workers)
+        metrics, _ = evaluate_model(
+            load_model(model_dir), test, Path(cache_dir), settings.evaluate,
+            settings.labels.uncertainty, settings.seed,
+        )  # fmt: skip
+    return metrics
+
+
+def run_gate(
+    settings: Settings,
+    candidate_metrics: Path,
+    triplets_path: Path,
+    cache_dir: Path,
+    out: Path,
+) -> dict:
+    """Decide, write `out` (gate.json), and raise GateFailed when the candidate fails."""
+    from umcl import registry
+
+    if not Path(candidate_metrics).is_file():
+        raise FileNotFoundError(
+            f"{candidate_metrics}: no candidate metrics; run `umcl evaluate` first"
+        )
+    candidate = gated_metrics(json.loads(Path(candidate_metrics).read_text()))
+    champion = registry.champion()
+    champion_report = None
+    if champion is not None:
+        scores = gated_metrics(
+            rescore(champion.path, pl.read_parquet(triplets_path), cache_dir, settings)
+        )
+        champion_report = {"tag": champion.tag, "metrics": scores}
+    checks = decide(candidate, settings, champion_report["metrics"] if champion_report else None)
+    passed = all(c.passed for c in checks)
+    report = {
+        "passed": passed,
+        "candidate": {"metrics": candidate, "source": str(candidate_metrics)},
+        "champion": champion_report,
+        "checks": [asdict(c) for c in checks],
+        "max_regression": settings.gate.max_regression,
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    if not passed:
+        failed = "; ".join(_describe(c) for c in checks if not c.passed)
+        kept = f"champion {champion.tag} stays" if champion else "no champion is set"
+        raise GateFailed(f"candidate refused ({failed}); {kept}. Details in {out}")
+    return report
