@@ -58,12 +58,29 @@ def git_revision(root: Path = Path()) -> dict[str, str | bool] | None:
     return {"commit": commit, "dirty": dirty}
 
 
+def bento_version(bentofile: Path, model_tag: str) -> str:
+    """The model's version plus a hash of what the bento packs (its code and bentofile), so a
+    rebuild of the same model and code gives the same tag and is not built twice."""
+    root = bentofile.parent
+    digest = hashlib.sha256(bentofile.read_bytes())
+    for source in sorted((root / "umcl").rglob("*.py")):
+        digest.update(str(source.relative_to(root)).encode() + b"\0" + source.read_bytes())
+    return f"{model_tag.split(':')[1]}-{digest.hexdigest()[:8]}"
+
+
 def build_bento(bentofile: Path, model_tag: str) -> str:
     """`bentoml build` of the service, pinned to `model_tag`; returns the bento's tag."""
     import bentoml
+    from bentoml.exceptions import NotFound
 
+    version = bento_version(bentofile, model_tag)
+    name = yaml.safe_load(bentofile.read_text())["name"]
+    try:
+        return str(bentoml.bentos.get(f"{name}:{version}").tag)
+    except NotFound:
+        pass
     bento = bentoml.bentos.build_bentofile(
-        str(bentofile), build_ctx=str(bentofile.parent), args={"model": model_tag}
+        str(bentofile), build_ctx=str(bentofile.parent), version=version, args={"model": model_tag}
     )
     return str(bento.tag)
 

@@ -1,6 +1,6 @@
 """The model registry: packaged models in BentoML's model store, one of them the champion.
 
-Every packaged model is `umcl:<version>` in the store (`$BENTOML_HOME`, default ~/bentoml),
+Every packaged model is `umcl:<version>` in the store (the version is its weights' hash) (`$BENTOML_HOME`, default ~/bentoml),
 holding the files of a `models/candidate` directory and metadata — metrics, params, git
 revision, data version. Labels say which model is the champion and when each was promoted, so
 the marking travels with the model into a bento. Rollback returns to the most recent earlier
@@ -23,6 +23,7 @@ from umcl.model.umcl import MODEL_FILE, WEIGHTS_FILE
 
 MODEL_NAME = "umcl"
 CHAMPION, PROMOTED_AT, ROLLED_BACK = "champion", "promoted_at", "rolled_back"
+VERSION_LENGTH = 16
 
 
 class RegistryError(ValueError):
@@ -113,12 +114,14 @@ def add(model_dir: Path, metadata: dict[str, Any]) -> tuple[Entry, bool]:
         if not (model_dir / required).is_file():
             raise RegistryError(f"{model_dir}: not a UMCL model directory (no {required})")
     digest = weights_digest(model_dir)
+    # The version is the weights' hash: the same training gives the same tag on any machine.
+    tag = f"{MODEL_NAME}:{digest[:VERSION_LENGTH]}"
     for existing in entries():
-        if existing.metadata.get("weights_sha256") == digest:
+        if existing.tag == tag or existing.metadata.get("weights_sha256") == digest:
             return existing, False
     labels = {CHAMPION: "false", "framework": "pytorch", "project": "umcl"}
     with bentoml.models.create(
-        MODEL_NAME, labels=labels, metadata=_metadata_safe(metadata | {"weights_sha256": digest})
+        tag, labels=labels, metadata=_metadata_safe(metadata | {"weights_sha256": digest})
     ) as stored:
         shutil.copytree(model_dir, stored.path, dirs_exist_ok=True)
     return get(str(stored.tag)), True
@@ -144,6 +147,8 @@ def _relabel(entry: Entry, changes: dict[str, str | None]) -> None:
 def promote(tag: str) -> Entry:
     """Make `tag` the champion (the previous one stays in the store for rollback)."""
     target = get(tag)
+    if target.champion:
+        return target  # already: its promotion time (rollback's order) stays
     for entry in entries():
         if entry.champion and entry.tag != target.tag:
             _relabel(entry, {CHAMPION: "false"})
