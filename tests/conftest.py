@@ -23,6 +23,7 @@ SHARED = REPO.parent / "shared" / "data"
 for name, value in {
     "HF_HUB_OFFLINE": "1", "DVC_NO_ANALYTICS": "1", "DO_NOT_TRACK": "1",
     "BENTOML_DO_NOT_TRACK": "true", "GX_ANALYTICS_ENABLED": "false",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
 }.items():  # fmt: skip
     os.environ.setdefault(name, value)
 # A model store of the test session's own, never the user's ~/bentoml. Set before anything imports

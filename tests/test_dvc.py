@@ -2,65 +2,19 @@
 
 import filecmp
 import json
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.conftest import REPO, tiny_params
+from tests.project import make_project, run
 
 pytestmark = pytest.mark.slow
 
 
-def run(*command: str, cwd: Path) -> str:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    env["BENTOML_HOME"] = str(cwd / ".bentoml")  # each project its own model store
-    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
-    assert result.returncode == 0, (
-        f"{' '.join(command)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-    )
-    return result.stdout + result.stderr
-
-
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
-    """The tracked files of this repository, tiny params, as a fresh git + DVC project."""
-    root = tmp_path_factory.mktemp("project")
-    files = subprocess.run(
-        ["git", "ls-files", "-co", "--exclude-standard"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
-    for name in files:
-        if (REPO / name).is_file() and not name.startswith(("data/", "dvc.lock")):
-            (root / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / name, root / name)
-    params = tiny_params(Path("data"))
-    # A tiny model reaches no useful threshold; any candidate passes, so every run packages.
-    params["gate"] = {"min_zero_shot_auroc": None, "min_recall_at_5": None, "max_regression": 1.0}
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    run("git", "init", "-q", cwd=root)
-    run(
-        "git",
-        "-c",
-        "user.email=t@t",
-        "-c",
-        "user.name=t",
-        "commit",
-        "-qam",
-        "init",
-        "--allow-empty",
-        cwd=root,
-    )
-    run("git", "add", "-A", cwd=root)
-    run("git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "project", cwd=root)
-    return root
+    return make_project(tmp_path_factory.mktemp("project"))
 
 
 def test_repro_runs_from_demo_to_a_bento_then_has_nothing_to_do(project):
@@ -80,8 +34,8 @@ def test_repro_runs_from_demo_to_a_bento_then_has_nothing_to_do(project):
     assert package["model"].startswith("umcl:") and package["bento"].startswith("umcl-service:")
     models = run("umcl", "models", "list", cwd=project)
     assert package["model"] in models and "*" in models
-    bentos = run("bentoml", "list", cwd=project)
-    assert package["bento"].split(":")[1] in bentos
+    bentos = json.loads(run("bentoml", "list", "-o", "json", cwd=project))
+    assert package["bento"] in [b["tag"] for b in bentos]
     stored = yaml.safe_load(
         (
             project / ".bentoml/models/umcl" / package["model"].split(":")[1] / "model.yaml"

@@ -4,6 +4,7 @@ so `umcl --help` answers at once."""
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -166,6 +167,12 @@ def cmd_models(args: argparse.Namespace) -> None:
         print(
             f"models: {entry.tag} is the champion; rebuild the bento with `bentoml build` to serve it from a bento"
         )
+    elif args.action == "champion":
+        champion = registry.champion()
+        if champion is None:
+            raise ValueError(f"no champion in the model store ({registry.store_path()})")
+        keys = ("data_version", "params_sha256", "git", "gate")
+        print(json.dumps({"tag": champion.tag, **{k: champion.metadata.get(k) for k in keys}}))
     else:
         restored, demoted = registry.rollback()
         print(f"models: rolled back {demoted.tag}; {restored.tag} is the champion again")
@@ -281,8 +288,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("metrics/package.json"))
     p.add_argument("--bentofile", type=Path, default=Path("bentofile.yaml"))
     p.add_argument("--no-bento", action="store_true", help="store and promote only")
-    p = stage("models", cmd_models, "the model store: list models, promote one, roll back")
-    p.add_argument("action", choices=["list", "promote", "rollback"])
+    p = stage(
+        "models",
+        cmd_models,
+        "the model store: list models, show the champion (JSON), promote one, roll back",
+    )
+    p.add_argument("action", choices=["list", "champion", "promote", "rollback"])
     p.add_argument("tag", nargs="?", help="umcl:<version> (promote)")
     p = stage("label", cmd_label, "label free-text reports: one column per label (1, 0, -1, blank)")
     p.add_argument("input", type=Path, help="CSV with an id column and report text columns")

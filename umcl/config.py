@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -239,6 +239,27 @@ class GateSettings(Strict):
     max_regression: float = Field(0.01, ge=0)  # allowed drop below the champion, per gated metric
 
 
+class SweepCandidate(Strict):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,40}$")  # also names its DVC experiment
+    overrides: dict[str, Any]  # dotted params keys → values, as `dvc exp run -S key=value`
+
+
+class SweepSettings(Strict):
+    """Candidate configurations the sweep flow trains as DVC experiments; the best by the gate's
+    primary metric goes on to the gate and packaging."""
+
+    parallel: int = Field(1, ge=1)  # experiments run at once (each in its own temporary copy)
+    candidates: list[SweepCandidate] = []
+
+    @field_validator("candidates")
+    @classmethod
+    def _names_unique(cls, candidates: list[SweepCandidate]) -> list[SweepCandidate]:
+        names = [c.name for c in candidates]
+        if len(set(names)) != len(names):
+            raise ValueError(f"candidate names repeat: {names}")
+        return candidates
+
+
 class Settings(Strict):
     seed: int = 42
     labels: LabelSettings = LabelSettings()
@@ -252,6 +273,7 @@ class Settings(Strict):
     train: TrainSettings = TrainSettings()
     evaluate: EvaluateSettings = EvaluateSettings()
     gate: GateSettings = GateSettings()
+    sweep: SweepSettings = SweepSettings()
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

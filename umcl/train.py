@@ -352,6 +352,10 @@ def train(
         )
     else:
         torch.manual_seed(settings.seed + runtime.rank)  # dropout differs across ranks
+        # Seeded too, though training draws from neither: checkpoints then hold the same bytes
+        # on every run, so DVC records the same hash for the same training.
+        random.seed(settings.seed + runtime.rank)
+        np.random.seed(settings.seed + runtime.rank)
 
     if config.compile:
         model.image.backbone = torch.compile(model.image.backbone)
@@ -445,7 +449,15 @@ def train(
         save_model(
             model,
             Path(out_dir),
-            extra={"params": settings.model_dump(mode="json", by_alias=True), "train": summary},
+            # Only what the weights depend on: the same training (also when resumed) must give a
+            # byte-identical model directory, so DVC and the registry see the same model.
+            extra={
+                "params": settings.model_dump(mode="json", by_alias=True),
+                "train": {
+                    k: summary[k]
+                    for k in ("steps", "world_size", "precision", "device", "final_loss")
+                },
+            },
         )
         (Path(out_dir) / "labels.json").write_text(
             (Path(triplets).parent / "labels.json").read_text()

@@ -1,0 +1,92 @@
+"""Flow `umcl-pipeline`: every stage of `dvc.yaml` as a Prefect task, in the DAG's order.
+
+Each task is `dvc repro --single-item <stage>`, so DVC decides what is up to date and
+`dvc.lock` records what ran, exactly as a `dvc repro` by hand would. Stages that read raw data
+or write to the cache or the model store are retried with back-off on failure (storage can
+fail for a moment); training, evaluation and the gate are not — a refused candidate is a
+decision, not an accident. The flow publishes its metrics and the gate decision as an artifact.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.tasks import exponential_backoff
+
+from umcl.dvcops import StageFailed, repro_stage, stage_order
+
+STORAGE_STAGES = {"demo", "validate", "unify", "preprocess", "package"}
+ARTIFACT_KEY = "umcl-pipeline"
+
+
+@task(name="dvc-stage", task_run_name="{stage}")
+def run_stage(project: str, stage: str, force: bool = False) -> bool:
+    ran = repro_stage(Path(project), stage, force)
+    get_run_logger().info("%s: %s", stage, "ran" if ran else "up to date")
+    return ran
+
+
+def _read(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def summary_markdown(project: Path, ran: dict[str, bool | None], failure: str | None) -> str:
+    """Stages, the candidate's gated metrics, the gate's checks and what was packaged."""
+    lines = ["## UMCL pipeline", "", "| stage | result |", "|---|---|"]
+    shown = {True: "ran", False: "up to date", None: "FAILED"}
+    lines += [f"| {s} | {shown[r]} |" for s, r in ran.items()]
+    if failure:
+        lines += ["", f"**Failed:** {failure}"]
+    gate = _read(project / "metrics/gate.json") if "gate" in ran else None  # never a stale one
+    if gate:
+        champion = gate["champion"]["tag"] if gate["champion"] else "none (thresholds only)"
+        lines += ["", f"### Gate: {'passed' if gate['passed'] else 'REFUSED'} (against {champion})", "",
+                  "| check | value | threshold | passed |", "|---|---:|---:|---|"]  # fmt: skip
+        for c in gate["checks"]:
+            value = "—" if c["value"] is None else f"{c['value']:.4f}"
+            lines.append(
+                f"| {c['name']} | {value} | {c['threshold']:.4f} | {'yes' if c['passed'] else 'no'} |"
+            )
+    package = _read(project / "metrics/package.json")
+    if package and ran.get("package"):
+        lines += ["", f"Champion: `{package['model']}`, bento `{package['bento']}`"]
+    return "\n".join(lines)
+
+
+@flow(name="umcl-pipeline")
+def pipeline(
+    project: str = ".",
+    force: bool = False,
+    force_stages: list[str] | None = None,
+    retries: int = 2,
+    retry_delay_s: float = 10.0,
+) -> dict[str, bool]:
+    """Run the DVC pipeline stage by stage; returns stage → whether it ran. `force` reruns
+    every stage, `force_stages` only those."""
+    root = Path(project).resolve()
+    retried = {
+        "retries": retries,
+        "retry_delay_seconds": exponential_backoff(backoff_factor=retry_delay_s),
+    }
+    ran: dict[str, bool | None] = {}
+    failure = None
+    try:
+        for stage in stage_order(root):
+            options = retried if stage in STORAGE_STAGES else {"retries": 0}
+            again = force or stage in (force_stages or [])
+            ran[stage] = None  # until it finishes
+            ran[stage] = run_stage.with_options(**options)(str(root), stage, again)
+    except StageFailed as exc:
+        failure = str(exc)
+        raise
+    finally:
+        create_markdown_artifact(key=ARTIFACT_KEY, markdown=summary_markdown(root, ran, failure),
+                                 description="UMCL pipeline: stages, metrics, gate decision")  # fmt: skip
+    return ran
+
+
+if __name__ == "__main__":
+    pipeline()

@@ -1,0 +1,231 @@
+"""The Prefect flows against a real Prefect API (one test harness for the module): the pipeline
+flow leaves the lock `dvc repro` leaves, fails with the failing stage's message, retries a
+transient storage error; retrain says "nothing new" until a param changes; the sweep packages
+only its best candidate; a served deployment runs to Completed when triggered."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import REPO
+from tests.project import commit, make_project, project_env, run
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def prefect_api() -> Iterator[str]:
+    from prefect.settings import PREFECT_API_URL
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield PREFECT_API_URL.value()
+
+
+@contextmanager
+def inside(project: Path) -> Iterator[None]:
+    """The environment a flow's `dvc` and `umcl` commands see: this venv, the project's store."""
+    saved = dict(os.environ)
+    os.environ.update(project_env(project))
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def task_runs(flow_run_id) -> dict[str, int]:
+    """Task run name → how many times it ran, from the Prefect API."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    async def read() -> dict[str, int]:
+        async with get_client() as client:
+            runs = await client.read_task_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+            )
+        return {r.name: r.run_count for r in runs}
+
+    return asyncio.run(read())
+
+
+def artifact(key: str) -> str:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    async def read() -> str:
+        async with get_client() as client:
+            found = await client.read_artifacts(
+                artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key]))
+            )
+        return max(found, key=lambda a: a.created).data
+
+    return asyncio.run(read())
+
+
+@pytest.fixture(scope="module")
+def flowed(prefect_api: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny project run end to end by the pipeline flow, then committed."""
+    from flows.pipeline import pipeline
+
+    root = make_project(tmp_path_factory.mktemp("flows") / "flowed")
+    with inside(root):
+        state = pipeline(project=str(root), retry_delay_s=0.2, return_state=True)
+    assert state.is_completed(), state.message
+    commit(root, "pipeline run by the flow")
+    return root
+
+
+def test_the_pipeline_flow_leaves_the_lock_dvc_repro_leaves(flowed: Path, tmp_path: Path) -> None:
+    by_hand = make_project(tmp_path / "by-hand")
+    run("dvc", "repro", cwd=by_hand)
+    assert yaml.safe_load((flowed / "dvc.lock").read_text()) == yaml.safe_load(
+        (by_hand / "dvc.lock").read_text()
+    )
+    summary = artifact("umcl-pipeline")
+    assert "| package | ran |" in summary and "Gate: passed" in summary and "umcl:" in summary
+
+
+def test_a_failing_stage_fails_the_flow_with_its_message_and_is_not_retried(
+    flowed: Path, tmp_path: Path
+) -> None:
+    from flows.pipeline import pipeline
+
+    project = tmp_path / "strict"
+    shutil.copytree(flowed, project, symlinks=True)
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["gate"] = {"min_zero_shot_auroc": 0.999, "min_recall_at_5": None, "max_regression": 1.0}
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    with inside(project):
+        state = pipeline(project=str(project), retry_delay_s=0.2, return_state=True)
+    assert state.is_failed()
+    assert (
+        "stage gate failed" in state.message
+        and "candidate refused (min_zero_shot_macro_auroc" in state.message
+    )
+    runs = task_runs(state.state_details.flow_run_id)
+    assert runs["gate"] == 1 and "package" not in runs  # a refusal is final; nothing is packaged
+    assert "REFUSED" in artifact("umcl-pipeline")
+
+
+def test_a_transient_storage_error_is_retried_and_the_run_completes(
+    flowed: Path, tmp_path: Path
+) -> None:
+    from flows.pipeline import pipeline
+
+    project = tmp_path / "flaky"
+    shutil.copytree(flowed, project, symlinks=True)
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["preprocess"]["image_size"] = 24  # preprocess (and what follows) must run again
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    # A `dvc` in front of the real one whose first `repro` of preprocess fails as a storage
+    # outage would: the fault is injected at the storage boundary, not in our code.
+    shim = tmp_path / "bin"
+    shim.mkdir()
+    marker = tmp_path / "failed-once"
+    (shim / "dvc").write_text(
+        f"#!/bin/sh\n"
+        f'case "$*" in *"--single-item preprocess"*) if [ ! -e {marker} ]; then touch {marker}; '
+        f'echo "ERROR: failed to transfer outputs to the cache: [Errno 5] Input/output error" >&2; exit 255; fi;; esac\n'
+        f'exec {Path(sys.executable).parent / "dvc"} "$@"\n'
+    )
+    (shim / "dvc").chmod(0o755)
+    with inside(project):
+        os.environ["PATH"] = f"{shim}{os.pathsep}{os.environ['PATH']}"
+        state = pipeline(project=str(project), retry_delay_s=0.2, return_state=True)
+    assert state.is_completed(), state.message
+    assert marker.exists()
+    runs = task_runs(state.state_details.flow_run_id)
+    assert runs["preprocess"] == 2 and runs["train"] == 1
+
+
+def test_retrain_says_nothing_new_until_a_param_changes(flowed: Path, tmp_path: Path) -> None:
+    from flows.retrain import NOTHING_NEW, retrain
+
+    project = tmp_path / "retrain"
+    shutil.copytree(flowed, project, symlinks=True)
+    with inside(project):
+        assert retrain(project=str(project)) == NOTHING_NEW
+        before = json.loads((project / "metrics/package.json").read_text())["model"]
+        params = yaml.safe_load((project / "params.yaml").read_text())
+        params["train"]["lr"] = params["train"]["lr"] / 2
+        (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        outcome = retrain(project=str(project))
+    assert outcome.startswith("retrained") and "train" in outcome
+    after = json.loads((project / "metrics/package.json").read_text())
+    assert after["model"] != before and after["previous_champion"] == before
+
+
+def test_the_sweep_packages_only_its_best_candidate(flowed: Path, tmp_path: Path) -> None:
+    from flows.sweep import sweep
+
+    project = tmp_path / "sweep"
+    shutil.copytree(flowed, project, symlinks=True)
+    with inside(project):
+        report = sweep(project=str(project), retry_delay_s=0.2)
+        champion = json.loads(run("umcl", "models", "champion", cwd=project))
+        models = run("umcl", "models", "list", cwd=project)
+    scores = {c["name"]: c["zero_shot_macro_auroc"] for c in report["candidates"]}
+    assert set(scores) == {"learning", "frozen"}
+    assert report["winner"] == max(scores, key=scores.get)
+    assert json.loads((project / "metrics/sweep.json").read_text())["winner"] == report["winner"]
+    winner_lr = {"learning": 2.0e-3, "frozen": 1.0e-9}[report["winner"]]
+    assert yaml.safe_load((project / "params.yaml").read_text())["train"]["lr"] == winner_lr
+    packaged = json.loads((project / "metrics/package.json").read_text())
+    assert champion["tag"] == packaged["model"]
+    assert models.count("umcl:") == 2  # the flow's first champion and the winner; the loser never
+    table = artifact("umcl-sweep")
+    assert "| learning |" in table and "| frozen |" in table and "winner" in table
+
+
+def test_a_served_retrain_deployment_runs_when_triggered(flowed: Path, prefect_api: str) -> None:
+    from prefect.client.orchestration import get_client
+
+    env = {**project_env(flowed), "PREFECT_API_URL": prefect_api}
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "flows.serve", "--project", str(flowed), "--cron", "0 3 * * *"],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            triggered = subprocess.run(["prefect", "deployment", "run", "umcl-retrain/nightly"], env=env,
+                                       capture_output=True, text=True, cwd=REPO)  # fmt: skip
+            if triggered.returncode == 0 or time.monotonic() > deadline:
+                break
+            time.sleep(2)  # the deployment appears once `serve` has registered it
+        assert triggered.returncode == 0, triggered.stdout + triggered.stderr
+        run_id = next(line.split()[-1] for line in triggered.stdout.splitlines() if "UUID" in line)
+
+        async def state_of() -> tuple[str, object]:
+            async with get_client() as client:
+                flow_run = await client.read_flow_run(run_id)
+                deployment = await client.read_deployment(flow_run.deployment_id)
+            return flow_run.state.type.value, deployment
+
+        while time.monotonic() < deadline + 120:
+            state, deployment = asyncio.run(state_of())
+            if state in {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}:
+                break
+            time.sleep(1)
+        assert state == "COMPLETED", state
+        assert deployment.schedules and deployment.schedules[0].schedule.cron == "0 3 * * *"
+    finally:
+        os.killpg(serve.pid, signal.SIGTERM)
+        try:
+            serve.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(serve.pid, signal.SIGKILL)

@@ -1,0 +1,130 @@
+"""DVC as the orchestrators see it: the stage order of `dvc.yaml`, one stage reproduced, what is
+out of date, experiments. Everything goes through the `dvc` command, so `dvc.lock` and the
+cache stay the single record of what ran, whoever started it (a person or a Prefect flow).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from graphlib import TopologicalSorter
+from pathlib import Path
+
+import yaml
+
+
+class StageFailed(RuntimeError):
+    """A DVC command that failed; the message is the failing command's own error."""
+
+    def __init__(self, stage: str, message: str):
+        super().__init__(f"stage {stage} failed: {message}")
+        self.stage = stage
+
+
+def stage_order(project: Path) -> list[str]:
+    """The stages of `dvc.yaml` in an order that runs each after the stages whose outputs it
+    reads (ties keep the file's order)."""
+    stages = (yaml.safe_load((Path(project) / "dvc.yaml").read_text()) or {}).get("stages", {})
+
+    def paths(entries: list) -> list[str]:
+        return [next(iter(e)) if isinstance(e, dict) else e for e in entries or []]
+
+    produced = {}
+    for name, spec in stages.items():
+        for out in paths(spec.get("outs")) + paths(spec.get("metrics")) + paths(spec.get("plots")):
+            produced[Path(out)] = name
+
+    def upstream(dep: str) -> set[str]:
+        dep_path = Path(dep)
+        # A dependency on a folder depends on every stage writing into it, and the reverse.
+        return {
+            stage
+            for out, stage in produced.items()
+            if out == dep_path or dep_path in out.parents or out in dep_path.parents
+        }
+
+    graph = {name: set() for name in stages}
+    for name, spec in stages.items():
+        for dep in paths(spec.get("deps")):
+            graph[name] |= upstream(dep) - {name}
+    sorter = TopologicalSorter(graph)
+    sorter.prepare()
+    order, position = [], {name: i for i, name in enumerate(stages)}
+    while sorter.is_active():
+        ready = sorted(sorter.get_ready(), key=position.__getitem__)
+        order += ready
+        sorter.done(*ready)
+    return order
+
+
+def _error_message(output: str) -> str:
+    """The line a person needs from a failed `dvc` run: the stage command's own error if there
+    is one (`umcl <stage>: error: …`), else DVC's `ERROR:` line, else the last lines."""
+    lines = [line.strip() for line in re.split(r"[\r\n]+", output) if line.strip()]
+    for pattern in (r"^umcl \S+: error: ", r"^ERROR: "):
+        found = [line for line in lines if re.search(pattern, line)]
+        if found:
+            return " | ".join(found[-2:])
+    return " | ".join(lines[-5:]) or "no output"
+
+
+def dvc(project: Path, *args: str, stage: str = "dvc") -> str:
+    """Run `dvc ARGS` in `project`; StageFailed with the error message when it fails."""
+    result = subprocess.run(
+        ["dvc", *args], cwd=project, capture_output=True, text=True, env=os.environ.copy()
+    )
+    output = result.stdout + result.stderr
+    if result.returncode != 0:
+        raise StageFailed(stage, _error_message(output))
+    return output
+
+
+def repro_stage(project: Path, stage: str, force: bool = False) -> bool:
+    """`dvc repro --single-item STAGE`: True when it ran, False when it was up to date."""
+    output = dvc(
+        project, "repro", "--single-item", stage, *(["--force"] if force else []), stage=stage
+    )
+    return f"Running stage '{stage}'" in output
+
+
+def out_of_date(project: Path) -> dict[str, list]:
+    """`dvc status`: stage → what changed (raw data, params, code); empty when up to date."""
+    return json.loads(dvc(project, "status", "--json", stage="status") or "{}")
+
+
+def exp_run(project: Path, name: str, overrides: dict[str, object], target: str) -> None:
+    """One DVC experiment up to `target`, in a temporary copy of the workspace (so candidates
+    do not see each other's params and may run side by side)."""
+    settings = [
+        arg for key, value in overrides.items() for arg in ("-S", f"{key}={json.dumps(value)}")
+    ]
+    dvc(
+        project,
+        "exp",
+        "run",
+        "--temp",
+        "--name",
+        name,
+        *settings,
+        target,
+        stage=f"experiment {name}",
+    )
+
+
+def exp_file(project: Path, name: str, path: str) -> str:
+    """A file as experiment `name` left it (metrics are git-tracked in the experiment's commit)."""
+    ref = f"refs/exps/{name}"
+    refs = subprocess.run(["git", "for-each-ref", "--format=%(refname)", "refs/exps"], cwd=project,
+                          capture_output=True, text=True, check=True).stdout.split()  # fmt: skip
+    matches = [r for r in refs if r.endswith(f"/{name}")]
+    if not matches:
+        raise StageFailed(f"experiment {name}", f"no experiment ref for {name} ({ref})")
+    return subprocess.run(["git", "show", f"{matches[0]}:{path}"], cwd=project, capture_output=True,
+                          text=True, check=True).stdout  # fmt: skip
+
+
+def exp_apply(project: Path, name: str) -> None:
+    """Bring experiment `name`'s params, lock and outputs into the workspace."""
+    dvc(project, "exp", "apply", name, stage=f"experiment {name}")
