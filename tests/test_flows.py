@@ -76,6 +76,16 @@ def artifact(key: str) -> str:
     return asyncio.run(read())
 
 
+def variant(flowed: Path, destination: Path, **changes: dict) -> Path:
+    """A copy of the flowed project (data, cache, lock, store) with some params sections updated."""
+    shutil.copytree(flowed, destination, symlinks=True)
+    params = yaml.safe_load((destination / "params.yaml").read_text())
+    for section, values in changes.items():
+        params[section].update(values)
+    (destination / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    return destination
+
+
 @pytest.fixture(scope="module")
 def flowed(prefect_api: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny project run end to end by the pipeline flow, then committed."""
@@ -104,11 +114,7 @@ def test_a_failing_stage_fails_the_flow_with_its_message_and_is_not_retried(
 ) -> None:
     from flows.pipeline import pipeline
 
-    project = tmp_path / "strict"
-    shutil.copytree(flowed, project, symlinks=True)
-    params = yaml.safe_load((project / "params.yaml").read_text())
-    params["gate"] = {"min_zero_shot_auroc": 0.999, "min_recall_at_5": None, "max_regression": 1.0}
-    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    project = variant(flowed, tmp_path / "strict", gate={"min_zero_shot_auroc": 0.999})
     with inside(project):
         state = pipeline(project=str(project), retry_delay_s=0.2, return_state=True)
     assert state.is_failed()
@@ -126,11 +132,8 @@ def test_a_transient_storage_error_is_retried_and_the_run_completes(
 ) -> None:
     from flows.pipeline import pipeline
 
-    project = tmp_path / "flaky"
-    shutil.copytree(flowed, project, symlinks=True)
-    params = yaml.safe_load((project / "params.yaml").read_text())
-    params["preprocess"]["image_size"] = 24  # preprocess (and what follows) must run again
-    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    # Another image size: preprocess, and all that follows, must run again.
+    project = variant(flowed, tmp_path / "flaky", preprocess={"image_size": 24})
     # A `dvc` in front of the real one whose first `repro` of preprocess fails as a storage
     # outage would: the fault is injected at the storage boundary, not in our code.
     shim = tmp_path / "bin"
@@ -155,8 +158,7 @@ def test_a_transient_storage_error_is_retried_and_the_run_completes(
 def test_retrain_says_nothing_new_until_a_param_changes(flowed: Path, tmp_path: Path) -> None:
     from flows.retrain import NOTHING_NEW, retrain
 
-    project = tmp_path / "retrain"
-    shutil.copytree(flowed, project, symlinks=True)
+    project = variant(flowed, tmp_path / "retrain")
     with inside(project):
         assert retrain(project=str(project)) == NOTHING_NEW
         before = json.loads((project / "metrics/package.json").read_text())["model"]
@@ -172,8 +174,7 @@ def test_retrain_says_nothing_new_until_a_param_changes(flowed: Path, tmp_path: 
 def test_the_sweep_packages_only_its_best_candidate(flowed: Path, tmp_path: Path) -> None:
     from flows.sweep import sweep
 
-    project = tmp_path / "sweep"
-    shutil.copytree(flowed, project, symlinks=True)
+    project = variant(flowed, tmp_path / "sweep")
     with inside(project):
         report = sweep(project=str(project), retry_delay_s=0.2)
         champion = json.loads(run("umcl", "models", "champion", cwd=project))

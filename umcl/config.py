@@ -232,7 +232,8 @@ class EvaluateSettings(Strict):
 
 class GateSettings(Strict):
     """What a candidate must reach before it may replace the champion (DESIGN §6). A threshold
-    of null switches that check off (e.g. Recall@5 for a site without image–report pairs)."""
+    of null switches that minimum off (e.g. Recall@5 for a site without image–report pairs); the
+    no-regression rule covers every metric both candidate and champion have."""
 
     min_zero_shot_auroc: float | None = Field(0.80, ge=0, le=1)  # macro, the model's own prompts
     min_recall_at_5: float | None = Field(0.20, ge=0, le=1)  # image→text on test pairs

@@ -54,21 +54,17 @@ def decide(
 ) -> list[Check]:
     gate = settings.gate
     minimums = {PRIMARY: gate.min_zero_shot_auroc, "recall_at_5": gate.min_recall_at_5}
+    gated = [metric for metric, minimum in minimums.items() if minimum is not None]
     checks = []
-    for metric, minimum in minimums.items():
-        if minimum is None:
-            continue
+    for metric in gated:
         value = candidate.get(metric)
-        checks.append(
-            Check(f"min_{metric}", metric, value, minimum, value is not None and value >= minimum)
-        )
-    for metric, best in (champion or {}).items():
-        value = candidate.get(metric)
-        if (
-            best is None
-            or value is None
-            or (metric == "recall_at_5" and gate.min_recall_at_5 is None)
-        ):
+        passed = value is not None and value >= minimums[metric]
+        checks.append(Check(f"min_{metric}", metric, value, minimums[metric], passed))
+    # No regression on every gated metric both models have a figure for (a null threshold only
+    # switches off the absolute minimum).
+    for metric in minimums:
+        value, best = candidate.get(metric), (champion or {}).get(metric)
+        if value is None or best is None:
             continue
         floor = best - gate.max_regression
         checks.append(Check(f"no_regression_{metric}", metric, value, floor, value >= floor))

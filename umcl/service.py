@@ -3,7 +3,7 @@
 Two BentoML services:
 - `UMCL` (public, async): checks and decodes uploads (PNG, JPEG, DICOM) exactly as the
   preprocess stage does, and answers classify / embed_image / embed_text. Bad input is refused
-  here with a 4xx naming the upload and the reason, so it never reaches the model.
+  here with a 4xx naming the upload's position and the reason; it never reaches the model.
 - `Encoder` (internal): holds the model. Its image and text encoders are batchable, so
   concurrent requests are merged by BentoML's adaptive batching.
 
@@ -23,11 +23,16 @@ from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import bentoml
 import numpy as np
+import torch
 from bentoml.exceptions import BentoMLException, InvalidArgument
 
 from umcl import registry
+from umcl.data.dicom import ImageDecodeError
+from umcl.data.images import fit_square, load_image
+from umcl.model.umcl import describe_model, finding_probabilities, input_size, load_model
 
 log = logging.getLogger(__name__)
 
@@ -36,11 +41,11 @@ MAX_IMAGES = int(os.environ.get("UMCL_MAX_IMAGES", "64"))
 MAX_FINDINGS = 64
 MAX_TEXTS = 256
 ENCODER_ATTEMPTS = 3
-ADAPTIVE_BATCHING = os.environ.get("UMCL_ADAPTIVE_BATCHING", "true").lower() not in {
-    "0",
-    "false",
-    "no",
-    "off",
+ADAPTIVE_BATCHING = os.environ.get("UMCL_ADAPTIVE_BATCHING", "true").lower() in {
+    "1",
+    "true",
+    "yes",
+    "on",
 }
 MAX_BATCH_SIZE = int(os.environ.get("UMCL_MAX_BATCH_SIZE", "32"))
 MAX_LATENCY_MS = 10_000  # a batch waits far less; past this BentoML answers 503 instead of queueing
@@ -71,9 +76,6 @@ def _upload_name(path: Path) -> str:
 
 def _read_upload(index: int, path: Path, size: int) -> np.ndarray:
     """One uploaded file → the (size, size) uint8 square the model takes, or a 4xx error."""
-    from umcl.data.dicom import ImageDecodeError
-    from umcl.data.images import fit_square, load_image
-
     # Errors name the upload by position: file names from a PACS export often hold patient names,
     # and these messages reach the server log.
     megabytes = path.stat().st_size / 2**20
@@ -106,11 +108,6 @@ class Encoder:
     model_ref = MODEL
 
     def __init__(self) -> None:
-        import torch
-
-        from umcl.model.umcl import load_model
-
-        self.torch = torch
         device = "cuda" if torch.cuda.is_available() else "cpu"
         self.model = load_model(Path(self.model_ref.path), device)
 
@@ -119,21 +116,21 @@ class Encoder:
     )
     def embed_images(self, images: np.ndarray) -> np.ndarray:
         """(n, S, S) uint8 squares → (n, D) L2-normalised embeddings."""
-        pixels = self.torch.from_numpy(np.array(images, dtype=np.float32) / 255.0)[:, None]
-        with self.torch.inference_mode():
+        pixels = torch.from_numpy(np.array(images, dtype=np.float32) / 255.0)[:, None]
+        with torch.inference_mode():
             return self.model.encode_image(pixels.to(self.model.device)).float().cpu().numpy()
 
     @bentoml.api(
         batchable=ADAPTIVE_BATCHING, max_batch_size=MAX_BATCH_SIZE, max_latency_ms=MAX_LATENCY_MS
     )
     def embed_texts(self, texts: list[str]) -> np.ndarray:
-        with self.torch.inference_mode():
+        with torch.inference_mode():
             return self.model.encode_text(texts).float().cpu().numpy()
 
     @bentoml.api
     def finding_prompts(self, names: list[str]) -> dict[str, Any]:
         """Present and absent prompt embeddings for `names` and the logit scale."""
-        with self.torch.inference_mode():
+        with torch.inference_mode():
             present, absent = self.model.encode_findings(names)
             scale = self.model.logit_scale.exp()
         return {
@@ -158,8 +155,6 @@ class UMCL:
     encoder = bentoml.depends(Encoder)
 
     def __init__(self) -> None:
-        from umcl.model.umcl import describe_model, input_size
-
         description = describe_model(Path(self.model_ref.path))
         self.tag = str(self.model_ref.tag)
         self.labels: list[str] = description["labels"]
@@ -197,8 +192,6 @@ class UMCL:
     async def _encoder(self, method: str, *args: Any) -> Any:
         """Call the encoder service; a connection the encoder closed while idle in the pool (its
         keep-alive is shorter than the client's: seen under bursts after a pause) is retried."""
-        import aiohttp
-
         for attempt in range(ENCODER_ATTEMPTS):
             try:
                 return await getattr(self.encoder.to_async, method)(*args)
@@ -231,10 +224,6 @@ class UMCL:
         """Probability that each finding is present, per image. `findings` defaults to the model's
         labels; other names are prompted with the learned context and listed as outside the
         training label space."""
-        import torch
-
-        from umcl.model.umcl import finding_probabilities
-
         names = self._check_findings(findings)
         embeddings = await self._embed_uploads(images)
         present, absent, scale = await self._prompts(names)
