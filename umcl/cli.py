@@ -165,7 +165,7 @@ def cmd_models(args: argparse.Namespace) -> None:
             raise ValueError("umcl models promote needs a TAG (see `umcl models list`)")
         entry = registry.promote(args.tag)
         print(
-            f"models: {entry.tag} is the champion; rebuild the bento with `bentoml build` to serve it from a bento"
+            f"models: {entry.tag} is the champion; `bentoml build --arg model={entry.tag}` makes its bento"
         )
     elif args.action == "champion":
         champion = registry.champion()
