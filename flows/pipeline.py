@@ -43,8 +43,16 @@ def summary_markdown(project: Path, ran: dict[str, bool | None], failure: str | 
     gate = _read(project / "metrics/gate.json") if "gate" in ran else None  # never a stale one
     if gate:
         champion = gate["champion"]["tag"] if gate["champion"] else "none (thresholds only)"
-        lines += ["", f"### Gate: {'passed' if gate['passed'] else 'REFUSED'} (against {champion})", "",
-                  "| check | value | threshold | passed |", "|---|---:|---:|---|"]  # fmt: skip
+        measured = gate["candidate"]["metrics"]
+        lines += [
+            "",
+            f"### Gate: {'passed' if gate['passed'] else 'REFUSED'} (against {champion})",
+            "",
+            "Candidate: " + ", ".join(f"{k} {v:.4f}" for k, v in measured.items() if v is not None),
+            "",
+            "| check | value | threshold | passed |",
+            "|---|---:|---:|---|",
+        ]
         for c in gate["checks"]:
             value = "—" if c["value"] is None else f"{c['value']:.4f}"
             lines.append(
