@@ -218,6 +218,7 @@ class TrainSettings(Strict):
     workers: int = Field(0, ge=0)  # DataLoader worker processes
     device: str = "auto"  # auto: cuda if available, else cpu
     compile: bool = False  # torch.compile the towers
+    deterministic: bool = True  # deterministic kernels: bit-identical reruns (off for GPU speed)
     # Which kinds of samples train; e.g. [image_text] alone is the plain CLIP data regime.
     kinds: list[SourceKind] = Field(
         default_factory=lambda: ["image_text", "image_label", "text_label"], min_length=1

@@ -356,6 +356,9 @@ def train(
         # on every run, so DVC records the same hash for the same training.
         random.seed(settings.seed + runtime.rank)
         np.random.seed(settings.seed + runtime.rank)
+    # Some CPU kernels (seen: the second step's loss differed in the last bit between reruns)
+    # accumulate in a thread-dependent order unless told not to.
+    torch.use_deterministic_algorithms(config.deterministic, warn_only=True)
 
     if config.compile:
         model.image.backbone = torch.compile(model.image.backbone)
