@@ -56,15 +56,12 @@ def retrain(project: str = ".", force: bool = False, pull_data: bool = False) ->
         log.info(message)
         create_markdown_artifact(key="umcl-retrain", markdown=f"## Retrain\n\n{message}")
         return NOTHING_NEW
-    reason = (
-        "forced"
-        if force
-        else (
-            "no champion in the model store"
-            if champion is None
-            else f"changed: {', '.join(changed)}"
-        )
-    )
+    if force:
+        reason = "forced"
+    elif champion is None:
+        reason = "no champion in the model store"
+    else:
+        reason = f"changed: {', '.join(changed)}"
     log.info("retraining (%s)", reason)
     # An up-to-date pipeline with an empty store (a new machine): decide and package again.
     ran = pipeline(

@@ -6,7 +6,6 @@ cache stay the single record of what ran, whoever started it (a person or a Pref
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 from graphlib import TopologicalSorter
@@ -72,9 +71,7 @@ def _error_message(output: str) -> str:
 
 def dvc(project: Path, *args: str, stage: str = "dvc") -> str:
     """Run `dvc ARGS` in `project`; StageFailed with the error message when it fails."""
-    result = subprocess.run(
-        ["dvc", *args], cwd=project, capture_output=True, text=True, env=os.environ.copy()
-    )
+    result = subprocess.run(["dvc", *args], cwd=project, capture_output=True, text=True)
     output = result.stdout + result.stderr
     if result.returncode != 0:
         raise StageFailed(stage, _error_message(output))
@@ -115,12 +112,11 @@ def exp_run(project: Path, name: str, overrides: dict[str, object], target: str)
 
 def exp_file(project: Path, name: str, path: str) -> str:
     """A file as experiment `name` left it (metrics are git-tracked in the experiment's commit)."""
-    ref = f"refs/exps/{name}"
     refs = subprocess.run(["git", "for-each-ref", "--format=%(refname)", "refs/exps"], cwd=project,
                           capture_output=True, text=True, check=True).stdout.split()  # fmt: skip
     matches = [r for r in refs if r.endswith(f"/{name}")]
     if not matches:
-        raise StageFailed(f"experiment {name}", f"no experiment ref for {name} ({ref})")
+        raise StageFailed(f"experiment {name}", f"no experiment named {name} under refs/exps")
     return subprocess.run(["git", "show", f"{matches[0]}:{path}"], cwd=project, capture_output=True,
                           text=True, check=True).stdout  # fmt: skip
 

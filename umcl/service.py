@@ -30,8 +30,10 @@ import torch
 from bentoml.exceptions import BentoMLException, InvalidArgument
 
 from umcl import registry
+from umcl.config import PromptSettings
 from umcl.data.dicom import ImageDecodeError
 from umcl.data.images import fit_square, load_image
+from umcl.model.prompts import unpromptable
 from umcl.model.umcl import describe_model, finding_probabilities, input_size, load_model
 
 log = logging.getLogger(__name__)
@@ -142,10 +144,8 @@ class Encoder:
 
 @bentoml.service(
     name="umcl",
-    http={
-        "host": "127.0.0.1",
-        "port": 3000,
-    },  # loopback unless `bentoml serve --host` says otherwise
+    # Loopback unless `bentoml serve --host` says otherwise.
+    http={"host": "127.0.0.1", "port": 3000},
     traffic={"timeout": 120},
 )
 class UMCL:
@@ -159,8 +159,7 @@ class UMCL:
         self.tag = str(self.model_ref.tag)
         self.labels: list[str] = description["labels"]
         self.size = input_size(description)
-        prompt = description["prompt"]
-        self.open_vocabulary = prompt["mode"] == "handcrafted" or not prompt["class_specific"]
+        self.prompt = PromptSettings.model_validate(description["prompt"])
         self.prompts: dict[tuple[str, ...], tuple[np.ndarray, np.ndarray, float]] = {}
 
     def _check_findings(self, findings: list[str] | None) -> list[str]:
@@ -182,8 +181,8 @@ class UMCL:
             )
         if len(set(names)) != len(names):
             raise InvalidArgument("findings has duplicates")
-        unknown = [n for n in names if n not in self.labels]
-        if unknown and not self.open_vocabulary:
+        unknown = unpromptable(names, self.labels, self.prompt)
+        if unknown:
             raise InvalidArgument(
                 f"{unknown} are outside this model's label space, and its class-specific prompts cannot express new names; known: {self.labels}"
             )

@@ -25,6 +25,16 @@ from umcl.config import PromptSettings
 PRESENT, ABSENT = 0, 1
 
 
+def unpromptable(
+    names: list[str], label_names: list[str], settings: PromptSettings, handcrafted: bool = False
+) -> list[str]:
+    """The names a model cannot prompt: with class-specific learned contexts, those outside its
+    label space (a shared context or the templates can prompt any name)."""
+    if handcrafted or settings.mode == "handcrafted" or not settings.class_specific:
+        return []
+    return [n for n in names if n not in label_names]
+
+
 def label_phrase(name: str) -> str:
     """The words that name a finding in a prompt."""
     return name.lower()
@@ -119,12 +129,11 @@ class PromptLearner(nn.Module):
         if not handcrafted and not self.learned:
             raise ValueError("a handcrafted-prompt model has no learned context to prompt with")
         names = self.label_names if names is None else names
-        if not handcrafted and self.settings.class_specific:
-            unknown = [n for n in names if n not in self.label_names]
-            if unknown:
-                raise ValueError(
-                    f"class-specific contexts cannot prompt findings outside the label space: {unknown}"
-                )
+        unknown = unpromptable(names, self.label_names, self.settings, handcrafted)
+        if unknown:
+            raise ValueError(
+                f"class-specific contexts cannot prompt findings outside the label space: {unknown}"
+            )
         phrases = [
             self.phrases[self.label_names.index(n)]
             if n in self.label_names
