@@ -22,8 +22,10 @@ from torch.utils.data import DataLoader, Dataset
 from umcl.config import DemoSettings, SourceSettings, SplitSettings
 from umcl.data.dataset import TripletDataset, collate
 from umcl.data.demo import generate_demo
+from umcl.data.locator import image_files, write_locator
 from umcl.data.preprocess import build_cache, decode_to_square
-from umcl.data.sources import read_source
+from umcl.data.pseudonyms import DEMO_KEY, Pseudonymizer
+from umcl.data.sources import PRIVATE_COLUMNS, read_source
 from umcl.data.unify import build_triplets
 from umcl.labels import CHEXPERT_LABELS, LabelSpace
 
@@ -71,15 +73,22 @@ def main() -> None:
         source = SourceSettings(
             name="mimic", kind="image_text", format="mimic_cxr", path=root / "demo/mimic"
         )
-        rows = read_source(source, LabelSpace(), "key")
-        triplets = build_triplets([rows], list(CHEXPERT_LABELS), 0, SplitSettings())
+        rows = read_source(source, LabelSpace(), Pseudonymizer(DEMO_KEY)).rows
+        triplets = build_triplets(
+            [rows.drop(PRIVATE_COLUMNS)], list(CHEXPERT_LABELS), 0, SplitSettings()
+        )
         triplets.write_parquet(root / "t.parquet")
+        write_locator(
+            root / "locator", "mimic", rows["image"].to_list(), rows["image_path"].to_list()
+        )
         cores = os.cpu_count() or 1
 
         timings = {}
         for workers in (1, cores):
             started = time.perf_counter()
-            build_cache(root / "t.parquet", root / f"cache{workers}", SIZE, workers)
+            build_cache(
+                root / "t.parquet", root / f"cache{workers}", SIZE, root / "locator", workers
+            )
             timings[workers] = triplets.height / (time.perf_counter() - started)
 
         cached = DataLoader(
@@ -90,7 +99,7 @@ def main() -> None:
             generator=torch.Generator().manual_seed(0),
         )
         decoding = DataLoader(
-            DecodeEveryAccess(triplets["image"].to_list()),
+            DecodeEveryAccess(image_files(triplets["image"].to_list(), root / "locator")),
             batch_size=BATCH,
             shuffle=True,
             generator=torch.Generator().manual_seed(0),

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import tempfile
 import time
 from pathlib import Path
@@ -98,17 +99,24 @@ def main() -> None:
         raise SystemExit(
             f"real data not available: {missing} (see ../shared/data/README.md); skipped"
         )
+    # Real sources need a pseudonym key; nothing of this run outlives it, so a fresh one will do.
+    os.environ.setdefault("UMCL_PSEUDONYM_KEY", secrets.token_urlsafe(32))
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as work:
         work = Path(work)
         validation = validate_sources(
-            settings, work / "validated", work / "quarantine", work / "validation.json"
+            settings,
+            work / "validated",
+            work / "quarantine",
+            work / "validation.json",
+            work / "locator",
         )
         unify(settings, work / "validated", work / "unified/triplets.parquet", work / "unify.json")
         build_cache(
             work / "unified/triplets.parquet",
             work / "cache",
             settings.preprocess.image_size,
+            work / "locator",
             settings.preprocess.workers,
         )
         data_seconds = time.perf_counter() - started

@@ -68,7 +68,7 @@ def tiny_pipeline(tmp_path_factory: pytest.TempPathFactory) -> dict:
     paths = {
         "root": root, "params": params_file, "validated": root / "validated",
         "quarantine": root / "quarantine", "triplets": root / "unified/triplets.parquet",
-        "cache": root / "cache", "metrics": root / "metrics",
+        "cache": root / "cache", "metrics": root / "metrics", "locator": root / "locator",
     }  # fmt: skip
     log_stream = io.StringIO()
     handler = logging.StreamHandler(log_stream)
@@ -76,10 +76,11 @@ def tiny_pipeline(tmp_path_factory: pytest.TempPathFactory) -> dict:
     commands = [
         ["demo"],
         ["validate", "--out", str(paths["validated"]), "--quarantine", str(paths["quarantine"]),
-         "--metrics", str(paths["metrics"] / "validation.json")],
+         "--locator", str(paths["locator"]), "--metrics", str(paths["metrics"] / "validation.json")],
         ["unify", "--validated", str(paths["validated"]), "--out", str(paths["triplets"]),
          "--metrics", str(paths["metrics"] / "unify.json")],
-        ["preprocess", "--triplets", str(paths["triplets"]), "--out", str(paths["cache"])],
+        ["preprocess", "--triplets", str(paths["triplets"]), "--locator", str(paths["locator"]),
+         "--out", str(paths["cache"])],
     ]  # fmt: skip
     try:
         for command in commands:

@@ -54,3 +54,32 @@ def test_missing_file_and_bad_yaml(tmp_path: Path):
     (tmp_path / "bad.yaml").write_text("seed: [1,\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_settings(tmp_path / "bad.yaml")
+
+
+def test_a_key_given_twice_is_refused_with_both_lines(tmp_path: Path):
+    text = (
+        (REPO / "params.yaml").read_text().replace("  lr: 1.0e-3\n", "  lr: 1.0e-3\n  lr: 50.0\n")
+    )
+    (tmp_path / "params.yaml").write_text(text)
+    with pytest.raises(ConfigError, match=r"key 'lr' appears twice \(lines \d+ and \d+\)"):
+        load_settings(tmp_path / "params.yaml")
+
+
+def test_label_names_that_map_to_no_label_are_refused():
+    raw = base()
+    raw["labels"]["synonyms"] = {"Opacity": "Lung Opactiy"}
+    with pytest.raises(
+        ConfigError, match=r"labels\.synonyms\.Opacity: 'Lung Opactiy' is not a label"
+    ):
+        parse_settings(raw)
+    raw = base()
+    raw["data"]["sources"].append({
+        "name": "notes", "kind": "text_label", "format": "csv", "path": "n.csv",
+        "columns": {"id": "uid", "text": ["report"], "labels": ["effusion", "Cardiomegally"]},
+    })  # fmt: skip
+    with pytest.raises(
+        ConfigError, match=r"data\.sources\.3\.columns\.labels\.1: 'Cardiomegally' maps to no label"
+    ):
+        parse_settings(raw)
+    raw["labels"]["synonyms"] = {"Cardiomegally": "Cardiomegaly"}  # a declared synonym is fine
+    assert parse_settings(raw).data.sources[3].columns.labels[1] == "Cardiomegally"

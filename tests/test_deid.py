@@ -1,4 +1,4 @@
-from umcl.data.deid import pseudonym, scrub_text
+from umcl.data.deid import scrub_text
 from umcl.data.reports import findings_and_impression
 
 
@@ -20,14 +20,6 @@ def test_known_identifiers_are_removed_anywhere():
         "Compared with prior study of Blackwood, no change.", ["BLACKWOOD^HARRIET", "7654321"]
     )
     assert "Blackwood" not in clean and "no change" in clean
-
-
-def test_pseudonyms_are_stable_keyed_and_namespaced(monkeypatch):
-    a = pseudonym("4829371", "mimic", "k1")
-    assert a == pseudonym("4829371", "mimic", "k1") and "4829371" not in a
-    assert a != pseudonym("4829371", "mimic", "k2") and a != pseudonym("4829371", "chexpert", "k1")
-    monkeypatch.setenv("UMCL_PSEUDONYM_KEY", "secret")
-    assert pseudonym("4829371", "mimic", "k1") == pseudonym("4829371", "mimic", "other")
 
 
 def test_findings_and_impression_only():

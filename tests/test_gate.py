@@ -52,7 +52,8 @@ def candidates(tiny_pipeline: dict, tmp_path_factory: pytest.TempPathFactory) ->
     params["train"]["steps"] = 30
     params_file = root / "params.yaml"
     params_file.write_text(yaml.safe_dump(params))
-    data = ["--triplets", str(tiny_pipeline["triplets"]), "--cache", str(tiny_pipeline["cache"])]
+    data = ["--triplets", str(tiny_pipeline["triplets"]), "--cache", str(tiny_pipeline["cache"]),
+            "--locator", str(tiny_pipeline["locator"])]  # fmt: skip
     assert main(["--params", str(params_file), "train", *data, "--out", str(root / "trained"),
                  "--checkpoints", str(root / "checkpoints"), "--live", str(root / "live")]) == 0  # fmt: skip
     saved_random_model(tiny_pipeline, root / "random")

@@ -25,7 +25,7 @@ def test_every_planted_fault_is_quarantined_with_its_reason(tiny_pipeline):
     assert {f["fault"] for f in faults} == set(EXPECTED_REASON)
     for fault in faults:
         quarantine = pl.read_parquet(tiny_pipeline["quarantine"] / f"{fault['source']}.parquet")
-        hits = quarantine.filter(pl.col("sample_id") == f"{fault['source']}:{fault['record']}")
+        hits = quarantine.filter(pl.col("native_id") == fault["record"])
         assert hits.height >= 1, fault
         assert all(EXPECTED_REASON[fault["fault"]] in reason for reason in hits["reason"]), (
             fault,
@@ -34,10 +34,7 @@ def test_every_planted_fault_is_quarantined_with_its_reason(tiny_pipeline):
     duplicated = [f for f in faults if f["fault"] == "duplicated_id"]
     for fault in duplicated:  # both copies are kept, in quarantine
         quarantine = pl.read_parquet(tiny_pipeline["quarantine"] / f"{fault['source']}.parquet")
-        assert (
-            quarantine.filter(pl.col("sample_id") == f"{fault['source']}:{fault['record']}").height
-            == 2
-        )
+        assert quarantine.filter(pl.col("native_id") == fault["record"]).height == 2
 
 
 def test_counts_reconcile_from_raw_records_to_triplets(tiny_pipeline):
@@ -171,5 +168,7 @@ def test_too_many_bad_rows_stops_with_a_clear_message(tiny_pipeline, tmp_path):
     raw = yaml.safe_load(tiny_pipeline["params"].read_text())
     raw["validate"]["max_bad_fraction"] = 0.01
     with pytest.raises(ValidationFailed, match=r"max_bad_fraction=0.01: mimic: \d+/40 quarantined"):
-        validate_sources(parse_settings(raw), tmp_path / "v", tmp_path / "q", tmp_path / "m.json")
+        validate_sources(
+            parse_settings(raw), tmp_path / "v", tmp_path / "q", tmp_path / "m.json", tmp_path / "l"
+        )
     assert (tmp_path / "q/mimic.parquet").is_file()  # the evidence is written before failing

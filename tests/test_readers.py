@@ -4,14 +4,17 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+import pytest
 from PIL import Image
 
 from tests.conftest import shared_path
 from umcl.config import CsvColumns, SourceSettings
+from umcl.data.pseudonyms import Pseudonymizer
 from umcl.data.sources import read_source
 from umcl.labels import LabelSpace
 
 SPACE = LabelSpace()
+PSEUDONYMS = Pseudonymizer("a-test-key-of-some-length")
 
 
 def png(path: Path) -> Path:
@@ -21,9 +24,10 @@ def png(path: Path) -> Path:
 
 
 def read(kind: str, fmt: str, path: Path, **extra) -> pl.DataFrame:
+    """The rows a reader makes, with its private columns (native id, location, image file)."""
     return read_source(
-        SourceSettings(name="src", kind=kind, format=fmt, path=path, **extra), SPACE, "key"
-    )
+        SourceSettings(name="src", kind=kind, format=fmt, path=path, **extra), SPACE, PSEUDONYMS
+    ).rows
 
 
 def test_mimic_cxr_layout(tmp_path):
@@ -36,8 +40,9 @@ def test_mimic_cxr_layout(tmp_path):
     (tmp_path / "mimic-cxr-2.0.0-chexpert.csv").write_text(
         "subject_id,study_id,Atelectasis,Cardiomegaly,Pleural Effusion,No Finding\n10000032,50414267,,0.0,1.0,\n"
     )
-    rows = read("image_text", "mimic_cxr", tmp_path).sort("sample_id")
-    assert rows["sample_id"].to_list() == ["src:02aa804e-bde0afdd", "src:77aa"]
+    rows = read("image_text", "mimic_cxr", tmp_path).sort("native_id")
+    assert rows["native_id"].to_list() == ["02aa804e-bde0afdd", "77aa"]
+    assert rows["sample_id"].to_list() == [PSEUDONYMS.record("src", n) for n in rows["native_id"]]
     first = rows.row(0, named=True)
     assert first["text"] == "Small left effusion.\nEffusion." and "Drummond" not in str(
         rows.to_dicts()
@@ -61,14 +66,15 @@ def test_chexpert_maps_columns_by_name(tmp_path):
         f"{header}\nCheXpert-v1.0-small/train/patient00001/study1/view1_frontal.jpg,Male,60,Frontal,PA,,1.0,0.0,-1.0\n"
     )
     row = read("image_label", "chexpert", tmp_path).row(0, named=True)
-    assert row["sample_id"] == "src:patient00001/study1/view1_frontal"
+    assert row["native_id"] == "patient00001/study1/view1_frontal"
+    assert "patient00001" not in row["sample_id"] + row["image"] + row["patient_id"]
     assert (
         row["Lung Opacity"],
         row["Lung Lesion"],
         row["Pleural Effusion"],
         row["No Finding"],
     ) == ("1", "0", "-1", None)
-    assert Path(row["image"]).is_file() and row["text"] is None
+    assert Path(row["image_path"]).is_file() and row["text"] is None
 
 
 def test_chestxray14_pipe_separated_labels(tmp_path):
@@ -102,8 +108,8 @@ def test_folders_real_kermany():
     root = shared_path("kermany/train")
     rows = read("image_label", "folders", root, patient_pattern=r"(person\d+)_")
     assert rows.height == 5216
-    pneumonia = rows.filter(pl.col("sample_id").str.starts_with("src:PNEUMONIA/"))
-    normal = rows.filter(pl.col("sample_id").str.starts_with("src:NORMAL/"))
+    pneumonia = rows.filter(pl.col("native_id").str.starts_with("PNEUMONIA/"))
+    normal = rows.filter(pl.col("native_id").str.starts_with("NORMAL/"))
     assert pneumonia.height == 3875 and normal.height == 1341
     assert set(pneumonia["Pneumonia"]) == {"1"} and set(pneumonia["No Finding"]) == {"0"}
     assert set(normal["No Finding"]) == {"1"} and set(normal["Pneumonia"]) == {"0"}
@@ -121,3 +127,82 @@ def test_generic_csv(tmp_path):
     rows = read("text_label", "csv", tmp_path / "notes.csv", columns=columns)
     assert rows["Pleural Effusion"].to_list() == ["1", None]
     assert rows["patient_id"].n_unique() == 1
+
+
+def test_paths_out_of_the_source_are_quarantined_and_stray_files_counted(tmp_path):
+    root, outside = tmp_path / "kermany", png(tmp_path / "elsewhere/secret.png")
+    png(root / "NORMAL/person1_a.png")
+    (root / "NORMAL/person2_b.png").symlink_to(outside)  # a symlink out of the source
+    (root / "NORMAL/person3_c.png").symlink_to(root / "NORMAL/gone.png")  # dangling
+    for stray in ("scan.tif", "notes.txt", ".DS_Store"):
+        (root / "PNEUMONIA" / stray).parent.mkdir(parents=True, exist_ok=True)
+        (root / "PNEUMONIA" / stray).write_bytes(b"x")
+    png(root / "PNEUMONIA/person4_d.png")
+    read = read_source(
+        SourceSettings(name="k", kind="image_label", format="folders", path=root), SPACE, PSEUDONYMS
+    )
+    rows = read.rows.sort("native_id")
+    assert rows["native_id"].to_list() == [
+        "NORMAL/person1_a",
+        "NORMAL/person2_b",
+        "NORMAL/person3_c",
+        "PNEUMONIA/person4_d",
+    ]
+    problems = dict(zip(rows["native_id"], rows["problem"], strict=True))
+    assert problems["NORMAL/person2_b"].startswith("path_outside_source")
+    assert problems["NORMAL/person1_a"] is None and problems["NORMAL/person3_c"] is None
+    assert read.skipped == {
+        "not_an_image_file: suffix (none)": 1, "not_an_image_file: suffix .tif": 1, "not_an_image_file: suffix .txt": 1
+    }  # fmt: skip
+
+
+def test_table_paths_that_leave_the_source_are_quarantined(tmp_path):
+    png(tmp_path / "train/patient1/study1/view1_frontal.jpg")
+    png(tmp_path.parent / "outside.jpg")
+    (tmp_path / "train.csv").write_text(
+        "Path,Cardiomegaly\ntrain/patient1/study1/view1_frontal.jpg,1\n"
+        "../outside.jpg,0\n/etc/passwd,1\ntrain/../../outside.jpg,0\n"
+    )
+    rows = read("image_label", "chexpert", tmp_path)
+    problems = rows["problem"].to_list()
+    assert problems[0] is None and all(p.startswith("path_outside_source") for p in problems[1:])
+    assert rows["image_path"].to_list()[1:] == [None, None, None]  # never opened
+
+
+def test_mimic_orphans_are_counted_and_undecodable_reports_quarantined(tmp_path):
+    png(tmp_path / "files/p10/p1/s1/a.jpg")
+    (tmp_path / "files/p10/p1/s1.txt").write_bytes(
+        "FINDINGS: Café-au-lait, no effusion.".encode("latin-1")
+    )
+    (tmp_path / "files/p10/p1/s2.txt").write_text("FINDINGS: A report without images.")
+    (tmp_path / "mimic-cxr-2.0.0-chexpert.csv").write_text(
+        "subject_id,study_id,Cardiomegaly\n1,1,1.0\n1,2,0.0\n9,9,1.0\n"
+    )
+    read = read_source(
+        SourceSettings(name="m", kind="image_text", format="mimic_cxr", path=tmp_path),
+        SPACE,
+        PSEUDONYMS,
+    )
+    assert read.rows["problem"].to_list() == ["text_undecodable: the report file is not UTF-8"]
+    assert read.skipped == {
+        "labels_without_study: a label row for a study with no image file": 2,
+        "report_without_images: a study report with no image file": 1,
+    }
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "the table is empty"),
+        (b"id,note,effusion\n", "header but no rows"),
+        (b"id,note,note\na1,x,y\n", r"columns \['note'\] appear more than once"),
+        ("id,note,effusion\na1,Épanchement pleural,1\n".encode("latin-1"), "not UTF-8 text"),
+    ],
+)
+def test_unusable_tables_stop_with_the_file_named(tmp_path, content, message):
+    from umcl.data.sources import SourceError
+
+    (tmp_path / "notes.csv").write_bytes(content)
+    columns = CsvColumns(id="id", text=["note"], labels=[])
+    with pytest.raises(SourceError, match=rf"notes\.csv: .*{message}"):
+        read("text_label", "csv", tmp_path / "notes.csv", columns=columns)

@@ -11,7 +11,12 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-STAGES = "demo → validate → unify → preprocess → train → evaluate → gate → package"
+STAGES = (
+    "demo → (key-fingerprint) → validate → unify → preprocess → train → evaluate → gate → package"
+)
+
+
+LOCATOR_HELP = "image key → file table written by validate (as sensitive as the raw data)"
 
 
 def _settings(args: argparse.Namespace):
@@ -35,11 +40,22 @@ def cmd_demo(args: argparse.Namespace) -> None:
 def cmd_validate(args: argparse.Namespace) -> None:
     from umcl.data.validate import validate_sources
 
-    report = validate_sources(_settings(args), args.out, args.quarantine, args.metrics)
+    report = validate_sources(
+        _settings(args), args.out, args.quarantine, args.metrics, args.locator
+    )
     for name, r in report.items():
         print(
-            f"validate: {name}: {r['rows_in']} in = {r['rows_valid']} valid + {r['rows_quarantined']} quarantined {r['reasons']}"
+            f"validate: {name}: {r['rows_in']} in = {r['rows_valid']} valid + {r['rows_quarantined']} quarantined {r['reasons']}; passed over {r['skipped']}"
         )
+
+
+def cmd_key_fingerprint(args: argparse.Namespace) -> None:
+    from umcl.data.pseudonyms import fingerprint, resolve_key
+
+    settings = _settings(args)
+    key = resolve_key([s.path for s in settings.data.sources], settings.demo.out)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(fingerprint(key) + "\n")
 
 
 def cmd_unify(args: argparse.Namespace) -> None:
@@ -56,7 +72,11 @@ def cmd_preprocess(args: argparse.Namespace) -> None:
 
     settings = _settings(args)
     meta = build_cache(
-        args.triplets, args.out, settings.preprocess.image_size, settings.preprocess.workers
+        args.triplets,
+        args.out,
+        settings.preprocess.image_size,
+        args.locator,
+        settings.preprocess.workers,
     )
     print(
         f"preprocess: {meta['count']} images cached at {meta['size']}×{meta['size']} in {args.out}"
@@ -109,7 +129,9 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 def cmd_gate(args: argparse.Namespace) -> None:
     from umcl.gate import run_gate
 
-    report = run_gate(_settings(args), args.metrics, args.triplets, args.cache, args.out)
+    report = run_gate(
+        _settings(args), args.metrics, args.triplets, args.cache, args.locator, args.out
+    )
     against = (
         f"champion {report['champion']['tag']}"
         if report["champion"]
@@ -230,6 +252,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("data/validated"))
     p.add_argument("--quarantine", type=Path, default=Path("data/quarantine"))
     p.add_argument("--metrics", type=Path, default=Path("metrics/validation.json"))
+    p.add_argument("--locator", type=Path, default=Path("data/locator"), help=LOCATOR_HELP)
+    p = stage(
+        "key-fingerprint",
+        cmd_key_fingerprint,
+        "write a one-way fingerprint of the pseudonym key (UMCL_PSEUDONYM_KEY), so DVC reruns ingestion when it changes",
+    )
+    p.add_argument("--out", type=Path, default=Path("data/pseudonym_key.fingerprint"))
     p = stage(
         "unify", cmd_unify, "validated sources → the triplet table (labels, patient-level split)"
     )
@@ -240,6 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
         "preprocess", cmd_preprocess, "decode every image once into the memory-mapped uint8 cache"
     )
     p.add_argument("--triplets", type=Path, default=Path("data/unified/triplets.parquet"))
+    p.add_argument("--locator", type=Path, default=Path("data/locator"), help=LOCATOR_HELP)
     p.add_argument("--out", type=Path, default=Path("data/cache"))
     p = stage(
         "train", cmd_train, "pretrain UMCL on the train split; resumes from the last checkpoint"
@@ -276,6 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--triplets", type=Path, default=Path("data/unified/triplets.parquet"))
     p.add_argument("--cache", type=Path, default=Path("data/cache"))
+    p.add_argument("--locator", type=Path, default=Path("data/locator"), help=LOCATOR_HELP)
     p.add_argument("--out", type=Path, default=Path("metrics/gate.json"))
     p = stage(
         "package",

@@ -99,9 +99,17 @@ class SplitSettings(Strict):
 class DataSettings(Strict):
     sources: list[SourceSettings] = Field(min_length=1)
     split: SplitSettings = SplitSettings()
-    # Keyed hash that turns native patient ids into pseudonyms. Set a secret of your own for
-    # real data (environment variable UMCL_PSEUDONYM_KEY overrides this value).
-    pseudonym_key: str = "umcl-demo-key"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_key_in_params(cls, raw: Any) -> Any:
+        # A key in params reaches git, dvc.lock and model metadata (umcl/data/pseudonyms.py).
+        if isinstance(raw, dict) and "pseudonym_key" in raw:
+            raise ValueError(
+                "pseudonym_key is no longer read from params: delete it and set the key in the "
+                "environment (UMCL_PSEUDONYM_KEY) or in .umcl/pseudonym.key (git-ignored)"
+            )
+        return raw
 
     @model_validator(mode="after")
     def _unique_names(self) -> DataSettings:
@@ -162,6 +170,9 @@ class TowerSettings(Strict):
 class TextTowerSettings(TowerSettings):
     max_length: int = Field(128, ge=8)  # tokens per report; longer ones are truncated
     vocab_size: int = Field(3000, ge=100)  # WordPiece trained on the training texts (no pretrained)
+    # A word enters that vocabulary only if the reports of this many distinct patients use it,
+    # so a name that slipped past de-identification never becomes a token of the model.
+    min_patients: int = Field(5, ge=1)
 
 
 class ImageTowerSettings(TowerSettings):
@@ -292,13 +303,66 @@ def _describe(error: dict) -> str:
     return f"  {where}: {message}"
 
 
+def _unknown_label_names(settings: Settings) -> list[str]:
+    """Key paths of label names that map to no label: they would be accepted and stay empty."""
+    from umcl.labels import CHEXPERT_LABELS, LabelSpace, normalise
+
+    names = settings.labels.names or list(CHEXPERT_LABELS)
+    problems = [
+        f"  labels.synonyms.{source_name}: {target!r} is not a label (labels: {names})"
+        for source_name, target in settings.labels.synonyms.items()
+        if target not in names
+    ]
+    if problems:
+        return problems
+    space = LabelSpace.from_settings(settings.labels)
+    for i, source in enumerate(settings.data.sources):
+        for j, column in enumerate(source.columns.labels if source.columns else []):
+            if space.resolve(column) is None:
+                problems.append(
+                    f"  data.sources.{i}.columns.labels.{j}: {column!r} maps to no label; name it "
+                    f"as a label or add it to labels.synonyms (e.g. {{{column}: ...}})"
+                )
+    repeated = sorted(
+        {normalise(n) for n in names if [normalise(m) for m in names].count(normalise(n)) > 1}
+    )
+    problems += [f"  labels.names: {n!r} appears more than once" for n in repeated]
+    return problems
+
+
 def parse_settings(raw: dict, origin: str = "params") -> Settings:
     """Validate a params mapping; every problem is reported with its key path."""
     try:
-        return Settings.model_validate(raw)
+        settings = Settings.model_validate(raw)
     except ValidationError as exc:
         lines = [_describe(e) for e in exc.errors()]
         raise ConfigError(f"{origin} is not valid:\n" + "\n".join(lines)) from None
+    problems = _unknown_label_names(settings)
+    if problems:
+        raise ConfigError(f"{origin} is not valid:\n" + "\n".join(problems))
+    return settings
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, except that a key given twice in one mapping is an error: otherwise
+    the last value silently wins (`lr: 1e-3` … `lr: 50.0`)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[object, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, str | int | float | bool):
+                continue  # the base loader reports unhashable keys itself
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"key {key!r} appears twice (lines {seen[key]} and {line})",
+                    key_node.start_mark,
+                )
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
 
 
 def load_settings(path: str | Path = "params.yaml") -> Settings:
@@ -306,7 +370,7 @@ def load_settings(path: str | Path = "params.yaml") -> Settings:
     if not path.is_file():
         raise ConfigError(f"{path}: no such params file")
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = yaml.load(path.read_text(), Loader=_UniqueKeyLoader) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(raw, dict):

@@ -76,7 +76,9 @@ def _describe(check: Check) -> str:
     return f"{check.name}: {value} < {check.threshold:.4f}"
 
 
-def rescore(model_dir: Path, triplets: pl.DataFrame, cache_dir: Path, settings: Settings) -> dict:
+def rescore(
+    model_dir: Path, triplets: pl.DataFrame, cache_dir: Path, locator_dir: Path, settings: Settings
+) -> dict:
     """`umcl evaluate`'s metrics for a stored model on this test split. A model trained at another
     image size gets the same test images decoded at its own size."""
     from umcl.data.preprocess import META_FILE, build_cache
@@ -96,7 +98,7 @@ def rescore(model_dir: Path, triplets: pl.DataFrame, cache_dir: Path, settings: 
             test_file = Path(scratch) / "test.parquet"
             test.write_parquet(test_file)
             cache_dir = Path(scratch) / "cache"
-            build_cache(test_file, cache_dir, size, settings.preprocess.workers)
+            build_cache(test_file, cache_dir, size, locator_dir, settings.preprocess.workers)
         metrics, _ = evaluate_model(
             load_model(model_dir), test, Path(cache_dir), settings.evaluate,
             settings.labels.uncertainty, settings.seed,
@@ -109,6 +111,7 @@ def run_gate(
     candidate_metrics: Path,
     triplets_path: Path,
     cache_dir: Path,
+    locator_dir: Path,
     out: Path,
 ) -> dict:
     """Decide, write `out` (gate.json), and raise GateFailed when the candidate fails."""
@@ -123,7 +126,7 @@ def run_gate(
     champion_report = None
     if champion is not None:
         scores = gated_metrics(
-            rescore(champion.path, pl.read_parquet(triplets_path), cache_dir, settings)
+            rescore(champion.path, pl.read_parquet(triplets_path), cache_dir, locator_dir, settings)
         )
         champion_report = {"tag": champion.tag, "metrics": scores}
     checks = decide(candidate, settings, champion_report["metrics"] if champion_report else None)

@@ -270,10 +270,10 @@ def load_checkpoint(path: Path, expected: str) -> dict | None:
 
 
 def prepare_tokenizer(
-    settings: Settings, train_texts: list[str], label_names: list[str], directory: Path
+    settings: Settings, reports: pl.DataFrame, label_names: list[str], directory: Path
 ):
     """The run's tokenizer: the pretrained text tower's own, or WordPiece trained on the
-    training reports (saved, so a resumed run tokenises exactly as before)."""
+    training reports (`text`, `patient_id`; saved, so a resumed run tokenises exactly as before)."""
     if settings.model.text.pretrained is not None:
         return load_tokenizer(settings.model.text.pretrained)
     if directory.is_dir():
@@ -282,8 +282,11 @@ def prepare_tokenizer(
     if settings.prompt.init != "random":
         templates += [settings.prompt.init.present, settings.prompt.init.absent]
     tokenizer = train_wordpiece(
-        train_texts + [label_phrase(n) for n in label_names] + templates,
+        reports["text"].to_list(),
         settings.model.text.vocab_size,
+        patients=reports["patient_id"].to_list(),
+        min_patients=settings.model.text.min_patients,
+        required=[label_phrase(n) for n in label_names] + templates,
     )
     tokenizer.save_pretrained(directory)
     return tokenizer
@@ -318,12 +321,11 @@ def train(
     if resumed is None and runtime.main and tokenizer_dir.exists():
         shutil.rmtree(tokenizer_dir)  # belongs to the run being replaced
     if runtime.main:
-        prepare_tokenizer(
-            settings, table["text"].drop_nulls().to_list(), label_names, tokenizer_dir
-        )
+        reports = table.filter(pl.col("text").is_not_null()).select("text", "patient_id")
+        prepare_tokenizer(settings, reports, label_names, tokenizer_dir)
     if runtime.world > 1:
         dist.barrier()
-    tokenizer = prepare_tokenizer(settings, [], label_names, tokenizer_dir)
+    tokenizer = load_tokenizer(settings.model.text.pretrained or tokenizer_dir)
 
     torch.manual_seed(settings.seed)  # identical initial weights on every rank
     model = build_model(settings.model, settings.prompt, label_names, tokenizer).to(runtime.device)

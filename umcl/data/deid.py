@@ -1,4 +1,4 @@
-"""De-identification: report text scrubbed of PHI, patient ids replaced by keyed pseudonyms.
+"""De-identification of report text: PHI scrubbed at ingestion (pseudonyms: `pseudonyms.py`).
 
 Readers call this at ingestion, so nothing downstream (quarantine, triplets, cache, logs,
 models) ever holds a name, MRN, birth date, phone or accession number. DICOM headers are never
@@ -7,9 +7,6 @@ read beyond pixels (see `dicom.py`), so their identifying attributes stay in the
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import os
 import re
 from collections.abc import Iterable
 
@@ -51,14 +48,3 @@ def scrub_text(text: str, known_identifiers: Iterable[str] = ()) -> str:
     for pattern, replacement in _PATTERNS:
         text = pattern.sub(replacement, text)
     return text
-
-
-def pseudonym(native_id: str, namespace: str, key: str) -> str:
-    """A stable, non-reversible patient pseudonym: HMAC-SHA256 of the native id.
-
-    Keyed (environment variable UMCL_PSEUDONYM_KEY wins over params) so that an MRN cannot be
-    recovered by hashing candidate MRNs. Namespaced by source: two datasets' ids never collide.
-    """
-    secret = os.environ.get("UMCL_PSEUDONYM_KEY", key).encode()
-    digest = hmac.new(secret, f"{namespace}\x00{native_id}".encode(), hashlib.sha256).hexdigest()
-    return f"pt-{digest[:20]}"

@@ -2,7 +2,8 @@
 
 `images.u8` holds an (N, S, S) uint8 array (grayscale, aspect kept, padded to S×S);
 `index.parquet` maps sample_id → row; `meta.json` says N and S. Training reads rows from the
-map and never decodes a DICOM. Decoding runs in parallel over the cores.
+map and never decodes a DICOM. Decoding runs in parallel over the cores. Image keys become files
+only here, through the locator (`locator.py`); the cache holds pseudonymous ids and pixels.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import polars as pl
 from tqdm import tqdm
 
 from umcl.data.images import fit_square, load_image
+from umcl.data.locator import image_files
 
 IMAGES_FILE, INDEX_FILE, META_FILE = "images.u8", "index.parquet", "meta.json"
 
@@ -30,14 +32,23 @@ def open_cache(cache_dir: Path) -> tuple[np.ndarray, dict[str, int]]:
     """The read-only image array and the sample_id → row index."""
     meta = json.loads((cache_dir / META_FILE).read_text())
     shape = (meta["count"], meta["size"], meta["size"])
-    images = np.memmap(cache_dir / IMAGES_FILE, dtype=np.uint8, mode="r", shape=shape) if meta["count"] else np.zeros(shape, np.uint8)
+    images = (
+        np.memmap(cache_dir / IMAGES_FILE, dtype=np.uint8, mode="r", shape=shape)
+        if meta["count"]
+        else np.zeros(shape, np.uint8)
+    )
     index = pl.read_parquet(cache_dir / INDEX_FILE)
     return images, dict(zip(index["sample_id"], index["row"], strict=True))
 
 
-def build_cache(triplets_path: Path, cache_dir: Path, size: int, workers: int = 0) -> dict:
+def build_cache(
+    triplets_path: Path, cache_dir: Path, size: int, locator_dir: Path, workers: int = 0
+) -> dict:
     triplets = pl.read_parquet(triplets_path).filter(pl.col("image").is_not_null())
-    ids, paths = triplets["sample_id"].to_list(), triplets["image"].to_list()
+    ids, paths = (
+        triplets["sample_id"].to_list(),
+        image_files(triplets["image"].to_list(), locator_dir),
+    )
     cache_dir.mkdir(parents=True, exist_ok=True)
     target = cache_dir / IMAGES_FILE
     partial_file = target.with_suffix(".partial")
@@ -45,14 +56,19 @@ def build_cache(triplets_path: Path, cache_dir: Path, size: int, workers: int = 
         images = np.memmap(partial_file, dtype=np.uint8, mode="w+", shape=(len(ids), size, size))
         with ProcessPoolExecutor(max_workers=workers or os.cpu_count()) as pool:
             decoded = pool.map(partial(decode_to_square, size=size), paths, chunksize=32)
-            for row, square in enumerate(tqdm(decoded, total=len(ids), desc="preprocess", unit="img")):
+            for row, square in enumerate(
+                tqdm(decoded, total=len(ids), desc="preprocess", unit="img")
+            ):
                 images[row] = square
         images.flush()
         del images
         partial_file.replace(target)  # a killed run never leaves a half-written cache behind
     else:
         target.write_bytes(b"")
-    pl.DataFrame({"sample_id": ids, "row": list(range(len(ids)))}, schema={"sample_id": pl.String, "row": pl.Int64}).write_parquet(cache_dir / INDEX_FILE)
+    pl.DataFrame(
+        {"sample_id": ids, "row": list(range(len(ids)))},
+        schema={"sample_id": pl.String, "row": pl.Int64},
+    ).write_parquet(cache_dir / INDEX_FILE)
     meta = {"count": len(ids), "size": size}
     (cache_dir / META_FILE).write_text(json.dumps(meta) + "\n")
     return meta

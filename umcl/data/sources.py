@@ -1,17 +1,26 @@
 """Readers: one per raw-data format, each turning a dataset into de-identified rows.
 
 Every reader yields `Record`s (native id, native patient id, image path, raw report, raw label
-values keyed by the dataset's own column names); `to_rows` turns them into the common row table
-(the triplet columns before validation). De-identification happens here, at ingestion: report
-text is scrubbed and patient ids are pseudonymised, so no later stage ever sees PHI. Labels are
-mapped by name through the label space; a value outside {1, 0, -1} is kept as written so that
-validation can quarantine the row with a reason instead of losing it.
+values keyed by the dataset's own column names) and `Skipped` notes for what it passes over;
+`to_rows` turns them into the common row table (the triplet columns before validation).
+De-identification happens here, at ingestion: report text is scrubbed, and sample, patient and
+image ids become keyed pseudonyms (`pseudonyms.py`), so no later stage sees a native id. The
+native id, the path inside the source and the image file travel only in the `PRIVATE_COLUMNS`,
+which validation keeps for the quarantine and the image locator and drops from everything else.
+
+Every input is accounted for: a record whose path leaves its source folder (`..`, absolute, a
+symlink out) or whose report is not UTF-8 carries a `problem` and is quarantined; files and rows
+a reader passes over are counted by reason; an empty, undecodable or ambiguous table stops the
+run with a message naming the file. Labels are mapped by name through the label space; a value
+outside {1, 0, -1} is kept as written so that validation can quarantine the row with a reason.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import re
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,12 +28,15 @@ from pathlib import Path
 import polars as pl
 
 from umcl.config import CsvColumns, SourceSettings
-from umcl.data.deid import pseudonym, scrub_text
+from umcl.data.deid import scrub_text
+from umcl.data.pseudonyms import Pseudonymizer
 from umcl.data.reports import findings_and_impression, join_sections
 from umcl.labels import LabelSpace, strongest
 
 IMAGE_SUFFIXES = {".dcm", ".dicom", ".png", ".jpg", ".jpeg"}
 VALID_LABEL_VALUES = ("1", "0", "-1")
+# Ingestion-only columns: validation writes them to the quarantine and the image locator only.
+PRIVATE_COLUMNS = ["native_id", "location", "image_path", "problem"]
 
 
 class SourceError(ValueError):
@@ -35,10 +47,48 @@ class SourceError(ValueError):
 class Record:
     native_id: str
     patient: str | None
-    image: Path | None = None
+    image: Path | None = None  # the file to decode; None when missing or outside the source
     text: str | None = None
     labels: dict[str, object] = field(default_factory=dict)  # dataset column → raw value
     identifiers: list[str] = field(default_factory=list)  # this record's own PHI, to scrub
+    location: str | None = None  # the image's path as the source names it, inside its folder
+    problem: str | None = None  # why the record cannot be used, found while reading it
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """Something a reader passed over that is not a record (a stray file, an orphan row)."""
+
+    reason: str
+    path: Path | None = field(default=None, compare=False)  # for the reader's own use only
+
+
+@dataclass
+class SourceRows:
+    rows: pl.DataFrame  # the row table, with PRIVATE_COLUMNS
+    skipped: dict[str, int]  # reason → count of what the reader passed over
+
+
+def contained(root: Path, relative: str | Path) -> tuple[Path | None, str | None]:
+    """`root / relative` if it stays inside `root` (symlinks followed), else (None, problem)."""
+    if Path(relative).is_absolute():
+        return (
+            None,
+            "path_outside_source: an absolute path; paths must be relative to the source folder",
+        )
+    candidate = Path(root) / relative
+    if not candidate.resolve().is_relative_to(Path(root).resolve()):
+        return (
+            None,
+            "path_outside_source: the path (or a symlink on it) leads out of the source folder",
+        )
+    return candidate, None
+
+
+def _image_record_path(root: Path, relative: str) -> tuple[Path | None, str, str | None]:
+    """(file, location, problem) of an image a table names relative to `root`."""
+    path, problem = contained(root, relative)
+    return path, relative, problem
 
 
 def normalise_label_value(raw: object) -> str | None:
@@ -64,50 +114,110 @@ def _combine(values: list[str | None]) -> str | None:
     return None if value is None else str(value)
 
 
+def decode_utf8(path: Path, data: bytes) -> str:
+    """Text of a file that must be UTF-8; SourceError naming the file and the first bad byte."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise SourceError(
+            f"{path}: not UTF-8 text (byte {exc.start}); re-save it as UTF-8 "
+            "(e.g. `iconv -f latin1 -t utf-8`)"
+        ) from None
+
+
 def _read_csv(path: Path) -> list[dict[str, str]]:
+    """The rows of a CSV table; an empty, undecodable or ambiguous one stops with its name."""
     if not path.is_file():
         raise SourceError(f"{path}: expected file is missing")
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        return list(csv.DictReader(handle))
+    reader = csv.reader(io.StringIO(decode_utf8(path, path.read_bytes()), newline=""))
+    header = next(reader, None)
+    if not header or not any(h.strip() for h in header):
+        raise SourceError(f"{path}: the table is empty (no header row)")
+    repeated = sorted({h for h in header if header.count(h) > 1})
+    if repeated:
+        raise SourceError(
+            f"{path}: columns {repeated} appear more than once; which one is meant is ambiguous"
+        )
+    rows = []
+    for line, values in enumerate(reader, start=2):
+        if not values:
+            continue  # a blank line
+        if len(values) > len(header):
+            raise SourceError(
+                f"{path}: line {line} has {len(values)} fields, the header {len(header)}"
+            )
+        rows.append(dict(zip(header, values + [""] * (len(header) - len(values)), strict=True)))
+    if not rows:
+        raise SourceError(f"{path}: the table has a header but no rows")
+    return rows
 
 
-def to_rows(records: Iterable[Record], source: SourceSettings, space: LabelSpace, key: str) -> pl.DataFrame:
-    """Records → the common row table, de-identified, labels mapped by name."""
+def to_rows(
+    items: Iterable[Record | Skipped],
+    source: SourceSettings,
+    space: LabelSpace,
+    pseudonyms: Pseudonymizer,
+) -> SourceRows:
+    """Records → the common row table, de-identified, labels mapped by name; skips counted."""
     keep_image = source.kind in ("image_text", "image_label")
     keep_text = source.kind in ("image_text", "text_label")
-    rows = []
-    for record in records:
+    rows, skipped = [], Counter()
+    for record in items:
+        if isinstance(record, Skipped):
+            skipped[record.reason] += 1
+            continue
         text = None
         if keep_text and record.text is not None:
-            text = scrub_text(findings_and_impression(record.text), record.identifiers).strip() or None
+            text = (
+                scrub_text(findings_and_impression(record.text), record.identifiers).strip() or None
+            )
         mapping = space.map_columns(list(record.labels))
         labels = {
             name: _combine([normalise_label_value(record.labels[c]) for c in mapping.get(name, [])])
             for name in space.names
         }
         patient = record.patient if record.patient else record.native_id
+        has_image = keep_image and (record.image is not None or record.location is not None)
+        location = record.location or (str(record.image) if record.image is not None else None)
         rows.append(
             {
-                "sample_id": f"{source.name}:{record.native_id}",
+                "sample_id": pseudonyms.record(source.name, record.native_id),
                 "source": source.name,
                 "kind": source.kind,
-                "patient_id": pseudonym(patient, source.name, key),
-                "image": str(record.image) if keep_image and record.image is not None else None,
+                "patient_id": pseudonyms.patient(source.name, patient),
+                "image": pseudonyms.image(source.name, location)
+                if has_image and location
+                else None,
                 "text": text,
                 **labels,
                 "label_origin": "dataset" if mapping else "none",
+                "native_id": record.native_id,
+                "location": location,
+                "image_path": str(record.image) if has_image and record.image is not None else None,
+                "problem": record.problem,
             }
         )
     schema = {
         "sample_id": pl.String, "source": pl.String, "kind": pl.String, "patient_id": pl.String,
         "image": pl.String, "text": pl.String, **dict.fromkeys(space.names, pl.String),
-        "label_origin": pl.String,
+        "label_origin": pl.String, **dict.fromkeys(PRIVATE_COLUMNS, pl.String),
     }  # fmt: skip
-    return pl.DataFrame(rows, schema=schema)
+    return SourceRows(pl.DataFrame(rows, schema=schema), dict(sorted(skipped.items())))
 
 
-def _image_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+def _walk_images(root: Path, folder: Path) -> Iterator[tuple[Path, str, str | None] | Skipped]:
+    """Image files under `folder` as (file, location inside `root`, problem); every other file
+    is a `Skipped` with its reason. A symlink out of `root` is a record with a problem."""
+    for path in sorted(folder.rglob("*")):
+        if path.is_dir():
+            continue
+        if path.suffix.lower() not in IMAGE_SUFFIXES:
+            suffix = path.suffix.lower() or "(none)"
+            yield Skipped(f"not_an_image_file: suffix {suffix}", path)
+            continue
+        location = str(path.relative_to(root))
+        inside, problem = contained(root, location)
+        yield inside, location, problem
 
 
 def read_mimic_cxr(source: SourceSettings, space: LabelSpace) -> Iterator[Record]:
@@ -118,27 +228,61 @@ def read_mimic_cxr(source: SourceSettings, space: LabelSpace) -> Iterator[Record
         raise SourceError(f"{root}: not a MIMIC-CXR folder (no files/ inside)")
     tables = sorted(root.glob("*chexpert.csv"))
     labels = {(r["subject_id"], r["study_id"]): r for r in _read_csv(tables[0])} if tables else {}
-    for image in _image_files(root / "files"):
-        study_dir = image.parent
+    studies_with_images: set[Path] = set()
+    for item in _walk_images(root, root / "files"):
+        if isinstance(item, Skipped):
+            if not _is_study_report(item.path):  # reports are read with their study's images
+                yield item
+            continue
+        image, location, problem = item
+        study_dir = (root / location).parent
+        studies_with_images.add(study_dir)
         subject, study = study_dir.parent.name.removeprefix("p"), study_dir.name.removeprefix("s")
-        report = study_dir.with_suffix(".txt")
+        text, text_problem = _study_report(study_dir.with_suffix(".txt"))
         row = labels.get((subject, study), {})
         yield Record(
-            native_id=image.stem,
+            native_id=Path(location).stem,
             patient=subject,
             image=image,
-            text=report.read_text(errors="replace") if report.is_file() else None,
+            text=text,
             labels={k: v for k, v in row.items() if k not in ("subject_id", "study_id")},
+            location=location,
+            problem=problem or text_problem,
         )
+    for report in sorted((root / "files").rglob("s*.txt")):
+        if _is_study_report(report) and report.with_suffix("") not in studies_with_images:
+            yield Skipped("report_without_images: a study report with no image file")
+    present = {
+        (d.parent.name.removeprefix("p"), d.name.removeprefix("s")) for d in studies_with_images
+    }
+    for _ in set(labels) - present:
+        yield Skipped("labels_without_study: a label row for a study with no image file")
 
 
-def _chexpert_image(root: Path, relative: str) -> Path:
+def _is_study_report(path: Path | None) -> bool:
+    return path is not None and re.fullmatch(r"s\d+\.txt", path.name) is not None
+
+
+def _study_report(path: Path) -> tuple[str | None, str | None]:
+    """A study's report text, or the problem with it (absent reports are not a problem here:
+    validation quarantines an image–text record without text)."""
+    if not path.is_file():
+        return None, None
+    try:
+        return path.read_bytes().decode("utf-8-sig"), None
+    except UnicodeDecodeError:
+        return None, "text_undecodable: the report file is not UTF-8"
+
+
+def _chexpert_image(root: Path, relative: str) -> tuple[Path | None, str, str | None]:
     """CheXpert's Path column starts with the dataset folder's own name; accept both layouts."""
-    direct = root / relative
-    if direct.exists():
-        return direct
+    path, problem = contained(root, relative)
+    if path is None or path.exists():
+        return path, relative, problem
     parts = Path(relative).parts
-    return root.joinpath(*parts[1:]) if len(parts) > 1 else direct
+    if len(parts) > 1:
+        return _image_record_path(root, str(Path(*parts[1:])))
+    return path, relative, problem
 
 
 def read_chexpert(source: SourceSettings, space: LabelSpace) -> Iterator[Record]:
@@ -151,11 +295,14 @@ def read_chexpert(source: SourceSettings, space: LabelSpace) -> Iterator[Record]
             relative = row["Path"]
             match = re.search(r"(?:train|valid)/(.+?)(?:\.\w+)?$", relative)
             patient = re.search(r"(patient\d+)", relative)
+            image, location, problem = _chexpert_image(source.path, relative)
             yield Record(
                 native_id=match.group(1) if match else relative,
                 patient=patient.group(1) if patient else None,
-                image=_chexpert_image(source.path, relative),
+                image=image,
                 labels={k: v for k, v in row.items() if space.resolve(k)},
+                location=location,
+                problem=problem,
             )
 
 
@@ -171,11 +318,14 @@ def read_chestxray14(source: SourceSettings, space: LabelSpace) -> Iterator[Reco
     images = source.images or source.path / "images"
     for row in _read_csv(source.path / "Data_Entry_2017.csv"):
         found = {f.strip() for f in row["Finding Labels"].split("|")}
+        image, location, problem = _image_record_path(images, row["Image Index"])
         yield Record(
             native_id=Path(row["Image Index"]).stem,
             patient=row.get("Patient ID"),
-            image=images / row["Image Index"],
+            image=image,
             labels={c: "1" if c in found else "0" for c in classes},
+            location=location,
+            problem=problem,
         )
 
 
@@ -191,13 +341,25 @@ def read_openi(source: SourceSettings, space: LabelSpace) -> Iterator[Record]:
     projections = source.path / "indiana_projections.csv"
     if source.images is not None and projections.is_file():
         for row in _read_csv(projections):
-            if row["projection"] == "Frontal" and (source.images / row["filename"]).is_file():
+            if row["projection"] != "Frontal":
+                yield Skipped("not_frontal: a lateral or other projection")
+            elif (source.images / row["filename"]).is_file():
                 frontal.setdefault(row["uid"], []).append(row["filename"])
+            else:
+                yield Skipped("projection_without_image: a listed image file is absent")
     for row in reports:
         text = join_sections(*(row.get(c) for c in source.text_columns))
         files = frontal.get(row["uid"], [])
         for filename in files:
-            yield Record(f"{row['uid']}/{Path(filename).stem}", row["uid"], source.images / filename, text)
+            image, location, problem = _image_record_path(source.images, filename)
+            yield Record(
+                f"{row['uid']}/{Path(filename).stem}",
+                row["uid"],
+                image,
+                text,
+                location=location,
+                problem=problem,
+            )
         if not files:
             yield Record(row["uid"], row["uid"], None, text)
 
@@ -215,17 +377,26 @@ def read_folders(source: SourceSettings, space: LabelSpace) -> Iterator[Record]:
         )
     pattern = re.compile(source.patient_pattern) if source.patient_pattern else None
     for folder in folders:
-        for image in _image_files(folder):
-            match = pattern.search(image.name) if pattern else None
+        for item in _walk_images(source.path, folder):
+            if isinstance(item, Skipped):
+                yield item
+                continue
+            image, location, problem = item
+            name = Path(location).name
+            match = pattern.search(name) if pattern else None
             yield Record(
-                native_id=f"{folder.name}/{image.stem}",
-                patient=match.group(1) if match else f"{folder.name}/{image.stem}",
+                native_id=str(Path(location).with_suffix("")),
+                patient=match.group(1) if match else str(Path(location).with_suffix("")),
                 image=image,
                 labels={f.name: "1" if f == folder else "0" for f in folders},
+                location=location,
+                problem=problem,
             )
 
 
-def read_csv_source(source: SourceSettings, space: LabelSpace, columns: CsvColumns | None = None) -> Iterator[Record]:
+def read_csv_source(
+    source: SourceSettings, space: LabelSpace, columns: CsvColumns | None = None
+) -> Iterator[Record]:
     """A generic CSV: `source.path` is the file (or a folder holding exactly one CSV)."""
     columns = columns or source.columns
     assert columns is not None  # guaranteed by the settings validation
@@ -236,18 +407,32 @@ def read_csv_source(source: SourceSettings, space: LabelSpace, columns: CsvColum
             raise SourceError(f"{path}: expected exactly one CSV file, found {len(found)}")
         path = found[0]
     rows = _read_csv(path)
-    needed = [columns.id, columns.patient, columns.image, *columns.text, *columns.labels, *columns.identifiers]
+    needed = [
+        columns.id,
+        columns.patient,
+        columns.image,
+        *columns.text,
+        *columns.labels,
+        *columns.identifiers,
+    ]
     missing = sorted({c for c in needed if c} - set(rows[0] if rows else needed))
     if missing:
         raise SourceError(f"{path}: columns {missing} named in params are not in the file")
     for row in rows:
+        image, location, problem = (
+            _image_record_path(path.parent, row[columns.image])
+            if columns.image and row[columns.image]
+            else (None, None, None)
+        )
         yield Record(
             native_id=row[columns.id],
             patient=row[columns.patient] if columns.patient else None,
-            image=path.parent / row[columns.image] if columns.image and row[columns.image] else None,
+            image=image,
             text=join_sections(*(row[c] for c in columns.text)) if columns.text else None,
             labels={c: row[c] for c in columns.labels},
             identifiers=[row[c] for c in columns.identifiers],
+            location=location,
+            problem=problem,
         )
 
 
@@ -261,7 +446,7 @@ def read_demo(source: SourceSettings, space: LabelSpace) -> Iterator[Record]:
     return read_csv_source(source, space, DEMO_REPORT_COLUMNS)
 
 
-READERS: dict[str, Callable[[SourceSettings, LabelSpace], Iterable[Record]]] = {
+READERS: dict[str, Callable[[SourceSettings, LabelSpace], Iterable[Record | Skipped]]] = {
     "demo": read_demo,
     "mimic_cxr": read_mimic_cxr,
     "chexpert": read_chexpert,
@@ -272,8 +457,12 @@ READERS: dict[str, Callable[[SourceSettings, LabelSpace], Iterable[Record]]] = {
 }
 
 
-def read_source(source: SourceSettings, space: LabelSpace, key: str) -> pl.DataFrame:
-    """Read one configured source into de-identified rows."""
+def read_source(source: SourceSettings, space: LabelSpace, pseudonyms: Pseudonymizer) -> SourceRows:
+    """Read one configured source into de-identified rows; a source with no records stops."""
     if not source.path.exists():
         raise SourceError(f"source '{source.name}': {source.path} does not exist")
-    return to_rows(READERS[source.format](source, space), source, space, key)
+    read = to_rows(READERS[source.format](source, space), source, space, pseudonyms)
+    if read.rows.height == 0:
+        passed = f" (passed over: {read.skipped})" if read.skipped else ""
+        raise SourceError(f"source '{source.name}': no records found in {source.path}{passed}")
+    return read

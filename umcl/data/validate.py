@@ -4,9 +4,13 @@ Each source's rows (from its reader, already de-identified) are checked by a GX 
 columns, unique sample ids, label values in {1, 0, -1, blank}, a patient id, non-empty text for
 text kinds, an image present and decodable for image kinds. GX has no "decodes as an image"
 expectation, so that check decodes every image here and hands GX its verdict as a column
-(`image_problem`, which must be empty). Rows that fail anything go to
-`quarantine/<source>.parquet` with a `reason`; the rest to `validated/<source>.parquet`.
-`rows_in == rows_valid + rows_quarantined`, always.
+(`image_problem`, which must be empty); so does what the reader found wrong (`problem`: a path
+out of the source folder, an undecodable report). Rows that fail anything go to
+`quarantine/<source>.parquet` with a `reason`, their native id and their path inside the source
+(the quarantine lives beside the raw data, with its sensitivity, so someone can fix the record);
+the rest go to `validated/<source>.parquet` with pseudonymous ids only, and the valid rows'
+image files to the locator (`locator.py`). `rows_in == rows_valid + rows_quarantined`, always;
+what a reader passed over is counted by reason under `skipped`.
 """
 
 from __future__ import annotations
@@ -24,7 +28,9 @@ from tqdm import tqdm
 from umcl.config import Settings, SourceKind
 from umcl.data.dicom import ImageDecodeError
 from umcl.data.images import load_image
-from umcl.data.sources import VALID_LABEL_VALUES, read_source
+from umcl.data.locator import write_locator
+from umcl.data.pseudonyms import Pseudonymizer, resolve_key
+from umcl.data.sources import PRIVATE_COLUMNS, VALID_LABEL_VALUES, read_source
 from umcl.labels import LabelSpace
 
 log = logging.getLogger(__name__)
@@ -43,7 +49,11 @@ def image_problem(path: str | None) -> str | None:
     try:
         load_image(path)
     except ImageDecodeError as exc:
-        code = "image_missing" if not Path(path).is_file() else "image_unreadable"
+        code = (
+            "image_missing"
+            if not Path(path).is_file()
+            else getattr(exc, "code", "image_unreadable")
+        )
         return f"{code}: {exc}"
     return None
 
@@ -67,8 +77,11 @@ def build_suite(kind: SourceKind, label_names: list[str]):
         suite.add_expectation(gxe.ExpectColumnToExist(column=column))
     suite.add_expectation(gxe.ExpectColumnValuesToBeUnique(column="sample_id"))
     suite.add_expectation(gxe.ExpectColumnValuesToNotBeNull(column="patient_id"))
+    suite.add_expectation(gxe.ExpectColumnValuesToBeInSet(column="problem", value_set=[]))
     for name in label_names:  # blank (null) passes: "not mentioned" is a valid label
-        suite.add_expectation(gxe.ExpectColumnValuesToBeInSet(column=name, value_set=list(VALID_LABEL_VALUES)))
+        suite.add_expectation(
+            gxe.ExpectColumnValuesToBeInSet(column=name, value_set=list(VALID_LABEL_VALUES))
+        )
     if kind in ("image_text", "text_label"):
         suite.add_expectation(gxe.ExpectColumnValuesToNotBeNull(column="text"))
     if kind in ("image_text", "image_label"):
@@ -79,8 +92,8 @@ def build_suite(kind: SourceKind, label_names: list[str]):
 def _reason(expectation_type: str, column: str, row: dict) -> str:
     if expectation_type == "expect_column_values_to_be_unique":
         return "duplicate_id: sample id appears more than once in the source"
-    if column == "image_problem":
-        return str(row["image_problem"])
+    if column in ("image_problem", "problem"):
+        return str(row[column])
     if column == "text":
         return "empty_text: report text is empty or missing"
     if column == "patient_id":
@@ -121,15 +134,28 @@ def run_suite(rows: pl.DataFrame, kind: SourceKind, label_names: list[str]) -> d
     return reasons
 
 
-def validate_rows(rows: pl.DataFrame, kind: SourceKind, label_names: list[str], workers: int = 0) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Split rows into (valid, quarantined-with-reason)."""
+def validate_rows(
+    rows: pl.DataFrame, kind: SourceKind, label_names: list[str], workers: int = 0
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Split rows into (valid, quarantined-with-reason). Both keep the reader's private columns."""
     if kind in ("image_text", "image_label"):
-        problems = check_images(rows["image"].to_list(), workers)
+        # A record the reader already refused (e.g. its path leaves the source) is not opened.
+        unchecked = [
+            p
+            for p, problem in zip(rows["image_path"], rows["problem"], strict=True)
+            if problem is None
+        ]
+        found = iter(check_images(unchecked, workers))
+        problems = [None if problem is not None else next(found) for problem in rows["problem"]]
     else:
         problems = [None] * rows.height
     checked = rows.with_columns(pl.Series("image_problem", problems, dtype=pl.String))
     reasons = run_suite(checked, kind, label_names) if rows.height else {}
-    reason_column = pl.Series("reason", ["; ".join(reasons.get(s, [])) or None for s in checked["sample_id"]], dtype=pl.String)
+    reason_column = pl.Series(
+        "reason",
+        ["; ".join(reasons.get(s, [])) or None for s in checked["sample_id"]],
+        dtype=pl.String,
+    )
     checked = checked.with_columns(reason_column).drop("image_problem")
     bad = checked["reason"].is_not_null()
     return checked.filter(~bad).drop("reason"), checked.filter(bad)
@@ -139,35 +165,67 @@ def reason_code(reason: str) -> str:
     return reason.split(":", 1)[0]
 
 
-def validate_sources(settings: Settings, out_dir: Path, quarantine_dir: Path, metrics_path: Path) -> dict:
+def validate_sources(
+    settings: Settings, out_dir: Path, quarantine_dir: Path, metrics_path: Path, locator_dir: Path
+) -> dict:
     """Validate every configured source; write outputs, counts, and fail on too many bad rows."""
     space = LabelSpace.from_settings(settings.labels)
     workers = settings.preprocess.workers
     out_dir.mkdir(parents=True, exist_ok=True)
     quarantine_dir.mkdir(parents=True, exist_ok=True)
     metrics_path.parent.mkdir(parents=True, exist_ok=True)
+    key = resolve_key([s.path for s in settings.data.sources], settings.demo.out)
+    pseudonyms = Pseudonymizer(key)
     report: dict[str, dict] = {}
     for source in settings.data.sources:
-        rows = read_source(source, space, settings.data.pseudonym_key)
+        read = read_source(source, space, pseudonyms)
+        rows = read.rows
         valid, quarantined = validate_rows(rows, source.kind, list(space.names), workers)
-        valid.write_parquet(out_dir / f"{source.name}.parquet")
-        quarantined.write_parquet(quarantine_dir / f"{source.name}.parquet")
-        codes = Counter(reason_code(r) for reasons in quarantined["reason"] for r in reasons.split("; "))
+        with_images = valid.filter(pl.col("image").is_not_null())
+        write_locator(
+            locator_dir,
+            source.name,
+            with_images["image"].to_list(),
+            with_images["image_path"].to_list(),
+        )
+        valid.drop(PRIVATE_COLUMNS).write_parquet(out_dir / f"{source.name}.parquet")
+        quarantined.drop("image_path", "problem").write_parquet(
+            quarantine_dir / f"{source.name}.parquet"
+        )
+        codes = Counter(
+            reason_code(r) for reasons in quarantined["reason"] for r in reasons.split("; ")
+        )
         report[source.name] = {
             "kind": source.kind,
             "rows_in": rows.height,
             "rows_valid": valid.height,
             "rows_quarantined": quarantined.height,
             "reasons": dict(sorted(codes.items())),
+            "skipped": read.skipped,
         }
         assert rows.height == valid.height + quarantined.height  # nothing is dropped silently
-        log.info("%s: %d rows in, %d valid, %d quarantined %s", source.name, rows.height, valid.height, quarantined.height, dict(codes))
+        log.info(
+            "%s: %d rows in, %d valid, %d quarantined %s, passed over %s",
+            source.name,
+            rows.height,
+            valid.height,
+            quarantined.height,
+            dict(codes),
+            read.skipped,
+        )
     metrics_path.write_text(json.dumps(report, indent=2) + "\n")
 
     limit = settings.validate_.max_bad_fraction
-    over = {n: r for n, r in report.items() if r["rows_in"] and r["rows_quarantined"] / r["rows_in"] > limit}
+    over = {
+        n: r
+        for n, r in report.items()
+        if r["rows_in"] and r["rows_quarantined"] / r["rows_in"] > limit
+    }
     if over:
-        details = ", ".join(f"{n}: {r['rows_quarantined']}/{r['rows_in']} quarantined {r['reasons']}" for n, r in over.items())
+        details = ", ".join(
+            f"{n}: {r['rows_quarantined']}/{r['rows_in']} quarantined {r['reasons']}"
+            for n, r in over.items()
+        )
         raise ValidationFailed(
             f"bad-row fraction above validate.max_bad_fraction={limit}: {details}. "
             f"See {quarantine_dir}/<source>.parquet for each row and its reason."

@@ -1,0 +1,60 @@
+"""Pseudonyms: keyed, separated by kind and source, and a key that only the environment holds."""
+
+from pathlib import Path
+
+import pytest
+
+from umcl.data.pseudonyms import (
+    DEMO_KEY,
+    KEY_ENV,
+    Pseudonymizer,
+    PseudonymKeyError,
+    fingerprint,
+    resolve_key,
+)
+
+KEY = "k" * 32
+
+
+def test_pseudonyms_are_stable_keyed_and_separated():
+    a, b = Pseudonymizer(KEY), Pseudonymizer("another-key-entirely-0123456789")
+    assert a.patient("mimic", "4829371") == a.patient("mimic", "4829371")
+    assert "4829371" not in a.patient("mimic", "4829371")
+    assert a.patient("mimic", "4829371") != b.patient("mimic", "4829371")
+    assert a.patient("mimic", "4829371") != a.patient("chexpert", "4829371")
+    assert a.record("mimic", "4829371").removeprefix("mimic:") not in a.patient("mimic", "4829371")
+    assert a.record("mimic", "x").startswith("mimic:") and a.image("mimic", "x").startswith("img-")
+
+
+def test_the_key_comes_from_the_environment_then_the_key_file(monkeypatch, tmp_path):
+    demo, real = tmp_path / "raw/demo", tmp_path / "raw/site"
+    monkeypatch.delenv(KEY_ENV, raising=False)
+    missing = tmp_path / "no.key"
+    assert resolve_key([demo / "mimic"], demo, missing) == DEMO_KEY  # demo data only
+    with pytest.raises(PseudonymKeyError, match=rf"export {KEY_ENV}=.*no\.key"):
+        resolve_key([demo / "mimic", real], demo, missing)
+    key_file = tmp_path / "site.key"
+    key_file.write_text("from-the-file-0123456789\n")
+    assert resolve_key([real], demo, key_file) == "from-the-file-0123456789"
+    monkeypatch.setenv(KEY_ENV, "from-the-environment-0123")
+    assert resolve_key([real], demo, key_file) == "from-the-environment-0123"
+    monkeypatch.setenv(KEY_ENV, "short")
+    with pytest.raises(PseudonymKeyError, match="at least 16"):
+        resolve_key([real], demo, key_file)
+
+
+def test_the_fingerprint_is_one_way_and_follows_the_key():
+    assert fingerprint(KEY) == fingerprint(KEY) != fingerprint(KEY + "x")
+    assert KEY not in fingerprint(KEY) and len(fingerprint(KEY)) == 32
+
+
+def test_params_with_a_key_are_refused(tmp_path: Path):
+    from umcl.config import ConfigError, load_settings
+
+    params = tmp_path / "params.yaml"
+    params.write_text(
+        "data:\n  sources: [{name: a, kind: text_label, format: demo, path: x}]\n"
+        "  pseudonym_key: secret\n"
+    )
+    with pytest.raises(ConfigError, match="pseudonym_key is no longer read from params"):
+        load_settings(params)
