@@ -25,7 +25,7 @@ class StageFailed(RuntimeError):
 def stage_order(project: Path) -> list[str]:
     """The stages of `dvc.yaml` in an order that runs each after the stages whose outputs it
     reads (ties keep the file's order)."""
-    stages = (yaml.safe_load((Path(project) / "dvc.yaml").read_text()) or {}).get("stages", {})
+    stages = _stages(project)
 
     def paths(entries: list) -> list[str]:
         return [next(iter(e)) if isinstance(e, dict) else e for e in entries or []]
@@ -86,9 +86,24 @@ def repro_stage(project: Path, stage: str, force: bool = False) -> bool:
     return f"Running stage '{stage}'" in output
 
 
+def _stages(project: Path) -> dict[str, dict]:
+    return (yaml.safe_load((Path(project) / "dvc.yaml").read_text()) or {}).get("stages", {})
+
+
 def out_of_date(project: Path) -> dict[str, list]:
-    """`dvc status`: stage → what changed (raw data, params, code); empty when up to date."""
-    return json.loads(dvc(project, "status", "--json", stage="status") or "{}")
+    """`dvc status`: stage → what changed (raw data, params, code); empty when up to date.
+
+    `always_changed` stages read state DVC cannot see (the pseudonym key's fingerprint), so they
+    are run first and then count only through what they change downstream."""
+    probes = [name for name, spec in _stages(project).items() if spec.get("always_changed")]
+    for name in probes:
+        repro_stage(project, name)
+    status = json.loads(dvc(project, "status", "--json", stage="status") or "{}")
+    return {
+        stage: why
+        for stage, why in status.items()
+        if not (stage in probes and why == ["always changed"])
+    }
 
 
 def exp_run(project: Path, name: str, overrides: dict[str, object], target: str) -> None:
