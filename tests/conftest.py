@@ -111,11 +111,11 @@ def empty_store() -> Path:
 def saved_random_model(pipeline: dict, directory: Path, seed: int = 3) -> Path:
     """An untrained tiny model over the pipeline's labels, saved with its params like `umcl train`."""
     from tests.tiny import tiny_model
-    from umcl.config import load_settings
+    from umcl.config import load_settings, weight_params
     from umcl.model.umcl import save_model
 
     labels = json.loads((pipeline["triplets"].parent / "labels.json").read_text())["names"]
     settings = load_settings(pipeline["params"])
-    extra = {"params": settings.model_dump(mode="json", by_alias=True)}
+    extra = {"params": weight_params(settings)}
     save_model(tiny_model(labels=labels, seed=seed), directory, extra=extra)
     return directory

@@ -52,12 +52,11 @@ def candidates(tiny_pipeline: dict, tmp_path_factory: pytest.TempPathFactory) ->
     params["train"]["steps"] = 30
     params_file = root / "params.yaml"
     params_file.write_text(yaml.safe_dump(params))
-    data = ["--triplets", str(tiny_pipeline["triplets"]), "--cache", str(tiny_pipeline["cache"]),
-            "--locator", str(tiny_pipeline["locator"])]  # fmt: skip
+    data = ["--triplets", str(tiny_pipeline["triplets"]), "--cache", str(tiny_pipeline["cache"])]
     assert main(["--params", str(params_file), "train", *data, "--out", str(root / "trained"),
                  "--checkpoints", str(root / "checkpoints"), "--live", str(root / "live")]) == 0  # fmt: skip
     saved_random_model(tiny_pipeline, root / "random")
-    found = {"params": params, "data": data}
+    found = {"params": params, "data": data, "locator": tiny_pipeline["locator"]}
     for name in ("trained", "random"):
         metrics = root / f"{name}.json"
         assert main(["--params", str(params_file), "evaluate", "--model", str(root / name), *data,
@@ -72,7 +71,7 @@ def gate(candidates: dict, which: str, tmp_path: Path, **gate_params) -> tuple[i
     params_file.write_text(yaml.safe_dump(params))
     out = tmp_path / f"gate-{which}.json"
     code = main(["--params", str(params_file), "gate", "--metrics", str(candidates[which]["metrics"]),
-                 *candidates["data"], "--out", str(out)])  # fmt: skip
+                 *candidates["data"], "--locator", str(candidates["locator"]), "--out", str(out)])  # fmt: skip
     return code, json.loads(out.read_text())
 
 

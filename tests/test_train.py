@@ -3,23 +3,31 @@
 from __future__ import annotations
 
 import csv
+import json
 import logging
 import os
+import random
+import re
+import shutil
 import signal
 import subprocess
 import sys
+import time
+from hashlib import sha256
 from pathlib import Path
 
+import polars as pl
 import pytest
 import torch
 import yaml
-from safetensors.torch import load_file
 
 from tests.conftest import REPO
+from tests.project import make_project, project_env
+from tests.project import run as project_run
 from tests.tiny import MODEL
-from umcl.config import parse_settings
+from umcl.config import parse_settings, weight_params
 from umcl.model.tokenizer import load_tokenizer
-from umcl.model.umcl import build_model, load_model
+from umcl.model.umcl import build_model, describe_model, input_size, load_model
 from umcl.train import CHECKPOINT, CheckpointError, train
 
 
@@ -78,6 +86,9 @@ def test_training_learns_and_the_model_loads_back(tiny_pipeline: dict, tmp_path:
         assert torch.equal(loaded.encode_text(texts), rebuilt.encode_text(texts))
         assert torch.equal(loaded.encode_findings()[0], rebuilt.encode_findings()[0])
     assert (tmp_path / "model/labels.json").is_file() and (tmp_path / "model/tokenizer").is_dir()
+    stored = describe_model(tmp_path / "model")["params"]  # what shapes the weights, no data paths
+    assert stored == weight_params(parse_settings(params_for(tiny_pipeline)))
+    assert "data" not in stored and input_size({"params": stored}) == 32
 
 
 def test_a_corrupt_checkpoint_stops_the_run(tiny_pipeline: dict, tmp_path: Path) -> None:
@@ -106,55 +117,91 @@ def train_arguments(pipeline: dict, out: Path) -> list[str]:
             "--checkpoints", str(out / "checkpoints"), "--live", str(out / "live")]  # fmt: skip
 
 
-def _train_process(params: Path, pipeline: dict, out: Path) -> subprocess.Popen:
-    command = [
-        sys.executable,
-        "-m",
-        "umcl.cli",
-        "--params",
-        str(params),
-        "-v",
-        "train",
-        *train_arguments(pipeline, out),
-    ]
-    return subprocess.Popen(
-        command,
-        cwd=REPO,
-        stderr=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        env=os.environ | {"PYTHONUNBUFFERED": "1"},
+# The kill-and-resume run: a kill less than a checkpoint interval past the first checkpoint
+# lands well before the end even on a loaded machine (0.03 s a step on 2 idle cores, 0.1 s busy).
+KILL_STEPS, KILL_ACCUMULATE, KILL_BATCH = 160, 2, 8
+
+
+def kill_test_params(project: Path) -> int:
+    """Params of a run that a resume can get wrong: dropout on (the restored RNG draws its masks)
+    and gradient accumulation, with the first checkpoint mid-epoch (the resumed loader starts
+    part-way through an epoch). Returns `checkpoint_every`."""
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["model"]["text"]["config"].update(
+        hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1
     )
+    rows = pl.read_parquet(project / "data/unified/triplets.parquet").filter(
+        pl.col("split") == "train"
+    )
+    per_epoch = rows.height // KILL_BATCH  # micro-batches
+    every = next(c for c in range(8, 64) if c * KILL_ACCUMULATE % per_epoch)
+    params["train"].update(
+        steps=KILL_STEPS, batch_size=KILL_BATCH, accumulate=KILL_ACCUMULATE, warmup_steps=5,
+        checkpoint_every=every, log_every=1, lr=2e-3, workers=0,
+    )  # fmt: skip
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    return every
+
+
+def logged_step(project: Path) -> int:
+    """The last step dvclive logged; 0 before the first or while the file is being rewritten."""
+    try:
+        return int(json.loads((project / "metrics/train/metrics.json").read_text())["step"])
+    except (FileNotFoundError, ValueError, KeyError):
+        return 0
+
+
+def loss_history(project: Path) -> list[tuple[str, str]]:
+    with (project / "metrics/train/plots/metrics/train/loss.tsv").open() as f:
+        return [(row["step"], row["loss"]) for row in csv.DictReader(f, delimiter="\t")]
+
+
+def kill_repro_train(project: Path, past: int, log: Path, timeout: float = 300) -> int:
+    """Start `dvc repro train` in a process group of its own and SIGKILL the whole group once
+    the checkpoint exists and the logged step has reached `past`; the step last seen."""
+    with log.open("w") as out:
+        process = subprocess.Popen(["dvc", "repro", "train"], cwd=project, env=project_env(project),
+                                   stdout=out, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    checkpoint, deadline = project / "models/checkpoints" / CHECKPOINT, time.monotonic() + timeout
+    seen = 0
+    while not (checkpoint.exists() and seen >= past):
+        assert process.poll() is None, f"ended before step {past}:\n{log.read_text()[-3000:]}"
+        assert time.monotonic() < deadline, f"no step {past} in {timeout} s (last: {seen})"
+        time.sleep(0.02)
+        seen = logged_step(project)
+    os.killpg(process.pid, signal.SIGKILL)
+    assert process.wait(timeout=60) == -signal.SIGKILL
+    while True:  # until no process of the group is left to write a checkpoint
+        try:
+            os.killpg(process.pid, 0)
+        except ProcessLookupError:
+            return seen
+        assert time.monotonic() < deadline + 60, "the killed process group lingers"
+        time.sleep(0.05)
 
 
 @pytest.mark.slow
-def test_kill_and_resume_ends_with_the_uninterrupted_weights(
-    tiny_pipeline: dict, tmp_path: Path
-) -> None:
-    params = tmp_path / "params.yaml"
-    params.write_text(yaml.safe_dump(params_for(tiny_pipeline, steps=60, checkpoint_every=5)))
-    whole = _train_process(params, tiny_pipeline, tmp_path / "whole")
-    assert whole.wait(timeout=300) == 0, whole.stderr.read()[-2000:]
+def test_kill_and_resume_ends_with_the_uninterrupted_weights(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "project")
+    project_run("dvc", "repro", "preprocess", cwd=project)
+    every = kill_test_params(project)
+    weights = project / "models/candidate/model.safetensors"
+    assert f"train: steps 0 → {KILL_STEPS}" in project_run("dvc", "repro", "train", cwd=project)
+    expected, expected_losses = sha256(weights.read_bytes()).hexdigest(), loss_history(project)
+    shutil.rmtree(project / "models")
+    shutil.rmtree(project / "metrics/train")
 
-    killed = _train_process(params, tiny_pipeline, tmp_path / "killed")
-    for line in killed.stderr:  # kill -9 right after the first checkpoint lands
-        if "checkpoint at step" in line:
-            killed.send_signal(signal.SIGKILL)
-            break
-    killed.wait(timeout=60)
-    assert killed.returncode == -signal.SIGKILL
-    assert not (tmp_path / "killed/model").exists()
+    kill_at = every + random.randint(1, every - 1)  # some steps past the first checkpoint
+    seen = kill_repro_train(project, kill_at, tmp_path / "killed.log")
+    assert seen < KILL_STEPS and not weights.exists(), f"killed at step {seen}: too late"
 
-    resumed = _train_process(params, tiny_pipeline, tmp_path / "killed")
-    stdout, stderr = resumed.communicate(timeout=300)
-    assert resumed.returncode == 0, stderr[-2000:]
-    assert "train: steps 5 → 60" in stdout or "train: steps 10 → 60" in stdout, stdout
-    expected = load_file(tmp_path / "whole/model/model.safetensors")
-    got = load_file(tmp_path / "killed/model/model.safetensors")
-    assert expected.keys() == got.keys()
-    for name, tensor in expected.items():
-        assert torch.equal(tensor, got[name]), name
-    assert losses(tmp_path / "killed/live") == pytest.approx(losses(tmp_path / "whole/live"))
+    resumed = project_run("dvc", "repro", "train", cwd=project)
+    start = int(re.search(rf"train: steps (\d+) → {KILL_STEPS}", resumed)[1])
+    assert start % every == 0 and every <= start <= seen, (start, every, seen)
+    assert sha256(weights.read_bytes()).hexdigest() == expected, (
+        f"killed at step {seen} (aimed at {kill_at}), resumed from {start}: other weights"
+    )
+    assert loss_history(project) == expected_losses
 
 
 @pytest.mark.slow

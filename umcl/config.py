@@ -291,6 +291,25 @@ class Settings(Strict):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
+# Train knobs that change how a run goes, not the weights it ends with.
+RUN_ONLY = frozenset({"checkpoint_every", "log_every", "workers"})
+
+
+def weight_params(settings: Settings) -> dict:
+    """The params that shape the weights, and only those (no data paths, no keys): what a
+    checkpoint must match to be resumed and what the exported model records. The input size is
+    the preprocess cache's (`umcl/model/umcl.py: input_size` reads it back)."""
+    return {
+        "seed": settings.seed,
+        "labels": settings.labels.model_dump(mode="json"),
+        "model": settings.model.model_dump(mode="json"),
+        "prompt": settings.prompt.model_dump(mode="json"),
+        "loss": settings.loss.model_dump(mode="json"),
+        "train": settings.train.model_dump(mode="json", exclude=set(RUN_ONLY)),
+        "preprocess": {"image_size": settings.preprocess.image_size},
+    }
+
+
 def _describe(error: dict) -> str:
     where = ".".join(str(part) for part in error["loc"]) or "(top level)"
     message = error["msg"]

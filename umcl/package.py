@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from umcl.config import Settings
+from umcl.config import Settings, weight_params
 
 
 def data_version(lock_file: Path = Path("dvc.lock")) -> dict[str, str]:
@@ -106,7 +106,7 @@ def package(
     metadata = {
         "metrics": metrics,
         "gate": gate["candidate"]["metrics"],
-        "params": settings.model_dump(mode="json", by_alias=True),
+        "params": weight_params(settings),  # only what shaped the weights: no data paths
         "params_sha256": params_digest(settings),
         "data_version": data_version(),
         "git": git_revision(),

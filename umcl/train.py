@@ -36,7 +36,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
-from umcl.config import Settings
+from umcl.config import Settings, weight_params
 from umcl.data.dataset import Batch, TripletDataset, collate
 from umcl.model.loss import UMCLLoss
 from umcl.model.prompts import label_phrase
@@ -162,9 +162,19 @@ def micro_batches(dataset: TripletDataset, settings: Settings, runtime: Runtime,
             collate_fn=collate,
             num_workers=settings.train.workers,
             pin_memory=runtime.device.type == "cuda",
+            generator=loader_generator(settings.seed, epoch, runtime.rank),
         )
         yield from loader
         epoch, offset = epoch + 1, 0
+
+
+def loader_generator(seed: int, epoch: int, rank: int) -> torch.Generator:
+    """Where a loader draws its workers' base seed: one generator per epoch and rank. Drawn from
+    the global generator instead, it moved the dropout RNG of a run resumed mid-epoch (that run
+    makes its loader at the resume step, an uninterrupted one at the epoch's start)."""
+    return torch.Generator().manual_seed(
+        int(np.random.SeedSequence([seed, epoch, rank]).generate_state(1)[0])
+    )
 
 
 # -- schedule, checkpoints -----------------------------------------------------------------
@@ -185,14 +195,7 @@ def warmup_cosine(warmup: int, total: int):
 def fingerprint(settings: Settings, triplets: Path, runtime: Runtime) -> str:
     """What a checkpoint must match to be resumed: everything that shapes the weights."""
     knobs = {
-        "seed": settings.seed,
-        "labels": settings.labels.model_dump(mode="json"),
-        "model": settings.model.model_dump(mode="json"),
-        "prompt": settings.prompt.model_dump(mode="json"),
-        "loss": settings.loss.model_dump(mode="json"),
-        "train": settings.train.model_dump(
-            mode="json", exclude={"checkpoint_every", "log_every", "workers"}
-        ),
+        **weight_params(settings),
         "world": runtime.world,
         "triplets": hashlib.sha256(Path(triplets).read_bytes()).hexdigest(),
         "code": _code_digest(),
@@ -457,7 +460,7 @@ def train(
             # Only what the weights depend on: the same training (also when resumed) must give a
             # byte-identical model directory, so DVC and the registry see the same model.
             extra={
-                "params": settings.model_dump(mode="json", by_alias=True),
+                "params": weight_params(settings),
                 "train": {
                     k: summary[k]
                     for k in ("steps", "world_size", "precision", "device", "final_loss")
