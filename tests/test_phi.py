@@ -24,14 +24,14 @@ pytestmark = pytest.mark.slow
 # from everything after ingestion.
 PLANTED = {
     "patient name": (
-        "Comparison is made to the study of Wilhelmina Castellanos-Rigby.",
-        "Castellanos-Rigby",
+        "Comparison is made to the study of Wilhelmina Quarrington-Vosk.",
+        "Quarrington-Vosk",
     ),
     "clinician": ("Findings discussed with Dr. Evander Pruitt by telephone.", "Pruitt"),
     "date": ("Compared with the radiograph of 03/14/2019, no change.", "03/14/2019"),
     "long date": ("Prior exam on September 9, 2020 showed similar findings.", "September 9, 2020"),
     "phone": ("Results called to (617) 555-0187 at the bedside.", "555-0187"),
-    "email": ("Report copied to wcastellanos1987@example.org.", "wcastellanos1987"),
+    "email": ("Report copied to wquarrington1987@example.org.", "wquarrington1987"),
     "ssn": ("SSN 078-05-1120 recorded on the requisition.", "078-05-1120"),
     "mrn": ("MRN: 88412377. Heart size is normal.", "88412377"),
     "accession": ("Accession number ACC99120487 was reassigned.", "ACC99120487"),
@@ -57,7 +57,7 @@ def write_site_reports(folder: Path, rows: int = 36) -> None:
         writer.writerow(["report_id", "mrn", "patient_name", "findings", "impression"])
         for i in range(rows):
             planted = sentences[i % len(sentences)][0]
-            writer.writerow([f"RIS{700000 + i}", f"7{i:07d}", "CASTELLANOS^WILHELMINA",
+            writer.writerow([f"RIS{700000 + i}", f"7{i:07d}", "QUARRINGTON^WILHELMINA",
                              f"{planted} {CLINICAL[i % len(CLINICAL)]}", CLINICAL[(i + 2) % len(CLINICAL)]])  # fmt: skip
 
 
@@ -135,7 +135,7 @@ def test_no_planted_identifier_survives_into_anything_produced(site):
         for where, text in texts.items():
             assert identifier.lower() not in text.lower(), f"{kind} {identifier!r} found in {where}"
     for where, text in texts.items():
-        assert not re.search(r"castellanos|wilhelmina", text, re.IGNORECASE), where
+        assert not re.search(r"quarrington|wilhelmina|vosk", text, re.IGNORECASE), where
 
 
 def test_no_native_id_survives_and_the_key_is_in_no_file(site):

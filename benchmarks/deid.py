@@ -1,0 +1,450 @@
+"""De-identifiers side by side on a PHI corpus: recall per identifier kind, clinical text kept, speed.
+
+    python benchmarks/deid.py [--corpus benchmarks/phi_corpus.jsonl] [--only NAME ...]
+
+Every text goes through the ingestion path of `umcl/data/sources.py: to_rows`:
+`scrub(findings_and_impression(text), known_identifiers)`.
+
+**Corpus format** (JSON Lines, one object a line; `benchmarks/make_phi_corpus.py` writes ours):
+
+    {"id": "phi-000", "text": "Findings were discussed with Dr. Hernandez at 4:15 pm.",
+     "identifiers": [{"kind": "name", "text": "Dr. Hernandez"}],
+     "keep": ["clinical text that must survive"],           # optional
+     "known_identifiers": ["HERNANDEZ^ANA", "1234567"]}      # optional, the record's RIS fields
+
+- `identifiers`: each identifier that must not survive, as its kind and exact surface string.
+  It counts as caught only if the output no longer contains its surface string (case-
+  insensitive) and no longer contains, as a token, any of its alphanumeric tokens of >= 3
+  characters that is not an ordinary word. Ordinary words are the `GENERIC` list below plus every
+  token of the corpus's clinical entries and `keep` strings, so "Hospital" may stay, "Mercy" may not.
+- An entry with no identifiers is a clinical sentence: it must come out unchanged (compared
+  with runs of whitespace collapsed, since `findings_and_impression` joins lines).
+- `keep`: substrings of an identifier entry that must survive verbatim (the clinical text after
+  "MRN: 1234567.").
+
+Reported per candidate: recall per kind, identifiers caught overall, clinical sentences changed,
+`keep` strings lost, model load seconds and reports/s on demo reports (`umcl demo`'s generator:
+header, FINDINGS, IMPRESSION, planted PHI in one report in ten; known identifiers passed as the
+RIS columns are). With `../shared/data/iu-xray/indiana_reports.csv` present, also the share of
+real Open-i report sentences (de-identified ones with "XXXX" left out) that each candidate changes.
+Writes `benchmarks/results/deid.json`. The presidio candidates need `pip install -e '.[deid-bench]'`
+and are skipped without it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from umcl.data import deid  # noqa: E402
+from umcl.data.reports import findings_and_impression  # noqa: E402
+
+Scrub = Callable[[str, Iterable[str]], str]
+
+# Words an identifier may leave behind: what kind it was, not whose ("Hospital", "Street", "MD").
+GENERIC = set(
+    str.split(
+        """hospital hospitals medical center centre clinic health healthcare system university college
+    institute community regional general memorial foundation trust nhs county city state
+    national family practice urgent care nursing home department radiology of and the for at
+    street avenue ave road lane drive boulevard suite apt box city north south east west
+    dr mr mrs ms md rn np phd year years old yrs age aged pager ext fax tel phone mobile
+    number id acc accession mrn ssn serial license licence account member plan code on by"""
+    )
+)
+TOKEN = re.compile(r"[^\W_]+")
+
+
+# --- candidates --------------------------------------------------------------------------------
+def legacy_rules() -> Scrub:
+    """The rules before this benchmark (git 0f5bf77), with that commit's section splitter, which
+    read 'MRN:' as a header."""
+    months = (
+        r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|jun(?:e)?|jul(?:y)?|aug(?:ust)?"
+        r"|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)"
+    )
+    field = re.compile(
+        r"\b(?P<key>patient(?:'s)?\s*name|name|patient|mrn|medical\s+record(?:\s+(?:number|no\.?))?"
+        r"|dob|date\s+of\s+birth|birth\s*date|accession(?:\s+(?:number|no\.?|#))?|acc(?:\s*#|\.)?"
+        r"|phone|tel(?:ephone)?|ssn)\s*[:#]\s*(?P<value>[^\n]*?)"
+        r"(?=\s{2,}|\s*\n|\s*$|\s+(?:mrn|dob|date|accession|acc|name|patient|phone)\b)",
+        re.IGNORECASE,
+    )
+    patterns = [
+        (re.compile(r"\b\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}\b"), "[DATE]"),
+        (re.compile(r"\b\d{4}-\d{1,2}-\d{1,2}\b"), "[DATE]"),
+        (re.compile(rf"\b\d{{1,2}}\s+{months}\.?,?\s+\d{{4}}\b", re.IGNORECASE), "[DATE]"),
+        (
+            re.compile(rf"\b{months}\.?\s+\d{{1,2}}(?:st|nd|rd|th)?,?\s+\d{{4}}\b", re.IGNORECASE),
+            "[DATE]",
+        ),
+        (re.compile(r"(?:\+?1[\s.-]?)?\(?\b\d{3}\)?[\s.-]\d{3}[\s.-]\d{4}\b"), "[PHONE]"),
+        (
+            re.compile(
+                r"\b(?i:dr|mr|mrs|ms|miss|prof)\.?\s+(?:[A-Z][a-z'-]+\s+){0,2}[A-Z][a-z'-]+\b"
+            ),
+            "[NAME]",
+        ),
+        (re.compile(r"\b[A-Za-z]{0,4}\d{6,}\b"), "[ID]"),
+    ]
+    section = re.compile(r"^\s*(?P<name>[A-Z][A-Z /&()-]{2,40}):", re.MULTILINE)
+
+    def sections(report: str) -> str:
+        matches = list(section.finditer(report))
+        if not matches:
+            return report.strip()
+        kept = []
+        for match, following in zip(matches, [*matches[1:], None], strict=True):
+            if match.group("name").strip().upper() in ("FINDINGS", "IMPRESSION", "CONCLUSION"):
+                end = following.start() if following else len(report)
+                if body := " ".join(report[match.end() : end].split()):
+                    kept.append(body)
+        return "\n".join(kept)
+
+    def scrub(text: str, known: Iterable[str]) -> str:
+        text = sections(text)
+        for identifier in sorted(
+            {i.strip() for i in known if i and i.strip()}, key=len, reverse=True
+        ):
+            for part in {identifier, *re.split(r"[\^,\s]+", identifier)}:
+                if len(part) >= 3:
+                    text = re.sub(rf"\b{re.escape(part)}\b", "[NAME]", text, flags=re.IGNORECASE)
+        text = field.sub(lambda m: f"{m.group('key')}: [REDACTED]", text)
+        for pattern, replacement in patterns:
+            text = pattern.sub(replacement, text)
+        return text
+
+    return scrub
+
+
+def presidio(with_rules: bool = False, tuned: bool = False) -> Scrub:
+    """presidio-analyzer with all its predefined recognizers and spaCy's small English NER,
+    offline: the model by path, e-mail validation against tldextract's bundled suffix list.
+    `with_rules`: its spans and the shipped scrubber's rule spans together (no second NER).
+    `tuned`: only results scoring >= 0.5, and none made only of the shipped lexicon's clinical
+    words, abbreviations and eponyms (the filter the shipped NER layer uses)."""
+    import tldextract
+    from presidio_analyzer import AnalyzerEngine
+    from presidio_analyzer.nlp_engine import NlpEngineProvider
+    from presidio_analyzer.predefined_recognizers import EmailRecognizer
+
+    offline_tlds = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
+
+    class OfflineEmailRecognizer(EmailRecognizer):
+        def validate_result(self, pattern_text: str) -> bool:
+            return offline_tlds(pattern_text.rsplit("@", 1)[-1]).fqdn != ""
+
+    config = {
+        "nlp_engine_name": "spacy",
+        "models": [{"lang_code": "en", "model_name": str(deid._model_path())}],
+    }
+    engine = AnalyzerEngine(
+        nlp_engine=NlpEngineProvider(nlp_configuration=config).create_engine(),
+        supported_languages=["en"],
+    )
+    engine.registry.remove_recognizer("EmailRecognizer")
+    engine.registry.add_recognizer(OfflineEmailRecognizer())
+
+    def scrub(text: str, known: Iterable[str]) -> str:
+        text = findings_and_impression(text)
+        results = engine.analyze(text, language="en", score_threshold=0.5 if tuned else None)
+        spans = [deid.Span(r.start, r.end, r.entity_type) for r in results]
+        if tuned:
+            spans = [s for s in spans if not _clinical_only(text[s.start : s.end])]
+        if with_rules:
+            spans += deid.find_phi(text, known, ner=False)
+        return deid.redact(text, deid._merge(spans))
+
+    return scrub
+
+
+def _clinical_only(value: str) -> bool:
+    words = re.findall(r"[^\s,;:()]+", value)
+    return all(
+        deid.is_ordinary(w) or deid._is_abbreviation(w) or deid._bare(w) in deid._EPONYMS
+        for w in words
+    )
+
+
+def shipped(ner: bool = True) -> Scrub:
+    def scrub(text: str, known: Iterable[str]) -> str:
+        text = findings_and_impression(text)
+        return deid.redact(text, deid.find_phi(text, known, ner=ner))
+
+    return scrub
+
+
+CANDIDATES: dict[str, Callable[[], Scrub]] = {
+    "rules before (0f5bf77)": legacy_rules,
+    "presidio 2.2 (defaults)": presidio,
+    "presidio + shipped rules": lambda: presidio(with_rules=True),
+    "presidio tuned + shipped rules": lambda: presidio(with_rules=True, tuned=True),
+    "shipped rules, no NER": lambda: shipped(ner=False),
+    "shipped (rules + NER)": shipped,
+}
+
+
+# --- scoring -----------------------------------------------------------------------------------
+def load_corpus(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def ordinary_words(corpus: list[dict]) -> set[str]:
+    words = set(GENERIC)
+    for entry in corpus:
+        texts = entry.get("keep", []) + ([] if entry["identifiers"] else [entry["text"]])
+        words |= {t.lower() for text in texts for t in TOKEN.findall(text)}
+    return words
+
+
+def caught(identifier: str, output: str, ordinary: set[str]) -> bool:
+    if identifier.lower() in output.lower():
+        return False
+    left = {t.lower() for t in TOKEN.findall(output)}
+    return not any(
+        len(t) >= 3 and t.lower() not in ordinary and t.lower() in left
+        for t in TOKEN.findall(identifier)
+    )
+
+
+def _squash(text: str) -> str:
+    return " ".join(text.split())
+
+
+def score(scrub: Scrub, corpus: list[dict], ordinary: set[str]) -> dict:
+    per_kind: dict[str, list[int]] = {}
+    changed, clinical, lost, keeps, misses = 0, 0, 0, 0, []
+    started = time.perf_counter()
+    for entry in corpus:
+        out = scrub(entry["text"], entry.get("known_identifiers", []))
+        if not entry["identifiers"]:
+            clinical += 1
+            if _squash(out) != _squash(entry["text"]):
+                changed += 1
+                misses.append({"id": entry["id"], "changed": out})
+        for identifier in entry["identifiers"]:
+            ok = caught(identifier["text"], out, ordinary)
+            per_kind.setdefault(identifier["kind"], [0, 0])[0] += ok
+            per_kind[identifier["kind"]][1] += 1
+            if not ok:
+                misses.append(
+                    {
+                        "id": entry["id"],
+                        "kind": identifier["kind"],
+                        "leaked": identifier["text"],
+                        "output": out,
+                    }
+                )
+        for keep in entry.get("keep", []):
+            keeps += 1
+            if _squash(keep) not in _squash(out):
+                lost += 1
+                misses.append({"id": entry["id"], "lost": keep, "output": out})
+    seconds = time.perf_counter() - started
+    found = sum(v[0] for v in per_kind.values())
+    total = sum(v[1] for v in per_kind.values())
+    return {
+        "recall": {k: round(v[0] / v[1], 4) for k, v in sorted(per_kind.items())},
+        "counts": {k: v for k, v in sorted(per_kind.items())},
+        "recall_overall": round(found / total, 4),
+        "clinical_changed": round(changed / clinical, 4) if clinical else None,
+        "clinical_changed_n": [changed, clinical],
+        "keep_lost_n": [lost, keeps],
+        "corpus_texts_per_s": round(len(corpus) / seconds, 1),
+        "misses": misses,
+    }
+
+
+def demo_reports(n: int, seed: int = 7) -> list[tuple[str, list[str]]]:
+    """Reports as `umcl demo` writes them, with the RIS columns the demo reader passes along."""
+    from umcl.data.demo import _patients, _report_text, _study_meta
+    from umcl.data.demo_reports import describe, sample_findings
+
+    rng = np.random.default_rng(seed)
+    patients = _patients(rng, n, 3)
+    out = []
+    for patient, (accession, when) in zip(patients, _study_meta(rng, patients), strict=True):
+        text = _report_text(
+            describe(sample_findings(rng, 0.35), rng), patient, accession, when, rng
+        )
+        known = [
+            patient.mrn,
+            f"{patient.name[1].upper()}^{patient.name[0].upper()}",
+            f"{when:%Y-%m-%d}",
+        ]
+        out.append((text, known))
+    return out
+
+
+def iu_sentences(path: Path, limit: int) -> list[str]:
+    """Sentences of real Open-i findings and impressions, without the de-identified ones."""
+    if not path.is_file():
+        return []
+    with path.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))[:limit]
+    sentences = []
+    for row in rows:
+        for column in ("findings", "impression"):
+            for sentence in re.split(r"(?<=\.)\s+", row.get(column) or ""):
+                if sentence.strip() and "XXXX" not in sentence:
+                    sentences.append(sentence.strip())
+    return sentences
+
+
+def cold_start() -> float:
+    """Seconds for a fresh process to import the scrubber and scrub its first text with the NER."""
+    code = (
+        "import time; t = time.perf_counter(); from umcl.data.deid import scrub_text; "
+        "scrub_text('Gunnar Lindqvist came from Mount Sinai Queens.'); print(time.perf_counter() - t)"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    return float(run.stdout.strip())
+
+
+def throughput(scrub: Scrub, reports: list[tuple[str, list[str]]]) -> float:
+    started = time.perf_counter()
+    for text, known in reports:
+        scrub(text, known)
+    return len(reports) / (time.perf_counter() - started)
+
+
+def iu_changed(scrub: Scrub, sentences: list[str]) -> dict:
+    changed = [s for s in sentences if _squash(scrub(s, [])) != _squash(s)]
+    return {
+        "changed": round(len(changed) / len(sentences), 4),
+        "n": len(sentences),
+        "examples": changed[:15],
+    }
+
+
+# --- report ------------------------------------------------------------------------------------
+def table(results: dict[str, dict], kinds: list[str]) -> str:
+    names = list(results)
+    head = "| | " + " | ".join(names) + " |\n|---|" + "---:|" * len(names) + "\n"
+    rows = []
+    for kind in kinds:
+        n = next(iter(results.values()))["counts"].get(kind, [0, 0])[1]
+        rows.append(
+            f"| {kind} (n={n}) | "
+            + " | ".join(f"{r['recall'].get(kind, float('nan')):.2f}" for r in results.values())
+            + " |"
+        )
+    rows.append(
+        "| **all identifiers** | "
+        + " | ".join(f"**{r['recall_overall']:.3f}**" for r in results.values())
+        + " |"
+    )
+    rows.append(
+        "| clinical sentences changed | "
+        + " | ".join(
+            f"{r['clinical_changed']:.1%} ({r['clinical_changed_n'][0]}/{r['clinical_changed_n'][1]})"
+            for r in results.values()
+        )
+        + " |"
+    )
+    rows.append(
+        "| clinical text lost in identifier sentences | "
+        + " | ".join(f"{r['keep_lost_n'][0]}/{r['keep_lost_n'][1]}" for r in results.values())
+        + " |"
+    )
+    if all("iu" in r for r in results.values()):
+        n = next(iter(results.values()))["iu"]["n"]
+        rows.append(
+            f"| real Open-i sentences changed (n={n}) | "
+            + " | ".join(f"{r['iu']['changed']:.1%}" for r in results.values())
+            + " |"
+        )
+    rows.append(
+        "| corpus texts/s (most need the NER) | "
+        + " | ".join(f"{r['corpus_texts_per_s']:.0f}" for r in results.values())
+        + " |"
+    )
+    rows.append(
+        "| demo reports/s | "
+        + " | ".join(f"{r['reports_per_s']:.0f}" for r in results.values())
+        + " |"
+    )
+    return head + "\n".join(rows)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--corpus", type=Path, default=ROOT / "benchmarks/phi_corpus.jsonl")
+    parser.add_argument("--only", nargs="*", help="candidate names to run (default: all)")
+    parser.add_argument("--reports", type=int, default=500, help="demo reports timed per candidate")
+    parser.add_argument(
+        "--iu", type=Path, default=ROOT.parent / "shared/data/iu-xray/indiana_reports.csv"
+    )
+    parser.add_argument("--iu-reports", type=int, default=1000)
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/deid.json")
+    parser.add_argument("--show-misses", action="store_true")
+    args = parser.parse_args()
+
+    corpus = load_corpus(args.corpus)
+    ordinary = ordinary_words(corpus)
+    reports = demo_reports(args.reports)
+    sentences = iu_sentences(args.iu, args.iu_reports)
+    results: dict[str, dict] = {}
+    for name, build in CANDIDATES.items():
+        if args.only and name not in args.only:
+            continue
+        started = time.perf_counter()
+        try:
+            scrub = build()
+            scrub("Warm-up: discussed with Dr. Smith.", [])
+        except ImportError as error:
+            print(f"SKIP {name}: {error}")
+            continue
+        load_s = time.perf_counter() - started
+        result = score(scrub, corpus, ordinary)
+        result["load_s"] = round(load_s, 2)
+        result["reports_per_s"] = round(throughput(scrub, reports), 1)
+        if sentences:
+            result["iu"] = iu_changed(scrub, sentences)
+        results[name] = result
+        print(
+            f"{name}: recall {result['recall_overall']:.3f}, clinical changed {result['clinical_changed']:.1%}, {result['reports_per_s']:.0f} reports/s",
+            flush=True,
+        )
+        if args.show_misses:
+            for miss in result["misses"]:
+                print("   ", miss)
+    if "shipped (rules + NER)" in results:
+        results["shipped (rules + NER)"]["cold_start_s"] = round(cold_start(), 2)
+        print(
+            f"shipped: a fresh process imports and scrubs its first text in {results['shipped (rules + NER)']['cold_start_s']:.1f} s"
+        )
+    kinds = sorted({i["kind"] for e in corpus for i in e["identifiers"]})
+    print()
+    print(table(results, kinds))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    summary = {
+        "date": date.today().isoformat(),
+        "corpus": str(
+            args.corpus.relative_to(ROOT) if args.corpus.is_relative_to(ROOT) else args.corpus
+        ),
+        "entries": len(corpus),
+        "demo_reports_timed": len(reports),
+        "candidates": results,
+    }
+    args.out.write_text(json.dumps(summary, indent=1, ensure_ascii=False) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
