@@ -1,4 +1,4 @@
-"""De-identification of report text (`umcl/data/deid.py`) through the ingestion text path.
+"""De-identification of report text (`umcl/data/deid/`) through the ingestion text path.
 
 The corpus (`benchmarks/phi_corpus.jsonl`) is read by a real `format: csv` source, so each text
 goes through `to_rows` → `scrub_text(findings_and_impression(text), identifiers)`. The hostile

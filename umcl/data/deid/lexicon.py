@@ -1,0 +1,291 @@
+"""The words of radiology reports and English grammar that are never identifiers on their own.
+
+Every layer asks the same questions of a word (ordinary? an abbreviation? an eponym before its head
+noun?), so the lists and the predicates live here once: the rules (`rules.py`, `names.py`) use
+them to reject clinical wording, the NER filter (`ner.py`) to drop its hits on it.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+
+def _wordset(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+_FUNCTION_WORDS = """
+a an the and or but nor of in on at to for from by with without within into onto over under
+above below beneath between among through throughout across along around about after before
+during since until till upon via per versus vs as than then there here this that these those it
+its is are was were be been being has have had do does did done can could may might must shall
+should will would not no none nothing any all both each either neither every some several few
+many much more most less least other others another same such only also again still yet already
+now new old very well just even however although though because if unless whether which who
+whom whose what when where why how he she they we you i him her them us me his hers their our
+your my one two three four five six seven eight nine ten eleven twelve first second third fourth
+fifth sixth seventh eighth ninth tenth last next previous prior please see seen note noted yes
+otherwise further overall thus therefore given due including include includes approximately
+approx likely possibly probably unlikely possible probable consistent compatible suggest suggests
+suggesting suggestive represent represents representing reflect reflects favor favored favoring
+concern concerning worrisome suspicious suspected suspect questionable question query today
+yesterday tomorrow morning afternoon evening night overnight day days week weeks month months
+year years hour hours minute minutes time times date dates old aged age ago while once twice
+daily per cent percent total ok okay out up down off back front top bottom side sides end ends
+part parts area areas region regions level levels site sites way ways case cases use used using
+made make makes show shows showed shown demonstrate demonstrates demonstrated demonstrating
+reveal reveals revealed identify identified appear appears appeared appearance appearances
+remain remains remained remaining persist persists persistent persisting continue continues
+continued unchanged changed change changes stable stability improve improved improving
+improvement worsen worsened worsening progression progressed progressive resolve resolved
+resolving resolution interval interim since compared comparison correlate correlation
+correlative recommend recommended recommendation recommendations advise advised consider
+considered consideration follow followup follow-up clinical clinically evaluate evaluation
+evaluated further assess assessment assessed exclude excluded exclusion rule ruled obtain
+obtained obtaining perform performed provided provide available unavailable limited limitation
+limitations secondary related relative relatively due given known unknown history indication
+indications reason reasons finding findings impression impressions conclusion conclusions
+technique comparison report reports reported reporting addendum addenda procedure procedures
+examination examinations exam exams study studies view views result results summary details
+detail information notes note signed final preliminary wet read reading reads dictated
+transcribed verified electronically reviewed review reviewing discussed discussion communicated
+communication called call paged notified informed conveyed relayed telephone phone phoned
+verbal verbally bedside direct directly personally agree agreed agrees acknowledged receipt
+request requested requesting order ordered ordering refer referred referring referral consult
+consulted consultation opinion second protocol protocolled protocoled
+"""
+_CLINICAL_WORDS = """
+chest thorax thoracic lung lungs pulmonary pulmonic pleura pleural pleurae heart cardiac cardio
+cardiothoracic cardiomediastinal cardiopulmonary mediastinum mediastinal hilum hila hilar hilus
+trachea tracheal bronchus bronchi bronchial bronchiolar bronchiole airway airways carina carinal
+lobe lobes lobar lobular lobulated segment segments segmental subsegmental lingula lingular apex
+apices apical base bases basal basilar bibasilar bibasal bilateral unilateral left right upper
+lower middle mid superior inferior anterior posterior lateral medial central peripheral
+proximal distal diffuse diffusely focal multifocal patchy streaky linear nodular reticular
+reticulonodular interstitial alveolar airspace air-space perihilar peribronchial retrocardiac
+subpleural subcutaneous subdiaphragmatic infrahilar suprahilar paratracheal paraspinal
+paravertebral prevertebral costophrenic cardiophrenic costal angle angles sulcus sulci recess
+diaphragm diaphragms diaphragmatic hemidiaphragm hemidiaphragms hemithorax hemithoraces aorta
+aortic arch knob vena cava caval svc ivc atrium atria atrial ventricle ventricles ventricular
+pericardium pericardial myocardial valve valves valvular annulus annular mitral tricuspid
+esophagus esophageal oesophagus oesophageal stomach gastric abdomen abdominal bowel colon
+colonic liver hepatic spleen splenic kidney renal gallbladder gallstones gallstone pelvis
+spine spinal vertebra vertebrae vertebral cervical lumbar thoracolumbar sacral sacrum coccyx
+rib ribs costochondral sternum sternal sternotomy clavicle clavicles clavicular scapula scapulae
+scapular humerus humeral humeri shoulder shoulders acromioclavicular glenohumeral neck soft
+tissue tissues bone bones bony osseous skeletal skeleton joint joints breast breasts nipple
+nipples axilla axillary axillae thyroid lymph node nodes nodal adenopathy lymphadenopathy
+effusion effusions pneumothorax pneumothoraces hydropneumothorax hemothorax pneumonia pneumonias
+pneumonitis consolidation consolidations consolidative opacity opacities opacification opacified
+infiltrate infiltrates atelectasis atelectatic collapse collapsed edema oedema congestion
+congestive vascular vascularity vasculature cephalization redistribution cardiomegaly
+enlarged enlargement enlarging enlarges enlarge size sized sizes silhouette contour contours
+mass masses nodule nodules lesion lesions tumor tumour tumors neoplasm neoplastic malignancy
+malignant metastasis metastases metastatic granuloma granulomas granulomata granulomatous
+calcified calcification calcifications calcific scar scars scarring fibrosis fibrotic fibrous
+emphysema emphysematous bulla bullae bullous bleb blebs cyst cysts cystic cavity cavities
+cavitary cavitation abscess empyema bronchiectasis bronchiectatic honeycombing honeycomb
+ground-glass ground glass groundglass hyperinflation hyperinflated hyperexpanded hyperexpansion
+hyperlucent hypoinflation hypoventilation volumes volume expanded expansion inspiration
+inspiratory expiration expiratory inflation inflated aerated aeration fissure fissures azygos
+pectus excavatum carinatum scoliosis scoliotic kyphosis kyphotic lordosis lordotic spondylosis
+degenerative degeneration osteophyte osteophytes osteopenia osteopenic osteoporosis demineralized
+compression deformity deformities fracture fractures fractured displaced nondisplaced healing
+healed callus dislocation wedging wedge height loss destruction lytic sclerotic blastic
+hernia hiatal hiatus pneumoperitoneum pneumomediastinum emphysematous free air fluid level
+levels air-fluid thickening thickened thickness plaque plaques pleural-based
+tortuous tortuosity ectasia ectatic aneurysm aneurysmal dilated dilation dilatation widened
+widening widen prominent prominence increased increase increasing decreased decrease decreasing
+reduced reduction elevated elevation elevating depressed flattened flattening blunting blunted
+blunt sharp clear clearing cleared normal abnormal abnormality abnormalities unremarkable
+negative positive acute subacute chronic old new recent early late mild mildly minimal minimally
+moderate moderately severe severely marked markedly significant significantly slight slightly
+small smaller large larger tiny trace trivial massive extensive extent gross grossly subtle
+faint dense denser density densities lucent lucency lucencies radiolucent radiopaque opaque
+visualized visible seen identified noted evident evidence present absent absence presence
+unchanged stable new interval residual persistent superimposed overlying underlying overlapping
+adjacent surrounding associated associating accompanying related elsewhere otherwise intact
+disease diseases process processes etiology infection infectious inflammatory inflammation
+aspiration bronchitis bronchiolitis asthma copd chf ards sarcoidosis tuberculosis tb histoplasmosis
+infarct infarction embolism emboli embolus thrombus thrombosis hemorrhage haemorrhage hematoma
+contusion laceration trauma traumatic injury injuries postoperative postsurgical post-operative
+post-surgical postprocedural post-procedural surgical surgery resection resected lobectomy
+pneumonectomy wedge thoracotomy thoracentesis thoracostomy pleurodesis biopsy cabg
+tavr tavi avr mvr ablation vertebroplasty kyphoplasty fusion laminectomy arthroplasty
+hardware device devices tube tubes line lines catheter catheters drain drains lead leads wire
+wires clip clips staple staples suture sutures stent stents graft grafts prosthesis prosthetic
+implant implants pacemaker pacer defibrillator icd aicd port ports generator battery pump
+balloon filter shunt valve coil coils sheath cannula endotracheal tracheostomy nasogastric
+orogastric enteric feeding gastrostomy jejunostomy chest-tube pigtail picc central venous arterial
+jugular subclavian internal external femoral brachial cephalic basilic cavoatrial junction
+tip tips terminate terminates terminating termination courses coursing projects projecting
+projection overlies overlie position positioned positioning placement placed replaced removed
+removal withdrawn withdrawal advanced advance retracted malpositioned repositioned
+intubated intubation extubated extubation ventilator ventilated loop recorder stimulator
+monitor monitoring electrode electrodes ecg ekg telemetry leads sternal wires cerclage
+radiograph radiographs radiography radiographic film films image images imaging imaged scan
+scans scanning portable upright supine semi-upright semiupright erect decubitus lordotic oblique
+frontal lateral lat ap pa single two multiple views projection projections technique technical
+exposure underexposed overexposed penetration penetrated rotation rotated motion artifact
+artifacts limited suboptimal diagnostic nondiagnostic quality positioning magnification
+contrast enhanced unenhanced noncontrast non-contrast intravenous oral barium iodinated
+ct mri mr pet spect us ultrasound sonography sonographic fluoroscopy fluoroscopic nuclear
+angiography angiogram cta mra echocardiogram echo doppler xr cr dr dx mammogram tomography
+computed magnetic resonance digital computed radiology radiologic radiological x-ray xray
+heart-size cardiothoracic ratio diameter width measurement measurements measures measuring
+measured measure dimension dimensions cm mm centimeter centimeters millimeter millimeters
+ml cc liter liters degrees degree percent hu units
+symptoms symptom cough coughing fever fevers febrile dyspnea dyspnoea shortness breath pain
+hypoxia hypoxemia hemoptysis wheezing wheeze tachypnea sob chest-pain fall falls weakness
+leukocytosis sepsis septic respiratory distress failure cancer carcinoma lymphoma leukemia
+myeloma sarcoma adenocarcinoma smoker smoking preoperative preop pre-operative evaluation
+screening surveillance staging restaging workup work-up rule-out follow
+man woman male female gentleman lady boy girl child infant adult elderly patient patients pt
+pts resident fellow attending consultant registrar radiologist radiologists physician
+physicians doctor doctors nurse nurses nursing practitioner technologist technologists tech
+techs team teams staff clinician clinicians provider providers surgeon surgeons service
+services department departments division family wife husband son daughter mother father
+sister brother partner carer caregiver friend colleague colleagues covering on-call oncall
+intern interns house officer emergency icu ccu micu sicu nicu picu pacu ed er or ward wards
+floor clinic office oncology cardiology pulmonology medicine hospitalist anesthesia
+anaesthesia anesthesiology therapist therapy pharmacy laboratory pathology urology neurology
+transplant hematology gastroenterology nephrology rheumatology obstetrics gynecology
+pediatrics paediatrics orthopedics orthopaedics ent interventional thoracic cardiothoracic
+general internal primary care team referring ordering requesting gp pcp fy1 fy2 st4 sho
+inpatient outpatient admission admitted discharge discharged transfer transferred arrival
+low high short long wide narrow round rounded oval scattered similar additional incidental
+incidentally nonspecific apparent remote routine outside indeterminate intermittent recurrent
+multiple multilevel redemonstrated redemonstrates atherosclerotic atherosclerosis arthritic
+arthritis productive nonproductive vague difficulty vomiting nausea altered syncope presyncope
+dizziness dizzy lightheaded lightheadedness headache chills fatigue anxiety confusion seizure
+vertigo numbness weakness sore throat allergic chemotherapy radiation radiotherapy smoker
+nonsmoker tobacco cigarette cigarettes alcohol etoh retained crowded crowding exaggerated
+passed remainder prostate bladder coronary shielded shielding descending ascending endplate
+endplates irregular irregularity midline rounded sequela throat pancreatic levocurvature
+dextrocurvature generalized curvilinear conspicuous pathologic pathological cutaneous
+interstitium morbid morbidly obese obesity innumerable suspicion chronic-appearing formed
+unexplained underinflated corresponds exact unable hypoxic reconstructed reconstruction
+residual residuals esophagogastric wound incompletely developing tobacco deformed
+posttraumatic uncertain seasonal bullet bullets gunshot hips hip muscle muscles marrow
+pressure midsternal coarsened coarse unfolded unfolding chondral repair implantable winged
+laryngeal stabbing colorectal diabetes diabetic inactive subcarinal buckling wide bridging
+accentuated accentuation choking straightening ischemic ischemia stab preprocedure masslike
+support supporting supported layering layer layers plate-like like circumscribed
+well-circumscribed ill-defined well-defined expanded well-expanded sided shaped appearing
+lumbosacral sacroiliac thoracoabdominal gland glands borderline jaw torturous compare pre op
+status post s/p history hx symptoms lines tubes above below window recess vein veins artery
+arteries arterial venous fat soft settings vent ventilator sign signs rod rods screw screws
+plate plates nail nails pin pins anchor anchors mesh material foreign body bodies shadow shadows
+marking markings pattern patterns zone zones field fields portion portions aspect aspects
+"""
+# Capitalised words of institution names that say what, not which ("Regional", "Hospital").
+_INSTITUTION_WORDS = """
+hospital hospitals medical center centre centers centres clinic clinics health healthcare
+system systems network university college institute institutes community regional general
+memorial foundation trust nhs county city state national veterans affairs children's women's
+childrens womens family practice urgent care teaching nursing home homes manor saint st st.
+royal hôpital hopital infirmary hospice rehabilitation rehab group associates society
+association school services service division department of and the for at sanatorium
+polyclinic clinique clinica klinikum ospedale dispensary surgery imaging radiology
+"""
+# Heads that make a capitalised sequence an institution name.
+_INSTITUTION_HEADS = _wordset(
+    """hospital hospitals infirmary clinic clinics center centre health healthcare institute
+    university college hôpital hopital hospice home manor trust practice care associates
+    sanatorium polyclinic clinique clinica klinikum ospedale dispensary surgery memorial
+    adventist baptist methodist presbyterian lutheran episcopal deaconess"""
+)
+# Eponyms and makers that are clinical, whatever follows them.
+_EPONYMS = _wordset(
+    """kerley westermark fleischner chilaiditi luftsichel pancoast morgagni bochdalek kartagener
+    dobhoff swan ganz swan-ganz port-a-cath portacath mediport pleurx impella heartmate amplatzer
+    watchman mitraclip medtronic biotronik jude abbott edwards carpentier-edwards starr-edwards
+    sorin guidant zoll hounsfield valsalva trendelenburg schmorl scheuermann kummell lemierre
+    boerhaave zenker schatzki fallot ebstein eisenmenger kommerell rigler naclerio macklin
+    sengstaken blakemore sengstaken-blakemore jackson-pratt minnesota salem hickman broviac
+    groshong quinton permcath tesio mahurkar denver pleurevac heimlich valsalva fontan glenn
+    blalock-taussig norwood rastelli bentall nissen whipple billroth roux-en-y ivor-lewis
+    hodgkin hodgkin's non-hodgkin wegener wegener's kaposi ewing askin langerhans swyer-james
+    macleod mounier-kuhn goodpasture churg-strauss behcet sjogren raynaud horner virchow
+    luschka erlenmeyer barrett barrett's duchenne duchenne's meckel harrington steinmann kirschner gianturco greenfield foley"""
+)
+# Nouns after which a capitalised word is an eponym, not a person ("Hampton hump", "Foley catheter").
+_EPONYM_HEADS = _wordset(
+    """sign signs line lines hump syndrome disease catheter catheters filter tube tubes drain
+    drains band bands hernia valve valves clip clips shunt fracture fractures lesion effect
+    phenomenon procedure repair operation anastomosis classification criteria score guideline
+    guidelines view projection position maneuver manoeuvre technique angle triangle space node
+    nodes sump stent prosthesis device port pump balloon tumor tumour sarcoma lymphoma ring
+    sulcus fissure foramen ligament duct canal society anomaly malformation sequence
+    deformity body bodies cell cells lung"""
+)
+# Words that sit between an eponym and its head ("Kerley B lines", "Golden S sign").
+_EPONYM_LINK = re.compile(r"^(?:[-\s]*(?:[A-Z]|type|\d+)\b)?[\s-]*(?P<head>[a-z]+)", re.IGNORECASE)
+# Lower-case tokens with digits that are clinical, not user names ("pco2", "hba1c").
+_CLINICAL_ALNUM = _wordset(
+    "fio2 spo2 sao2 pao2 pco2 paco2 etco2 hco3 hba1c covid19 sars2 vo2 feno nt-probnp"
+)
+_WORDS = frozenset(
+    w.lower() for w in (_FUNCTION_WORDS + _CLINICAL_WORDS + _INSTITUTION_WORDS).split()
+)
+_INSTITUTION_GENERIC = frozenset(_INSTITUTION_WORDS.split())
+
+
+def _bare(word: str) -> str:
+    """'Goldberg's' → 'goldberg', 'Thomas'' → 'thomas'."""
+    return re.sub(r"(?:['’]s?)$", "", word.strip(".,;:()[]")).lower()
+
+
+# Greek and Latin word parts of medical terms that no name ends or starts with (checked on
+# words of 8+ letters): "Aortopulmonary", "fundoplication", "Tracheobronchomegaly".
+_MEDICAL_SUFFIX = re.compile(
+    r"(?:itis|osis|oses|omas?|emia|aemia|ectomy|otomy|ostomy|plasty|plication|pexy|rrhaphy|scopy"
+    r"|graphy|grams?|pathy|megaly|ectasis|ectasia|algia|plegia|trophy|plasia|lysis|genic|cytic"
+    r"|ular|ulum|ulae|ation|ations|ment|ments|ities|ously|ical|ically|aceous|iform|oid|oids)$"
+)
+# Only prefixes no surname starts with: not "pre" (Prescott), "sub" (Subramanian), "para".
+_MEDICAL_PREFIX = re.compile(
+    r"^(?:aorto|pulmo|cardio|pneumo|broncho|tracheo|thoraco|pleuro|hepato|gastro|osteo|spondyl"
+    r"|costo|vertebro|sterno|hyper|hypo|retro|supra|infra|intra|trans|neuro|angio|lympho|cysto"
+    r"|chondro|fibro)"
+)
+
+
+# Parts of hyphenated words that leave the other part in charge ("Well-expanded", "Pre-op").
+_AFFIXES = _wordset(
+    "well ill non pre post re co un semi self like sided shaped appearing defined view op based "
+    "type related induced associated positive negative free containing"
+)
+
+
+@lru_cache(maxsize=65536)
+def is_ordinary(word: str) -> bool:
+    """A word of radiology reports or of English grammar: never an identifier on its own."""
+    bare = _bare(word)
+    if bare in _WORDS or not any(c.isalpha() for c in bare):
+        return True
+    parts = [p for p in bare.split("-") if p]
+    if len(parts) > 1:
+        return all(p in _AFFIXES or is_ordinary(p) for p in parts)
+    return (
+        len(bare) >= 8
+        and bare.isalpha()
+        and bool(_MEDICAL_SUFFIX.search(bare) or _MEDICAL_PREFIX.match(bare))
+    )
+
+
+@lru_cache(maxsize=65536)
+def _is_abbreviation(word: str) -> bool:
+    """CT, PICC, ETT, T12, PET-CT: capitals or digits, at most four letters per part."""
+    parts = [p for p in re.split(r"[-/]", word.strip(".,;:()")) if p]
+    return bool(parts) and all(
+        (p.isupper() and sum(c.isalpha() for c in p) <= 4) or any(c.isdigit() for c in p)
+        for p in parts
+    )
+
+
+def _eponym_head_follows(text: str, end: int) -> bool:
+    """True when a clinical head noun follows position `end` ("… hump", "… B lines")."""
+    match = _EPONYM_LINK.match(text[end : end + 24])
+    return bool(match) and match.group("head").lower() in _EPONYM_HEADS

@@ -1,0 +1,168 @@
+"""People's names found by what surrounds them: a title, a post-nominal, a field label, a cue.
+
+Names have no shape of their own, so these rules find a candidate by its context and
+`_name_span` decides how much of it is a name, skipping clinical words through `lexicon.py`.
+A name found once is then found everywhere else in the text (`_propagated`). The name patterns
+here (`_UP`, `_NAME_SEQ`, `_CAPS_WORD`) are shared with `rules.py` and `ner.py`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from umcl.data.deid.lexicon import (
+    _bare,
+    _eponym_head_follows,
+    _is_abbreviation,
+    _wordset,
+    is_ordinary,
+)
+from umcl.data.deid.spans import Span
+
+_UP = r"[A-ZÀ-ÖØ-Þ]"  # an upper-case letter, accented ones included
+_NAME_WORD = rf"{_UP}[\w'’]*(?:-{_UP}[\w'’]*)*"
+_PARTICLE = r"(?:van|von|de|del|della|der|den|da|di|du|le|la|ter|bin|ben|al|el|dos|das|st\.?)"
+_NAME_SEQ = (
+    rf"(?:{_UP}\.?\s+){{0,2}}(?:{_PARTICLE}\s+){{0,3}}{_NAME_WORD}"
+    rf"(?:[ \t]+(?:{_UP}\.[ \t]+)?(?:{_PARTICLE}[ \t]+){{0,2}}{_NAME_WORD}){{0,2}}"
+)
+_CAPS_WORD = r"[A-Z][A-Z'’]*(?:-[A-Z][A-Z'’]*)*"
+
+
+_NAME_STOPS = _wordset("at on in by with and or the of for to from is was were via per as if")
+
+
+def _name_span(text: str, start: int, end: int, evidence: str = "context") -> Span | None:
+    """A candidate name in text[start:end]; None when nothing name-like is in it.
+
+    Leading role words are skipped ("Nurse Practitioner Smith" → "Smith"). With
+    `evidence="context"` ("discussed with …") the name stops at the next ordinary word:
+    "Castellanos, was" keeps Castellanos, "DR Portable" gives None. After a title ("Dr.",
+    "Mrs") ordinary words are names too ("Dr. White"), and before a post-nominal (", MD") once
+    a name-like word started the name ("Radiologist John Small, MD" → "John Small").
+    """
+    first = last = None
+    for word in re.finditer(r"[^\s,;:()]+", text[start:end]):
+        token, word_end = word.group(), start + word.end()
+        if re.fullmatch(rf"{_PARTICLE}|{_UP}\.?", token, re.IGNORECASE):
+            first = start + word.start() if first is None else first
+            continue  # initials and particles lead into the surname
+        if _eponym_head_follows(text, word_end):
+            break
+        if token.lower() in _NAME_STOPS:
+            break  # "DR. SMITH AT 1400"
+        short = len(token.strip(".")) <= 2  # "LI" after "Dr." is a name, "ICU" after "per" is not
+        if is_ordinary(token) or (_is_abbreviation(token) and (short or evidence != "title")):
+            if last is None and evidence != "title":
+                first = None  # a leading role word: "Nurse Practitioner Smith", "Radiologist …"
+                continue
+            if evidence == "context":
+                break
+        first = start + word.start() if first is None else first
+        last = word_end
+    if first is None or last is None:
+        return None
+    return Span(first, last, "NAME")
+
+
+# The name rules: by title, post-nominal, field label or what is said around them.
+_TITLE = (
+    r"(?:[Dd]r|DR|[Dd]octor|DOCTOR|Mrs|Mr|Ms|Mx|Miss|MRS|MISS|Prof|Professor|[Nn]urse|Sister|Sr)"
+)
+_TITLED = re.compile(
+    rf"\b(?P<title>{_TITLE}\.?)[ \t]+(?P<v>{_NAME_SEQ}|{_CAPS_WORD}(?:[ \t]{_CAPS_WORD}){{0,2}})"
+)
+_POSTNOMINAL = re.compile(
+    rf"(?P<v>{_NAME_SEQ})[ \t]*,?[ \t]+(?:MD|M\.D\.|DO|D\.O\.|RN|NP|PA-C|PhD|MBBS|MBChB|FRCR|FRCPC"
+    rf"|FRANZCR|DMRD|DNB|MRCP|RRT|CRNA|ARNP|DNP|APRN|LPN|RT\(R\))\b"
+)
+_FIELD_LABEL = (
+    r"(?:patient(?:'s)?(?:[ \t]+name)?|pt(?:[ \t]+name)?|name|attending|resident|fellow|radiologist"
+    r"|technologist|tech|referring(?:[ \t]+(?:physician|provider|doctor|clinician|md))?"
+    r"|ordering(?:[ \t]+(?:physician|provider|doctor|clinician|md))?|ref(?:erred)?(?:[ \t]+by)?"
+    r"|provider|pcp|gp|physician|consultant|surgeon|reading[ \t]+physician|(?:electronically[ \t]+)?signed(?:[ \t]+by)?"
+    r"|(?:reported|dictated|transcribed|verified|approved|interpreted|read|reviewed|requested"
+    r"|performed|prepared|entered|finalized|finalised)[ \t]+by|cc|attn|guarantor|next[ \t]+of[ \t]+kin"
+    r"|nok|emergency[ \t]+contact|contact[ \t]+person)"
+)
+_FIELD_NAME = re.compile(
+    rf"\b(?i:{_FIELD_LABEL})[ \t]*:[ \t]*(?P<v>{_CAPS_WORD}(?:[ \t]{_CAPS_WORD})?,[ \t]*{_CAPS_WORD}(?:[ \t][A-Z]\b\.?)?"
+    rf"|{_NAME_WORD}(?:[ \t]{_NAME_WORD})?,[ \t]*{_NAME_WORD}(?:[ \t][A-Z]\b\.?)?|{_NAME_SEQ}|[A-Za-z][\w.'’-]*[A-Za-z0-9])"
+)
+_ROLE = (
+    r"(?:the|his|her|their|patient'?s?|pt'?s?|wife|husband|son|daughter|mother|father|sister|brother"
+    r"|partner|carer|caregiver|friend|nurse|resident|fellow|attending|technologist|tech|colleague"
+    r"|physician|doctor|surgeon|clinician|provider|covering|ordering|referring|on-call|RN|NP|PA)"
+)
+_CUE = (
+    r"(?:discussed[ \t]+with|d/w|spoke[ \t]+(?:with|to)|spoken[ \t]+(?:with|to)|communicated[ \t]+(?:to|with)"
+    r"|called[ \t]+(?:to|in[ \t]+to)|relayed[ \t]+to|conveyed[ \t]+to|reported[ \t]+to|given[ \t]+to"
+    r"|phoned[ \t]+(?:to|through[ \t]+to)|paged|notified|informed|reviewed[ \t]+with|consult(?:ed)?[ \t]+with"
+    r"|per|accompanied[ \t]+by|escorted[ \t]+by|(?:signed|dictated|reported|read|transcribed|verified|approved"
+    r"|performed|protocoll?ed|requested|referred|ordered|prepared|provided|seen|examined|entered|vetted)[ \t]+by"
+    r"|patient|pt|(?:wife|husband|son|daughter|mother|father|sister|brother|partner|carer|caregiver|friend|nurse))"
+)
+_CUED_NAME = re.compile(
+    rf"\b(?i:{_CUE})[ \t]*,?[ \t]+(?:(?i:{_ROLE})[ \t]*,?[ \t]+)*(?P<v>{_NAME_SEQ})"
+)
+_AUTHOR_HANDLE = re.compile(
+    r"\b(?i:(?:signed|dictated|read|transcribed|verified|approved|performed|protocoll?ed|prepared"
+    r"|entered|reviewed|finalized)[ \t]+by[ \t]*:?[ \t]+(?:(?:the[ \t]+)?(?:technologist|tech|resident"
+    r"|fellow|radiologist)[ \t]+)?|(?:technologist|tech)[ \t]*:?[ \t]+)(?P<v>[a-z][a-z0-9._-]{2,}[a-z0-9])\b"
+)
+
+# Names typed in lower case after a title or a conversation: "dr smith", "spoke to jsmith".
+_LOWER_CASE_NAME = re.compile(
+    r"\b(?:(?i:dr|doctor)\.?|(?i:discussed[ \t]+with|spoke[ \t]+(?:with|to)|paged|d/w))"
+    r"[ \t]+(?P<v>(?![a-z]+ly\b|overhead\b|stat\b|again\b|twice\b)[a-z][a-z'’-]{3,})\b"
+)
+
+
+def _name_rule_spans(text: str) -> Iterator[Span]:
+    for match in _TITLED.finditer(text):
+        # "DR Portable" is a modality; "Dr. White", "Dr White" and "DR. WHITE" are people.
+        title = match.group("title")
+        strong = ("." in title or not title.isupper()) and title.lower().rstrip(".") not in (
+            "nurse",
+            "sister",
+            "sr",
+        )
+        if span := _name_span(
+            text, match.start("v"), match.end("v"), "title" if strong else "context"
+        ):
+            yield span
+    for pattern, evidence in ((_POSTNOMINAL, "postnominal"), (_CUED_NAME, "context")):
+        for match in pattern.finditer(text):
+            if span := _name_span(text, match.start("v"), match.end("v"), evidence):
+                yield span
+    for match in _FIELD_NAME.finditer(text):
+        value = match.group("v")
+        if "," in value or "^" in value:
+            yield Span(match.start("v"), match.end("v"), "NAME")
+        elif span := _name_span(text, match.start("v"), match.end("v")):
+            yield span
+        elif not is_ordinary(value) and not _is_abbreviation(value) and value.lower() == value:
+            yield Span(match.start("v"), match.end("v"), "NAME")  # a user name: "mlopez"
+        elif value.isupper() and len(value) > 4 and not is_ordinary(value):
+            yield Span(match.start("v"), match.end("v"), "NAME")  # "RSANTOS"
+    for pattern in (_AUTHOR_HANDLE, _LOWER_CASE_NAME):
+        for match in pattern.finditer(text):
+            if not is_ordinary(match.group("v")):
+                yield Span(match.start("v"), match.end("v"), "NAME")
+
+
+def _propagated(text: str, spans: list[Span]) -> Iterator[Span]:
+    """Every other occurrence of a name already found ('Dr. Okafor … Okafor agreed')."""
+    words = {
+        w
+        for s in spans
+        if s.label == "NAME"
+        for w in re.findall(r"[^\W\d_][\w'’-]{2,}", text[s.start : s.end])
+        if not is_ordinary(w)
+    }
+    if not words:
+        return
+    alternatives = "|".join(sorted({re.escape(_bare(w)) for w in words}, key=len, reverse=True))
+    for match in re.finditer(rf"(?<!\w)(?:{alternatives})(?:['’]s)?(?!\w)", text, re.IGNORECASE):
+        yield Span(match.start(), match.end(), "NAME")
