@@ -26,6 +26,8 @@ from pathlib import Path
 import httpx
 import polars as pl
 
+from umcl.data.locator import image_files
+
 REPO = Path(__file__).resolve().parents[1]
 CONCURRENCY = (1, 8, 32)
 
@@ -36,13 +38,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def demo_image(triplets: Path) -> Path:
+def demo_image(triplets: Path, locator: Path) -> Path:
+    """A test-split image's file: triplets name images by key, the locator says where they are."""
     table = pl.read_parquet(triplets).filter(
         (pl.col("split") == "test") & pl.col("image").is_not_null()
     )
     if table.is_empty():
         sys.exit(f"{triplets}: no test images; run `dvc repro` first")
-    return Path(table["image"][0])
+    return Path(image_files([table["image"][0]], locator)[0])
 
 
 class Server:
@@ -122,9 +125,10 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=240, help="requests per concurrency level")
     parser.add_argument("--model", help="umcl:<version> (default: the store's champion)")
     parser.add_argument("--triplets", type=Path, default=REPO / "data/unified/triplets.parquet")
+    parser.add_argument("--locator", type=Path, default=REPO / "data/locator")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks/results/serve_load.json")
     args = parser.parse_args()
-    image = demo_image(args.triplets).read_bytes()
+    image = demo_image(args.triplets, args.locator).read_bytes()
 
     rows = []
     logs = Path(tempfile.mkdtemp(prefix="umcl-serve-load-"))

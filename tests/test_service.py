@@ -1,29 +1,61 @@
 """The real `bentoml serve` on a free loopback port, called over HTTP with BentoML's client and
-with raw requests: classification of real and demo images, equality with offline scoring, and
-every kind of bad input answered with a 4xx while the server stays healthy."""
+with raw requests: classification of real and demo images, equality with offline scoring, every
+kind of bad or hostile input answered with a 4xx in little time and memory, and a log that holds
+no file name, header value or traceback."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import io
+import json
 import os
+import re
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import numpy as np
 import polars as pl
+import psutil
+import pydicom
 import pytest
 import torch
 from PIL import Image
 
 from tests.conftest import REPO, saved_random_model, shared_path
+from tests.test_dicom import (
+    bundled_pydicom_files,
+    header,
+    hostile_files,
+    jpeg_claiming,
+    malformed_headers,
+    multiframe_bomb,
+    png_of_zeros,
+    saved,
+)
 from umcl import registry
 
 pytestmark = pytest.mark.slow
 UPLOAD_LIMIT_MB = 1
+REQUEST_LIMIT_MB = 4
+PHI_NAME = "Jane_Doe_MRN4829371"  # what a PACS export names files after
+BOMB_SECONDS, BOMB_GROWTH_MB = 1.0, 200
+# What must never reach the log: client file names, header values (`Doe^Jane` is in every
+# hostile DICOM's PatientName and in its malformed values), tracebacks, temp paths.
+FORBIDDEN_IN_LOG = [
+    "Jane_Doe",
+    "MRN4829371",
+    "Doe^Jane",
+    "DOE JANE",
+    "Traceback",
+    "could not convert",
+]
 
 
 def free_port() -> int:
@@ -41,8 +73,19 @@ def server(tiny_pipeline: dict, tmp_path_factory: pytest.TempPathFactory):
     registry.promote(entry.tag)
     port = free_port()
     log = (root / "serve.log").open("w")
-    env = {**os.environ, "UMCL_MAX_UPLOAD_MB": str(UPLOAD_LIMIT_MB)}
-    env.pop("UMCL_MODEL", None)  # the service must find the champion itself
+    env = {
+        **os.environ,
+        "UMCL_MAX_UPLOAD_MB": str(UPLOAD_LIMIT_MB),
+        "UMCL_MAX_REQUEST_MB": str(REQUEST_LIMIT_MB),
+        "PYTHONUNBUFFERED": "1",  # the log is read while the server runs
+    }
+    for name in (
+        "UMCL_MODEL",
+        "UMCL_MAX_PIXELS",
+        "UMCL_MAX_REQUEST_PIXELS",
+        "UMCL_DICOM_MODALITIES",
+    ):
+        env.pop(name, None)  # the service finds the champion itself; the limits are the defaults
     bentoml = Path(sys.executable).parent / "bentoml"
     process = subprocess.Popen(
         [str(bentoml), "serve", "umcl.service:UMCL", "--port", str(port)],
@@ -67,6 +110,7 @@ def server(tiny_pipeline: dict, tmp_path_factory: pytest.TempPathFactory):
     yield {
         "url": url,
         "port": port,
+        "pid": process.pid,
         "tag": entry.tag,
         "model_dir": model_dir,
         "log": root / "serve.log",
@@ -79,9 +123,86 @@ def server(tiny_pipeline: dict, tmp_path_factory: pytest.TempPathFactory):
     log.close()
 
 
-def post_files(server: dict, route: str, files: list[tuple[str, bytes]], **form) -> httpx.Response:
+def post_files(
+    server: dict, route: str, files: list[tuple[str, bytes]], timeout: float = 60, **form: str
+) -> httpx.Response:
     parts = [("images", (name, data, "application/octet-stream")) for name, data in files]
-    return httpx.post(f"{server['url']}/{route}", files=parts, data=form, timeout=60)
+    return httpx.post(f"{server['url']}/{route}", files=parts, data=form, timeout=timeout)
+
+
+def post_raw(
+    server: dict, route: str, body: bytes | Iterator[bytes], content_type: str
+) -> httpx.Response:
+    return httpx.post(
+        f"{server['url']}/{route}",
+        content=body,
+        headers={"content-type": content_type},
+        timeout=60,
+    )
+
+
+def multipart(parts: list[tuple[str, str | None, bytes]], boundary: str = "b0undary") -> bytes:
+    """A multipart body from (field, file name or None for a text part, content)."""
+    out = b""
+    for name, file_name, content in parts:
+        disposition = f'form-data; name="{name}"' + (
+            f'; filename="{file_name}"' if file_name is not None else ""
+        )
+        out += f"--{boundary}\r\nContent-Disposition: {disposition}\r\n\r\n".encode() + content
+        out += b"\r\n"
+    return out + f"--{boundary}--\r\n".encode()
+
+
+def tree_rss(pid: int) -> int:
+    """Resident memory of the server and every process it started (workers, encoder)."""
+    root = psutil.Process(pid)
+    total = 0
+    for process in [root, *root.children(recursive=True)]:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            total += process.memory_info().rss
+    return total
+
+
+def measured(
+    server: dict, send: Callable[[], httpx.Response]
+) -> tuple[httpx.Response, float, float]:
+    """The response, its seconds, and the server tree's peak RSS growth in MB while it ran
+    (sampled every 5 ms) or after it."""
+    before = tree_rss(server["pid"])
+    peak = before
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, tree_rss(server["pid"]))
+            time.sleep(0.005)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    started = time.perf_counter()
+    try:
+        response = send()
+    finally:
+        seconds = time.perf_counter() - started
+        done.set()
+        sampler.join()
+    peak = max(peak, tree_rss(server["pid"]))
+    return response, seconds, (peak - before) / 2**20
+
+
+def error_of(response: httpx.Response) -> str:
+    """The error message: BentoML answers `[{"error": …}]` for its exceptions and `{"error": …}`
+    for validation errors; the upload guard answers like the latter."""
+    body = response.json()
+    return (body[0] if isinstance(body, list) else body)["error"]
+
+
+def small_png(seed: int = 0, size: tuple[int, int] = (80, 60)) -> bytes:
+    buffer = io.BytesIO()
+    pixels = (np.random.default_rng(seed).random(size) * 255).astype(np.uint8)
+    Image.fromarray(pixels).save(buffer, "PNG")
+    return buffer.getvalue()
 
 
 def offline_probabilities(model_dir: Path, squares: torch.Tensor) -> torch.Tensor:
@@ -98,6 +219,7 @@ def test_a_demo_dicom_gets_the_probabilities_umcl_evaluate_gives(
     server: dict, tiny_pipeline: dict
 ) -> None:
     from umcl.data.dataset import TripletDataset
+    from umcl.data.locator import image_files
     from umcl.model.umcl import describe_model
 
     triplets = pl.read_parquet(tiny_pipeline["triplets"]).filter(
@@ -110,7 +232,8 @@ def test_a_demo_dicom_gets_the_probabilities_umcl_evaluate_gives(
     ]  # the cache evaluate reads
     expected = offline_probabilities(server["model_dir"], sample["image"][None])[0]
 
-    response = post_files(server, "classify", [("study.dcm", Path(row["image"]).read_bytes())])
+    image = Path(image_files([row["image"]], tiny_pipeline["locator"])[0])
+    response = post_files(server, "classify", [("study.dcm", image.read_bytes())])
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["model"] == server["tag"] and body["findings"] == names
@@ -151,12 +274,9 @@ def test_real_nih_pngs_and_a_real_dicom_through_the_bentoml_client(server: dict)
 
 
 def test_caller_chosen_findings_and_embeddings(server: dict, tiny_pipeline: dict) -> None:
-    png = io.BytesIO()
-    Image.fromarray((np.random.default_rng(0).random((80, 60)) * 255).astype(np.uint8)).save(
-        png, "PNG"
-    )
+    png = small_png()
     response = post_files(
-        server, "classify", [("a.png", png.getvalue())], findings='["Cardiomegaly", "Nodule"]'
+        server, "classify", [("a.png", png)], findings='["Cardiomegaly", "Nodule"]'
     )
     assert response.status_code == 200, response.text
     body = response.json()
@@ -164,7 +284,8 @@ def test_caller_chosen_findings_and_embeddings(server: dict, tiny_pipeline: dict
     assert body["outside_label_space"] == ["Nodule"]
     assert set(body["results"][0]["probabilities"]) == {"Cardiomegaly", "Nodule"}
 
-    images = post_files(server, "embed_image", [("a.png", png.getvalue())] * 2).json()
+    images = post_files(server, "embed_image", [("a.png", png), ("b.png", png)]).json()
+    assert images["images"] == ["a.png", "b.png"]
     texts = httpx.post(
         f"{server['url']}/embed_text",
         json={"texts": ["no acute disease", "cardiomegaly"]},
@@ -176,24 +297,8 @@ def test_caller_chosen_findings_and_embeddings(server: dict, tiny_pipeline: dict
 
 def bad_inputs(tmp_path: Path) -> dict[str, tuple[str, list[tuple[str, bytes]], int, str]]:
     """name → (route, files, expected status, a phrase the error must contain)."""
-    import pydicom
-    from pydicom.dataset import FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
-
-    png = io.BytesIO()
-    Image.fromarray((np.random.default_rng(1).random((256, 256)) * 255).astype(np.uint8)).save(
-        png, "PNG"
-    )
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1"
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    header_only = pydicom.Dataset()
-    header_only.file_meta = meta
-    header_only.Modality, header_only.SOPInstanceUID = "CR", meta.MediaStorageSOPInstanceUID
-    header_only.PatientName = "Doe^Jane"
-    dicom_file = tmp_path / "empty.dcm"
-    header_only.save_as(dicom_file, enforce_file_format=True)
+    png = small_png(1, (256, 256))
+    header_only = header(16, 16, modality="CR")
     oversized = np.random.default_rng(2).bytes(int((UPLOAD_LIMIT_MB + 0.5) * 2**20))
     return {
         "not an image": (
@@ -204,18 +309,31 @@ def bad_inputs(tmp_path: Path) -> dict[str, tuple[str, list[tuple[str, bytes]], 
         ),
         "truncated PNG": (
             "classify",
-            [("cut.png", png.getvalue()[: len(png.getvalue()) // 2])],
+            [("cut.png", png[: len(png) // 2])],
             400,
             "not a readable image",
         ),
         "DICOM without pixels": (
             "classify",
-            [("empty.dcm", dicom_file.read_bytes())],
+            [("empty.dcm", saved(header_only))],
             400,
             "no pixel data",
         ),
         "over the size limit": ("embed_image", [("big.png", oversized)], 413, "limit"),
+        "a GIF": ("classify", [("a.gif", gif())], 415, "GIF images are not accepted"),
+        "a CT slice": (
+            "classify",
+            [("ct.dcm", saved(header(16, 16, modality="CT"), bytes(256)))],
+            400,
+            "image 0: DICOM Modality is CT",
+        ),
     }
+
+
+def gif() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("L", (16, 16), 3).save(buffer, "GIF")
+    return buffer.getvalue()
 
 
 def test_bad_input_gets_a_4xx_and_the_server_stays_healthy(server: dict, tmp_path: Path) -> None:
@@ -232,14 +350,285 @@ def test_bad_input_gets_a_4xx_and_the_server_stays_healthy(server: dict, tmp_pat
     for name, (route, payload, phrase) in json_cases.items():
         response = httpx.post(f"{server['url']}/{route}", json=payload, timeout=60)
         assert response.status_code == 400 and phrase in response.text, f"{name}: {response.text}"
-    png = io.BytesIO()
-    Image.new("L", (40, 40), 128).save(png, "PNG")
-    response = post_files(server, "classify", [("ok.png", png.getvalue())], findings="[]")
+    png = small_png(2, (40, 40))
+    response = post_files(server, "classify", [("ok.png", png)], findings="[]")
     assert response.status_code == 400 and "findings is empty" in response.text
 
     assert httpx.get(f"{server['url']}/readyz", timeout=5).status_code == 200
-    assert post_files(server, "classify", [("ok.png", png.getvalue())]).status_code == 200
+    assert post_files(server, "classify", [("ok.png", png)]).status_code == 200
     assert "Doe" not in server["log"].read_text()  # nothing from a DICOM header reaches the log
+
+
+def hostile_requests() -> dict[str, tuple[Callable[[dict], httpx.Response], int]]:
+    """name → (send it to a server, expected status): each bomb of issue 11 within the
+    documented limits, under a file name a PACS export would use."""
+
+    def upload(files: list[bytes], suffix: str) -> Callable[[dict], httpx.Response]:
+        named = [(f"{PHI_NAME}_{i}{suffix}", data) for i, data in enumerate(files)]
+        return lambda server: post_files(server, "classify", named)
+
+    cases = {
+        name: (upload([bomb.data], Path(bomb.file_name).suffix), 413 if bomb.code == "image_too_large" else 400)
+        for name, bomb in hostile_files().items()
+    }  # fmt: skip
+    cases["200-frame DICOM (first frame only)"] = (upload([multiframe_bomb()], ".dcm"), 200)
+    cases["64 JPEG headers claiming 13000² each"] = (
+        upload([jpeg_claiming(13_000, 13_000)] * 64, ".jpg"), 413,
+    )  # fmt: skip
+    cases["6 × 49 MP JPEG headers (over the request's pixel budget)"] = (
+        upload([jpeg_claiming(7_000, 7_000)] * 6, ".jpg"), 413,
+    )  # fmt: skip
+    parts = [("images", f"{PHI_NAME}_{i}.png", bytes(int(0.9 * 2**20))) for i in range(5)]
+    body = multipart(parts)  # 4.5 MB, each file under the 1 MB limit
+    content_type = "multipart/form-data; boundary=b0undary"
+    cases["request over UMCL_MAX_REQUEST_MB (Content-Length)"] = (
+        lambda server: post_raw(server, "classify", body, content_type), 413,
+    )  # fmt: skip
+    cases["request over UMCL_MAX_REQUEST_MB (streamed)"] = (
+        lambda server: post_raw(server, "classify", chunks(body), content_type), 413,
+    )  # fmt: skip
+    return cases
+
+
+def chunks(data: bytes, size: int = 2**16) -> Iterator[bytes]:
+    """A body without Content-Length: httpx sends it chunked."""
+    for start in range(0, len(data), size):
+        yield data[start : start + size]
+
+
+@pytest.mark.timeout(120)  # a guard that regresses may leave the server spinning
+def test_every_bomb_is_refused_in_under_a_second_without_growing_the_server(server: dict) -> None:
+    for _ in range(2):  # warm up: the first calls import decoders and fill caches
+        assert post_files(server, "classify", [("a.png", small_png())]).status_code == 200
+        assert post_files(server, "classify", [("b.dcm", multiframe_bomb())]).status_code == 200
+        post_files(server, "classify", [("c.jpg", jpeg_claiming(13_000, 13_000))])
+    rows = []
+    for name, (send, status) in hostile_requests().items():
+        response, seconds, growth = measured(server, lambda send=send: send(server))
+        rows.append(f"{name}: {response.status_code} in {seconds:.2f} s, +{growth:.0f} MB")
+        assert response.status_code == status, f"{name}: {response.status_code} {response.text}"
+        assert seconds < BOMB_SECONDS, rows[-1]
+        assert growth < BOMB_GROWTH_MB, rows[-1]
+        if status != 200:  # a refusal names the image by position, never by file name
+            assert re.search(r"image \d+|request|images hold", error_of(response)), response.text
+            assert PHI_NAME not in response.text
+    print("\n".join(rows))
+    assert httpx.get(f"{server['url']}/readyz", timeout=5).status_code == 200
+
+
+def test_the_largest_accepted_image_is_decoded_and_its_memory_given_back(server: dict) -> None:
+    """A 7000² PNG (49 MP, under the 50 MP budget) decodes (~375 MB at its peak); afterwards the
+    worker hands the memory back (glibc keeps it otherwise: +190 MB measured)."""
+    png = png_of_zeros(7_000)
+    response, _, _ = measured(server, lambda: post_files(server, "classify", [("a.png", png)]))
+    assert response.status_code == 200, response.text  # warm: the first one fills caches
+    before = tree_rss(server["pid"])
+    assert post_files(server, "classify", [("a.png", png)]).status_code == 200
+    time.sleep(0.2)
+    assert (tree_rss(server["pid"]) - before) / 2**20 < 100
+
+
+def malformed_requests() -> dict[str, tuple[Callable[[dict], httpx.Response], int, str]]:
+    """name → (send it, expected status, a phrase the error must contain): every input that
+    used to get a 500."""
+    png = small_png(3, (32, 32))
+    multipart_type = "multipart/form-data; boundary=b0undary"
+    cases: dict[str, tuple[Callable[[dict], httpx.Response], int, str]] = {}
+    for name, (ds, code) in malformed_headers().items():
+        data = saved(ds, bytes(16 * 16))
+        status = {"image_format_unsupported": 415, "image_too_large": 413}.get(code, 400)
+        cases[f"DICOM with {name}"] = (
+            lambda server, data=data: post_files(server, "classify", [(f"{PHI_NAME}.dcm", data)]),
+            status,
+            "image 0: ",
+        )
+    cases |= {
+        "a 1 MB finding name": (
+            lambda server: post_files(
+                server, "classify", [("a.png", png)], findings=json.dumps(["x" * 2**20])
+            ),
+            413, "'findings' is over 1024 KB",
+        ),
+        "a text field named images": (
+            lambda server: post_raw(server, "classify", multipart([("images", None, b"http://127.0.0.1:9/x")]), multipart_type),
+            400, "field 'images' must be files",
+        ),
+        "a file in findings": (
+            lambda server: post_raw(server, "classify", multipart([("images", "a.png", png), ("findings", "f.json", b"[]")]), multipart_type),
+            400, "field 'findings' must be text",
+        ),
+        "an unknown field": (
+            lambda server: post_raw(server, "classify", multipart([("images", "a.png", png), ("?" * 100, None, b"1")]), multipart_type),
+            400, f"unknown field '{'?' * 40}…'",
+        ),
+        "multipart without a boundary": (
+            lambda server: post_raw(server, "classify", multipart([("images", "a.png", png)]), "multipart/form-data"),
+            400, "without a valid boundary",
+        ),
+        "multipart that is not multipart": (
+            lambda server: post_raw(server, "classify", b"\x00garbage" * 100, multipart_type),
+            400, "malformed multipart body",
+        ),
+        "multipart without its closing boundary": (
+            lambda server: post_raw(server, "classify", multipart([("images", "a.png", png)])[:-14], multipart_type),
+            400, "ends before its closing boundary",
+        ),
+        "malformed JSON": (
+            lambda server: post_raw(server, "embed_text", b'{"texts": ["a"', "application/json"),
+            400, "validation error",
+        ),
+        "image paths in JSON": (
+            lambda server: httpx.post(f"{server['url']}/classify", json={"images": ["/etc/passwd"]}, timeout=60),
+            400, "validation error",
+        ),
+        "deeply nested findings": (
+            lambda server: post_files(server, "classify", [("a.png", png)], findings="[" * 100_000),
+            400, "'findings' is nested too deeply",
+        ),
+        "deeply nested texts": (
+            lambda server: post_raw(server, "embed_text", b'{"texts": ' + b"[" * 100_000, "application/json"),
+            400, "validation error",
+        ),
+        "a lone surrogate in a text": (
+            lambda server: post_raw(server, "embed_text", multipart([("texts", None, b'["\\ud800"]')]), multipart_type),
+            400, "are not valid Unicode text",
+        ),
+        "a lone surrogate in a finding name": (
+            lambda server: post_files(server, "classify", [("a.png", png)], findings='["Cardio\\ud800megaly"]'),
+            400, "are not finding names",
+        ),
+        "a long bad finding name": (
+            lambda server: post_files(server, "classify", [("a.png", png)], findings=json.dumps(["?" * 500])),
+            400, "are not finding names",
+        ),
+    }  # fmt: skip
+    return cases
+
+
+def test_malformed_input_gets_a_4xx_with_a_reason(server: dict) -> None:
+    listener = socket.socket()  # a text `images` field was a URL BentoML would fetch
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    listener.setblocking(False)
+    port = listener.getsockname()[1]
+    try:
+        for name, (send, status, phrase) in malformed_requests().items():
+            response = send(server)
+            assert response.status_code == status, f"{name}: {response.status_code} {response.text}"
+            assert phrase in response.text, f"{name}: {response.text}"
+            assert "Doe" not in response.text and PHI_NAME not in response.text, name
+            assert "?" * 41 not in response.text, name  # echoes are clipped to 40 characters
+        url = f"http://127.0.0.1:{port}/Jane_Doe.dcm"
+        body = multipart([("images", None, url.encode())])
+        response = post_raw(server, "classify", body, "multipart/form-data; boundary=b0undary")
+        assert response.status_code == 400
+        with pytest.raises(BlockingIOError):
+            listener.accept()  # nobody connected
+    finally:
+        listener.close()
+
+
+def test_a_long_file_name_is_answered_and_echoed_clipped(server: dict) -> None:
+    name = "A" * 296 + ".png"  # too long for a temp file name that includes it
+    response = post_files(server, "classify", [(name, small_png(4))])
+    assert response.status_code == 200, response.text
+    echoed = response.json()["results"][0]["image"]
+    assert echoed == "A" * 40 + "…"
+    response = post_files(server, "embed_image", [("../../etc/" + PHI_NAME + ".png", small_png(5))])
+    assert response.json()["images"] == [f"{PHI_NAME}.png"]  # folders dropped, name kept
+
+
+def relabelled_as_dx(path: Path) -> bytes | None:
+    """The file with Modality DX, so that the service decodes what each encoder wrote; None when
+    pydicom cannot read it or it holds no pixel data."""
+    try:
+        ds = pydicom.dcmread(path)
+        if "PixelData" not in ds:
+            return None
+        ds.Modality = "DX"
+        buffer = io.BytesIO()
+        ds.save_as(buffer)
+        return buffer.getvalue()
+    except Exception:  # the corpus holds deliberately broken files
+        return None
+
+
+def test_pydicoms_whole_corpus_gets_200_or_a_4xx(server: dict) -> None:
+    statuses: dict[str, int] = {}
+    for i, path in enumerate(bundled_pydicom_files()):
+        variants = {"": path.read_bytes(), " as DX": relabelled_as_dx(path)}
+        for label, data in variants.items():
+            if data is None:
+                continue
+            response = post_files(server, "classify", [(f"{PHI_NAME}_{i}.dcm", data)])
+            statuses[path.name + label] = response.status_code
+            assert response.status_code == 200 or 400 <= response.status_code < 500, (
+                f"{path.name}{label}: {response.status_code} {response.text}"
+            )
+            if response.status_code != 200:
+                assert error_of(response).startswith("image 0: "), response.text
+                assert PHI_NAME not in response.text
+    assert sum(s == 200 for s in statuses.values()) > 30, statuses  # relabelled radiographs
+    corpus = bundled_pydicom_files()[0].parent
+    for name, modality in (("CT_small.dcm", "CT"), ("MR_small.dcm", "MR")):
+        response = post_files(server, "classify", [(name, (corpus / name).read_bytes())])
+        assert response.status_code == 400 and f"Modality is {modality};" in error_of(response)
+
+
+async def _load(url: str, requests: list[tuple[str, dict]], concurrency: int) -> list[int | str]:
+    """Send every request from `concurrency` clients; each one's status or transport error."""
+    results: list[int | str] = [0] * len(requests)
+    pending = iter(range(len(requests)))
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(timeout=120, limits=limits) as client:
+
+        async def worker() -> None:
+            for index in pending:
+                route, kwargs = requests[index]
+                try:
+                    results[index] = (await client.post(f"{url}/{route}", **kwargs)).status_code
+                except httpx.HTTPError as exc:
+                    results[index] = type(exc).__name__
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return results
+
+
+def test_a_bounded_load_with_one_in_five_malformed_gets_no_5xx(server: dict) -> None:
+    good = {"files": [("images", ("a.png", small_png(6), "image/png"))]}
+    bad = [
+        {"files": [("images", (f"{PHI_NAME}.{b.file_name}", b.data, "application/octet-stream"))]}
+        for b in hostile_files().values()
+    ] + [
+        {"files": [("images", (f"{PHI_NAME}.dcm", saved(ds, bytes(256)), "application/octet-stream"))]}
+        for ds, _ in malformed_headers().values()
+    ] + [
+        {"content": multipart([("images", None, b"x")]), "headers": {"content-type": "multipart/form-data; boundary=b0undary"}},
+        {"content": b"--", "headers": {"content-type": "multipart/form-data"}},
+    ]  # fmt: skip
+    requests = [("classify", bad[i // 5 % len(bad)] if i % 5 == 0 else good) for i in range(160)]
+    started = time.perf_counter()
+    results = asyncio.run(_load(server["url"], requests, concurrency=32))
+    seconds = time.perf_counter() - started
+    malformed = [r for i, r in enumerate(results) if i % 5 == 0]
+    sound = [r for i, r in enumerate(results) if i % 5]
+    assert all(isinstance(r, int) and 400 <= r < 500 for r in malformed), malformed
+    assert sound == [200] * len(sound), sound
+    assert seconds < 120
+
+
+def test_the_log_holds_no_file_name_header_value_or_traceback(server: dict) -> None:
+    for send, _ in hostile_requests().values():  # whatever ran before, these ran now
+        send(server)
+    for send, _, _ in malformed_requests().values():
+        send(server)
+    text = server["log"].read_text()
+    found = [f for f in FORBIDDEN_IN_LOG if f in text]
+    assert not found, f"{found} in the server log"
+    assert not re.search(r"tmp\w{8}image\d", text), "a temp path in the server log"
+    client_errors = re.findall(r"\[INFO\].*→ (4\d\d):", text)
+    assert len(client_errors) >= len(malformed_requests()), "4xx are logged at INFO"
+    assert "[ERROR]" not in text
 
 
 def test_the_server_listens_on_loopback_only(server: dict) -> None:

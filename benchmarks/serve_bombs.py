@@ -1,0 +1,343 @@
+"""Hostile uploads against the served model: status, seconds and memory per bomb.
+
+Starts `bentoml serve umcl.service:UMCL` on a free loopback port with the default limits, warms
+it up, then sends each bomb of issue 11 (every one within the documented per-file limits) and,
+for comparison, the largest images the limits accept. Per case: the HTTP status, the seconds
+until the answer, and the growth of the server's resident memory (all its processes: API
+worker and encoder), as the peak while the request ran (sampled every 5 ms) and after it.
+A bomb is refused from its header, or stopped as soon as it passes what its header declares,
+so neither its time nor its memory depends on the size it claims.
+
+    python benchmarks/serve_bombs.py [--model umcl:<version> | --untrained]
+
+`--untrained` serves a throwaway tiny model from a temporary model store (no `make run` needed):
+the refusals never reach the model, so their rows do not depend on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import psutil
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # the hostile-file builders live with their unit tests
+_STORE = os.environ.get("BENTOML_HOME")
+
+from tests.test_dicom import (  # noqa: E402
+    hostile_files,
+    jpeg_claiming,
+    multiframe_bomb,
+    png_of_zeros,
+)
+
+# Importing the tests set BENTOML_HOME to the test session's throwaway store: undo that.
+if _STORE is None:
+    os.environ.pop("BENTOML_HOME", None)
+else:
+    os.environ["BENTOML_HOME"] = _STORE
+
+PHI_NAME = "Jane_Doe_MRN4829371"
+MB = 2**20
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def untrained_store(root: Path) -> dict[str, str]:
+    """A model store holding one promoted, untrained tiny model; the environment that uses it."""
+    os.environ["BENTOML_HOME"] = str(root)
+    from tests.tiny import tiny_model
+    from umcl import registry
+    from umcl.model.umcl import save_model
+
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    extra = {"params": {"preprocess": {"image_size": params["preprocess"]["image_size"]}}}
+    save_model(tiny_model(seed=1), root / "model", extra=extra)
+    entry, _ = registry.add(root / "model", {"benchmark": "serve_bombs"})
+    registry.promote(entry.tag)
+    return {"BENTOML_HOME": str(root)}
+
+
+class Server:
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        self.port = free_port()
+        self.log = log.open("w")
+        bentoml = Path(sys.executable).parent / "bentoml"
+        self.process = subprocess.Popen(
+            [str(bentoml), "serve", "umcl.service:UMCL", "--port", str(self.port)],
+            cwd=REPO, env={**os.environ, **env, "PYTHONUNBUFFERED": "1"}, stdout=self.log,
+            stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def wait_ready(self, timeout: float = 180) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                sys.exit(f"bentoml serve exited; see {self.log.name}")
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.5)
+        sys.exit(f"bentoml serve not ready in {timeout:.0f} s; see {self.log.name}")
+
+    def rss(self) -> int:
+        root = psutil.Process(self.process.pid)
+        total = 0
+        for process in [root, *root.children(recursive=True)]:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                total += process.memory_info().rss
+        return total
+
+    def stop(self) -> None:
+        os.killpg(self.process.pid, 15)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, 9)
+        self.log.close()
+
+
+def files_request(files: list[tuple[str, bytes]]) -> dict:
+    return {"files": [("images", (name, data, "application/octet-stream")) for name, data in files]}
+
+
+def zeros_body(
+    files: int, megabytes: float, boundary: str = "b0undary"
+) -> tuple[int, Callable[[], Iterator[bytes]]]:
+    """A multipart body of `files` files of zeros, streamed (never held in memory): its length
+    and a generator of its chunks."""
+    size = int(megabytes * MB)
+    heads = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="images"; filename="{PHI_NAME}_{i}.png"\r\n\r\n'.encode()
+        for i in range(files)
+    ]
+    tail = f"--{boundary}--\r\n".encode()
+    length = sum(len(h) + size + 2 for h in heads) + len(tail)
+
+    def chunks() -> Iterator[bytes]:
+        block = bytes(MB)
+        for head in heads:
+            yield head
+            for start in range(0, size, MB):
+                yield block[: min(MB, size - start)]
+            yield b"\r\n"
+        yield tail
+
+    return length, chunks
+
+
+Send = Callable[[httpx.Client, str], list[int | str]]
+
+
+def status_of(post: Callable[[], httpx.Response]) -> int | str:
+    """The status, or the name of the transport error (a reset connection) instead."""
+    try:
+        return post().status_code
+    except httpx.HTTPError as exc:
+        return type(exc).__name__
+
+
+def cases() -> dict[str, tuple[str, int, Send]]:
+    """name → (what is sent, expected status, send it and return the statuses)."""
+
+    def one(files: list[tuple[str, bytes]]) -> Send:
+        return lambda client, url: [
+            status_of(lambda: client.post(f"{url}/classify", **files_request(files)))
+        ]
+
+    def at_once(files: list[tuple[str, bytes]], n: int) -> Send:
+        async def send(url: str) -> list[int | str]:
+            async with httpx.AsyncClient(timeout=120) as client:
+                answers = await asyncio.gather(
+                    *(client.post(f"{url}/classify", **files_request(files)) for _ in range(n)),
+                    return_exceptions=True,
+                )
+            return [
+                a.status_code if isinstance(a, httpx.Response) else type(a).__name__
+                for a in answers
+            ]
+
+        return lambda client, url: asyncio.run(send(url))
+
+    def streamed(n: int, megabytes: float, declare: bool) -> Send:
+        length, chunks = zeros_body(n, megabytes)
+        headers = {"content-type": "multipart/form-data; boundary=b0undary"}
+        if declare:
+            headers["content-length"] = str(length)
+        return lambda client, url: [
+            status_of(lambda: client.post(f"{url}/classify", content=chunks(), headers=headers))
+        ]
+
+    def size(data: bytes) -> str:
+        return f"{len(data):,} B" if len(data) < 10_000 else f"{len(data) / 1000:,.0f} KB"
+
+    table: dict[str, tuple[str, int, Send]] = {}
+    for name, bomb in hostile_files().items():
+        status = 413 if bomb.code == "image_too_large" else 400
+        suffix = Path(bomb.file_name).suffix
+        table[name] = (
+            f"1 file, {size(bomb.data)}",
+            status,
+            one([(f"{PHI_NAME}{suffix}", bomb.data)]),
+        )
+    png = png_of_zeros(13_000)
+    table["3 PNGs of 13000² zeros at once"] = (
+        f"3 requests, {size(png)} each",
+        413,
+        at_once([("a.png", png)], 3),
+    )
+    table["32 PNGs of 13000² zeros at once"] = (
+        f"32 requests, {size(png)} each",
+        413,
+        at_once([("a.png", png)], 32),
+    )
+    frames = multiframe_bomb()
+    table["200-frame RLE DICOM, 512² (first frame only)"] = (
+        f"1 file, {size(frames)}",
+        200,
+        one([(f"{PHI_NAME}.dcm", frames)]),
+    )
+    claims = jpeg_claiming(13_000, 13_000)
+    table["64 JPEG headers claiming 13000² in one request"] = (
+        f"64 files, {size(claims)} each",
+        413,
+        one([(f"{PHI_NAME}_{i}.jpg", claims) for i in range(64)]),
+    )
+    near = jpeg_claiming(7_000, 7_000)
+    table["6 JPEG headers claiming 49 MP (request pixel budget)"] = (
+        f"6 files, {size(near)} each",
+        413,
+        one([(f"{PHI_NAME}_{i}.jpg", near) for i in range(6)]),
+    )
+    table["10 × 60 MB files, Content-Length declared"] = (
+        "600 MB body",
+        413,
+        streamed(10, 60, declare=True),
+    )
+    table["10 × 60 MB files, streamed without a length"] = (
+        "600 MB body, chunked",
+        413,
+        streamed(10, 60, declare=False),
+    )
+    biggest = png_of_zeros(7_000)
+    table["largest accepted: PNG of 7000² (49 MP)"] = (
+        f"1 file, {size(biggest)}",
+        200,
+        one([("a.png", biggest)]),
+    )
+    table["largest accepted, 4 at once"] = (
+        f"4 requests, {size(biggest)} each",
+        200,
+        at_once([("a.png", biggest)], 4),
+    )
+    return table  # fmt: skip
+
+
+def measure(server: Server, send: Callable[[], list[int | str]]) -> dict:
+    before = server.rss()
+    peak = before
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, server.rss())
+            time.sleep(0.005)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    started = time.perf_counter()
+    try:
+        statuses = send()
+    finally:
+        seconds = time.perf_counter() - started
+        done.set()
+        sampler.join()
+    time.sleep(0.2)  # let the worker finish releasing what the request held
+    after = server.rss()
+    return {
+        "statuses": sorted(set(statuses), key=str),
+        "seconds": round(seconds, 3),
+        "peak_growth_mb": round(max(peak, after) / MB - before / MB, 1),
+        "growth_after_mb": round((after - before) / MB, 1),
+        "server_rss_mb": round(after / MB),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    choice = parser.add_mutually_exclusive_group()
+    choice.add_argument("--model", help="umcl:<version> (default: the store's champion)")
+    choice.add_argument("--untrained", action="store_true", help="serve a throwaway tiny model")
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks/results/serve_bombs.json")
+    args = parser.parse_args()
+
+    workdir = Path(tempfile.mkdtemp(prefix="umcl-serve-bombs-"))
+    env = untrained_store(workdir / "bentoml") if args.untrained else {}
+    if args.model:
+        env["UMCL_MODEL"] = args.model
+    for name in ("UMCL_MAX_UPLOAD_MB", "UMCL_MAX_REQUEST_MB", "UMCL_MAX_IMAGES", "UMCL_MAX_PIXELS",
+                 "UMCL_MAX_REQUEST_PIXELS", "UMCL_DICOM_MODALITIES"):  # fmt: skip
+        os.environ.pop(name, None)  # the defaults are what is measured
+    table = cases()
+    server = Server(env, workdir / "serve.log")
+    rows = []
+    try:
+        server.wait_ready()
+        with httpx.Client(timeout=120) as client:
+            for name in ("PNG of 13000² zeros", "200-frame RLE DICOM, 512² (first frame only)"):
+                for _ in range(2):  # warm-up: the first calls import decoders and fill caches
+                    table[name][2](client, server.url)
+            for name, (sent, expected, send) in table.items():
+                result = measure(server, lambda send=send: send(client, server.url))
+                rows.append({"case": name, "sent": sent, "expected": expected, **result})
+                print(f"{name:55s} {result['statuses']} {result['seconds']:6.2f} s  peak +{result['peak_growth_mb']:6.1f} MB  after +{result['growth_after_mb']:6.1f} MB", flush=True)  # fmt: skip
+    finally:
+        server.stop()
+    log = (workdir / "serve.log").read_text()
+    leaks = [s for s in (PHI_NAME, "Traceback", "Doe^Jane") if s in log]
+
+    print("\n| case | sent | status | seconds | peak RSS growth | RSS growth after |")
+    print("|---|---|---|---:|---:|---:|")
+    for r in rows:
+        status = "/".join(map(str, r["statuses"]))
+        print(f"| {r['case']} | {r['sent']} | {status} | {r['seconds']:.2f} | {r['peak_growth_mb']:+.0f} MB | {r['growth_after_mb']:+.0f} MB |")  # fmt: skip
+    print(
+        f"\nserver log: {len(log.splitlines())} lines; file names, tracebacks or header values in it: {leaks or 'none'}"
+    )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    model = "untrained tiny model" if args.untrained else (args.model or "champion")
+    args.out.write_text(
+        json.dumps({"model": model, "rows": rows, "log_leaks": leaks}, indent=2, ensure_ascii=False)
+        + "\n"
+    )
+    print(f"→ {args.out}")
+    if any(r["statuses"] != [r["expected"]] for r in rows) or leaks:
+        sys.exit("some case did not get its expected status, or the log holds what it must not")
+
+
+if __name__ == "__main__":
+    main()
