@@ -35,21 +35,14 @@ import psutil
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))  # the hostile-file builders live with their unit tests
-_STORE = os.environ.get("BENTOML_HOME")
+sys.path.insert(0, str(REPO))  # the hostile-file builders live in tests/hostile.py
 
-from tests.test_dicom import (  # noqa: E402
+from tests.hostile import (  # noqa: E402
     hostile_files,
     jpeg_claiming,
     multiframe_bomb,
     png_of_zeros,
 )
-
-# Importing the tests set BENTOML_HOME to the test session's throwaway store: undo that.
-if _STORE is None:
-    os.environ.pop("BENTOML_HOME", None)
-else:
-    os.environ["BENTOML_HOME"] = _STORE
 
 PHI_NAME = "Jane_Doe_MRN4829371"
 MB = 2**20

@@ -29,7 +29,7 @@ import torch
 from PIL import Image
 
 from tests.conftest import REPO, saved_random_model, shared_path
-from tests.test_dicom import (
+from tests.hostile import (
     bundled_pydicom_files,
     header,
     hostile_files,

@@ -11,6 +11,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from umcl.log_privacy import quiet_stage_libraries
+
 STAGES = (
     "demo → (key-fingerprint) → validate → unify → preprocess → train → evaluate → gate → package"
 )
@@ -340,6 +342,8 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    # Library warnings (pydicom's quote header values) reach the stage log only as "withheld".
+    quiet_stage_libraries()
     try:
         args.func(args)
     except (ValueError, RuntimeError, FileNotFoundError, KeyError) as exc:  # GateFailed included

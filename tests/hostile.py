@@ -1,0 +1,245 @@
+"""Builders of hostile files (bombs, malformed DICOM headers) and of the plain DICOM headers
+they start from, for tests/test_dicom.py, tests/test_service.py and benchmarks/serve_bombs.py.
+
+A plain module, not a test file: importing it imports no pytest fixture (tests/conftest.py sets
+BENTOML_HOME to a throwaway store, which the benchmark must not inherit)."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import pydicom
+from PIL import Image
+from pydicom.dataelem import RawDataElement
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.encaps import encapsulate
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_dataset, write_file_meta_info
+from pydicom.tag import Tag
+from pydicom.uid import (
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRLittleEndian,
+    JPEG2000Lossless,
+    JPEGBaseline8Bit,
+    RLELossless,
+)
+
+from umcl.data.dicom import (
+    IMAGE_FORMAT_UNSUPPORTED,
+    IMAGE_TOO_LARGE,
+    IMAGE_UNREADABLE,
+    MODALITY_OUT_OF_SCOPE,
+)
+
+BOMB_SIDE = 13_000  # 169 MP: over the default 50 MP budget, under Pillow's own 179 MP refusal
+
+
+def header(
+    rows: int,
+    columns: int,
+    bits: int = 8,
+    photometric: str = "MONOCHROME2",
+    syntax: str = ExplicitVRLittleEndian,
+    modality: str | None = "DX",
+    **extra: object,
+) -> Dataset:
+    """An image dataset with every Image Pixel attribute but the pixel data."""
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1"
+    meta.MediaStorageSOPInstanceUID = "1.2.3.4"
+    meta.TransferSyntaxUID = syntax
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, "1.2.3.4"
+    ds.PatientName = "Doe^Jane"
+    if modality is not None:
+        ds.Modality = modality
+    ds.Rows, ds.Columns = rows, columns
+    ds.SamplesPerPixel = 3 if photometric in ("RGB", "YBR_FULL") else 1
+    ds.PhotometricInterpretation = photometric
+    ds.BitsAllocated = 8 if bits == 8 else 16
+    ds.BitsStored, ds.HighBit, ds.PixelRepresentation = bits, bits - 1, 0
+    for key, value in extra.items():
+        setattr(ds, key, value)
+    return ds
+
+
+def raw(ds: Dataset, keyword: str, vr: str, value: bytes) -> Dataset:
+    """Set an element to bytes exactly as a hostile file would hold them (pydicom refuses to
+    build such values itself)."""
+    tag = Tag(keyword)
+    ds[tag] = RawDataElement(tag, vr, len(value), value, 0, False, True)
+    return ds
+
+
+def saved(ds: Dataset, pixel_data: bytes | None = None, encapsulated: bool = False) -> bytes:
+    if pixel_data is not None:
+        ds.PixelData = pixel_data
+        if encapsulated:
+            ds["PixelData"].VR, ds["PixelData"].is_undefined_length = "OB", True
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+def jpeg_claiming(width: int, height: int) -> bytes:
+    """A ~300-byte JPEG whose frame header claims width × height (its scan covers 8 × 8)."""
+    buffer = io.BytesIO()
+    Image.new("L", (8, 8), 128).save(buffer, "JPEG")
+    data = bytearray(buffer.getvalue())
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5 : sof + 9] = struct.pack(">HH", height, width)
+    return bytes(data)
+
+
+def png_of_zeros(side: int) -> bytes:
+    """A real side × side grayscale PNG of zeros: 13000² compresses to ~165 KB."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        )
+
+    packer = zlib.compressobj(9)
+    row = bytes(side + 1)  # filter byte 0, then the row
+    idat = b"".join(packer.compress(row) for _ in range(side)) + packer.flush()
+    ihdr = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+def deflated_dicom(rows: int, columns: int, pixel_bytes: int) -> bytes:
+    """A Deflated Explicit VR Little Endian file whose header declares rows × columns 8-bit and
+    whose pixel data element holds `pixel_bytes` zeros, deflated as a stream (never in memory)."""
+    ds = header(rows, columns, syntax=DeflatedExplicitVRLittleEndian)
+    out = DicomBytesIO()
+    out.write(b"\x00" * 128 + b"DICM")
+    write_file_meta_info(out, ds.file_meta, enforce_standard=True)
+    body = DicomBytesIO()
+    body.is_little_endian, body.is_implicit_VR = True, False
+    write_dataset(body, ds)
+    packer = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    parts = [
+        packer.compress(
+            body.getvalue() + struct.pack("<HH2sHI", 0x7FE0, 0x10, b"OB", 0, pixel_bytes)
+        )
+    ]
+    zeros = bytes(2**20)
+    for start in range(0, pixel_bytes, len(zeros)):
+        parts.append(packer.compress(zeros[: min(len(zeros), pixel_bytes - start)]))
+    parts.append(packer.flush())
+    return out.getvalue() + b"".join(parts)
+
+
+def jp2_with_empty_box() -> bytes:
+    """A JP2-wrapped frame whose second box declares length 0: pydicom 3.0's JPEG 2000 header
+    walk (`get_j2k_parameters`) never advances past it and spins forever."""
+    return (
+        b"\x00\x00\x00\x0cjP  \r\n\x87\n"
+        + b"\x00\x00\x00\x00ftyp"
+        + b"\xff\x4f\xff\x51"
+        + bytes(64)
+    )
+
+
+def rle_frame(rows: int, columns: int, runs: int | None = None) -> bytes:
+    """One 8-bit RLE Lossless frame of zeros (PS3.5 G.3): `runs` runs of 128 (default: exactly
+    rows × columns)."""
+    runs = runs if runs is not None else rows * columns // 128
+    return struct.pack("<16I", 1, 64, *[0] * 14) + b"\x81\x00" * runs
+
+
+def rle_dicom(rows: int, columns: int, frames: int, runs: int | None = None) -> bytes:
+    ds = header(rows, columns, syntax=RLELossless, NumberOfFrames=frames)
+    return saved(ds, encapsulate([rle_frame(rows, columns, runs)] * frames), encapsulated=True)
+
+
+@dataclass(frozen=True)
+class Hostile:
+    file_name: str
+    data: bytes
+    code: str  # the ImageDecodeError code expected
+    in_header: bool  # refused from the header alone (`inspect_image`), not only when decoding
+
+
+def hostile_files() -> dict[str, Hostile]:
+    """Every bomb of issue 11, each small on disk and within a 1 MB upload limit, claiming or
+    expanding to hundreds of MB."""
+    side = BOMB_SIDE
+    return {
+        "JPEG header claiming 13000²": Hostile("claims.jpg", jpeg_claiming(side, side), IMAGE_TOO_LARGE, True),
+        "PNG of 13000² zeros": Hostile("zeros.png", png_of_zeros(side), IMAGE_TOO_LARGE, True),
+        "DICOM header claiming 13000²": Hostile(
+            "claims.dcm", saved(header(side, side), bytes(64)), IMAGE_TOO_LARGE, True
+        ),
+        "deflated DICOM claiming 13000²": Hostile(
+            "deflated.dcm", deflated_dicom(side, side, side**2), IMAGE_TOO_LARGE, True
+        ),
+        "deflated DICOM inflating past its header": Hostile(
+            "inflates.dcm", deflated_dicom(64, 64, 300 * 2**20), IMAGE_TOO_LARGE, False
+        ),
+        "RLE segment expanding 64×": Hostile(
+            "rle.dcm", rle_dicom(64, 64, 1, runs=400_000), IMAGE_UNREADABLE, False
+        ),
+        "JPEG 2000 frame with a zero-length JP2 box": Hostile(
+            "box.dcm",
+            saved(header(64, 64, syntax=JPEG2000Lossless), encapsulate([jp2_with_empty_box()]), True),
+            IMAGE_UNREADABLE,
+            False,
+        ),
+        "JPEG frame larger than its DICOM header": Hostile(
+            "frame.dcm",
+            saved(header(64, 64, syntax=JPEGBaseline8Bit), encapsulate([jpeg_claiming(side, side)]), True),
+            IMAGE_UNREADABLE,
+            False,
+        ),
+    }  # fmt: skip
+
+
+def multiframe_bomb() -> bytes:
+    """200 RLE frames of 512²: 52 MP in 0.8 MB. Only the first frame may be decoded."""
+    return rle_dicom(512, 512, 200)
+
+
+def malformed_headers() -> dict[str, tuple[Dataset, str]]:
+    """name → (16 × 16 header without pixel data, error code): values a hostile or broken file
+    holds, quoting `Doe^Jane` where a value is text, so a message that quotes it is caught."""
+
+    def voi_lut(descriptor: list[int], entries: int) -> Dataset:
+        item = Dataset()
+        item.LUTDescriptor = descriptor
+        item.add_new("LUTData", "US", list(range(entries)))
+        ds = header(16, 16)
+        ds.VOILUTSequence = [item]
+        return ds
+
+    return {
+        "non-numeric WindowCenter": (
+            raw(header(16, 16, WindowWidth="100"), "WindowCenter", "DS", b"Doe^Jane"), IMAGE_UNREADABLE,
+        ),
+        "non-numeric RescaleSlope": (
+            raw(header(16, 16, RescaleIntercept="0"), "RescaleSlope", "DS", b"Doe^Jane"), IMAGE_UNREADABLE,
+        ),
+        "infinite RescaleIntercept": (
+            raw(header(16, 16, RescaleSlope="1"), "RescaleIntercept", "DS", b"inf "), IMAGE_UNREADABLE,
+        ),
+        "non-numeric NumberOfFrames": (raw(header(16, 16), "NumberOfFrames", "IS", b"Doe^Jane"), IMAGE_UNREADABLE),
+        "VOI LUT with 0 output bits": (voi_lut([256, 0, 0], 256), IMAGE_UNREADABLE),
+        "VOI LUT shorter than its descriptor": (voi_lut([4096, 0, 12], 3), IMAGE_UNREADABLE),
+        "no Rows": (raw(header(16, 16), "Rows", "US", b""), IMAGE_UNREADABLE),
+        "palette colour": (header(16, 16, photometric="PALETTE COLOR"), IMAGE_FORMAT_UNSUPPORTED),
+        "1-bit pixels": (header(16, 16, BitsAllocated=1, BitsStored=1, HighBit=0), IMAGE_FORMAT_UNSUPPORTED),
+        "CT slice": (header(16, 16, modality="CT"), MODALITY_OUT_OF_SCOPE),
+        "no Modality": (header(16, 16, modality=None), MODALITY_OUT_OF_SCOPE),
+        "a name as Modality": (raw(header(16, 16), "Modality", "CS", b"DOE JANE"), MODALITY_OUT_OF_SCOPE),
+    }  # fmt: skip
+
+
+def bundled_pydicom_files() -> list[Path]:
+    """pydicom's own test corpus as installed (no download): ~85 files from many vendors and
+    encoders, most of them not DICOM radiographs, a few not DICOM at all."""
+    root = Path(pydicom.data.__file__).parent / "test_files"
+    return sorted(p for p in root.iterdir() if p.is_file())
