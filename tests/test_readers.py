@@ -206,3 +206,35 @@ def test_unusable_tables_stop_with_the_file_named(tmp_path, content, message):
     columns = CsvColumns(id="id", text=["note"], labels=[])
     with pytest.raises(SourceError, match=rf"notes\.csv: .*{message}"):
         read("text_label", "csv", tmp_path / "notes.csv", columns=columns)
+
+
+def test_ingestion_refuses_bombs_and_out_of_scope_objects_with_a_reason(tmp_path, monkeypatch):
+    """The service's decoding guards hold at ingestion: each object is quarantined by reason."""
+    from tests.hostile import header, jpeg_claiming, saved
+    from umcl.config import parse_settings
+    from umcl.data.validate import validate_sources
+
+    root = tmp_path / "raw/site"
+    png(root / "NORMAL/person1_a.png")
+    png(root / "NORMAL/person1_b.png")
+    (root / "NORMAL/person2_bomb.jpg").write_bytes(jpeg_claiming(13_000, 13_000))
+    png(root / "PNEUMONIA/person5_c.png")
+    (root / "PNEUMONIA/person3_ct.dcm").write_bytes(saved(header(8, 8, modality="CT"), bytes(64)))
+    (root / "PNEUMONIA/person4_x.tif").write_bytes(b"II*\x00")
+    source = {"name": "site", "kind": "image_label", "format": "folders", "path": str(root)}
+    settings = parse_settings({"data": {"sources": [source]}, "validate": {"max_bad_fraction": 0.5},
+                               "preprocess": {"workers": 1}})  # fmt: skip
+    monkeypatch.setenv("UMCL_PSEUDONYM_KEY", "a-key-for-this-test-only")
+    report = validate_sources(
+        settings, tmp_path / "v", tmp_path / "q", tmp_path / "m.json", tmp_path / "l"
+    )
+    site = report["site"]
+    assert (site["rows_in"], site["rows_valid"], site["rows_quarantined"]) == (5, 3, 2)
+    assert site["reasons"] == {"image_too_large": 1, "modality_out_of_scope": 1}
+    assert site["skipped"] == {"not_an_image_file: suffix .tif": 1}
+    quarantine = pl.read_parquet(tmp_path / "q/site.parquet").sort("native_id")
+    assert quarantine["location"].to_list() == [
+        "NORMAL/person2_bomb.jpg",
+        "PNEUMONIA/person3_ct.dcm",
+    ]
+    assert "Modality is CT" in quarantine["reason"][1]

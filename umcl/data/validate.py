@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -161,6 +162,12 @@ def validate_rows(
     return checked.filter(~bad).drop("reason"), checked.filter(bad)
 
 
+def split_reasons(joined: str) -> list[str]:
+    """A row's reasons, joined by "; " — only where a new `code: ` follows, since a reason's own
+    message may hold a semicolon."""
+    return re.split(r"; (?=[a-z_]+: )", joined)
+
+
 def reason_code(reason: str) -> str:
     return reason.split(":", 1)[0]
 
@@ -193,7 +200,7 @@ def validate_sources(
             quarantine_dir / f"{source.name}.parquet"
         )
         codes = Counter(
-            reason_code(r) for reasons in quarantined["reason"] for r in reasons.split("; ")
+            reason_code(r) for reasons in quarantined["reason"] for r in split_reasons(reasons)
         )
         report[source.name] = {
             "kind": source.kind,
