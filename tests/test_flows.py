@@ -173,6 +173,7 @@ def test_retrain_says_nothing_new_until_a_param_changes(flowed: Path, tmp_path: 
 
 def test_the_sweep_packages_only_its_best_candidate(flowed: Path, tmp_path: Path) -> None:
     from flows.sweep import sweep
+    from umcl.config import load_settings
 
     project = variant(flowed, tmp_path / "sweep")
     with inside(project):
@@ -184,7 +185,8 @@ def test_the_sweep_packages_only_its_best_candidate(flowed: Path, tmp_path: Path
     assert report["winner"] == max(scores, key=scores.get)
     assert json.loads((project / "metrics/sweep.json").read_text())["winner"] == report["winner"]
     winner_lr = {"learning": 2.0e-3, "frozen": 1.0e-9}[report["winner"]]
-    assert yaml.safe_load((project / "params.yaml").read_text())["train"]["lr"] == winner_lr
+    # DVC writes 1e-09 (a float to YAML 1.2, a string to PyYAML's 1.1): read it as umcl does.
+    assert load_settings(project / "params.yaml").train.lr == winner_lr
     packaged = json.loads((project / "metrics/package.json").read_text())
     assert champion["tag"] == packaged["model"]
     assert models.count("umcl:") == 2  # the flow's first champion and the winner; the loser never
