@@ -83,3 +83,18 @@ def test_label_names_that_map_to_no_label_are_refused():
         parse_settings(raw)
     raw["labels"]["synonyms"] = {"Cardiomegally": "Cardiomegaly"}  # a declared synonym is fine
     assert parse_settings(raw).data.sources[3].columns.labels[1] == "Cardiomegally"
+
+
+def test_a_broken_patient_pattern_and_clashing_synonyms_are_refused():
+    raw = base()
+    raw["data"]["sources"][0]["patient_pattern"] = "(unclosed"
+    with pytest.raises(
+        ConfigError, match=r"data\.sources\.0\.patient_pattern: .*not a regular expression"
+    ):
+        parse_settings(raw)
+    raw = base()
+    raw["labels"]["synonyms"] = {"Opacity": "Lung Opacity", "opacity": "Edema"}
+    with pytest.raises(
+        ConfigError, match=r"labels\.synonyms\.opacity: the same name as another synonym"
+    ):
+        parse_settings(raw)

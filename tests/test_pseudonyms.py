@@ -30,9 +30,16 @@ def test_the_key_comes_from_the_environment_then_the_key_file(monkeypatch, tmp_p
     demo, real = tmp_path / "raw/demo", tmp_path / "raw/site"
     monkeypatch.delenv(KEY_ENV, raising=False)
     missing = tmp_path / "no.key"
+    with pytest.raises(PseudonymKeyError):  # no manifest: not demo data, whatever the folder
+        resolve_key([demo / "mimic"], demo, missing)
+    demo.mkdir(parents=True)
+    (demo / "manifest.json").write_text('{"generator": "umcl demo", "folders": ["mimic"]}')
     assert resolve_key([demo / "mimic"], demo, missing) == DEMO_KEY  # demo data only
-    with pytest.raises(PseudonymKeyError, match=rf"export {KEY_ENV}=.*no\.key"):
-        resolve_key([demo / "mimic", real], demo, missing)
+    for not_demo in ([demo / "mimic", real], [demo / "hospital"], [demo]):
+        with pytest.raises(PseudonymKeyError, match=rf"export {KEY_ENV}=.*no\.key"):
+            resolve_key(not_demo, demo, missing)
+    with pytest.raises(PseudonymKeyError):  # demo.out pointed at all raw data
+        resolve_key([real], tmp_path / "raw", missing)
     key_file = tmp_path / "site.key"
     key_file.write_text("from-the-file-0123456789\n")
     assert resolve_key([real], demo, key_file) == "from-the-file-0123456789"
@@ -45,7 +52,7 @@ def test_the_key_comes_from_the_environment_then_the_key_file(monkeypatch, tmp_p
 
 def test_the_fingerprint_is_one_way_and_follows_the_key():
     assert fingerprint(KEY) == fingerprint(KEY) != fingerprint(KEY + "x")
-    assert KEY not in fingerprint(KEY) and len(fingerprint(KEY)) == 32
+    assert len(fingerprint(KEY)) == 32
 
 
 def test_params_with_a_key_are_refused(tmp_path: Path):

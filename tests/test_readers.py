@@ -134,7 +134,9 @@ def test_paths_out_of_the_source_are_quarantined_and_stray_files_counted(tmp_pat
     png(root / "NORMAL/person1_a.png")
     (root / "NORMAL/person2_b.png").symlink_to(outside)  # a symlink out of the source
     (root / "NORMAL/person3_c.png").symlink_to(root / "NORMAL/gone.png")  # dangling
-    for stray in ("scan.tif", "notes.txt", ".DS_Store"):
+    (root / "PNEUMONIA").mkdir(parents=True)
+    (root / "PNEUMONIA/batch2").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    for stray in ("scan.tif", "notes.txt", ".DS_Store", "Doe.Jane"):
         (root / "PNEUMONIA" / stray).parent.mkdir(parents=True, exist_ok=True)
         (root / "PNEUMONIA" / stray).write_bytes(b"x")
     png(root / "PNEUMONIA/person4_d.png")
@@ -151,8 +153,10 @@ def test_paths_out_of_the_source_are_quarantined_and_stray_files_counted(tmp_pat
     problems = dict(zip(rows["native_id"], rows["problem"], strict=True))
     assert problems["NORMAL/person2_b"].startswith("path_outside_source")
     assert problems["NORMAL/person1_a"] is None and problems["NORMAL/person3_c"] is None
-    assert read.skipped == {
-        "not_an_image_file: suffix (none)": 1, "not_an_image_file: suffix .tif": 1, "not_an_image_file: suffix .txt": 1
+    assert read.skipped == {  # a name in a suffix (Doe.Jane) is never counted by name
+        "not_an_image_file: no suffix": 1, "not_an_image_file: other suffix": 1,
+        "not_an_image_file: suffix .tif": 1, "not_an_image_file: suffix .txt": 1,
+        "symlinked_folder: not followed": 1,
     }  # fmt: skip
 
 
@@ -176,7 +180,7 @@ def test_mimic_orphans_are_counted_and_undecodable_reports_quarantined(tmp_path)
     )
     (tmp_path / "files/p10/p1/s2.txt").write_text("FINDINGS: A report without images.")
     (tmp_path / "mimic-cxr-2.0.0-chexpert.csv").write_text(
-        "subject_id,study_id,Cardiomegaly\n1,1,1.0\n1,2,0.0\n9,9,1.0\n"
+        "subject_id,study_id,Cardiomegaly\n1,1,1.0\n1,1,0.0\n1,2,0.0\n9,9,1.0\n"
     )
     read = read_source(
         SourceSettings(name="m", kind="image_text", format="mimic_cxr", path=tmp_path),
@@ -186,6 +190,7 @@ def test_mimic_orphans_are_counted_and_undecodable_reports_quarantined(tmp_path)
     assert read.rows["problem"].to_list() == ["text_undecodable: the report file is not UTF-8"]
     assert read.skipped == {
         "labels_without_study: a label row for a study with no image file": 2,
+        "duplicate_label_row: a second label row for a study (the first is used)": 1,
         "report_without_images: a study report with no image file": 1,
     }
 
@@ -197,13 +202,15 @@ def test_mimic_orphans_are_counted_and_undecodable_reports_quarantined(tmp_path)
         (b"id,note,effusion\n", "header but no rows"),
         (b"id,note,note\na1,x,y\n", r"columns \['note'\] appear more than once"),
         ("id,note,effusion\na1,Épanchement pleural,1\n".encode("latin-1"), "not UTF-8 text"),
+        (b'id,note\na1,"an unbalanced quote\na2,clear\n', "line 3 is not valid CSV"),
+        (b"uid,text\na1,clear\n", r"columns \['id'\] named in params are not in the file"),
     ],
 )
 def test_unusable_tables_stop_with_the_file_named(tmp_path, content, message):
     from umcl.data.sources import SourceError
 
     (tmp_path / "notes.csv").write_bytes(content)
-    columns = CsvColumns(id="id", text=["note"], labels=[])
+    columns = CsvColumns(id="id", text=["note"] if b"note" in content else [], labels=[])
     with pytest.raises(SourceError, match=rf"notes\.csv: .*{message}"):
         read("text_label", "csv", tmp_path / "notes.csv", columns=columns)
 
@@ -238,3 +245,40 @@ def test_ingestion_refuses_bombs_and_out_of_scope_objects_with_a_reason(tmp_path
         "PNEUMONIA/person3_ct.dcm",
     ]
     assert "Modality is CT" in quarantine["reason"][1]
+    # The limits are params (DVC reruns ingestion when they change), not the environment.
+    monkeypatch.setenv("UMCL_DICOM_MODALITIES", "*")
+    assert (
+        validate_sources(settings, *(tmp_path / d for d in ("v", "q", "m.json", "l")))["site"][
+            "rows_valid"
+        ]
+        == 3
+    )
+    wider = settings.model_copy(
+        update={"decode": settings.decode.model_copy(update={"dicom_modalities": ["DX", "CT"]})}
+    )
+    assert (
+        validate_sources(wider, *(tmp_path / d for d in ("v", "q", "m.json", "l")))["site"][
+            "rows_valid"
+        ]
+        == 4
+    )
+
+
+def test_a_long_report_cell_is_read_and_orphan_projections_are_counted(tmp_path):
+    long_report = "No effusion. " * 20_000  # 260 KB in one cell: over the csv module's default cap
+    (tmp_path / "indiana_reports.csv").write_text(
+        f"uid,findings,impression\n1,{long_report},Normal.\n"
+    )
+    png(tmp_path / "images/1_IM-1.png")
+    (tmp_path / "indiana_projections.csv").write_text(
+        "uid,filename,projection\n1,1_IM-1.png,Frontal\n1,1_IM-2.png,Lateral\n7,7_IM-1.png,Frontal\n"
+    )
+    source = SourceSettings(
+        name="iu", kind="image_text", format="openi", path=tmp_path, images=tmp_path / "images"
+    )
+    read = read_source(source, SPACE, PSEUDONYMS)
+    assert read.rows.height == 1 and len(read.rows["text"][0]) > 200_000
+    assert read.skipped == {
+        "not_frontal: a lateral or other projection": 1,
+        "projection_without_report: a listed image whose report is absent": 1,
+    }

@@ -70,7 +70,13 @@ class SourceSettings(Strict):
     @field_validator("patient_pattern")
     @classmethod
     def _one_group(cls, pattern: str | None) -> str | None:
-        if pattern is not None and re.compile(pattern).groups != 1:
+        if pattern is None:
+            return pattern
+        try:
+            groups = re.compile(pattern).groups
+        except re.error as exc:  # not a ValueError: it would escape the params check
+            raise ValueError(f"not a regular expression ({exc})") from None
+        if groups != 1:
             raise ValueError("must be a regular expression with exactly one group")
         return pattern
 
@@ -142,6 +148,18 @@ class DemoSettings(Strict):
 
 class ValidateSettings(Strict):
     max_bad_fraction: float = Field(0.05, ge=0, le=1)  # a source worse than this stops the run
+
+
+class DecodeSettings(Strict):
+    """What ingestion accepts as an image (the service reads UMCL_MAX_PIXELS and
+    UMCL_DICOM_MODALITIES instead). Params, so that DVC reruns ingestion when they change."""
+
+    max_pixels: int = Field(
+        50_000_000, ge=1
+    )  # decoded pixels per image, read from its header first
+    dicom_modalities: list[str] = Field(
+        default_factory=lambda: ["CR", "DX"], min_length=1
+    )  # ["*"]: any
 
 
 class PreprocessSettings(Strict):
@@ -279,6 +297,7 @@ class Settings(Strict):
     demo: DemoSettings = DemoSettings()
     data: DataSettings
     validate_: ValidateSettings = Field(ValidateSettings(), alias="validate")
+    decode: DecodeSettings = DecodeSettings()
     preprocess: PreprocessSettings = PreprocessSettings()
     model: ModelSettings | None = None  # required by train
     prompt: PromptSettings = PromptSettings()
@@ -331,6 +350,12 @@ def _unknown_label_names(settings: Settings) -> list[str]:
         f"  labels.synonyms.{source_name}: {target!r} is not a label (labels: {names})"
         for source_name, target in settings.labels.synonyms.items()
         if target not in names
+    ]
+    keys = [normalise(k) for k in settings.labels.synonyms]
+    problems += [
+        f"  labels.synonyms.{k}: the same name as another synonym once case, spaces, '_' and '-' are ignored"
+        for k in settings.labels.synonyms
+        if keys.count(normalise(k)) > 1
     ]
     if problems:
         return problems

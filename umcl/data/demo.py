@@ -44,6 +44,8 @@ FIRST_NAMES = ["Harriet", "Oswald", "Philippa", "Desmond", "Imogen", "Cornelius"
 LAST_NAMES = ["Abernathy", "Blackwood", "Castellano", "Drummond", "Eastwick", "Fairbanks",
               "Goodfellow", "Hollingsworth", "Inglewood", "Jorgensen", "Kowalczyk", "Lindqvist",
               "Montgomery", "Northcott", "Okonkwo", "Pemberton", "Quintero", "Rutherford"]  # fmt: skip
+MANIFEST = "manifest.json"
+DEMO_GENERATOR = "umcl demo"
 FAULTS = {
     "mimic": ["corrupt_dicom", "truncated_dicom", "empty_report", "label_value_7"],
     "chexpert": ["missing_file", "corrupt_dicom", "label_value_7", "duplicated_id"],
@@ -182,10 +184,14 @@ def _corrupt(path: Path, fault: str, rng: np.random.Generator) -> None:
 def generate_demo(settings: DemoSettings, seed: int, workers: int = 0) -> dict:
     """Write the three demo sources under `settings.out`; return the manifest."""
     out = settings.out
+    if out.exists() and any(out.iterdir()) and not (out / MANIFEST).is_file():
+        # The folder is replaced whole: never one that holds something other than demo data.
+        raise ValueError(f"{out} holds files that `umcl demo` did not write; choose an empty demo.out")
     if out.exists():
         shutil.rmtree(out)
     rng = np.random.default_rng(seed)
-    manifest: dict = {"seed": seed, "phi": {"names": [], "mrns": [], "birth_dates": [], "accessions": [], "phones": []}, "faults": [], "records": {}}
+    # `folders` marks what is synthetic: only these may use the public demo pseudonym key.
+    manifest: dict = {"generator": DEMO_GENERATOR, "folders": sorted(FAULTS), "seed": seed, "phi": {"names": [], "mrns": [], "birth_dates": [], "accessions": [], "phones": []}, "faults": [], "records": {}}
     jobs: list[ImageJob] = []
     post: list[tuple[Path, str, tuple[int, ...]]] = []
 
@@ -301,6 +307,6 @@ def generate_demo(settings: DemoSettings, seed: int, workers: int = 0) -> dict:
         list(tqdm(pool.map(write_dicom, jobs, chunksize=16), total=len(jobs), desc="demo DICOMs", unit="img"))
     for path, fault, job_seed in post:
         _corrupt(path, fault, np.random.default_rng(job_seed))
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True))
+    (out / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True))
     return manifest
 

@@ -18,14 +18,25 @@ import numpy as np
 import polars as pl
 from tqdm import tqdm
 
+from umcl.config import DecodeSettings
+from umcl.data.dicom import DecodeLimits
 from umcl.data.images import fit_square, load_image
 from umcl.data.locator import image_files
 
 IMAGES_FILE, INDEX_FILE, META_FILE = "images.u8", "index.parquet", "meta.json"
 
 
-def decode_to_square(path: str, size: int) -> np.ndarray:
-    return fit_square(load_image(path), size)
+def decode_limits(settings: DecodeSettings) -> DecodeLimits:
+    """The params' decoding limits (`decode`), as the decoders take them."""
+    modalities = {m.strip().upper() for m in settings.dicom_modalities}
+    return DecodeLimits(
+        max_pixels=settings.max_pixels,
+        modalities=None if "*" in modalities else frozenset(modalities),
+    )
+
+
+def decode_to_square(path: str, size: int, limits: DecodeLimits | None = None) -> np.ndarray:
+    return fit_square(load_image(path, limits), size)
 
 
 def open_cache(cache_dir: Path) -> tuple[np.ndarray, dict[str, int]]:
@@ -42,7 +53,12 @@ def open_cache(cache_dir: Path) -> tuple[np.ndarray, dict[str, int]]:
 
 
 def build_cache(
-    triplets_path: Path, cache_dir: Path, size: int, locator_dir: Path, workers: int = 0
+    triplets_path: Path,
+    cache_dir: Path,
+    size: int,
+    locator_dir: Path,
+    workers: int = 0,
+    limits: DecodeLimits | None = None,
 ) -> dict:
     triplets = pl.read_parquet(triplets_path).filter(pl.col("image").is_not_null())
     ids, paths = (
@@ -55,7 +71,7 @@ def build_cache(
     if ids:
         images = np.memmap(partial_file, dtype=np.uint8, mode="w+", shape=(len(ids), size, size))
         with ProcessPoolExecutor(max_workers=workers or os.cpu_count()) as pool:
-            decoded = pool.map(partial(decode_to_square, size=size), paths, chunksize=32)
+            decoded = pool.map(partial(decode_to_square, size=size, limits=limits), paths, chunksize=32)
             for row, square in enumerate(
                 tqdm(decoded, total=len(ids), desc="preprocess", unit="img")
             ):

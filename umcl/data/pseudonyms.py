@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -35,8 +36,8 @@ def _key_from_file(path: Path) -> str | None:
 
 
 def resolve_key(source_paths: Iterable[Path], demo_root: Path, key_file: Path = KEY_FILE) -> str:
-    """The pseudonym key for these sources: the environment's, else the key file's, else (demo
-    sources only) the demo key."""
+    """The pseudonym key for these sources: the environment's, else the key file's, else (only
+    when every source lies in a folder `umcl demo` wrote) the demo key."""
     key = os.environ.get(KEY_ENV, "").strip() or _key_from_file(key_file)
     if key is not None:
         if len(key) < MIN_KEY_LENGTH:
@@ -45,8 +46,12 @@ def resolve_key(source_paths: Iterable[Path], demo_root: Path, key_file: Path = 
                 f"(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)"
             )
         return key
-    demo = Path(demo_root).resolve()
-    outside = [str(p) for p in source_paths if not Path(p).resolve().is_relative_to(demo)]
+    synthetic = demo_folders(demo_root)
+    outside = [
+        str(p)
+        for p in source_paths
+        if not any(Path(p).resolve().is_relative_to(f) for f in synthetic)
+    ]
     if outside:
         raise PseudonymKeyError(
             f"sources {outside} are not demo data and no pseudonym key is set. Set one of your "
@@ -55,6 +60,21 @@ def resolve_key(source_paths: Iterable[Path], demo_root: Path, key_file: Path = 
             "new pseudonym."
         )
     return DEMO_KEY
+
+
+def demo_folders(demo_root: Path) -> list[Path]:
+    """The folders `umcl demo` wrote under `demo_root`, as its manifest lists them: data there is
+    synthetic. A folder without that manifest is not demo data, wherever it lies."""
+    from umcl.data.demo import DEMO_GENERATOR, MANIFEST
+
+    manifest = Path(demo_root) / MANIFEST
+    try:
+        content = json.loads(manifest.read_text())
+    except (OSError, ValueError):
+        return []
+    if not isinstance(content, dict) or content.get("generator") != DEMO_GENERATOR:
+        return []
+    return [(Path(demo_root) / str(name)).resolve() for name in content.get("folders", [])]
 
 
 def fingerprint(key: str) -> str:

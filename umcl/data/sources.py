@@ -125,28 +125,39 @@ def decode_utf8(path: Path, data: bytes) -> str:
         ) from None
 
 
-def _read_csv(path: Path) -> list[dict[str, str]]:
-    """The rows of a CSV table; an empty, undecodable or ambiguous one stops with its name."""
+# A report in one cell may be long; the csv module's default cap (128 KB) would stop on it.
+csv.field_size_limit(16 * 2**20)
+
+
+def _read_csv(path: Path, required: Iterable[str] = ()) -> list[dict[str, str]]:
+    """The rows of a CSV table; an empty, undecodable, malformed or ambiguous one, or one
+    without a `required` column, stops with its name (and the line)."""
     if not path.is_file():
         raise SourceError(f"{path}: expected file is missing")
-    reader = csv.reader(io.StringIO(decode_utf8(path, path.read_bytes()), newline=""))
-    header = next(reader, None)
-    if not header or not any(h.strip() for h in header):
-        raise SourceError(f"{path}: the table is empty (no header row)")
-    repeated = sorted({h for h in header if header.count(h) > 1})
-    if repeated:
-        raise SourceError(
-            f"{path}: columns {repeated} appear more than once; which one is meant is ambiguous"
-        )
-    rows = []
-    for line, values in enumerate(reader, start=2):
-        if not values:
-            continue  # a blank line
-        if len(values) > len(header):
+    reader = csv.reader(io.StringIO(decode_utf8(path, path.read_bytes()), newline=""), strict=True)
+    try:
+        header = next(reader, None)
+        if not header or not any(h.strip() for h in header):
+            raise SourceError(f"{path}: the table is empty (no header row)")
+        repeated = sorted({h for h in header if header.count(h) > 1})
+        if repeated:
             raise SourceError(
-                f"{path}: line {line} has {len(values)} fields, the header {len(header)}"
+                f"{path}: columns {repeated} appear more than once; which one is meant is ambiguous"
             )
-        rows.append(dict(zip(header, values + [""] * (len(header) - len(values)), strict=True)))
+        missing = [c for c in required if c not in header]
+        if missing:
+            raise SourceError(f"{path}: columns {missing} are missing (the header has {header})")
+        rows = []
+        for values in reader:
+            if not values:
+                continue  # a blank line
+            if len(values) > len(header):
+                raise SourceError(
+                    f"{path}: line {reader.line_num} has {len(values)} fields, the header {len(header)}"
+                )
+            rows.append(dict(zip(header, values + [""] * (len(header) - len(values)), strict=True)))
+    except csv.Error as exc:  # e.g. an unbalanced quote, which would merge rows silently
+        raise SourceError(f"{path}: line {reader.line_num} is not valid CSV ({exc})") from None
     if not rows:
         raise SourceError(f"{path}: the table has a header but no rows")
     return rows
@@ -205,15 +216,29 @@ def to_rows(
     return SourceRows(pl.DataFrame(rows, schema=schema), dict(sorted(skipped.items())))
 
 
+# Suffixes named in counts; any other is "other", since a suffix may be part of a name
+# (`Doe.Jane`) or a UID, and counts reach metrics and logs.
+_COUNTED_SUFFIXES = {".txt", ".csv", ".json", ".xml", ".pdf", ".tif", ".tiff", ".bmp", ".gif",
+                     ".webp", ".zip", ".gz", ".nii", ".nrrd", ".db", ".ini", ".md"}  # fmt: skip
+
+
+def _suffix_kind(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if not suffix:
+        return "no suffix"
+    return f"suffix {suffix}" if suffix in _COUNTED_SUFFIXES else "other suffix"
+
+
 def _walk_images(root: Path, folder: Path) -> Iterator[tuple[Path, str, str | None] | Skipped]:
     """Image files under `folder` as (file, location inside `root`, problem); every other file
     is a `Skipped` with its reason. A symlink out of `root` is a record with a problem."""
     for path in sorted(folder.rglob("*")):
         if path.is_dir():
+            if path.is_symlink():  # rglob does not descend into it: say so
+                yield Skipped("symlinked_folder: not followed", path)
             continue
         if path.suffix.lower() not in IMAGE_SUFFIXES:
-            suffix = path.suffix.lower() or "(none)"
-            yield Skipped(f"not_an_image_file: suffix {suffix}", path)
+            yield Skipped(f"not_an_image_file: {_suffix_kind(path)}", path)
             continue
         location = str(path.relative_to(root))
         inside, problem = contained(root, location)
@@ -227,7 +252,13 @@ def read_mimic_cxr(source: SourceSettings, space: LabelSpace) -> Iterator[Record
     if not (root / "files").is_dir():
         raise SourceError(f"{root}: not a MIMIC-CXR folder (no files/ inside)")
     tables = sorted(root.glob("*chexpert.csv"))
-    labels = {(r["subject_id"], r["study_id"]): r for r in _read_csv(tables[0])} if tables else {}
+    labels: dict[tuple[str, str], dict[str, str]] = {}
+    for row in _read_csv(tables[0], ["subject_id", "study_id"]) if tables else []:
+        study = (row["subject_id"], row["study_id"])
+        if study in labels:
+            yield Skipped("duplicate_label_row: a second label row for a study (the first is used)")
+            continue
+        labels[study] = row
     studies_with_images: set[Path] = set()
     for item in _walk_images(root, root / "files"):
         if isinstance(item, Skipped):
@@ -238,7 +269,7 @@ def read_mimic_cxr(source: SourceSettings, space: LabelSpace) -> Iterator[Record
         study_dir = (root / location).parent
         studies_with_images.add(study_dir)
         subject, study = study_dir.parent.name.removeprefix("p"), study_dir.name.removeprefix("s")
-        text, text_problem = _study_report(study_dir.with_suffix(".txt"))
+        text, text_problem = _study_report(root, study_dir.with_suffix(".txt"))
         row = labels.get((subject, study), {})
         yield Record(
             native_id=Path(location).stem,
@@ -263,11 +294,14 @@ def _is_study_report(path: Path | None) -> bool:
     return path is not None and re.fullmatch(r"s\d+\.txt", path.name) is not None
 
 
-def _study_report(path: Path) -> tuple[str | None, str | None]:
+def _study_report(root: Path, path: Path) -> tuple[str | None, str | None]:
     """A study's report text, or the problem with it (absent reports are not a problem here:
     validation quarantines an image–text record without text)."""
     if not path.is_file():
         return None, None
+    inside, problem = contained(root, path.relative_to(root))
+    if inside is None:
+        return None, problem
     try:
         return path.read_bytes().decode("utf-8-sig"), None
     except UnicodeDecodeError:
@@ -291,7 +325,7 @@ def read_chexpert(source: SourceSettings, space: LabelSpace) -> Iterator[Record]
     if not tables:
         raise SourceError(f"{source.path}: no train.csv or valid.csv (CheXpert layout)")
     for table in tables:
-        for row in _read_csv(table):
+        for row in _read_csv(table, ["Path"]):
             relative = row["Path"]
             match = re.search(r"(?:train|valid)/(.+?)(?:\.\w+)?$", relative)
             patient = re.search(r"(patient\d+)", relative)
@@ -316,7 +350,7 @@ def read_chestxray14(source: SourceSettings, space: LabelSpace) -> Iterator[Reco
                "Pneumonia", "Pneumothorax", "Consolidation", "Edema", "Emphysema", "Fibrosis",
                "Pleural_Thickening", "Hernia", "No Finding"]  # fmt: skip
     images = source.images or source.path / "images"
-    for row in _read_csv(source.path / "Data_Entry_2017.csv"):
+    for row in _read_csv(source.path / "Data_Entry_2017.csv", ["Image Index", "Finding Labels"]):
         found = {f.strip() for f in row["Finding Labels"].split("|")}
         image, location, problem = _image_record_path(images, row["Image Index"])
         yield Record(
@@ -336,11 +370,15 @@ def read_openi(source: SourceSettings, space: LabelSpace) -> Iterator[Record]:
     own patient (the collection has no patient ids). With an `images` folder, each frontal
     image present becomes an image–report pair.
     """
-    reports = _read_csv(source.path / "indiana_reports.csv")
+    reports = _read_csv(source.path / "indiana_reports.csv", ["uid"])
     frontal: dict[str, list[str]] = {}
     projections = source.path / "indiana_projections.csv"
+    uids = {row["uid"] for row in reports}
     if source.images is not None and projections.is_file():
-        for row in _read_csv(projections):
+        for row in _read_csv(projections, ["uid", "filename", "projection"]):
+            if row["uid"] not in uids:
+                yield Skipped("projection_without_report: a listed image whose report is absent")
+                continue
             if row["projection"] != "Frontal":
                 yield Skipped("not_frontal: a lateral or other projection")
             elif (source.images / row["filename"]).is_file():

@@ -21,15 +21,17 @@ import os
 import re
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 from pathlib import Path
 
 import polars as pl
 from tqdm import tqdm
 
 from umcl.config import Settings, SourceKind
-from umcl.data.dicom import ImageDecodeError
+from umcl.data.dicom import DecodeLimits, ImageDecodeError
 from umcl.data.images import load_image
 from umcl.data.locator import write_locator
+from umcl.data.preprocess import decode_limits
 from umcl.data.pseudonyms import Pseudonymizer, resolve_key
 from umcl.data.sources import PRIVATE_COLUMNS, VALID_LABEL_VALUES, read_source
 from umcl.labels import LabelSpace
@@ -43,12 +45,12 @@ class ValidationFailed(RuntimeError):
     """A source whose share of bad rows is above `validate.max_bad_fraction`."""
 
 
-def image_problem(path: str | None) -> str | None:
+def image_problem(path: str | None, limits: DecodeLimits | None = None) -> str | None:
     """None when the image decodes; otherwise why not (the file is named, no PHI in it)."""
     if path is None:
         return "image_missing: no image path"
     try:
-        load_image(path)
+        load_image(path, limits)
     except ImageDecodeError as exc:
         code = (
             "image_missing"
@@ -59,12 +61,12 @@ def image_problem(path: str | None) -> str | None:
     return None
 
 
-def check_images(paths: list[str | None], workers: int = 0) -> list[str | None]:
+def check_images(paths: list[str | None], workers: int = 0, limits: DecodeLimits | None = None) -> list[str | None]:
     if not paths:
         return []
     workers = workers or os.cpu_count() or 1
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        checks = pool.map(image_problem, paths, chunksize=64)
+        checks = pool.map(partial(image_problem, limits=limits), paths, chunksize=64)
         return list(tqdm(checks, total=len(paths), desc="decode check", unit="img"))
 
 
@@ -136,7 +138,11 @@ def run_suite(rows: pl.DataFrame, kind: SourceKind, label_names: list[str]) -> d
 
 
 def validate_rows(
-    rows: pl.DataFrame, kind: SourceKind, label_names: list[str], workers: int = 0
+    rows: pl.DataFrame,
+    kind: SourceKind,
+    label_names: list[str],
+    workers: int = 0,
+    limits: DecodeLimits | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Split rows into (valid, quarantined-with-reason). Both keep the reader's private columns."""
     if kind in ("image_text", "image_label"):
@@ -146,7 +152,7 @@ def validate_rows(
             for p, problem in zip(rows["image_path"], rows["problem"], strict=True)
             if problem is None
         ]
-        found = iter(check_images(unchecked, workers))
+        found = iter(check_images(unchecked, workers, limits))
         problems = [None if problem is not None else next(found) for problem in rows["problem"]]
     else:
         problems = [None] * rows.height
@@ -183,11 +189,12 @@ def validate_sources(
     metrics_path.parent.mkdir(parents=True, exist_ok=True)
     key = resolve_key([s.path for s in settings.data.sources], settings.demo.out)
     pseudonyms = Pseudonymizer(key)
+    limits = decode_limits(settings.decode)
     report: dict[str, dict] = {}
     for source in settings.data.sources:
         read = read_source(source, space, pseudonyms)
         rows = read.rows
-        valid, quarantined = validate_rows(rows, source.kind, list(space.names), workers)
+        valid, quarantined = validate_rows(rows, source.kind, list(space.names), workers, limits)
         with_images = valid.filter(pl.col("image").is_not_null())
         write_locator(
             locator_dir,
