@@ -224,7 +224,7 @@ class LossWeights(Strict):
     image_label: float = Field(1.0, ge=0)
     text_label: float = Field(1.0, ge=0)
     # Per-label present/absent prompt classification of images and texts: trains the prompts
-    # that zero-shot evaluation uses directly (DESIGN §4).
+    # that zero-shot evaluation uses directly.
     label_prompts: float = Field(1.0, ge=0)
 
 
@@ -261,7 +261,7 @@ class EvaluateSettings(Strict):
 
 
 class GateSettings(Strict):
-    """What a candidate must reach before it may replace the champion (DESIGN §6). A threshold
+    """What a candidate must reach before it may replace the champion. A threshold
     of null switches that minimum off (e.g. Recall@5 for a site without image–report pairs); the
     no-regression rule covers every metric both candidate and champion have."""
 

@@ -1,4 +1,4 @@
-"""Stage `gate`: may the candidate replace the champion? (DESIGN §6)
+"""Stage `gate`: may the candidate replace the champion?
 
 Two kinds of check, on the metrics `umcl evaluate` wrote for the candidate:
 - absolute thresholds from `params.yaml: gate` (null switches one off);

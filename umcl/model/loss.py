@@ -1,4 +1,4 @@
-"""The image–text–label contrastive loss (DESIGN §5), and its CLIP special case.
+"""The image–text–label contrastive loss, and its CLIP special case.
 
 Three parts, each small enough to check on its own:
 - `targets`: which pairs of samples are positives (the true pair, and label-sharing samples);

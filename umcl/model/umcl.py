@@ -116,8 +116,8 @@ class UMCLModel(nn.Module):
 def finding_probabilities(
     images: torch.Tensor, present: torch.Tensor, absent: torch.Tensor, scale: torch.Tensor | float
 ) -> torch.Tensor:
-    """(n, F) probability that each finding is present: softmax(s·[u·w_present, u·w_absent])[0]
-    (DESIGN §6). Evaluation and the service both score through this one function."""
+    """(n, F) probability that each finding is present: softmax(s·[u·w_present, u·w_absent])[0].
+    Evaluation and the service both score through this one function."""
     logits = torch.stack([scale * images @ present.T, scale * images @ absent.T], dim=-1)
     return logits.softmax(-1)[..., 0]
 
