@@ -1,6 +1,7 @@
 """De-identifiers side by side on a PHI corpus: recall per identifier kind, clinical text kept, speed.
 
-    python benchmarks/deid.py [--corpus benchmarks/phi_corpus.jsonl] [--only NAME ...]
+    python benchmarks/deid.py [--corpus benchmarks/phi_corpus.jsonl]
+                              [--heldout benchmarks/phi_heldout.jsonl] [--only NAME ...]
 
 Every text goes through the ingestion path of `umcl/data/sources.py: to_rows`:
 `scrub(findings_and_impression(text), known_identifiers)`.
@@ -14,8 +15,11 @@ Every text goes through the ingestion path of `umcl/data/sources.py: to_rows`:
 
 - `identifiers`: each identifier that must not survive, as its kind and exact surface string.
   It counts as caught only if the output no longer contains its surface string (case-
-  insensitive) and no longer contains, as a token, any of its alphanumeric tokens of >= 3
-  characters that is not an ordinary word. Ordinary words are the `GENERIC` list below plus every
+  insensitive), no longer contains, as a token, any of its alphabetic tokens of >= 3
+  characters that is not an ordinary word, and holds no more of its tokens with a digit (of any
+  length: an age, a part of a date, a house number) and, for a name, of its 1-2 letter tokens
+  ("Wu", an initial) than the rest of the input text holds: "A 93 [AGE] man", "seen 10/02
+  [DATE]" and "Prof. Wu [NAME]" are leaks. Ordinary words are the `GENERIC` list below plus every
   token of the corpus's clinical entries and `keep` strings, so "Hospital" may stay, "Mercy" may not.
 - An entry with no identifiers is a clinical sentence: it must come out unchanged (compared
   with runs of whitespace collapsed, since `findings_and_impression` joins lines).
@@ -23,7 +27,9 @@ Every text goes through the ingestion path of `umcl/data/sources.py: to_rows`:
   "MRN: 1234567.").
 
 Reported per candidate: recall per kind, identifiers caught overall, clinical sentences changed,
-`keep` strings lost, model load seconds and reports/s on demo reports (`umcl demo`'s generator:
+`keep` strings lost (and, for our corpus, the same for its original and its reviewer-style
+tuning section, ids `tuning-…`), the same on the held-out set (`--heldout`: written after the
+fixes and never tuned on; `make_phi_corpus.py` writes it too), model load seconds and reports/s on demo reports (`umcl demo`'s generator:
 header, FINDINGS, IMPRESSION, planted PHI in one report in ten; known identifiers passed as the
 RIS columns are). With `../shared/data/iu-xray/indiana_reports.csv` present, also the share of
 real Open-i report sentences (de-identified ones with "XXXX" left out) that each candidate changes.
@@ -210,14 +216,39 @@ def ordinary_words(corpus: list[dict]) -> set[str]:
     return words
 
 
-def caught(identifier: str, output: str, ordinary: set[str]) -> bool:
+LABEL = re.compile(r"\[[A-Z_]+\]")
+
+
+def caught(
+    identifier: str, output: str, ordinary: set[str], source: str = "", kind: str = ""
+) -> bool:
+    """Is `identifier` (of `kind`, in the input text `source`) gone from `output`?
+
+    Not if its surface string survives, nor any of its tokens of 3+ letters that is not an
+    ordinary word. Short tokens are counted against the rest of the input: a token with a digit
+    (an age, a part of a date, a house number), of any length, and a 1-2 letter token of a name
+    ("Wu", an initial) are leaks when the output holds more of them than the input holds outside
+    the identifier ("A 93 [AGE] man", "seen 10/02 [DATE]", "Prof. Wu [NAME]"). The scrubber's
+    labels ("[AGE]") are not text of the output."""
     if identifier.lower() in output.lower():
         return False
-    left = {t.lower() for t in TOKEN.findall(output)}
-    return not any(
-        len(t) >= 3 and t.lower() not in ordinary and t.lower() in left
-        for t in TOKEN.findall(identifier)
-    )
+    left = [t.lower() for t in TOKEN.findall(LABEL.sub(" ", output))]
+    present = set(left)
+    rest = [t.lower() for t in TOKEN.findall(source.replace(identifier, " "))]
+    for token in TOKEN.findall(identifier):
+        low = token.lower()
+        numeric = any(c.isdigit() for c in token)
+        if numeric or (kind == "name" and len(token) <= 2 and low not in ordinary):
+            if left.count(low) > rest.count(low):
+                return False
+        elif len(token) >= 3 and low not in ordinary and low in present:
+            return False
+    return True
+
+
+def section_of(entry: dict) -> str:
+    """'tuning' for the reviewer-style section of our corpus (ids 'tuning-…'), else 'main'."""
+    return "tuning" if str(entry.get("id", "")).startswith("tuning-") else "main"
 
 
 def _squash(text: str) -> str:
@@ -226,19 +257,25 @@ def _squash(text: str) -> str:
 
 def score(scrub: Scrub, corpus: list[dict], ordinary: set[str]) -> dict:
     per_kind: dict[str, list[int]] = {}
+    sections: dict[str, dict[str, list[int]]] = {}
     changed, clinical, lost, keeps, misses = 0, 0, 0, 0, []
     started = time.perf_counter()
     for entry in corpus:
         out = scrub(entry["text"], entry.get("known_identifiers", []))
+        section = sections.setdefault(section_of(entry), {"caught": [0, 0], "changed": [0, 0]})
         if not entry["identifiers"]:
             clinical += 1
+            section["changed"][1] += 1
             if _squash(out) != _squash(entry["text"]):
                 changed += 1
+                section["changed"][0] += 1
                 misses.append({"id": entry["id"], "changed": out})
         for identifier in entry["identifiers"]:
-            ok = caught(identifier["text"], out, ordinary)
+            ok = caught(identifier["text"], out, ordinary, entry["text"], identifier["kind"])
             per_kind.setdefault(identifier["kind"], [0, 0])[0] += ok
             per_kind[identifier["kind"]][1] += 1
+            section["caught"][0] += ok
+            section["caught"][1] += 1
             if not ok:
                 misses.append(
                     {
@@ -263,6 +300,7 @@ def score(scrub: Scrub, corpus: list[dict], ordinary: set[str]) -> dict:
         "clinical_changed": round(changed / clinical, 4) if clinical else None,
         "clinical_changed_n": [changed, clinical],
         "keep_lost_n": [lost, keeps],
+        "sections": sections,
         "corpus_texts_per_s": round(len(corpus) / seconds, 1),
         "misses": misses,
     }
@@ -333,6 +371,44 @@ def iu_changed(scrub: Scrub, sentences: list[str]) -> dict:
 
 
 # --- report ------------------------------------------------------------------------------------
+def _fraction(pair: list[int], percent: bool = False) -> str:
+    if not pair[1]:
+        return "–"
+    return f"{pair[0] / pair[1]:.1%}" if percent else f"{pair[0] / pair[1]:.3f}"
+
+
+def heldout_table(results: dict[str, dict]) -> str:
+    """Recall per kind and clinical sentences changed on the held-out set."""
+    names = [n for n, r in results.items() if "heldout" in r]
+    if not names:
+        return ""
+    first = results[names[0]]["heldout"]
+    head = "| held-out | " + " | ".join(names) + " |\n|---|" + "---:|" * len(names) + "\n"
+    rows = [
+        f"| {kind} (n={n}) | "
+        + " | ".join(
+            f"{results[name]['heldout']['recall'].get(kind, float('nan')):.2f}" for name in names
+        )
+        + " |"
+        for kind, (_, n) in first["counts"].items()
+    ]
+    rows.append(
+        "| **all identifiers** | "
+        + " | ".join(f"**{results[name]['heldout']['recall_overall']:.3f}**" for name in names)
+        + " |"
+    )
+    rows.append(
+        "| clinical sentences changed | "
+        + " | ".join(
+            f"{results[n]['heldout']['clinical_changed']:.1%} "
+            f"({results[n]['heldout']['clinical_changed_n'][0]}/{results[n]['heldout']['clinical_changed_n'][1]})"
+            for n in names
+        )
+        + " |"
+    )
+    return head + "\n".join(rows)
+
+
 def table(results: dict[str, dict], kinds: list[str]) -> str:
     names = list(results)
     head = "| | " + " | ".join(names) + " |\n|---|" + "---:|" * len(names) + "\n"
@@ -362,6 +438,22 @@ def table(results: dict[str, dict], kinds: list[str]) -> str:
         + " | ".join(f"{r['keep_lost_n'][0]}/{r['keep_lost_n'][1]}" for r in results.values())
         + " |"
     )
+    if len(next(iter(results.values()))["sections"]) > 1:
+        for section in ("main", "tuning"):
+            first = next(iter(results.values()))["sections"][section]
+            rows.append(
+                f"| {section} section: identifiers caught (n={first['caught'][1]}) | "
+                + " | ".join(_fraction(r["sections"][section]["caught"]) for r in results.values())
+                + " |"
+            )
+            rows.append(
+                f"| {section} section: clinical changed (n={first['changed'][1]}) | "
+                + " | ".join(
+                    _fraction(r["sections"][section]["changed"], percent=True)
+                    for r in results.values()
+                )
+                + " |"
+            )
     if all("iu" in r for r in results.values()):
         n = next(iter(results.values()))["iu"]["n"]
         rows.append(
@@ -391,12 +483,19 @@ def main() -> int:
         "--iu", type=Path, default=ROOT.parent / "shared/data/iu-xray/indiana_reports.csv"
     )
     parser.add_argument("--iu-reports", type=int, default=1000)
+    parser.add_argument(
+        "--heldout",
+        type=Path,
+        default=ROOT / "benchmarks/phi_heldout.jsonl",
+        help="a second corpus scored beside the first, never tuned on ('' to skip)",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/deid.json")
     parser.add_argument("--show-misses", action="store_true")
     args = parser.parse_args()
 
     corpus = load_corpus(args.corpus)
     ordinary = ordinary_words(corpus)
+    heldout = load_corpus(args.heldout) if str(args.heldout) and args.heldout.is_file() else []
     reports = demo_reports(args.reports)
     sentences = iu_sentences(args.iu, args.iu_reports)
     results: dict[str, dict] = {}
@@ -416,13 +515,20 @@ def main() -> int:
         result["reports_per_s"] = round(throughput(scrub, reports), 1)
         if sentences:
             result["iu"] = iu_changed(scrub, sentences)
+        if heldout:
+            result["heldout"] = score(scrub, heldout, ordinary_words(heldout))
         results[name] = result
         print(
             f"{name}: recall {result['recall_overall']:.3f}, clinical changed {result['clinical_changed']:.1%}, {result['reports_per_s']:.0f} reports/s",
             flush=True,
         )
+        if heldout:
+            print(
+                f"    held-out: recall {result['heldout']['recall_overall']:.3f}, clinical changed {result['heldout']['clinical_changed']:.1%}",
+                flush=True,
+            )
         if args.show_misses:
-            for miss in result["misses"]:
+            for miss in result["misses"] + result.get("heldout", {}).get("misses", []):
                 print("   ", miss)
     if "shipped (rules + NER)" in results:
         results["shipped (rules + NER)"]["cold_start_s"] = round(cold_start(), 2)
@@ -432,6 +538,9 @@ def main() -> int:
     kinds = sorted({i["kind"] for e in corpus for i in e["identifiers"]})
     print()
     print(table(results, kinds))
+    if heldout:
+        print()
+        print(heldout_table(results))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     summary = {
         "date": date.today().isoformat(),
@@ -439,6 +548,12 @@ def main() -> int:
             args.corpus.relative_to(ROOT) if args.corpus.is_relative_to(ROOT) else args.corpus
         ),
         "entries": len(corpus),
+        "heldout": str(
+            args.heldout.relative_to(ROOT) if args.heldout.is_relative_to(ROOT) else args.heldout
+        )
+        if heldout
+        else None,
+        "heldout_entries": len(heldout),
         "demo_reports_timed": len(reports),
         "candidates": results,
     }

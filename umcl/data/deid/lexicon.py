@@ -178,6 +178,24 @@ status post s/p history hx symptoms lines tubes above below window recess vein v
 arteries arterial venous fat soft settings vent ventilator sign signs rod rods screw screws
 plate plates nail nails pin pins anchor anchors mesh material foreign body bodies shadow shadows
 marking markings pattern patterns zone zones field fields portion portions aspect aspects
+grade grades graded grading stage stages staged type types class classes category score scores
+sarcoid sarcoidal spina bifida occulta focus foci complex rosette rosettes proteinuria
+mottling shadowing haziness sequelae sequela fibrocavitary bamboo flowing sail crazy paving
+mosaic attenuation tree-in-bud halo crescent ball lily egg shell phantom pseudotumour
+pseudotumor encysted pyopneumothorax unknown undetermined unspecified unclear uncertain
+miliary name names surname forename sex gender postcode pincode suburb zip medicare medicaid
+aadhaar ihi nhi uhid ur urn bat batwing wing wings golfer golfer's housemaid housemaid's
+boxer boxer's hangman hangman's shoveler shoveler's tennis jumper's runner's swimmer's
+"""
+# Laboratory and bedside abbreviations written in mixed case ("Hb 9.8", "Hgb", "SpO2"), and the
+# short forms of Indian, UK and Australian reports ("K/C/O", "B/L", "Rt", "SpR", "RACF").
+_LAB_AND_SHORT_FORMS = """
+hb hgb hct mcv wbc rbc plt tlc dlc inr aptt ptt crp esr ldh bnp egfr gfr rbs fbs ppbs hba1c
+urea creat creatinine na k cl ca mg phos alt ast alp ggt tsh lft lfts rft rfts kft ue u&e fbc
+cbc abg vbg lactate trop troponin ddimer d-dimer procalcitonin afb cbnaat mantoux igra
+spo2 sats sat fio2 peep cpap bipap niv hfnc rr hr bp temp gcs news mews
+rt lt b/l bl k/c/o c/o h/o s/o r/o o/e ?lrti lrti urti nad nil spr shs fy1 fy2 ho sho reg
+racf rmo jmo resus ed ae a&e amu cdu hdu itu opd ipd ntm ctpa hrct usg cect ncct tb ptb eptb
 """
 # Capitalised words of institution names that say what, not which ("Regional", "Hospital").
 _INSTITUTION_WORDS = """
@@ -208,8 +226,13 @@ _EPONYMS = _wordset(
     blalock-taussig norwood rastelli bentall nissen whipple billroth roux-en-y ivor-lewis
     hodgkin hodgkin's non-hodgkin wegener wegener's kaposi ewing askin langerhans swyer-james
     macleod mounier-kuhn goodpasture churg-strauss behcet sjogren raynaud horner virchow
-    luschka erlenmeyer barrett barrett's duchenne duchenne's meckel harrington steinmann kirschner gianturco greenfield foley"""
+    luschka erlenmeyer barrett barrett's duchenne duchenne's meckel harrington steinmann kirschner gianturco greenfield foley
+    koch pott ghon ranke assmann salter-harris hill-sachs bankart widal mantoux schatzker
+    segond lisfranc monteggia galeazzi colles osgood-schlatter perthes romanus forestier
+    cushing crohn paget parkinson alzheimer hashimoto marfan hirschsprung"""
 )
+# (Eponyms that are also common names, "Simon focus", "Weber B", "Garden III", "Brodie abscess",
+# are clinical only before their head noun: `_eponym_head_follows`.)
 # Nouns after which a capitalised word is an eponym, not a person ("Hampton hump", "Foley catheter").
 _EPONYM_HEADS = _wordset(
     """sign signs line lines hump syndrome disease catheter catheters filter tube tubes drain
@@ -218,17 +241,75 @@ _EPONYM_HEADS = _wordset(
     guidelines view projection position maneuver manoeuvre technique angle triangle space node
     nodes sump stent prosthesis device port pump balloon tumor tumour sarcoma lymphoma ring
     sulcus fissure foramen ligament duct canal society anomaly malformation sequence
-    deformity body bodies cell cells lung"""
+    deformity body bodies cell cells lung cyst cysts focus foci complex spine abscess aneurysm
+    rosettes proteinuria protein test reflex bursa ulcer triad granuloma tubercle diverticulum
+    pouch point palsy joint injury nodule nodules type grade stage sequelae nerve artery
+    murmur jacket brace collar frame flap occluder bar pin pins rod rods nail nails wire wires
+    plate plates screw screws splint cast circulation pentad tetralogy infraction fragment"""
 )
-# Words that sit between an eponym and its head ("Kerley B lines", "Golden S sign").
-_EPONYM_LINK = re.compile(r"^(?:[-\s]*(?:[A-Z]|type|\d+)\b)?[\s-]*(?P<head>[a-z]+)", re.IGNORECASE)
+# A head noun that names a procedure or a disease by its ending ("Heller myotomy", "Hashimoto's
+# thyroiditis", "Ivor Lewis oesophagectomy").
+_DISEASE_OR_PROCEDURE = re.compile(
+    r"(?:itis|osis|ectomy|otomy|ostomy|plasty|pexy|rrhaphy|scopy|graphy|pathy|megaly|ectasis"
+    r"|algia|plegia|trophy|plasia|omas?|a?emia|iasis)$"
+)
+# What sits between an eponym and its head: a possessive, a letter, a Roman numeral or a type
+# ("Kerley B lines", "Baker's cyst", "Garden III fracture", "Salter-Harris type 2 fracture").
+# A second eponym may come first ("Austin Flint murmur", "Grey Turner sign").
+_EPONYM_LINK = re.compile(
+    r"^(?:['’]s?)?(?:[ \t-]+[A-Z][a-z]+(?:['’]s?)?(?=[ \t-]+[a-z]))?"
+    r"(?:[-\s]*(?:[A-Za-z]|[IVX]{1,4}[A-Fa-f]?|[Tt][Yy][Pp][Ee][\s-]*(?:\d+|[IVX]+)"
+    r"|\d+[A-Ca-c]?)\b)?[\s-]*(?P<head>[A-Za-z]+)"
+)
+# Clinical phrases made of words that are names elsewhere: never an identifier as a whole.
+_CLINICAL_PHRASE = re.compile(
+    r"\b(?:angle[ \t]+of[ \t]+Louis|Adam['’]s[ \t]+apple|Bence[ \t-]+Jones|Homer[ \t-]+Wright"
+    r"|pouch[ \t]+of[ \t]+Douglas|circle[ \t]+of[ \t]+Willis|ligament[ \t]+of[ \t]+Treitz"
+    r"|sphincter[ \t]+of[ \t]+Oddi|canal[ \t]+of[ \t]+Nuck|space[ \t]+of[ \t]+Retzius"
+    r"|islets?[ \t]+of[ \t]+Langerhans|loop[ \t]+of[ \t]+Henle|bundle[ \t]+of[ \t]+His"
+    r"|Sister[ \t]+Mary[ \t]+Joseph|Ivor[ \t-]+Lewis|Le[ \t]+Fort|Reed[ \t-]+Sternberg"
+    r"|Charcot[ \t-]+Leyden|Guillain[ \t-]+Barr[ée]|Osgood[ \t-]+Schlatter|Legg[ \t-]+Calv[ée]"
+    r"|Salter[ \t-]+Harris|Hill[ \t-]+Sachs|Swan[ \t-]+Ganz|Greulich[ \t]+(?:and|&)[ \t]+Pyle"
+    # the hyphenated eponyms also written with a space: "Churg Strauss", "Swyer James"
+    + "".join(
+        "|" + r"[ \t-]+".join(map(re.escape, e.split("-")))
+        for e in sorted(_EPONYMS)
+        if "-" in e and not e.startswith(("non-", "roux"))
+    )
+    + r")\b",
+    re.IGNORECASE,
+)
 # Lower-case tokens with digits that are clinical, not user names ("pco2", "hba1c").
 _CLINICAL_ALNUM = _wordset(
     "fio2 spo2 sao2 pao2 pco2 paco2 etco2 hco3 hba1c covid19 sars2 vo2 feno nt-probnp"
 )
-_WORDS = frozenset(
-    w.lower() for w in (_FUNCTION_WORDS + _CLINICAL_WORDS + _INSTITUTION_WORDS).split()
+# Surnames and given names that are everyday English words ("White cell count", "Small left
+# effusion", "Hope", "Ward"). As a record's known name they are removed only where they stand
+# as a name (`rules._known_spans`).
+_WORD_NAMES = _wordset(
+    """white brown black green gray grey young old small long short little large hill wood woods
+    field fields rose may june april hope faith grace joy love bush cross stone stones rice bell
+    hall king page ward major marsh fox baker mason sharp strong wise best hunt lamb mills banks
+    waters wells rivers brook brooks lake bridge street church castle park parks moore bishop dean
+    judge carpenter cook cooper porter turner walker fisher hunter gardner foster price frost snow
+    day knight glass gold silver steel clay reed read head heart hand hands foot bone bones back
+    rib ribs chest lung mark will bill rich frank sterling swift fair good goodman sweet bright
+    gay power powers bond burns cash lee wing mann bull root roots fine free golden noble"""
 )
+
+
+def is_word_name(word: str) -> bool:
+    """A name that is also an ordinary word: clinical or English ("Small", "White", "Hope")."""
+    return is_ordinary(word) or _bare(word) in _WORD_NAMES
+
+
+_WORDS = frozenset(
+    w.lower()
+    for w in (_FUNCTION_WORDS + _CLINICAL_WORDS + _INSTITUTION_WORDS + _LAB_AND_SHORT_FORMS).split()
+)
+# Grammar words that are also given names ("Will", "May", "Hope"): after a cue and before a
+# surname they are the first name ("phoned to Will Brown"), not a role word to skip.
+_GRAMMAR = _wordset(_FUNCTION_WORDS.lower())
 _INSTITUTION_GENERIC = frozenset(_INSTITUTION_WORDS.split())
 
 
@@ -287,5 +368,13 @@ def _is_abbreviation(word: str) -> bool:
 
 def _eponym_head_follows(text: str, end: int) -> bool:
     """True when a clinical head noun follows position `end` ("… hump", "… B lines")."""
-    match = _EPONYM_LINK.match(text[end : end + 24])
-    return bool(match) and match.group("head").lower() in _EPONYM_HEADS
+    match = _EPONYM_LINK.match(text[end : end + 40])
+    if not match:
+        return False
+    head = match.group("head").lower()
+    return head in _EPONYM_HEADS or (len(head) >= 6 and bool(_DISEASE_OR_PROCEDURE.search(head)))
+
+
+def _clinical_phrases(text: str) -> list[tuple[int, int]]:
+    """Where `text` holds a clinical phrase whose words are names elsewhere ("angle of Louis")."""
+    return [m.span() for m in _CLINICAL_PHRASE.finditer(text)]

@@ -2,7 +2,7 @@
 
 Names have no shape of their own, so these rules find a candidate by its context and
 `_name_span` decides how much of it is a name, skipping clinical words through `lexicon.py`.
-A name found once is then found everywhere else in the text (`_propagated`). The name patterns
+A name the rules found is then found everywhere else it is capitalised (`_propagated`). The name patterns
 here (`_UP`, `_NAME_SEQ`, `_CAPS_WORD`) are shared with `rules.py` and `ner.py`.
 """
 
@@ -12,6 +12,8 @@ import re
 from collections.abc import Iterator
 
 from umcl.data.deid.lexicon import (
+    _EPONYMS,
+    _GRAMMAR,
     _bare,
     _eponym_head_follows,
     _is_abbreviation,
@@ -23,14 +25,36 @@ from umcl.data.deid.spans import Span
 _UP = r"[A-ZÀ-ÖØ-Þ]"  # an upper-case letter, accented ones included
 _NAME_WORD = rf"{_UP}[\w'’]*(?:-{_UP}[\w'’]*)*"
 _PARTICLE = r"(?:van|von|de|del|della|der|den|da|di|du|le|la|ter|bin|ben|al|el|dos|das|st\.?)"
+# Words of a name are one space apart: two spaces separate the fields of a RIS header
+# ("Name: Mrs Savitri Devi  Age: 94Y").
 _NAME_SEQ = (
-    rf"(?:{_UP}\.?\s+){{0,2}}(?:{_PARTICLE}\s+){{0,3}}{_NAME_WORD}"
-    rf"(?:[ \t]+(?:{_UP}\.[ \t]+)?(?:{_PARTICLE}[ \t]+){{0,2}}{_NAME_WORD}){{0,2}}"
+    rf"(?:{_UP}\.?\s){{0,2}}(?:{_PARTICLE}\s){{0,3}}{_NAME_WORD}"
+    rf"(?:[ \t](?:{_UP}\.[ \t])?(?:{_PARTICLE}[ \t]){{0,2}}{_NAME_WORD}){{0,2}}"
 )
 _CAPS_WORD = r"[A-Z][A-Z'’]*(?:-[A-Z][A-Z'’]*)*"
 
 
 _NAME_STOPS = _wordset("at on in by with and or the of for to from is was were via per as if")
+# Grammar words that never open a name, even capitalised ("The Brown family", "His GP").
+_NEVER_GIVEN = _wordset(
+    "a an the this that these those his her their its our my your he she they it we i who which"
+    " what all any both each no not nor and or but if as at by for from in of on to with via per"
+)
+
+
+def _given_name_word(token: str, following: str) -> bool:
+    """'Will' in 'phoned to Will Brown': a capitalised grammar word right before a surname."""
+    nxt = re.match(r"[ \t]+([^\s,;:()]+)", following)
+    return (
+        token[:1].isupper()
+        and not token.isupper()
+        and token.lower() in _GRAMMAR
+        and token.lower() not in _NEVER_GIVEN
+        and nxt is not None
+        and nxt.group(1)[:1].isupper()
+        and not is_ordinary(nxt.group(1))
+        and not _is_abbreviation(nxt.group(1))
+    )
 
 
 def _name_span(text: str, start: int, end: int, evidence: str = "context") -> Span | None:
@@ -45,6 +69,18 @@ def _name_span(text: str, start: int, end: int, evidence: str = "context") -> Sp
     first = last = None
     for word in re.finditer(r"[^\s,;:()]+", text[start:end]):
         token, word_end = word.group(), start + word.end()
+        if (
+            last is None
+            and evidence != "title"
+            and is_ordinary(token)
+            and _given_name_word(token, text[word_end:end])
+        ):
+            first = start + word.start() if first is None else first
+            continue  # "Will" of "Will Brown", "May" of "May Evans"
+        if evidence == "context" and _bare(token) in _EPONYMS:
+            break  # "s/o Koch's": an eponym, not a name
+        if text[word_end : word_end + 1] == ":" and is_ordinary(token):
+            break  # the next field's label: "… Devi  Age: 94Y"
         if re.fullmatch(rf"{_PARTICLE}|{_UP}\.?", token, re.IGNORECASE):
             first = start + word.start() if first is None else first
             continue  # initials and particles lead into the surname
@@ -82,6 +118,8 @@ _FIELD_LABEL = (
     r"|technologist|tech|referring(?:[ \t]+(?:physician|provider|doctor|clinician|md))?"
     r"|ordering(?:[ \t]+(?:physician|provider|doctor|clinician|md))?|ref(?:erred)?(?:[ \t]+by)?"
     r"|provider|pcp|gp|physician|consultant|surgeon|reading[ \t]+physician|(?:electronically[ \t]+)?signed(?:[ \t]+by)?"
+    r"|radiographer|sonographer|typist|secretary|transcriptionist|registrar|reporter|author"
+    r"|reporting[ \t]+(?:radiologist|doctor|clinician)|(?:checked|authori[sz]ed)[ \t]+by"
     r"|(?:reported|dictated|transcribed|verified|approved|interpreted|read|reviewed|requested"
     r"|performed|prepared|entered|finalized|finalised)[ \t]+by|cc|attn|guarantor|next[ \t]+of[ \t]+kin"
     r"|nok|emergency[ \t]+contact|contact[ \t]+person)"
@@ -95,8 +133,14 @@ _ROLE = (
     r"|partner|carer|caregiver|friend|nurse|resident|fellow|attending|technologist|tech|colleague"
     r"|physician|doctor|surgeon|clinician|provider|covering|ordering|referring|on-call|RN|NP|PA)"
 )
+_RELATION = (
+    r"(?:son|daughter|wife|husband|spouse|partner|mother|father|mum|mom|dad|sister|brother|sibling"
+    r"|niece|nephew|grandson|granddaughter|grandchild|grandmother|grandfather|aunt|uncle|cousin"
+    r"|(?:son|daughter|mother|father|sister|brother)-in-law|carer|caregiver|guardian|friend"
+    r"|neighbou?r|relative|attendant|gp|nok|next[ \t]+of[ \t]+kin|key[ \t]+worker|social[ \t]+worker)"
+)
 _CUE = (
-    r"(?:discussed[ \t]+with|d/w|spoke[ \t]+(?:with|to)|spoken[ \t]+(?:with|to)|communicated[ \t]+(?:to|with)"
+    r"(?:discussed[ \t]+with|d/w|s/o|d/o|w/o|spoke[ \t]+(?:with|to)|spoken[ \t]+(?:with|to)|communicated[ \t]+(?:to|with)"
     r"|called[ \t]+(?:to|in[ \t]+to)|relayed[ \t]+to|conveyed[ \t]+to|reported[ \t]+to|given[ \t]+to"
     r"|phoned[ \t]+(?:to|through[ \t]+to)|paged|notified|informed|reviewed[ \t]+with|consult(?:ed)?[ \t]+with"
     r"|per|accompanied[ \t]+by|escorted[ \t]+by|(?:signed|dictated|reported|read|transcribed|verified|approved"
@@ -111,6 +155,30 @@ _AUTHOR_HANDLE = re.compile(
     r"|entered|reviewed|finalized)[ \t]+by[ \t]*:?[ \t]+(?:(?:the[ \t]+)?(?:technologist|tech|resident"
     r"|fellow|radiologist)[ \t]+)?|(?:technologist|tech)[ \t]*:?[ \t]+)(?P<v>[a-z][a-z0-9._-]{2,}[a-z0-9])\b"
 )
+
+# A relation and a name in brackets, either way round: "Son (Rahul)", "GP (Dr Helen O'Neill)",
+# "Sunita (wife)".
+_TITLE_WORD = rf"(?:{_TITLE}|MR|MS|PROF|Shri|Smt|Sri)\.?"
+_RELATION_NAME = re.compile(
+    rf"\b(?i:{_RELATION})['’]?s?[ \t]*\([ \t]*(?:{_TITLE_WORD}[ \t]+)?(?P<v>{_NAME_SEQ})[ \t]*\)"
+    rf"|(?:{_TITLE_WORD}[ \t]+)?(?P<w>{_NAME_SEQ})[ \t]*\([ \t]*(?:the[ \t]+)?(?:patient['’]?s[ \t]+)?(?i:{_RELATION})[ \t]*\)"
+)
+# Surname, forename after a signing cue, with no colon: "Signed by Okoro, Chidi".
+_SIGNED_LAST_FIRST = re.compile(
+    rf"\b(?i:(?:electronically[ \t]+)?(?:signed|reported|dictated|authori[sz]ed|verified|approved"
+    rf"|checked|typed|transcribed|read|interpreted|reviewed|finali[sz]ed)[ \t]+by)[ \t]*:?[ \t]+"
+    rf"(?:{_TITLE_WORD}[ \t]+)?(?P<last>{_NAME_WORD}),[ \t]*(?P<first>{_NAME_WORD}(?:[ \t]+{_NAME_WORD})?)"
+)
+# Typist and dictation initials: "Dictated: RJT/ab", "transcribed: EW/pl", "Typed by: kls", and
+# a footer line holding only "RJT/ab".
+_TYPIST = re.compile(
+    r"\b(?i:dictated|dict|typed|typist|transcribed|transcriptionist|transcription|secretary|initials)"
+    r"(?:[ \t]+(?i:by)[ \t]*:?|[ \t]*[:-])[ \t]*(?P<v>[A-Za-z]{2,4}(?:[ \t]*/[ \t]*[A-Za-z]{2,4})?)\b(?![.'’-]?\w)"
+    r"|^[ \t]*(?P<w>[A-Z]{2,4}[ \t]*/[ \t]*[a-z]{2,4})[ \t]*$",
+    re.MULTILINE,
+)
+_TITLE_ONLY = re.compile(rf"(?i:{_TITLE}|mr|ms|mrs|prof)\.?")
+
 
 # Names typed in lower case after a title or a conversation: "dr smith", "spoke to jsmith".
 _LOWER_CASE_NAME = re.compile(
@@ -146,23 +214,49 @@ def _name_rule_spans(text: str) -> Iterator[Span]:
             yield Span(match.start("v"), match.end("v"), "NAME")  # a user name: "mlopez"
         elif value.isupper() and len(value) > 4 and not is_ordinary(value):
             yield Span(match.start("v"), match.end("v"), "NAME")  # "RSANTOS"
+        elif re.fullmatch(r"[A-Z]{2,3}", value) and not is_ordinary(value):
+            typist = re.match(r"/[a-z]{2,4}\b", text[match.end("v") :])  # "Ref: JP/sm"
+            end = match.end("v") + (typist.end() if typist else 0)
+            yield Span(match.start("v"), end, "NAME")  # initials: "Radiographer: TJ"
     for pattern in (_AUTHOR_HANDLE, _LOWER_CASE_NAME):
         for match in pattern.finditer(text):
             if not is_ordinary(match.group("v")):
                 yield Span(match.start("v"), match.end("v"), "NAME")
+    for match in _RELATION_NAME.finditer(text):
+        group = "v" if match.group("v") else "w"
+        if span := _name_span(text, match.start(group), match.end(group)):
+            yield span
+    for match in _SIGNED_LAST_FIRST.finditer(text):
+        last, first = match.group("last"), match.group("first").split()
+        while first and (is_ordinary(first[-1]) or _is_abbreviation(first[-1])):
+            first.pop()  # "Nkemelu, Adaeze MBBS"
+        if first and not is_ordinary(last) and not _is_abbreviation(last):
+            end = match.start("first") + match.group("first").index(first[-1]) + len(first[-1])
+            yield Span(match.start("last"), end, "NAME")
+    for match in _TYPIST.finditer(text):
+        group = "v" if match.group("v") else "w"
+        parts = re.split(r"[ \t]*/[ \t]*", match.group(group))
+        if not any(is_ordinary(p) or _TITLE_ONLY.fullmatch(p) for p in parts):
+            yield Span(match.start(group), match.end(group), "NAME")
 
 
 def _propagated(text: str, spans: list[Span]) -> Iterator[Span]:
-    """Every other occurrence of a name already found ('Dr. Okafor … Okafor agreed')."""
+    """Every other occurrence of a name the rules found ('Dr. Okafor … Okafor agreed').
+
+    Only names with strong evidence are passed here (the rules', not the NER's guesses), and an
+    occurrence counts only as written (a user name) or capitalised ("OKAFOR", "Okafor"): a
+    lower-case word is an ordinary word the lexicon lacks ("Low grade fever"), not a name."""
     words = {
         w
         for s in spans
         if s.label == "NAME"
         for w in re.findall(r"[^\W\d_][\w'’-]{2,}", text[s.start : s.end])
-        if not is_ordinary(w)
+        if not is_ordinary(w) and _bare(w) not in _EPONYMS
     }
     if not words:
         return
+    written = {_bare(w) for w in words if w.islower()}
     alternatives = "|".join(sorted({re.escape(_bare(w)) for w in words}, key=len, reverse=True))
     for match in re.finditer(rf"(?<!\w)(?:{alternatives})(?:['’]s)?(?!\w)", text, re.IGNORECASE):
-        yield Span(match.start(), match.end(), "NAME")
+        if match.group()[:1].isupper() or _bare(match.group()) in written:
+            yield Span(match.start(), match.end(), "NAME")

@@ -18,6 +18,7 @@ from typing import Any
 from umcl.data.deid.lexicon import (
     _EPONYMS,
     _bare,
+    _clinical_phrases,
     _eponym_head_follows,
     _is_abbreviation,
     is_ordinary,
@@ -69,9 +70,12 @@ def _unexplained_capitals(text: str, covered: list[Span]) -> bool:
     """Does a capitalised word remain that is not clinical, not an abbreviation and not already
     redacted (`covered`: merged spans)? Only then can the NER find something the rules did not."""
     starts = [s.start for s in covered]  # merged: sorted and disjoint
+    phrases = _clinical_phrases(text)
     for match in re.finditer(rf"{_UP}[\w'’-]*", text):
         i = bisect.bisect_right(starts, match.start()) - 1
         if i >= 0 and match.end() <= covered[i].end:
+            continue
+        if any(a <= match.start() and match.end() <= b for a, b in phrases):
             continue
         word = match.group()
         if _bare(word) in _EPONYMS or is_ordinary(word) or _is_abbreviation(word):
@@ -92,11 +96,17 @@ _PREVIOUS_CAPITAL = re.compile(rf"({_UP}[\w'’-]*)[ \t]+$")
 
 def _ner_spans(text: str) -> Iterator[Span]:
     makers = [m.span() for m in _MAKERS.finditer(text)]
+    phrases = _clinical_phrases(text)
     for entity in ner_model()(text).ents:
         label = _NER_LABELS.get(entity.label_)
         if label is None or any(a < entity.end_char and entity.start_char < b for a, b in makers):
             continue
-        tokens = [t for t in entity if t.text.strip()]
+        tokens = [
+            t
+            for t in entity
+            if t.text.strip()
+            and not any(a <= t.idx and t.idx + len(t.text) <= b for a, b in phrases)
+        ]
         while tokens and _not_identifying(tokens[0], text):
             tokens.pop(0)
         while tokens and _not_identifying(tokens[-1], text):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from datetime import date
 
 from umcl.data.deid.lexicon import (
     _CLINICAL_ALNUM,
@@ -21,8 +22,9 @@ from umcl.data.deid.lexicon import (
     _is_abbreviation,
     _wordset,
     is_ordinary,
+    is_word_name,
 )
-from umcl.data.deid.names import _CAPS_WORD, _UP
+from umcl.data.deid.names import _CAPS_WORD, _CUE, _ROLE, _TITLE, _UP
 from umcl.data.deid.spans import Span
 
 # --- the rules: (label, pattern, group to redact, validator) ---------------------------------
@@ -66,15 +68,23 @@ _STATES = sorted(
 _STATE = r"(?:" + "|".join(_STATES) + r")"
 _PROVINCE = r"(?:AB|BC|MB|NB|NL|NS|NT|NU|ON|PE|QC|SK|YT)"
 _AU_STATE = r"(?:NSW|VIC|QLD|SA|WA|TAS|NT|ACT)"
+_POSTCODE_LABEL = (
+    r"(?i:zip(?:[ \t]*code)?|postal[ \t]*code|post[ \t]*code|postcode|pin[ \t]*code|pincode)"
+)
 _CA_POSTCODE = r"[A-Z]\d[A-Z][ \t]?\d[A-Z]\d"
 _UK_POSTCODE = r"[A-Z]{1,2}\d[A-Z\d]?[ \t]\d[A-Z]{2}"
 _PLACE = r"[A-Z][a-z'’]+(?:[ \t-][A-Z][a-z'’]+){0,2}"
 _STREET = (
     r"(?:Street|St|Avenue|Ave|Road|Rd|Drive|Dr|Lane|Ln|Boulevard|Blvd|Way|Court|Ct|Place|Pl"
     r"|Terrace|Ter|Parkway|Pkwy|Highway|Hwy|Circle|Cir|Square|Sq|Crescent|Cres|Close|Grove|Row"
-    r"|Trail|Trl|Walk|Gardens|Path|Pike|Plaza|Alley|Mews|Rue|STREET|AVENUE|ROAD|DRIVE|LANE)"
+    r"|Trail|Trl|Walk|Gardens|Path|Pike|Plaza|Alley|Mews|Rue|STREET|AVENUE|ROAD|DRIVE|LANE"
+    r"|Marg|Salai|Nagar|Colony|Layout|Chowk|Bazaar|Bazar|Peth|Enclave|Vihar)"
 )
-_UNIT = r"(?:Apt|Apartment|Suite|Ste|Unit|Flat|Floor|Fl|Room|Rm|Bldg|Building)\.?[ \t]*#?[ \t]*[A-Za-z]?\d+[A-Za-z]?\b"
+_UNIT_NUMBER = r"\.?[ \t]*#?[ \t]*[A-Za-z]?\d+[A-Za-z]?\b"
+# A home on its own ("Flat 3, …", "Plot 23"); "Room 5", "Unit 4" and "Floor 2" are parts of a
+# hospital as often as of an address, so they count only after a street address.
+_HOME_UNIT = rf"(?:Apt|Apartment|Suite|Ste|Flat|Plot|House|H\.?[ \t]?No|Door[ \t]+No){_UNIT_NUMBER}"
+_UNIT = rf"(?:Apt|Apartment|Suite|Ste|Unit|Flat|Floor|Fl|Room|Rm|Bldg|Building|Plot|House|H\.?[ \t]?No|Door[ \t]+No){_UNIT_NUMBER}"
 _ID_VALUE = r"(?P<v>[A-Za-z0-9(][A-Za-z0-9()/-]*\d[A-Za-z0-9()/-]*|\d{2,}(?:[ \t]\d{2,}){1,3}\b|[xX*]{3}-[xX*]{2}-\d{4})"
 # Field labels whose value is an identifier. Strong ones need one digit, weak ones (ordinary
 # words like "order", "group", "visit") four.
@@ -180,6 +190,36 @@ def _caps_last_first(match: re.Match[str], text: str) -> bool:
     )
 
 
+# Under Safe Harbor a year of birth is an identifier when it implies an age over 89. Reports are
+# read years after they were written, so the age is taken as of today: this can only redact
+# more (a report of 2015 on a patient born in 1930, then 85), never less.
+_OLDEST_HARMLESS_BIRTH_YEAR = date.today().year - 89
+
+
+def _birth_year_over_89(match: re.Match[str], text: str) -> bool:
+    return int(match.group("v")) < _OLDEST_HARMLESS_BIRTH_YEAR
+
+
+# What a number followed by one of these is not: an age ("Pt is 93% on air", "is 95 kg").
+_NOT_AGE_UNIT = (
+    r"(?![ \t]*(?:%|percent|per[ \t]*cent|mm|cm|kg|kgs|lbs?|g\b|mg|mcg|ml|l\b|mmhg|mmol|bpm"
+    r"|beats|breaths|degrees|°|units|min|mins|minutes|hours|hrs|h\b|days|weeks|wks|months|x\b"
+    r"|[/.]\d))"
+)
+
+
+def _after_break(match: re.Match[str], text: str) -> bool:
+    """'M 95 SOB' opens a line or a field; 'level M 95' does not."""
+    before = text[: match.start()].rstrip(" \t")
+    return (not before or before[-1] in "\n:;(,-") and _not_temperature(match, text)
+
+
+def _placeholder_free(match: re.Match[str], text: str) -> bool:
+    return not all(
+        is_ordinary(w) or _is_abbreviation(w) for w in re.findall(r"[\w'’]+", match.group("v"))
+    )
+
+
 @dataclass(frozen=True)
 class _Rule:
     label: str
@@ -234,6 +274,32 @@ _RULES: list[_Rule] = [
     _rule("DATE", rf"\b{_DAY}[ \t]+{_MONTH_CAP}(?![a-z])"),
     _rule("DATE", rf"\b{_MONTH_CAP}[ \t]+{_DAY}{_ORD}\b(?![ \t]*(?:mm|cm|%|x\b))"),
     _rule("DATE", rf"\b{_MONTH},?[ \t]+{_YEAR}\b", flags=_I),
+    # a written month with a two-digit year: "5-Mar-19", "3rd Jan '19", "Mar-19", "Jan '19"
+    _rule("DATE", rf"\b{_DAY}{_ORD}([/.-]){_MONTH}\1['’]?\d{{2}}(?!\d|\.\d)", flags=_I),
+    _rule(
+        "DATE",
+        rf"\b{_DAY}{_ORD}[ \t]+{_MONTH_CAP}[ \t]+['’]?\d{{2}}\b(?![ \t]*(?:mm|cm|%|x\b))",
+    ),
+    _rule("DATE", rf"\b{_MONTH_CAP}(?:-['’]?|[ \t]+['’])\d{{2}}\b(?![ \t]*(?:mm|cm|%))"),
+    # holidays name a day of the year: "Christmas Day 2019", "on Boxing Day", "Diwali 2021"
+    _rule(
+        "DATE",
+        r"\b(?:(?:Christmas(?![ \t-]+(?:tree|disease|factor))|New[ \t]+Year['’]?s)(?:[ \t]+(?:Day|Eve))?|Boxing[ \t]+Day"
+        r"|Easter(?:[ \t]+(?:Sunday|Monday|Saturday))?|Good[ \t]+Friday|Thanksgiving(?:[ \t]+Day)?"
+        r"|Diwali|Deepavali|Holi|Eid(?:[ \t-]+(?:al|ul)[ \t-]+(?:Fitr|Adha))?|Pongal|Onam|Hogmanay"
+        r"|(?:Anzac|Australia|Canada|Independence|Republic|Memorial|Labou?r|Veterans['’]?|Remembrance"
+        r"|Valentine['’]?s|St\.?[ \t]+Patrick['’]?s|Martin[ \t]+Luther[ \t]+King)[ \t]+Day"
+        r"|Halloween|Guy[ \t]+Fawkes(?:[ \t]+Night)?|Bonfire[ \t]+Night|(?:Chinese|Lunar)[ \t]+New[ \t]+Year"
+        r")\b(?:,?[ \t]+(?:of[ \t]+)?(?:1[89]\d\d|20\d\d)\b)?|\bRamadan,?[ \t]+(?:1[89]\d\d|20\d\d)\b",
+    ),
+    # a year of birth that implies an age over 89: "Born in 1928", "YOB: 1930", "b. 1927"
+    _rule(
+        "DATE",
+        r"(?:\b(?i:born|yob|y\.o\.b\.?|year[ \t]+of[ \t]+birth|birth[ \t]*year|dob|d\.o\.b\.?"
+        r"|date[ \t]+of[ \t]+birth)|(?<![\w.])b\.)[ \t]*[:#-]?[ \t]*(?:(?i:in)[ \t]+)?(?P<v>1[89]\d\d|20\d\d)\b(?![/.-]\d)",
+        "v",
+        _birth_year_over_89,
+    ),
     _rule("DATE", rf"\b(?:0?[1-9]|1[0-2])/{_YEAR}\b"),
     _rule(
         "DATE",
@@ -265,6 +331,39 @@ _RULES: list[_Rule] = [
         r"\bage[sd]?[ \t]+(?:of[ \t]+)?(?:ninety|(?:one[ \t-]+)?hundred)(?:[ \t-]+(?:one|two|three|four|five|six|seven|eight|nine))?\b",
         flags=_I,
     ),
+    # sex and age together: "F/93", "93/F", "96Y/M", "92 Yrs / F", "M 95" at the start of a field
+    _rule(
+        "AGE",
+        rf"\b(?:[MF]|male|female)[ \t]*/[ \t]*0?(?:9\d|1[01]\d)(?:[ \t]*(?:y|yrs?|years?)\b)?(?![\d/]){_NOT_AGE_UNIT}",
+        flags=_I,
+    ),
+    _rule(
+        "AGE",
+        r"\b0?(?:9\d|1[01]\d)[ \t]*(?:y|yrs?|years?)?[ \t]*/[ \t]*(?:[MF]|male|female)\b",
+        flags=_I,
+    ),
+    _rule(
+        "AGE", rf"(?<![\w/])[MF][ \t]*,?[ \t]+(?:9\d|1[01]\d)\b{_NOT_AGE_UNIT}", valid=_after_break
+    ),
+    # after a word for the patient: "Pt, 93, with cough", "Elderly (91) lady"
+    _rule(
+        "AGE",
+        rf"\b(?:pt|patient|lady|man|woman|gentleman|gent|male|female|elderly|nonagenarian|resident)"
+        rf"[ \t]*(?:,|\()[ \t]*(?:aged[ \t]+)?(?P<v>(?:9\d|1[01]\d)(?:[ \t]*(?:y|yo|yrs?|years?)\b)?)"
+        rf"{_NOT_AGE_UNIT}(?=[ \t]*(?:[,);:.]|-|$))",
+        "v",
+        flags=_I,
+    ),
+    # DICOM's age string (PatientAge "091Y") and "Age: 091Y"
+    _rule("AGE", r"\b0(?:9\d|1[01]\d)Y\b"),
+    # "Pt is 93", "the patient is 97 and", "she was 94"
+    _rule(
+        "AGE",
+        rf"\b(?:pt|patient|he|she|who|lady|man|woman|gentleman|gent)[ \t]+(?:is|was)[ \t]+"
+        rf"(?:now[ \t]+)?(?P<v>9\d|1[01]\d)\b{_NOT_AGE_UNIT}",
+        "v",
+        flags=_I,
+    ),
     # --- labelled identifiers: RIS fields, insurance, licences, devices, phones
     _rule(
         "ID",
@@ -294,6 +393,11 @@ _RULES: list[_Rule] = [
     _rule(
         "SSN", r"\b\d{3}-\d{2}-\d{4}\b|\b\d{3}[ \t]\d{2}[ \t]\d{4}\b|\b[xX*#]{3}-[xX*#]{2}-\d{4}\b"
     ),
+    # DICOM UIDs ("1.2.826.0.1.3680043…"): five or more dotted parts, never a date or an address
+    _rule("ID", r"(?<![\w.])\d+(?:\.\d+){4,}(?![\w.])"),
+    # national and insurance numbers in groups: Medicare "2123 45670 1", IHI, Aadhaar
+    _rule("ID", r"\b\d{4}[ \t]\d{5}[ \t]\d(?:[ \t]?\d|/\d)?\b(?![ \t]*(?:mm|cm|x\b|%))"),
+    _rule("ID", r"\b\d{3,5}(?:[ \t]\d{3,5}){2,3}\b", valid=lambda m, t: _digits(m.group()) >= 10),
     _rule("ID", r"\b\d{6,}\b"),
     _rule("ID", r"\b\d+(?:[-/]\d+)+\b", valid=_long_digits),
     _rule(
@@ -314,6 +418,35 @@ _RULES: list[_Rule] = [
     ),
     _rule("ZIP", rf"\b{_CA_POSTCODE}\b|\b{_UK_POSTCODE}\b"),
     _rule("ZIP", rf"\b{_AU_STATE}[ \t]+(?P<v>\d{{4}})\b", "v"),
+    # Australian, New Zealand and Indian postcodes after their label, and the place after them
+    _rule(
+        "ZIP",
+        rf"\b{_POSTCODE_LABEL}[ \t]*[:#-]?[ \t]*(?P<v>\d{{4}}|[1-9]\d{{2}}[ \t]?\d{{3}})\b",
+        "v",
+    ),
+    _rule(
+        "ADDRESS",
+        rf"\b{_POSTCODE_LABEL}[ \t]*[:#-]?[ \t]*(?:\d{{4,6}}|\d{{3}}[ \t]\d{{3}}|{_CA_POSTCODE}|{_UK_POSTCODE})[ \t]*[,;-]?[ \t]*(?P<v>{_PLACE})",
+        "v",
+        _non_ordinary_value,
+    ),
+    # "…, Bangalore 560011", "…, New Delhi 110001": a place before an Indian PIN code
+    _rule(
+        "ADDRESS",
+        rf",[ \t]*(?P<v>{_PLACE})[ \t]*[-–]?[ \t]*[1-8]\d{{2}}[ \t]?\d{{3}}\b",
+        "v",
+        _non_ordinary_value,
+    ),
+    # institution fields of RIS and DICOM headers: "Institution: ST MARY'S GENERAL"
+    _rule(
+        "INSTITUTION",
+        r"\b(?i:institution(?:[ \t]+name)?|hospital(?:[ \t]+name)?|facility(?:[ \t]+name)?"
+        r"|(?:referring|sending|performing|treating|transferring)[ \t]+(?:hospital|facility|institution|centre|center|site))"
+        r"[ \t]*:[ \t]*(?P<v>[^\s:;,.][^\n:;]*?)(?=[ \t]*(?:$|\n|;|[ \t]{2,}|\.(?:[ \t]|$)|,[ \t]*[A-Z][a-z]+[ \t]*:))",
+        "v",
+        _placeholder_free,
+        flags=re.MULTILINE,
+    ),
     _rule(
         "ADDRESS",
         rf"\b(?P<v>{_PLACE}),?[ \t]+(?:{_STATE}[ \t]+\d{{5}}|{_PROVINCE}[ \t]+{_CA_POSTCODE}|{_AU_STATE}[ \t]+\d{{4}})\b",
@@ -338,7 +471,15 @@ _RULES: list[_Rule] = [
 _ADDRESS_START = re.compile(
     rf"\b\d{{1,6}}[A-Za-z]?(?:-\d+)?[ \t]+(?:(?:[NSEW]|North|South|East|West|NE|NW|SE|SW)\.?[ \t]+)?"
     rf"(?:(?:{_UP}[\w'’-]*|\d+(?:st|nd|rd|th))\.?[ \t]+){{1,4}}?{_STREET}\b\.?"
-    rf"|\b(?:P\.?[ \t]?O\.?[ \t]*Box|Post[ \t]+Office[ \t]+Box)[ \t]*\d+|\b{_UNIT}"
+    rf"|\b(?:P\.?[ \t]?O\.?[ \t]*Box|Post[ \t]+Office[ \t]+Box)[ \t]*\d+|\b{_HOME_UNIT}"
+    # the street type first (French, Spanish, Italian, Portuguese): "1 Rue de la Paix"
+    rf"|\b\d{{1,5}}(?:[ \t]?(?:bis|ter))?,?[ \t]+(?i:rue|avenue|av\.|boulevard|bd|place|chemin|allée"
+    rf"|impasse|quai|calle|avenida|avda\.?|paseo|plaza|via|viale|piazza|corso|rua|praça|travessa)"
+    rf"[ \t]+(?:(?i:de|du|des|la|le|les|del|della|delle|dei|di|da|do|dos|das)[ \t]+|(?i:d|l)['’])*"
+    rf"{_UP}[\w'’-]*(?:[ \t]+{_UP}[\w'’-]*)*"
+    # the number after the street (German, Dutch, Nordic): "Hauptstraße 12"
+    rf"|\b{_UP}[\w'’-]*(?:straße|strasse|str\.|weg|gasse|platz|allee|laan|gracht|straat|vej|gatan|gata)"
+    rf"[ \t]+\d{{1,5}}[a-z]?\b"
 )
 _ADDRESS_TAIL = re.compile(rf"(?:,[ \t]*|[ \t]+in[ \t]+)(?:{_UNIT}|(?P<place>{_PLACE}))")
 
@@ -401,14 +542,68 @@ def _trim_trailing(text: str, start: int, end: int, label: str) -> Span:
     return Span(start, start + words[-1].end(), label)
 
 
+# What RIS exports write in an identifier column when there is no identifier.
+_PLACEHOLDERS = _wordset(
+    "na n/a n.a. n.a nil none null nan unknown unk not-known notknown anonymous anon tbc tba"
+    " unnamed noname test dummy xxx xxxx missing blank"
+)
+# Where an ordinary word of a known name is the name: after a title or a cue ("Mr Small",
+# "discussed with Small"), or beside another part of the same name ("John Small").
+_NAME_POSITION = re.compile(
+    rf"(?:\b(?i:{_TITLE}|mr|ms|mrs|prof|shri|smt)\.?|\b(?i:{_CUE})[ \t]*,?(?:[ \t]+(?i:{_ROLE})[ \t]*,?)*)[ \t]+$"
+)
+
+
+def _placeholder(value: str) -> bool:
+    """'-', 'N/A', 'Unknown', '000', 'XXXX': what an export writes for no identifier."""
+    bare = value.strip().lower()
+    return bare in _PLACEHOLDERS or not any(c.isalnum() for c in bare) or len(set(bare)) == 1
+
+
 def _known_spans(text: str, known_identifiers: Iterable[str]) -> Iterator[Span]:
-    """The record's own identifiers, whole and by part ('DOE^JOHN' → 'DOE', 'JOHN')."""
-    for identifier in {i.strip() for i in known_identifiers if i and str(i).strip()}:
-        for part in {identifier, *re.split(r"[\^,\s]+", identifier)}:
-            if len(part) < 3 and part != identifier:
+    """The record's own identifiers, whole and by part ('DOE^JOHN' → 'DOE', 'JOHN').
+
+    Identifiers under 3 characters ("1", "NA") and placeholders ("-", "Unknown", "N/A") are not
+    identifiers: matching them would scrub clinical text ("1.2 cm", "of unknown significance").
+    A part of a name that is an ordinary word ("SMALL^JOHN") is removed only where it is a name:
+    capitalised, after a title or a cue or beside another part of the name ("Mr Small", "John
+    Small"), never in "Small left effusion". Numbers match whole, never inside a decimal."""
+    folded = text.casefold()
+    for identifier in {str(i).strip() for i in known_identifiers if i and str(i).strip()}:
+        if len(identifier) < 3 or _placeholder(identifier):
+            continue
+        parts = [p for p in re.split(r"[\^,\s]+", identifier) if p]
+        # The parts that vouch for a neighbour: "John" in "John Small", not "Not" in "Not Known".
+        others = {p.lower() for p in parts if not _placeholder(p) and not is_word_name(p)}
+        whole = len(parts) > 1 and not all(_placeholder(p) or is_word_name(p) for p in parts)
+        for part in {identifier, *parts} if whole or len(parts) == 1 else set(parts):
+            if len(part) < 3 or _placeholder(part) or part.casefold() not in folded:
                 continue  # a 1-2 letter fragment of a name would scrub ordinary words
-            label = "ID" if any(c.isdigit() for c in part) else "NAME"
+            if any(c.isdigit() for c in part):
+                pattern = rf"(?<![\w.,]){re.escape(part)}(?!\w|[.,]\d)"
+                for match in re.finditer(pattern, text, re.IGNORECASE):
+                    yield Span(match.start(), match.end(), "ID")
+                continue
+            if (part != identifier or len(parts) == 1) and is_word_name(part):
+                yield from _known_ordinary(text, part, others - {part.lower()})
+                continue
             # A known surname inside a double-barrelled one takes the whole name with it.
             pattern = rf"(?<!\w)(?:[^\W\d_]+-)*{re.escape(part)}(?:-[^\W\d_]+)*(?!\w)"
             for match in re.finditer(pattern, text, re.IGNORECASE):
-                yield Span(match.start(), match.end(), label)
+                yield Span(match.start(), match.end(), "NAME")
+
+
+def _known_ordinary(text: str, part: str, others: set[str]) -> Iterator[Span]:
+    for match in re.finditer(rf"(?<![\w-]){re.escape(part)}(?![\w-])", text, re.IGNORECASE):
+        word = match.group()
+        if not word[:1].isupper():
+            continue
+        before = text[max(0, match.start() - 80) : match.start()]
+        previous = re.search(r"([^\W\d_][\w'’-]*)[ \t]*[,^]?[ \t]*$", before)
+        following = re.match(r"[ \t]*[,^]?[ \t]*([^\W\d_][\w'’-]*)", text[match.end() :])
+        if (
+            _NAME_POSITION.search(before)
+            or (previous and previous.group(1).lower() in others)
+            or (following and following.group(1).lower() in others)
+        ):
+            yield Span(match.start(), match.end(), "NAME")
