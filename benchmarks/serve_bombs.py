@@ -1,8 +1,10 @@
 """Hostile uploads against the served model: status, seconds and memory per bomb.
 
 Starts `bentoml serve umcl.service:UMCL` on a free loopback port with the default limits, warms
-it up, then sends each bomb of issue 11 (every one within the documented per-file limits) and,
-for comparison, the largest images the limits accept. Per case: the HTTP status, the seconds
+it up, then sends each bomb (every one within the documented per-file limits: small files that
+claim or expand to hundreds of MB or cost seconds to decode, DICOM files whose size is trailing
+data or later frames, bodies BentoML would have answered with a 500) and, for comparison, the
+largest images the limits accept. Per case: the HTTP status, the seconds
 until the answer, and the growth of the server's resident memory (all its processes: API
 worker and encoder), as the peak while the request ran (sampled every 5 ms) and after it.
 A bomb is refused from its header, or stopped as soon as it passes what its header declares,
@@ -38,10 +40,14 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # the hostile-file builders live in tests/hostile.py
 
 from tests.hostile import (  # noqa: E402
+    header_of_empty_elements,
     hostile_files,
     jpeg_claiming,
     multiframe_bomb,
     png_of_zeros,
+    trailing_elements,
+    trailing_zeros,
+    uncompressed_frames,
 )
 
 PHI_NAME = "Jane_Doe_MRN4829371"
@@ -182,7 +188,15 @@ def cases() -> dict[str, tuple[str, int, Send]]:
             status_of(lambda: client.post(f"{url}/classify", content=chunks(), headers=headers))
         ]
 
+    def raw(body: bytes, content_type: str, route: str = "classify") -> Send:
+        headers = {"content-type": content_type}
+        return lambda client, url: [
+            status_of(lambda: client.post(f"{url}/{route}", content=body, headers=headers))
+        ]
+
     def size(data: bytes) -> str:
+        if len(data) >= 10**6:
+            return f"{len(data) / 10**6:,.1f} MB"
         return f"{len(data):,} B" if len(data) < 10_000 else f"{len(data) / 1000:,.0f} KB"
 
     table: dict[str, tuple[str, int, Send]] = {}
@@ -210,6 +224,42 @@ def cases() -> dict[str, tuple[str, int, Send]]:
         f"1 file, {size(frames)}",
         200,
         one([(f"{PHI_NAME}.dcm", frames)]),
+    )
+    for name, data, status in (
+        ("DICOM header of 450,000 empty elements", header_of_empty_elements(450_000), 413),
+        ("64² DX + 60 MB of zeros after the pixel data", trailing_zeros(60).data(), 200),
+        ("64² DX + 60 MB of empty elements after the pixel data", trailing_elements(60), 200),
+        (
+            "7 uncompressed 16-bit frames of 2000² (first frame only)",
+            uncompressed_frames(7).data(),
+            200,
+        ),
+    ):
+        table[name] = (f"1 file, {size(data)}", status, one([(f"{PHI_NAME}.dcm", data)]))
+    digits = "1" * 5000
+    form = "application/x-www-form-urlencoded"
+    table["form-urlencoded `images=<URL>`"] = (
+        "form body, 31 B",
+        415,
+        raw(b"images=http://127.0.0.1:9/x.png", form),
+    )
+    table["form-urlencoded 5000-digit `findings`"] = (
+        "form body, 5 KB",
+        415,
+        raw(f"images=x&findings={digits}".encode(), form),
+    )
+    table["multipart 5000-digit `findings`"] = (
+        "multipart, 5 KB text part",
+        400,
+        lambda client, url: [
+            status_of(
+                lambda: client.post(
+                    f"{url}/classify",
+                    data={"findings": digits},
+                    **files_request([("a.png", png_of_zeros(64))]),
+                )
+            )
+        ],
     )
     claims = jpeg_claiming(13_000, 13_000)
     table["64 JPEG headers claiming 13000² in one request"] = (

@@ -12,6 +12,7 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pydicom
 from PIL import Image
 from pydicom.dataelem import RawDataElement
@@ -36,6 +37,9 @@ from umcl.data.dicom import (
 )
 
 BOMB_SIDE = 13_000  # 169 MP: over the default 50 MP budget, under Pillow's own 179 MP refusal
+PILLOW_BOMB_SIDE = 14_000  # 196 MP: over Pillow's own limit, which refuses it before we can
+MB = 2**20
+EMPTY_LO = struct.pack("<HH2sH", 0x7FE1, 0x1010, b"LO", 0)  # one 8-byte element, empty
 
 
 def header(
@@ -157,6 +161,82 @@ def rle_dicom(rows: int, columns: int, frames: int, runs: int | None = None) -> 
     return saved(ds, encapsulate([rle_frame(rows, columns, runs)] * frames), encapsulated=True)
 
 
+def progressive_scan_bomb(side: int = 4_000, repeats: int = 30_000) -> bytes:
+    """A real progressive grayscale JPEG of side² whose last scan (31 bytes) is repeated
+    `repeats` times: every scan makes the decoder pass over the whole image again, so 30,000
+    (0.99 MB) took 23 s of CPU to decode before scans were counted."""
+    buffer = io.BytesIO()
+    Image.new("L", (side, side), 128).save(buffer, "JPEG", progressive=True)
+    data = buffer.getvalue()
+    assert data.endswith(b"\xff\xd9")
+    last = data.rindex(b"\xff\xda")  # the last scan runs from its SOS to the EOI
+    return data[:-2] + data[last:-2] * repeats + b"\xff\xd9"
+
+
+def radiograph(rows: int = 64, columns: int = 64, **extra: object) -> bytes:
+    """A valid DX file whose 8-bit pixels are a gradient."""
+    pixels = (np.arange(rows * columns) % 251).astype(np.uint8).tobytes()
+    return saved(header(rows, columns, **extra), pixels)
+
+
+def _pixel_element_start(data: bytes) -> int:
+    return data.index(b"\xe0\x7f\x10\x00O")  # (7FE0,0010) OB/OW, explicit VR little endian
+
+
+def header_of_empty_elements(count: int) -> bytes:
+    """A 64² radiograph with `count` empty 8-byte private elements before its pixel data:
+    450,000 (3.6 MB, within the 4 MB header limit) took ~1.5 s to parse, and the service parsed
+    them 2–3 times."""
+    data = radiograph()
+    elements = b"".join(
+        struct.pack("<HH2sH", 0x0029 + 2 * (i // 60_000), 0x1000 + i % 60_000, b"LO", 0)
+        for i in range(count)
+    )
+    at = _pixel_element_start(data)
+    return data[:at] + elements + data[at:]
+
+
+def trailing_elements(megabytes: float) -> bytes:
+    """A 64² radiograph followed by `megabytes` of empty 8-byte elements after its pixel data,
+    which pydicom parsed one by one (63 MB took 14.5 s)."""
+    return radiograph() + EMPTY_LO * int(megabytes * MB / len(EMPTY_LO))
+
+
+@dataclass(frozen=True)
+class Large:
+    """A large file given as its first bytes and its size: the rest is zeros, written sparse
+    (`write`) so that a test can hold hundreds of MB without writing them."""
+
+    head: bytes
+    size: int
+
+    def write(self, path: Path) -> Path:
+        with path.open("wb") as handle:
+            handle.write(self.head)
+            handle.truncate(self.size)
+        return path
+
+    def data(self) -> bytes:
+        return self.head + bytes(self.size - len(self.head))
+
+
+def trailing_zeros(megabytes: float) -> Large:
+    """A 64² radiograph followed by `megabytes` of zeros (64 MB took 11.6 s; 300 MB 55 s)."""
+    head = radiograph()
+    return Large(head, len(head) + int(megabytes * MB))
+
+
+def uncompressed_frames(frames: int, side: int = 2_000) -> Large:
+    """An uncompressed 16-bit multi-frame DX file: `frames` frames of side² (40 of 2000² is
+    320 MB, all read to decode a 4 MP first frame before: 622 MB RSS)."""
+    ds = header(side, side, bits=16, NumberOfFrames=frames)
+    head = saved(ds)  # no pixel data: the element is appended by hand, its value left sparse
+    length = side * side * 2 * frames
+    head += struct.pack("<HH2sHI", 0x7FE0, 0x0010, b"OW", 0, length)
+    first = (np.arange(side * side) % 4096).astype("<u2").tobytes()  # the first frame: a ramp
+    return Large(head + first, len(head) + length)
+
+
 @dataclass(frozen=True)
 class Hostile:
     file_name: str
@@ -166,12 +246,21 @@ class Hostile:
 
 
 def hostile_files() -> dict[str, Hostile]:
-    """Every bomb of issue 11, each small on disk and within a 1 MB upload limit, claiming or
-    expanding to hundreds of MB."""
+    """Every small bomb: each within a 1 MB upload limit, claiming or expanding to hundreds of MB,
+    or costing seconds to decode."""
     side = BOMB_SIDE
     return {
         "JPEG header claiming 13000²": Hostile("claims.jpg", jpeg_claiming(side, side), IMAGE_TOO_LARGE, True),
         "PNG of 13000² zeros": Hostile("zeros.png", png_of_zeros(side), IMAGE_TOO_LARGE, True),
+        "PNG of 14000² zeros (over Pillow's own limit)": Hostile(
+            "pillow.png", png_of_zeros(PILLOW_BOMB_SIDE), IMAGE_TOO_LARGE, True
+        ),
+        "progressive JPEG with 30,000 scans": Hostile(
+            "scans.jpg", progressive_scan_bomb(), IMAGE_UNREADABLE, True
+        ),
+        "DICOM header of 118,000 empty elements": Hostile(
+            "elements.dcm", header_of_empty_elements(118_000), IMAGE_TOO_LARGE, True
+        ),
         "DICOM header claiming 13000²": Hostile(
             "claims.dcm", saved(header(side, side), bytes(64)), IMAGE_TOO_LARGE, True
         ),
@@ -196,6 +285,35 @@ def hostile_files() -> dict[str, Hostile]:
             IMAGE_UNREADABLE,
             False,
         ),
+        "DICOM JPEG frame with 30,000 scans": Hostile(
+            "scans.dcm",
+            saved(header(4_000, 4_000, syntax=JPEGBaseline8Bit), encapsulate([progressive_scan_bomb()]), True),
+            IMAGE_UNREADABLE,
+            False,
+        ),
+        "DICOM of 120,000 empty fragments": Hostile(
+            "fragments.dcm", fragments_dicom(120_000), IMAGE_UNREADABLE, False
+        ),
+    }  # fmt: skip
+
+
+def fragments_dicom(count: int) -> bytes:
+    """A 2-frame 64² RLE file without an offset table whose pixel data is `count` empty
+    fragments: pydicom walks every fragment header to find the first frame."""
+    ds = header(64, 64, syntax=RLELossless, NumberOfFrames=2)
+    items = struct.pack("<HHI", 0xFFFE, 0xE000, 0) * (count + 1)  # the empty offset table first
+    return saved(ds, items + struct.pack("<HHI", 0xFFFE, 0xE0DD, 0), encapsulated=True)
+
+
+def large_dicoms() -> dict[str, tuple[Large | bytes, str | None]]:
+    """name → (file, the error code, or None when it decodes): DICOM files whose cost grew with
+    their size, not their pixel budget, before only the header and the first frame were read."""
+    return {
+        "64² DX + 64 MB of zeros after the pixel data": (trailing_zeros(64), None),
+        "64² DX + 300 MB of zeros after the pixel data": (trailing_zeros(300), None),
+        "64² DX + 63 MB of empty elements after the pixel data": (trailing_elements(63), None),
+        "40 uncompressed 16-bit frames of 2000² (320 MB)": (uncompressed_frames(40), None),
+        "3.6 MB header of 450,000 empty elements": (header_of_empty_elements(450_000), IMAGE_TOO_LARGE),
     }  # fmt: skip
 
 
@@ -229,6 +347,9 @@ def malformed_headers() -> dict[str, tuple[Dataset, str]]:
         "non-numeric NumberOfFrames": (raw(header(16, 16), "NumberOfFrames", "IS", b"Doe^Jane"), IMAGE_UNREADABLE),
         "VOI LUT with 0 output bits": (voi_lut([256, 0, 0], 256), IMAGE_UNREADABLE),
         "VOI LUT shorter than its descriptor": (voi_lut([4096, 0, 12], 3), IMAGE_UNREADABLE),
+        "a 600 KB VOI LUT sequence": (
+            raw(header(16, 16), "VOILUTSequence", "SQ", defined_length_item(600 * 2**10)), IMAGE_TOO_LARGE,
+        ),
         "no Rows": (raw(header(16, 16), "Rows", "US", b""), IMAGE_UNREADABLE),
         "palette colour": (header(16, 16, photometric="PALETTE COLOR"), IMAGE_FORMAT_UNSUPPORTED),
         "1-bit pixels": (header(16, 16, BitsAllocated=1, BitsStored=1, HighBit=0), IMAGE_FORMAT_UNSUPPORTED),
@@ -236,6 +357,13 @@ def malformed_headers() -> dict[str, tuple[Dataset, str]]:
         "no Modality": (header(16, 16, modality=None), MODALITY_OUT_OF_SCOPE),
         "a name as Modality": (raw(header(16, 16), "Modality", "CS", b"DOE JANE"), MODALITY_OUT_OF_SCOPE),
     }  # fmt: skip
+
+
+def defined_length_item(size: int) -> bytes:
+    """One sequence item of defined length holding a `size`-byte private OB element: a sequence
+    of defined length is parsed only when first read, element by element."""
+    element = struct.pack("<HH2sHI", 0x0009, 0x1010, b"OB", 0, size) + bytes(size)
+    return struct.pack("<HHI", 0xFFFE, 0xE000, len(element)) + element
 
 
 def bundled_pydicom_files() -> list[Path]:

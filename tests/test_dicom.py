@@ -9,6 +9,7 @@ from __future__ import annotations
 import pickle
 import time
 import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -20,11 +21,14 @@ from pydicom.uid import DeflatedExplicitVRLittleEndian
 from tests.conftest import shared_path
 from tests.hostile import (
     Hostile,
+    Large,
     bundled_pydicom_files,
     header,
     hostile_files,
+    large_dicoms,
     malformed_headers,
     multiframe_bomb,
+    radiograph,
     saved,
 )
 from umcl.data.dicom import (
@@ -140,23 +144,78 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, H
     return files
 
 
+def cost(read: Callable[[], object]) -> tuple[object, float, int]:
+    """What `read` returns (or the ImageDecodeError it raises), its seconds, and its peak traced
+    memory, from two runs: tracemalloc slows a parse of many small objects tenfold."""
+    outcomes = []
+    for traced in (False, True):
+        if traced:
+            tracemalloc.start()
+        started = time.perf_counter()
+        try:
+            outcome: object = read()
+        except ImageDecodeError as exc:
+            outcome = exc
+        outcomes.append((outcome, time.perf_counter() - started))
+        if traced:
+            peak = tracemalloc.get_traced_memory()[1]
+            tracemalloc.stop()
+    return outcomes[0][0], outcomes[0][1], peak
+
+
 @pytest.mark.timeout(60)  # a guard that regresses may leave pydicom spinning
 def test_every_bomb_is_refused_in_little_time_and_memory(hostile):
     for name, (path, bomb) in hostile.items():
         assert len(bomb.data) < 2**20, name  # within a 1 MB upload limit
-        code = bomb.code
         for reader in (load_image, inspect_image) if bomb.in_header else (load_image,):
-            tracemalloc.start()
-            started = time.perf_counter()
-            with pytest.raises(ImageDecodeError) as caught:
-                reader(path)
-            seconds = time.perf_counter() - started
-            peak = tracemalloc.get_traced_memory()[1]
-            tracemalloc.stop()
-            assert caught.value.code == code, f"{name}: {caught.value}"
-            assert str(caught.value).startswith(f"{path}: "), name
+            error, seconds, peak = cost(lambda reader=reader, path=path: reader(path))
+            assert isinstance(error, ImageDecodeError), f"{name}: {reader.__name__} accepted it"
+            assert error.code == bomb.code, f"{name}: {error}"
+            assert str(error).startswith(f"{path}: "), name
             assert seconds < 1.0, f"{name}: {seconds:.2f} s"
             assert peak < 32 * 2**20, f"{name}: {peak / 2**20:.0f} MB traced"
+
+
+@pytest.mark.timeout(60)  # before the first frame was read alone, these took up to a minute
+@pytest.mark.parametrize("name", list(large_dicoms()))
+def test_a_dicom_costs_its_header_and_first_frame_not_its_size(tmp_path, name):
+    """Trailing data, later frames and header bloat are never read (or refused), whatever their
+    size: each file is answered in under a second and ~2 frames of memory."""
+    file, code = large_dicoms()[name]
+    path = tmp_path / "large.dcm"
+    if isinstance(file, Large):
+        file.write(path)  # sparse: hundreds of MB on disk cost nothing to write
+    else:
+        path.write_bytes(file)
+    image, seconds, peak = cost(lambda: load_image(path))
+    if isinstance(image, ImageDecodeError):
+        assert image.code == code, f"{name}: {image}"
+        image = None
+    assert (image is None) == (code is not None), name
+    assert seconds < 1.0, f"{name}: {seconds:.2f} s"
+    assert peak < 64 * 2**20, f"{name}: {peak / 2**20:.0f} MB traced"  # a 2000² frame: 8 MB
+    if image is not None and image.shape == (64, 64):  # the radiograph itself, trailer ignored
+        (tmp_path / "plain.dcm").write_bytes(radiograph())
+        np.testing.assert_array_equal(image, load_image(tmp_path / "plain.dcm"))
+    elif image is not None:  # the first frame, a ramp 0..4095 (min–max: no window)
+        assert image.shape == (2000, 2000)
+        ramp = (np.arange(2000 * 2000) % 4096).reshape(2000, 2000) / 4095
+        np.testing.assert_allclose(image, ramp, atol=1e-6)
+
+
+def test_a_dicom_header_is_parsed_once_when_inspected_first(tmp_path, monkeypatch):
+    """The service inspects every upload, then decodes it: the header it parsed is reused."""
+    from umcl.data import dicom
+
+    path = tmp_path / "a.dcm"
+    path.write_bytes(radiograph())
+    parses = []
+    parse = dicom._parse_until_pixels
+    monkeypatch.setattr(dicom, "_parse_until_pixels", lambda *a: parses.append(1) or parse(*a))
+    info = inspect_image(path)
+    image = load_image(path, info=info)
+    assert len(parses) == 1 and image.shape == (64, 64)
+    assert load_image(path).shape == (64, 64) and len(parses) == 2  # alone: parsed by itself
 
 
 def test_a_multiframe_file_decodes_its_first_frame_only(tmp_path):
@@ -201,9 +260,10 @@ def test_the_pixel_budget_follows_umcl_max_pixels(tmp_path, monkeypatch):
         assert caught.value.code == IMAGE_TOO_LARGE
     monkeypatch.setenv("UMCL_MAX_PIXELS", "1e6")
     assert load_image(path).shape == (48, 32) and inspect_image(png).pixels == 1600
-    monkeypatch.setenv("UMCL_MAX_PIXELS", "lots")
-    with pytest.raises(ValueError, match="UMCL_MAX_PIXELS='lots' is not a positive number"):
-        load_image(path)
+    for raw in ("lots", "0.5", "inf"):
+        monkeypatch.setenv("UMCL_MAX_PIXELS", raw)
+        with pytest.raises(ValueError, match=f"UMCL_MAX_PIXELS='{raw}' is not a positive number"):
+            load_image(path)
 
 
 @pytest.mark.parametrize("name", list(malformed_headers()))
@@ -242,6 +302,24 @@ def test_pillow_formats_other_than_png_and_jpeg_are_refused(tmp_path, fmt):
     with pytest.raises(ImageDecodeError, match=f"{fmt} images are not accepted") as caught:
         load_image(path)
     assert caught.value.code == IMAGE_FORMAT_UNSUPPORTED
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_a_jpeg_is_decoded_upright_as_its_exif_orientation_says(tmp_path, orientation):
+    """As every viewer shows it (ImageOps.exif_transpose's table); a PNG's EXIF is not read."""
+    from PIL import ImageOps
+
+    stored = Image.fromarray(np.rint(PICTURE * 255).astype(np.uint8))
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path = tmp_path / "a.jpg"
+    stored.save(path, "JPEG", quality=95, exif=exif)
+    upright = np.asarray(ImageOps.exif_transpose(Image.open(path)), np.float32) / 255
+    image = load_image(path)
+    assert image.shape == upright.shape and image.flags.c_contiguous
+    np.testing.assert_allclose(image, upright, atol=1e-6)
+    info = inspect_image(path)
+    assert (info.height, info.width) == upright.shape
 
 
 def test_png_and_jpeg_still_decode(tmp_path):

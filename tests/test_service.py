@@ -38,6 +38,9 @@ from tests.hostile import (
     multiframe_bomb,
     png_of_zeros,
     saved,
+    trailing_elements,
+    trailing_zeros,
+    uncompressed_frames,
 )
 from umcl import registry
 
@@ -360,8 +363,9 @@ def test_bad_input_gets_a_4xx_and_the_server_stays_healthy(server: dict, tmp_pat
 
 
 def hostile_requests() -> dict[str, tuple[Callable[[dict], httpx.Response], int]]:
-    """name → (send it to a server, expected status): each bomb of issue 11 within the
-    documented limits, under a file name a PACS export would use."""
+    """name → (send it to a server, expected status): each bomb (a small file claiming or
+    expanding to hundreds of MB, or costing seconds to decode) within the documented limits,
+    under a file name a PACS export would use."""
 
     def upload(files: list[bytes], suffix: str) -> Callable[[dict], httpx.Response]:
         named = [(f"{PHI_NAME}_{i}{suffix}", data) for i, data in enumerate(files)]
@@ -372,6 +376,15 @@ def hostile_requests() -> dict[str, tuple[Callable[[dict], httpx.Response], int]
         for name, bomb in hostile_files().items()
     }  # fmt: skip
     cases["200-frame DICOM (first frame only)"] = (upload([multiframe_bomb()], ".dcm"), 200)
+    cases["DICOM + 0.9 MB of zeros after its pixel data"] = (
+        upload([trailing_zeros(0.9).data()], ".dcm"), 200,
+    )  # fmt: skip
+    cases["DICOM + 0.9 MB of empty elements after its pixel data"] = (
+        upload([trailing_elements(0.9)], ".dcm"), 200,
+    )  # fmt: skip
+    cases["12 uncompressed 16-bit frames of 200² (first frame only)"] = (
+        upload([uncompressed_frames(12, 200).data()], ".dcm"), 200,
+    )  # fmt: skip
     cases["64 JPEG headers claiming 13000² each"] = (
         upload([jpeg_claiming(13_000, 13_000)] * 64, ".jpg"), 413,
     )  # fmt: skip
@@ -430,9 +443,11 @@ def test_the_largest_accepted_image_is_decoded_and_its_memory_given_back(server:
 
 def malformed_requests() -> dict[str, tuple[Callable[[dict], httpx.Response], int, str]]:
     """name → (send it, expected status, a phrase the error must contain): every input that
-    used to get a 500."""
+    used to get a 500. A URL in a request names a loopback port nothing listens on."""
     png = small_png(3, (32, 32))
     multipart_type = "multipart/form-data; boundary=b0undary"
+    form_type = "application/x-www-form-urlencoded"
+    digits = "1" * 5000  # over Python's 4300-digit limit for an integer
     cases: dict[str, tuple[Callable[[dict], httpx.Response], int, str]] = {}
     for name, (ds, code) in malformed_headers().items():
         data = saved(ds, bytes(16 * 16))
@@ -501,6 +516,30 @@ def malformed_requests() -> dict[str, tuple[Callable[[dict], httpx.Response], in
             lambda server: post_files(server, "classify", [("a.png", png)], findings=json.dumps(["?" * 500])),
             400, "are not finding names",
         ),
+        "a 5000-digit integer as findings": (
+            lambda server: post_files(server, "classify", [("a.png", png)], findings=digits),
+            400, "'findings' holds a number of over 4300 digits",
+        ),
+        "a 5000-digit integer in findings": (
+            lambda server: post_files(server, "classify", [("a.png", png)], findings=f"[{digits}]"),
+            400, "'findings' holds a number of over 4300 digits",
+        ),
+        "a 5000-digit integer in a JSON body": (
+            lambda server: post_raw(server, "embed_text", f'{{"texts": [{digits}]}}'.encode(), "application/json"),
+            400, "validation error",
+        ),
+        "a form-urlencoded image URL": (
+            lambda server: post_raw(server, "classify", b"images=http://127.0.0.1:9/x.png", form_type),
+            415, "'application/x-www-form-urlencoded' is not accepted",
+        ),
+        "a form-urlencoded 5000-digit finding": (
+            lambda server: post_raw(server, "classify", f"images=x&findings={digits}".encode(), form_type),
+            415, "is not accepted",
+        ),
+        "texts as text/plain": (
+            lambda server: post_raw(server, "embed_text", b"no acute disease", "text/plain"),
+            415, "'text/plain' is not accepted",
+        ),
     }  # fmt: skip
     return cases
 
@@ -522,6 +561,9 @@ def test_malformed_input_gets_a_4xx_with_a_reason(server: dict) -> None:
         body = multipart([("images", None, url.encode())])
         response = post_raw(server, "classify", body, "multipart/form-data; boundary=b0undary")
         assert response.status_code == 400
+        form = f"images={url}".encode()  # BentoML reads a form as multipart, and fetched this
+        response = post_raw(server, "classify", form, "application/x-www-form-urlencoded")
+        assert response.status_code == 415
         with pytest.raises(BlockingIOError):
             listener.accept()  # nobody connected
     finally:

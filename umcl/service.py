@@ -1,4 +1,4 @@
-"""`bentoml serve umcl.service:UMCL` — the champion model behind an HTTP API (DESIGN §7).
+"""`bentoml serve umcl.service:UMCL` — the champion model behind an HTTP API.
 
 Two BentoML services:
 - `UMCL` (public, async): checks and decodes uploads (PNG, JPEG, DICOM) exactly as the
@@ -10,10 +10,12 @@ Two BentoML services:
 Hostile uploads are bounded three times over:
 - `UploadGuard` (ASGI middleware, before BentoML reads the body; `umcl/upload_guard.py`): a
   request's size (UMCL_MAX_REQUEST_MB), each file's size (UMCL_MAX_UPLOAD_MB), the number of
-  images (UMCL_MAX_IMAGES), and multipart syntax; file names are replaced by `image{i}` so that
-  no client file name reaches the disk or the log.
-- headers before pixels: every image's header is read first; one over the pixel budget
-  (UMCL_MAX_PIXELS) or a request over UMCL_MAX_REQUEST_PIXELS is refused before anything decodes.
+  images (UMCL_MAX_IMAGES), and multipart syntax; a body that is neither multipart/form-data
+  nor JSON gets a 415; file names are replaced by `image{i}` so that no client file name
+  reaches the disk or the log.
+- headers before pixels: every image's header is read first (a DICOM header is parsed once, and
+  only the first frame's bytes are read after it); one over the pixel budget (UMCL_MAX_PIXELS)
+  or a request over UMCL_MAX_REQUEST_PIXELS is refused before anything decodes.
 - `PixelGate`: decodes in flight across all requests hold at most UMCL_MAX_PIXELS pixels, so
   concurrent large images queue instead of adding up; after a large decode the worker hands the
   freed memory back to the system (`malloc_trim`).
@@ -201,11 +203,12 @@ def inspect_uploads(images: list[Path]) -> list[ImageInfo]:
     return infos
 
 
-def decode_upload(index: int, path: Path, size: int) -> np.ndarray:
+def decode_upload(index: int, path: Path, size: int, info: ImageInfo | None = None) -> np.ndarray:
     """One upload → the (size, size) uint8 square the model takes, decoded exactly as the
-    preprocess stage decodes a file, or the 4xx that refuses it."""
+    preprocess stage decodes a file, or the 4xx that refuses it. `info`: the upload's inspected
+    header (`inspect_uploads`), so that a DICOM header is parsed once per upload."""
     try:
-        return fit_square(load_image(path, LIMITS), size)
+        return fit_square(load_image(path, LIMITS, info), size)
     except ImageDecodeError as exc:
         raise _refusal(index, path, exc) from None
 
@@ -332,7 +335,7 @@ class UMCL:
 
     async def _decode(self, index: int, path: Path, info: ImageInfo) -> np.ndarray:
         async with self.gate.hold(info.pixels):
-            square = await asyncio.to_thread(decode_upload, index, path, self.size)
+            square = await asyncio.to_thread(decode_upload, index, path, self.size, info)
         if info.pixels >= TRIM_AFTER_PIXELS:
             RELEASE_HEAP()
         return square

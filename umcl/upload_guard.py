@@ -7,10 +7,13 @@ fail with a 500. The guard refuses all of that with a 4xx, from the headers when
 - a request's size (UMCL_MAX_REQUEST_MB; 413 from Content-Length before any byte is read, or as
   soon as a streamed body passes it), each file's size (UMCL_MAX_UPLOAD_MB) and the number of
   images (UMCL_MAX_IMAGES);
+- the body's type: an API route takes multipart/form-data or JSON, anything else gets a 415
+  (BentoML would read a form-urlencoded body as multipart, and fetch a URL given for a file);
 - multipart syntax: the body BentoML parses is re-encoded from what was checked, with text parts
   where text belongs, files where files belong, and file names replaced by `image{i}` so that no
   client file name reaches the disk or the log (the clients' names, clipped, are kept in the
-  request's scope under `UPLOAD_NAMES` for the response).
+  request's scope under `UPLOAD_NAMES` for the response); a text part BentoML's JSON reading
+  would fail on with a 500 (too deeply nested, an integer of over 4300 digits) gets a 400.
 The service's env-driven request limits are defined here, once; the service imports them.
 """
 
@@ -20,8 +23,8 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 import re
+import sys
 import time
 import unicodedata
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -34,6 +37,9 @@ from bentoml.exceptions import BentoMLException
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
+from umcl.data.dicom import env_number
+from umcl.data.sources import IMAGE_SUFFIXES
+
 log = logging.getLogger("umcl.service")  # the guard's lines are the service's, as before the split
 
 Scope = MutableMapping[str, Any]
@@ -42,24 +48,14 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 
-def _env_number(name: str, default: float) -> float:
-    raw = os.environ.get(name, "").strip()
-    try:
-        value = float(raw) if raw else default
-    except ValueError:
-        value = 0.0
-    if value <= 0:
-        raise ValueError(f"{name}={raw!r} is not a positive number")
-    return value
-
-
 # --- the request limits: set by the environment, read by the guard and by the service ------------
 
 MB = 2**20
-MAX_UPLOAD_MB = _env_number("UMCL_MAX_UPLOAD_MB", 64)
-MAX_REQUEST_MB = _env_number("UMCL_MAX_REQUEST_MB", 256)
-MAX_IMAGES = int(_env_number("UMCL_MAX_IMAGES", 64))
-MAX_REQUEST_PIXELS = int(_env_number("UMCL_MAX_REQUEST_PIXELS", 256e6))  # checked by the service
+MAX_UPLOAD_MB = env_number("UMCL_MAX_UPLOAD_MB", 64)
+MAX_REQUEST_MB = env_number("UMCL_MAX_REQUEST_MB", 256)
+MAX_IMAGES = int(env_number("UMCL_MAX_IMAGES", 64, integer=True))
+# Checked by the service (from the images' headers), not by the guard:
+MAX_REQUEST_PIXELS = int(env_number("UMCL_MAX_REQUEST_PIXELS", 256e6, integer=True))
 
 # --- the guard's own bounds ----------------------------------------------------------------------
 
@@ -72,8 +68,10 @@ DRAIN_SECONDS = 3.0  # a refused body is read and discarded this long at most, s
 ECHO_CHARS = 40  # caller-supplied strings are echoed back no longer than this
 UPLOAD_NAMES = "umcl.upload_names"  # scope key: the clients' file names, by image position
 BOUNDARY = rb"[0-9A-Za-z'()+_,./:=? -]+"  # RFC 2046 5.1.1 boundary characters
-# An upload's suffix, kept in its new name: it picks the reader (images.is_dicom).
-KEPT_SUFFIXES = {".dcm", ".dicom", ".png", ".jpg", ".jpeg"}
+# The bodies an API route takes. BentoML reads any other type with one of these parsers anyway
+# (a form-urlencoded `images=http://…` made it fetch that URL), so they get a 415. A body
+# without a Content-Type is JSON to BentoML, and bounded as JSON here.
+ACCEPTED_MEDIA = (b"multipart/form-data", b"application/json", b"")
 
 
 def clip(text: str, limit: int = ECHO_CHARS) -> str:
@@ -200,7 +198,7 @@ class MultipartRewriter:
         name = _client_file_name(client_name)
         self.names.append(clip(name))
         suffix = PurePosixPath(name).suffix.lower()
-        suffix = suffix if suffix in KEPT_SUFFIXES else ""
+        suffix = suffix if suffix in IMAGE_SUFFIXES else ""  # it picks the reader (is_dicom)
         self.part.image = index
         self._emit_headers(
             f'form-data; name="{self.part.field_name}"; filename="image{index}{suffix}"',
@@ -246,14 +244,25 @@ class MultipartRewriter:
 
 
 def _check_text_part(name: str, text: bytes) -> None:
-    """BentoML reads a text part as JSON (else as a string) with `json.loads`, whose recursion
-    on deeply nested brackets would end in a 500: refused here instead."""
+    """BentoML reads a text part as JSON (else as a string) with `json.loads`, after Starlette
+    decoded it (UTF-8, else Latin-1), and takes only a JSONDecodeError to mean "a string":
+    the recursion on deeply nested brackets, and Python's limit on the digits of an integer
+    (4300: a plain ValueError), would end in a 500. Both are refused here instead."""
     try:
-        json.loads(text)
+        decoded = text.decode("utf-8")
+    except UnicodeDecodeError:
+        decoded = text.decode("latin-1")
+    try:
+        json.loads(decoded)
     except RecursionError:
         raise Refusal(HTTPStatus.BAD_REQUEST, f"field {name!r} is nested too deeply") from None
-    except ValueError:
+    except json.JSONDecodeError:
         pass  # not JSON: BentoML takes it as a plain string
+    except ValueError:
+        raise Refusal(
+            HTTPStatus.BAD_REQUEST,
+            f"field {name!r} holds a number of over {sys.get_int_max_str_digits()} digits",
+        ) from None
 
 
 class GuardedBody:
@@ -339,6 +348,12 @@ class UploadGuard:
         """The body the app will read, or a Refusal decided from the headers alone."""
         headers = {k.lower(): v for k, v in scope["headers"]}
         media, options = parse_options_header(headers.get(b"content-type", b""))
+        if scope["path"] in self.fields and media not in ACCEPTED_MEDIA:
+            raise Refusal(
+                HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+                f"content type {clip(media.decode('latin-1'))!r} is not accepted: send "
+                "multipart/form-data (with files) or application/json",
+            )
         limit = _body_limit(media)
         declared = headers.get(b"content-length")
         if declared is not None and not declared.strip().isdigit():

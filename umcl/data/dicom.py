@@ -5,19 +5,25 @@ intercept) → VOI LUT or window → presentation (MONOCHROME1 means low values 
 inverted). Only pixels come out: identifying header attributes never leave this module, and no
 message quotes a header value (a message names the attribute that is wrong, never its content).
 
-Every file is treated as hostile until its header has been checked (`inspect_dicom`):
+Every file is treated as hostile until its header has been checked (`inspect_dicom`), and what
+reading it costs depends on its header and its first frame, never on the rest of the file:
 - the header (everything before the pixel data) must lie in the first `HEADER_BYTES` of the file
-  (of the inflated dataset, for a deflated file, which has only that much inflated to read it);
+  (of the inflated dataset, for a deflated file, which has only that much inflated to read it)
+  and is parsed in at most `MAX_HEADER_READS` reads (16,000 to 50,000 elements: a radiograph's
+  header has a few hundred); nothing after the pixel data element is ever parsed;
 - the file meta must name its transfer syntax, and the dataset must hold pixel data;
 - Modality must be one of `DecodeLimits.modalities` (CR and DX by default: this model reads
   chest radiographs); a file with no Modality is refused, as Modality is mandatory in every
   DICOM image (UMCL_DICOM_MODALITIES=`*` accepts any file, with or without one);
 - grayscale (MONOCHROME1/2) or colour (RGB, YBR: reduced to luminance), 8 or 16 bits;
 - Rows × Columns must fit the pixel budget (`UMCL_MAX_PIXELS`); only the first frame of a
-  multi-frame file is decoded, except that a deflated file must be inflated whole, so all its
-  frames count against the budget and it may inflate no further than its header declares;
-- a compressed first frame must declare the size the header does (JPEG, JPEG-LS, JPEG 2000), and
-  an RLE frame may not expand beyond it;
+  multi-frame file is read from the file and decoded, except that a deflated file must be
+  inflated whole, so all its frames count against the budget and it may inflate no further
+  than its header declares;
+- a compressed first frame is found reading at most twice its decoded size, must declare the
+  size the header does (JPEG, JPEG-LS, JPEG 2000), a JPEG frame may hold at most
+  `MAX_JPEG_SCANS` scans, and an RLE frame may not expand beyond its size;
+- a LUT sequence (parsed when first read) may hold at most `LUT_SEQUENCE_BYTES`;
 - anything malformed (a non-numeric window or rescale, an odd LUT descriptor, YBR colour that
   cannot be decoded, …) raises `ImageDecodeError`, never another exception type; an empty VOI
   LUT sequence means no VOI LUT (the window, else min–max, applies).
@@ -27,20 +33,23 @@ from __future__ import annotations
 
 import contextlib
 import math
+import mmap
 import os
 import re
 import struct
 import zlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import pairwise
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.encaps import get_frame
+from pydicom.encaps import encapsulate, get_frame
 from pydicom.filebase import DicomBytesIO
-from pydicom.filereader import dcmread, read_dataset, read_partial, read_preamble
+from pydicom.filereader import read_dataset, read_partial, read_preamble
 from pydicom.multival import MultiValue
 from pydicom.pixels import apply_modality_lut, apply_voi_lut, pixel_array
 from pydicom.pixels.decoders.base import get_decoder
@@ -55,6 +64,7 @@ from pydicom.uid import (
     JPEGTransferSyntaxes,
     RLELossless,
 )
+from pydicom.valuerep import EXPLICIT_VR_LENGTH_32
 
 # Reasons an image is refused; ingestion counts out-of-scope objects by these.
 IMAGE_MISSING = "image_missing"
@@ -66,7 +76,20 @@ MODALITY_OUT_OF_SCOPE = "modality_out_of_scope"
 DEFAULT_MAX_PIXELS = 50_000_000  # a 43 × 43 cm detector at 100 µm is 18.5 MP; 50 MP leaves room
 DEFAULT_MODALITIES = ("CR", "DX")
 HEADER_BYTES = 4 * 2**20  # everything before the pixel data must fit here
+# Reads while parsing a header: one to three an element, so 16,000 to 50,000 elements where a
+# radiograph's header has hundreds. Parsing costs ~3 µs an element: a header of 450,000 empty
+# elements (3.6 MB) took 1.5 s a parse without this bound, and ~0.15 s is the most it costs now.
+MAX_HEADER_READS = 50_000
+LUT_SEQUENCE_BYTES = 512 * 2**10  # three LUTs of 65,536 16-bit entries fit
 TRAILER_BYTES = 64 * 2**10  # elements after the pixel data a deflated file may hold
+INFLATE_CHUNK = 2**20
+FRAME_READS = 200_000  # reads (item headers, fragments) to find the first compressed frame
+# A progressive JPEG has about 10 scans (libjpeg's default script: 10 in colour, 6 in grayscale)
+# and each makes the decoder pass over the whole image again, so scans, not bytes, set the cost:
+# one 31-byte scan repeated 30,000 times (0.99 MB) took 23 s of CPU. libjpeg-turbo stops at 500
+# (TJPARAM_SCANLIMIT); 100 keeps a decode within ~10 times that of an ordinary progressive JPEG.
+MAX_JPEG_SCANS = 100
+MAX_JPEG_SEGMENTS = 2_000  # a JPEG has tens (APPn, DQT, DHT, SOF, SOS); a DHT before each scan
 PIXEL_TAGS = {0x7FE00010, 0x7FE00008, 0x7FE00009}  # Pixel Data, Float and Double Float Pixel Data
 JP2_SIGNATURE = b"\x00\x00\x00\x0cjP  "  # the JP2 signature box, always first and 12 bytes
 GRAYSCALE = {"MONOCHROME1", "MONOCHROME2"}
@@ -95,15 +118,18 @@ class ImageDecodeError(ValueError):
         return (type(self), (str(self), self.code))
 
 
-def _env_number(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    if raw is None or not raw.strip():
-        return default
+def env_number(name: str, default: float, *, integer: bool = False) -> float:
+    """A positive number from the environment variable `name` (`default` when unset or blank);
+    `integer`: whole, rounded down (`1e6` is a million; 0.5 is refused). Anything else raises
+    ValueError naming the variable. The one reader of UMCL's numeric settings."""
+    raw = os.environ.get(name, "").strip()
     try:
-        value = int(float(raw))
+        value = float(raw) if raw else default
     except ValueError:
-        value = 0
-    if value <= 0:
+        value = 0.0
+    if integer and math.isfinite(value):
+        value = int(value)
+    if not value > 0 or not math.isfinite(value):
         raise ValueError(f"{name}={raw!r} is not a positive number")
     return value
 
@@ -124,7 +150,7 @@ class DecodeLimits:
         if not names:
             raise ValueError(f"UMCL_DICOM_MODALITIES={raw!r} names no modality")
         return cls(
-            max_pixels=_env_number("UMCL_MAX_PIXELS", DEFAULT_MAX_PIXELS),
+            max_pixels=int(env_number("UMCL_MAX_PIXELS", DEFAULT_MAX_PIXELS, integer=True)),
             modalities=None if "*" in names else names,
         )
 
@@ -132,12 +158,15 @@ class DecodeLimits:
 @dataclass(frozen=True)
 class ImageInfo:
     """What a file's header says, read without decoding its pixels. `pixels` is what decoding it
-    will hold: one frame, or every frame of a deflated DICOM (which is inflated whole)."""
+    will hold: one frame, or every frame of a deflated DICOM (which is inflated whole). `parsed`
+    is the checked DICOM header, which `load_image(path, info=…)` reuses instead of parsing the
+    same file again (it never leaves this package: it holds every header value)."""
 
     format: str
     width: int
     height: int
     pixels: int
+    parsed: object = field(default=None, repr=False, compare=False)
 
 
 def check_pixel_budget(path: Path, pixels: int, limits: DecodeLimits) -> None:
@@ -171,80 +200,157 @@ class _Header:
     syntax: UID
     data_start: int  # where the dataset begins in the file (after preamble and file meta)
     pixel_offset: int | None  # where the pixel data element begins in the (inflated) dataset
+    pixel_tag: int = 0
+    pixel_vr: str | None = None  # as pydicom read it: None in an implicit VR dataset
+    pixel_length: int = 0  # the element's length as declared (0xFFFFFFFF: encapsulated)
+
+    @property
+    def value_offset(self) -> int:
+        """Where the pixel data element's value begins in the (inflated) dataset."""
+        assert self.pixel_offset is not None
+        explicit_long = self.pixel_vr is not None and self.pixel_vr in EXPLICIT_VR_LENGTH_32
+        return self.pixel_offset + (12 if explicit_long else 8)
 
 
 # --- reading the file and its header -------------------------------------------------------------
 
 
-def _file_bytes(path: Path, size: int = -1) -> bytes:
-    """The file's first `size` bytes (all when negative)."""
+def _file_bytes(path: Path, size: int) -> bytes:
+    """The file's first `size` bytes."""
+    with _opened(path) as handle:
+        return handle.read(size)
+
+
+@contextlib.contextmanager
+def _opened(path: Path) -> Iterator[BinaryIO]:
     try:
-        with path.open("rb") as handle:
-            return handle.read(size)
+        handle = path.open("rb")
     except FileNotFoundError:
         raise ImageDecodeError(f"{path}: image file is missing", IMAGE_MISSING) from None
     except OSError:
         raise ImageDecodeError(f"{path}: image file cannot be read") from None
+    with handle:
+        yield handle
 
 
 def _unreadable(path: Path) -> ImageDecodeError:
     return ImageDecodeError(f"{path}: not a readable DICOM file")
 
 
+class _Exhausted(Exception):
+    """A bounded reader's budget is spent (pydicom may wrap it in another type: the reader's
+    `exhausted` says what happened)."""
+
+
+class _CountedBytesIO(DicomBytesIO):
+    """Bytes for pydicom to parse in at most `reads` reads: one to three an element, so a header
+    of hundreds of thousands of tiny elements is refused instead of parsed."""
+
+    def __init__(self, data: bytes | bytearray, reads: int) -> None:
+        super().__init__(data)
+        self.reads_left, self.exhausted = reads, False
+        read = self.read
+
+        def counted(size: int = -1, /) -> bytes:
+            self.reads_left -= 1
+            if self.reads_left < 0:
+                self.exhausted = True
+                raise _Exhausted
+            return read(size)
+
+        self.read = counted  # type: ignore[method-assign]
+
+
+def _too_many_elements(path: Path) -> ImageDecodeError:
+    return ImageDecodeError(
+        f"{path}: DICOM header holds too many elements (a radiograph's has hundreds)",
+        IMAGE_TOO_LARGE,
+    )
+
+
 def _file_meta(path: Path, data: bytes) -> tuple[FileMetaDataset, int]:
     """The file meta group and where the dataset starts."""
-    fp = DicomBytesIO(data)
+    fp = _CountedBytesIO(data, MAX_HEADER_READS)
     try:
         read_preamble(fp, force=False)
         meta = FileMetaDataset(_read_dataset_until(fp, lambda tag, vr, length: tag >> 16 != 2))
     except MemoryError:
         raise
     except Exception:  # hostile bytes make pydicom raise many types
-        raise _unreadable(path) from None
+        raise (_too_many_elements(path) if fp.exhausted else _unreadable(path)) from None
+    if fp.exhausted:
+        raise _too_many_elements(path)
     return meta, fp.tell()
 
 
-def _inflate(path: Path, deflated: bytes, limit: int, *, partial: bool) -> bytes:
-    """At most `limit` bytes of a raw deflate stream. `partial`: a prefix is all that is wanted;
-    otherwise the stream must end within `limit` (more is a deflate bomb, less is truncation)."""
-    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+def _inflate_prefix(path: Path, deflated: bytes, limit: int) -> bytes:
+    """At most `limit` bytes of a raw deflate stream: the prefix that holds the header."""
     try:
-        out = inflater.decompress(deflated, limit)
-        if partial or inflater.eof:
-            return out
-        more = inflater.decompress(inflater.unconsumed_tail, 1)
+        return zlib.decompressobj(-zlib.MAX_WBITS).decompress(deflated, limit)
     except zlib.error:
         raise ImageDecodeError(f"{path}: deflated DICOM data is corrupt") from None
-    if more:
-        raise ImageDecodeError(
-            f"{path}: deflated DICOM data inflates beyond what its header declares",
-            IMAGE_TOO_LARGE,
-        )
-    raise ImageDecodeError(f"{path}: deflated DICOM data is truncated")
+
+
+def _inflate_file(path: Path, start: int, limit: int) -> bytearray:
+    """The raw deflate stream that starts at `start` in the file, inflated as it is read; it must
+    end within `limit` bytes (more is a deflate bomb, less is truncation). Nothing after the
+    stream's end is read."""
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    out = bytearray()
+    with _opened(path) as handle:
+        handle.seek(start)
+        try:
+            while not inflater.eof:
+                chunk = inflater.unconsumed_tail or handle.read(INFLATE_CHUNK)
+                if not chunk:
+                    raise ImageDecodeError(f"{path}: deflated DICOM data is truncated")
+                out += inflater.decompress(chunk, limit + 1 - len(out))
+                if len(out) > limit:
+                    raise ImageDecodeError(
+                        f"{path}: deflated DICOM data inflates beyond what its header declares",
+                        IMAGE_TOO_LARGE,
+                    )
+        except zlib.error:
+            raise ImageDecodeError(f"{path}: deflated DICOM data is corrupt") from None
+    return out
+
+
+@dataclass
+class _PixelElement:
+    offset: int  # where the element begins in the stream
+    tag: int
+    vr: str | None
+    length: int
 
 
 def _parse_until_pixels(
     path: Path, stream: bytes, read: Callable[..., Dataset]
-) -> tuple[Dataset, int | None]:
-    """Header elements up to the pixel data, and where the pixel data element starts in `stream`
-    (None when the stream ends first). A stream without a name: pydicom's warnings then never
-    quote the file's path (an upload's path holds the client's file name)."""
-    seen: list[int] = []
+) -> tuple[Dataset, _PixelElement | None]:
+    """Header elements up to the pixel data, and the pixel data element's place, tag, VR and
+    length as pydicom read them (None when the stream ends first). A stream without a name:
+    pydicom's warnings then never quote the file's path (an upload's path holds the client's
+    file name)."""
+    seen: list[tuple[int, str | None, int]] = []
 
     def at_pixels(tag: BaseTag, vr: str | None, length: int) -> bool:
         if int(tag) in PIXEL_TAGS:
-            seen.append(int(tag))
+            seen.append((int(tag), vr, length))
             return True
         return False
 
-    fp = DicomBytesIO(stream)
+    fp = _CountedBytesIO(stream, MAX_HEADER_READS)
     try:
         dataset = read(fp, at_pixels)
     except MemoryError:
         raise
     except Exception:  # hostile bytes make pydicom raise many types
-        raise _unreadable(path) from None
-    return dataset, (fp.tell() if seen else None)
+        raise (_too_many_elements(path) if fp.exhausted else _unreadable(path)) from None
+    if fp.exhausted:  # pydicom ends a dataset quietly at some errors
+        raise _too_many_elements(path)
+    if not seen:
+        return dataset, None
+    tag, vr, length = seen[0]
+    return dataset, _PixelElement(fp.tell(), tag, vr, length)
 
 
 def _read_dataset_until(fp: DicomBytesIO, stop: Callable[..., bool]) -> Dataset:
@@ -263,17 +369,19 @@ def _read_header(path: Path, prefix: bytes) -> _Header:
         raise ImageDecodeError(f"{path}: DICOM file meta has no transfer syntax")
     syntax = UID(str(value).strip())
     if syntax == DeflatedExplicitVRLittleEndian:
-        stream = _inflate(path, prefix[start:], HEADER_BYTES, partial=True)
-        dataset, pixel_offset = _parse_until_pixels(path, stream, _read_dataset_until)
+        stream = _inflate_prefix(path, prefix[start:], HEADER_BYTES)
+        dataset, pixel = _parse_until_pixels(path, stream, _read_dataset_until)
     else:
         stream = prefix
-        dataset, pixel_offset = _parse_until_pixels(path, stream, _read_file_until)
-    if pixel_offset is None and len(stream) >= HEADER_BYTES:
+        dataset, pixel = _parse_until_pixels(path, stream, _read_file_until)
+    if pixel is None and len(stream) >= HEADER_BYTES:
         raise ImageDecodeError(
             f"{path}: DICOM header is over {HEADER_BYTES // 2**20} MB", IMAGE_TOO_LARGE
         )
     dataset.file_meta = meta
-    return _Header(dataset, meta, syntax, start, pixel_offset)
+    if pixel is None:
+        return _Header(dataset, meta, syntax, start, None)
+    return _Header(dataset, meta, syntax, start, pixel.offset, pixel.tag, pixel.vr, pixel.length)
 
 
 # --- checking the header -------------------------------------------------------------------------
@@ -281,9 +389,22 @@ def _read_header(path: Path, prefix: bytes) -> _Header:
 
 def _element(path: Path, ds: Dataset, keyword: str) -> object:
     """An attribute's value, or None when absent: pydicom converts a raw element when it is first
-    read, and raises whatever its bytes provoke."""
+    read, and raises whatever its bytes provoke. A sequence of defined length is parsed only
+    then, so it is refused over LUT_SEQUENCE_BYTES instead (the header's read count cannot see
+    inside it)."""
+    if keyword not in ds:
+        return None
+    raw = ds.get_item(keyword)
+    if (
+        isinstance(raw, RawDataElement)
+        and keyword.endswith("Sequence")
+        and LUT_SEQUENCE_BYTES < raw.length != 0xFFFFFFFF
+    ):
+        raise ImageDecodeError(
+            f"{path}: DICOM {keyword} is over {LUT_SEQUENCE_BYTES // 2**10} KB", IMAGE_TOO_LARGE
+        )
     try:
-        return ds[keyword].value if keyword in ds else None
+        return ds[keyword].value
     except MemoryError:
         raise
     except Exception:
@@ -390,11 +511,11 @@ def _held_pixels(header: _Header, pixels: _PixelModule) -> int:
 
 
 def _checked_header(
-    path: Path, data: bytes, limits: DecodeLimits | None
+    path: Path, prefix: bytes, limits: DecodeLimits | None
 ) -> tuple[_Header, _PixelModule]:
-    """The header of a file (its first HEADER_BYTES suffice), checked against `limits`."""
+    """The header of a file from its first HEADER_BYTES, checked against `limits`."""
     limits = limits or DecodeLimits.from_env()
-    header = _read_header(path, data[:HEADER_BYTES])
+    header = _read_header(path, prefix[:HEADER_BYTES])
     if header.pixel_offset is None:  # before the modality: a corrupt dataset has neither
         raise ImageDecodeError(f"{path}: DICOM file has no pixel data")
     _check_modality(path, header.dataset, limits)
@@ -424,39 +545,201 @@ def _hostile(path: Path) -> Iterator[None]:
         raise _unreadable(path) from None
 
 
+@dataclass(frozen=True)
+class _Parsed:
+    """A checked header, kept in `ImageInfo.parsed` for `read_dicom` to reuse."""
+
+    path: Path
+    header: _Header
+    pixels: _PixelModule
+
+
+def _inspect(path: Path, limits: DecodeLimits | None) -> ImageInfo:
+    header, pixels = _checked_header(path, _file_bytes(path, HEADER_BYTES), limits)
+    pixel_count = _held_pixels(header, pixels)
+    parsed = _Parsed(path, header, pixels)
+    return ImageInfo("DICOM", pixels.columns, pixels.rows, pixel_count, parsed)
+
+
 def inspect_dicom(path: str | Path, limits: DecodeLimits | None = None) -> ImageInfo:
-    """Check a DICOM file's header against `limits` without decoding its pixels."""
+    """Check a DICOM file's header against `limits` without decoding its pixels (only the first
+    HEADER_BYTES of the file are read)."""
     path = Path(path)
     with _hostile(path):
-        header, pixels = _checked_header(path, _file_bytes(path, HEADER_BYTES), limits)
-        return ImageInfo("DICOM", pixels.columns, pixels.rows, _held_pixels(header, pixels))
+        return _inspect(path, limits)
 
 
 # --- the first frame -----------------------------------------------------------------------------
 
 
-def _full_dataset(path: Path, data: bytes, header: _Header, pixels: _PixelModule) -> Dataset:
-    """The whole dataset; a deflated one inflated no further than its header declares."""
-    if header.syntax != DeflatedExplicitVRLittleEndian:
-        try:
-            return dcmread(DicomBytesIO(data), force=False)
-        except MemoryError:
-            raise
-        except Exception:
-            raise _unreadable(path) from None
-    assert header.pixel_offset is not None
-    declared = header.pixel_offset + 12 + pixels.frame_bytes * pixels.frames + 1 + TRAILER_BYTES
-    inflated = _inflate(path, data[header.data_start :], declared, partial=False)
+class _BoundedReader:
+    """A file as pydicom's frame search reads it: at most `size` bytes in at most `reads` reads
+    (seeks are free). Enough for any honest first frame, while a hostile one, with a huge offset
+    table or millions of empty fragments, is refused instead of read."""
+
+    def __init__(self, handle: BinaryIO, size: int, reads: int) -> None:
+        self.handle, self.bytes_left, self.reads_left = handle, size, reads
+        self.exhausted = False
+        self.seek, self.tell = handle.seek, handle.tell
+
+    def read(self, size: int | None = -1, /) -> bytes:
+        if size is None or size < 0:
+            here = self.handle.tell()
+            size = max(0, self.handle.seek(0, os.SEEK_END) - here)
+            self.handle.seek(here)
+        self.bytes_left -= size
+        self.reads_left -= 1
+        if self.bytes_left < 0 or self.reads_left < 0:
+            self.exhausted = True
+            raise _Exhausted
+        return self.handle.read(size)
+
+
+def _native_frame_bytes(pixels: _PixelModule) -> int:
+    """Bytes of one uncompressed frame (YBR_FULL_422 stores two samples a pixel)."""
+    samples = 2 if pixels.photometric == "YBR_FULL_422" else pixels.samples
+    return pixels.rows * pixels.columns * samples * pixels.bits // 8
+
+
+def _native_frame(path: Path, source: BinaryIO, header: _Header, pixels: _PixelModule) -> bytes:
+    """The first frame's bytes of uncompressed pixel data, read alone from `source`."""
+    frame_bytes = _native_frame_bytes(pixels)
+    if header.pixel_length == 0xFFFFFFFF:
+        raise ImageDecodeError(f"{path}: DICOM pixel data is malformed")
+    if header.pixel_length < frame_bytes * pixels.frames:
+        raise ImageDecodeError(f"{path}: DICOM pixel data is shorter than its header declares")
+    source.seek(header.value_offset)
+    # An odd frame keeps its pad byte: pydicom swaps OW words of a big endian file in pairs.
+    frame = source.read(min(frame_bytes + frame_bytes % 2, header.pixel_length))
+    if len(frame) < frame_bytes:
+        raise ImageDecodeError(f"{path}: DICOM pixel data is truncated")
+    return frame
+
+
+def _compressed_frame(path: Path, handle: BinaryIO, header: _Header, pixels: _PixelModule) -> bytes:
+    """The first frame of encapsulated pixel data, found by pydicom reading at most twice the
+    frame's decoded size (plus 1 MB) from the file."""
+    offsets = _element(path, header.dataset, "ExtendedOffsetTable")
+    lengths = _element(path, header.dataset, "ExtendedOffsetTableLengths")
+    extended = (offsets, lengths) if offsets is not None and lengths is not None else None
+    handle.seek(header.value_offset)
+    reader = _BoundedReader(handle, 2 * pixels.frame_bytes + 2**20, FRAME_READS)
     try:
-        dataset = read_dataset(DicomBytesIO(inflated), is_implicit_VR=False, is_little_endian=True)
+        frame = get_frame(
+            reader,  # type: ignore[arg-type]
+            0,
+            number_of_frames=pixels.frames,
+            extended_offsets=extended,  # type: ignore[arg-type]
+        )
     except MemoryError:
         raise
     except Exception:
-        raise _unreadable(path) from None
-    meta = FileMetaDataset(header.meta)
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian  # what is left once inflated
-    dataset.file_meta = meta
-    return dataset
+        frame = None
+    if reader.exhausted:  # even where pydicom took the refusal for the end of the data
+        raise ImageDecodeError(
+            f"{path}: DICOM compressed first frame is larger than its header allows"
+        )
+    if frame is None:
+        raise ImageDecodeError(f"{path}: DICOM compressed pixel data is malformed")
+    return frame
+
+
+def _frame_dataset(header: _Header, pixels: _PixelModule, frame: bytes) -> Dataset:
+    """The header with the first frame as its only pixel data, for pydicom's decoders."""
+    # New dicts (a Dataset made from another shares its elements' dict): the header is left as
+    # it is, for a caller that decodes the same inspected file again.
+    ds = Dataset(dict(header.dataset.items()))
+    meta = FileMetaDataset(dict(header.meta.items()))
+    if header.syntax == DeflatedExplicitVRLittleEndian:
+        meta.TransferSyntaxUID = ExplicitVRLittleEndian  # what is left once inflated
+    ds.file_meta = meta
+    for tag in (0x7FE00001, 0x7FE00002, *PIXEL_TAGS):  # extended offsets, any pixel data
+        ds.pop(tag, None)
+    if "NumberOfFrames" in ds:
+        ds.NumberOfFrames = 1
+    if pixels.syntax.is_encapsulated:
+        ds.add_new(0x7FE00010, "OB", encapsulate([frame]))
+        ds["PixelData"].is_undefined_length = True
+    else:
+        # As the file says: 8-bit pixels in OW words are byte-swapped in a big endian file.
+        vr = header.pixel_vr if header.pixel_vr in ("OB", "OW") else None
+        ds.add_new(0x7FE00010, vr or ("OW" if pixels.bits > 8 else "OB"), frame)
+    return ds
+
+
+def _first_frame_dataset(path: Path, header: _Header, pixels: _PixelModule) -> Dataset:
+    """Only the first frame's bytes are read: nothing after it (later frames, trailing
+    elements, padding) costs time or memory. A deflated file is inflated whole, within what its
+    header declares."""
+    if header.pixel_tag != 0x7FE00010:
+        raise ImageDecodeError(
+            f"{path}: DICOM float pixel data is not supported", IMAGE_FORMAT_UNSUPPORTED
+        )
+    if header.syntax == DeflatedExplicitVRLittleEndian:
+        assert header.pixel_offset is not None
+        declared = header.value_offset + pixels.frame_bytes * pixels.frames + 1 + TRAILER_BYTES
+        inflated = _inflate_file(path, header.data_start, declared)
+        frame = _native_frame(path, DicomBytesIO(inflated), header, pixels)
+        del inflated
+    else:
+        with _opened(path) as handle:
+            if pixels.syntax.is_encapsulated:
+                frame = _compressed_frame(path, handle, header, pixels)
+                _check_first_frame(path, frame, pixels)
+            else:
+                frame = _native_frame(path, handle, header, pixels)
+    return _frame_dataset(header, pixels, frame)
+
+
+# A marker in entropy-coded data: 0xFF followed by neither a stuffed 0x00, a restart marker
+# (RST0–7: part of the scan) nor another 0xFF (fill) (ISO 10918-1 B.1.1.5, B.1.1.2).
+_JPEG_MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
+
+
+def check_jpeg_stream(path: Path, data: bytes | bytearray | mmap.mmap, scans: bool = True) -> None:
+    """Walks a JPEG stream's marker segments (ISO 10918-1 B.1) up to the end of its first image
+    (an MPO's other pictures are never decoded) and refuses one with over MAX_JPEG_SEGMENTS
+    segments or, when `scans`, over MAX_JPEG_SCANS start-of-scan segments: the decoder passes
+    over the whole image once per scan. A JPEG-LS stream (`scans=False`) is walked to its first
+    scan only (its entropy-coded data escapes 0xFF differently). Anything that is not a
+    well-formed marker sequence is left for the decoder to refuse. Costs one pass of a regular
+    expression over the scans' data."""
+    if data[:2] != b"\xff\xd8":
+        return
+    pos, end, segments, scan_count = 2, len(data), 0, 0
+    while pos + 1 < end:
+        if data[pos] != 0xFF or data[pos + 1] in (0x00, 0xFF) or 0xD0 <= data[pos + 1] <= 0xD7:
+            found = _JPEG_MARKER.search(data, pos)  # fill bytes or garbage before the next marker
+            if found is None:
+                return
+            pos = found.start()
+        marker = data[pos + 1]
+        if marker == 0xD9:  # EOI
+            return
+        segments += 1
+        if segments > MAX_JPEG_SEGMENTS:
+            raise ImageDecodeError(
+                f"{path}: JPEG data holds over {MAX_JPEG_SEGMENTS:,} marker segments "
+                "(an image has tens)"
+            )
+        if marker in (0x01, 0xD8):  # TEM, SOI: no length
+            pos += 2
+            continue
+        pos += 2 + int.from_bytes(data[pos + 2 : pos + 4], "big")
+        if marker != 0xDA:
+            continue
+        if not scans:
+            return
+        scan_count += 1
+        if scan_count > MAX_JPEG_SCANS:
+            raise ImageDecodeError(
+                f"{path}: JPEG data holds over {MAX_JPEG_SCANS} scans "
+                "(a progressive JPEG has about 10)"
+            )
+        found = _JPEG_MARKER.search(data, pos)  # the end of the scan's entropy-coded data
+        if found is None:
+            return
+        pos = found.start()
 
 
 def _jpeg_size(frame: bytes) -> tuple[int, int] | None:
@@ -522,32 +805,17 @@ def _rle_segment_length(segment: bytes, limit: int) -> int:
     return decoded
 
 
-def _check_first_frame(path: Path, ds: Dataset, pixels: _PixelModule) -> None:
-    """A compressed frame must decode to the size the header declares, not more."""
-    if not pixels.syntax.is_encapsulated:
-        return
-    size_of: Callable[[bytes], tuple[int, int] | None] | None
+def _check_first_frame(path: Path, frame: bytes, pixels: _PixelModule) -> None:
+    """A compressed frame must decode to the size the header declares, not more, and a JPEG
+    frame may not hold more scans than any honest encoder writes."""
     if pixels.syntax in JPEGTransferSyntaxes or pixels.syntax in JPEGLSTransferSyntaxes:
-        size_of = _jpeg_size
-    elif pixels.syntax in JPEG2000TransferSyntaxes:
-        size_of = _j2k_size
-    else:
-        size_of = None
-    offsets = _element(path, ds, "ExtendedOffsetTable")
-    lengths = _element(path, ds, "ExtendedOffsetTableLengths")
-    extended = (offsets, lengths) if offsets is not None and lengths is not None else None
-    try:
-        frame = get_frame(
-            ds.PixelData, 0, number_of_frames=pixels.frames, extended_offsets=extended
-        )
-    except MemoryError:
-        raise
-    except Exception:
-        raise ImageDecodeError(f"{path}: DICOM compressed pixel data is malformed") from None
+        check_jpeg_stream(path, frame, scans=pixels.syntax in JPEGTransferSyntaxes)
     if pixels.syntax == RLELossless:
         fits = _rle_expands_within(frame, pixels)
-    elif size_of is not None:
-        fits = size_of(frame) == (pixels.rows, pixels.columns)
+    elif pixels.syntax in JPEGTransferSyntaxes or pixels.syntax in JPEGLSTransferSyntaxes:
+        fits = _jpeg_size(frame) == (pixels.rows, pixels.columns)
+    elif pixels.syntax in JPEG2000TransferSyntaxes:
+        fits = _j2k_size(frame) == (pixels.rows, pixels.columns)
     else:
         fits = False
     if not fits:
@@ -557,7 +825,6 @@ def _check_first_frame(path: Path, ds: Dataset, pixels: _PixelModule) -> None:
 
 
 def _first_frame(path: Path, ds: Dataset, pixels: _PixelModule) -> np.ndarray:
-    _check_first_frame(path, ds, pixels)
     try:
         frame = pixel_array(ds, index=0)
     except MemoryError:
@@ -662,18 +929,22 @@ def _grayscale_to_unit(path: Path, ds: Dataset, values: np.ndarray, photometric:
     return image.astype(np.float32)
 
 
-def read_dicom(path: str | Path, limits: DecodeLimits | None = None) -> np.ndarray:
-    """Decode a DICOM file to a 2-D float32 array in [0, 1] (first frame of a multi-frame)."""
+def read_dicom(
+    path: str | Path, limits: DecodeLimits | None = None, info: ImageInfo | None = None
+) -> np.ndarray:
+    """Decode a DICOM file to a 2-D float32 array in [0, 1] (first frame of a multi-frame).
+    `info`: what `inspect_dicom` returned for this same file, whose header is then not parsed
+    again."""
     path = Path(path)
     with _hostile(path):
-        data = _file_bytes(path)
-        header, pixels = _checked_header(path, data, limits)
-        dataset = _full_dataset(path, data, header, pixels)
-        del data
-        stored = _first_frame(path, dataset, pixels)
-        del dataset.PixelData  # from here on, only the decoded frame and the header are needed
+        parsed = info.parsed if info is not None else None
+        if not isinstance(parsed, _Parsed) or parsed.path != path:
+            parsed = _inspect(path, limits).parsed
+        assert isinstance(parsed, _Parsed)
+        header, pixels = parsed.header, parsed.pixels
+        stored = _first_frame(path, _first_frame_dataset(path, header, pixels), pixels)
         if stored.ndim == 3:  # colour (e.g. a secondary capture): luminance
             return _rescale_to_unit(_luminance(stored)).astype(np.float32, copy=False)
-        values = _modality_values(path, dataset, stored)
+        values = _modality_values(path, header.dataset, stored)
         del stored
-        return _grayscale_to_unit(path, dataset, values, pixels.photometric)
+        return _grayscale_to_unit(path, header.dataset, values, pixels.photometric)

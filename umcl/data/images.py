@@ -2,12 +2,19 @@
 
 Supported means what the README promises: PNG, JPEG and DICOM. Dimensions are read from the
 header before anything is decoded (`inspect_image`), so a small file that claims a huge picture
-is refused at once instead of being decoded (`DecodeLimits.max_pixels`, UMCL_MAX_PIXELS).
+is refused at once instead of being decoded (`DecodeLimits.max_pixels`, UMCL_MAX_PIXELS). A
+JPEG's marker segments are walked before Pillow opens it, and one with more scans than any
+encoder writes is refused (`dicom.MAX_JPEG_SCANS`): each scan costs a pass over the image.
+A JPEG is turned upright as its EXIF Orientation asks, as every viewer shows it (the preprocess
+stage and the service both decode through `load_image`, so the two always agree).
 """
 
 from __future__ import annotations
 
+import mmap
+import re
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 from PIL import Image
@@ -15,9 +22,11 @@ from PIL import Image
 from umcl.data.dicom import (
     IMAGE_FORMAT_UNSUPPORTED,
     IMAGE_MISSING,
+    IMAGE_TOO_LARGE,
     DecodeLimits,
     ImageDecodeError,
     ImageInfo,
+    check_jpeg_stream,
     check_pixel_budget,
     inspect_dicom,
     read_dicom,
@@ -37,6 +46,7 @@ DICOM_SUFFIXES = {".dcm", ".dicom"}
 # Pillow's names. MPO is how Pillow identifies a JPEG from a camera that also stores a preview;
 # only its first picture is decoded, as for any JPEG.
 RASTER_FORMATS = ("PNG", "JPEG", "MPO")
+ORIENTATION = 0x0112  # EXIF Orientation: 1 is upright; 2–8 mirror and/or rotate (TIFF 6.0)
 
 
 def is_dicom(path: Path) -> bool:
@@ -65,12 +75,42 @@ def _format_name(path: Path) -> str | None:
         return None
 
 
-def _open_raster(path: Path) -> Image.Image:
+def _check_jpeg(path: Path) -> None:
+    """A JPEG's marker segments, walked before Pillow opens it (Pillow's own walk to the first
+    scan is Python, one segment at a time): see `check_jpeg_stream`."""
+    try:
+        with path.open("rb") as handle:
+            if handle.read(2) != b"\xff\xd8":
+                return
+            with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
+                check_jpeg_stream(path, data)
+    except OSError:
+        raise ImageDecodeError(f"{path}: image file cannot be read") from None
+
+
+def _pillow_refusal(
+    path: Path, exc: Image.DecompressionBombError, limits: DecodeLimits
+) -> NoReturn:
+    """Pillow refuses an image over twice its MAX_IMAGE_PIXELS (179 MP) on its own: over the
+    pixel budget too, unless UMCL_MAX_PIXELS is set above that."""
+    found = re.search(r"\((\d+) pixels\)", str(exc))
+    if found:
+        check_pixel_budget(path, int(found[1]), limits)
+    limit = 2 * (Image.MAX_IMAGE_PIXELS or 0)
+    raise ImageDecodeError(
+        f"{path}: image is over the {limit / 1e6:.0f} MP the decoder accepts", IMAGE_TOO_LARGE
+    )
+
+
+def _open_raster(path: Path, limits: DecodeLimits) -> Image.Image:
     """The file opened lazily (header only) as PNG or JPEG; anything else is refused."""
+    _check_jpeg(path)
     try:
         return Image.open(path, formats=RASTER_FORMATS)
     except MemoryError:
         raise
+    except Image.DecompressionBombError as exc:
+        _pillow_refusal(path, exc, limits)
     except Exception:
         pass  # Pillow's messages quote the path; ours say the same without it
     name = _format_name(path)
@@ -82,10 +122,43 @@ def _open_raster(path: Path) -> Image.Image:
     raise ImageDecodeError(f"{path}: not a readable image (PNG, JPEG or DICOM)")
 
 
+def _orientation(img: Image.Image) -> int:
+    """A JPEG's EXIF Orientation (1, upright, when absent or unreadable); a PNG's is not read."""
+    if img.format not in ("JPEG", "MPO"):
+        return 1
+    try:
+        value = img.getexif().get(ORIENTATION, 1)
+    except Exception:  # a malformed EXIF block: viewers show such a file as stored
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
 def _raster_info(path: Path, img: Image.Image, limits: DecodeLimits) -> ImageInfo:
     width, height = img.size
     check_pixel_budget(path, width * height, limits)
+    if _orientation(img) >= 5:  # turned a quarter: the upright picture is height × width
+        width, height = height, width
     return ImageInfo(str(img.format), width, height, width * height)
+
+
+# EXIF Orientation → the stored array as displayed, as views (ImageOps.exif_transpose's table:
+# 2 mirror, 3 rotate 180°, 4 flip, 5 transpose, 6 rotate 90° clockwise, 7 transverse, 8 rotate
+# 90° anticlockwise).
+_UPRIGHT = {
+    1: lambda a: a,
+    2: lambda a: a[:, ::-1],
+    3: lambda a: a[::-1, ::-1],
+    4: lambda a: a[::-1, :],
+    5: lambda a: a.T,
+    6: lambda a: a.T[:, ::-1],
+    7: lambda a: a.T[::-1, ::-1],
+    8: lambda a: a.T[::-1, :],
+}
+
+
+def _upright(array: np.ndarray, orientation: int) -> np.ndarray:
+    """The stored pixels as EXIF Orientation says to display them (a view; no copy)."""
+    return _UPRIGHT.get(orientation, _UPRIGHT[1])(array)
 
 
 def _raster_pixels(path: Path, img: Image.Image) -> np.ndarray:
@@ -99,7 +172,9 @@ def _raster_pixels(path: Path, img: Image.Image) -> np.ndarray:
         raise ImageDecodeError(
             f"{path}: not a readable image (truncated or corrupt data)"
         ) from None
-    return np.divide(array, 65535.0 if gray.mode.startswith("I") else 255.0, out=array)
+    np.divide(array, 65535.0 if gray.mode.startswith("I") else 255.0, out=array)
+    orientation = _orientation(img)
+    return array if orientation == 1 else np.ascontiguousarray(_upright(array, orientation))
 
 
 def inspect_image(path: str | Path, limits: DecodeLimits | None = None) -> ImageInfo:
@@ -110,18 +185,22 @@ def inspect_image(path: str | Path, limits: DecodeLimits | None = None) -> Image
     _require_file(path)
     if is_dicom(path):
         return inspect_dicom(path, limits)
-    with _open_raster(path) as img:
+    with _open_raster(path, limits) as img:
         return _raster_info(path, img, limits)
 
 
-def load_image(path: str | Path, limits: DecodeLimits | None = None) -> np.ndarray:
-    """PNG, JPEG or DICOM → 2-D float32 in [0, 1]. Raises ImageDecodeError naming the file."""
+def load_image(
+    path: str | Path, limits: DecodeLimits | None = None, info: ImageInfo | None = None
+) -> np.ndarray:
+    """PNG, JPEG or DICOM → 2-D float32 in [0, 1], upright. Raises ImageDecodeError naming the
+    file. `info`: what `inspect_image` returned for this same file (a DICOM header is then not
+    parsed again)."""
     path = Path(path)
     limits = limits or DecodeLimits.from_env()
     _require_file(path)
     if is_dicom(path):
-        return read_dicom(path, limits)
-    with _open_raster(path) as img:
+        return read_dicom(path, limits, info)
+    with _open_raster(path, limits) as img:
         _raster_info(path, img, limits)
         return _raster_pixels(path, img)
 
