@@ -377,101 +377,90 @@ def _fraction(pair: list[int], percent: bool = False) -> str:
     return f"{pair[0] / pair[1]:.1%}" if percent else f"{pair[0] / pair[1]:.3f}"
 
 
+def _row(label: str, cells: Iterable[str]) -> str:
+    return f"| {label} | " + " | ".join(cells) + " |"
+
+
+def _head(corner: str, names: list[str]) -> str:
+    return (
+        f"| {corner}".rstrip()
+        + " | "
+        + " | ".join(names)
+        + " |\n|---|"
+        + "---:|" * len(names)
+        + "\n"
+    )
+
+
+def _score_rows(scores: list[dict], kinds: list[tuple[str, int]]) -> list[str]:
+    """Recall per kind, overall recall and clinical sentences changed: the rows both tables share."""
+    rows = [
+        _row(f"{kind} (n={n})", (f"{s['recall'].get(kind, float('nan')):.2f}" for s in scores))
+        for kind, n in kinds
+    ]
+    rows.append(_row("**all identifiers**", (f"**{s['recall_overall']:.3f}**" for s in scores)))
+    rows.append(
+        _row(
+            "clinical sentences changed",
+            (
+                f"{s['clinical_changed']:.1%} ({s['clinical_changed_n'][0]}/{s['clinical_changed_n'][1]})"
+                for s in scores
+            ),
+        )
+    )
+    return rows
+
+
 def heldout_table(results: dict[str, dict]) -> str:
     """Recall per kind and clinical sentences changed on the held-out set."""
     names = [n for n, r in results.items() if "heldout" in r]
     if not names:
         return ""
-    first = results[names[0]]["heldout"]
-    head = "| held-out | " + " | ".join(names) + " |\n|---|" + "---:|" * len(names) + "\n"
-    rows = [
-        f"| {kind} (n={n}) | "
-        + " | ".join(
-            f"{results[name]['heldout']['recall'].get(kind, float('nan')):.2f}" for name in names
-        )
-        + " |"
-        for kind, (_, n) in first["counts"].items()
-    ]
-    rows.append(
-        "| **all identifiers** | "
-        + " | ".join(f"**{results[name]['heldout']['recall_overall']:.3f}**" for name in names)
-        + " |"
-    )
-    rows.append(
-        "| clinical sentences changed | "
-        + " | ".join(
-            f"{results[n]['heldout']['clinical_changed']:.1%} "
-            f"({results[n]['heldout']['clinical_changed_n'][0]}/{results[n]['heldout']['clinical_changed_n'][1]})"
-            for n in names
-        )
-        + " |"
-    )
-    return head + "\n".join(rows)
+    scores = [results[name]["heldout"] for name in names]
+    kinds = [(kind, n) for kind, (_, n) in scores[0]["counts"].items()]
+    return _head("held-out", names) + "\n".join(_score_rows(scores, kinds))
 
 
 def table(results: dict[str, dict], kinds: list[str]) -> str:
-    names = list(results)
-    head = "| | " + " | ".join(names) + " |\n|---|" + "---:|" * len(names) + "\n"
-    rows = []
-    for kind in kinds:
-        n = next(iter(results.values()))["counts"].get(kind, [0, 0])[1]
-        rows.append(
-            f"| {kind} (n={n}) | "
-            + " | ".join(f"{r['recall'].get(kind, float('nan')):.2f}" for r in results.values())
-            + " |"
+    scores = list(results.values())
+    first = scores[0]
+    counted = [(kind, first["counts"].get(kind, [0, 0])[1]) for kind in kinds]
+    rows = _score_rows(scores, counted)
+    rows.append(
+        _row(
+            "clinical text lost in identifier sentences",
+            (f"{s['keep_lost_n'][0]}/{s['keep_lost_n'][1]}" for s in scores),
         )
-    rows.append(
-        "| **all identifiers** | "
-        + " | ".join(f"**{r['recall_overall']:.3f}**" for r in results.values())
-        + " |"
     )
-    rows.append(
-        "| clinical sentences changed | "
-        + " | ".join(
-            f"{r['clinical_changed']:.1%} ({r['clinical_changed_n'][0]}/{r['clinical_changed_n'][1]})"
-            for r in results.values()
-        )
-        + " |"
-    )
-    rows.append(
-        "| clinical text lost in identifier sentences | "
-        + " | ".join(f"{r['keep_lost_n'][0]}/{r['keep_lost_n'][1]}" for r in results.values())
-        + " |"
-    )
-    if len(next(iter(results.values()))["sections"]) > 1:
+    if len(first["sections"]) > 1:
         for section in ("main", "tuning"):
-            first = next(iter(results.values()))["sections"][section]
+            counts = first["sections"][section]
             rows.append(
-                f"| {section} section: identifiers caught (n={first['caught'][1]}) | "
-                + " | ".join(_fraction(r["sections"][section]["caught"]) for r in results.values())
-                + " |"
-            )
-            rows.append(
-                f"| {section} section: clinical changed (n={first['changed'][1]}) | "
-                + " | ".join(
-                    _fraction(r["sections"][section]["changed"], percent=True)
-                    for r in results.values()
+                _row(
+                    f"{section} section: identifiers caught (n={counts['caught'][1]})",
+                    (_fraction(s["sections"][section]["caught"]) for s in scores),
                 )
-                + " |"
             )
-    if all("iu" in r for r in results.values()):
-        n = next(iter(results.values()))["iu"]["n"]
+            rows.append(
+                _row(
+                    f"{section} section: clinical changed (n={counts['changed'][1]})",
+                    (_fraction(s["sections"][section]["changed"], percent=True) for s in scores),
+                )
+            )
+    if all("iu" in s for s in scores):
         rows.append(
-            f"| real Open-i sentences changed (n={n}) | "
-            + " | ".join(f"{r['iu']['changed']:.1%}" for r in results.values())
-            + " |"
+            _row(
+                f"real Open-i sentences changed (n={first['iu']['n']})",
+                (f"{s['iu']['changed']:.1%}" for s in scores),
+            )
         )
     rows.append(
-        "| corpus texts/s (most need the NER) | "
-        + " | ".join(f"{r['corpus_texts_per_s']:.0f}" for r in results.values())
-        + " |"
+        _row(
+            "corpus texts/s (most need the NER)", (f"{s['corpus_texts_per_s']:.0f}" for s in scores)
+        )
     )
-    rows.append(
-        "| demo reports/s | "
-        + " | ".join(f"{r['reports_per_s']:.0f}" for r in results.values())
-        + " |"
-    )
-    return head + "\n".join(rows)
+    rows.append(_row("demo reports/s", (f"{s['reports_per_s']:.0f}" for s in scores)))
+    return _head("", list(results)) + "\n".join(rows)
 
 
 def main() -> int:

@@ -20,26 +20,24 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
-import socket
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
-import psutil
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # the hostile-file builders live in tests/hostile.py
 
+from serve_load import Server  # noqa: E402  (this folder: the script's own sys.path entry)
+
 from tests.hostile import (  # noqa: E402
+    cost_of,
     header_of_empty_elements,
     hostile_files,
     jpeg_claiming,
@@ -47,17 +45,12 @@ from tests.hostile import (  # noqa: E402
     png_of_zeros,
     trailing_elements,
     trailing_zeros,
+    tree_rss,
     uncompressed_frames,
 )
 
 PHI_NAME = "Jane_Doe_MRN4829371"
 MB = 2**20
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def untrained_store(root: Path) -> dict[str, str]:
@@ -73,48 +66,6 @@ def untrained_store(root: Path) -> dict[str, str]:
     entry, _ = registry.add(root / "model", {"benchmark": "serve_bombs"})
     registry.promote(entry.tag)
     return {"BENTOML_HOME": str(root)}
-
-
-class Server:
-    def __init__(self, env: dict[str, str], log: Path) -> None:
-        self.port = free_port()
-        self.log = log.open("w")
-        bentoml = Path(sys.executable).parent / "bentoml"
-        self.process = subprocess.Popen(
-            [str(bentoml), "serve", "umcl.service:UMCL", "--port", str(self.port)],
-            cwd=REPO, env={**os.environ, **env, "PYTHONUNBUFFERED": "1"}, stdout=self.log,
-            stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-        self.url = f"http://127.0.0.1:{self.port}"
-
-    def wait_ready(self, timeout: float = 180) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                sys.exit(f"bentoml serve exited; see {self.log.name}")
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.5)
-        sys.exit(f"bentoml serve not ready in {timeout:.0f} s; see {self.log.name}")
-
-    def rss(self) -> int:
-        root = psutil.Process(self.process.pid)
-        total = 0
-        for process in [root, *root.children(recursive=True)]:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                total += process.memory_info().rss
-        return total
-
-    def stop(self) -> None:
-        os.killpg(self.process.pid, 15)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, 9)
-        self.log.close()
 
 
 def files_request(files: list[tuple[str, bytes]]) -> dict:
@@ -298,32 +249,14 @@ def cases() -> dict[str, tuple[str, int, Send]]:
 
 
 def measure(server: Server, send: Callable[[], list[int | str]]) -> dict:
-    before = server.rss()
-    peak = before
-    done = threading.Event()
-
-    def sample() -> None:
-        nonlocal peak
-        while not done.is_set():
-            peak = max(peak, server.rss())
-            time.sleep(0.005)
-
-    sampler = threading.Thread(target=sample)
-    sampler.start()
-    started = time.perf_counter()
-    try:
-        statuses = send()
-    finally:
-        seconds = time.perf_counter() - started
-        done.set()
-        sampler.join()
+    cost = cost_of(server.process.pid, send)
     time.sleep(0.2)  # let the worker finish releasing what the request held
-    after = server.rss()
+    after = tree_rss(server.process.pid)
     return {
-        "statuses": sorted(set(statuses), key=str),
-        "seconds": round(seconds, 3),
-        "peak_growth_mb": round(max(peak, after) / MB - before / MB, 1),
-        "growth_after_mb": round((after - before) / MB, 1),
+        "statuses": sorted(set(cost.result), key=str),
+        "seconds": round(cost.seconds, 3),
+        "peak_growth_mb": round(max(cost.peak, after) / MB - cost.before / MB, 1),
+        "growth_after_mb": round((after - cost.before) / MB, 1),
         "server_rss_mb": round(after / MB),
     }
 

@@ -49,16 +49,17 @@ def demo_image(triplets: Path, locator: Path) -> Path:
 
 
 class Server:
-    def __init__(self, batching: bool, model: str | None, log: Path):
+    """`bentoml serve umcl.service:UMCL` on a free loopback port, in its own process group, with
+    `env` on top of this process's environment."""
+
+    def __init__(self, env: dict[str, str], log: Path):
         self.port = free_port()
-        env = {**os.environ, "UMCL_ADAPTIVE_BATCHING": "true" if batching else "false"}
-        if model:
-            env["UMCL_MODEL"] = model
         self.log = log.open("w")
         bentoml = Path(sys.executable).parent / "bentoml"
         self.process = subprocess.Popen(
             [str(bentoml), "serve", "umcl.service:UMCL", "--port", str(self.port)],
-            cwd=REPO, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=REPO, env={**os.environ, **env, "PYTHONUNBUFFERED": "1"}, stdout=self.log,
+            stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
         self.url = f"http://127.0.0.1:{self.port}"
 
@@ -133,7 +134,9 @@ def main() -> None:
     rows = []
     logs = Path(tempfile.mkdtemp(prefix="umcl-serve-load-"))
     for batching in (True, False):
-        server = Server(batching, args.model, logs / f"serve-batching-{batching}.log")
+        env = {"UMCL_ADAPTIVE_BATCHING": "true" if batching else "false"}
+        env |= {"UMCL_MODEL": args.model} if args.model else {}
+        server = Server(env, logs / f"serve-batching-{batching}.log")
         try:
             server.wait_ready()
             asyncio.run(load(server.url, image, 16, 4))  # warm-up: first calls build caches

@@ -6,9 +6,13 @@ BENTOML_HOME to a throwaway store, which the benchmark must not inherit)."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import struct
+import threading
+import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -371,3 +375,50 @@ def bundled_pydicom_files() -> list[Path]:
     encoders, most of them not DICOM radiographs, a few not DICOM at all."""
     root = Path(pydicom.data.__file__).parent / "test_files"
     return sorted(p for p in root.iterdir() if p.is_file())
+
+
+# -- what a request costs the server --------------------------------------------------------
+
+
+def tree_rss(pid: int) -> int:
+    """Resident memory of a process and every process it started (API workers, encoder)."""
+    import psutil
+
+    root = psutil.Process(pid)
+    total = 0
+    for process in [root, *root.children(recursive=True)]:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            total += process.memory_info().rss
+    return total
+
+
+@dataclass
+class Cost:
+    result: object  # what `send` returned
+    seconds: float
+    before: int  # bytes of RSS before the request
+    peak: int  # the highest RSS sampled while it ran (every 5 ms) or right after
+
+
+def cost_of(pid: int, send: Callable[[], object]) -> Cost:
+    """Send a request and sample the server tree's memory while it runs."""
+    before = tree_rss(pid)
+    peak = before
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, tree_rss(pid))
+            time.sleep(0.005)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    started = time.perf_counter()
+    try:
+        result = send()
+    finally:
+        seconds = time.perf_counter() - started
+        done.set()
+        sampler.join()
+    return Cost(result, seconds, before, max(peak, tree_rss(pid)))

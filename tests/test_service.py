@@ -6,7 +6,6 @@ no file name, header value or traceback."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import io
 import json
 import os
@@ -14,7 +13,6 @@ import re
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,7 +20,6 @@ from pathlib import Path
 import httpx
 import numpy as np
 import polars as pl
-import psutil
 import pydicom
 import pytest
 import torch
@@ -31,6 +28,7 @@ from PIL import Image
 from tests.conftest import REPO, saved_random_model, shared_path
 from tests.hostile import (
     bundled_pydicom_files,
+    cost_of,
     header,
     hostile_files,
     jpeg_claiming,
@@ -40,6 +38,7 @@ from tests.hostile import (
     saved,
     trailing_elements,
     trailing_zeros,
+    tree_rss,
     uncompressed_frames,
 )
 from umcl import registry
@@ -156,42 +155,13 @@ def multipart(parts: list[tuple[str, str | None, bytes]], boundary: str = "b0und
     return out + f"--{boundary}--\r\n".encode()
 
 
-def tree_rss(pid: int) -> int:
-    """Resident memory of the server and every process it started (workers, encoder)."""
-    root = psutil.Process(pid)
-    total = 0
-    for process in [root, *root.children(recursive=True)]:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            total += process.memory_info().rss
-    return total
-
-
 def measured(
     server: dict, send: Callable[[], httpx.Response]
 ) -> tuple[httpx.Response, float, float]:
     """The response, its seconds, and the server tree's peak RSS growth in MB while it ran
     (sampled every 5 ms) or after it."""
-    before = tree_rss(server["pid"])
-    peak = before
-    done = threading.Event()
-
-    def sample() -> None:
-        nonlocal peak
-        while not done.is_set():
-            peak = max(peak, tree_rss(server["pid"]))
-            time.sleep(0.005)
-
-    sampler = threading.Thread(target=sample)
-    sampler.start()
-    started = time.perf_counter()
-    try:
-        response = send()
-    finally:
-        seconds = time.perf_counter() - started
-        done.set()
-        sampler.join()
-    peak = max(peak, tree_rss(server["pid"]))
-    return response, seconds, (peak - before) / 2**20
+    cost = cost_of(server["pid"], send)
+    return cost.result, cost.seconds, (cost.peak - cost.before) / 2**20
 
 
 def error_of(response: httpx.Response) -> str:
