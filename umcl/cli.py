@@ -70,7 +70,8 @@ def cmd_unify(args: argparse.Namespace) -> None:
 
 
 def cmd_preprocess(args: argparse.Namespace) -> None:
-    from umcl.data.preprocess import build_cache, decode_limits
+    from umcl.data.dicom import DecodeLimits
+    from umcl.data.preprocess import build_cache
 
     settings = _settings(args)
     meta = build_cache(
@@ -79,7 +80,7 @@ def cmd_preprocess(args: argparse.Namespace) -> None:
         settings.preprocess.image_size,
         args.locator,
         settings.preprocess.workers,
-        decode_limits(settings.decode),
+        DecodeLimits.from_settings(settings.decode),
     )
     print(
         f"preprocess: {meta['count']} images cached at {meta['size']}×{meta['size']} in {args.out}"

@@ -81,7 +81,8 @@ def rescore(
 ) -> dict:
     """`umcl evaluate`'s metrics for a stored model on this test split. A model trained at another
     image size gets the same test images decoded at its own size."""
-    from umcl.data.preprocess import META_FILE, build_cache, decode_limits
+    from umcl.data.dicom import DecodeLimits
+    from umcl.data.preprocess import META_FILE, build_cache
     from umcl.evaluate import evaluate_model
     from umcl.model.umcl import describe_model, input_size, load_model
 
@@ -100,7 +101,7 @@ def rescore(
             cache_dir = Path(scratch) / "cache"
             build_cache(
                 test_file, cache_dir, size, locator_dir, settings.preprocess.workers,
-                decode_limits(settings.decode),
+                DecodeLimits.from_settings(settings.decode),
             )  # fmt: skip
         metrics, _ = evaluate_model(
             load_model(model_dir), test, Path(cache_dir), settings.evaluate,

@@ -28,6 +28,7 @@ from tqdm import tqdm
 
 from umcl.config import DemoSettings
 from umcl.data.demo_reports import Report, describe, sample_findings
+from umcl.data.pseudonyms import DEMO_GENERATOR, MANIFEST
 from umcl.data.radiograph import render_radiograph
 from umcl.labels import CHEXPERT_LABELS
 
@@ -44,8 +45,6 @@ FIRST_NAMES = ["Harriet", "Oswald", "Philippa", "Desmond", "Imogen", "Cornelius"
 LAST_NAMES = ["Abernathy", "Blackwood", "Castellano", "Drummond", "Eastwick", "Fairbanks",
               "Goodfellow", "Hollingsworth", "Inglewood", "Jorgensen", "Kowalczyk", "Lindqvist",
               "Montgomery", "Northcott", "Okonkwo", "Pemberton", "Quintero", "Rutherford"]  # fmt: skip
-MANIFEST = "manifest.json"
-DEMO_GENERATOR = "umcl demo"
 FAULTS = {
     "mimic": ["corrupt_dicom", "truncated_dicom", "empty_report", "label_value_7"],
     "chexpert": ["missing_file", "corrupt_dicom", "label_value_7", "duplicated_id"],

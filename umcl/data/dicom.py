@@ -38,7 +38,7 @@ import os
 import re
 import struct
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import pairwise
 from pathlib import Path
@@ -65,6 +65,8 @@ from pydicom.uid import (
     RLELossless,
 )
 from pydicom.valuerep import EXPLICIT_VR_LENGTH_32
+
+from umcl.config import DecodeSettings
 
 # Reasons an image is refused; ingestion counts out-of-scope objects by these.
 IMAGE_MISSING = "image_missing"
@@ -143,15 +145,26 @@ class DecodeLimits:
     modalities: frozenset[str] | None = frozenset(DEFAULT_MODALITIES)
 
     @classmethod
+    def from_names(cls, max_pixels: int, modalities: Iterable[str]) -> DecodeLimits:
+        """Limits from a pixel budget and modality names (`*` accepts any); the service reads
+        them from the environment, ingestion from params (`decode`)."""
+        given = list(modalities)
+        names = frozenset(m.strip().upper() for m in given) - {""}
+        if not names:
+            raise ValueError(f"{given!r} names no DICOM modality")
+        return cls(max_pixels=max_pixels, modalities=None if "*" in names else names)
+
+    @classmethod
+    def from_settings(cls, settings: DecodeSettings) -> DecodeLimits:
+        return cls.from_names(settings.max_pixels, settings.dicom_modalities)
+
+    @classmethod
     def from_env(cls) -> DecodeLimits:
         """UMCL_MAX_PIXELS and UMCL_DICOM_MODALITIES (comma-separated; `*` accepts any)."""
         raw = os.environ.get("UMCL_DICOM_MODALITIES") or ",".join(DEFAULT_MODALITIES)
-        names = frozenset(re.split(r"[\s,]+", raw.strip().upper())) - {""}
-        if not names:
-            raise ValueError(f"UMCL_DICOM_MODALITIES={raw!r} names no modality")
-        return cls(
-            max_pixels=int(env_number("UMCL_MAX_PIXELS", DEFAULT_MAX_PIXELS, integer=True)),
-            modalities=None if "*" in names else names,
+        return cls.from_names(
+            int(env_number("UMCL_MAX_PIXELS", DEFAULT_MAX_PIXELS, integer=True)),
+            re.split(r"[\s,]+", raw),
         )
 
 

@@ -18,21 +18,11 @@ import numpy as np
 import polars as pl
 from tqdm import tqdm
 
-from umcl.config import DecodeSettings
 from umcl.data.dicom import DecodeLimits
 from umcl.data.images import fit_square, load_image
 from umcl.data.locator import image_files
 
 IMAGES_FILE, INDEX_FILE, META_FILE = "images.u8", "index.parquet", "meta.json"
-
-
-def decode_limits(settings: DecodeSettings) -> DecodeLimits:
-    """The params' decoding limits (`decode`), as the decoders take them."""
-    modalities = {m.strip().upper() for m in settings.dicom_modalities}
-    return DecodeLimits(
-        max_pixels=settings.max_pixels,
-        modalities=None if "*" in modalities else frozenset(modalities),
-    )
 
 
 def decode_to_square(path: str, size: int, limits: DecodeLimits | None = None) -> np.ndarray:

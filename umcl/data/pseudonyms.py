@@ -23,6 +23,9 @@ KEY_FILE = Path(".umcl/pseudonym.key")
 # set-up. Any source outside the demo's folder needs a secret of the site's own.
 DEMO_KEY = "umcl-demo-key"
 MIN_KEY_LENGTH = 16
+# `umcl demo` writes this manifest; its `folders` are the synthetic ones, the demo key's only use.
+MANIFEST = "manifest.json"
+DEMO_GENERATOR = "umcl demo"
 
 
 class PseudonymKeyError(ValueError):
@@ -65,8 +68,6 @@ def resolve_key(source_paths: Iterable[Path], demo_root: Path, key_file: Path = 
 def demo_folders(demo_root: Path) -> list[Path]:
     """The folders `umcl demo` wrote under `demo_root`, as its manifest lists them: data there is
     synthetic. A folder without that manifest is not demo data, wherever it lies."""
-    from umcl.data.demo import DEMO_GENERATOR, MANIFEST
-
     manifest = Path(demo_root) / MANIFEST
     try:
         content = json.loads(manifest.read_text())

@@ -453,7 +453,7 @@ def read_csv_source(
         *columns.labels,
         *columns.identifiers,
     ]
-    missing = sorted({c for c in needed if c} - set(rows[0] if rows else needed))
+    missing = sorted({c for c in needed if c} - set(rows[0]))  # _read_csv never returns no rows
     if missing:
         raise SourceError(f"{path}: columns {missing} named in params are not in the file")
     for row in rows:

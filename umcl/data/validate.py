@@ -31,7 +31,6 @@ from umcl.config import Settings, SourceKind
 from umcl.data.dicom import DecodeLimits, ImageDecodeError
 from umcl.data.images import load_image
 from umcl.data.locator import write_locator
-from umcl.data.preprocess import decode_limits
 from umcl.data.pseudonyms import Pseudonymizer, resolve_key
 from umcl.data.sources import PRIVATE_COLUMNS, VALID_LABEL_VALUES, read_source
 from umcl.labels import LabelSpace
@@ -189,7 +188,7 @@ def validate_sources(
     metrics_path.parent.mkdir(parents=True, exist_ok=True)
     key = resolve_key([s.path for s in settings.data.sources], settings.demo.out)
     pseudonyms = Pseudonymizer(key)
-    limits = decode_limits(settings.decode)
+    limits = DecodeLimits.from_settings(settings.decode)
     report: dict[str, dict] = {}
     for source in settings.data.sources:
         read = read_source(source, space, pseudonyms)
