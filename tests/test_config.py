@@ -98,3 +98,21 @@ def test_a_broken_patient_pattern_and_clashing_synonyms_are_refused():
         ConfigError, match=r"labels\.synonyms\.opacity: the same name as another synonym"
     ):
         parse_settings(raw)
+
+
+def test_yaml_merge_keys_are_not_duplicates_and_utf16_is_refused(tmp_path: Path):
+    text = (REPO / "params.yaml").read_text()
+    old = "    - {name: mimic, kind: image_text, format: mimic_cxr, path: data/raw/demo/mimic}\n"
+    assert old in text
+    merged = "    - &mimic {name: mimic, kind: image_text, format: mimic_cxr, path: data/raw/demo/mimic}\n"
+    merged += "    - {<<: *mimic, name: mimic2, path: data/raw/demo/mimic2}\n"
+    (tmp_path / "params.yaml").write_text(text.replace(old, merged))
+    second = load_settings(tmp_path / "params.yaml").data.sources[1]
+    assert (second.name, second.format, str(second.path)) == (
+        "mimic2",
+        "mimic_cxr",
+        "data/raw/demo/mimic2",
+    )
+    (tmp_path / "params.yaml").write_bytes(text.encode("utf-16"))
+    with pytest.raises(ConfigError, match="not UTF-8 text"):
+        load_settings(tmp_path / "params.yaml")

@@ -40,6 +40,16 @@ def test_the_key_comes_from_the_environment_then_the_key_file(monkeypatch, tmp_p
             resolve_key(not_demo, demo, missing)
     with pytest.raises(PseudonymKeyError):  # demo.out pointed at all raw data
         resolve_key([real], tmp_path / "raw", missing)
+    for folders in (
+        '["/"]',
+        '[".."]',
+        '["mimic/.."]',
+        "null",
+        '"mimic"',
+    ):  # a manifest cannot widen it
+        (demo / "manifest.json").write_text(f'{{"generator": "umcl demo", "folders": {folders}}}')
+        with pytest.raises(PseudonymKeyError):
+            resolve_key([real], demo, missing)
     key_file = tmp_path / "site.key"
     key_file.write_text("from-the-file-0123456789\n")
     assert resolve_key([real], demo, key_file) == "from-the-file-0123456789"

@@ -282,3 +282,29 @@ def test_a_long_report_cell_is_read_and_orphan_projections_are_counted(tmp_path)
         "not_frontal: a lateral or other projection": 1,
         "projection_without_report: a listed image whose report is absent": 1,
     }
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("id,note\na1,clear\n".encode("utf-16"), "NUL bytes"),
+        (b"id,note\na1,clear\x00 hidden\n", "NUL bytes"),
+        (b"id,note,effusion\na1,clear\n", "line 2 has 2 fields, the header 3"),
+    ],
+)
+def test_utf16_nul_bytes_and_truncated_rows_stop(tmp_path, content, message):
+    from umcl.data.sources import SourceError
+
+    (tmp_path / "notes.csv").write_bytes(content)
+    with pytest.raises(SourceError, match=rf"notes\.csv: .*{message}"):
+        read(
+            "text_label", "csv", tmp_path / "notes.csv", columns=CsvColumns(id="id", text=["note"])
+        )
+
+
+def test_a_spreadsheet_export_with_empty_trailing_columns_reads(tmp_path):
+    (tmp_path / "notes.csv").write_text("id,note,,\na1,No effusion.,,\n,,,\na2,Clear.,,\n")
+    rows = read(
+        "text_label", "csv", tmp_path / "notes.csv", columns=CsvColumns(id="id", text=["note"])
+    )
+    assert rows["native_id"].to_list() == ["a1", "a2"]

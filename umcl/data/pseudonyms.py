@@ -35,7 +35,10 @@ class PseudonymKeyError(ValueError):
 def _key_from_file(path: Path) -> str | None:
     if not path.is_file():
         return None
-    return path.read_text().strip() or None
+    try:
+        return path.read_text(encoding="utf-8").strip() or None
+    except UnicodeDecodeError:
+        raise PseudonymKeyError(f"{path}: the key file is not UTF-8 text") from None
 
 
 def resolve_key(source_paths: Iterable[Path], demo_root: Path, key_file: Path = KEY_FILE) -> str:
@@ -75,7 +78,13 @@ def demo_folders(demo_root: Path) -> list[Path]:
         return []
     if not isinstance(content, dict) or content.get("generator") != DEMO_GENERATOR:
         return []
-    return [(Path(demo_root) / str(name)).resolve() for name in content.get("folders", [])]
+    names = content.get("folders")
+    # Plain folder names only: "..", "/" or "a/b" in a manifest must not widen what is synthetic.
+    return [
+        (Path(demo_root) / name).resolve()
+        for name in (names if isinstance(names, list) else [])
+        if isinstance(name, str) and name not in ("", ".", "..") and Path(name).name == name
+    ]
 
 
 def fingerprint(key: str) -> str:

@@ -116,6 +116,12 @@ def _combine(values: list[str | None]) -> str | None:
 
 def decode_utf8(path: Path, data: bytes) -> str:
     """Text of a file that must be UTF-8; SourceError naming the file and the first bad byte."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in data:
+        # UTF-16 (with or without a BOM) is full of NUL bytes, which no text field may hold.
+        raise SourceError(
+            f"{path}: holds NUL bytes (UTF-16 text?); re-save it as UTF-8 "
+            "(e.g. `iconv -f utf-16 -t utf-8`)"
+        )
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -136,8 +142,10 @@ def _read_csv(path: Path, required: Iterable[str] = ()) -> list[dict[str, str]]:
         raise SourceError(f"{path}: expected file is missing")
     reader = csv.reader(io.StringIO(decode_utf8(path, path.read_bytes()), newline=""), strict=True)
     try:
-        header = next(reader, None)
-        if not header or not any(h.strip() for h in header):
+        header = next(reader, None) or []
+        while header and not header[-1].strip():
+            header.pop()  # spreadsheet exports end rows with empty, unnamed columns
+        if not header:
             raise SourceError(f"{path}: the table is empty (no header row)")
         repeated = sorted({h for h in header if header.count(h) > 1})
         if repeated:
@@ -149,13 +157,15 @@ def _read_csv(path: Path, required: Iterable[str] = ()) -> list[dict[str, str]]:
             raise SourceError(f"{path}: columns {missing} are missing (the header has {header})")
         rows = []
         for values in reader:
-            if not values:
-                continue  # a blank line
-            if len(values) > len(header):
+            if not any(v.strip() for v in values):
+                continue  # a blank line (or a spreadsheet's row of empty cells)
+            extra = values[len(header) :]
+            if len(values) < len(header) or any(v.strip() for v in extra):
+                # A short row is a truncated line: padding it would lose its data in silence.
                 raise SourceError(
                     f"{path}: line {reader.line_num} has {len(values)} fields, the header {len(header)}"
                 )
-            rows.append(dict(zip(header, values + [""] * (len(header) - len(values)), strict=True)))
+            rows.append(dict(zip(header, values[: len(header)], strict=True)))
     except csv.Error as exc:  # e.g. an unbalanced quote, which would merge rows silently
         raise SourceError(f"{path}: line {reader.line_num} is not valid CSV ({exc})") from None
     if not rows:

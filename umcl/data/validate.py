@@ -186,6 +186,8 @@ def validate_sources(
     out_dir.mkdir(parents=True, exist_ok=True)
     quarantine_dir.mkdir(parents=True, exist_ok=True)
     metrics_path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in Path(locator_dir).glob("*.parquet"):  # a source dropped from params leaves none
+        stale.unlink()
     key = resolve_key([s.path for s in settings.data.sources], settings.demo.out)
     pseudonyms = Pseudonymizer(key)
     limits = DecodeLimits.from_settings(settings.decode)
