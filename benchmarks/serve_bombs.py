@@ -58,11 +58,11 @@ def untrained_store(root: Path) -> dict[str, str]:
     os.environ["BENTOML_HOME"] = str(root)
     from tests.tiny import tiny_model
     from umcl import registry
-    from umcl.model.umcl import save_model
 
     params = yaml.safe_load((REPO / "params.yaml").read_text())
-    extra = {"params": {"preprocess": {"image_size": params["preprocess"]["image_size"]}}}
-    save_model(tiny_model(seed=1), root / "model", extra=extra)
+    model = tiny_model(seed=1)
+    model.image_size = params["preprocess"]["image_size"]  # what a trained model would take
+    model.save_pretrained(root / "model")
     entry, _ = registry.add(root / "model", {"benchmark": "serve_bombs"})
     registry.promote(entry.tag)
     return {"BENTOML_HOME": str(root)}

@@ -11,11 +11,15 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import yaml
 
 from tests.tiny import MODEL as TINY_MODEL
+
+if TYPE_CHECKING:
+    from umcl.calibration import Calibration
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
@@ -108,14 +112,33 @@ def empty_store() -> Path:
     return Path(os.environ["BENTOML_HOME"])
 
 
-def saved_random_model(pipeline: dict, directory: Path, seed: int = 3) -> Path:
-    """An untrained tiny model over the pipeline's labels, saved with its params like `umcl train`."""
+def toy_calibration(names: list[str], unfitted_every: int = 4) -> Calibration:
+    """A calibration with distinct, non-trivial a, b and thresholds per finding; every
+    `unfitted_every`-th finding is left unfitted (raw sigmoid, threshold 0.5)."""
+    from umcl.calibration import Calibration, FindingCalibration
+
+    findings = {}
+    for i, name in enumerate(names):
+        if i % unfitted_every == unfitted_every - 1:
+            findings[name] = FindingCalibration(1.0, 0.0, 0.5, 2, 3, fitted=False, reason="few")
+        else:
+            a, b, threshold = 0.6 + 0.15 * i, 0.4 - 0.1 * i, 0.35 + 0.02 * i
+            findings[name] = FindingCalibration(a, b, threshold, 10, 20, fitted=True)
+    return Calibration("platt", "youden", findings)
+
+
+def saved_random_model(
+    pipeline: dict, directory: Path, seed: int = 3, calibration: Calibration | None = None
+) -> Path:
+    """An untrained tiny model over the pipeline's labels, saved like `umcl train` saves one: at
+    the pipeline's image size, with its weight params as provenance and `calibration`."""
     from tests.tiny import tiny_model
     from umcl.config import load_settings, weight_params
-    from umcl.model.umcl import save_model
 
     labels = json.loads((pipeline["triplets"].parent / "labels.json").read_text())["names"]
     settings = load_settings(pipeline["params"])
-    extra = {"params": weight_params(settings)}
-    save_model(tiny_model(labels=labels, seed=seed), directory, extra=extra)
+    model = tiny_model(labels=labels, seed=seed)
+    model.image_size = settings.preprocess.image_size
+    model.calibration = calibration
+    model.save_pretrained(directory, provenance={"params": weight_params(settings)})
     return directory

@@ -15,11 +15,6 @@ from tests.tiny import cpu_step_loss, tiny_batch, tiny_model
 N = 12  # global batch; 6 per rank
 
 
-def half(batch: dict, rank: int) -> dict:
-    part = slice(rank * N // 2, (rank + 1) * N // 2)
-    return {k: v[part] for k, v in batch.items()}
-
-
 def step(model, batch: dict, target: str) -> tuple[float, dict[str, torch.Tensor]]:
     loss, _ = cpu_step_loss(model, batch, target)
     loss.backward()
@@ -33,7 +28,7 @@ def _rank(rank: int, init_file: str, out: str, target: str) -> None:
     os.environ.update(RANK=str(rank), WORLD_SIZE="2")
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
     model = DistributedDataParallel(tiny_model(), find_unused_parameters=True)
-    loss, grads = step(model, half(tiny_batch(N), rank), target)
+    loss, grads = step(model, tiny_batch(N, rows=slice(rank * N // 2, (rank + 1) * N // 2)), target)
     if rank == 0:
         torch.save({"loss": loss, "grads": grads}, out)
     # Finish every queued gloo work item and free DDP's reducer before the group goes: tearing

@@ -5,15 +5,42 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import polars as pl
 import pytest
 import torch
 
 from tests.tiny import tiny_model
+from umcl.calibration import Calibration, FindingCalibration
 from umcl.cli import main
-from umcl.evaluate import FIVE_CLASSES, five_by_n_subset, per_label_auroc, recall_at_k
-from umcl.model.umcl import save_model
+from umcl.config import EvaluateSettings
+from umcl.data.preprocess import cache_image_size
+from umcl.evaluate import (
+    FIVE_CLASSES,
+    evaluate_model,
+    fit_on_validation,
+    five_by_n_subset,
+    per_label_auroc,
+    recall_at_k,
+    run_evaluation,
+)
+from umcl.model.umcl import UMCLModel
+from umcl.model_card import write_model_card
 
 NAN = float("nan")
+
+
+def pipeline_model(pipeline: dict, seed: int = 3) -> UMCLModel:
+    """An untrained tiny model over the pipeline's labels, taking its cache's image size."""
+    labels = json.loads((pipeline["triplets"].parent / "labels.json").read_text())["names"]
+    model = tiny_model(labels=labels, seed=seed)
+    model.image_size = cache_image_size(pipeline["cache"])
+    return model
+
+
+def known_counts(table: pl.DataFrame, name: str) -> tuple[int, int]:
+    """(positives, negatives) of a label column of raw 1 / 0 / −1 / null under `zeros`."""
+    column = table[name].drop_nulls()
+    return int((column == 1).sum()), int((column != 1).sum())
 
 
 def test_per_label_auroc_known_answers_and_skips() -> None:
@@ -65,8 +92,7 @@ def test_five_by_n_takes_single_finding_images_capped_per_class() -> None:
 
 
 def test_evaluate_a_random_model_is_at_chance(tiny_pipeline: dict, tmp_path: Path) -> None:
-    labels = json.loads((tiny_pipeline["triplets"].parent / "labels.json").read_text())["names"]
-    save_model(tiny_model(labels=labels, seed=3), tmp_path / "model")
+    pipeline_model(tiny_pipeline).save_pretrained(tmp_path / "model")
     metrics_path, card = tmp_path / "eval.json", tmp_path / "card.md"
     code = main(["--params", str(tiny_pipeline["params"]), "evaluate", "--model", str(tmp_path / "model"),
                  "--triplets", str(tiny_pipeline["triplets"]), "--cache", str(tiny_pipeline["cache"]),
@@ -80,3 +106,86 @@ def test_evaluate_a_random_model_is_at_chance(tiny_pipeline: dict, tmp_path: Pat
     assert "macro_auroc" in metrics["linear_probe"] and "accuracy" in metrics["five_by_n"]
     assert any((tmp_path / "roc/learned").glob("*.csv"))
     assert "Zero-shot classification, learned prompts" in card.read_text()
+
+
+def test_fit_on_validation_counts_the_validation_images(tiny_pipeline: dict) -> None:
+    model, triplets = pipeline_model(tiny_pipeline), pl.read_parquet(tiny_pipeline["triplets"])
+    # The tiny validation split is too small to fit any finding: every sample plays it here.
+    all_val = triplets.with_columns(split=pl.lit("val"))
+    calibration = fit_on_validation(
+        model, all_val, tiny_pipeline["cache"], EvaluateSettings(), "zeros"
+    )
+    assert (calibration.method, calibration.operating_point) == ("platt", "youden")
+    images = all_val.filter(pl.col("image").is_not_null())
+    assert set(calibration.findings) == set(model.label_names)
+    for name, entry in calibration.findings.items():
+        positives, negatives = known_counts(images, name)
+        assert (entry.positives, entry.negatives) == (positives, negatives), name
+        assert entry.fitted == (min(positives, negatives) >= 5), name
+        assert 0 < entry.threshold < 1 and entry.a > 0
+    fitted = [entry.fitted for entry in calibration.findings.values()]
+    assert any(fitted) and not all(fitted)
+    assert any((e.a, e.b) != (1.0, 0.0) for e in calibration.findings.values() if e.fitted)
+
+    no_val = triplets.filter(pl.col("split") != "val")
+    with pytest.raises(ValueError, match=r"validation split has no images.*calibration: none"):
+        fit_on_validation(model, no_val, tiny_pipeline["cache"], EvaluateSettings(), "zeros")
+    identity = fit_on_validation(
+        model, no_val, tiny_pipeline["cache"], EvaluateSettings(calibration="none"), "zeros"
+    )
+    assert identity == Calibration.identity(model.label_names)
+
+
+def test_evaluation_reports_calibration_and_writes_reliability(
+    tiny_pipeline: dict, tmp_path: Path
+) -> None:
+    model = pipeline_model(tiny_pipeline)
+    *fitted, unfitted = model.label_names
+    entries = {n: FindingCalibration(0.5, -0.3, 0.45, 9, 9, fitted=True) for n in fitted}
+    entries[unfitted] = FindingCalibration(1.0, 0.0, 0.5, 2, 9, fitted=False, reason="too few")
+    model.calibration = Calibration("platt", {"sensitivity": 0.8}, entries)
+    model.save_pretrained(tmp_path / "model")
+    settings, metrics_path = EvaluateSettings(), tmp_path / "eval.json"
+    metrics = run_evaluation(
+        tmp_path / "model", tiny_pipeline["triplets"], tiny_pipeline["cache"], settings, "zeros",
+        0, metrics_path, reliability_dir=tmp_path / "reliability",
+    )  # fmt: skip
+    report = json.loads(metrics_path.read_text())["calibration"]
+    assert report == metrics["calibration"]
+    assert (report["method"], report["operating_point"]) == ("platt", {"sensitivity": 0.8})
+    assert report["not_fitted"] == {unfitted: "too few"}
+    # Calibration is monotone per finding: the AUROC (of the raw scores) is what it would be.
+    uncalibrated, _ = evaluate_model(
+        pipeline_model(tiny_pipeline), pl.read_parquet(tiny_pipeline["triplets"]),
+        tiny_pipeline["cache"], settings, "zeros", 0,
+    )  # fmt: skip
+    assert "calibration" not in uncalibrated
+    assert uncalibrated["zero_shot"] == metrics["zero_shot"]
+
+    test_images = pl.read_parquet(tiny_pipeline["triplets"]).filter(
+        (pl.col("split") == "test") & pl.col("image").is_not_null()
+    )
+    for name in model.label_names:
+        positives, negatives = known_counts(test_images, name)
+        if positives and negatives:
+            point = report["operating_points"]["per_finding"][name]
+            assert (point["positives"], point["negatives"]) == (positives, negatives)
+            assert point["threshold"] == (0.5 if name == unfitted else 0.45)
+            assert 0 <= point["sensitivity"] <= 1 and 0 <= point["specificity"] <= 1
+        if positives + negatives:
+            before = report["ece_before"]["per_finding"][name]
+            after = report["ece_after"]["per_finding"][name]
+            assert before == after if name == unfitted else before != after
+    assert report["ece_before"]["macro"] != report["ece_after"]["macro"]
+
+    known = sum(sum(known_counts(test_images, n)) for n in model.label_names)
+    for stage in ("before", "after"):
+        curve = pl.read_csv(tmp_path / "reliability" / f"{stage}.csv")
+        assert curve.columns == ["bin", "confidence", "frequency", "count"]
+        assert curve["count"].sum() == known  # every known test label, pooled over findings
+        assert curve["frequency"].is_between(0, 1).all()
+    card = tmp_path / "card.md"
+    write_model_card(tmp_path / "model", tiny_pipeline["triplets"], metrics, card)
+    text = card.read_text()
+    assert "Platt scaling" in text and "sensitivity ≥ 0.8" in text
+    assert f"{unfitted}: too few" in text

@@ -9,7 +9,8 @@ import polars as pl
 import pytest
 import torch
 
-from umcl.data.dataset import TripletDataset, collate
+from tests.tiny import MODEL, tiny_tokenizer
+from umcl.data.dataset import Collate, TripletDataset
 from umcl.data.unify import TRIPLET_COLUMNS
 from umcl.labels import CHEXPERT_LABELS
 
@@ -141,15 +142,20 @@ def test_batch_mixes_all_three_kinds_with_correct_masks(tiny_pipeline):
     )
     kinds = triplets["kind"].to_list()
     picks = [kinds.index(k) for k in ("image_text", "image_label", "text_label")]
+    collate = Collate(tiny_tokenizer(), MODEL["text"]["max_length"], dataset.image_size)
     batch = collate([dataset[i] for i in picks])
-    assert batch["images"].shape == (3, 1, 32, 32) and batch["images"].dtype == torch.float32
-    assert batch["has_image"].tolist() == [True, True, False]
-    assert batch["has_text"].tolist() == [True, False, True]
+    assert batch["images"].shape == (2, 1, 32, 32) and batch["images"].dtype == torch.float32
+    assert batch["present"]["image"].tolist() == [True, True, False]
+    assert batch["present"]["text"].tolist() == [True, False, True]
+    assert batch["present"]["label"][1] and batch["images"][0].max() > 0.5
+    assert batch["input_ids"].shape[0] == 2 and batch["input_ids"].dtype == torch.long
+    assert batch["attention_mask"].shape == batch["input_ids"].shape
+    assert torch.equal(batch["images"][1], dataset[picks[1]]["image"])
+    labels = batch["labels"]
+    assert labels.shape == (3, len(CHEXPERT_LABELS))
+    assert batch["present"]["label"].equal(~labels.isnan().all(1))
     assert (
-        batch["has_labels"][1] and batch["texts"][1] == "" and batch["images"][2].abs().sum() == 0
-    )
-    assert (
-        batch["images"][0].max() > 0.5 and batch["labels"][~batch["label_known"]].abs().sum() == 0
+        batch["label_sets"].nan_to_num(-1).equal(labels[batch["present"]["label"]].nan_to_num(-1))
     )
     with pytest.raises(KeyError, match="not in the cache"):
         TripletDataset(

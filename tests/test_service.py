@@ -1,7 +1,8 @@
 """The real `bentoml serve` on a free loopback port, called over HTTP with BentoML's client and
-with raw requests: classification of real and demo images, equality with offline scoring, every
-kind of bad or hostile input answered with a 4xx in little time and memory, and a log that holds
-no file name, header value or traceback."""
+with raw requests: calibrated classification of real and demo images, equality with offline
+scoring and with `umcl.load` (by directory and by store tag), every kind of bad or hostile input
+answered with a 4xx in little time and memory, and a log that holds no file name, header value
+or traceback."""
 
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ import pytest
 import torch
 from PIL import Image
 
-from tests.conftest import REPO, saved_random_model, shared_path
+import umcl
+from tests.conftest import REPO, saved_random_model, shared_path, toy_calibration
 from tests.hostile import (
     bundled_pydicom_files,
     cost_of,
@@ -68,9 +70,12 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def server(tiny_pipeline: dict, tmp_path_factory: pytest.TempPathFactory):
-    """A champion in the (session's) model store and `bentoml serve` running around it."""
+    """A calibrated champion in the (session's) model store and `bentoml serve` running around
+    it."""
     root = tmp_path_factory.mktemp("serve")
-    model_dir = saved_random_model(tiny_pipeline, root / "model", seed=7)
+    labels = json.loads((tiny_pipeline["triplets"].parent / "labels.json").read_text())["names"]
+    calibration = toy_calibration(labels)
+    model_dir = saved_random_model(tiny_pipeline, root / "model", seed=7, calibration=calibration)
     entry, _ = registry.add(model_dir, {"test": True})
     registry.promote(entry.tag)
     port = free_port()
@@ -178,14 +183,42 @@ def small_png(seed: int = 0, size: tuple[int, int] = (80, 60)) -> bytes:
     return buffer.getvalue()
 
 
-def offline_probabilities(model_dir: Path, squares: torch.Tensor) -> torch.Tensor:
-    """What `umcl evaluate` computes for (n, 1, S, S) images in [0, 1]: learned-prompt zero-shot."""
-    from umcl.evaluate import zero_shot
-    from umcl.model.umcl import load_model
+def offline_scores(model_dir: Path, squares: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """(probabilities, positives) for (n, 1, S, S) images in [0, 1], worked out here from the
+    saved model and its calibration.json: learned-prompt zero-shot logits z, then sigmoid(a·z + b)
+    and the threshold for a fitted finding, sigmoid(z) and 0.5 for the others."""
+    from umcl.model.umcl import UMCLModel, finding_logits
 
-    model = load_model(model_dir)
+    model = UMCLModel.from_pretrained(model_dir)
     with torch.no_grad():
-        return zero_shot(model, model.encode_image(squares), handcrafted=False)
+        present, absent = model.encode_findings()
+        z = finding_logits(model.encode_image(squares), present, absent, model.logit_scale.exp())
+    entries = json.loads((model_dir / "calibration.json").read_text())["findings"]
+    fitted = [entries[n] if entries[n]["fitted"] else None for n in model.label_names]
+    a = torch.tensor([f["a"] if f else 1.0 for f in fitted])
+    b = torch.tensor([f["b"] if f else 0.0 for f in fitted])
+    thresholds = np.array([f["threshold"] if f else 0.5 for f in fitted])
+    probabilities = torch.sigmoid(a * z + b).numpy()
+    return probabilities, probabilities >= thresholds
+
+
+def served_scores(result: dict, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(probabilities, positives) of one image's entry in a /classify response."""
+    findings = result["findings"]
+    assert set(findings) == set(names)
+    assert all(set(v) == {"probability", "positive"} for v in findings.values())
+    return (
+        np.array([findings[n]["probability"] for n in names]),
+        np.array([findings[n]["positive"] for n in names]),
+    )
+
+
+def assert_same_scores(
+    served: tuple[np.ndarray, np.ndarray], expected: tuple[np.ndarray, np.ndarray]
+) -> None:
+    """Probabilities within 1e-5 and the same decisions."""
+    assert np.allclose(served[0], expected[0], atol=1e-5), (served[0], expected[0])
+    assert (served[1] == expected[1]).all(), (served, expected)
 
 
 def test_a_demo_dicom_gets_the_probabilities_umcl_evaluate_gives(
@@ -203,7 +236,7 @@ def test_a_demo_dicom_gets_the_probabilities_umcl_evaluate_gives(
     sample = TripletDataset(triplets.head(1), tiny_pipeline["cache"], names)[
         0
     ]  # the cache evaluate reads
-    expected = offline_probabilities(server["model_dir"], sample["image"][None])[0]
+    probabilities, positives = offline_scores(server["model_dir"], sample["image"][None])
 
     image = Path(image_files([row["image"]], tiny_pipeline["locator"])[0])
     response = post_files(server, "classify", [("study.dcm", image.read_bytes())])
@@ -211,9 +244,10 @@ def test_a_demo_dicom_gets_the_probabilities_umcl_evaluate_gives(
     body = response.json()
     assert body["model"] == server["tag"] and body["findings"] == names
     assert body["outside_label_space"] == []
-    served = body["results"][0]["probabilities"]
-    assert set(served) == set(names)
-    assert np.allclose([served[n] for n in names], expected.numpy(), atol=1e-5)
+    calibration = json.loads((server["model_dir"] / "calibration.json").read_text())["findings"]
+    unfitted = [n for n in names if not calibration[n]["fitted"]]
+    assert unfitted and body["uncalibrated"] == unfitted and "threshold 0.5" in body["note"]
+    assert_same_scores(served_scores(body["results"][0], names), (probabilities[0], positives[0]))
 
 
 def test_real_nih_pngs_and_a_real_dicom_through_the_bentoml_client(server: dict) -> None:
@@ -229,7 +263,8 @@ def test_real_nih_pngs_and_a_real_dicom_through_the_bentoml_client(server: dict)
     ]
     with bentoml.SyncHTTPClient(server["url"], timeout=60) as client:
         body = client.classify(images=files)
-    size = input_size(describe_model(server["model_dir"]))
+    description = describe_model(server["model_dir"])
+    size = input_size(description)
     squares = torch.stack(
         [
             torch.from_numpy(np.array(fit_square(load_image(f), size), dtype=np.float32) / 255.0)[
@@ -238,16 +273,28 @@ def test_real_nih_pngs_and_a_real_dicom_through_the_bentoml_client(server: dict)
             for f in files
         ]
     )
-    expected = offline_probabilities(server["model_dir"], squares)
+    probabilities, positives = offline_scores(server["model_dir"], squares)
     names = body["findings"]
-    assert len(body["results"]) == 3 and len(names) == 14
-    for result, row in zip(body["results"], expected, strict=True):
-        assert np.allclose([result["probabilities"][n] for n in names], row.numpy(), atol=1e-5)
+    assert len(body["results"]) == 3 and len(names) == 14 and names == description["labels"]
+    for i, result in enumerate(body["results"]):
+        assert_same_scores(served_scores(result, names), (probabilities[i], positives[i]))
     assert body["results"][2]["image"] == "siim-cr-chest.dcm"
+    # The same files through `umcl.load`, by directory and by store tag, score as served.
+    for source in (server["model_dir"], server["tag"]):
+        local = umcl.load(source).classify(files)
+        for result, mine in zip(body["results"], local, strict=True):
+            ours = (
+                np.array([mine[n]["probability"] for n in names]),
+                np.array([mine[n]["positive"] for n in names]),
+            )
+            assert_same_scores(served_scores(result, names), ours)
 
 
-def test_caller_chosen_findings_and_embeddings(server: dict, tiny_pipeline: dict) -> None:
+def test_caller_chosen_findings_and_embeddings(
+    server: dict, tiny_pipeline: dict, tmp_path: Path
+) -> None:
     png = small_png()
+    (tmp_path / "a.png").write_bytes(png)
     response = post_files(
         server, "classify", [("a.png", png)], findings='["Cardiomegaly", "Nodule"]'
     )
@@ -255,7 +302,18 @@ def test_caller_chosen_findings_and_embeddings(server: dict, tiny_pipeline: dict
     body = response.json()
     assert body["findings"] == ["Cardiomegaly", "Nodule"]
     assert body["outside_label_space"] == ["Nodule"]
-    assert set(body["results"][0]["probabilities"]) == {"Cardiomegaly", "Nodule"}
+    assert "Nodule" in body["uncalibrated"] and "Cardiomegaly" not in body["uncalibrated"]
+    served = served_scores(body["results"][0], ["Cardiomegaly", "Nodule"])
+    local = umcl.load(server["tag"]).classify([tmp_path / "a.png"], ["Cardiomegaly", "Nodule"])[0]
+    assert not local["Nodule"]["calibrated"] and local["Cardiomegaly"]["calibrated"]
+    assert_same_scores(
+        served,
+        (
+            np.array([local[n]["probability"] for n in ("Cardiomegaly", "Nodule")]),
+            np.array([local[n]["positive"] for n in ("Cardiomegaly", "Nodule")]),
+        ),
+    )
+    assert served[1][1] == (served[0][1] >= 0.5)  # outside the label space: decided at 0.5
 
     images = post_files(server, "embed_image", [("a.png", png), ("b.png", png)]).json()
     assert images["images"] == ["a.png", "b.png"]

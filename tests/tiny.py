@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import torch
+from transformers import PreTrainedTokenizerFast
 
 from umcl.config import ModelSettings, PromptSettings
+from umcl.data.dataset import MODEL_INPUTS, Batch, Collate, Sample
 from umcl.model.tokenizer import train_wordpiece
 from umcl.model.umcl import UMCLModel, build_model
 
@@ -33,35 +35,46 @@ def tiny_model(prompt: dict | None = None, seed: int = 0, labels: list[str] = LA
     return build_model(ModelSettings.model_validate(MODEL), prompt_settings, labels, tokenizer)
 
 
-def tiny_batch(n: int = 8, size: int = 32, seed: int = 0) -> dict:
-    """A mixed batch in the collate format: pairs, image-only and text-only samples."""
+def tiny_tokenizer(labels: list[str] = LABELS) -> PreTrainedTokenizerFast:
+    """The tokenizer `tiny_model` builds (WordPiece training is deterministic)."""
+    return train_wordpiece(TEXTS + [n.lower() for n in labels] + ["there is no"], 200)
+
+
+def tiny_batch(
+    n: int = 8, size: int = 32, seed: int = 0, model=None, rows: slice = slice(None)
+) -> Batch:
+    """A mixed batch in the `Collate` format: pairs, image-only and text-only samples, and a
+    pair without labels. Tokenised with `model`'s tokenizer, else with `tiny_model`'s.
+    `rows` keeps some of the n samples (a DDP rank's share); the draws stay those of all n."""
     g = torch.Generator().manual_seed(seed)
-    has_image = torch.tensor([i % 4 != 3 for i in range(n)])
-    has_text = torch.tensor([i % 4 != 2 for i in range(n)])
     labels = torch.randint(0, 2, (n, len(LABELS)), generator=g).float()
     known = torch.rand(n, len(LABELS), generator=g) > 0.3
     known[0] = False  # a pair without labels
-    return {
-        "sample_ids": [f"s{i}" for i in range(n)],
-        "images": torch.rand(n, 1, size, size, generator=g) * has_image[:, None, None, None],
-        "has_image": has_image,
-        "texts": [TEXTS[i % len(TEXTS)] if t else "" for i, t in enumerate(has_text.tolist())],
-        "has_text": has_text,
-        "labels": labels * known,
-        "label_known": known,
-        "has_labels": known.any(1),
-    }
+    images = torch.rand(n, 1, size, size, generator=g)
+    samples = [
+        Sample(
+            sample_id=f"s{i}",
+            image=images[i] if i % 4 != 3 else None,
+            text=TEXTS[i % len(TEXTS)] if i % 4 != 2 else None,
+            labels=torch.where(known[i], labels[i], torch.nan),
+        )
+        for i in range(n)
+    ]
+    tokenizer = tiny_tokenizer() if model is None else model.tokenizer
+    max_length = MODEL["text"]["max_length"] if model is None else model.max_length
+    return Collate(tokenizer, max_length, size)(samples[rows])
 
 
 def cpu_step_loss(
-    model, batch: dict, target: str = "soft"
+    model, batch: Batch, target: str = "soft"
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """The training step's loss (fp32, CPU) of `batch` with default loss weights."""
+    """The training step's loss (fp32, CPU) of `batch` with default loss weights: the model on
+    the batch's model inputs, the loss on its presence masks and labels."""
     from umcl.config import LossWeights
     from umcl.model.loss import UMCLLoss
-    from umcl.train import contrastive_step
 
-    no_autocast = torch.autocast("cpu", enabled=False)
-    return contrastive_step(
-        model, UMCLLoss(target, LossWeights()), batch, torch.device("cpu"), no_autocast
+    loss_fn = UMCLLoss(target, LossWeights())
+    embeddings = model(
+        **{k: batch[k] for k in MODEL_INPUTS}, findings=loss_fn.weights.label_prompts > 0
     )
+    return loss_fn(embeddings, batch["present"], batch["labels"])

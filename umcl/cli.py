@@ -114,7 +114,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     settings = _settings(args)
     metrics = run_evaluation(
         args.model, args.triplets, args.cache, settings.evaluate, settings.labels.uncertainty,
-        settings.seed, args.metrics, args.plots,
+        settings.seed, args.metrics, args.plots, reliability_dir=args.reliability,
     )  # fmt: skip
     if args.card:
         write_model_card(args.model, args.triplets, metrics, args.card)
@@ -298,6 +298,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--metrics", type=Path, default=Path("metrics/eval.json"))
     p.add_argument("--plots", type=Path, help="folder for ROC curves (CSV per label)")
+    p.add_argument(
+        "--reliability",
+        type=Path,
+        help="folder for reliability diagrams (before/after calibration)",
+    )
     p.add_argument("--card", type=Path, help="write a model card (markdown) here")
     p = stage(
         "gate", cmd_gate, "may the candidate replace the champion? thresholds + no regression"

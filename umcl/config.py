@@ -233,6 +233,46 @@ class LossSettings(Strict):
     weights: LossWeights = LossWeights()
 
 
+class ImageAugment(Strict):
+    """Random changes of a training image, drawn per sample from (seed, epoch, sample)."""
+
+    # Random resized crop of the cached square, resized back to its size: the kept share of the
+    # area and the width/height ratio of the crop.
+    crop_scale: tuple[float, float] = (0.7, 1.0)
+    crop_ratio: tuple[float, float] = (0.85, 1.18)
+    rotate_degrees: float = Field(7.0, ge=0, le=45)  # uniform in ±
+    translate: float = Field(0.05, ge=0, le=0.3)  # shift in ± this share of the side
+    brightness: float = Field(0.15, ge=0, le=1)  # add uniform in ± (pixels in [0, 1])
+    contrast: float = Field(0.2, ge=0, le=1)  # scale around the mean by 1 ± this
+    gamma: float = Field(0.2, ge=0, le=1)  # pixel ** exp(uniform in ± this)
+    noise_std: float = Field(0.0, ge=0, le=0.5)  # Gaussian noise, std uniform in [0, this]
+    blur_sigma: float = Field(0.0, ge=0, le=5)  # Gaussian blur, sigma uniform in [0, this] (pixels)
+    # Mirror left–right with this probability. 0 by default: laterality carries meaning in a chest
+    # X-ray (cardiomegaly, dextrocardia, devices).
+    hflip: float = Field(0.0, ge=0, le=1)
+
+    @field_validator("crop_scale", "crop_ratio")
+    @classmethod
+    def _ordered_range(cls, value: tuple[float, float]) -> tuple[float, float]:
+        low, high = value
+        if not 0 < low <= high:
+            raise ValueError(f"needs 0 < low ≤ high; got {list(value)}")
+        return value
+
+
+class TextAugment(Strict):
+    """Sentence-level changes of a training report (findings and impression)."""
+
+    shuffle: bool = True  # the report's sentences in a random order
+    keep: float = Field(0.8, gt=0, le=1)  # each sentence kept with this probability (≥ 1 kept)
+
+
+class AugmentSettings(Strict):
+    enabled: bool = True  # off: training sees the cached images and the reports as they are
+    image: ImageAugment = ImageAugment()
+    text: TextAugment = TextAugment()
+
+
 class TrainSettings(Strict):
     steps: int = Field(480, ge=1)  # optimiser steps
     batch_size: int = Field(64, ge=2)  # samples per process per micro-batch
@@ -252,12 +292,35 @@ class TrainSettings(Strict):
     kinds: list[SourceKind] = Field(
         default_factory=lambda: ["image_text", "image_label", "text_label"], min_length=1
     )
+    augment: AugmentSettings = AugmentSettings()  # in the data-loader workers; never in evaluation
+    eval_every: int = Field(40, ge=1)  # steps between validation loss and zero-shot AUROC
+    # The exported model: the checkpoint with the best validation zero-shot macro AUROC, or the last.
+    select: Literal["best_val", "last"] = "best_val"
+
+
+class OperatingTarget(Strict):
+    """A threshold that reaches at least this sensitivity or this specificity (give one)."""
+
+    sensitivity: float | None = Field(None, gt=0, lt=1)
+    specificity: float | None = Field(None, gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> OperatingTarget:
+        if (self.sensitivity is None) == (self.specificity is None):
+            raise ValueError("give exactly one of sensitivity or specificity")
+        return self
 
 
 class EvaluateSettings(Strict):
     five_by_n: int = Field(200, ge=1)  # test images per class in the 5×N task (capped by the split)
     batch_size: int = Field(256, ge=1)  # images or texts per encoding batch
     probe_l2: float = Field(1e-3, ge=0)  # L2 penalty of the linear probe's logistic regression
+    # Zero-shot probabilities are calibrated per finding on the validation split: platt (a·z + b
+    # on the logit z), temperature (z / T), or none.
+    calibration: Literal["platt", "temperature", "none"] = "platt"
+    # Each finding's decision threshold, chosen on the calibrated validation probabilities:
+    # youden (max sensitivity + specificity − 1), {sensitivity: 0.9} or {specificity: 0.9}.
+    operating_point: Literal["youden"] | OperatingTarget = "youden"
 
 
 class GateSettings(Strict):

@@ -6,7 +6,10 @@
   argmax over the five present-prompts;
 - retrieval on image–report pairs: Recall@1/5/10 in both directions;
 - linear probe: logistic regression on frozen image embeddings (train split) — the ceiling of
-  what the image tower's features hold.
+  what the image tower's features hold;
+- calibration, when the model carries one (fitted on the validation split by
+  `fit_on_validation`): ECE before and after, sensitivity and specificity at each finding's
+  threshold, and reliability diagrams. AUROC is unchanged by it (monotone per finding).
 AUROC is computed only for labels with positives and negatives among the known test labels;
 the others are listed as skipped with the reason (a label without positives would otherwise
 count as 0 in a macro average).
@@ -23,9 +26,16 @@ import polars as pl
 import torch
 from torchmetrics.functional.classification import binary_auroc, binary_roc
 
+from umcl.calibration import (
+    Calibration,
+    expected_calibration_error,
+    fit_calibration,
+    operating_stats,
+    reliability_curve,
+)
 from umcl.config import EvaluateSettings, UncertaintyPolicy
-from umcl.data.dataset import TripletDataset, collate
-from umcl.model.umcl import UMCLModel, finding_probabilities, load_model
+from umcl.data.dataset import Collate, TripletDataset, to_device
+from umcl.model.umcl import UMCLModel, finding_logits
 
 log = logging.getLogger(__name__)
 
@@ -44,24 +54,38 @@ class Embedded:
     labels: torch.Tensor  # (n, K), NaN where unknown
 
 
+def split_for(
+    model: UMCLModel, triplets: pl.DataFrame, cache_dir: Path, split: str,
+    uncertainty: UncertaintyPolicy,
+) -> TripletDataset:  # fmt: skip
+    """One split of `triplets` over the cache, refused when the cache's image size is not the
+    model's."""
+    return TripletDataset(
+        triplets, cache_dir, model.label_names, split=split, uncertainty=uncertainty,
+        image_size=model.image_size, image_size_from=f"the model's input size ({split} split)",
+    )  # fmt: skip
+
+
 @torch.no_grad()
 def embed(model: UMCLModel, dataset: TripletDataset, batch_size: int) -> Embedded:
+    collate = Collate(model.tokenizer, model.max_length, dataset.image_size)
     images, texts, labels, image_rows, text_rows = [], [], [], [], []
     for start in range(0, len(dataset), batch_size):
         batch = collate([dataset[i] for i in range(start, min(start + batch_size, len(dataset)))])
+        batch = to_device(batch, model.device)
         rows = torch.arange(start, start + len(batch["sample_ids"]))
-        if batch["has_image"].any():
-            images.append(
-                model.encode_image(batch["images"][batch["has_image"]].to(model.device)).cpu()
+        present = {m: mask.cpu() for m, mask in batch["present"].items()}
+        if present["image"].any():
+            images.append(model.encode_image(batch["images"]).cpu())
+            image_rows.append(rows[present["image"]])
+        if present["text"].any():
+            texts.append(
+                model.text(
+                    input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
+                ).cpu()
             )
-            image_rows.append(rows[batch["has_image"]])
-        if batch["has_text"].any():
-            chosen = [
-                t for t, has in zip(batch["texts"], batch["has_text"].tolist(), strict=True) if has
-            ]
-            texts.append(model.encode_text(chosen).cpu())
-            text_rows.append(rows[batch["has_text"]])
-        labels.append(torch.where(batch["label_known"], batch["labels"], torch.nan))
+            text_rows.append(rows[present["text"]])
+        labels.append(batch["labels"].cpu())
     dim = model.image.projection.out_features
 
     def cat(parts: list[torch.Tensor], empty: torch.Tensor) -> torch.Tensor:
@@ -148,10 +172,85 @@ def linear_probe(
 
 
 @torch.no_grad()
-def zero_shot(model: UMCLModel, images: torch.Tensor, handcrafted: bool) -> torch.Tensor:
-    """(n, K) probability that each finding is present."""
+def zero_shot_logits(model: UMCLModel, images: torch.Tensor, handcrafted: bool) -> torch.Tensor:
+    """(n, K) log-odds that each finding is present: what calibration acts on."""
     present, absent = (e.cpu() for e in model.encode_findings(handcrafted=handcrafted))
-    return finding_probabilities(images, present, absent, model.logit_scale.exp().cpu())
+    return finding_logits(images, present, absent, model.logit_scale.exp().cpu())
+
+
+def zero_shot(model: UMCLModel, images: torch.Tensor, handcrafted: bool) -> torch.Tensor:
+    """(n, K) uncalibrated probability that each finding is present."""
+    return zero_shot_logits(model, images, handcrafted).sigmoid()
+
+
+@dataclass
+class Curves:
+    """What `evaluate_model` plots besides its metrics."""
+
+    roc: dict  # prompt kind → label → (fpr, tpr)
+    # before / after calibration → reliability rows (umcl/calibration.py: reliability_curve);
+    # only "before" when the model has no calibration.
+    reliability: dict[str, list[dict]]
+
+
+def calibration_report(
+    calibration: Calibration, logits: torch.Tensor, labels: torch.Tensor, names: list[str]
+) -> tuple[dict, dict[str, list[dict]]]:
+    """The metrics block of a calibration on one split's zero-shot logits and labels, and its
+    reliability rows before and after."""
+    before, after = logits.sigmoid(), calibration.probabilities(logits, names)
+    not_fitted = {
+        name: entry.reason or "not fitted"
+        for name, entry in calibration.findings.items()
+        if name in names and not entry.fitted
+    }
+    not_fitted |= {n: "not in the calibration" for n in names if n not in calibration.findings}
+    report = {
+        "method": calibration.method,
+        "operating_point": calibration.operating_point,
+        "ece_before": expected_calibration_error(before, labels, names),
+        "ece_after": expected_calibration_error(after, labels, names),
+        "operating_points": operating_stats(after, labels, names, calibration),
+        "not_fitted": not_fitted,
+    }
+    reliability = {
+        "before": reliability_curve(before, labels),
+        "after": reliability_curve(after, labels),
+    }
+    return report, reliability
+
+
+def fit_on_validation(
+    model: UMCLModel,
+    triplets: pl.DataFrame,
+    cache_dir: Path,
+    settings: EvaluateSettings,
+    uncertainty: UncertaintyPolicy,
+) -> Calibration:
+    """Each finding's calibration (`evaluate.calibration`) and threshold
+    (`evaluate.operating_point`), fitted on the validation split's images scored with the
+    model's own prompts (learned, else templates)."""
+    names = model.label_names
+    images = triplets.filter(pl.col("image").is_not_null())
+    val = split_for(model, images, cache_dir, "val", uncertainty)
+    if len(val) == 0:
+        if settings.calibration == "none":  # nothing to choose thresholds on: 0.5 throughout
+            return Calibration.identity(names)
+        raise ValueError(
+            f"cannot fit evaluate.calibration: {settings.calibration}: the validation split has "
+            "no images: set data.split.val > 0, or evaluate.calibration: none"
+        )
+    training = model.training
+    model.eval()  # no dropout in the scores the calibration is fitted to
+    try:
+        data = embed(model, val, settings.batch_size)
+        logits = zero_shot_logits(model, data.images, handcrafted=not model.prompts.learned)
+    finally:
+        model.train(training)
+    return fit_calibration(
+        logits, data.labels[data.image_rows], names, settings.calibration,
+        settings.operating_point,
+    )  # fmt: skip
 
 
 def evaluate_model(
@@ -161,10 +260,10 @@ def evaluate_model(
     settings: EvaluateSettings,
     uncertainty: UncertaintyPolicy,
     seed: int,
-) -> tuple[dict, dict]:
-    """Every metric of the test split; returns (metrics, ROC curves per prompt kind)."""
+) -> tuple[dict, Curves]:
+    """Every metric of the test split; returns (metrics, ROC and reliability curves)."""
     names = model.label_names
-    test = TripletDataset(triplets, cache_dir, names, split="test", uncertainty=uncertainty)
+    test = split_for(model, triplets, cache_dir, "test", uncertainty)
     if len(test) == 0:
         raise ValueError("the triplet table has no test split rows to evaluate on")
     data = embed(model, test, settings.batch_size)
@@ -182,6 +281,16 @@ def evaluate_model(
         result = per_label_auroc(zero_shot(model, data.images, handcrafted), image_labels, names)
         curves[kind] = result.pop("roc")
         metrics["zero_shot"][kind] = result
+
+    # Calibration is fitted to, and reported for, the model's own prompts.
+    logits = zero_shot_logits(model, data.images, handcrafted=not model.prompts.learned)
+    calibration = getattr(model, "calibration", None)
+    if calibration is None:
+        reliability = {"before": reliability_curve(logits.sigmoid(), image_labels)}
+    else:
+        metrics["calibration"], reliability = calibration_report(
+            calibration, logits, image_labels, names
+        )
 
     rows, classes = five_by_n_subset(image_labels, names, settings.five_by_n, seed)
     if len(rows):
@@ -208,12 +317,8 @@ def evaluate_model(
             "text_to_image": recall_at_k(similarity.T),
         }
 
-    train = TripletDataset(
-        triplets.filter(pl.col("image").is_not_null()),
-        cache_dir,
-        names,
-        split="train",
-        uncertainty=uncertainty,
+    train = split_for(
+        model, triplets.filter(pl.col("image").is_not_null()), cache_dir, "train", uncertainty
     )
     if len(train):
         train_data = embed(model, train, settings.batch_size)
@@ -225,7 +330,7 @@ def evaluate_model(
             result = per_label_auroc(torch.sigmoid(probe(data.images)), image_labels, names)
         curves["linear_probe"] = result.pop("roc")
         metrics["linear_probe"] = result | {"train_images": len(train_data.images)}
-    return metrics, curves
+    return metrics, Curves(roc=curves, reliability=reliability)
 
 
 def write_roc_plots(curves: dict, directory: Path) -> None:
@@ -239,6 +344,25 @@ def write_roc_plots(curves: dict, directory: Path) -> None:
             )
 
 
+RELIABILITY_COLUMNS = {
+    "bin": pl.Int64,
+    "confidence": pl.Float64,
+    "frequency": pl.Float64,
+    "count": pl.Int64,
+}
+
+
+def write_reliability_plots(reliability: dict[str, list[dict]], directory: Path) -> None:
+    """`before.csv` and `after.csv` (bin, confidence, frequency, count) for `dvc plots`."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for stage in ("before", "after"):
+        path = directory / f"{stage}.csv"
+        if stage in reliability:
+            pl.DataFrame(reliability[stage], schema=RELIABILITY_COLUMNS).write_csv(path)
+        else:  # an uncalibrated model has no "after": no earlier run's curve may stand for it
+            path.unlink(missing_ok=True)
+
+
 def run_evaluation(
     model_dir: Path,
     triplets_path: Path,
@@ -248,9 +372,10 @@ def run_evaluation(
     seed: int,
     metrics_path: Path,
     plots_dir: Path | None = None,
+    reliability_dir: Path | None = None,
 ) -> dict:
     """`umcl evaluate`: score a packaged model on a triplet table's test split."""
-    model = load_model(model_dir)
+    model = UMCLModel.from_pretrained(model_dir)
     metrics, curves = evaluate_model(
         model, pl.read_parquet(triplets_path), Path(cache_dir), settings, uncertainty, seed
     )
@@ -258,5 +383,7 @@ def run_evaluation(
     metrics_path.parent.mkdir(parents=True, exist_ok=True)
     metrics_path.write_text(json.dumps(metrics, indent=2))
     if plots_dir is not None:
-        write_roc_plots(curves, Path(plots_dir))
+        write_roc_plots(curves.roc, Path(plots_dir))
+    if reliability_dir is not None:
+        write_reliability_plots(curves.reliability, Path(reliability_dir))
     return metrics

@@ -82,13 +82,13 @@ def rescore(
     """`umcl evaluate`'s metrics for a stored model on this test split. A model trained at another
     image size gets the same test images decoded at its own size."""
     from umcl.data.dicom import DecodeLimits
-    from umcl.data.preprocess import META_FILE, build_cache
+    from umcl.data.preprocess import build_cache, cache_image_size
     from umcl.evaluate import evaluate_model
-    from umcl.model.umcl import describe_model, input_size, load_model
+    from umcl.model.umcl import UMCLModel, describe_model, input_size
 
     test = triplets.filter(pl.col("split") == "test")
     size = input_size(describe_model(model_dir))
-    cached = json.loads((Path(cache_dir) / META_FILE).read_text())["size"]
+    cached = cache_image_size(Path(cache_dir))
     with tempfile.TemporaryDirectory(prefix="umcl-gate-") as scratch:
         if size != cached:
             log.warning(
@@ -104,7 +104,7 @@ def rescore(
                 DecodeLimits.from_settings(settings.decode),
             )  # fmt: skip
         metrics, _ = evaluate_model(
-            load_model(model_dir), test, Path(cache_dir), settings.evaluate,
+            UMCLModel.from_pretrained(model_dir), test, Path(cache_dir), settings.evaluate,
             settings.labels.uncertainty, settings.seed,
         )  # fmt: skip
     return metrics

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import polars as pl
 
-from umcl.model.umcl import MODEL_FILE
+from umcl.model.umcl import describe_model, read_provenance
 
 
 def _fmt(value: float | None) -> str:
@@ -29,9 +28,70 @@ def _auroc_table(result: dict) -> list[str]:
     return lines
 
 
+def _rule(operating_point: str | dict) -> str:
+    """How the validation split chose a threshold, in words."""
+    if isinstance(operating_point, dict):
+        return "; ".join(f"{measure} ≥ {target:g}" for measure, target in operating_point.items())
+    return (
+        "max sensitivity + specificity (Youden)" if operating_point == "youden" else operating_point
+    )
+
+
+def _calibration_section(calibration: dict) -> list[str]:
+    """Method, each finding's operating point on the test split, and ECE before and after."""
+    method = calibration["method"]
+    scaling = {
+        "platt": "Platt scaling p = sigmoid(a·z + b) of the zero-shot logit z",
+        "temperature": "a temperature p = sigmoid(z / T) of the zero-shot logit z",
+        "none": "none (the raw zero-shot sigmoid)",
+    }.get(method, method)
+    before, after = calibration["ece_before"], calibration["ece_after"]
+    stats, not_fitted = calibration["operating_points"], calibration["not_fitted"]
+    rule = _rule(calibration["operating_point"])
+    lines = [
+        "### Calibration and operating points (the model's own prompts)",
+        "",
+        f"Calibration, fitted per finding on the validation split: {scaling}. Each finding's "
+        f"decision threshold (on the calibrated probability) was chosen there by: {rule}. "
+        f"Expected calibration error on the test split (macro): {_fmt(before['macro'])} before → "
+        f"{_fmt(after['macro'])} after.",
+        "",
+        "| finding | threshold | chosen by | test sensitivity | test specificity | ECE before | ECE after |",
+        "|---|---:|---|---:|---:|---:|---:|",
+    ]
+    for name, point in stats["per_finding"].items():
+        chosen = "default 0.5 (not fitted)" if name in not_fitted else rule
+        lines.append(
+            f"| {name} | {point['threshold']:.3f} | {chosen} | {_fmt(point['sensitivity'])} | "
+            f"{_fmt(point['specificity'])} | {_fmt(before['per_finding'].get(name))} | "
+            f"{_fmt(after['per_finding'].get(name))} |"
+        )
+    macro = stats["macro"] or {}
+    lines.append(
+        f"| **macro** | | | **{_fmt(macro.get('sensitivity'))}** | "
+        f"**{_fmt(macro.get('specificity'))}** | **{_fmt(before['macro'])}** | "
+        f"**{_fmt(after['macro'])}** |"
+    )
+    if not_fitted:
+        lines += [
+            "",
+            "Not fitted (raw sigmoid, threshold 0.5): "
+            + "; ".join(f"{n}: {why}" for n, why in not_fitted.items()),
+        ]
+    if stats["skipped"]:
+        lines += [
+            "",
+            "No test sensitivity/specificity (a class is missing): "
+            + "; ".join(f"{n}: {why}" for n, why in stats["skipped"].items()),
+        ]
+    return [*lines, ""]
+
+
 def write_model_card(model_dir: Path, triplets_path: Path, metrics: dict, path: Path) -> None:
-    description = json.loads((Path(model_dir) / MODEL_FILE).read_text())
-    params, train = description.get("params", {}), description.get("train", {})
+    description = describe_model(model_dir)
+    provenance = read_provenance(model_dir)
+    params, train = provenance.get("params", {}), provenance.get("train", {})
+    towers = description["model"]
     table = pl.read_parquet(triplets_path)
     counts = table.group_by("split", "kind").len().sort("split", "kind")
     prompt = description["prompt"]
@@ -49,9 +109,9 @@ def write_model_card(model_dir: Path, triplets_path: Path, metrics: dict, path: 
         f"Model directory: `{model_dir}` (safetensors weights, tower configs, tokenizer, prompts, labels).",
         "",
         "## Model",
-        f"- Image tower: `{params.get('model', {}).get('image', {}).get('config', {}).get('model_type', 'pretrained')}`; "
-        f"text tower: `{params.get('model', {}).get('text', {}).get('config', {}).get('model_type', 'pretrained')}`; "
-        f"embedding size {description['embed_dim']}.",
+        f"- Image tower: `{towers['image']['config'].get('model_type', 'pretrained')}`; "
+        f"text tower: `{towers['text']['config'].get('model_type', 'pretrained')}`; "
+        f"embedding size {towers['embed_dim']}.",
         f"- Prompts: {prompt_text}.",
         f"- Loss: `{params.get('loss', {}).get('target')}` targets, weights {params.get('loss', {}).get('weights')}.",
         f"- Training: {train.get('steps')} steps on {train.get('world_size')}× {train.get('device')} ({train.get('precision')}), "
@@ -69,6 +129,8 @@ def write_model_card(model_dir: Path, triplets_path: Path, metrics: dict, path: 
     ]
     for kind, result in metrics["zero_shot"].items():
         lines += [f"### Zero-shot classification, {kind} prompts", "", *_auroc_table(result), ""]
+    if "calibration" in metrics:
+        lines += _calibration_section(metrics["calibration"])
     five = metrics["five_by_n"]
     lines += [
         f"### 5×N accuracy: {_fmt(five['accuracy'])}",

@@ -59,9 +59,10 @@ from umcl.data.images import (
     inspect_image,
     load_image,
 )
+from umcl.inference import score_findings, square_pixels
 from umcl.log_privacy import quiet_libraries
 from umcl.model.prompts import unpromptable
-from umcl.model.umcl import describe_model, finding_probabilities, input_size, load_model
+from umcl.model.umcl import UMCLModel, describe_model, input_size, read_calibration
 from umcl.upload_guard import (
     MAX_IMAGES,
     MAX_REQUEST_PIXELS,
@@ -86,6 +87,10 @@ ADAPTIVE_BATCHING = os.environ.get("UMCL_ADAPTIVE_BATCHING", "true").lower() in 
 }
 MAX_BATCH_SIZE = int(os.environ.get("UMCL_MAX_BATCH_SIZE", "32"))
 MAX_LATENCY_MS = 10_000  # a batch waits far less; past this BentoML answers 503 instead of queueing
+UNCALIBRATED_NOTE = (
+    "findings listed in 'uncalibrated' have no fitted calibration: their probability is the raw "
+    "zero-shot score and their decision uses the threshold 0.5"
+)
 
 
 def _model_tag() -> str:
@@ -230,14 +235,14 @@ class Encoder:
 
     def __init__(self) -> None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.model = load_model(Path(self.model_ref.path), device)
+        self.model = UMCLModel.from_pretrained(Path(self.model_ref.path), device)
 
     @bentoml.api(
         batchable=ADAPTIVE_BATCHING, max_batch_size=MAX_BATCH_SIZE, max_latency_ms=MAX_LATENCY_MS
     )
     def embed_images(self, images: np.ndarray) -> np.ndarray:
         """(n, S, S) uint8 squares → (n, D) L2-normalised embeddings."""
-        pixels = torch.from_numpy(np.array(images, dtype=np.float32) / 255.0)[:, None]
+        pixels = square_pixels(images)
         with torch.inference_mode():
             return self.model.encode_image(pixels.to(self.model.device)).float().cpu().numpy()
 
@@ -275,11 +280,14 @@ class UMCL:
 
     def __init__(self) -> None:
         quiet_libraries()  # BentoML has configured logging by now
-        description = describe_model(Path(self.model_ref.path))
+        directory = Path(self.model_ref.path)
+        description = describe_model(directory)
         self.tag = str(self.model_ref.tag)
         self.labels: list[str] = description["labels"]
         self.size = input_size(description)
         self.prompt = PromptSettings.model_validate(description["prompt"])
+        # Per-finding Platt scaling and thresholds fitted on validation (None: identity).
+        self.calibration = read_calibration(directory)
         self.prompts: dict[tuple[str, ...], tuple[np.ndarray, np.ndarray, float]] = {}
         self.gate = PixelGate(LIMITS.max_pixels)
 
@@ -352,24 +360,42 @@ class UMCL:
     async def classify(
         self, images: list[Path], findings: list[str] | None = None, *, ctx: bentoml.Context
     ) -> dict[str, Any]:
-        """Probability that each finding is present, per image. `findings` defaults to the model's
-        labels; other names are prompted with the learned context and listed as outside the
-        training label space."""
+        """Per image and finding: the calibrated probability that the finding is present and
+        whether it passes the finding's threshold, `{"probability": p, "positive": bool}`.
+        `findings` defaults to the model's labels; other names are prompted with the learned
+        context and listed as outside the training label space. Findings without a fitted
+        calibration (those outside the label space among them) are listed in "uncalibrated":
+        their probability is the raw zero-shot score and their decision uses 0.5."""
         names = self._check_findings(findings)
         embeddings = await self._embed_uploads(images)
         present, absent, scale = await self._prompts(names)
-        probabilities = finding_probabilities(
-            torch.from_numpy(embeddings), torch.from_numpy(present), torch.from_numpy(absent), scale
-        ).tolist()
-        return {
+        probabilities, positives = score_findings(
+            torch.from_numpy(embeddings), torch.from_numpy(present), torch.from_numpy(absent),
+            scale, self.calibration, names,
+        )  # fmt: skip
+        uncalibrated = [
+            n for n in names if self.calibration is None or not self.calibration.calibrated(n)
+        ]
+        rows = zip(probabilities.tolist(), positives.tolist(), strict=True)
+        body = {
             "model": self.tag,
             "findings": names,
             "outside_label_space": [n for n in names if n not in self.labels],
+            "uncalibrated": uncalibrated,
             "results": [
-                {"image": name, "probabilities": dict(zip(names, row, strict=True))}
-                for name, row in zip(_upload_names(ctx, images), probabilities, strict=True)
+                {
+                    "image": image,
+                    "findings": {
+                        n: {"probability": p, "positive": d}
+                        for n, p, d in zip(names, p_row, d_row, strict=True)
+                    },
+                }
+                for image, (p_row, d_row) in zip(_upload_names(ctx, images), rows, strict=True)
             ],
         }
+        if uncalibrated:
+            body["note"] = UNCALIBRATED_NOTE
+        return body
 
     @bentoml.api
     async def embed_image(self, images: list[Path], *, ctx: bentoml.Context) -> dict[str, Any]:

@@ -29,6 +29,27 @@ def decode_to_square(path: str, size: int, limits: DecodeLimits | None = None) -
     return fit_square(load_image(path, limits), size)
 
 
+class CacheSizeError(ValueError):
+    """The image cache was built at another size than the params or the model expect."""
+
+
+def cache_image_size(cache_dir: Path) -> int:
+    """S of the S×S images in the cache, from its `meta.json`."""
+    return int(json.loads((Path(cache_dir) / META_FILE).read_text())["size"])
+
+
+def check_cache_size(cache_dir: Path, expected: int, expected_from: str) -> None:
+    """Refuse a cache of another size: a model would silently see rescaled or cropped inputs.
+    `expected_from` says where `expected` comes from (e.g. "params preprocess.image_size")."""
+    actual = cache_image_size(cache_dir)
+    if actual != expected:
+        raise CacheSizeError(
+            f"{cache_dir} holds {actual}×{actual} images but {expected_from} expects "
+            f"{expected}×{expected}: rerun `umcl preprocess` (dvc repro preprocess) with "
+            f"preprocess.image_size {expected}"
+        )
+
+
 def open_cache(cache_dir: Path) -> tuple[np.ndarray, dict[str, int]]:
     """The read-only image array and the sample_id → row index."""
     meta = json.loads((cache_dir / META_FILE).read_text())

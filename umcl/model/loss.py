@@ -114,6 +114,10 @@ def gather(x: torch.Tensor) -> torch.Tensor:
     return torch.cat(shards).to(x.dtype)
 
 
+def _local(x: torch.Tensor) -> torch.Tensor:
+    return x
+
+
 def _distributed() -> bool:
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
@@ -137,16 +141,19 @@ class UMCLLoss(nn.Module):
         embeddings: dict[str, torch.Tensor],
         present: dict[str, torch.Tensor],
         labels: torch.Tensor,
+        local: bool = False,
     ) -> tuple[torch.Tensor, dict[str, float]]:
         """`embeddings[m]` holds the rows of the local samples that have modality m
-        (`present[m]`, a (B,) mask); `labels` is (B, K) with NaN where unknown."""
+        (`present[m]`, a (B,) mask); `labels` is (B, K) with NaN where unknown. `local`: this
+        process's batch alone, no gathering across ranks (validation, which every rank runs)."""
         scale = embeddings["logit_scale"]
+        with_grad, plain = (_local, _local) if local else (gather_with_grad, gather)
         full = {
-            m: gather_with_grad(_scatter(embeddings[m].float(), present[m]))
+            m: with_grad(_scatter(embeddings[m].float(), present[m]))
             for m in ("image", "text", "label")
         }
-        mask = {m: gather(present[m]) for m in ("image", "text", "label")}
-        labels = gather(labels)
+        mask = {m: plain(present[m]) for m in ("image", "text", "label")}
+        labels = plain(labels)
         same = torch.eye(len(labels), dtype=torch.bool, device=labels.device)
         total, parts = scale.new_zeros(()), {}
         for name, (m_a, m_b) in PAIRS.items():

@@ -1,46 +1,180 @@
 """The UMCL model: image tower + text tower + prompt learner + learned logit scale.
 
-`save_model` writes a self-contained directory — weights as safetensors, the backbone configs,
-the tokenizer, the prompt and label settings — and `load_model` rebuilds the model from it
-without any hub look-up or pickle: everything evaluation and serving need.
+`UMCLModel.from_config` builds a new model from the typed settings; `save_pretrained` writes a
+self-contained directory and `from_pretrained` rebuilds the model from it through that same
+`from_config`, offline and without executing pickle:
+
+    umcl.json         model settings (backbones as their full transformers configs, so no
+                      checkpoint directory is needed to load), prompt settings, labels, image_size
+    model.safetensors weights
+    tokenizer/        the tokenizer
+    calibration.json  per-finding calibration and thresholds (only when the model carries one)
+    training.json     provenance: what the training recorded (only when given)
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
-from transformers import AutoConfig, PreTrainedTokenizerBase
+from transformers import PretrainedConfig, PreTrainedTokenizerBase
 
-from umcl.config import ModelSettings, PromptSettings
+from umcl.config import ModelSettings, PreprocessSettings, PromptSettings, TextTowerSettings
 from umcl.model.prompts import PromptLearner
 from umcl.model.tokenizer import load_tokenizer
-from umcl.model.towers import ImageTower, TextTower, backbone_from_config, build_backbone
+from umcl.model.towers import ImageTower, TextTower, build_backbone
+
+if TYPE_CHECKING:
+    from umcl.calibration import Calibration
 
 LOGIT_SCALE_INIT = math.log(1 / 0.07)
 LOGIT_SCALE_MAX = math.log(100)
 WEIGHTS_FILE = "model.safetensors"
 MODEL_FILE = "umcl.json"
+CALIBRATION_FILE = "calibration.json"
+TRAINING_FILE = "training.json"
+TOKENIZER_DIR = "tokenizer"
+# Config keys that describe where a backbone came from, not what it is (a local path).
+_CONFIG_ORIGIN_KEYS = ("_name_or_path",)
+# Tokenizer kwargs that loading from a local directory adds: how it was loaded, not what it is.
+_TOKENIZER_LOAD_KEYS = ("is_local", "local_files_only")
 
 
 class UMCLModel(nn.Module):
     def __init__(
         self,
+        settings: ModelSettings,
         image: ImageTower,
         text: TextTower,
         tokenizer: PreTrainedTokenizerBase,
         label_names: list[str],
         prompt: PromptSettings,
-        max_length: int,
+        image_size: int,
     ):
         super().__init__()
-        self.image, self.text, self.tokenizer, self.max_length = image, text, tokenizer, max_length
+        self.settings, self.image, self.text, self.tokenizer = settings, image, text, tokenizer
+        self.max_length = settings.text.max_length
         self.prompts = PromptLearner(prompt, label_names, tokenizer, text.token_embedding)
         self.logit_scale = nn.Parameter(torch.tensor(LOGIT_SCALE_INIT))
+        # Plain attributes, not parameters: the input square's side, and the per-finding
+        # calibration (None: identity, i.e. plain sigmoid and 0.5 thresholds).
+        self.image_size = int(image_size)
+        self.calibration: Calibration | None = None
+
+    # -- building, saving, loading --------------------------------------------------------------
+
+    @classmethod
+    def from_config(
+        cls,
+        model: ModelSettings,
+        prompt: PromptSettings,
+        labels: list[str],
+        tokenizer: PreTrainedTokenizerBase,
+        image_size: int,
+    ) -> UMCLModel:
+        """A new model: backbones from their configs or local checkpoints, fresh projections
+        and prompts. `from_pretrained` builds through here too, then loads the weights."""
+        image = ImageTower(
+            build_backbone(model.image),
+            model.image.pooling,
+            model.embed_dim,
+            model.image.mean,
+            model.image.std,
+        )
+        text_backbone = build_backbone(_with_vocabulary(model.text, tokenizer))
+        text = TextTower(text_backbone, model.text.pooling, model.embed_dim)
+        return cls(model, image, text, tokenizer, labels, prompt, image_size)
+
+    @classmethod
+    def from_pretrained(
+        cls, directory: str | Path, device: str | torch.device = "cpu"
+    ) -> UMCLModel:
+        """A model written by `save_pretrained`, in eval mode on `device`. Offline; the weights
+        come from safetensors, so no pickle is executed."""
+        directory = Path(directory)
+        for required in (MODEL_FILE, WEIGHTS_FILE):
+            if not (directory / required).is_file():
+                raise FileNotFoundError(
+                    f"{directory}: not a UMCL model directory (needs {MODEL_FILE} and {WEIGHTS_FILE})"
+                )
+        description = describe_model(directory)
+        if "model" not in description or "image_size" not in description:
+            raise ValueError(
+                f"{directory}/{MODEL_FILE} is from an older UMCL layout (no model settings or "
+                "image_size): train the model again, or load it with that version and re-save it"
+            )
+        model = cls.from_config(
+            ModelSettings.model_validate(description["model"]),
+            PromptSettings.model_validate(description["prompt"]),
+            description["labels"],
+            load_tokenizer(directory / TOKENIZER_DIR),
+            description["image_size"],
+        )
+        model.load_state_dict(load_file(directory / WEIGHTS_FILE))
+        model.calibration = read_calibration(directory)
+        return model.to(device).eval()
+
+    def save_pretrained(self, directory: str | Path, provenance: dict | None = None) -> Path:
+        """Everything `from_pretrained` needs, in `directory` (created); `provenance` (what the
+        training recorded) goes to its own file, apart from what defines the model."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        _portable(self.tokenizer).save_pretrained(directory / TOKENIZER_DIR)
+        state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
+        save_file(state, directory / WEIGHTS_FILE)
+        _write_json(directory / MODEL_FILE, self.config_dict())
+        # Remove what an earlier save left, so the directory describes this model only.
+        optional = {
+            CALIBRATION_FILE: None if self.calibration is None else self.calibration.to_dict(),
+            TRAINING_FILE: provenance,
+        }
+        for name, content in optional.items():
+            if content is None:
+                (directory / name).unlink(missing_ok=True)
+            else:
+                _write_json(directory / name, content)
+        return directory
+
+    def effective_settings(self) -> ModelSettings:
+        """The model settings with each backbone as its full config: what rebuilds these towers
+        without the checkpoint directories they may have come from."""
+        towers = {}
+        for name, tower in (("image", self.image), ("text", self.text)):
+            settings = getattr(self.settings, name)
+            config = _config_dict(tower.backbone.config)
+            towers[name] = settings.model_copy(update={"pretrained": None, "config": config})
+        return self.settings.model_copy(update=towers)
+
+    def config_dict(self) -> dict[str, Any]:
+        """The content of `umcl.json`."""
+        return {
+            "model": self.effective_settings().model_dump(mode="json"),
+            "prompt": self.prompts.settings.model_dump(mode="json"),
+            "labels": list(self.label_names),
+            "image_size": self.image_size,
+        }
+
+    def parameter_groups(self, weight_decay: float) -> list[dict]:
+        """AdamW groups: decay on weight matrices and kernels (≥ 2-D); none on biases, norms, the
+        logit scale or the prompt contexts (pulling contexts towards zero moves them away from the
+        token embeddings they start from)."""
+        contexts = {id(p) for p in self.prompts.parameters()}
+        decay, rest = [], []
+        for parameter in self.parameters():
+            wanted = parameter.ndim >= 2 and id(parameter) not in contexts
+            (decay if wanted else rest).append(parameter)
+        return [
+            {"params": decay, "weight_decay": weight_decay},
+            {"params": rest, "weight_decay": 0.0},
+        ]
+
+    # -- encoding -------------------------------------------------------------------------------
 
     @property
     def label_names(self) -> list[str]:
@@ -113,13 +247,20 @@ class UMCLModel(nn.Module):
         return out
 
 
+def finding_logits(
+    images: torch.Tensor, present: torch.Tensor, absent: torch.Tensor, scale: torch.Tensor | float
+) -> torch.Tensor:
+    """(n, F) log-odds that each finding is present: s·(u·w_present − u·w_absent), the logit of
+    the 2-way softmax over the present and absent prompts. Calibration acts on these."""
+    return scale * (images @ present.T - images @ absent.T)
+
+
 def finding_probabilities(
     images: torch.Tensor, present: torch.Tensor, absent: torch.Tensor, scale: torch.Tensor | float
 ) -> torch.Tensor:
-    """(n, F) probability that each finding is present: softmax(s·[u·w_present, u·w_absent])[0].
-    Evaluation and the service both score through this one function."""
-    logits = torch.stack([scale * images @ present.T, scale * images @ absent.T], dim=-1)
-    return logits.softmax(-1)[..., 0]
+    """(n, F) uncalibrated probability that each finding is present: sigmoid of `finding_logits`
+    (equal to softmax(s·[u·w_present, u·w_absent])[0])."""
+    return finding_logits(images, present, absent, scale).sigmoid()
 
 
 def build_model(
@@ -127,47 +268,15 @@ def build_model(
     prompt: PromptSettings,
     label_names: list[str],
     tokenizer: PreTrainedTokenizerBase,
+    image_size: int = PreprocessSettings().image_size,
 ) -> UMCLModel:
-    """A new model from params: backbones from config or local checkpoints."""
-    text_settings = settings.text
-    if text_settings.pretrained is None:  # a config-built tower takes the trained vocabulary
-        vocab = {"vocab_size": len(tokenizer), "pad_token_id": tokenizer.pad_token_id}
-        text_settings = text_settings.model_copy(update={"config": settings.text.config | vocab})
-    image_backbone = build_backbone(settings.image)
-    text_backbone = build_backbone(text_settings)
-    image = ImageTower(
-        image_backbone,
-        settings.image.pooling,
-        settings.embed_dim,
-        settings.image.mean,
-        settings.image.std,
-    )
-    text = TextTower(text_backbone, settings.text.pooling, settings.embed_dim)
-    return UMCLModel(image, text, tokenizer, label_names, prompt, settings.text.max_length)
+    """`UMCLModel.from_config`, for the training code and tests that build models this way; the
+    image size defaults to the preprocess stage's default."""
+    return UMCLModel.from_config(settings, prompt, label_names, tokenizer, image_size)
 
 
-def save_model(model: UMCLModel, directory: Path, extra: dict | None = None) -> None:
-    """Everything needed to rebuild `model`, in `directory` (created)."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    model.image.backbone.config.save_pretrained(directory / "image")
-    model.text.backbone.config.save_pretrained(directory / "text")
-    model.tokenizer.save_pretrained(directory / "tokenizer")
-    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    save_file(state, directory / WEIGHTS_FILE)
-    description = {
-        "embed_dim": model.image.projection.out_features,
-        "image": {"pooling": model.image.pooling, "mean": model.image.mean, "std": model.image.std},
-        "text": {"pooling": model.text.pooling, "max_length": model.max_length},
-        "prompt": model.prompts.settings.model_dump(mode="json"),
-        "labels": model.label_names,
-        **(extra or {}),
-    }
-    (directory / MODEL_FILE).write_text(json.dumps(description, indent=2))
-
-
-def describe_model(directory: Path) -> dict:
-    """The model's description (`umcl.json`): towers, prompts, labels, the params it was trained with."""
+def describe_model(directory: str | Path) -> dict:
+    """The model's `umcl.json`: its settings, prompts, labels and image size."""
     path = Path(directory) / MODEL_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{directory}: not a UMCL model directory (no {MODEL_FILE})")
@@ -175,35 +284,61 @@ def describe_model(directory: Path) -> dict:
 
 
 def input_size(description: dict) -> int:
-    """Side of the square images the model was trained on (the preprocess cache's size)."""
-    return int(description["params"]["preprocess"]["image_size"])
+    """Side of the square images the model takes (the preprocess cache's size it trained on)."""
+    return int(description["image_size"])
 
 
-def load_model(directory: Path, device: str | torch.device = "cpu") -> UMCLModel:
-    """A model saved by `save_model`; weights come from safetensors (no pickle is executed)."""
-    directory = Path(directory)
-    if not (directory / MODEL_FILE).is_file() or not (directory / WEIGHTS_FILE).is_file():
-        raise FileNotFoundError(
-            f"{directory}: not a UMCL model directory (needs {MODEL_FILE} and {WEIGHTS_FILE})"
+def read_provenance(directory: str | Path) -> dict:
+    """What the training recorded (`training.json`: its weight params and summary); {} if none."""
+    path = Path(directory) / TRAINING_FILE
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def read_calibration(directory: str | Path) -> Calibration | None:
+    """The model's calibration (`calibration.json`), or None when it has none (identity)."""
+    path = Path(directory) / CALIBRATION_FILE
+    if not path.is_file():
+        return None
+    from umcl.calibration import Calibration
+
+    return Calibration.from_dict(json.loads(path.read_text()))
+
+
+def _with_vocabulary(
+    settings: TextTowerSettings, tokenizer: PreTrainedTokenizerBase
+) -> TextTowerSettings:
+    """A config-built text tower takes the tokenizer's vocabulary; a config that states its own
+    vocab_size (a saved model's full config) keeps it, as the weights were shaped by it."""
+    if settings.pretrained is not None:
+        return settings
+    vocab = {"vocab_size": len(tokenizer), "pad_token_id": tokenizer.pad_token_id}
+    config = vocab | settings.config
+    if config["vocab_size"] < len(tokenizer):
+        raise ValueError(
+            f"model.text.config.vocab_size {config['vocab_size']} is smaller than the "
+            f"tokenizer's {len(tokenizer)} tokens"
         )
-    description = json.loads((directory / MODEL_FILE).read_text())
-    image_backbone = backbone_from_config(
-        AutoConfig.from_pretrained(directory / "image", local_files_only=True)
-    )
-    text_backbone = backbone_from_config(
-        AutoConfig.from_pretrained(directory / "text", local_files_only=True)
-    )
-    image = ImageTower(
-        image_backbone,
-        description["image"]["pooling"],
-        description["embed_dim"],
-        description["image"]["mean"],
-        description["image"]["std"],
-    )
-    text = TextTower(text_backbone, description["text"]["pooling"], description["embed_dim"])
-    model = UMCLModel(
-        image, text, load_tokenizer(directory / "tokenizer"), description["labels"],
-        PromptSettings.model_validate(description["prompt"]), description["text"]["max_length"],
-    )  # fmt: skip
-    model.load_state_dict(load_file(directory / WEIGHTS_FILE))
-    return model.to(device).eval()
+    return settings.model_copy(update={"config": config})
+
+
+def _config_dict(config: PretrainedConfig) -> dict:
+    """A backbone's full config as AutoConfig kwargs (model_type included), without its origin.
+    Keys are sorted: a config read back lists them in another order than the one it came from."""
+    full = config.to_dict()
+    for key in _CONFIG_ORIGIN_KEYS:
+        full.pop(key, None)
+    return json.loads(json.dumps(full, sort_keys=True))
+
+
+def _portable(tokenizer: PreTrainedTokenizerBase) -> PreTrainedTokenizerBase:
+    """The tokenizer without the load-time kwargs it would otherwise write back, so that a
+    loaded model saves the same files as the model it was saved from."""
+    clean = copy.copy(tokenizer)
+    clean.init_kwargs = {
+        k: v for k, v in tokenizer.init_kwargs.items() if k not in _TOKENIZER_LOAD_KEYS
+    }
+    return clean
+
+
+def _write_json(path: Path, content: dict) -> None:
+    path.write_text(json.dumps(content, indent=2) + "\n")
