@@ -188,10 +188,18 @@ def test_metrics_on_hand_made_probabilities() -> None:
     # a: bins {0.05}→|0−0.05|, {0.15, 0.12}→|0.5−0.135|·2, {1.0}→0 over 4 rows.
     assert ece["per_finding"]["a"] == pytest.approx((0.05 + 2 * 0.365) / 4, abs=1e-6)
     assert ece["macro"] == pytest.approx(sum(ece["per_finding"].values()) / 2)
-    assert expected_calibration_error(probabilities, torch.full_like(labels, NAN), ["a", "b"]) == {
-        "macro": None,
-        "per_finding": {},
-    }
+    assert ece["pooled"] == pytest.approx(
+        expected_calibration_error(
+            probabilities.flatten()[:, None], labels.flatten()[:, None], ["ab"], bins=10
+        )["macro"]
+    )
+    # A finding whose known labels are one class has no ECE of its own, as it has no AUROC.
+    one_class = expected_calibration_error(
+        probabilities, torch.tensor([[1.0, 0], [1, 1], [1, 0], [1, 1], [1, 1]]), ["a", "b"]
+    )
+    assert set(one_class["per_finding"]) == {"b"} and "a" in one_class["skipped"]
+    empty = expected_calibration_error(probabilities, torch.full_like(labels, NAN), ["a", "b"])
+    assert (empty["macro"], empty["pooled"], empty["per_finding"]) == (None, None, {})
 
     calibration = Calibration(
         "platt", "youden", {"a": FindingCalibration(1.0, 0.0, 0.1, 2, 2, True)}

@@ -215,14 +215,28 @@ def _known(
 def expected_calibration_error(
     probabilities: torch.Tensor, labels: torch.Tensor, names: list[str], bins: int = 15
 ) -> dict[str, Any]:
-    """ECE (L1, equal-width bins) per finding over its known labels, and their mean."""
-    per_finding = {}
+    """ECE (L1, equal-width bins) per finding over its known labels, their mean, and `pooled`:
+    over every known (image, finding) decision of those findings at once, the reliability
+    diagram's ECE (a finding with a few dozen test labels has a noisy ECE of its own). As for
+    AUROC, a finding whose known labels are all one class is skipped and named: labels that are
+    only ever recorded when present (No Finding, Support Devices in CheXpert-style tables) say
+    nothing about how often the model is right when it says absent."""
+    per_finding, skipped, columns = {}, {}, []
     for k, name in enumerate(names):
         p, y = _known(probabilities, labels, k)
-        if len(y):
-            per_finding[name] = float(binary_calibration_error(p, y, n_bins=bins, norm="l1"))
+        positives = int(y.sum())
+        if positives == 0 or positives == len(y):
+            skipped[name] = f"{positives} positive of {len(y)} known labels"
+            continue
+        per_finding[name] = float(binary_calibration_error(p, y, n_bins=bins, norm="l1"))
+        columns.append(k)
     macro = sum(per_finding.values()) / len(per_finding) if per_finding else None
-    return {"macro": macro, "per_finding": per_finding}
+    known = ~labels[:, columns].isnan()
+    chosen, truth = probabilities[:, columns][known], labels[:, columns][known].long()
+    pooled = (
+        float(binary_calibration_error(chosen, truth, n_bins=bins, norm="l1")) if columns else None
+    )
+    return {"pooled": pooled, "macro": macro, "per_finding": per_finding, "skipped": skipped}
 
 
 def operating_stats(
@@ -258,11 +272,21 @@ def operating_stats(
     return {"macro": macro, "per_finding": per_finding, "skipped": skipped}
 
 
+def two_class_columns(labels: torch.Tensor) -> list[int]:
+    """The findings whose known labels hold both classes."""
+    positives = (labels == 1).sum(0)
+    negatives = (labels == 0).sum(0)
+    return [k for k in range(labels.shape[1]) if positives[k] > 0 and negatives[k] > 0]
+
+
 def reliability_curve(
     probabilities: torch.Tensor, labels: torch.Tensor, bins: int = 10
 ) -> list[dict[str, float | int]]:
-    """Reliability diagram rows pooled over every finding's known labels: per non-empty
-    equal-width bin the mean predicted probability, the observed positive rate and the count."""
+    """Reliability diagram rows pooled over the known labels of the findings with both classes
+    (those `expected_calibration_error` pools): per non-empty equal-width bin the mean predicted
+    probability, the observed positive rate and the count."""
+    columns = two_class_columns(labels)
+    probabilities, labels = probabilities[:, columns], labels[:, columns]
     known = ~labels.isnan()
     p, y = probabilities[known].double(), labels[known].double()
     # p = 1.0 belongs to the last bin, not to one of its own.

@@ -105,6 +105,12 @@ def cmd_train(args: argparse.Namespace) -> None:
             f"train: steps {summary['resumed_from']} → {summary['steps']} on {where}; "
             f"loss {summary['first_loss']:.3f} → {summary['final_loss']:.3f}; model in {args.out}"
         )
+    best = summary.get("best_val")
+    if best is not None:
+        print(
+            f"train: exported step {summary['exported_step']} (train.select); validation zero-shot "
+            f"AUROC {best['zero_shot_auroc'] or float('nan'):.3f} at the best step {best['step']}"
+        )
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:

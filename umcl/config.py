@@ -264,7 +264,9 @@ class TextAugment(Strict):
     """Sentence-level changes of a training report (findings and impression)."""
 
     shuffle: bool = True  # the report's sentences in a random order
-    keep: float = Field(0.8, gt=0, le=1)  # each sentence kept with this probability (≥ 1 kept)
+    # Each sentence kept with this probability (≥ 1 kept). 1 by default: a dropped sentence can
+    # be a finding's only mention, and the report would then contradict its own label vector.
+    keep: float = Field(1.0, gt=0, le=1)
 
 
 class AugmentSettings(Strict):

@@ -53,8 +53,9 @@ def _calibration_section(calibration: dict) -> list[str]:
         "",
         f"Calibration, fitted per finding on the validation split: {scaling}. Each finding's "
         f"decision threshold (on the calibrated probability) was chosen there by: {rule}. "
-        f"Expected calibration error on the test split (macro): {_fmt(before['macro'])} before → "
-        f"{_fmt(after['macro'])} after.",
+        f"Expected calibration error on the test split, pooled over every (image, finding): "
+        f"{_fmt(before.get('pooled'))} before → {_fmt(after.get('pooled'))} after; mean over "
+        f"findings {_fmt(before['macro'])} → {_fmt(after['macro'])}.",
         "",
         "| finding | threshold | chosen by | test sensitivity | test specificity | ECE before | ECE after |",
         "|---|---:|---|---:|---:|---:|---:|",

@@ -25,6 +25,7 @@ from umcl.config import AugmentSettings, UncertaintyPolicy
 from umcl.data.augment import augment_image, augment_report, sample_generator
 from umcl.data.preprocess import cache_image_size, check_cache_size, open_cache
 from umcl.labels import apply_uncertainty
+from umcl.model.tokenizer import tokenize
 
 # The keys of a Batch that are `UMCLModel.forward`'s arguments, by name.
 MODEL_INPUTS = ("images", "input_ids", "attention_mask", "label_sets")
@@ -162,7 +163,8 @@ class Collate:
             "label": ~labels.isnan().all(dim=1),
         }
         images = [s["image"] for s in samples if s["image"] is not None]
-        tokens = self.tokenize([s["text"] for s in samples if s["text"] is not None])
+        texts = [s["text"] for s in samples if s["text"] is not None]
+        tokens = tokenize(self.tokenizer, texts, self.max_length)
         return Batch(
             sample_ids=[s["sample_id"] for s in samples],
             images=torch.stack(images) if images else self._no_images(),
@@ -172,18 +174,6 @@ class Collate:
             labels=labels,
             present=present,
         )
-
-    def tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
-        """Token ids and mask of `texts`, as `UMCLModel.tokenize` makes them."""
-        if not texts:
-            return {
-                "input_ids": torch.zeros(0, 0, dtype=torch.long),
-                "attention_mask": torch.zeros(0, 0, dtype=torch.long),
-            }
-        tokens = self.tokenizer(
-            texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
-        )
-        return {"input_ids": tokens["input_ids"], "attention_mask": tokens["attention_mask"]}
 
     def _no_images(self) -> torch.Tensor:
         size = self.image_size or 1

@@ -20,6 +20,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+import torch
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
@@ -104,3 +105,17 @@ def load_tokenizer(path: Path) -> PreTrainedTokenizerBase:
     if not Path(path).is_dir():
         raise FileNotFoundError(f"{path}: no tokenizer directory")
     return AutoTokenizer.from_pretrained(path, local_files_only=True)
+
+
+def tokenize(
+    tokenizer: PreTrainedTokenizerBase, texts: list[str], max_length: int
+) -> dict[str, torch.Tensor]:
+    """Token ids and attention mask of `texts`, padded to the longest and cut at `max_length`:
+    the one tokenisation of training batches (`umcl/data/dataset.py: Collate`) and encoding."""
+    if not texts:
+        empty = torch.zeros(0, 0, dtype=torch.long)
+        return {"input_ids": empty, "attention_mask": empty.clone()}
+    tokens = tokenizer(
+        texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt"
+    )
+    return {"input_ids": tokens["input_ids"], "attention_mask": tokens["attention_mask"]}

@@ -27,7 +27,7 @@ from transformers import PretrainedConfig, PreTrainedTokenizerBase
 
 from umcl.config import ModelSettings, PreprocessSettings, PromptSettings, TextTowerSettings
 from umcl.model.prompts import PromptLearner
-from umcl.model.tokenizer import load_tokenizer
+from umcl.model.tokenizer import load_tokenizer, tokenize
 from umcl.model.towers import ImageTower, TextTower, build_backbone
 
 if TYPE_CHECKING:
@@ -164,15 +164,7 @@ class UMCLModel(nn.Module):
         """AdamW groups: decay on weight matrices and kernels (≥ 2-D); none on biases, norms, the
         logit scale or the prompt contexts (pulling contexts towards zero moves them away from the
         token embeddings they start from)."""
-        contexts = {id(p) for p in self.prompts.parameters()}
-        decay, rest = [], []
-        for parameter in self.parameters():
-            wanted = parameter.ndim >= 2 and id(parameter) not in contexts
-            (decay if wanted else rest).append(parameter)
-        return [
-            {"params": decay, "weight_decay": weight_decay},
-            {"params": rest, "weight_decay": 0.0},
-        ]
+        return decay_groups(self, weight_decay, {id(p) for p in self.prompts.parameters()})
 
     # -- encoding -------------------------------------------------------------------------------
 
@@ -185,16 +177,8 @@ class UMCLModel(nn.Module):
         return self.logit_scale.device
 
     def tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
-        if not texts:
-            empty = torch.zeros(0, 0, dtype=torch.long, device=self.device)
-            return {"input_ids": empty, "attention_mask": empty}
-        tokens = self.tokenizer(
-            texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
-        )
-        return {
-            "input_ids": tokens["input_ids"].to(self.device),
-            "attention_mask": tokens["attention_mask"].to(self.device),
-        }
+        tokens = tokenize(self.tokenizer, texts, self.max_length)
+        return {name: ids.to(self.device) for name, ids in tokens.items()}
 
     def encode_image(self, images: torch.Tensor) -> torch.Tensor:
         return self.image(images)
@@ -245,6 +229,22 @@ class UMCLModel(nn.Module):
             out["present"], out["absent"] = self.encode_findings()
         out["logit_scale"] = self.logit_scale.exp()
         return out
+
+
+def decay_groups(
+    module: nn.Module, weight_decay: float, no_decay: set[int] | frozenset[int] = frozenset()
+) -> list[dict]:
+    """AdamW groups of `module`'s parameters: decay on weight matrices and kernels (≥ 2-D) whose
+    id is not in `no_decay`; none on biases, norms and scalars. One rule for the UMCL model
+    (`UMCLModel.parameter_groups`) and any other tower trained beside it."""
+    decay, rest = [], []
+    for parameter in module.parameters():
+        wanted = parameter.ndim >= 2 and id(parameter) not in no_decay
+        (decay if wanted else rest).append(parameter)
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": rest, "weight_decay": 0.0},
+    ]
 
 
 def finding_logits(
