@@ -16,64 +16,86 @@ import argparse
 import random
 import statistics
 import time
-from contextlib import nullcontext
 from pathlib import Path
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
+from transformers import PreTrainedTokenizerBase
 
-from umcl.config import load_settings
-from umcl.data.dataset import Batch
+from umcl.config import Settings, load_settings
+from umcl.data.dataset import Batch, Collate, Sample
 from umcl.labels import CHEXPERT_LABELS
 from umcl.model.loss import UMCLLoss
 from umcl.model.tokenizer import train_wordpiece
-from umcl.model.umcl import build_model
-from umcl.train import contrastive_step
+from umcl.model.umcl import UMCLModel
+from umcl.training.runtime import Runtime
+from umcl.training.step import contrastive_step
 
 ROOT = Path(__file__).resolve().parents[1]
 WORDS = ["the", "heart", "size", "is", "normal", "mild", "moderate", "severe", "enlarged", "no", "focal", "consolidation", "pleural", "effusion", "pneumothorax", "edema", "atelectasis", "opacity", "left", "right", "lower", "lobe", "stable", "unchanged", "tube", "line"]  # fmt: skip
 
 
-def synthetic_batch(n: int, size: int, words: int, seed: int = 0) -> Batch:
+def synthetic_tokenizer() -> PreTrainedTokenizerBase:
+    """WordPiece over the synthetic reports' words and the label names (deterministic)."""
+    return train_wordpiece(
+        [" ".join(WORDS)] + [n.lower() for n in CHEXPERT_LABELS] + ["there is no"], 1000
+    )
+
+
+def synthetic_batch(
+    n: int,
+    size: int,
+    words: int,
+    tokenizer: PreTrainedTokenizerBase,
+    max_length: int,
+    seed: int = 0,
+) -> Batch:
     """A batch shaped like training: half image–report pairs, a quarter image-only, a quarter
-    report-only, ~5 stated labels per sample."""
+    report-only, ~5 stated labels per sample. Collated (and tokenised) once, as the DataLoader
+    workers do, so the step measured is the training step alone."""
     rng, g = random.Random(seed), torch.Generator().manual_seed(seed)
     kinds = [i % 4 for i in range(n)]  # 0, 1: pair; 2: image only; 3: report only
     known = torch.rand(n, len(CHEXPERT_LABELS), generator=g) < 0.4
     known[:, 0] = True
-    return Batch(
-        sample_ids=[str(i) for i in range(n)],
-        images=torch.rand(n, 1, size, size, generator=g),
-        has_image=torch.tensor([k != 3 for k in kinds]),
-        texts=[" ".join(rng.choices(WORDS, k=words)) + "." if k != 2 else "" for k in kinds],
-        has_text=torch.tensor([k != 2 for k in kinds]),
-        labels=(torch.rand(n, len(CHEXPERT_LABELS), generator=g) < 0.3).float() * known,
-        label_known=known,
-        has_labels=known.any(1),
-    )
+    images = torch.rand(n, 1, size, size, generator=g)
+    positive = (torch.rand(n, len(CHEXPERT_LABELS), generator=g) < 0.3).float()
+    samples = [
+        Sample(
+            sample_id=str(i),
+            image=images[i] if kind != 3 else None,
+            text=" ".join(rng.choices(WORDS, k=words)) + "." if kind != 2 else None,
+            labels=torch.where(known[i], positive[i], torch.nan),
+        )
+        for i, kind in enumerate(kinds)
+    ]
+    return Collate(tokenizer, max_length, size)(samples)
 
 
 def measure(
-    settings, batch: Batch, device: torch.device, compiled: bool, steps: int, warmup: int
+    settings: Settings,
+    tokenizer: PreTrainedTokenizerBase,
+    batch: Batch,
+    device: torch.device,
+    compiled: bool,
+    steps: int,
+    warmup: int,
 ) -> dict:
-    tokenizer = train_wordpiece(
-        [" ".join(WORDS)] + [n.lower() for n in CHEXPERT_LABELS] + ["there is no"], 1000
-    )
     torch.manual_seed(0)
-    model = build_model(settings.model, settings.prompt, CHEXPERT_LABELS, tokenizer).to(device)
+    model = UMCLModel.from_config(
+        settings.model, settings.prompt, CHEXPERT_LABELS, tokenizer, settings.preprocess.image_size
+    ).to(device)
     if compiled:
         model.image.backbone = torch.compile(model.image.backbone)
         model.text.backbone = torch.compile(model.text.backbone)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device.type == "cuda")
-    loss_fn = UMCLLoss(settings.loss.target, settings.loss.weights)
-    autocast = (
-        torch.autocast(device.type, dtype=torch.bfloat16)
-        if device.type == "cuda"
-        else nullcontext()
+    optimizer = torch.optim.AdamW(
+        model.parameter_groups(settings.train.weight_decay), lr=1e-4, fused=device.type == "cuda"
     )
+    loss_fn = UMCLLoss(settings.loss.target, settings.loss.weights)
+    # bf16 autocast on the GPU (what the preset trains in); fp32 for a CPU smoke run.
+    runtime = Runtime(device, precision="bf16" if device.type == "cuda" else "fp32")
 
     def step() -> None:
-        loss, _ = contrastive_step(model, loss_fn, batch, device, autocast)
+        loss, _ = contrastive_step(model, loss_fn, batch, runtime)
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -130,8 +152,13 @@ def main() -> None:
             "no CUDA device here: this benchmark measures a GPU (use --device cpu for a smoke run)"
         )
     settings = load_settings(args.params)
+    tokenizer = synthetic_tokenizer()
     batch = synthetic_batch(
-        args.batch or settings.train.batch_size, settings.preprocess.image_size, args.words
+        args.batch or settings.train.batch_size,
+        settings.preprocess.image_size,
+        args.words,
+        tokenizer,
+        settings.model.text.max_length,
     )
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     print(f"## UMCL training step, {args.params.name}: {settings.model.image.config.get('model_type')} + "
@@ -141,7 +168,7 @@ def main() -> None:
     print("|---|---:|---:|---:|---:|---:|---:|")
     flops = None
     for compiled in (False, True):
-        r = measure(settings, batch, device, compiled, args.steps, args.warmup)
+        r = measure(settings, tokenizer, batch, device, compiled, args.steps, args.warmup)
         flops = r["flops"] or flops
         tflops = flops / r["step_s"] / 1e12 if flops else float("nan")
         mfu = f"{100 * tflops / args.peak_tflops:.1f}%" if device.type == "cuda" else "n/a"

@@ -10,6 +10,10 @@ image tower, augmentation and budget (the ceiling). Both get AUROC with a bootst
 interval, sensitivity and specificity at the operating point chosen on the validation split,
 and the specificity at sensitivity ≥ 0.90 of the test ROC; UMCL also its ECE before and after
 calibration. Test patients come from the training collection, which flatters every model.
+A synthetic acquisition-shift probe then scores the same test images after fixed photometric
+and resolution changes (gamma, contrast, brightness, blur, resolution loss, sharpening), both
+models at their validation-chosen thresholds: a stress test of how far AUROC, sensitivity and
+specificity move when image statistics move, not a measure on another collection period.
 Writes benchmarks/results/real_data.json; `--out DIR` keeps the UMCL model for `umcl.load(DIR)`;
 `--steps N` overrides train.steps (smoke runs, budget sweeps).
 """
@@ -23,14 +27,18 @@ import secrets
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torchmetrics.functional.classification import binary_auroc, binary_roc
+from tqdm import tqdm
 
 import umcl
 from umcl.calibration import choose_threshold, expected_calibration_error, operating_point_json
@@ -41,6 +49,7 @@ from umcl.data.preprocess import build_cache
 from umcl.data.unify import unify
 from umcl.data.validate import validate_sources
 from umcl.evaluate import zero_shot
+from umcl.inference import Predictor, square_pixels
 from umcl.model.towers import ImageTower, build_backbone
 from umcl.model.umcl import decay_groups
 from umcl.train import train
@@ -132,17 +141,26 @@ def specificity_at_sensitivity(scores: torch.Tensor, truth: torch.Tensor) -> flo
     return float((1 - fpr[tpr >= TARGET_SENSITIVITY]).max())
 
 
+def decision_metrics(
+    scores: torch.Tensor, positive: torch.Tensor, truth: torch.Tensor
+) -> dict[str, float]:
+    """AUROC and the decisions' sensitivity and specificity."""
+    actual = truth.bool()
+    return {
+        "auroc": float(binary_auroc(scores, truth)),
+        "sensitivity": float((positive & actual).sum() / actual.sum()),
+        "specificity": float((~positive & ~actual).sum() / (~actual).sum()),
+    }
+
+
 def metrics_on_test(
     scores: torch.Tensor, positive: torch.Tensor, truth: torch.Tensor, seed: int
 ) -> dict[str, float | list[float]]:
     """AUROC [95 % CI], the decisions' sensitivity and specificity, and the threshold-free
     specificity at TARGET_SENSITIVITY."""
-    actual = truth.bool()
     return {
-        "auroc": float(binary_auroc(scores, truth)),
+        **decision_metrics(scores, positive, truth),
         "auroc_ci95": bootstrap_interval(scores, truth, seed),
-        "sensitivity": float((positive & actual).sum() / actual.sum()),
-        "specificity": float((~positive & ~actual).sum() / (~actual).sum()),
         SPEC_AT_SENS: specificity_at_sensitivity(scores, truth),
     }
 
@@ -156,14 +174,20 @@ def ece(probabilities: torch.Tensor, truth: torch.Tensor) -> float:
 # -- UMCL -------------------------------------------------------------------------------------
 
 
-def score_umcl(model_dir: Path, files: list[str], truth: torch.Tensor, seed: int) -> dict:
+def umcl_decisions(
+    predictor: Predictor, images: list[str] | list[np.ndarray]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`classify`'s calibrated probabilities and decisions for FINDING, one per image."""
+    results = [r[FINDING] for r in predictor.classify(images, findings=[FINDING])]
+    probabilities = torch.tensor([r["probability"] for r in results])
+    return probabilities, torch.tensor([r["positive"] for r in results])
+
+
+def score_umcl(predictor: Predictor, files: list[str], truth: torch.Tensor, seed: int) -> dict:
     """UMCL as a user runs it: `classify` on the test files (decoded as a user's files are),
     with its own calibrated probabilities and decisions; the raw zero-shot probabilities
     (calibration off) for the ECE before calibration and the hand-crafted prompts' AUROC."""
-    predictor = umcl.load(model_dir)
-    results = [r[FINDING] for r in predictor.classify(files, findings=[FINDING])]
-    calibrated = torch.tensor([r["probability"] for r in results])
-    positive = torch.tensor([r["positive"] for r in results])
+    calibrated, positive = umcl_decisions(predictor, files)
     embeddings = torch.from_numpy(predictor.embed_images(files))
     column = predictor.labels.index(FINDING)
     raw = zero_shot(predictor.model, embeddings, handcrafted=False)[:, column]
@@ -173,7 +197,7 @@ def score_umcl(model_dir: Path, files: list[str], truth: torch.Tensor, seed: int
     return {
         **metrics_on_test(calibrated, positive, truth, seed),
         "threshold": entry.threshold if entry else None,
-        "calibrated": all(r["calibrated"] for r in results),
+        "calibrated": calibration is not None and calibration.calibrated(FINDING),
         "ece_before": ece(raw, truth),
         "ece_after": ece(calibrated, truth),
         "handcrafted_prompts_auroc": float(binary_auroc(handcrafted, truth)),
@@ -218,6 +242,7 @@ def train_supervised(
         optimizer, warmup_cosine(config.warmup_steps, config.steps)
     )
     runtime = start_runtime("cpu")
+    progress = tqdm(total=config.steps, desc="supervised", dynamic_ncols=True)
     step, epoch = 0, 0
     while step < config.steps:
         view = train_set.for_epoch(epoch)
@@ -234,19 +259,25 @@ def train_supervised(
             schedule.step()
             optimizer.zero_grad()
             step += 1
+            progress.update()
             if step == config.steps:
                 break
         epoch += 1
+    progress.close()
     return classifier.eval()
 
 
+def dataset_pixels(dataset: TripletDataset) -> torch.Tensor:
+    """(n, 1, S, S) float pixels of the dataset's cached (unaugmented) images."""
+    return torch.stack([dataset[i]["image"] for i in range(len(dataset))])
+
+
 @torch.no_grad()
-def supervised_probabilities(classifier: TowerClassifier, dataset: TripletDataset) -> torch.Tensor:
-    """Sigmoid outputs on the dataset's cached (unaugmented) images."""
+def supervised_probabilities(classifier: TowerClassifier, pixels: torch.Tensor) -> torch.Tensor:
+    """Sigmoid outputs on (n, 1, S, S) images, SCORE_BATCH at a time."""
     out = [torch.zeros(0)]
-    for start in range(0, len(dataset), SCORE_BATCH):
-        rows = range(start, min(start + SCORE_BATCH, len(dataset)))
-        out.append(classifier(torch.stack([dataset[i]["image"] for i in rows])).sigmoid())
+    for start in range(0, len(pixels), SCORE_BATCH):
+        out.append(classifier(pixels[start : start + SCORE_BATCH]).sigmoid())
     return torch.cat(out)
 
 
@@ -258,15 +289,124 @@ def score_supervised(
 ) -> dict:
     """Test metrics at the threshold the preset's operating point picks on the validation split,
     as UMCL's calibration picks its own."""
-    val = supervised_probabilities(classifier, sets["val"])
+    val = supervised_probabilities(classifier, dataset_pixels(sets["val"]))
     threshold = choose_threshold(
         val, truth["val"], operating_point_json(settings.evaluate.operating_point)
     )
-    test = supervised_probabilities(classifier, sets["test"])
+    test = supervised_probabilities(classifier, dataset_pixels(sets["test"]))
     return {
         **metrics_on_test(test, test >= threshold, truth["test"], settings.seed),
         "threshold": threshold,
     }
+
+
+# -- the synthetic acquisition-shift probe ----------------------------------------------------
+#
+# Fixed, deterministic changes of the decoded test squares, standing in for another site's or
+# period's processing (tone curve, window, exposure, sharpness, resolution). They are written
+# here rather than taken from the training augmentation (umcl/data/augment.py) so the probe does
+# not just replay what training drew; some overlap in kind is unavoidable: training draws
+# brightness, contrast, gamma and blur (configs/kermany_iu.yaml: train.augment). With that
+# preset's ranges, the brightness shift below lies inside what training draws, the gamma,
+# contrast and blur shifts a little past its edges, and resolution loss and sharpening outside.
+
+Shift = Callable[[torch.Tensor], torch.Tensor]  # (h, w) float in [0, 1] → same shape
+
+
+def gaussian_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur with a 3σ kernel; replicated edges keep the border's level."""
+    radius = max(1, round(3 * sigma))
+    offsets = torch.arange(-radius, radius + 1, dtype=image.dtype)
+    kernel = torch.exp(-(offsets**2) / (2 * sigma**2))
+    kernel = kernel / kernel.sum()
+    x = F.pad(image[None, None], (radius, radius, radius, radius), mode="replicate")
+    x = F.conv2d(x, kernel.view(1, 1, 1, -1))
+    return F.conv2d(x, kernel.view(1, 1, -1, 1))[0, 0]
+
+
+def unsharp_mask(image: torch.Tensor, sigma: float, amount: float) -> torch.Tensor:
+    """Edges boosted by `amount` times the detail a σ-blur removes."""
+    return image + amount * (image - gaussian_blur(image, sigma))
+
+
+def gamma(image: torch.Tensor, power: float) -> torch.Tensor:
+    return image**power
+
+
+def contrast(image: torch.Tensor, factor: float) -> torch.Tensor:
+    """Contrast scaled around the image mean, as a different window would."""
+    mean = image.mean()
+    return mean + factor * (image - mean)
+
+
+def brightness(image: torch.Tensor, offset: float) -> torch.Tensor:
+    return image + offset
+
+
+def resolution_loss(image: torch.Tensor, factor: float) -> torch.Tensor:
+    """Downsampled by `factor` (antialiased), then upsampled back: a coarser detector."""
+    height, width = image.shape
+    small = (max(1, round(height * factor)), max(1, round(width * factor)))
+    x = F.interpolate(image[None, None], size=small, mode="bilinear", antialias=True)
+    return F.interpolate(x, size=(height, width), mode="bilinear")[0, 0]
+
+
+SHIFTS: dict[str, Shift] = {
+    "none": lambda image: image,
+    "gamma 0.7": partial(gamma, power=0.7),
+    "gamma 1.4": partial(gamma, power=1.4),
+    "contrast x0.7": partial(contrast, factor=0.7),
+    "contrast x1.3": partial(contrast, factor=1.3),
+    "brightness +0.1": partial(brightness, offset=0.1),
+    "blur sigma 1 px": partial(gaussian_blur, sigma=1.0),
+    "downsample x0.5 then up": partial(resolution_loss, factor=0.5),
+    "sharpen (unsharp, amount 1)": partial(unsharp_mask, sigma=1.0, amount=1.0),
+}
+
+
+def content_box(square: np.ndarray) -> tuple[slice, slice] | None:
+    """The bounding box of the square's nonzero pixels: the image inside fit_square's black
+    padding (umcl/data/images.py); None for an all-black square."""
+    rows, cols = np.flatnonzero(square.any(axis=1)), np.flatnonzero(square.any(axis=0))
+    if rows.size == 0:
+        return None
+    return slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
+
+
+def shifted_square(square: np.ndarray, shift: Shift) -> np.ndarray:
+    """The uint8 square with `shift` applied to the image inside it. The padding stays black,
+    since the pipeline pads any collection's images black; the result is rounded to uint8 so
+    both models see the same pixels."""
+    out = square.copy()
+    box = content_box(square)
+    if box is None:
+        return out
+    pixels = torch.from_numpy(square[box].astype(np.float32) / 255.0)
+    out[box] = np.rint(shift(pixels).clamp(0, 1).numpy() * 255.0).astype(np.uint8)
+    return out
+
+
+def shift_probe(
+    predictor: Predictor,
+    classifier: TowerClassifier,
+    supervised_threshold: float,
+    files: list[str],
+    truth: torch.Tensor,
+) -> dict[str, dict[str, dict[str, float]]]:
+    """Per shift: both models' AUROC, sensitivity and specificity on the shifted test squares,
+    UMCL through `classify` with its own calibration, the supervised classifier at its
+    validation-chosen threshold."""
+    squares = [predictor.square(f) for f in files]  # decoded once
+    probe = {}
+    for name, shift in SHIFTS.items():
+        shifted = [shifted_square(s, shift) for s in squares]
+        umcl_scores, umcl_positive = umcl_decisions(predictor, shifted)
+        supervised = supervised_probabilities(classifier, square_pixels(np.stack(shifted)))
+        probe[name] = {
+            "umcl": decision_metrics(umcl_scores, umcl_positive, truth),
+            "supervised": decision_metrics(supervised, supervised >= supervised_threshold, truth),
+        }
+    return probe
 
 
 # -- report -----------------------------------------------------------------------------------
@@ -308,12 +448,36 @@ def print_report(result: dict) -> None:
         f"\nUMCL ECE before → after calibration: {umcl_metrics['ece_before']:.3f} → "
         f"{umcl_metrics['ece_after']:.3f}. Time ({result['threads']} threads): data "
         f"{seconds['data']:.0f} s, UMCL training {seconds['umcl_train']:.0f} s, supervised "
-        f"training {seconds['supervised_train']:.0f} s, scoring {seconds['scoring']:.0f} s."
+        f"training {seconds['supervised_train']:.0f} s, scoring {seconds['scoring']:.0f} s, "
+        f"shift probe {seconds['shift_probe']:.0f} s."
     )
     print(
         "Test images are held-out patients of the same collection (which flatters every model), "
         "not images from another collection period."
     )
+    print_shift_probe(result["shift_probe"])
+
+
+def print_shift_probe(probe: dict[str, dict[str, dict[str, float]]]) -> None:
+    print(
+        "\n### Synthetic acquisition-shift probe (a stress test, not another collection)\n\n"
+        "The same held-out test patients of the same collection, each image changed by one fixed "
+        "synthetic shift; both models keep their validation-chosen thresholds. This shows how "
+        "far the numbers move when image statistics move; it is not a measure of "
+        "generalisation to another collection period.\n"
+    )
+    print(
+        "| shift | UMCL AUROC | UMCL sensitivity | UMCL specificity | supervised AUROC | "
+        "supervised sensitivity | supervised specificity |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for name, models in probe.items():
+        cells = [
+            f"{models[m][k]:.3f}"
+            for m in ("umcl", "supervised")
+            for k in ("auroc", "sensitivity", "specificity")
+        ]
+        print(f"| {name} | {' | '.join(cells)} |")
 
 
 # -- the run ----------------------------------------------------------------------------------
@@ -358,12 +522,17 @@ def run(settings: Settings, work: Path, out: Path | None) -> dict:
         )  # fmt: skip
         classifier = train_supervised(settings, train_set, truth["train"])
     with timed(seconds, "scoring"):
+        predictor = umcl.load(work / "model")
         test_files = image_files(splits["test"]["image"].to_list(), work / "locator")
-        umcl_metrics = score_umcl(work / "model", test_files, truth["test"], settings.seed)
+        umcl_metrics = score_umcl(predictor, test_files, truth["test"], settings.seed)
         sets = {
             s: TripletDataset(splits[s], cache, names, image_size=size) for s in ("val", "test")
         }
         supervised = score_supervised(settings, classifier, sets, truth)
+    with timed(seconds, "shift_probe"):
+        probe = shift_probe(
+            predictor, classifier, supervised["threshold"], test_files, truth["test"]
+        )
     if out is not None:
         keep_model(work / "model", out)
     return {
@@ -375,6 +544,11 @@ def run(settings: Settings, work: Path, out: Path | None) -> dict:
         "umcl": umcl_metrics,
         "supervised": supervised,
         "test_is": "held-out patients of the training collection, not another collection period",
+        "shift_probe": probe,
+        "shift_probe_is": (
+            "synthetic, fixed photometric and resolution changes of the same test images, both "
+            "models at their validation-chosen thresholds: a stress test, not another collection"
+        ),
         "seconds": seconds,
         "threads": torch.get_num_threads(),
         "train_loss": [summary["first_loss"], summary["final_loss"]],

@@ -30,11 +30,12 @@ import torch
 import torch.nn.functional as F
 
 from umcl.config import LossWeights, load_settings
-from umcl.data.dataset import TripletDataset, collate
+from umcl.data.dataset import Collate, TripletDataset
 from umcl.model.loss import UMCLLoss
 from umcl.model.tokenizer import train_wordpiece
-from umcl.model.umcl import build_model
-from umcl.train import contrastive_step
+from umcl.model.umcl import UMCLModel
+from umcl.training.runtime import Runtime
+from umcl.training.step import contrastive_step
 
 ROOT = Path(__file__).resolve().parents[1]
 TRIPLETS, CACHE = ROOT / "data/unified/triplets.parquet", ROOT / "data/cache"
@@ -57,24 +58,29 @@ def step_benchmark(params: Path, steps: int) -> list[dict]:
         (pl.col("split") == "train") & (pl.col("kind") == "image_text")
     )
     dataset = TripletDataset(table, CACHE, names, uncertainty=settings.labels.uncertainty)
-    batch = collate([dataset[i] for i in range(settings.train.batch_size)])
     tokenizer = train_wordpiece(
         table["text"].to_list() + [n.lower() for n in names] + ["there is no"],
         settings.model.text.vocab_size,
     )
+    # Collated (and tokenised) once, as the DataLoader workers do: the step alone is timed. The
+    # model and the collate take the cache's image size, whatever the params say.
+    samples = [dataset[i] for i in range(settings.train.batch_size)]
+    batch = Collate(tokenizer, settings.model.text.max_length, dataset.image_size)(samples)
     models, optimizers, losses = {}, {}, {}
     for name, (target, weights) in VARIANTS.items():
         torch.manual_seed(0)
-        models[name] = build_model(settings.model, settings.prompt, names, tokenizer)
-        optimizers[name] = torch.optim.AdamW(models[name].parameters(), lr=1e-4)
+        models[name] = UMCLModel.from_config(
+            settings.model, settings.prompt, names, tokenizer, dataset.image_size
+        )
+        optimizers[name] = torch.optim.AdamW(
+            models[name].parameter_groups(settings.train.weight_decay), lr=1e-4
+        )
         losses[name] = UMCLLoss(target, weights)
-    no_autocast = torch.autocast("cpu", enabled=False)
+    runtime = Runtime(torch.device("cpu"), precision="fp32")
 
     def one_step(name: str) -> float:
         started = time.perf_counter()
-        loss, _ = contrastive_step(
-            models[name], losses[name], batch, torch.device("cpu"), no_autocast
-        )
+        loss, _ = contrastive_step(models[name], losses[name], batch, runtime)
         loss.backward()
         optimizers[name].step()
         optimizers[name].zero_grad(set_to_none=True)

@@ -27,7 +27,7 @@ from tests.project import run as project_run
 from tests.tiny import MODEL
 from umcl.config import parse_settings, weight_params
 from umcl.model.tokenizer import load_tokenizer
-from umcl.model.umcl import UMCLModel, describe_model, input_size, read_provenance
+from umcl.model.umcl import UMCLModel, input_size, read_provenance
 from umcl.train import train
 from umcl.training.checkpoint import CHECKPOINT, CheckpointError
 
@@ -89,7 +89,7 @@ def test_training_learns_and_the_model_loads_back(tiny_pipeline: dict, tmp_path:
     assert (tmp_path / "model/labels.json").is_file() and (tmp_path / "model/tokenizer").is_dir()
     stored = read_provenance(tmp_path / "model")["params"]  # what shapes the weights, no data paths
     assert stored == weight_params(settings)
-    assert "data" not in stored and input_size(describe_model(tmp_path / "model")) == 32
+    assert "data" not in stored and input_size(tmp_path / "model") == 32
     assert loaded.calibration is not None  # fitted on the validation split at export
 
 

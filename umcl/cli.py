@@ -106,10 +106,10 @@ def cmd_train(args: argparse.Namespace) -> None:
             f"loss {summary['first_loss']:.3f} → {summary['final_loss']:.3f}; model in {args.out}"
         )
     best = summary.get("best_val")
-    if best is not None:
+    if best is not None and best["zero_shot_auroc"] is not None:
         print(
             f"train: exported step {summary['exported_step']} (train.select); validation zero-shot "
-            f"AUROC {best['zero_shot_auroc'] or float('nan'):.3f} at the best step {best['step']}"
+            f"AUROC {best['zero_shot_auroc']:.3f} at the best step {best['step']}"
         )
 
 

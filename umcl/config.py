@@ -238,7 +238,7 @@ class ImageAugment(Strict):
 
     # Random resized crop of the cached square, resized back to its size: the kept share of the
     # area and the width/height ratio of the crop.
-    crop_scale: tuple[float, float] = (0.7, 1.0)
+    crop_scale: tuple[float, float] = (0.8, 1.0)
     crop_ratio: tuple[float, float] = (0.85, 1.18)
     rotate_degrees: float = Field(7.0, ge=0, le=45)  # uniform in ±
     translate: float = Field(0.05, ge=0, le=0.3)  # shift in ± this share of the side

@@ -84,10 +84,10 @@ def rescore(
     from umcl.data.dicom import DecodeLimits
     from umcl.data.preprocess import build_cache, cache_image_size
     from umcl.evaluate import evaluate_model
-    from umcl.model.umcl import UMCLModel, describe_model, input_size
+    from umcl.model.umcl import UMCLModel, input_size
 
     test = triplets.filter(pl.col("split") == "test")
-    size = input_size(describe_model(model_dir))
+    size = input_size(model_dir)
     cached = cache_image_size(Path(cache_dir))
     with tempfile.TemporaryDirectory(prefix="umcl-gate-") as scratch:
         if size != cached:
@@ -120,6 +120,7 @@ def run_gate(
 ) -> dict:
     """Decide, write `out` (gate.json), and raise GateFailed when the candidate fails."""
     from umcl import registry
+    from umcl.model.umcl import ModelLayoutError
 
     if not Path(candidate_metrics).is_file():
         raise FileNotFoundError(
@@ -129,10 +130,21 @@ def run_gate(
     champion = registry.champion()
     champion_report = None
     if champion is not None:
-        scores = gated_metrics(
-            rescore(champion.path, pl.read_parquet(triplets_path), cache_dir, locator_dir, settings)
-        )
-        champion_report = {"tag": champion.tag, "metrics": scores}
+        try:
+            scores = gated_metrics(
+                rescore(
+                    champion.path, pl.read_parquet(triplets_path), cache_dir, locator_dir, settings
+                )
+            )
+        except ModelLayoutError as exc:  # a champion this version cannot load: say so, in gate.json
+            log.warning(
+                "champion %s cannot be re-scored, no-regression check skipped: %s",
+                champion.tag,
+                exc,
+            )
+            champion_report = {"tag": champion.tag, "metrics": None, "not_rescored": str(exc)}
+        else:
+            champion_report = {"tag": champion.tag, "metrics": scores}
     checks = decide(candidate, settings, champion_report["metrics"] if champion_report else None)
     passed = all(c.passed for c in checks)
     report = {

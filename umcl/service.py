@@ -284,7 +284,7 @@ class UMCL:
         description = describe_model(directory)
         self.tag = str(self.model_ref.tag)
         self.labels: list[str] = description["labels"]
-        self.size = input_size(description)
+        self.size = input_size(directory)  # refuses an older model layout with its reason
         self.prompt = PromptSettings.model_validate(description["prompt"])
         # Per-finding Platt scaling and thresholds fitted on validation (None: identity).
         self.calibration = read_calibration(directory)

@@ -147,22 +147,23 @@ def train(
         settings.model, settings.prompt, label_names, tokenizer, settings.preprocess.image_size
     ).to(runtime.device)
     optimiser, schedule = optimiser_for(model, config, runtime.device)
-    start_step, best = 0, None
+    start_step, best, last_loss = 0, None, None
     if resumed is not None:
         model.load_state_dict(resumed["model"])
         optimiser.load_state_dict(resumed["optimizer"])
         schedule.load_state_dict(resumed["scheduler"])
         set_rng_state(resumed["rng"][runtime.rank])
         start_step, best = resumed["step"], Best.from_state(resumed["best"])
+        last_loss = resumed["final_loss"]  # a run resumed at its last step exports the same record
         log.info("resuming from step %d of %d (%s)", start_step, config.steps, checkpoint_dir / CHECKPOINT)  # fmt: skip
     else:
         seed_fresh_run(settings.seed, runtime)
     # Some CPU kernels (seen: the second step's loss differed in the last bit between reruns)
     # accumulate in a thread-dependent order unless told not to.
     torch.use_deterministic_algorithms(config.deterministic, warn_only=True)
-    if config.compile:
-        model.image.backbone = torch.compile(model.image.backbone)
-        model.text.backbone = torch.compile(model.text.backbone)
+    if config.compile:  # in place: the weights keep their names in checkpoints and the export
+        model.image.backbone.compile()
+        model.text.backbone.compile()
     trained = distribute(model, runtime)
     loss_fn = UMCLLoss(settings.loss.target, settings.loss.weights)
     collate = Collate(model.tokenizer, model.max_length, settings.preprocess.image_size)
@@ -178,6 +179,7 @@ def train(
     for step in range(start_step, config.steps):
         result = optimiser_step(trained, model, loss_fn, batches, optimiser, schedule, config, runtime)  # fmt: skip
         history.append(result.loss)
+        last_loss = result.loss
         samples += result.samples
         done = step + 1
         progress.update(1)
@@ -187,7 +189,7 @@ def train(
         if len(validate) and (done % config.eval_every == 0 or done == config.steps):
             checked = validate(model, loss_fn, runtime)
             best = keep_best(best, done, checked, model)
-            progress.set_postfix(loss=f"{result.loss:.3f}", val_auroc=f"{checked.zero_shot_auroc or float('nan'):.3f}")  # fmt: skip
+            progress.set_postfix(loss=f"{result.loss:.3f}", val_auroc=_shown(checked.zero_shot_auroc))  # fmt: skip
             if live is not None:
                 log_validation(live, done, checked)
         if done % config.checkpoint_every == 0 or done == config.steps:
@@ -196,7 +198,7 @@ def train(
                 state = {
                     "fingerprint": run_id, "step": done, "model": model.state_dict(),
                     "optimizer": optimiser.state_dict(), "scheduler": schedule.state_dict(),
-                    "rng": rng, "best": best.to_state() if best else None,
+                    "rng": rng, "best": best.to_state() if best else None, "final_loss": last_loss,
                     "data": {"micro_batch": done * config.accumulate},
                 }  # fmt: skip
                 save_checkpoint(checkpoint_dir / CHECKPOINT, state)
@@ -207,7 +209,7 @@ def train(
     summary = {
         "steps": config.steps, "resumed_from": start_step, "world_size": runtime.world,
         "precision": runtime.precision, "device": runtime.device.type,
-        "first_loss": history[0] if history else None, "final_loss": history[-1] if history else None,
+        "first_loss": history[0] if history else None, "final_loss": last_loss,
         "samples_per_s": samples / elapsed if elapsed > 0 and samples else None, "seconds": elapsed,
     }  # fmt: skip
     if runtime.main:
@@ -220,3 +222,7 @@ def train(
             live.end()
     stop_runtime(runtime, trained)
     return summary
+
+
+def _shown(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3f}"

@@ -104,11 +104,7 @@ class UMCLModel(nn.Module):
                     f"{directory}: not a UMCL model directory (needs {MODEL_FILE} and {WEIGHTS_FILE})"
                 )
         description = describe_model(directory)
-        if "model" not in description or "image_size" not in description:
-            raise ValueError(
-                f"{directory}/{MODEL_FILE} is from an older UMCL layout (no model settings or "
-                "image_size): train the model again, or load it with that version and re-save it"
-            )
+        check_layout(directory, description)
         model = cls.from_config(
             ModelSettings.model_validate(description["model"]),
             PromptSettings.model_validate(description["prompt"]),
@@ -283,8 +279,22 @@ def describe_model(directory: str | Path) -> dict:
     return json.loads(path.read_text())
 
 
-def input_size(description: dict) -> int:
-    """Side of the square images the model takes (the preprocess cache's size it trained on)."""
+class ModelLayoutError(ValueError):
+    """A model directory written by an older UMCL, before `save_pretrained`'s layout."""
+
+
+def check_layout(directory: Path, description: dict) -> None:
+    if "model" not in description or "image_size" not in description:
+        raise ModelLayoutError(
+            f"{directory}/{MODEL_FILE} is from an older UMCL layout (no model settings or "
+            "image_size): train the model again, or load it with that version and re-save it"
+        )
+
+
+def input_size(directory: Path) -> int:
+    """Side of the square images the model in `directory` takes (the cache size it trained on)."""
+    description = describe_model(directory)
+    check_layout(Path(directory), description)
     return int(description["image_size"])
 
 

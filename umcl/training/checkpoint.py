@@ -21,9 +21,14 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT = "checkpoint.pt"
 PACKAGE = Path(__file__).resolve().parents[1]
-# The source that shapes the weights: a fix to the model, the data a step sees or the loop must
-# not be skipped by resuming a finished run of the old code.
-WEIGHT_SOURCES = ("model/*.py", "training/*.py", "train.py", "data/dataset.py", "data/augment.py", "labels.py")  # fmt: skip
+# The source that shapes the weights or picks the exported ones: a fix to the model, the data a
+# step sees, the loop or the validation score must not be skipped by resuming a finished run of
+# the old code. (Logging and the export's file writing are left out: editing them keeps runs.)
+WEIGHT_SOURCES = (
+    "model/*.py", "training/runtime.py", "training/order.py", "training/step.py",
+    "training/validation.py", "training/checkpoint.py", "train.py", "data/dataset.py",
+    "data/augment.py", "labels.py", "evaluate.py",
+)  # fmt: skip
 
 
 class CheckpointError(RuntimeError):

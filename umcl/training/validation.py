@@ -7,6 +7,7 @@ changes the run it watches, and a resumed run selects exactly what an uninterrup
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -24,10 +25,13 @@ class ValidationResult:
     zero_shot_auroc: float | None  # macro over the findings with both classes in the split
 
     def score(self) -> float:
-        """Higher is better: the AUROC when the split has labelled images, else −loss."""
+        """Higher is better: the AUROC when the split has labelled images, else −loss; a
+        non-finite loss never wins."""
         if self.zero_shot_auroc is not None:
             return self.zero_shot_auroc
-        return -self.loss if self.loss is not None else float("-inf")
+        if self.loss is None or not math.isfinite(self.loss):
+            return float("-inf")
+        return -self.loss
 
 
 class Validator:
