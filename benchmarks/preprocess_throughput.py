@@ -3,8 +3,9 @@
     python benchmarks/preprocess_throughput.py [--studies 600]
 
 1. `build_cache` on the same demo DICOMs with 1 worker and with every core: studies/s.
-2. Batches/s of 64 images read from the memory-mapped cache (TripletDataset) against the same
-   batches decoded from DICOM at every access (what training without the cache would do).
+2. Batches/s of 64 training samples with their images read from the memory-mapped cache
+   (TripletDataset) against the same batches with each image decoded from DICOM at every access
+   (what training without the cache would do). Both go through the training `Collate`.
 Ratios matter here, not absolute times: the machines are shared.
 """
 
@@ -19,8 +20,8 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from umcl.config import DemoSettings, SourceSettings, SplitSettings
-from umcl.data.dataset import TripletDataset, collate
+from umcl.config import DemoSettings, SourceSettings, SplitSettings, load_settings
+from umcl.data.dataset import Collate, Sample, TripletDataset
 from umcl.data.demo import generate_demo
 from umcl.data.locator import image_files, write_locator
 from umcl.data.preprocess import build_cache, decode_to_square
@@ -28,21 +29,30 @@ from umcl.data.pseudonyms import DEMO_KEY, Pseudonymizer
 from umcl.data.sources import PRIVATE_COLUMNS, read_source
 from umcl.data.unify import build_triplets
 from umcl.labels import CHEXPERT_LABELS, LabelSpace
+from umcl.model.tokenizer import train_wordpiece
 
+ROOT = Path(__file__).resolve().parents[1]
 SIZE, BATCH = 64, 64
 
 
-class DecodeEveryAccess(Dataset):
-    """The same samples as TripletDataset, but each image decoded from its DICOM on access."""
+class DecodeEveryAccess(Dataset[Sample]):
+    """The samples of a TripletDataset, but each image decoded from its DICOM on access."""
 
-    def __init__(self, paths: list[str]):
-        self.paths = paths
+    def __init__(self, dataset: TripletDataset, paths: list[str]):
+        self.dataset, self.paths = dataset, paths
 
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, i: int) -> torch.Tensor:
-        return torch.from_numpy(decode_to_square(self.paths[i], SIZE)).float()[None] / 255.0
+    def __getitem__(self, i: int) -> Sample:
+        # Text and labels from the dataset's columns: indexing it would read the cache too.
+        image = torch.from_numpy(decode_to_square(self.paths[i], SIZE)).float()[None] / 255.0
+        return Sample(
+            sample_id=self.dataset.sample_ids[i],
+            image=image,
+            text=self.dataset.texts[i],
+            labels=self.dataset.labels[i],
+        )
 
 
 def batches_per_second(loader: DataLoader, max_batches: int) -> float:
@@ -91,17 +101,23 @@ def main() -> None:
             )
             timings[workers] = triplets.height / (time.perf_counter() - started)
 
+        # Training batches are tokenised in the collate: both loaders pay that alike.
+        text = load_settings(ROOT / "params.yaml").model.text
+        reports = [t for t in triplets["text"].to_list() if t is not None]
+        collate = Collate(train_wordpiece(reports, text.vocab_size), text.max_length, SIZE)
+        dataset = TripletDataset(triplets, root / f"cache{cores}", list(CHEXPERT_LABELS))
         cached = DataLoader(
-            TripletDataset(triplets, root / f"cache{cores}", list(CHEXPERT_LABELS)),
+            dataset,
             batch_size=BATCH,
             shuffle=True,
             collate_fn=collate,
             generator=torch.Generator().manual_seed(0),
         )
         decoding = DataLoader(
-            DecodeEveryAccess(image_files(triplets["image"].to_list(), root / "locator")),
+            DecodeEveryAccess(dataset, image_files(triplets["image"].to_list(), root / "locator")),
             batch_size=BATCH,
             shuffle=True,
+            collate_fn=collate,
             generator=torch.Generator().manual_seed(0),
         )
         n = triplets.height // BATCH

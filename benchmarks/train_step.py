@@ -63,7 +63,7 @@ def step_benchmark(params: Path, steps: int) -> list[dict]:
         settings.model.text.vocab_size,
     )
     # Collated (and tokenised) once, as the DataLoader workers do: the step alone is timed. The
-    # model and the collate take the cache's image size, whatever the params say.
+    # model is built at the cache's image size, the size its batch holds.
     samples = [dataset[i] for i in range(settings.train.batch_size)]
     batch = Collate(tokenizer, settings.model.text.max_length, dataset.image_size)(samples)
     models, optimizers, losses = {}, {}, {}

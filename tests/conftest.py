@@ -137,8 +137,7 @@ def saved_random_model(
 
     labels = json.loads((pipeline["triplets"].parent / "labels.json").read_text())["names"]
     settings = load_settings(pipeline["params"])
-    model = tiny_model(labels=labels, seed=seed)
-    model.image_size = settings.preprocess.image_size
+    model = tiny_model(labels=labels, seed=seed, image_size=settings.preprocess.image_size)
     model.calibration = calibration
     model.save_pretrained(directory, provenance={"params": weight_params(settings)})
     return directory

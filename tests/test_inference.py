@@ -26,7 +26,6 @@ from umcl.model.umcl import (
     TRAINING_FILE,
     UMCLModel,
     finding_logits,
-    finding_probabilities,
 )
 
 SIZE = 32
@@ -41,8 +40,7 @@ def files_of(directory: Path) -> dict[str, bytes]:
 
 def saved(tmp_path: Path, prompt: dict | None = None, calibration: bool = False) -> Path:
     """A tiny model at SIZE saved to tmp_path/model, with a calibration when asked."""
-    model = tiny_model(prompt, seed=1)
-    model.image_size = SIZE
+    model = tiny_model(prompt, seed=1, image_size=SIZE)
     model.calibration = toy_calibration(LABELS) if calibration else None
     return model.save_pretrained(tmp_path / "model", provenance=PROVENANCE)
 
@@ -63,14 +61,14 @@ def raw_probabilities(
     pixels = torch.from_numpy(np.stack(squares).astype(np.float32) / 255.0)[:, None]
     with torch.no_grad():
         present, absent = model.encode_findings(names)
-        return finding_probabilities(
+        return finding_logits(
             model.encode_image(pixels), present, absent, model.logit_scale.exp()
-        )
+        ).sigmoid()
 
 
 def test_save_load_save_is_bit_identical(tmp_path: Path) -> None:
-    model = tiny_model({"class_specific": True, "n_ctx": 3}, seed=2)
-    model.image_size, model.calibration = SIZE, toy_calibration(LABELS)
+    model = tiny_model({"class_specific": True, "n_ctx": 3}, seed=2, image_size=SIZE)
+    model.calibration = toy_calibration(LABELS)
     first = model.save_pretrained(tmp_path / "a", provenance=PROVENANCE)
     loaded = UMCLModel.from_pretrained(first)
     second = loaded.save_pretrained(tmp_path / "b", provenance=PROVENANCE)
@@ -116,10 +114,8 @@ def test_sigmoid_of_the_logits_is_the_two_way_softmax() -> None:
     for scale in (1.0, 14.3, 100.0):
         softmax = torch.stack([scale * images @ present.T, scale * images @ absent.T], -1)
         expected = softmax.softmax(-1)[..., 0]
-        assert torch.allclose(
-            finding_probabilities(images, present, absent, scale), expected, atol=1e-6
-        )
         logits = finding_logits(images, present, absent, scale)
+        assert torch.allclose(logits.sigmoid(), expected, atol=1e-6)
         assert torch.allclose(logits, scale * images @ (present - absent).T, atol=1e-5)
 
 

@@ -171,8 +171,9 @@ def kill_test_params(project: Path) -> int:
     every = next(c for c in range(8, 64) if c * KILL_ACCUMULATE % per_epoch)
     params["train"].update(
         steps=KILL_STEPS, batch_size=KILL_BATCH, accumulate=KILL_ACCUMULATE, warmup_steps=5,
-        checkpoint_every=every, log_every=1, lr=2e-3, workers=0,
+        checkpoint_every=every, log_every=1, lr=2e-3, workers=0, eval_every=7, select="best_val",
     )  # fmt: skip
+    params["train"]["augment"]["enabled"] = True
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     return every
 
@@ -214,16 +215,31 @@ def kill_repro_train(project: Path, past: int, log: Path, timeout: float = 300) 
         time.sleep(0.05)
 
 
+def model_digest(directory: Path) -> dict[str, str]:
+    """sha256 of every file of an exported model: weights, calibration, training record."""
+    return {
+        str(f.relative_to(directory)): sha256(f.read_bytes()).hexdigest()
+        for f in sorted(directory.rglob("*"))
+        if f.is_file()
+    }
+
+
 @pytest.mark.slow
 def test_kill_and_resume_ends_with_the_uninterrupted_weights(tmp_path: Path) -> None:
+    """Augmentation on, validation every 7 steps with the best checkpoint exported; the killed
+    and resumed runs augment in a loader worker, the uninterrupted one in the main process."""
     project = make_project(tmp_path / "project")
     project_run("dvc", "repro", "preprocess", cwd=project)
     every = kill_test_params(project)
-    weights = project / "models/candidate/model.safetensors"
+    weights, model = project / "models/candidate/model.safetensors", project / "models/candidate"
     assert f"train: steps 0 → {KILL_STEPS}" in project_run("dvc", "repro", "train", cwd=project)
-    expected, expected_losses = sha256(weights.read_bytes()).hexdigest(), loss_history(project)
+    expected, expected_losses = model_digest(model), loss_history(project)
+    expected_validation = (project / "metrics/train/plots/metrics/val/loss.tsv").read_text()
     shutil.rmtree(project / "models")
     shutil.rmtree(project / "metrics/train")
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["train"]["workers"] = 1  # a run-only knob: the checkpoint stays resumable
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
     kill_at = every + random.randint(1, every - 1)  # some steps past the first checkpoint
     seen = kill_repro_train(project, kill_at, tmp_path / "killed.log")
@@ -232,10 +248,11 @@ def test_kill_and_resume_ends_with_the_uninterrupted_weights(tmp_path: Path) -> 
     resumed = project_run("dvc", "repro", "train", cwd=project)
     start = int(re.search(rf"train: steps (\d+) → {KILL_STEPS}", resumed)[1])
     assert start % every == 0 and every <= start <= seen, (start, every, seen)
-    assert sha256(weights.read_bytes()).hexdigest() == expected, (
-        f"killed at step {seen} (aimed at {kill_at}), resumed from {start}: other weights"
+    assert model_digest(model) == expected, (
+        f"killed at step {seen} (aimed at {kill_at}), resumed from {start}: another model"
     )
     assert loss_history(project) == expected_losses
+    assert (project / "metrics/train/plots/metrics/val/loss.tsv").read_text() == expected_validation
 
 
 @pytest.mark.slow

@@ -8,8 +8,10 @@ from transformers import PreTrainedTokenizerFast
 from umcl.config import ModelSettings, PromptSettings
 from umcl.data.dataset import MODEL_INPUTS, Batch, Collate, Sample
 from umcl.model.tokenizer import train_wordpiece
-from umcl.model.umcl import UMCLModel, build_model
+from umcl.model.umcl import UMCLModel
 
+# Side of the square inputs the tiny models and batches are built for.
+IMAGE_SIZE = 32
 LABELS = ["No Finding", "Cardiomegaly", "Pleural Effusion", "Edema"]
 TEXTS = [
     "heart size is normal. no pleural effusion. lungs are clear.",
@@ -28,11 +30,18 @@ MODEL = {
 }  # fmt: skip
 
 
-def tiny_model(prompt: dict | None = None, seed: int = 0, labels: list[str] = LABELS) -> UMCLModel:
+def tiny_model(
+    prompt: dict | None = None,
+    seed: int = 0,
+    labels: list[str] = LABELS,
+    image_size: int = IMAGE_SIZE,
+) -> UMCLModel:
     prompt_settings = PromptSettings.model_validate(prompt or {})
-    tokenizer = train_wordpiece(TEXTS + [n.lower() for n in labels] + ["there is no"], 200)
+    tokenizer = tiny_tokenizer(labels)
     torch.manual_seed(seed)
-    return build_model(ModelSettings.model_validate(MODEL), prompt_settings, labels, tokenizer)
+    return UMCLModel.from_config(
+        ModelSettings.model_validate(MODEL), prompt_settings, labels, tokenizer, image_size
+    )
 
 
 def tiny_tokenizer(labels: list[str] = LABELS) -> PreTrainedTokenizerFast:
@@ -41,7 +50,7 @@ def tiny_tokenizer(labels: list[str] = LABELS) -> PreTrainedTokenizerFast:
 
 
 def tiny_batch(
-    n: int = 8, size: int = 32, seed: int = 0, model=None, rows: slice = slice(None)
+    n: int = 8, size: int = IMAGE_SIZE, seed: int = 0, model=None, rows: slice = slice(None)
 ) -> Batch:
     """A mixed batch in the `Collate` format: pairs, image-only and text-only samples, and a
     pair without labels. Tokenised with `model`'s tokenizer, else with `tiny_model`'s.

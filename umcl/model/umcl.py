@@ -25,7 +25,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import PretrainedConfig, PreTrainedTokenizerBase
 
-from umcl.config import ModelSettings, PreprocessSettings, PromptSettings, TextTowerSettings
+from umcl.config import ModelSettings, PromptSettings, TextTowerSettings
 from umcl.model.prompts import PromptLearner
 from umcl.model.tokenizer import load_tokenizer, tokenize
 from umcl.model.towers import ImageTower, TextTower, build_backbone
@@ -249,26 +249,6 @@ def finding_logits(
     """(n, F) log-odds that each finding is present: s·(u·w_present − u·w_absent), the logit of
     the 2-way softmax over the present and absent prompts. Calibration acts on these."""
     return scale * (images @ present.T - images @ absent.T)
-
-
-def finding_probabilities(
-    images: torch.Tensor, present: torch.Tensor, absent: torch.Tensor, scale: torch.Tensor | float
-) -> torch.Tensor:
-    """(n, F) uncalibrated probability that each finding is present: sigmoid of `finding_logits`
-    (equal to softmax(s·[u·w_present, u·w_absent])[0])."""
-    return finding_logits(images, present, absent, scale).sigmoid()
-
-
-def build_model(
-    settings: ModelSettings,
-    prompt: PromptSettings,
-    label_names: list[str],
-    tokenizer: PreTrainedTokenizerBase,
-    image_size: int = PreprocessSettings().image_size,
-) -> UMCLModel:
-    """`UMCLModel.from_config`, for the training code and tests that build models this way; the
-    image size defaults to the preprocess stage's default."""
-    return UMCLModel.from_config(settings, prompt, label_names, tokenizer, image_size)
 
 
 def describe_model(directory: str | Path) -> dict:
