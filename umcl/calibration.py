@@ -72,8 +72,9 @@ class Calibration:
         return cls(data["method"], data["operating_point"], findings)
 
     def calibrated(self, name: str) -> bool:
+        """Whether `name`'s probability is rescaled by a fit (with `none`, thresholds only)."""
         entry = self.findings.get(name)
-        return entry is not None and entry.fitted
+        return entry is not None and entry.fitted and self.method != "none"
 
     def _column(
         self, names: list[str], field: str, default: float, like: torch.Tensor

@@ -382,7 +382,7 @@ RUN_ONLY = frozenset({"checkpoint_every", "log_every", "workers"})
 def weight_params(settings: Settings) -> dict:
     """The params that shape the weights, and only those (no data paths, no keys): what a
     checkpoint must match to be resumed and what the exported model records. The input size is
-    the preprocess cache's (`umcl/model/umcl.py: input_size` reads it back)."""
+    the preprocess cache's, which the model also records (`umcl.json: image_size`)."""
     return {
         "seed": settings.seed,
         "labels": settings.labels.model_dump(mode="json"),

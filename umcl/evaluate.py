@@ -110,7 +110,7 @@ def per_label_auroc(scores: torch.Tensor, labels: torch.Tensor, names: list[str]
         truth = labels[known, k].long()
         positives = int(truth.sum())
         if positives == 0 or positives == len(truth):
-            skipped[name] = f"{positives} positive of {len(truth)} known in the test split"
+            skipped[name] = f"{positives} positive of {len(truth)} known"
             continue
         per_label[name] = float(binary_auroc(scores[known, k], truth))
         fpr, tpr, _ = binary_roc(scores[known, k], truth)

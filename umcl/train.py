@@ -108,13 +108,16 @@ def split_sets(
     val_set = TripletDataset(
         table.filter(pl.col("split") == "val"), Path(cache_dir), label_names, **common
     )
-    if len(val_set) == 0 and (
-        settings.train.select == "best_val" or settings.evaluate.calibration != "none"
-    ):
+    # Checked before training, not at export: the calibration is fitted on validation images.
+    val_images = int(val_set.has_image().sum()) if len(val_set) else 0
+    needs = {"train.select: best_val": settings.train.select == "best_val" and len(val_set) == 0,
+             f"evaluate.calibration: {settings.evaluate.calibration}": settings.evaluate.calibration != "none" and val_images == 0}  # fmt: skip
+    unmet = [knob for knob, missing in needs.items() if missing]
+    if unmet:
         raise ValueError(
-            "the validation split is empty, but train.select: best_val and the calibration "
-            f"(evaluate.calibration: {settings.evaluate.calibration}) need it: set "
-            "data.split.val > 0, or train.select: last and evaluate.calibration: none"
+            f"the validation split has {len(val_set)} samples and {val_images} images, too few "
+            f"for {' and '.join(unmet)}: set data.split.val > 0, or train.select: last and "
+            "evaluate.calibration: none"
         )
     return label_names, train_rows, train_set, val_set
 
@@ -186,7 +189,12 @@ def train(
         progress.set_postfix(loss=f"{result.loss:.3f}")
         if live is not None and (done % config.log_every == 0 or done == config.steps):
             log_step(live, done, result, schedule.get_last_lr()[0], model.logit_scale.exp().item())
-        if len(validate) and (done % config.eval_every == 0 or done == config.steps):
+        # Rank 0 alone validates and exports (validation takes no collective and no RNG draw).
+        if (
+            runtime.main
+            and len(validate)
+            and (done % config.eval_every == 0 or done == config.steps)
+        ):
             checked = validate(model, loss_fn, runtime)
             best = keep_best(best, done, checked, model)
             progress.set_postfix(loss=f"{result.loss:.3f}", val_auroc=_shown(checked.zero_shot_auroc))  # fmt: skip

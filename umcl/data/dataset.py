@@ -91,6 +91,10 @@ class TripletDataset(Dataset[Sample]):
     def __len__(self) -> int:
         return len(self.sample_ids)
 
+    def has_image(self) -> torch.Tensor:
+        """(n,) bool: which samples have an image."""
+        return torch.tensor([row is not None for row in self.rows], dtype=torch.bool)
+
     def __getitem__(self, i: int) -> Sample:
         row = self.rows[i]
         image = (

@@ -145,7 +145,7 @@ class UMCLLoss(nn.Module):
     ) -> tuple[torch.Tensor, dict[str, float]]:
         """`embeddings[m]` holds the rows of the local samples that have modality m
         (`present[m]`, a (B,) mask); `labels` is (B, K) with NaN where unknown. `local`: this
-        process's batch alone, no gathering across ranks (validation, which every rank runs)."""
+        process's batch alone, no gathering across ranks (validation, which rank 0 runs alone)."""
         scale = embeddings["logit_scale"]
         with_grad, plain = (_local, _local) if local else (gather_with_grad, gather)
         full = {

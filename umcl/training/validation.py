@@ -43,7 +43,7 @@ class Validator:
 
     @torch.no_grad()
     def __call__(self, model: UMCLModel, loss_fn: UMCLLoss, runtime: Runtime) -> ValidationResult:
-        """Every rank computes the same numbers on the whole split (no gathering)."""
+        """The numbers of the whole split, computed by this process alone (no gathering)."""
         was_training = model.training
         model.eval()
         losses, weights, logits, truth = [], [], [], []
