@@ -217,7 +217,7 @@ def test_inputs_that_are_not_images_are_refused(tmp_path: Path) -> None:
     with pytest.raises(TypeError, match="one image"):
         predictor.classify(tmp_path / "x.png")
     with pytest.raises(ValueError, match="2-D grayscale"):
-        predictor.classify([np.zeros((8, 8, 3), np.uint8)])
+        predictor.classify([np.zeros((3, 8, 8), np.uint8)])
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         predictor.classify([np.full((8, 8), 2.0)])
     with pytest.raises(ValueError, match="uint8 or float"):

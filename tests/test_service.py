@@ -274,7 +274,11 @@ def test_real_nih_pngs_and_a_real_dicom_through_the_bentoml_client(server: dict)
     )
     probabilities, positives = offline_scores(server["model_dir"], squares)
     names = body["findings"]
-    assert len(body["results"]) == 3 and len(names) == 14 and names == describe_model(server["model_dir"])["labels"]
+    assert (
+        len(body["results"]) == 3
+        and len(names) == 14
+        and names == describe_model(server["model_dir"])["labels"]
+    )
     for i, result in enumerate(body["results"]):
         assert_same_scores(served_scores(result, names), (probabilities[i], positives[i]))
     assert body["results"][2]["image"] == "siim-cr-chest.dcm"

@@ -7,26 +7,52 @@
 
 Image files are decoded exactly as the preprocess stage decodes them (`load_image` +
 `fit_square`, umcl/data/images.py), so a file gets the scores the service gives its upload.
+In-memory images follow the same rules: a PIL image is converted as its file would be; a numpy
+array or torch tensor is (H, W) grayscale or (H, W, C) channels-last with C from 1 to 4 (colour
+turns grey by the luma weights Pillow uses for a colour file, alpha is dropped), uint8 or float
+in [0, 1]; every one is held to the files' pixel budget (`DecodeLimits.max_pixels`). Any input
+that cannot be scored raises an error naming it by position ("image 3: …").
 Scores come from `score_findings`, the one function the service (umcl/service.py) uses too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+import re
+from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+from PIL import Image
 
 from umcl.calibration import Calibration
-from umcl.data.images import DecodeLimits, fit_square, load_image
+from umcl.data.dicom import IMAGE_MISSING, IMAGE_TOO_LARGE
+from umcl.data.images import (
+    DecodeLimits,
+    ImageDecodeError,
+    _raster_pixels,
+    fit_square,
+    load_image,
+)
 from umcl.model.prompts import unpromptable
 from umcl.model.umcl import UMCLModel, finding_logits
 
+if TYPE_CHECKING:
+    from umcl.registry import Entry
+
 BATCH_SIZE = 32  # images or texts per forward pass
 CHAMPION = "champion"
+MAX_CHANNELS = 4  # grey, grey + alpha, RGB, RGBA
+# ITU-R 601-2 luma: the weights of Pillow's convert("L"), which turns a colour PNG or JPEG grey
+# in `load_image` (umcl/data/images.py); a float colour array turns grey as its file would.
+LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+# The service's rule for a finding name (umcl/service.py `_check_findings`), so both accept the
+# same names: stripped, at most this long, with a letter or digit.
+MAX_FINDING_CHARS = 80
 
-ImageInput = str | Path | np.ndarray
+ImageInput = str | os.PathLike[str] | np.ndarray | torch.Tensor | Image.Image
 
 
 def score_findings(
@@ -51,19 +77,194 @@ def square_pixels(squares: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.array(squares, dtype=np.float32) / 255.0)[:, None]
 
 
-def array_square(image: np.ndarray, size: int) -> np.ndarray:
-    """A 2-D grayscale array (uint8, or float in [0, 1]) → the (size, size) uint8 square."""
-    if image.ndim != 2 or image.size == 0:
-        raise ValueError(f"an image array must be 2-D grayscale (H, W); got shape {image.shape}")
+# -- one input → 2-D float32 in [0, 1] --------------------------------------------------------------
+
+
+def check_image_shape(shape: tuple[int, ...], name: str, limits: DecodeLimits) -> None:
+    """(H, W) or channels-last (H, W, C), not empty and within the pixel budget a file is held
+    to: checked on the shape alone, before a pixel is copied or converted."""
+    colour = len(shape) == 3 and 1 <= shape[2] <= MAX_CHANNELS
+    if len(shape) != 2 and not colour:
+        hint = " (channels first? move them last)" if len(shape) == 3 and shape[0] <= 4 else ""
+        raise ValueError(
+            f"{name}: an image array must be 2-D grayscale (H, W) or channels-last (H, W, C) "
+            f"with C from 1 to {MAX_CHANNELS}; got shape {shape}{hint}"
+        )
+    height, width = shape[:2]
+    if height == 0 or width == 0:
+        raise ValueError(f"{name}: the image is empty (shape {shape})")
+    if height * width > limits.max_pixels:
+        raise ImageDecodeError(
+            f"{name}: image has {height * width / 1e6:.1f} megapixels, over the "
+            f"{limits.max_pixels / 1e6:g} MP limit (UMCL_MAX_PIXELS, or umcl.load(limits=…))",
+            IMAGE_TOO_LARGE,
+        )
+
+
+def dtype_refusal(dtype: np.dtype, name: str) -> ValueError:
+    if np.issubdtype(dtype, np.integer):
+        # 12-bit data stored in uint16 is as common as 16-bit: guessing the depth would shift
+        # every grey level without a word.
+        return ValueError(
+            f"{name}: an array of {dtype} does not say its bit depth; pass uint8 or float in "
+            "[0, 1] (e.g. image / 4095 for 12-bit data)"
+        )
+    return ValueError(f"{name}: an array of {dtype} is not an image; pass uint8 or float in [0, 1]")
+
+
+def check_unit_range(image: np.ndarray, name: str) -> None:
+    if not np.isfinite(image).all():
+        raise ValueError(f"{name}: the image array holds NaN or infinite values")
+    low, high = float(image.min()), float(image.max())
+    if low < 0 or high > 1:
+        raise ValueError(
+            f"{name}: a float image array must hold values in [0, 1]; its values span {low:g} "
+            f"to {high:g} (0–255 data: pass uint8 or divide by 255)"
+        )
+
+
+def gray_uint8(image: np.ndarray) -> np.ndarray:
+    """(H, W[, C]) uint8 → (H, W): colour through Pillow's convert("L"), exactly as a colour
+    PNG's pixels are turned grey (grey + alpha keeps its grey; alpha is dropped)."""
+    if image.ndim == 2 or image.shape[2] <= 2:
+        return image if image.ndim == 2 else image[..., 0]
+    return np.asarray(Image.fromarray(np.ascontiguousarray(image[..., :3])).convert("L"))
+
+
+def gray_float(image: np.ndarray) -> np.ndarray:
+    """(H, W[, C]) float in [0, 1] → (H, W) float32, colour by the same luma weights."""
+    pixels = image.astype(np.float32, copy=False)
+    if pixels.ndim == 2 or pixels.shape[2] <= 2:
+        return pixels if pixels.ndim == 2 else pixels[..., 0]
+    return pixels[..., :3] @ LUMA
+
+
+def array_pixels(image: np.ndarray, name: str, limits: DecodeLimits) -> np.ndarray:
+    """An array → 2-D float32 in [0, 1]: uint8 divided by 255 as `load_image` divides an 8-bit
+    file (an array and its PNG agree), float taken as it is once it lies in [0, 1]."""
+    check_image_shape(image.shape, name, limits)
     if image.dtype == np.uint8:
-        # The same division load_image does for an 8-bit file: an array and its PNG agree.
-        return fit_square(image.astype(np.float32) / 255.0, size)
+        return gray_uint8(image).astype(np.float32) / 255.0
     if not np.issubdtype(image.dtype, np.floating):
-        raise ValueError(f"an image array must be uint8 or float in [0, 1]; got {image.dtype}")
-    pixels = image.astype(np.float32)
-    if not np.isfinite(pixels).all() or pixels.min() < 0 or pixels.max() > 1:
-        raise ValueError("a float image array must hold finite values in [0, 1]")
-    return fit_square(pixels, size)
+        raise dtype_refusal(image.dtype, name)
+    check_unit_range(image, name)
+    return gray_float(image)
+
+
+def tensor_array(image: torch.Tensor, name: str, limits: DecodeLimits) -> np.ndarray:
+    """A tensor's values as an array on the CPU; its shape is checked before the copy."""
+    check_image_shape(tuple(image.shape), name, limits)
+    image = image.detach().cpu()
+    return (image.float() if image.dtype == torch.bfloat16 else image).numpy()  # no numpy bf16
+
+
+def pil_pixels(image: Image.Image, name: str, limits: DecodeLimits) -> np.ndarray:
+    """A PIL image converted as `load_image` converts the PNG or JPEG file it may come from
+    (16-bit as 16-bit, EXIF orientation included): an opened file scores as its path does."""
+    width, height = image.size
+    check_image_shape((height, width), name, limits)
+    if image.mode == "F":  # convert("L") would clip floats in [0, 1] to black
+        return array_pixels(np.asarray(image), name, limits)
+    return _raster_pixels(Path(name), image)  # its errors start with the path given: `name`
+
+
+def file_pixels(path: Path, name: str, limits: DecodeLimits) -> np.ndarray:
+    if path.is_dir():  # load_image would call it missing
+        raise ImageDecodeError(f"{name}: {path} is a directory, not an image file", IMAGE_MISSING)
+    try:
+        return load_image(path, limits)
+    except ImageDecodeError as exc:
+        raise ImageDecodeError(f"{name}: {exc}", exc.code) from None
+
+
+def image_pixels(image: object, name: str, limits: DecodeLimits) -> np.ndarray:
+    """One input → 2-D float32 in [0, 1], or an error whose message starts with `name`."""
+    if isinstance(image, str | os.PathLike):
+        if not os.fspath(image):  # Path("") is the working directory
+            raise ValueError(f"{name}: the path is empty")
+        return file_pixels(Path(image), name, limits)
+    if isinstance(image, Image.Image):
+        return pil_pixels(image, name, limits)
+    if isinstance(image, torch.Tensor):
+        image = tensor_array(image, name, limits)
+    if isinstance(image, np.ndarray):
+        return array_pixels(image, name, limits)
+    hint = " (np.asarray it first)" if isinstance(image, list | tuple) else ""
+    raise TypeError(
+        f"{name}: {type(image).__name__} is not an image type; pass a file path, a numpy array, "
+        f"a torch tensor or a PIL image{hint}"
+    )
+
+
+# -- names and texts ------------------------------------------------------------------------------
+
+
+def is_text(value: str) -> bool:
+    """Encodable as UTF-8 (the tokenizer cannot take a lone surrogate), as the service checks."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def finding_name(name: object, index: int) -> str:
+    """A name stripped and held to the service's rule: a blank name would score the bare
+    context, and a very long one would overrun the text tower's positions."""
+    if not isinstance(name, str):
+        raise TypeError(f"finding {index} is {type(name).__name__}, not str")
+    stripped = name.strip()
+    if (
+        not re.search(r"[A-Za-z0-9]", stripped)
+        or len(stripped) > MAX_FINDING_CHARS
+        or not is_text(stripped)
+    ):
+        raise ValueError(
+            f"finding {index} ({stripped[:40]!r}) is not a finding name "
+            f"(1–{MAX_FINDING_CHARS} characters, with letters)"
+        )
+    return stripped
+
+
+def text_list(texts: Iterable[str]) -> list[str]:
+    """The texts as a list, each non-blank, valid Unicode text (the service's rule)."""
+    if isinstance(texts, str):
+        raise TypeError("texts is one string; pass a list of texts")
+    texts = _listed(texts, "texts", "texts")
+    for index, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise TypeError(f"text {index} is {type(text).__name__}, not str")
+        if not text.strip():
+            raise ValueError(f"text {index} is empty")
+        if not is_text(text):
+            raise ValueError(f"text {index} is not valid Unicode text (a lone surrogate)")
+    return texts
+
+
+def _listed(values: Iterable, what: str, items: str) -> list:
+    """`values` as a list; a non-iterable (None, a number) is named rather than failing in list()."""
+    try:
+        return list(values)
+    except TypeError:
+        raise TypeError(f"{what} must be a list of {items}; got {type(values).__name__}") from None
+
+
+def _one_image(images: object) -> bool:
+    """A lone path (a str is a sequence of characters), PIL image, or array or tensor that is one
+    image: (H, W), or (H, W, C) with C ≤ 4 (not a stack of images a few pixels wide)."""
+    if isinstance(images, str | bytes | os.PathLike | Image.Image):
+        return True
+    if not isinstance(images, np.ndarray | torch.Tensor):
+        return False
+    shape = tuple(images.shape)
+    return len(shape) == 2 or (len(shape) == 3 and shape[2] <= MAX_CHANNELS)
+
+
+def _image_list(images: Iterable[ImageInput]) -> list[ImageInput]:
+    """The images as a list; a lone image is refused rather than iterated."""
+    if _one_image(images):
+        raise TypeError("images is one image; pass a list of images")
+    return _listed(images, "images", "images")
 
 
 class Predictor:
@@ -84,40 +285,39 @@ class Predictor:
     def image_size(self) -> int:
         return self.model.image_size
 
-    def square(self, image: ImageInput) -> np.ndarray:
-        """One image → the (S, S) uint8 square the model takes."""
-        if isinstance(image, np.ndarray):
-            return array_square(image, self.image_size)
-        return fit_square(load_image(image, self.limits), self.image_size)
+    def square(self, image: ImageInput, index: int = 0) -> np.ndarray:
+        """One image → the (S, S) uint8 square the model takes; errors call it image `index`."""
+        return fit_square(image_pixels(image, f"image {index}", self.limits), self.image_size)
 
-    def embed_images(self, images: Sequence[ImageInput]) -> np.ndarray:
+    def embed_images(self, images: Iterable[ImageInput]) -> np.ndarray:
         """(n, D) L2-normalised image embeddings; decoded and encoded a batch at a time."""
         images = _image_list(images)
         out = [np.zeros((0, self.model.settings.embed_dim), np.float32)]
         for start in range(0, len(images), self.batch_size):
-            squares = np.stack([self.square(x) for x in images[start : start + self.batch_size]])
+            batch = images[start : start + self.batch_size]
+            squares = np.stack([self.square(x, start + i) for i, x in enumerate(batch)])
             with torch.inference_mode():
                 pixels = square_pixels(squares).to(self.model.device)
                 out.append(self.model.encode_image(pixels).float().cpu().numpy())
         return np.concatenate(out)
 
-    def embed_texts(self, texts: list[str]) -> np.ndarray:
+    def embed_texts(self, texts: Iterable[str]) -> np.ndarray:
         """(n, D) L2-normalised report embeddings."""
-        if isinstance(texts, str):
-            raise TypeError("texts is one string; pass a list of texts")
+        texts = text_list(texts)
         out = [np.zeros((0, self.model.settings.embed_dim), np.float32)]
         for start in range(0, len(texts), self.batch_size):
             with torch.inference_mode():
-                batch = list(texts[start : start + self.batch_size])
+                batch = texts[start : start + self.batch_size]
                 out.append(self.model.encode_text(batch).float().cpu().numpy())
         return np.concatenate(out)
 
     def classify(
-        self, images: Sequence[ImageInput], findings: list[str] | None = None
+        self, images: Iterable[ImageInput], findings: Iterable[str] | None = None
     ) -> list[dict[str, dict]]:
         """Per image, per finding: {"probability", "positive", "calibrated"}. `findings`
-        defaults to the model's labels; a name outside them gets the uncalibrated zero-shot
-        probability, decided at 0.5, with "calibrated": False."""
+        defaults to the model's labels; names are stripped, as the service strips them. A name
+        outside the labels gets the uncalibrated zero-shot probability, decided at 0.5, with
+        "calibrated": False."""
         names = self._findings(findings)
         embeddings = torch.from_numpy(self.embed_images(images))
         with torch.inference_mode():
@@ -136,12 +336,12 @@ class Predictor:
             for p_row, d_row in zip(probabilities.tolist(), positives.tolist(), strict=True)
         ]
 
-    def _findings(self, findings: list[str] | None) -> list[str]:
+    def _findings(self, findings: Iterable[str] | None) -> list[str]:
         if findings is None:
             return self.labels
         if isinstance(findings, str):
             raise TypeError("findings is one string; pass a list of finding names")
-        names = list(findings)
+        names = [finding_name(n, i) for i, n in enumerate(_listed(findings, "findings", "names"))]
         if not names:
             raise ValueError("findings is empty: pass None to score the model's own labels")
         if len(set(names)) != len(names):
@@ -155,21 +355,35 @@ class Predictor:
         return names
 
 
-def _image_list(images: Sequence[ImageInput]) -> list[ImageInput]:
-    """The images as a list; a lone path or 2-D array is refused rather than iterated."""
-    if isinstance(images, str | Path) or (isinstance(images, np.ndarray) and images.ndim == 2):
-        raise TypeError("images is one image; pass a list of images")
-    return list(images)
+# -- loading --------------------------------------------------------------------------------------
 
 
-def resolve(source: str | Path) -> Path:
+def _stored(tag: str) -> Entry:
+    """The store's entry for `tag`; one BentoML cannot even parse is refused as not found."""
+    from bentoml.exceptions import BentoMLException
+
+    from umcl import registry
+
+    try:
+        return registry.get(tag)
+    except BentoMLException as exc:  # e.g. "Invalid Tag umcl:bad tag!"
+        raise registry.RegistryError(f"{tag}: not a model store tag ({exc})") from None
+
+
+def resolve(source: str | os.PathLike[str]) -> Path:
     """The model directory for a directory path, or for a model store tag: "umcl:<version>" or
     "umcl:champion" (the store is $BENTOML_HOME's, as for the service)."""
     from umcl import registry
 
-    path = Path(source)
+    if not isinstance(source, str | os.PathLike):
+        raise TypeError(f"source is {type(source).__name__}; pass a model directory or a store tag")
+    path = Path(source).expanduser()
     if path.is_dir():
         return path
+    if path.is_file():
+        raise NotADirectoryError(
+            f"{source}: a file, not a model directory (pass the directory holding it)"
+        )
     name, sep, version = str(source).partition(":")
     if not isinstance(source, str) or name != registry.MODEL_NAME or not sep or not version:
         raise FileNotFoundError(
@@ -184,11 +398,13 @@ def resolve(source: str | Path) -> Path:
                 "promote one with `umcl models promote TAG`"
             )
         return champion.path
-    return registry.get(str(source)).path
+    return _stored(source).path
 
 
 def load(
-    source: str | Path, device: str | torch.device = "cpu", limits: DecodeLimits | None = None
+    source: str | os.PathLike[str],
+    device: str | torch.device = "cpu",
+    limits: DecodeLimits | None = None,
 ) -> Predictor:
     """A Predictor for a model directory or a store tag (see `resolve`)."""
     return Predictor(UMCLModel.from_pretrained(resolve(source), device), limits)

@@ -59,7 +59,7 @@ from umcl.data.images import (
     inspect_image,
     load_image,
 )
-from umcl.inference import score_findings, square_pixels
+from umcl.inference import finding_name, is_text, score_findings, square_pixels
 from umcl.log_privacy import quiet_libraries
 from umcl.model.prompts import unpromptable
 from umcl.model.umcl import UMCLModel, describe_model, input_size, read_calibration
@@ -111,11 +111,11 @@ def _model_tag() -> str:
 MODEL = bentoml.models.BentoModel(_model_tag())
 
 
-def _is_text(value: str) -> bool:
-    """Encodable as UTF-8: JSON can carry lone surrogates, which the tokenizer cannot take."""
+def _is_finding_name(name: str) -> bool:
+    """The Python API's rule for a finding name (`umcl/inference.py: finding_name`)."""
     try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
+        finding_name(name, 0)
+    except (TypeError, ValueError):
         return False
     return True
 
@@ -299,11 +299,7 @@ class UMCL:
             raise InvalidArgument("findings is empty: omit it to score the model's own labels")
         if len(names) > MAX_FINDINGS:
             raise InvalidArgument(f"{len(names)} findings; at most {MAX_FINDINGS}")
-        problems = [
-            f"{i} ({clip(f)!r})"
-            for i, f in enumerate(names)
-            if not re.search(r"[A-Za-z0-9]", f) or len(f) > 80 or not _is_text(f)
-        ]
+        problems = [f"{i} ({clip(f)!r})" for i, f in enumerate(names) if not _is_finding_name(f)]
         if problems:
             raise InvalidArgument(
                 f"findings {', '.join(problems[:8])} are not finding names (1–80 characters, with letters)"
@@ -417,7 +413,7 @@ class UMCL:
         blank = [i for i, t in enumerate(texts) if not t.strip()]
         if blank:
             raise InvalidArgument(f"texts {blank[:16]} are empty")
-        invalid = [i for i, t in enumerate(texts) if not _is_text(t)]
+        invalid = [i for i, t in enumerate(texts) if not is_text(t)]
         if invalid:
             raise InvalidArgument(f"texts {invalid[:16]} are not valid Unicode text")
         embeddings = await self._encoder("embed_texts", texts)
