@@ -127,13 +127,25 @@ def test_fit_on_validation_counts_the_validation_images(tiny_pipeline: dict) -> 
     assert any(fitted) and not all(fitted)
     assert any((e.a, e.b) != (1.0, 0.0) for e in calibration.findings.values() if e.fitted)
 
-    no_val = triplets.filter(pl.col("split") != "val")
-    with pytest.raises(ValueError, match=r"validation split has no images.*calibration: none"):
-        fit_on_validation(model, no_val, tiny_pipeline["cache"], EvaluateSettings(), "zeros")
-    identity = fit_on_validation(
-        model, no_val, tiny_pipeline["cache"], EvaluateSettings(calibration="none"), "zeros"
-    )
-    assert identity == Calibration.identity(model.label_names)
+
+def test_a_validation_split_without_images_leaves_every_finding_raw_and_named(
+    tiny_pipeline: dict, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A small site's split can hold reports only: training goes on, nothing is fitted, and
+    each finding says why (as the card and the service's `uncalibrated` list show)."""
+    model, triplets = pipeline_model(tiny_pipeline), pl.read_parquet(tiny_pipeline["triplets"])
+    reports_only_val = triplets.filter((pl.col("split") != "val") | pl.col("image").is_null())
+    for method in ("platt", "temperature", "none"):
+        with caplog.at_level("WARNING", logger="umcl.evaluate"):
+            calibration = fit_on_validation(
+                model, reports_only_val, tiny_pipeline["cache"],
+                EvaluateSettings(calibration=method), "zeros",
+            )  # fmt: skip
+        assert "validation split has no images" in caplog.text
+        assert set(calibration.findings) == set(model.label_names)
+        for entry in calibration.findings.values():
+            assert not entry.fitted and (entry.a, entry.b, entry.threshold) == (1.0, 0.0, 0.5)
+            assert entry.reason.startswith("0 positive and 0 negative known validation labels")
 
 
 def test_evaluation_reports_calibration_and_writes_reliability(

@@ -276,3 +276,35 @@ def test_accumulation_and_bf16_autocast_run(tiny_pipeline: dict, tmp_path: Path)
     assert summary["precision"] == "bf16" and summary["steps"] == 3
     assert len(losses(tmp_path / "live")) == 3
     assert summary["final_loss"] == summary["final_loss"]  # not NaN
+
+
+def with_val(pipeline: dict, tmp_path: Path, keep_in_val: pl.Expr) -> dict:
+    """The pipeline with only the validation rows `keep_in_val` selects left in that split (the
+    others join train), as a small site's patient split can fall."""
+    table = pl.read_parquet(pipeline["triplets"])
+    moved = pl.when((pl.col("split") == "val") & ~keep_in_val).then(pl.lit("train"))
+    table = table.with_columns(split=moved.otherwise(pl.col("split")))
+    triplets = tmp_path / "unified/triplets.parquet"
+    triplets.parent.mkdir(parents=True)
+    table.write_parquet(triplets)
+    shutil.copy(pipeline["triplets"].parent / "labels.json", triplets.parent / "labels.json")
+    return pipeline | {"triplets": triplets}
+
+
+def test_a_validation_split_of_reports_only_trains_and_exports_raw_probabilities(
+    tiny_pipeline: dict, tmp_path: Path
+) -> None:
+    pipeline = with_val(tiny_pipeline, tmp_path, pl.col("image").is_null())
+    summary = run(pipeline, tmp_path, steps=10, eval_every=5, select="best_val")
+    assert summary["exported_step"] in (5, 10)  # selected by the validation loss of the reports
+    calibration = UMCLModel.from_pretrained(tmp_path / "model").calibration
+    assert calibration is not None and not any(e.fitted for e in calibration.findings.values())
+
+
+def test_an_empty_validation_split_cannot_select_the_best_step(
+    tiny_pipeline: dict, tmp_path: Path
+) -> None:
+    pipeline = with_val(tiny_pipeline, tmp_path, pl.lit(False))
+    with pytest.raises(ValueError, match=r"validation split is empty.*train.select: last"):
+        run(pipeline, tmp_path, select="best_val")
+    assert run(pipeline, tmp_path, steps=5, select="last")["exported_step"] == 5

@@ -234,12 +234,14 @@ def fit_on_validation(
     images = triplets.filter(pl.col("image").is_not_null())
     val = split_for(model, images, cache_dir, "val", uncertainty)
     if len(val) == 0:
-        if settings.calibration == "none":  # nothing to choose thresholds on: 0.5 throughout
-            return Calibration.identity(names)
-        raise ValueError(
-            f"cannot fit evaluate.calibration: {settings.calibration}: the validation split has "
-            "no images: set data.split.val > 0, or evaluate.calibration: none"
+        # A small site's split can hold no image: the rule for a thin finding (raw probability,
+        # threshold 0.5, the reason named in the card and by the service) then covers them all.
+        log.warning(
+            "the validation split has no images: every finding keeps its raw probability and "
+            "threshold 0.5 (raise data.split.val to calibrate)"
         )
+        empty = torch.zeros(0, len(names))
+        return fit_calibration(empty, empty, names, settings.calibration, settings.operating_point)
     training = model.training
     model.eval()  # no dropout in the scores the calibration is fitted to
     try:

@@ -108,16 +108,10 @@ def split_sets(
     val_set = TripletDataset(
         table.filter(pl.col("split") == "val"), Path(cache_dir), label_names, **common
     )
-    # Checked before training, not at export: the calibration is fitted on validation images.
-    val_images = int(val_set.has_image().sum()) if len(val_set) else 0
-    needs = {"train.select: best_val": settings.train.select == "best_val" and len(val_set) == 0,
-             f"evaluate.calibration: {settings.evaluate.calibration}": settings.evaluate.calibration != "none" and val_images == 0}  # fmt: skip
-    unmet = [knob for knob, missing in needs.items() if missing]
-    if unmet:
+    if settings.train.select == "best_val" and len(val_set) == 0:
         raise ValueError(
-            f"the validation split has {len(val_set)} samples and {val_images} images, too few "
-            f"for {' and '.join(unmet)}: set data.split.val > 0, or train.select: last and "
-            "evaluate.calibration: none"
+            "the validation split is empty, so train.select: best_val has nothing to select "
+            "by: set data.split.val > 0, or train.select: last"
         )
     return label_names, train_rows, train_set, val_set
 
