@@ -12,19 +12,26 @@ import torch
 from tests.tiny import tiny_model
 from umcl.calibration import Calibration, FindingCalibration
 from umcl.cli import main
-from umcl.config import EvaluateSettings
+from umcl.config import EvaluateSettings, LossWeights
+from umcl.data.dataset import Collate, TripletDataset
 from umcl.data.preprocess import cache_image_size
 from umcl.evaluate import (
     FIVE_CLASSES,
+    embed,
     evaluate_model,
     fit_on_validation,
     five_by_n_subset,
     per_label_auroc,
     recall_at_k,
     run_evaluation,
+    split_for,
+    zero_shot_logits,
 )
+from umcl.model.loss import UMCLLoss
 from umcl.model.umcl import UMCLModel
 from umcl.model_card import write_model_card
+from umcl.training.runtime import start_runtime
+from umcl.training.validation import Validator
 
 NAN = float("nan")
 
@@ -37,10 +44,13 @@ def pipeline_model(pipeline: dict, seed: int = 3) -> UMCLModel:
     return model
 
 
-def known_counts(table: pl.DataFrame, name: str) -> tuple[int, int]:
-    """(positives, negatives) of a label column of raw 1 / 0 / −1 / null under `zeros`."""
+def known_counts(table: pl.DataFrame, name: str, uncertainty: str) -> tuple[int, int]:
+    """(positives, negatives) of a label column of raw 1 / 0 / −1 / null under a policy."""
     column = table[name].drop_nulls()
-    return int((column == 1).sum()), int((column != 1).sum())
+    uncertain = int((column == -1).sum())
+    positives, negatives = int((column == 1).sum()), int((column == 0).sum())
+    extra = {"ignore": (0, 0), "zeros": (0, uncertain), "ones": (uncertain, 0)}[uncertainty]
+    return positives + extra[0], negatives + extra[1]
 
 
 def test_per_label_auroc_known_answers_and_skips() -> None:
@@ -112,17 +122,17 @@ def test_fit_on_validation_counts_the_validation_images(tiny_pipeline: dict) -> 
     model, triplets = pipeline_model(tiny_pipeline), pl.read_parquet(tiny_pipeline["triplets"])
     # The tiny validation split is too small to fit any finding: every sample plays it here.
     all_val = triplets.with_columns(split=pl.lit("val"))
-    calibration = fit_on_validation(
-        model, all_val, tiny_pipeline["cache"], EvaluateSettings(), "zeros"
-    )
-    assert (calibration.method, calibration.operating_point) == ("platt", "youden")
     images = all_val.filter(pl.col("image").is_not_null())
-    assert set(calibration.findings) == set(model.label_names)
-    for name, entry in calibration.findings.items():
-        positives, negatives = known_counts(images, name)
-        assert (entry.positives, entry.negatives) == (positives, negatives), name
-        assert entry.fitted == (min(positives, negatives) >= 5), name
-        assert 0 < entry.threshold < 1 and entry.a > 0
+    for uncertainty in ("ignore", "zeros"):  # the default, and the policy training defaults to
+        settings = EvaluateSettings(uncertainty=uncertainty)
+        calibration = fit_on_validation(model, all_val, tiny_pipeline["cache"], settings)
+        assert (calibration.method, calibration.operating_point) == ("platt", "youden")
+        assert set(calibration.findings) == set(model.label_names)
+        for name, entry in calibration.findings.items():
+            positives, negatives = known_counts(images, name, uncertainty)
+            assert (entry.positives, entry.negatives) == (positives, negatives), name
+            assert entry.fitted == (min(positives, negatives) >= 5), name
+            assert 0 < entry.threshold < 1 and entry.a > 0
     fitted = [entry.fitted for entry in calibration.findings.values()]
     assert any(fitted) and not all(fitted)
     assert any((e.a, e.b) != (1.0, 0.0) for e in calibration.findings.values() if e.fitted)
@@ -139,7 +149,7 @@ def test_a_validation_split_without_images_leaves_every_finding_raw_and_named(
         with caplog.at_level("WARNING", logger="umcl.evaluate"):
             calibration = fit_on_validation(
                 model, reports_only_val, tiny_pipeline["cache"],
-                EvaluateSettings(calibration=method), "zeros",
+                EvaluateSettings(calibration=method),
             )  # fmt: skip
         assert "validation split has no images" in caplog.text
         assert set(calibration.findings) == set(model.label_names)
@@ -178,7 +188,7 @@ def test_evaluation_reports_calibration_and_writes_reliability(
         (pl.col("split") == "test") & pl.col("image").is_not_null()
     )
     for name in model.label_names:
-        positives, negatives = known_counts(test_images, name)
+        positives, negatives = known_counts(test_images, name, settings.uncertainty)
         if positives and negatives:
             point = report["operating_points"]["per_finding"][name]
             assert (point["positives"], point["negatives"]) == (positives, negatives)
@@ -194,7 +204,9 @@ def test_evaluation_reports_calibration_and_writes_reliability(
 
     known = sum(
         sum(counts)
-        for counts in (known_counts(test_images, n) for n in model.label_names)
+        for counts in (
+            known_counts(test_images, n, settings.uncertainty) for n in model.label_names
+        )
         if all(counts)
     )  # the findings with both classes, pooled
     for stage in ("before", "after"):
@@ -207,3 +219,47 @@ def test_evaluation_reports_calibration_and_writes_reliability(
     text = card.read_text()
     assert "Platt scaling" in text and "sensitivity ≥ 0.8" in text
     assert f"{unfitted}: too few" in text
+
+
+def test_uncertain_test_labels_are_read_per_evaluate_uncertainty(tiny_pipeline: dict) -> None:
+    """A hedge is not ground truth: by default turning unknown test labels into uncertain ones
+    changes no score, whatever `labels.uncertainty` training used; read as zeros it does."""
+    model, triplets = pipeline_model(tiny_pipeline), pl.read_parquet(tiny_pipeline["triplets"])
+    is_test = (pl.col("split") == "test") & pl.col("image").is_not_null()
+    hedged = triplets.with_columns(
+        pl.when(is_test & pl.col(name).is_null()).then(-1).otherwise(pl.col(name)).alias(name)
+        for name in model.label_names
+    )
+    assert (hedged.filter(is_test).select(model.label_names) == -1).sum_horizontal().sum() > 0
+
+    def scores(table: pl.DataFrame, uncertainty: str) -> dict:
+        metrics, _ = evaluate_model(
+            model, table, tiny_pipeline["cache"], EvaluateSettings(uncertainty=uncertainty),
+            "zeros", 0,
+        )  # fmt: skip
+        return metrics["zero_shot"]
+
+    assert scores(hedged, "ignore") == scores(triplets, "ignore")
+    assert scores(hedged, "zeros") != scores(triplets, "zeros")
+
+
+def test_validation_during_training_scores_as_evaluation_does(tiny_pipeline: dict) -> None:
+    """The AUROC that selects the exported step is evaluation's zero-shot AUROC of the validation
+    split, uncertain labels read per `evaluate.uncertainty`; its loss reads them as training."""
+    model, triplets = pipeline_model(tiny_pipeline), pl.read_parquet(tiny_pipeline["triplets"])
+    names, cache = model.label_names, tiny_pipeline["cache"]
+    model.eval()
+    for uncertainty in ("ignore", "zeros"):
+        val = TripletDataset(triplets, cache, names, split="val", uncertainty="ones")
+        validate = Validator(
+            val, Collate(model.tokenizer, model.max_length, val.image_size), 4, uncertainty
+        )
+        result = validate(model, UMCLLoss("exact", LossWeights()), start_runtime("cpu"))
+        images = split_for(
+            model, triplets.filter(pl.col("image").is_not_null()), cache, "val", uncertainty
+        )
+        data = embed(model, images, 256)
+        expected = per_label_auroc(
+            zero_shot_logits(model, data.images, handcrafted=False), data.labels, names
+        )["macro_auroc"]
+        assert result.zero_shot_auroc == pytest.approx(expected, abs=1e-6), uncertainty

@@ -323,6 +323,10 @@ class EvaluateSettings(Strict):
     # Each finding's decision threshold, chosen on the calibrated validation probabilities:
     # youden (max sensitivity + specificity − 1), {sensitivity: 0.9} or {specificity: 0.9}.
     operating_point: Literal["youden"] | OperatingTarget = "youden"
+    # Uncertain labels of the validation and test splits, which every score, the calibration and
+    # the thresholds are measured against: ignore (a hedge is not ground truth) | zeros | ones.
+    # Training reads them per `labels.uncertainty`.
+    uncertainty: UncertaintyPolicy = "ignore"
 
 
 class GateSettings(Strict):

@@ -10,6 +10,8 @@
 - calibration, when the model carries one (fitted on the validation split by
   `fit_on_validation`): ECE before and after, sensitivity and specificity at each finding's
   threshold, and reliability diagrams. AUROC is unchanged by it (monotone per finding).
+Uncertain test and validation labels are read per `evaluate.uncertainty` (default: not known,
+as a hedge is not ground truth), whatever policy training used.
 AUROC is computed only for labels with positives and negatives among the known test labels;
 the others are listed as skipped with the reason (a label without positives would otherwise
 count as 0 in a macro average).
@@ -225,14 +227,13 @@ def fit_on_validation(
     triplets: pl.DataFrame,
     cache_dir: Path,
     settings: EvaluateSettings,
-    uncertainty: UncertaintyPolicy,
 ) -> Calibration:
     """Each finding's calibration (`evaluate.calibration`) and threshold
     (`evaluate.operating_point`), fitted on the validation split's images scored with the
     model's own prompts (learned, else templates)."""
     names = model.label_names
     images = triplets.filter(pl.col("image").is_not_null())
-    val = split_for(model, images, cache_dir, "val", uncertainty)
+    val = split_for(model, images, cache_dir, "val", settings.uncertainty)
     if len(val) == 0:
         # A small site's split can hold no image: the rule for a thin finding (raw probability,
         # threshold 0.5, the reason named in the card and by the service) then covers them all.
@@ -260,12 +261,14 @@ def evaluate_model(
     triplets: pl.DataFrame,
     cache_dir: Path,
     settings: EvaluateSettings,
-    uncertainty: UncertaintyPolicy,
+    training_uncertainty: UncertaintyPolicy,
     seed: int,
 ) -> tuple[dict, Curves]:
-    """Every metric of the test split; returns (metrics, ROC and reliability curves)."""
+    """Every metric of the test split, whose uncertain labels are read per
+    `settings.uncertainty`; the linear probe trains on labels read as training reads them
+    (`training_uncertainty`). Returns (metrics, ROC and reliability curves)."""
     names = model.label_names
-    test = split_for(model, triplets, cache_dir, "test", uncertainty)
+    test = split_for(model, triplets, cache_dir, "test", settings.uncertainty)
     if len(test) == 0:
         raise ValueError("the triplet table has no test split rows to evaluate on")
     data = embed(model, test, settings.batch_size)
@@ -320,8 +323,9 @@ def evaluate_model(
         }
 
     train = split_for(
-        model, triplets.filter(pl.col("image").is_not_null()), cache_dir, "train", uncertainty
-    )
+        model, triplets.filter(pl.col("image").is_not_null()), cache_dir, "train",
+        training_uncertainty,
+    )  # fmt: skip
     if len(train):
         train_data = embed(model, train, settings.batch_size)
         torch.manual_seed(seed)
@@ -370,7 +374,7 @@ def run_evaluation(
     triplets_path: Path,
     cache_dir: Path,
     settings: EvaluateSettings,
-    uncertainty: UncertaintyPolicy,
+    training_uncertainty: UncertaintyPolicy,
     seed: int,
     metrics_path: Path,
     plots_dir: Path | None = None,
@@ -379,7 +383,7 @@ def run_evaluation(
     """`umcl evaluate`: score a packaged model on a triplet table's test split."""
     model = UMCLModel.from_pretrained(model_dir)
     metrics, curves = evaluate_model(
-        model, pl.read_parquet(triplets_path), Path(cache_dir), settings, uncertainty, seed
+        model, pl.read_parquet(triplets_path), Path(cache_dir), settings, training_uncertainty, seed
     )
     metrics["model"] = str(model_dir)
     metrics_path.parent.mkdir(parents=True, exist_ok=True)

@@ -163,7 +163,8 @@ def write_model_card(model_dir: Path, triplets_path: Path, metrics: dict, path: 
         "- Evaluated only on the test split named above; performance on other hospitals, scanners, "
         "populations or label definitions is unknown until measured (`umcl evaluate --model … --triplets …`).",
         "- Labels from the report labeler are rule-based and imperfect (see benchmarks/RESULTS.md); "
-        "uncertain findings were treated per `labels.uncertainty`.",
+        "uncertain findings were read per `labels.uncertainty` in training and per "
+        "`evaluate.uncertainty` in the scores.",
         "- Labels listed as skipped were not evaluated. A demo-data model has learned synthetic findings only.",
     ]
     path.parent.mkdir(parents=True, exist_ok=True)

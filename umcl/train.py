@@ -168,7 +168,7 @@ def train(
         train_set, collate, config.batch_size, config.workers, settings.seed, runtime,
         start_step * config.accumulate,
     )  # fmt: skip
-    validate = Validator(val_set, collate, config.batch_size)
+    validate = Validator(val_set, collate, config.batch_size, settings.evaluate.uncertainty)
     live = open_live(log_dir, resumed is not None, start_step) if runtime.main and log_dir else None
 
     progress = tqdm(total=config.steps, initial=start_step, desc="train", disable=not runtime.main, dynamic_ncols=True)  # fmt: skip

@@ -85,8 +85,13 @@ class TripletDataset(Dataset[Sample]):
             raise KeyError(
                 f"{len(missing)} images are not in the cache (e.g. {missing[0]}); rerun preprocess"
             )
-        raw = table.select(label_names).to_numpy().astype(np.float32)  # nulls become NaN
-        self.labels = torch.from_numpy(apply_uncertainty(raw, uncertainty))
+        # 1 / 0 / -1 / NaN (nulls); `labels` reads the uncertain ones per `uncertainty`.
+        self.raw_labels = table.select(label_names).to_numpy().astype(np.float32)
+        self.labels = self.labels_read_as(uncertainty)
+
+    def labels_read_as(self, uncertainty: UncertaintyPolicy) -> torch.Tensor:
+        """(n, K) labels with the uncertain ones read per `uncertainty`."""
+        return torch.from_numpy(apply_uncertainty(self.raw_labels, uncertainty))
 
     def __len__(self) -> int:
         return len(self.sample_ids)

@@ -44,9 +44,8 @@ def export_model(
     byte-identical directory, so DVC and the registry see the same model."""
     model.eval()
     model.calibration = fit_on_validation(
-        model, pl.read_parquet(triplets), Path(cache_dir), settings.evaluate,
-        settings.labels.uncertainty,
-    )  # fmt: skip
+        model, pl.read_parquet(triplets), Path(cache_dir), settings.evaluate
+    )
     out_dir = Path(out_dir)
     if out_dir.exists():
         shutil.rmtree(out_dir)  # no file of an earlier export survives beside the new one

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
+from umcl.config import UncertaintyPolicy
 from umcl.data.dataset import MODEL_INPUTS, Collate, TripletDataset, to_device
 from umcl.evaluate import per_label_auroc
 from umcl.model.loss import UMCLLoss
@@ -35,8 +36,14 @@ class ValidationResult:
 
 
 class Validator:
-    def __init__(self, dataset: TripletDataset, collate: Collate, batch_size: int) -> None:
+    def __init__(
+        self, dataset: TripletDataset, collate: Collate, batch_size: int,
+        scored_uncertainty: UncertaintyPolicy,
+    ) -> None:  # fmt: skip
+        """The loss sees the labels as training does (`dataset`'s policy); the AUROC is measured
+        against labels read per `scored_uncertainty` (`evaluate.uncertainty`), as evaluation's."""
         self.dataset, self.collate, self.batch_size = dataset, collate, batch_size
+        self.scored_labels = dataset.labels_read_as(scored_uncertainty)
 
     def __len__(self) -> int:
         return len(self.dataset)
@@ -63,7 +70,7 @@ class Validator:
                     embeddings["logit_scale"].float(),
                 ).cpu()
             )  # fmt: skip
-            truth.append(batch["labels"][batch["present"]["image"]].cpu())
+            truth.append(self.scored_labels[list(rows)][batch["present"]["image"].cpu()])
         model.train(was_training)
         loss = (
             sum(x * w for x, w in zip(losses, weights, strict=True)) / sum(weights)
