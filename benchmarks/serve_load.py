@@ -49,15 +49,15 @@ def demo_image(triplets: Path, locator: Path) -> Path:
 
 
 class Server:
-    """`bentoml serve umcl.service:UMCL` on a free loopback port, in its own process group, with
-    `env` on top of this process's environment."""
+    """`bentoml serve` of `target` (the source tree's service, or a bento's tag) on a free port,
+    in its own process group, with `env` on top of this process's environment."""
 
-    def __init__(self, env: dict[str, str], log: Path):
+    def __init__(self, env: dict[str, str], log: Path, target: str = "umcl.service:UMCL"):
         self.port = free_port()
         self.log = log.open("w")
         bentoml = Path(sys.executable).parent / "bentoml"
         self.process = subprocess.Popen(
-            [str(bentoml), "serve", "umcl.service:UMCL", "--port", str(self.port)],
+            [str(bentoml), "serve", target, "--port", str(self.port)],
             cwd=REPO, env={**os.environ, **env, "PYTHONUNBUFFERED": "1"}, stdout=self.log,
             stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip

@@ -23,8 +23,12 @@ Client errors are logged at INFO without a traceback; library warnings and excep
 (which can quote a file's header values or path) are withheld from the log (`LogScrubber`,
 `umcl/log_privacy.py`).
 
-The model is the store's champion (`umcl models list`), `UMCL_MODEL=umcl:<version>`, or
-`--arg model=umcl:<version>`; a bento built by `umcl package` pins its model that way.
+Access: `UMCL_API_KEY` set ⇒ `Authorization: Bearer <key>` on every route but `/livez` and
+`/readyz`; without a key the service refuses to listen beyond loopback (`umcl/auth.py`).
+
+The model is `UMCL_MODEL=umcl:<version>` when set (also for a built bento, whose own model is the
+default: `umcl package` pins it with `--arg model=`), else the store's champion
+(`umcl models list`).
 Other settings: UMCL_ADAPTIVE_BATCHING (default true), UMCL_MAX_BATCH_SIZE (32).
 """
 
@@ -49,6 +53,7 @@ import torch
 from bentoml.exceptions import BentoMLException, InvalidArgument
 
 from umcl import registry
+from umcl.auth import BearerAuth, api_key, check_exposure, default_host, requested_host
 from umcl.config import PromptSettings
 from umcl.data.dicom import IMAGE_FORMAT_UNSUPPORTED, IMAGE_TOO_LARGE, IMAGE_UNREADABLE
 from umcl.data.images import (
@@ -75,6 +80,8 @@ from umcl.upload_guard import (
 
 log = logging.getLogger(__name__)
 
+API_KEY = api_key()  # UMCL_API_KEY; refused when too short
+check_exposure(requested_host(), API_KEY)  # no key: loopback only (`umcl/auth.py`)
 LIMITS = DecodeLimits.from_env()  # UMCL_MAX_PIXELS, UMCL_DICOM_MODALITIES
 MAX_FINDINGS = 64
 MAX_TEXTS = 256
@@ -94,9 +101,9 @@ UNCALIBRATED_NOTE = (
 
 
 def _model_tag() -> str:
-    """A bento pins the model it was built with (`--arg model=`); otherwise UMCL_MODEL, else the
+    """UMCL_MODEL when set; else the model a bento was built with (`--arg model=`); else the
     store's current champion."""
-    tag = getattr(bentoml.use_arguments(), "model", None) or os.environ.get("UMCL_MODEL")
+    tag = os.environ.get("UMCL_MODEL") or getattr(bentoml.use_arguments(), "model", None)
     if tag:
         return tag
     champion = registry.champion()
@@ -268,8 +275,8 @@ class Encoder:
 
 @bentoml.service(
     name="umcl",
-    # Loopback unless `bentoml serve --host` says otherwise.
-    http={"host": "127.0.0.1", "port": 3000},
+    # Loopback on a workstation, all interfaces in a container; `bentoml serve --host` decides.
+    http={"host": default_host(), "port": 3000},
     traffic={"timeout": 120},
 )
 class UMCL:
@@ -430,4 +437,6 @@ def _route_fields() -> dict[str, tuple[frozenset[str], frozenset[str]]]:
     return fields
 
 
+# The first added is the outermost: a request without the key is refused before its body is read.
+UMCL.add_asgi_middleware(BearerAuth, key=API_KEY)
 UMCL.add_asgi_middleware(UploadGuard, fields=_route_fields())
