@@ -15,20 +15,16 @@ import torch
 import torch.distributed as dist
 
 from umcl.config import Settings, weight_params
+from umcl.imports import import_closure
 from umcl.training.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT = "checkpoint.pt"
-PACKAGE = Path(__file__).resolve().parents[1]
-# The source that shapes the weights or picks the exported ones: a fix to the model, the data a
-# step sees, the loop or the validation score must not be skipped by resuming a finished run of
-# the old code. (Logging and the export's file writing are left out: editing them keeps runs.)
-WEIGHT_SOURCES = (
-    "model/*.py", "training/runtime.py", "training/order.py", "training/step.py",
-    "training/validation.py", "training/checkpoint.py", "train.py", "data/dataset.py",
-    "data/augment.py", "labels.py", "evaluate.py",
-)  # fmt: skip
+# The code a run executes: a fix to the model, the data a step sees, the loop or the validation
+# score must not be skipped by resuming a finished run of the old code. The same import closure
+# is what `dvc.yaml`'s train stage must depend on (tests/test_dvc_deps.py).
+TRAINING_ENTRY = "umcl.train"
 
 
 class CheckpointError(RuntimeError):
@@ -47,7 +43,7 @@ def fingerprint(settings: Settings, triplets: Path, runtime: Runtime) -> str:
 
 
 def code_digest() -> str:
-    files = sorted({f for pattern in WEIGHT_SOURCES for f in PACKAGE.glob(pattern)})
+    files = import_closure([TRAINING_ENTRY])
     return hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()
 
 

@@ -1,0 +1,123 @@
+"""`dvc.yaml` names, for every stage, every project source file the stage's command runs: a
+change there must rerun the stage. Derived from the imports themselves (`umcl/imports.py`), so
+the list cannot drift again as modules are added."""
+
+from __future__ import annotations
+
+import ast
+import copy
+import shlex
+
+import yaml
+
+from tests.conftest import REPO
+from umcl.imports import import_closure, imported_modules
+from umcl.training.checkpoint import TRAINING_ENTRY
+
+CLI = REPO / "umcl/cli.py"
+
+
+def _functions(tree: ast.Module) -> dict[str, ast.FunctionDef]:
+    return {node.name: node for node in tree.body if isinstance(node, ast.FunctionDef)}
+
+
+def command_roots(command: str) -> set[str]:
+    """The modules `umcl <command>` imports: the CLI's own module-level imports, its command
+    function's, and those of the CLI helpers that function calls."""
+    tree = ast.parse(CLI.read_text())
+    functions = _functions(tree)
+    top_level = ast.Module(
+        body=[n for n in tree.body if not isinstance(n, ast.FunctionDef)], type_ignores=[]
+    )
+    roots = imported_modules(CLI, top_level)
+    pending, seen = [f"cmd_{command.replace('-', '_')}"], set()
+    assert pending[0] in functions, f"umcl/cli.py has no {pending[0]}"
+    while pending:
+        name = pending.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        roots |= imported_modules(CLI, functions[name])
+        called = {
+            n.func.id
+            for n in ast.walk(functions[name])
+            if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
+        }
+        pending.extend(called & functions.keys())
+    return roots
+
+
+def needed_files(cmd: str) -> set[str]:
+    words = shlex.split(cmd)
+    roots = command_roots(words[1])
+    if "--bentofile" in words:  # the bento packs the service and runs it
+        bentofile = REPO / words[words.index("--bentofile") + 1]
+        roots.add(yaml.safe_load(bentofile.read_text())["service"].split(":")[0])
+    files = {str(p.relative_to(REPO)) for p in import_closure(roots)}
+    return files | {str(CLI.relative_to(REPO))}
+
+
+def missing_deps(stages: dict) -> dict[str, list[str]]:
+    """Per `umcl` stage, the source files it runs that no dependency covers (a dependency on a
+    folder covers what is inside)."""
+    missing = {}
+    for name, stage in stages.items():
+        if not stage["cmd"].startswith("umcl "):
+            continue
+        deps = [str(d).rstrip("/") for d in stage.get("deps", [])]
+        uncovered = [f for f in sorted(needed_files(stage["cmd"]))
+                     if not any(f == d or f.startswith(d + "/") for d in deps)]  # fmt: skip
+        if uncovered:
+            missing[name] = uncovered
+    return missing
+
+
+def stages() -> dict:
+    return yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+
+
+def test_every_stage_depends_on_the_code_it_runs() -> None:
+    assert missing_deps(stages()) == {}
+
+
+def test_a_stage_missing_an_imported_module_is_caught() -> None:
+    for stage, module in (
+        ("train", "umcl/labels.py"),
+        ("validate", "umcl/config.py"),
+        ("evaluate", "umcl/calibration.py"),
+    ):
+        broken = copy.deepcopy(stages())
+        assert module in broken[stage]["deps"], (stage, module)
+        broken[stage]["deps"].remove(module)
+        assert missing_deps(broken) == {stage: [module]}
+
+
+def test_the_closure_follows_lazy_and_relative_imports_but_not_type_checking() -> None:
+    assert "umcl.data.demo" in command_roots("demo")  # imported inside cmd_demo
+    assert "umcl.config" in command_roots("demo")  # through the `_settings` helper
+    source = """
+from typing import TYPE_CHECKING
+if TYPE_CHECKING:
+    from umcl.registry import champion
+else:
+    from umcl import gate
+def later():
+    import umcl.model.loss
+from .data import dicom
+from umcl import load
+"""
+    found = imported_modules(CLI, ast.parse(source))
+    assert found == {"umcl.gate", "umcl.model.loss", "umcl.data.dicom", "umcl"}
+    deid = {str(p.relative_to(REPO)) for p in import_closure(["umcl.data.deid"])}
+    assert "umcl/data/deid/rules.py" in deid  # its __init__ imports relatively
+
+
+def test_the_resume_fingerprint_hashes_the_code_the_train_stage_depends_on() -> None:
+    """One list: the train stage's code is `umcl train`'s import closure, and so is what a
+    checkpoint's code digest covers."""
+    fingerprinted = {str(p.relative_to(REPO)) for p in import_closure([TRAINING_ENTRY])}
+    assert needed_files(stages()["train"]["cmd"]) == fingerprinted | {
+        "umcl/cli.py",
+        "umcl/log_privacy.py",
+        "umcl/config.py",
+    }
