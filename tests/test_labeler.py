@@ -35,6 +35,23 @@ def test_reproduces_the_chexpert_labelled_samples_exactly():
         ("Pneumothorax is no longer seen.", "Pneumothorax", 0),
         ("No change in the large left effusion.", "Pleural Effusion", 1),
         ("No pneumonia, effusions, edema, nodules or masses.", "Lung Lesion", 0),
+        # Statements about the mediastinum, read as the CheXpert labeler reads them.
+        ("Normal mediastinal contour.", "Enlarged Cardiomediastinum", 0),
+        ("Normal heart size and mediastinal contours.", "Enlarged Cardiomediastinum", 0),
+        (
+            "Normal heart size, mediastinal contour, and pulmonary vascularity.",
+            "Enlarged Cardiomediastinum",
+            0,
+        ),
+        ("The heart and mediastinum are unchanged.", "Enlarged Cardiomediastinum", -1),
+        ("Stable cardiomediastinal silhouette.", "Enlarged Cardiomediastinum", -1),
+        ("Normal lungs and widened mediastinum.", "Enlarged Cardiomediastinum", 1),
+        ("The heart and mediastinum are unchanged.", "Cardiomegaly", None),
+        # A denied suspicion is a negation; a stated one stays uncertain.
+        ("No suspicious opacity.", "Lung Opacity", 0),
+        ("No suspicious pulmonary nodules or masses.", "Lung Lesion", 0),
+        ("Suspicious opacity in the right lung.", "Lung Opacity", -1),
+        ("Opacity suspicious for pneumonia.", "Pneumonia", -1),
     ],
 )
 def test_negation_uncertainty_and_anatomy(text, label, value):
