@@ -20,6 +20,7 @@ from umcl.evaluate import (
     embed,
     evaluate_model,
     fit_on_validation,
+    five_by_n_accuracy,
     five_by_n_subset,
     per_label_auroc,
     recall_at_k,
@@ -263,3 +264,22 @@ def test_validation_during_training_scores_as_evaluation_does(tiny_pipeline: dic
             zero_shot_logits(model, data.images, handcrafted=False), data.labels, names
         )["macro_auroc"]
         assert result.zero_shot_auroc == pytest.approx(expected, abs=1e-6), uncertainty
+
+
+def test_five_by_n_takes_its_classes_from_the_label_space() -> None:
+    """A site's own label space: the competition findings it holds are the classes; with fewer
+    than two the task is skipped with the reason (no `'Atelectasis' is not in list`)."""
+    settings = EvaluateSettings(five_by_n=10)
+    some = tiny_model(labels=["Hernia", "Edema", "Cardiomegaly", "Pneumonia"], seed=1)
+    images = some.encode_image(torch.rand(6, 1, some.image_size, some.image_size)).detach()
+    labels = torch.tensor(
+        [[0, 1, 0, 0], [0, 0, 1, 0], [1, 1, 0, 0], [0, 1, 1, 0], [0, 0, 0, 1], [0, 0, 1, NAN]]
+    )
+    result = five_by_n_accuracy(some, images, labels, settings, seed=0)
+    assert result["per_class"] == {"Cardiomegaly": 2, "Edema": 2} and "skipped" not in result
+    assert 0 <= result["accuracy"] <= 1
+
+    own = tiny_model(labels=["Hernia", "Edema", "Nodule"], seed=1)
+    result = five_by_n_accuracy(own, images, labels[:, :3], settings, seed=0)
+    assert result["accuracy"] is None
+    assert result["skipped"].startswith("the label space holds 1 of Atelectasis")

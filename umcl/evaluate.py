@@ -127,22 +127,49 @@ def recall_at_k(similarity: torch.Tensor, ks: tuple[int, ...] = RECALL_AT) -> di
     return {f"recall@{k}": float((rank < k).float().mean()) for k in ks}
 
 
+def five_by_n_classes(names: list[str]) -> list[str]:
+    """The CheXpert competition findings that the label space holds, in their order."""
+    return [c for c in FIVE_CLASSES if c in names]
+
+
 def five_by_n_subset(
     labels: torch.Tensor, names: list[str], n_per_class: int, seed: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Rows with exactly one of the five findings positive (the other four not positive), at
-    most `n_per_class` per finding, drawn with `seed`: (rows, class index 0–4)."""
-    columns = labels[:, [names.index(c) for c in FIVE_CLASSES]]
+    """Rows with exactly one of the 5×N classes (`five_by_n_classes`) positive and the others
+    not positive, at most `n_per_class` per class, drawn with `seed`: (rows, class index)."""
+    five = five_by_n_classes(names)
+    columns = labels[:, [names.index(c) for c in five]]
     positive = columns == 1
     single = positive.sum(1) == 1
     generator = torch.Generator().manual_seed(seed)
     rows, classes = [], []
-    for c in range(len(FIVE_CLASSES)):
+    for c in range(len(five)):
         candidates = (single & positive[:, c]).nonzero().squeeze(1)
         chosen = candidates[torch.randperm(len(candidates), generator=generator)[:n_per_class]]
         rows.append(chosen.sort().values)
         classes.append(torch.full((len(chosen),), c))
     return torch.cat(rows), torch.cat(classes)
+
+
+def five_by_n_accuracy(
+    model: UMCLModel, images: torch.Tensor, labels: torch.Tensor, settings: EvaluateSettings,
+    seed: int,
+) -> dict:  # fmt: skip
+    """Accuracy of the argmax over the present-prompts of the 5×N classes, on test images with
+    exactly one of them; skipped, with the reason, when the label space holds fewer than two."""
+    five = five_by_n_classes(model.label_names)
+    if len(five) < 2:
+        return {"accuracy": None, "per_class": dict.fromkeys(five, 0),
+                "skipped": f"the label space holds {len(five)} of {', '.join(FIVE_CLASSES)}; "
+                "the task needs two or more"}  # fmt: skip
+    rows, classes = five_by_n_subset(labels, model.label_names, settings.five_by_n, seed)
+    counts = {c: int((classes == i).sum()) for i, c in enumerate(five)}
+    if not len(rows):
+        return {"accuracy": None, "per_class": counts,
+                "skipped": "no test image has exactly one of the classes"}  # fmt: skip
+    present, _ = model.encode_findings(five)
+    predicted = (images[rows] @ present.cpu().T).argmax(1)
+    return {"accuracy": float((predicted == classes).float().mean()), "per_class": counts}
 
 
 def linear_probe(
@@ -297,17 +324,7 @@ def evaluate_model(
             calibration, logits, image_labels, names
         )
 
-    rows, classes = five_by_n_subset(image_labels, names, settings.five_by_n, seed)
-    if len(rows):
-        present, _ = model.encode_findings(FIVE_CLASSES)
-        predicted = (data.images[rows] @ present.cpu().T).argmax(1)
-        counts = {c: int((classes == i).sum()) for i, c in enumerate(FIVE_CLASSES)}
-        metrics["five_by_n"] = {
-            "accuracy": float((predicted == classes).float().mean()),
-            "per_class": counts,
-        }
-    else:
-        metrics["five_by_n"] = {"accuracy": None, "per_class": dict.fromkeys(FIVE_CLASSES, 0)}
+    metrics["five_by_n"] = five_by_n_accuracy(model, data.images, image_labels, settings, seed)
 
     paired = sorted(set(data.image_rows.tolist()) & set(data.text_rows.tolist()))
     if paired:

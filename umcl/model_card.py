@@ -136,7 +136,9 @@ def write_model_card(model_dir: Path, triplets_path: Path, metrics: dict, path: 
     lines += [
         f"### 5×N accuracy: {_fmt(five['accuracy'])}",
         "",
-        f"Images per class: {five['per_class']}",
+        f"Not measured: {five['skipped']}."
+        if "skipped" in five
+        else f"Images per class: {five['per_class']}",
         "",
     ]
     if "retrieval" in metrics:
