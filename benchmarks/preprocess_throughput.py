@@ -84,9 +84,7 @@ def main() -> None:
             name="mimic", kind="image_text", format="mimic_cxr", path=root / "demo/mimic"
         )
         rows = read_source(source, LabelSpace(), Pseudonymizer(DEMO_KEY)).rows
-        triplets = build_triplets(
-            [rows.drop(PRIVATE_COLUMNS)], list(CHEXPERT_LABELS), 0, SplitSettings()
-        )
+        triplets = build_triplets([rows.drop(PRIVATE_COLUMNS)], LabelSpace(), 0, SplitSettings())
         triplets.write_parquet(root / "t.parquet")
         write_locator(
             root / "locator", "mimic", rows["image"].to_list(), rows["image_path"].to_list()

@@ -22,7 +22,7 @@ import polars as pl
 
 from umcl.config import SplitSettings
 from umcl.data.unify import build_triplets, summarise
-from umcl.labels import CHEXPERT_LABELS
+from umcl.labels import CHEXPERT_LABELS, LabelSpace
 
 NAMES = list(CHEXPERT_LABELS)
 
@@ -60,7 +60,7 @@ def run(rows: int, queue: mp.Queue) -> None:
     ]
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     started = time.perf_counter()
-    triplets = build_triplets(frames, NAMES, 42, SplitSettings())
+    triplets = build_triplets(frames, LabelSpace(), 42, SplitSettings())
     with tempfile.TemporaryDirectory() as tmp:
         triplets.write_parquet(Path(tmp) / "triplets.parquet")
     summarise(triplets, NAMES)

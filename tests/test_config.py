@@ -116,3 +116,23 @@ def test_yaml_merge_keys_are_not_duplicates_and_utf16_is_refused(tmp_path: Path)
     (tmp_path / "params.yaml").write_bytes(text.encode("utf-16"))
     with pytest.raises(ConfigError, match="not UTF-8 text"):
         load_settings(tmp_path / "params.yaml")
+
+
+def test_custom_findings_join_the_label_space_and_clashes_are_refused():
+    from umcl.labels import CHEXPERT_LABELS, LabelSpace
+
+    raw = base()
+    raw["labels"]["custom"] = [
+        {"name": "Hernia", "phrases": ["hiatal hernia", "hernia"]},
+        {"name": "Pneumonia", "phrases": ["lobar infiltrate"]},  # more phrases for a built-in
+    ]
+    raw["labels"]["synonyms"] = {"Hiatus Hernia": "Hernia"}  # a dataset column may name it
+    space = LabelSpace.from_settings(parse_settings(raw).labels)
+    assert space.names == (*CHEXPERT_LABELS, "Hernia")
+    assert space.phrases["Hernia"] == ("hiatal hernia", "hernia")
+    raw["labels"]["custom"].append({"name": "hernia", "phrases": ["paraesophageal hernia"]})
+    with pytest.raises(ConfigError, match="hernia"):
+        parse_settings(raw)
+    raw["labels"]["custom"] = [{"name": "Hernia", "phrases": []}]
+    with pytest.raises(ConfigError, match=r"labels\.custom\.0\.phrases"):
+        parse_settings(raw)

@@ -18,6 +18,7 @@ STAGES = (
 )
 
 
+DEFAULT_PARAMS = Path("params.yaml")
 LOCATOR_HELP = "image key → file table written by validate (as sensitive as the raw data)"
 
 
@@ -215,7 +216,7 @@ def cmd_label(args: argparse.Namespace) -> None:
 
     from umcl.data.labeler import label_report
     from umcl.data.reports import join_sections
-    from umcl.labels import CHEXPERT_LABELS
+    from umcl.labels import LabelSpace
 
     table = pl.read_csv(args.input, infer_schema=False)
     missing = [c for c in [args.id_column, *args.text_columns] if c not in table.columns]
@@ -224,9 +225,13 @@ def cmd_label(args: argparse.Namespace) -> None:
     texts = [
         join_sections(*(row[c] for c in args.text_columns)) for row in table.iter_rows(named=True)
     ]
-    labels = [label_report(t) for t in texts]
+    # The label space of --params (its `labels.custom` findings too); outside a project, with no
+    # params.yaml, the 14 CheXpert observations.
+    no_project = args.params == DEFAULT_PARAMS and not args.params.exists()
+    space = LabelSpace() if no_project else LabelSpace.from_settings(_settings(args).labels)
+    labels = [label_report(t, space.names, space.phrases) for t in texts]
     out = pl.DataFrame({args.id_column: table[args.id_column]}).with_columns(
-        pl.Series(name, [r[name] for r in labels], dtype=pl.Int8) for name in CHEXPERT_LABELS
+        pl.Series(name, [r[name] for r in labels], dtype=pl.Int8) for name in space.names
     )
     out.write_csv(args.out)
     print(f"label: {out.height} reports labelled → {args.out}")
@@ -237,7 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--params",
         type=Path,
-        default=Path("params.yaml"),
+        default=DEFAULT_PARAMS,
         help="settings file (default: params.yaml)",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -126,10 +126,22 @@ class DataSettings(Strict):
         return self
 
 
+class CustomFinding(Strict):
+    """A site's own finding: its label name and the words or phrases a report uses for it
+    (whole words, any case; a plural `s`/`es` also matches). The labeler's negation and
+    uncertainty rules apply to it as to the built-in findings."""
+
+    name: str = Field(min_length=1, max_length=80)
+    phrases: list[Annotated[str, Field(min_length=2, max_length=120)]] = Field(min_length=1)
+
+
 class LabelSettings(Strict):
     names: list[str] | None = None  # the label space; default: the 14 CheXpert observations
     synonyms: dict[str, str] = Field(default_factory=dict)  # extra source name → label name
     uncertainty: UncertaintyPolicy = "zeros"  # how -1 (uncertain) is used in training
+    # Findings added to the label space, each with the phrases that mention it in a report;
+    # a built-in name listed here gets these phrases on top of its own.
+    custom: list[CustomFinding] = Field(default_factory=list)
 
 
 class DemoSettings(Strict):
@@ -414,7 +426,8 @@ def _unknown_label_names(settings: Settings) -> list[str]:
     """Key paths of label names that map to no label: they would be accepted and stay empty."""
     from umcl.labels import CHEXPERT_LABELS, LabelSpace, normalise
 
-    names = settings.labels.names or list(CHEXPERT_LABELS)
+    base = settings.labels.names or list(CHEXPERT_LABELS)
+    names = base + [c.name for c in settings.labels.custom if c.name not in base]
     problems = [
         f"  labels.synonyms.{source_name}: {target!r} is not a label (labels: {names})"
         for source_name, target in settings.labels.synonyms.items()
@@ -439,7 +452,7 @@ def _unknown_label_names(settings: Settings) -> list[str]:
     repeated = sorted(
         {normalise(n) for n in names if [normalise(m) for m in names].count(normalise(n)) > 1}
     )
-    problems += [f"  labels.names: {n!r} appears more than once" for n in repeated]
+    problems += [f"  labels.names + labels.custom: {n!r} appears more than once" for n in repeated]
     return problems
 
 

@@ -64,6 +64,8 @@ def strongest(values: Iterable[int | None]) -> int | None:
 class LabelSpace:
     names: tuple[str, ...] = CHEXPERT_LABELS
     synonyms: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_SYNONYMS))
+    # The report phrases of the site's own findings (`labels.custom`), for the labeler.
+    phrases: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         unknown = sorted({t for t in self.synonyms.values() if t not in self.names})
@@ -73,9 +75,11 @@ class LabelSpace:
     @classmethod
     def from_settings(cls, settings: LabelSettings) -> LabelSpace:
         names = tuple(settings.names) if settings.names else CHEXPERT_LABELS
+        names += tuple(c.name for c in settings.custom if c.name not in names)
         synonyms = {k: v for k, v in DEFAULT_SYNONYMS.items() if v in names}
         synonyms.update({normalise(k): v for k, v in settings.synonyms.items()})
-        return cls(names=names, synonyms=synonyms)
+        phrases = {c.name: tuple(c.phrases) for c in settings.custom}
+        return cls(names=names, synonyms=synonyms, phrases=phrases)
 
     def __len__(self) -> int:
         return len(self.names)

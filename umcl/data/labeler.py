@@ -11,7 +11,7 @@ A label's mentions combine as CheXpert's do: any positive wins, then uncertain, 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from umcl.labels import CHEXPERT_LABELS, NEGATIVE, POSITIVE, UNCERTAIN, strongest
 
@@ -172,16 +172,29 @@ def _anatomy_mentions(label: str, clause: str) -> list[int]:
     return found
 
 
+def phrase_pattern(phrases: Iterable[str]) -> str:
+    """A mention pattern for a site's own finding: each phrase as whole words, any spacing,
+    with an optional plural."""
+    alternatives = (r"\s+".join(map(re.escape, p.lower().split())) for p in phrases)
+    return "|".join(rf"(?:{a})(?:e?s)?\b" for a in alternatives)
+
+
 def label_report(
-    text: str | None, labels: Iterable[str] = CHEXPERT_LABELS
+    text: str | None,
+    labels: Iterable[str] = CHEXPERT_LABELS,
+    phrases: Mapping[str, Iterable[str]] | None = None,
 ) -> dict[str, int | None]:
-    """One value per label: 1, 0, -1, or None when the report does not mention it."""
+    """One value per label: 1, 0, -1, or None when the report does not mention it. `phrases`:
+    the mentions of the site's own findings (`labels.custom`), added to any built-in ones."""
     wanted = tuple(labels)
-    values: dict[str, list[int]] = {name: [] for name in CHEXPERT_LABELS}
+    mentions = dict(MENTIONS)
+    for name, words in (phrases or {}).items():
+        mentions[name] = "|".join(filter(None, [mentions.get(name), phrase_pattern(words)]))
+    values: dict[str, list[int]] = {name: [] for name in (*CHEXPERT_LABELS, *mentions)}
     other_abnormality = False
     clauses = list(_clauses(text or ""))
     for clause in clauses:
-        for label, pattern in MENTIONS.items():
+        for label, pattern in mentions.items():
             scan = _masked(clause, UNMENTIONS.get(label))
             for match in re.finditer(rf"\b(?:{pattern})", scan):
                 values[label].append(_polarity(clause, match.start(), match.end()))
@@ -191,8 +204,8 @@ def label_report(
             if _polarity(clause, match.start(), match.end()) != NEGATIVE:
                 other_abnormality = True
 
-    result = {name: strongest(values[name]) for name in CHEXPERT_LABELS}
-    findings = [n for n in CHEXPERT_LABELS if n not in ("No Finding", "Support Devices")]
+    result = {name: strongest(v) for name, v in values.items()}
+    findings = [n for n in result if n not in ("No Finding", "Support Devices")]
     abnormal = other_abnormality or any(result[n] in (POSITIVE, UNCERTAIN) for n in findings)
     result["No Finding"] = None if abnormal or not clauses else POSITIVE
     return {name: result.get(name) for name in wanted}
