@@ -133,6 +133,9 @@ def test_custom_findings_join_the_label_space_and_clashes_are_refused():
     raw["labels"]["custom"].append({"name": "hernia", "phrases": ["paraesophageal hernia"]})
     with pytest.raises(ConfigError, match="hernia"):
         parse_settings(raw)
-    raw["labels"]["custom"] = [{"name": "Hernia", "phrases": []}]
-    with pytest.raises(ConfigError, match=r"labels\.custom\.0\.phrases"):
-        parse_settings(raw)
+    for bad in ({"name": "Hernia", "phrases": []}, {"name": "Hernia", "phrases": ["  "]},
+                {"name": "Hernia ", "phrases": ["hernia"]}, {"name": "12", "phrases": ["hernia"]},
+                {"name": "Hernia", "phrases": ["--"]}):  # fmt: skip
+        raw["labels"]["custom"] = [bad]
+        with pytest.raises(ConfigError, match=r"labels\.custom\.0\.(name|phrases)"):
+            parse_settings(raw)

@@ -49,7 +49,10 @@ def command_roots(command: str) -> set[str]:
 
 def needed_files(cmd: str) -> set[str]:
     words = shlex.split(cmd)
-    roots = command_roots(words[1])
+    assert words[0] == "umcl", f"{cmd!r}: every stage runs a `umcl` command"
+    functions = _functions(ast.parse(CLI.read_text()))
+    command = next(w for w in words[1:] if f"cmd_{w.replace('-', '_')}" in functions)
+    roots = command_roots(command)
     if "--bentofile" in words:  # the bento packs the service and runs it
         bentofile = REPO / words[words.index("--bentofile") + 1]
         roots.add(yaml.safe_load(bentofile.read_text())["service"].split(":")[0])
@@ -62,8 +65,6 @@ def missing_deps(stages: dict) -> dict[str, list[str]]:
     folder covers what is inside)."""
     missing = {}
     for name, stage in stages.items():
-        if not stage["cmd"].startswith("umcl "):
-            continue
         deps = [str(d).rstrip("/") for d in stage.get("deps", [])]
         uncovered = [f for f in sorted(needed_files(stage["cmd"]))
                      if not any(f == d or f.startswith(d + "/") for d in deps)]  # fmt: skip

@@ -47,11 +47,22 @@ def test_reproduces_the_chexpert_labelled_samples_exactly():
         ("Stable cardiomediastinal silhouette.", "Enlarged Cardiomediastinum", -1),
         ("Normal lungs and widened mediastinum.", "Enlarged Cardiomediastinum", 1),
         ("The heart and mediastinum are unchanged.", "Cardiomegaly", None),
+        ("Normal heart size and mediastinum is widened.", "Enlarged Cardiomediastinum", 1),
+        # Other things in the mediastinum being unchanged say nothing about its size.
+        (
+            "Mediastinal clips and sternotomy wires are unchanged.",
+            "Enlarged Cardiomediastinum",
+            None,
+        ),
+        ("Mediastinal drain in unchanged position.", "Enlarged Cardiomediastinum", None),
+        ("Mediastinal lymph nodes are stable in size.", "Enlarged Cardiomediastinum", None),
+        ("Mediastinal contours remain unchanged.", "Enlarged Cardiomediastinum", -1),
         # A denied suspicion is a negation; a stated one stays uncertain.
         ("No suspicious opacity.", "Lung Opacity", 0),
         ("No suspicious pulmonary nodules or masses.", "Lung Lesion", 0),
         ("Suspicious opacity in the right lung.", "Lung Opacity", -1),
         ("Opacity suspicious for pneumonia.", "Pneumonia", -1),
+        ("No worrisome change in small effusion.", "Pleural Effusion", -1),  # effusion stays
     ],
 )
 def test_negation_uncertainty_and_anatomy(text, label, value):

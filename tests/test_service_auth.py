@@ -37,9 +37,10 @@ async def ok_app(scope, receive, send) -> None:
     await send({"type": "http.response.body", "body": b"ok"})
 
 
-def client(key: str | None) -> httpx.AsyncClient:
+def client(key: str | None, server: str = "127.0.0.1") -> httpx.AsyncClient:
+    """The ASGI scope's `server` is the address a request arrived on: the URL's host here."""
     transport = httpx.ASGITransport(app=BearerAuth(ok_app, key=key))
-    return httpx.AsyncClient(transport=transport, base_url="http://test")
+    return httpx.AsyncClient(transport=transport, base_url=f"http://{server}")
 
 
 def test_the_key_is_required_everywhere_but_the_probes() -> None:
@@ -65,8 +66,16 @@ async def key_required() -> None:
         assert (await http.get("/classify", headers=doubled)).status_code == 401
         good = await http.post("/classify", headers={"Authorization": f"Bearer {key}"})
         assert (good.status_code, good.text) == (200, "ok")
-    async with client(None) as http:  # no key: loopback only, so everything passes
-        assert (await http.post("/classify")).status_code == 200
+        for scheme in ("bearer", "BEARER"):  # the scheme is case-insensitive
+            headers = {"Authorization": f"{scheme}  {key} "}
+            assert (await http.post("/classify", headers=headers)).status_code == 200
+    for loopback in ("127.0.0.1", "[::1]"):  # no key: requests that arrive on loopback pass
+        async with client(None, loopback) as http:
+            assert (await http.post("/classify")).status_code == 200
+    async with client(None, "192.0.2.7") as http:  # ... and no other, however it was bound
+        for path in ("/classify", "/readyz"):
+            refused = await http.post(path)
+            assert refused.status_code == 403 and "UMCL_API_KEY" in refused.text
 
 
 def test_exposure_rules() -> None:

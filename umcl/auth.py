@@ -2,7 +2,8 @@
 
 - `UMCL_API_KEY` set: every route but the probes (`/livez`, `/readyz`) needs
   `Authorization: Bearer <key>`, compared in constant time; anything else gets a 401 before the
-  body is read. The key is never logged or echoed.
+  body is read. The key is never logged or echoed. With no key, a request that arrives on any
+  address but loopback gets a 403, however the server was configured to listen.
 - The listening host is what `bentoml serve --host` (or `BENTOML_HOST`) says, else all
   interfaces inside a container built by `bentoml containerize` (which sets
   `BENTOML_CONTAINERIZED=true`), else loopback. The service refuses to start on a host other
@@ -20,16 +21,16 @@ from typing import Any
 
 import click
 
+from umcl.data.pseudonyms import MAKE_A_KEY, MIN_KEY_LENGTH
+
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 KEY_VARIABLE = "UMCL_API_KEY"
-MIN_KEY_LENGTH = 16  # characters; `secrets.token_urlsafe(32)` gives 43
 OPEN_PATHS = frozenset({"/livez", "/readyz"})  # orchestrators' probes carry no credentials
 LOOPBACK_HOST, ALL_INTERFACES = "127.0.0.1", "0.0.0.0"
-MAKE_A_KEY = "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
 
 
 class AuthSetupError(RuntimeError):
@@ -86,33 +87,56 @@ def check_exposure(host: str, key: str | None) -> None:
 
 class BearerAuth:
     """ASGI middleware: a request without the right bearer token gets a 401, except the
-    probes; with no key configured every request passes (loopback only, see `check_exposure`)."""
+    probes. With no key configured, only requests that arrive on a loopback address pass:
+    whatever configuration made the server listen wider (a BentoML config file, say), it
+    answers no other machine (403)."""
 
     def __init__(self, app: Callable[..., Awaitable[None]], key: str | None) -> None:
         self.app = app
-        self.expected = None if key is None else f"Bearer {key}".encode()
+        self.expected = None if key is None else key.encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.expected is None or scope["type"] not in ("http", "websocket"):
+        if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)  # lifespan events carry no request
+            return
+        if self.expected is None:
+            server = scope.get("server") or (LOOPBACK_HOST, 0)
+            if is_loopback(str(server[0])):
+                await self.app(scope, receive, send)
+            else:
+                await _refuse(
+                    scope,
+                    send,
+                    403,
+                    f"this service has no {KEY_VARIABLE}: it answers loopback only",
+                )
             return
         if scope.get("path", "") in OPEN_PATHS or self._authorised(scope):
             await self.app(scope, receive, send)
             return
-        if scope["type"] == "websocket":
-            await send({"type": "websocket.close", "code": 1008})  # policy violation
-            return
-        body = json.dumps(
-            {"error": f"missing or wrong API key: send `Authorization: Bearer <{KEY_VARIABLE}>`"}
-        ).encode()
-        await send({
-            "type": "http.response.start", "status": 401,
-            "headers": [(b"content-type", b"application/json"), (b"www-authenticate", b"Bearer"),
-                        (b"content-length", str(len(body)).encode())],
-        })  # fmt: skip
-        await send({"type": "http.response.body", "body": body})
+        await _refuse(
+            scope,
+            send,
+            401,
+            f"missing or wrong API key: send `Authorization: Bearer <{KEY_VARIABLE}>`",
+        )
 
     def _authorised(self, scope: Scope) -> bool:
         given = [v for k, v in scope.get("headers", []) if k.lower() == b"authorization"]
-        # One header, compared in constant time whatever its length (no timing oracle).
-        return len(given) == 1 and hmac.compare_digest(given[0].strip(), self.expected)
+        if len(given) != 1:
+            return False
+        scheme, _, token = given[0].strip().partition(b" ")
+        # The scheme is case-insensitive (RFC 9110); the token is compared in constant time.
+        return scheme.lower() == b"bearer" and hmac.compare_digest(token.strip(), self.expected)
+
+
+async def _refuse(scope: Scope, send: Send, status: int, message: str) -> None:
+    if scope["type"] == "websocket":
+        await send({"type": "websocket.close", "code": 1008})  # policy violation
+        return
+    body = json.dumps({"error": message}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if status == 401:
+        headers.append((b"www-authenticate", b"Bearer"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

@@ -131,8 +131,20 @@ class CustomFinding(Strict):
     (whole words, any case; a plural `s`/`es` also matches). The labeler's negation and
     uncertainty rules apply to it as to the built-in findings."""
 
-    name: str = Field(min_length=1, max_length=80)
-    phrases: list[Annotated[str, Field(min_length=2, max_length=120)]] = Field(min_length=1)
+    # Names and phrases hold a letter and no surrounding spaces (the service strips the names
+    # callers send, so "Hernia " could never be asked for; a blank phrase would match anywhere).
+    name: Annotated[str, Field(min_length=1, max_length=80, pattern=r"^\S(?:.*\S)?$")]
+    phrases: list[Annotated[str, Field(max_length=120, pattern=r"^\S(?:.*\S)?$")]] = Field(
+        min_length=1
+    )
+
+    @field_validator("name", "phrases")
+    @classmethod
+    def _has_a_letter(cls, value: str | list[str]) -> str | list[str]:
+        for text in [value] if isinstance(value, str) else value:
+            if not re.search(r"[^\W\d_]", text):
+                raise ValueError(f"{text!r} has no letter")
+        return value
 
 
 class LabelSettings(Strict):
@@ -407,6 +419,8 @@ def weight_params(settings: Settings) -> dict:
         "loss": settings.loss.model_dump(mode="json"),
         "train": settings.train.model_dump(mode="json", exclude=set(RUN_ONLY)),
         "preprocess": {"image_size": settings.preprocess.image_size},
+        # How uncertain validation labels are read decides which step `best_val` exports.
+        "evaluate": {"uncertainty": settings.evaluate.uncertainty},
     }
 
 

@@ -6,12 +6,15 @@ dependencies to the code each stage really imports (`tests/test_dvc_deps.py`).
 
 Every `import umcl…` / `from umcl… import …` counts, also inside functions (the CLI and the
 service import lazily) — except under `if TYPE_CHECKING:`, which never runs. A package's
-`__init__.py` is not followed when a submodule is imported: ours hold only definitions.
+`__init__.py` counts when a name is imported from the package itself
+(`from umcl.data.deid import scrub`); the parents Python also runs on the way to a submodule do
+not (ours define names only, and `dvc.yaml` lists the folders whose `__init__` does work).
 """
 
 from __future__ import annotations
 
 import ast
+import hashlib
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -77,6 +80,15 @@ def imported_modules(path: Path, node: ast.AST | None = None) -> set[str]:
         if len(submodules) < len(item.names):  # a name defined in `base` itself
             found.add(base)
     return {name for name in found if module_file(name) is not None}
+
+
+def source_digest(files: Iterable[Path], root: Path = PACKAGE.parent) -> str:
+    """sha256 over each file's path (relative to `root`, the repository) and bytes: a renamed or
+    moved file changes it too."""
+    digest = hashlib.sha256()
+    for path in sorted(files):
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
 
 
 def import_closure(roots: Iterable[str]) -> list[Path]:

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 from pathlib import Path
 
 import yaml
 
 from umcl.config import Settings, weight_params
+from umcl.imports import source_digest
 
 
 def data_version(lock_file: Path = Path("dvc.lock")) -> dict[str, str]:
@@ -62,9 +64,8 @@ def bento_version(bentofile: Path, model_tag: str) -> str:
     """The model's version plus a hash of what the bento packs (its code and bentofile), so a
     rebuild of the same model and code gives the same tag and is not built twice."""
     root = bentofile.parent
-    digest = hashlib.sha256(bentofile.read_bytes())
-    for source in sorted((root / "umcl").rglob("*.py")):
-        digest.update(str(source.relative_to(root)).encode() + b"\0" + source.read_bytes())
+    code = source_digest((root / "umcl").rglob("*.py"), root)
+    digest = hashlib.sha256(bentofile.read_bytes() + code.encode())
     return f"{model_tag.split(':')[1]}-{digest.hexdigest()[:8]}"
 
 
@@ -79,9 +80,16 @@ def build_bento(bentofile: Path, model_tag: str) -> str:
         return str(bentoml.bentos.get(f"{name}:{version}").tag)
     except NotFound:
         pass
-    bento = bentoml.bentos.build_bentofile(
-        str(bentofile), build_ctx=str(bentofile.parent), version=version, args={"model": model_tag}
-    )
+    # The build imports the service, where UMCL_MODEL would win over the model being packed.
+    chosen = os.environ.pop("UMCL_MODEL", None)
+    try:
+        bento = bentoml.bentos.build_bentofile(
+            str(bentofile), build_ctx=str(bentofile.parent), version=version,
+            args={"model": model_tag},
+        )  # fmt: skip
+    finally:
+        if chosen is not None:
+            os.environ["UMCL_MODEL"] = chosen
     return str(bento.tag)
 
 

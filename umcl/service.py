@@ -437,6 +437,7 @@ def _route_fields() -> dict[str, tuple[frozenset[str], frozenset[str]]]:
     return fields
 
 
-# The first added is the outermost: a request without the key is refused before its body is read.
+# Of our middlewares the first added is the outermost: a request without the key is refused
+# before the upload guard reads its body.
 UMCL.add_asgi_middleware(BearerAuth, key=API_KEY)
 UMCL.add_asgi_middleware(UploadGuard, fields=_route_fields())

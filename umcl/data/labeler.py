@@ -67,7 +67,11 @@ _NORMAL_LIST = r"\bnormal(?:-sized)?\s+(?:[\w-]+\s+){0,2}[\w-]+(?:,\s+(?:and\s+)
 # stated, only that it has not changed; the CheXpert labeler reads that as uncertain. Applied to
 # the mediastinum only: for the heart, NegBio's gold labels read it as normal (Cardiomegaly's
 # mention precision fell from 0.75 to 0.60 on them, benchmarks/labeler_negbio.py).
+# Only said of the contour itself, right next to it ("mediastinal clips are unchanged" says
+# nothing about the mediastinum's size).
 _UNCHANGED = r"stable|unchanged|not changed|similar (?:in appearance )?to (?:the )?prior"
+_UNCHANGED_BEFORE = rf"\b(?:{_UNCHANGED})\W*$"
+_UNCHANGED_AFTER = rf"^(?:(?:is|are|remains?|appears?)\s+)?(?:{_UNCHANGED})\b"
 
 # Other abnormalities: not in the label space, but a report mentioning one is not "normal".
 OTHER_ABNORMALITIES = (
@@ -104,9 +108,13 @@ _UNCERTAIN_AFTER = re.compile(
     r"^\W*(?:(?:is|are|was|were)\s+)?(?:(?:not|cannot be|can not be|could not be) (?:excluded"
     r"|ruled out)|possible|suspected|questioned|(?:versus|vs\.?)|(?:may|might|could) be)\b"
 )
+# Patterns anchored at the end of a mention's context read only its last characters: scanning
+# a whole clause would be quadratic in the length of a pathological token.
+TAIL = 120
 _NEGATED_SUSPICION = re.compile(
     r"\b(?:no|without)\s+(?:(?:other|new|definite|focal|acute)\s+)?(?:suspicious|concerning"
-    r"|worrisome)\s+(?:[\w-]+\s+){0,4}$"
+    r"|worrisome)\s+(?!(?:interval\s+)?(?:change|increase|progression|growth|enlargement)\b)"
+    r"(?:[\w-]+\s+){0,4}$"
 )
 _CLAUSE_BREAK = re.compile(
     r",?\s+\b(?:but|however|although|though|which|whereas|except|otherwise|there (?:is|are))\b"
@@ -123,7 +131,7 @@ def _clauses(text: str) -> Iterable[str]:
 def _polarity(clause: str, start: int, end: int) -> int:
     """Read the context of a mention at clause[start:end]."""
     before, after = clause[:start], clause[end:]
-    if _NEGATED_SUSPICION.search(before) and not _UNCERTAIN_AFTER.search(after):
+    if _NEGATED_SUSPICION.search(before[-TAIL:]) and not _UNCERTAIN_AFTER.search(after):
         return NEGATIVE  # "no suspicious opacity": the suspicion itself is denied
     if _UNCERTAIN_AFTER.search(after) or _UNCERTAIN_BEFORE.search(before):
         return UNCERTAIN
@@ -148,16 +156,12 @@ def _anatomy_mentions(label: str, clause: str) -> list[int]:
     found = []
     for match in re.finditer(rf"\b(?:{ANATOMY[label]})\b", clause):
         words_before = " ".join(clause[: match.start()].split()[-3:])
-        listed_after_normal = re.search(
-            _NORMAL_LIST, " ".join(clause[: match.start()].split()[-6:]) + " "
-        )
+        listed_after_normal = re.search(_NORMAL_LIST, clause[: match.start()][-TAIL:])
         tail = " ".join(clause[match.end() :].split()[:7])
         if re.search(rf"\b(?:{_BORDERLINE})\b", f"{words_before} {tail}"):
             found.append(UNCERTAIN)
-        elif (
-            re.search(rf"\b(?:{_NORMAL})\b", tail)
-            or re.search(r"\bnormal(?:-sized)?\b\W*(?:\w+\W+)?$", words_before)
-            or listed_after_normal
+        elif re.search(rf"\b(?:{_NORMAL})\b", tail) or re.search(
+            r"\bnormal(?:-sized)?\b\W*(?:\w+\W+)?$", words_before
         ):
             found.append(NEGATIVE)
         elif re.search(rf"\b(?:{_ABNORMAL})\b", tail) or re.search(
@@ -165,8 +169,10 @@ def _anatomy_mentions(label: str, clause: str) -> list[int]:
         ):
             value = _polarity(clause, match.start(), match.end())
             found.append(value)
-        elif label == "Enlarged Cardiomediastinum" and re.search(
-            rf"\b(?:{_UNCHANGED})\b", f"{words_before} {tail}"
+        elif listed_after_normal:  # after the abnormal tail: "normal heart and widened mediastinum"
+            found.append(NEGATIVE)
+        elif label == "Enlarged Cardiomediastinum" and (
+            re.search(_UNCHANGED_BEFORE, words_before) or re.search(_UNCHANGED_AFTER, tail)
         ):
             found.append(UNCERTAIN)
     return found

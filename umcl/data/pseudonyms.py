@@ -22,7 +22,8 @@ KEY_FILE = Path(".umcl/pseudonym.key")
 # The synthetic demo has no real patients; its data may use a public key so `make run` needs no
 # set-up. Any source outside the demo's folder needs a secret of the site's own.
 DEMO_KEY = "umcl-demo-key"
-MIN_KEY_LENGTH = 16
+MIN_KEY_LENGTH = 16  # characters, for this key and the service's API key (umcl/auth.py)
+MAKE_A_KEY = "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
 # `umcl demo` writes this manifest; its `folders` are the synthetic ones, the demo key's only use.
 MANIFEST = "manifest.json"
 DEMO_GENERATOR = "umcl demo"
@@ -49,7 +50,7 @@ def resolve_key(source_paths: Iterable[Path], demo_root: Path, key_file: Path = 
         if len(key) < MIN_KEY_LENGTH:
             raise PseudonymKeyError(
                 f"the pseudonym key is {len(key)} characters; use at least {MIN_KEY_LENGTH} "
-                f"(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)"
+                f"(e.g. `{MAKE_A_KEY}`)"
             )
         return key
     synthetic = demo_folders(demo_root)
@@ -61,7 +62,7 @@ def resolve_key(source_paths: Iterable[Path], demo_root: Path, key_file: Path = 
     if outside:
         raise PseudonymKeyError(
             f"sources {outside} are not demo data and no pseudonym key is set. Set one of your "
-            f"own: `export {KEY_ENV}=$(python -c 'import secrets; print(secrets.token_urlsafe(32))')` "
+            f"own: `export {KEY_ENV}=$({MAKE_A_KEY})` "
             f"or write it to {key_file} (git-ignored). Keep it: a new key gives every patient a "
             "new pseudonym."
         )

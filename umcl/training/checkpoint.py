@@ -15,7 +15,7 @@ import torch
 import torch.distributed as dist
 
 from umcl.config import Settings, weight_params
-from umcl.imports import import_closure
+from umcl.imports import import_closure, source_digest
 from umcl.training.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -43,8 +43,7 @@ def fingerprint(settings: Settings, triplets: Path, runtime: Runtime) -> str:
 
 
 def code_digest() -> str:
-    files = import_closure([TRAINING_ENTRY])
-    return hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()
+    return source_digest(import_closure([TRAINING_ENTRY]))
 
 
 def rng_state() -> dict:
