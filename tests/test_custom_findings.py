@@ -5,21 +5,17 @@ service classifies it, and `umcl --params P label` writes its column."""
 from __future__ import annotations
 
 import csv
-import io
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 import httpx
-import numpy as np
 import polars as pl
-import pytest
 import yaml
-from PIL import Image
 
-from benchmarks.serve_load import Server
 from tests.conftest import REPO, tiny_params
+from tests.serving import served, small_png
 from umcl import registry
 from umcl.cli import main
 from umcl.data.labeler import label_report
@@ -92,20 +88,9 @@ def test_a_custom_finding_from_reports_to_the_service(tiny_pipeline: dict, tmp_p
     assert "Rib Fracture" in scored_or_named  # an AUROC, or the reason it has none
 
     entry, _ = registry.add(out["model"], {"test": True})
-    server = Server({"UMCL_MODEL": entry.tag}, tmp_path / "serve.log")
-    try:
-        try:
-            server.wait_ready()
-        except SystemExit as stopped:
-            pytest.fail(f"{stopped}: {(tmp_path / 'serve.log').read_text()[-3000:]}")
-        png = io.BytesIO()
-        Image.fromarray(np.random.default_rng(1).integers(0, 255, (64, 64), np.uint8)).save(
-            png, "PNG"
-        )
-        answer = httpx.post(f"{server.url}/classify", files=[("images", ("x.png", png.getvalue(), "image/png"))],
-                            timeout=60)  # fmt: skip
-    finally:
-        server.stop()
+    with served({"UMCL_MODEL": entry.tag}, tmp_path / "serve.log") as server:
+        upload = [("images", ("x.png", small_png(1, (64, 64)), "image/png"))]
+        answer = httpx.post(f"{server.url}/classify", files=upload, timeout=60)
     assert answer.status_code == 200, answer.text
     body = answer.json()
     assert "Rib Fracture" in body["findings"] and body["outside_label_space"] == []

@@ -43,6 +43,7 @@ from tests.hostile import (
     tree_rss,
     uncompressed_frames,
 )
+from tests.serving import small_png
 from umcl import registry
 
 pytestmark = pytest.mark.slow
@@ -174,13 +175,6 @@ def error_of(response: httpx.Response) -> str:
     for validation errors; the upload guard answers like the latter."""
     body = response.json()
     return (body[0] if isinstance(body, list) else body)["error"]
-
-
-def small_png(seed: int = 0, size: tuple[int, int] = (80, 60)) -> bytes:
-    buffer = io.BytesIO()
-    pixels = (np.random.default_rng(seed).random(size) * 255).astype(np.uint8)
-    Image.fromarray(pixels).save(buffer, "PNG")
-    return buffer.getvalue()
 
 
 def offline_scores(model_dir: Path, squares: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:

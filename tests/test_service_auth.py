@@ -5,7 +5,6 @@ start exposed without one."""
 from __future__ import annotations
 
 import asyncio
-import io
 import os
 import secrets
 import socket
@@ -14,12 +13,10 @@ import sys
 from pathlib import Path
 
 import httpx
-import numpy as np
 import pytest
-from PIL import Image
 
-from benchmarks.serve_load import Server
 from tests.conftest import REPO, saved_random_model
+from tests.serving import served, small_png
 from umcl import registry
 from umcl.auth import (
     AuthSetupError,
@@ -143,17 +140,8 @@ def test_a_keyed_bento_in_a_container_listens_on_all_interfaces(
     bento = build_bento(REPO / "bentofile.yaml", built.tag)
     key = secrets.token_urlsafe(32)
     env = serve_env(UMCL_API_KEY=key, UMCL_MODEL=chosen.tag, BENTOML_CONTAINERIZED="true")
-    server = Server(env, tmp_path / "serve.log", target=bento)
-    try:
-        try:
-            server.wait_ready()
-        except SystemExit as stopped:
-            pytest.fail(f"{stopped}: {(tmp_path / 'serve.log').read_text()[-3000:]}")
-        png = io.BytesIO()
-        Image.fromarray(np.random.default_rng(0).integers(0, 255, (60, 80), np.uint8)).save(
-            png, "PNG"
-        )
-        files = [("images", ("a.png", png.getvalue(), "image/png"))]
+    with served(env, tmp_path / "serve.log", target=bento) as server:
+        files = [("images", ("a.png", small_png(), "image/png"))]
         hosts = [server.url] + [
             f"http://{a}:{server.port}" for a in [non_loopback_address()] if a is not None
         ]
@@ -173,6 +161,4 @@ def test_a_keyed_bento_in_a_container_listens_on_all_interfaces(
             )
             assert answer.status_code == 200, answer.text
             assert answer.json()["model"] == chosen.tag != built.tag
-    finally:
-        server.stop()
     assert key not in (tmp_path / "serve.log").read_text()
