@@ -308,14 +308,14 @@ def score(scrub: Scrub, corpus: list[dict], ordinary: set[str]) -> dict:
 
 def demo_reports(n: int, seed: int = 7) -> list[tuple[str, list[str]]]:
     """Reports as `umcl demo` writes them, with the RIS columns the demo reader passes along."""
-    from umcl.data.demo import _patients, _report_text, _study_meta
     from umcl.data.demo_reports import describe, sample_findings
+    from umcl.data.demo_studies import draw_patients, draw_studies, report_text
 
     rng = np.random.default_rng(seed)
-    patients = _patients(rng, n, 3)
+    patients = draw_patients(rng, n, 3)
     out = []
-    for patient, (accession, when) in zip(patients, _study_meta(rng, patients), strict=True):
-        text = _report_text(
+    for patient, (accession, when) in zip(patients, draw_studies(rng, patients), strict=True):
+        text = report_text(
             describe(sample_findings(rng, 0.35), rng), patient, accession, when, rng
         )
         known = [

@@ -72,12 +72,13 @@ def main() -> None:
         root = Path(tmp)
         generate_demo(
             DemoSettings(
-                out=root / "demo",
                 image_text_studies=args.studies,
                 image_label_studies=10,
                 text_label_studies=10,
+                pacs_studies=0,
                 fault_rate=0.0,
             ),
+            root / "demo",
             seed=1,
         )
         source = SourceSettings(

@@ -83,7 +83,8 @@ def pipeline(
     failure = None
     try:
         for stage in stage_order(root):
-            options = retried if stage in STORAGE_STAGES else {"retries": 0}
+            # `demo@data/raw/demo`: an instance of a `foreach` stage retries as its stage does.
+            options = retried if stage.split("@")[0] in STORAGE_STAGES else {"retries": 0}
             again = force or stage in (force_stages or [])
             ran[stage] = None  # until it finishes
             ran[stage] = run_stage.with_options(**options)(str(root), stage, again)

@@ -49,11 +49,13 @@ def tiny_params(root: Path) -> dict:
     """Demo params shrunk to seconds; every planted fault kind still occurs at least once."""
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["demo"].update(
-        out=str(root / "raw/demo"), image_text_studies=40, image_label_studies=30,
-        text_label_studies=30, image_size=64, fault_rate=0.02,
+        out=[str(root / "raw/demo")], image_text_studies=40, image_label_studies=30,
+        text_label_studies=30, pacs_studies=24, image_size=64, fault_rate=0.02,
     )  # fmt: skip
     for source in params["data"]["sources"]:
-        source["path"] = str(root / "raw/demo" / Path(source["path"]).name)
+        for key in ("path", "reports"):
+            if key in source:
+                source[key] = str(root / "raw" / Path(source[key]).relative_to("data/raw"))
     params["validate"]["max_bad_fraction"] = 0.3
     params["preprocess"].update(image_size=32, workers=2)
     params["model"] = TINY_MODEL

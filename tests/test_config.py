@@ -13,7 +13,7 @@ def base() -> dict:
 
 def test_repository_params_are_valid():
     settings = load_settings(REPO / "params.yaml")
-    assert [s.name for s in settings.data.sources] == ["mimic", "chexpert", "reports"]
+    assert [s.name for s in settings.data.sources] == ["mimic", "chexpert", "reports", "pacs"]
     assert settings.validate_.max_bad_fraction == 0.05
 
 
@@ -42,8 +42,8 @@ def test_csv_source_needs_columns_and_names_must_be_unique():
     )
     with pytest.raises(ConfigError) as error:
         parse_settings(raw)
-    assert "data.sources.3" in str(error.value) and "columns" in str(error.value)
-    raw["data"]["sources"][3]["columns"] = {"id": "uid", "text": ["report"]}
+    assert "data.sources.4" in str(error.value) and "columns" in str(error.value)
+    raw["data"]["sources"][4]["columns"] = {"id": "uid", "text": ["report"]}
     with pytest.raises(ConfigError, match=r"data: .*repeated: \['mimic'\]"):
         parse_settings(raw)
 
@@ -78,11 +78,11 @@ def test_label_names_that_map_to_no_label_are_refused():
         "columns": {"id": "uid", "text": ["report"], "labels": ["effusion", "Cardiomegally"]},
     })  # fmt: skip
     with pytest.raises(
-        ConfigError, match=r"data\.sources\.3\.columns\.labels\.1: 'Cardiomegally' maps to no label"
+        ConfigError, match=r"data\.sources\.4\.columns\.labels\.1: 'Cardiomegally' maps to no label"
     ):
         parse_settings(raw)
     raw["labels"]["synonyms"] = {"Cardiomegally": "Cardiomegaly"}  # a declared synonym is fine
-    assert parse_settings(raw).data.sources[3].columns.labels[1] == "Cardiomegally"
+    assert parse_settings(raw).data.sources[4].columns.labels[1] == "Cardiomegally"
 
 
 def test_a_broken_patient_pattern_and_clashing_synonyms_are_refused():

@@ -1,5 +1,4 @@
 import filecmp
-from pathlib import Path
 
 import pydicom
 
@@ -7,19 +6,20 @@ from umcl.config import DemoSettings
 from umcl.data.demo import generate_demo
 
 
-def small(out: Path, **extra) -> DemoSettings:
+def small(**extra) -> DemoSettings:
     sizes = {
         "image_text_studies": 12,
         "image_label_studies": 8,
         "text_label_studies": 6,
+        "pacs_studies": 8,
         "image_size": 64,
     }
-    return DemoSettings(out=out, **(sizes | extra))
+    return DemoSettings(**(sizes | extra))
 
 
 def test_same_seed_same_bytes(tmp_path):
-    generate_demo(small(tmp_path / "a"), seed=3, workers=1)
-    generate_demo(small(tmp_path / "b"), seed=3, workers=2)
+    generate_demo(small(), tmp_path / "a", seed=3, workers=1)
+    generate_demo(small(), tmp_path / "b", seed=3, workers=2)
     files = sorted(
         str(p.relative_to(tmp_path / "a")) for p in (tmp_path / "a").rglob("*") if p.is_file()
     )
@@ -28,7 +28,7 @@ def test_same_seed_same_bytes(tmp_path):
 
 
 def test_dicoms_vary_like_real_ones_and_carry_planted_phi(tmp_path):
-    manifest = generate_demo(small(tmp_path / "d", image_text_studies=60, fault_rate=0.0), seed=5)
+    manifest = generate_demo(small(image_text_studies=60, fault_rate=0.0), tmp_path / "d", seed=5)
     assert manifest["faults"] == []
     headers = [pydicom.dcmread(p, stop_before_pixels=True) for p in (tmp_path / "d").rglob("*.dcm")]
     assert {h.BitsStored for h in headers} == {12, 16}

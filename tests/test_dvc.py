@@ -2,12 +2,16 @@
 
 import filecmp
 import json
+import secrets
+import shutil
 from pathlib import Path
 
 import pytest
 import yaml
 
 from tests.project import make_project, run
+from umcl.config import DemoSettings
+from umcl.data.demo import generate_demo
 from umcl.dvcops import out_of_date
 
 pytestmark = pytest.mark.slow
@@ -31,7 +35,7 @@ def test_repro_runs_from_demo_to_a_bento_then_has_nothing_to_do(project):
         "gate",
         "package",
     ):
-        assert f"Running stage '{stage}'" in out
+        assert f"Running stage '{stage}" in out  # the demo's is `demo@data/raw/demo`
     package = json.loads((project / "metrics/package.json").read_text())
     assert package["model"].startswith("umcl:") and package["bento"].startswith("umcl-service:")
     models = run("umcl", "models", "list", cwd=project)
@@ -74,7 +78,7 @@ def test_a_train_param_edit_reruns_only_train(project):
         json.loads((project / "metrics/package.json").read_text())["previous_champion"] == champion
     )
     assert all(
-        f"Running stage '{s}'" not in out for s in ("demo", "validate", "unify", "preprocess")
+        f"Running stage '{s}" not in out for s in ("demo", "validate", "unify", "preprocess")
     )
     assert "other params, data or code" in out  # the old checkpoint is not resumed
     plots = run("dvc", "plots", "show", "--json", cwd=project)
@@ -99,3 +103,28 @@ def test_raw_data_round_trips_through_a_remote(project, tmp_path):
         original, pulled, [str(f) for f in files], shallow=False
     )
     assert not mismatch and not errors and len(match) == len(files)
+
+
+def test_a_site_without_the_demo_generates_and_reads_none(tmp_path):
+    """`demo.out: []` and only a site's own PACS + RIS export: `dvc repro` runs to a bento, and no
+    stage writes, reads or even exists for demo data."""
+    project = make_project(tmp_path / "site")
+    scratch = tmp_path / "scratch"  # the site's export: shaped like the demo's, minus its manifest
+    sizes = {"image_text_studies": 1, "image_label_studies": 1, "text_label_studies": 1}
+    generate_demo(DemoSettings(**sizes, pacs_studies=60, image_size=64, fault_rate=0), scratch, 7)
+    shutil.move(scratch / "pacs", project / "data/raw/site")
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    site = next(s for s in params["data"]["sources"] if s["format"] == "dicom_folder")
+    site.update(name="site", path="data/raw/site/dicom", reports="data/raw/site/ris.csv")
+    params["data"]["sources"], params["demo"]["out"] = [site], []
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    (project / ".umcl").mkdir()
+    (project / ".umcl/pseudonym.key").write_text(secrets.token_hex(24))  # not demo data: a key
+    out = run("dvc", "repro", cwd=project)
+    assert "Running stage 'package'" in out and "Running stage 'demo" not in out
+    assert not (project / "data/raw/demo").exists()
+    assert "demo" not in run("dvc", "stage", "list", "--name-only", cwd=project)
+    lock = yaml.safe_load((project / "dvc.lock").read_text())["stages"]
+    assert not [name for name in lock if name.startswith("demo")]
+    validation = json.loads((project / "metrics/validation.json").read_text())
+    assert list(validation) == ["site"] and validation["site"]["rows_valid"] > 40

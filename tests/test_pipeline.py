@@ -41,11 +41,16 @@ def test_every_planted_fault_is_quarantined_with_its_reason(tiny_pipeline):
 def test_counts_reconcile_from_raw_records_to_triplets(tiny_pipeline):
     report = json.loads((tiny_pipeline["metrics"] / "validation.json").read_text())
     raw = tiny_pipeline["root"] / "raw/demo"
-    raw_records = {
-        "mimic": len(list((raw / "mimic/files").rglob("*.dcm"))),
+    manifest = tiny_pipeline["manifest"]
+    laterals = manifest["laterals"]["mimic"]
+    pacs = manifest["pacs"]
+    raw_records = {  # laterals are passed over and counted, not records
+        "mimic": len(list((raw / "mimic/files").rglob("*.dcm"))) - laterals,
         "chexpert": len(list(csv.DictReader((raw / "chexpert/train.csv").open()))),
         "reports": len(list(csv.DictReader((raw / "reports/reports.csv").open()))),
+        "pacs": pacs["frontal"] - pacs.get("image_without_report", 0),  # test_pacs.py: the rest
     }
+    assert report["mimic"]["excluded_by_view"] == laterals > 0
     for source, counts in report.items():
         assert (
             counts["rows_in"]
@@ -93,11 +98,13 @@ def _output_text(paths: dict) -> str:
     chunks = [paths["log"]]
     for folder in ("validated", "quarantine", "metrics"):
         for file in sorted(Path(paths[folder]).glob("*")):
-            chunks.append(
-                file.read_text()
-                if file.suffix == ".json"
-                else str(pl.read_parquet(file).to_dicts())
-            )
+            if file.suffix == ".json":
+                chunks.append(file.read_text())
+                continue
+            table = pl.read_parquet(file)
+            if folder == "quarantine":  # where the record lies in its source: raw data, by design
+                table = table.drop("native_id", "location", "reason")
+            chunks.append(str(table.to_dicts()))
     unified = paths["triplets"].parent
     chunks += [
         str(pl.read_parquet(paths["triplets"]).to_dicts()),

@@ -34,13 +34,26 @@ def test_mimic_cxr_layout(tmp_path):
     study = tmp_path / "files/p10/p10000032/s50414267"
     png(study / "02aa804e-bde0afdd.jpg")
     png(tmp_path / "files/p10/p10000032/s50414268/77aa.jpg")
+    png(study / "lat-01.jpg")
+    png(tmp_path / "files/p10/p10000032/s50414269/lat-02.jpg")  # a study of laterals only
+    (tmp_path / "mimic-cxr-2.0.0-metadata.csv").write_text(
+        "dicom_id,subject_id,study_id,ViewPosition\n02aa804e-bde0afdd,10000032,50414267,PA\n"
+        "77aa,10000032,50414268,AP\nlat-01,10000032,50414267,LATERAL\nlat-02,10000032,50414269,LL\n"
+    )
     (study.parent / "s50414267.txt").write_text(
         "EXAMINATION: CHEST\nPatient: Imogen Drummond  MRN: 1234567\nFINDINGS: Small left effusion.\nIMPRESSION: Effusion."
     )
     (tmp_path / "mimic-cxr-2.0.0-chexpert.csv").write_text(
         "subject_id,study_id,Atelectasis,Cardiomegaly,Pleural Effusion,No Finding\n10000032,50414267,,0.0,1.0,\n"
     )
-    rows = read("image_text", "mimic_cxr", tmp_path).sort("native_id")
+    source = SourceSettings(name="src", kind="image_text", format="mimic_cxr", path=tmp_path)
+    read_mimic = read_source(source, SPACE, PSEUDONYMS)
+    assert read_mimic.skipped == {
+        "view_excluded: LATERAL": 1,
+        "view_excluded: LL": 1,
+        "study_without_kept_image: every image of the study was passed over": 1,
+    }
+    rows = read_mimic.rows.sort("native_id")
     assert rows["native_id"].to_list() == ["02aa804e-bde0afdd", "77aa"]
     assert rows["sample_id"].to_list() == [PSEUDONYMS.record("src", n) for n in rows["native_id"]]
     first = rows.row(0, named=True)
@@ -183,7 +196,10 @@ def test_mimic_orphans_are_counted_and_undecodable_reports_quarantined(tmp_path)
         "subject_id,study_id,Cardiomegaly\n1,1,1.0\n1,1,0.0\n1,2,0.0\n9,9,1.0\n"
     )
     read = read_source(
-        SourceSettings(name="m", kind="image_text", format="mimic_cxr", path=tmp_path),
+        # MIMIC-CXR-JPG without its metadata table: nothing says the view, UNKNOWN keeps it.
+        SourceSettings(
+            name="m", kind="image_text", format="mimic_cxr", path=tmp_path, views=["UNKNOWN"]
+        ),
         SPACE,
         PSEUDONYMS,
     )
@@ -279,7 +295,7 @@ def test_a_long_report_cell_is_read_and_orphan_projections_are_counted(tmp_path)
     read = read_source(source, SPACE, PSEUDONYMS)
     assert read.rows.height == 1 and len(read.rows["text"][0]) > 200_000
     assert read.skipped == {
-        "not_frontal: a lateral or other projection": 1,
+        "view_excluded: LATERAL": 1,
         "projection_without_report: a listed image whose report is absent": 1,
     }
 

@@ -32,10 +32,12 @@ def cmd_demo(args: argparse.Namespace) -> None:
     from umcl.data.demo import generate_demo
 
     settings = _settings(args)
-    demo = settings.demo.model_copy(update={"out": args.out}) if args.out else settings.demo
-    manifest = generate_demo(demo, settings.seed, settings.preprocess.workers)
+    out = args.out or settings.demo.folder
+    if out is None:
+        raise ValueError("demo.out is [] (the demo is off): name a folder with --out")
+    manifest = generate_demo(settings.demo, out, settings.seed, settings.preprocess.workers)
     print(
-        f"demo: wrote {len(manifest['records'])} image studies and the report export under {demo.out} "
+        f"demo: wrote {len(manifest['records'])} image studies and the report exports under {out} "
         f"({len(manifest['faults'])} planted faults listed in manifest.json)"
     )
 
@@ -56,7 +58,7 @@ def cmd_key_fingerprint(args: argparse.Namespace) -> None:
     from umcl.data.pseudonyms import fingerprint, resolve_key
 
     settings = _settings(args)
-    key = resolve_key([s.path for s in settings.data.sources], settings.demo.out)
+    key = resolve_key([s.path for s in settings.data.sources], settings.demo.folder)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(fingerprint(key) + "\n")
 

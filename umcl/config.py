@@ -14,7 +14,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 SourceKind = Literal["image_text", "image_label", "text_label"]
-SourceFormat = Literal["demo", "mimic_cxr", "chexpert", "chestxray14", "openi", "folders", "csv"]
+SourceFormat = Literal[
+    "demo", "mimic_cxr", "chexpert", "chestxray14", "openi", "folders", "csv", "dicom_folder"
+]  # fmt: skip
 UncertaintyPolicy = Literal["zeros", "ones", "ignore"]
 TargetMode = Literal["identity", "exact", "soft"]
 Pooling = Literal["pooler", "cls", "mean"]
@@ -43,6 +45,17 @@ class CsvColumns(Strict):
     identifiers: list[str] = Field(
         default_factory=list
     )  # PHI columns (name, MRN) scrubbed from text
+    view: str | None = None  # the image's projection (PA, AP, LATERAL, …), filtered by `views`
+
+
+class RisColumns(Strict):
+    """Column names of a RIS export, joined to a PACS export by accession (`format: dicom_folder`)."""
+
+    accession: str  # the accession number the DICOM headers carry (AccessionNumber)
+    text: list[str] = Field(default_factory=list)  # report columns, joined in this order
+    patient: str | None = None  # patient id (e.g. the MRN); else the DICOM PatientID
+    labels: list[str] = Field(default_factory=list)  # label columns, mapped by name
+    identifiers: list[str] = Field(default_factory=list)  # PHI columns scrubbed from the text
 
 
 class SourceSettings(Strict):
@@ -52,8 +65,13 @@ class SourceSettings(Strict):
     kind: SourceKind
     format: SourceFormat
     path: Path
-    columns: CsvColumns | None = None  # required by `format: csv`
+    # Required by `format: csv` (CsvColumns) and `format: dicom_folder` (RisColumns).
+    columns: CsvColumns | RisColumns | None = None
     images: Path | None = None  # image folder, where the format keeps images apart (openi)
+    reports: Path | None = None  # the RIS export (CSV) of a `dicom_folder` source
+    # The projections kept, where the format says which an image shows (umcl/data/views.py);
+    # UNKNOWN keeps images whose view nothing states.
+    views: list[str] = Field(default_factory=lambda: ["PA", "AP"], min_length=1)
     patient_pattern: str | None = (
         None  # regex with one group: patient id from a file name (folders)
     )
@@ -80,12 +98,31 @@ class SourceSettings(Strict):
             raise ValueError("must be a regular expression with exactly one group")
         return pattern
 
+    @field_validator("views")
+    @classmethod
+    def _named_views(cls, views: list[str]) -> list[str]:
+        if any(not v.strip() for v in views):
+            raise ValueError("a view is blank; list views such as PA, AP, LATERAL or UNKNOWN")
+        return views
+
     @model_validator(mode="after")
-    def _csv_needs_columns(self) -> SourceSettings:
-        if self.format == "csv" and self.columns is None:
+    def _columns_for_the_format(self) -> SourceSettings:
+        if self.format == "csv" and not isinstance(self.columns, CsvColumns):
             raise ValueError(
                 "format 'csv' needs a 'columns' block naming the id, text and label columns"
             )
+        if self.format == "dicom_folder":
+            if not isinstance(self.columns, RisColumns) or self.reports is None:
+                raise ValueError(
+                    "format 'dicom_folder' needs 'reports' (the RIS export, a CSV) and a 'columns' "
+                    "block naming its accession column and its text or label columns"
+                )
+            needed = self.columns.labels if self.kind == "image_label" else self.columns.text
+            if self.kind == "text_label" or not needed:
+                raise ValueError(
+                    "format 'dicom_folder' reads images: kind image_text needs columns.text, "
+                    "kind image_label needs columns.labels"
+                )
         return self
 
 
@@ -159,15 +196,28 @@ class LabelSettings(Strict):
 class DemoSettings(Strict):
     """Size and shape of the synthetic demo studies (`umcl demo`)."""
 
-    out: Path = Path("data/raw/demo")
+    # Where `umcl demo` writes, as a list so that dvc.yaml makes one demo stage per entry:
+    # [] (the default) means no demo stage, no demo data. At most one folder.
+    out: list[Path] = Field(default_factory=list, max_length=1)
     image_text_studies: int = Field(2600, ge=1)  # MIMIC-CXR-like image + report studies
     image_label_studies: int = Field(1600, ge=1)  # CheXpert-like image + label-table studies
     text_label_studies: int = Field(1400, ge=1)  # reports with no image
+    pacs_studies: int = Field(300, ge=0)  # PACS export (DICOM tree) + RIS export of reports
     labelled_fraction: float = Field(0.5, ge=0, le=1)  # MIMIC-like studies in the chexpert csv
     max_studies_per_patient: int = Field(3, ge=1)
     image_size: int = Field(128, ge=64, le=1024)  # DICOM width in pixels (height varies)
     fault_rate: float = Field(0.006, ge=0, le=0.2)  # planted faults per record and fault kind
     no_finding_fraction: float = Field(0.35, ge=0, le=1)
+
+    @field_validator("out", mode="before")
+    @classmethod
+    def _one_folder(cls, out: Any) -> Any:
+        return [out] if isinstance(out, str | Path) else out
+
+    @property
+    def folder(self) -> Path | None:
+        """The folder the demo is written to, or None when the demo is off."""
+        return self.out[0] if self.out else None
 
 
 class ValidateSettings(Strict):
@@ -401,6 +451,19 @@ class Settings(Strict):
     sweep: SweepSettings = SweepSettings()
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _demo_only_when_read(self) -> Settings:
+        # The demo stage exists while demo.out names a folder; nobody wants it generated unread.
+        folder = self.demo.folder
+        if folder is not None and not any(
+            Path(s.path).resolve().is_relative_to(folder.resolve()) for s in self.data.sources
+        ):
+            raise ValueError(
+                f"demo.out names {folder}, but no source in data.sources reads from it: "
+                "set demo.out: [] so that no demo data is generated"
+            )
+        return self
 
 
 # Train knobs that change how a run goes, not the weights it ends with.

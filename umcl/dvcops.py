@@ -11,8 +11,6 @@ import subprocess
 from graphlib import TopologicalSorter
 from pathlib import Path
 
-import yaml
-
 
 class StageFailed(RuntimeError):
     """A DVC command that failed; the message is the failing command's own error."""
@@ -27,13 +25,7 @@ def stage_order(project: Path) -> list[str]:
     reads (ties keep the file's order)."""
     stages = _stages(project)
 
-    def paths(entries: list) -> list[str]:
-        return [next(iter(e)) if isinstance(e, dict) else e for e in entries or []]
-
-    produced = {}
-    for name, spec in stages.items():
-        for out in paths(spec.get("outs")) + paths(spec.get("metrics")) + paths(spec.get("plots")):
-            produced[Path(out)] = name
+    produced = {Path(out): name for name, spec in stages.items() for out in spec["outs"]}
 
     def upstream(dep: str) -> set[str]:
         dep_path = Path(dep)
@@ -46,7 +38,7 @@ def stage_order(project: Path) -> list[str]:
 
     graph = {name: set() for name in stages}
     for name, spec in stages.items():
-        for dep in paths(spec.get("deps")):
+        for dep in spec["deps"]:
             graph[name] |= upstream(dep) - {name}
     sorter = TopologicalSorter(graph)
     sorter.prepare()
@@ -87,7 +79,20 @@ def repro_stage(project: Path, stage: str, force: bool = False) -> bool:
 
 
 def _stages(project: Path) -> dict[str, dict]:
-    return (yaml.safe_load((Path(project) / "dvc.yaml").read_text()) or {}).get("stages", {})
+    """`dvc.yaml`'s stages as DVC resolves them (read only): a `foreach` stage is one stage per
+    item (`demo@data/raw/demo`), none for an empty list; metrics and plots count as outs."""
+    from dvc.repo import Repo
+
+    with Repo(str(project)) as repo:
+        return {
+            stage.name: {
+                "deps": [str(d.def_path) for d in stage.deps],
+                "outs": [str(o.def_path) for o in stage.outs],
+                "always_changed": stage.always_changed,
+            }
+            for stage in repo.index.stages
+            if stage.path_in_repo == "dvc.yaml"
+        }
 
 
 def out_of_date(project: Path) -> dict[str, list]:

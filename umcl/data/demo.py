@@ -1,9 +1,11 @@
-"""`umcl demo`: synthetic chest X-ray studies in three real-world shapes.
+"""`umcl demo`: synthetic chest X-ray studies in four real-world shapes.
 
 - `mimic/`: image–report pairs laid out like MIMIC-CXR (`files/pXX/pNNNNNNNN/sNNNNNNNN/*.dcm`,
-  one report `sNNNNNNNN.txt` per study, a `mimic-cxr-2.0.0-chexpert.csv` for part of them);
+  one report `sNNNNNNNN.txt` per study, a `mimic-cxr-2.0.0-chexpert.csv` for part of them, a
+  `mimic-cxr-2.0.0-metadata.csv` with each image's ViewPosition; some studies add a lateral);
 - `chexpert/`: images with labels like CheXpert (`train.csv`: `Path` + 1.0/0.0/-1.0/blank);
-- `reports/`: a RIS export of reports with no images (`reports.csv`).
+- `reports/`: a RIS export of reports with no images (`reports.csv`);
+- `pacs/`: a PACS export in vendor layouts with a RIS export keyed by accession (`demo_pacs.py`).
 
 Images are real DICOM files that vary as real ones do (12/16-bit, MONOCHROME1, rescale, window).
 PHI is planted on purpose (names, MRNs, birth dates, accession numbers, phone numbers) in DICOM
@@ -17,19 +19,26 @@ import csv
 import json
 import shutil
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 
 import numpy as np
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from tqdm import tqdm
 
 from umcl.config import DemoSettings
-from umcl.data.demo_reports import Report, describe, sample_findings
+from umcl.data.demo_pacs import write_pacs_export
+from umcl.data.demo_reports import describe, sample_findings
+from umcl.data.demo_studies import (
+    FaultPlan,
+    ImageJob,
+    Patient,
+    corrupt,
+    draw_patients,
+    draw_studies,
+    report_text,
+    write_dicom,
+)
 from umcl.data.pseudonyms import DEMO_GENERATOR, MANIFEST
-from umcl.data.radiograph import render_radiograph
 from umcl.labels import CHEXPERT_LABELS
 
 # Column orders of the real files: MIMIC's label table is alphabetical, CheXpert's CSV puts Lung
@@ -40,11 +49,7 @@ CHEXPERT_CSV_ORDER = [
     "Edema", "Consolidation", "Pneumonia", "Atelectasis", "Pneumothorax", "Pleural Effusion",
     "Pleural Other", "Fracture", "Support Devices",
 ]  # fmt: skip
-FIRST_NAMES = ["Harriet", "Oswald", "Philippa", "Desmond", "Imogen", "Cornelius", "Rosalind",
-               "Bartholomew", "Genevieve", "Thaddeus", "Marguerite", "Leopold", "Ottilie", "Ambrose"]  # fmt: skip
-LAST_NAMES = ["Abernathy", "Blackwood", "Castellano", "Drummond", "Eastwick", "Fairbanks",
-              "Goodfellow", "Hollingsworth", "Inglewood", "Jorgensen", "Kowalczyk", "Lindqvist",
-              "Montgomery", "Northcott", "Okonkwo", "Pemberton", "Quintero", "Rutherford"]  # fmt: skip
+LATERAL_FRACTION = 0.3
 FAULTS = {
     "mimic": ["corrupt_dicom", "truncated_dicom", "empty_report", "label_value_7"],
     "chexpert": ["missing_file", "corrupt_dicom", "label_value_7", "duplicated_id"],
@@ -52,137 +57,12 @@ FAULTS = {
 }
 
 
-@dataclass(frozen=True)
-class Patient:
-    name: tuple[str, str]  # first, last
-    mrn: str
-    birth_date: date
-
-
-@dataclass(frozen=True)
-class ImageJob:
-    path: Path
-    seed: tuple[int, ...]
-    findings: dict[str, str]
-    size: int
-    patient: Patient
-    accession: str
-    study_date: date
-
-
-def _patients(rng: np.random.Generator, n_studies: int, max_per_patient: int) -> list[Patient]:
-    """One Patient per study, several studies per patient."""
-    per_study: list[Patient] = []
-    while len(per_study) < n_studies:
-        patient = Patient(
-            name=(str(rng.choice(FIRST_NAMES)), str(rng.choice(LAST_NAMES))),
-            mrn=f"{rng.integers(1_000_000, 9_999_999)}",
-            birth_date=date(1930, 1, 1) + timedelta(days=int(rng.integers(0, 25_000))),
-        )
-        per_study += [patient] * int(rng.integers(1, max_per_patient + 1))
-    return per_study[:n_studies]
-
-
-def _uid(*parts: object) -> str:
-    return generate_uid(entropy_srcs=[str(p) for p in parts])
-
-
-def write_dicom(job: ImageJob) -> None:
-    """Render a radiograph and store it with a randomly chosen, realistic encoding."""
-    rng = np.random.default_rng(job.seed)
-    image = render_radiograph(rng, job.findings, job.size)
-    extra = int(rng.integers(0, job.size // 4))  # portrait detectors: taller than wide
-    image = np.pad(image, ((extra // 2, extra - extra // 2), (0, 0)), mode="edge")
-
-    bits = int(rng.choice([12, 16]))
-    top = 2**bits - 1
-    monochrome1 = rng.random() < 0.25
-    stored = np.rint((1.0 - image if monochrome1 else image) * top * 0.9 + top * 0.04).astype(np.uint16)
-    slope, intercept = [(1.0, 0.0), (1.0, -1024.0), (0.5, 0.0), (2.0, -200.0)][rng.integers(4)]
-
-    sop_uid = _uid("sop", *job.seed)
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1"  # Computed Radiography Image
-    meta.MediaStorageSOPInstanceUID = sop_uid
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, sop_uid
-    ds.StudyInstanceUID = _uid("study", job.accession)
-    ds.SeriesInstanceUID = _uid("series", *job.seed)
-    ds.Modality, ds.ViewPosition, ds.BodyPartExamined = "CR", str(rng.choice(["PA", "AP"])), "CHEST"
-    first, last = job.patient.name
-    ds.PatientName = f"{last}^{first}"
-    ds.PatientID = job.patient.mrn
-    ds.PatientBirthDate = job.patient.birth_date.strftime("%Y%m%d")
-    ds.AccessionNumber = job.accession
-    ds.StudyDate = job.study_date.strftime("%Y%m%d")
-    ds.Rows, ds.Columns = stored.shape
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME1" if monochrome1 else "MONOCHROME2"
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, bits, bits - 1, 0
-    if (slope, intercept) != (1.0, 0.0) or rng.random() < 0.5:
-        ds.RescaleSlope, ds.RescaleIntercept, ds.RescaleType = f"{slope:g}", f"{intercept:g}", "US"
-    if rng.random() < 0.6:  # a window that spans the stored range, in modality units
-        ds.WindowCenter = f"{slope * top * 0.5 + intercept:.1f}"
-        ds.WindowWidth = f"{slope * top * 1.02:.1f}"
-    ds.PixelData = stored.tobytes()
-    job.path.parent.mkdir(parents=True, exist_ok=True)
-    ds.save_as(job.path, enforce_file_format=True)
-
-
-def _report_text(report: Report, patient: Patient, accession: str, when: date, rng: np.random.Generator) -> str:
-    first, last = patient.name
-    header = (
-        "EXAMINATION: CHEST (PA AND LAT)\n"
-        f"Patient: {first} {last}  MRN: {patient.mrn}  DOB: {patient.birth_date:%m/%d/%Y}\n"
-        f"Accession: {accession}  Date: {when:%m/%d/%Y}\n"
-        f"INDICATION: {rng.choice(['Cough.', 'Shortness of breath.', 'Fever.', 'Chest pain.', 'Preoperative evaluation.'])}\n"
-    )
-    findings = " ".join(report.findings)
-    if rng.random() < 0.1:  # PHI in the body too, as in real dictations
-        findings += f" Findings discussed with Dr. {rng.choice(LAST_NAMES)} at (617) 555-{rng.integers(1000, 9999)} on {when:%B %d, %Y}."
-    impression = " ".join(f"{i + 1}. {line}" for i, line in enumerate(report.impression))
-    return f"{header}\nFINDINGS: {findings}\n\nIMPRESSION: {impression}\n"
-
-
 def _label_cell(value: int | None) -> str:
     return "" if value is None else f"{float(value):.1f}"
 
 
-class _Planner:
-    """Draws which records of a source carry which planted fault."""
-
-    def __init__(self, rng: np.random.Generator, source: str, n: int, rate: float):
-        self.by_record: dict[int, str] = {}
-        indices = rng.permutation(n)
-        per_kind = max(1, round(rate * n)) if rate > 0 else 0  # any rate plants each kind once
-        for k, fault in enumerate(FAULTS[source]):
-            for i in indices[k * per_kind : (k + 1) * per_kind]:
-                self.by_record[int(i)] = fault
-
-    def fault(self, index: int) -> str | None:
-        return self.by_record.get(index)
-
-
-def _study_meta(rng: np.random.Generator, patients: list[Patient]) -> list[tuple[str, date]]:
-    return [
-        (f"ACC{rng.integers(10_000_000, 99_999_999)}", date(2015, 1, 1) + timedelta(days=int(rng.integers(0, 3000))))
-        for _ in patients
-    ]
-
-
-def _corrupt(path: Path, fault: str, rng: np.random.Generator) -> None:
-    data = path.read_bytes()
-    if fault == "truncated_dicom":
-        path.write_bytes(data[: len(data) * 3 // 5])
-    else:  # corrupt: the header survives, the pixel data does not
-        path.write_bytes(data[:132] + rng.bytes(200))
-
-
-def generate_demo(settings: DemoSettings, seed: int, workers: int = 0) -> dict:
-    """Write the three demo sources under `settings.out`; return the manifest."""
-    out = settings.out
+def generate_demo(settings: DemoSettings, out: Path, seed: int, workers: int = 0) -> dict:
+    """Write the demo sources under `out`; return the manifest."""
     if out.exists() and any(out.iterdir()) and not (out / MANIFEST).is_file():
         # The folder is replaced whole: never one that holds something other than demo data.
         raise ValueError(f"{out} holds files that `umcl demo` did not write; choose an empty demo.out")
@@ -190,7 +70,7 @@ def generate_demo(settings: DemoSettings, seed: int, workers: int = 0) -> dict:
         shutil.rmtree(out)
     rng = np.random.default_rng(seed)
     # `folders` marks what is synthetic: only these may use the public demo pseudonym key.
-    manifest: dict = {"generator": DEMO_GENERATOR, "folders": sorted(FAULTS), "seed": seed, "phi": {"names": [], "mrns": [], "birth_dates": [], "accessions": [], "phones": []}, "faults": [], "records": {}}
+    manifest: dict = {"generator": DEMO_GENERATOR, "folders": sorted(FAULTS), "seed": seed, "phi": {"names": [], "mrns": [], "birth_dates": [], "accessions": [], "phones": []}, "faults": [], "records": {}, "laterals": {"mimic": 0}}
     jobs: list[ImageJob] = []
     post: list[tuple[Path, str, tuple[int, ...]]] = []
 
@@ -203,12 +83,14 @@ def generate_demo(settings: DemoSettings, seed: int, workers: int = 0) -> dict:
 
     # --- MIMIC-CXR-like image–report pairs -------------------------------------------------
     n = settings.image_text_studies
-    patients = _patients(rng, n, settings.max_studies_per_patient)
-    metas = _study_meta(rng, patients)
+    patients = draw_patients(rng, n, settings.max_studies_per_patient)
+    metas = draw_studies(rng, patients)
     plant(patients, metas)
-    faults = _Planner(rng, "mimic", n, settings.fault_rate)
+    faults = FaultPlan(rng, FAULTS["mimic"], n, settings.fault_rate)
     subject_of = {p.mrn: 10_000_000 + i for i, p in enumerate(dict.fromkeys(patients))}
     label_rows = []
+    views = np.random.default_rng([seed, 5])  # views and laterals: the draws above stay as they were
+    metadata: list[list[object]] = []
     root = out / "mimic"
     for i, (patient, (accession, when)) in enumerate(zip(patients, metas, strict=True)):
         findings = sample_findings(rng, settings.no_finding_fraction)
@@ -217,11 +99,18 @@ def generate_demo(settings: DemoSettings, seed: int, workers: int = 0) -> dict:
         folder = root / "files" / f"p{str(subject)[:2]}" / f"p{subject}"
         dicom_id = "-".join(rng.bytes(4).hex() for _ in range(5))
         fault = faults.fault(i)
-        text = "   \n" if fault == "empty_report" else _report_text(report, patient, accession, when, rng)
+        text = "   \n" if fault == "empty_report" else report_text(report, patient, accession, when, rng)
         folder.mkdir(parents=True, exist_ok=True)
         (folder / f"s{study}.txt").write_text(text)
-        job = ImageJob(folder / f"s{study}" / f"{dicom_id}.dcm", (seed, 1, i), findings, settings.image_size, patient, accession, when)
+        view = str(views.choice(["PA", "AP"]))
+        job = ImageJob(folder / f"s{study}" / f"{dicom_id}.dcm", (seed, 1, i), findings, settings.image_size, patient, accession, when, {"ViewPosition": view})
         jobs.append(job)
+        metadata.append([dicom_id, subject, study, view])
+        if views.random() < LATERAL_FRACTION:  # MIMIC-CXR studies often hold a lateral too
+            lateral_id, side = "-".join(views.bytes(4).hex() for _ in range(5)), str(views.choice(["LATERAL", "LL"]))
+            jobs.append(ImageJob(job.path.with_name(f"{lateral_id}.dcm"), (seed, 5, i), findings, settings.image_size, patient, accession, when, {"ViewPosition": side}))
+            metadata.append([lateral_id, subject, study, side])
+            manifest["laterals"]["mimic"] += 1
         labels = dict(report.labels)
         if fault == "label_value_7" or rng.random() < settings.labelled_fraction:
             if fault == "label_value_7":
@@ -232,6 +121,10 @@ def generate_demo(settings: DemoSettings, seed: int, workers: int = 0) -> dict:
         if fault:
             manifest["faults"].append({"source": "mimic", "record": dicom_id, "fault": fault})
         manifest["records"][f"mimic:{dicom_id}"] = {"findings": sorted(findings)}
+    with (root / "mimic-cxr-2.0.0-metadata.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["dicom_id", "subject_id", "study_id", "ViewPosition"])
+        writer.writerows(metadata)
     with (root / "mimic-cxr-2.0.0-chexpert.csv").open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["subject_id", "study_id", *MIMIC_LABEL_ORDER])
@@ -239,10 +132,10 @@ def generate_demo(settings: DemoSettings, seed: int, workers: int = 0) -> dict:
 
     # --- CheXpert-like images with a label table --------------------------------------------
     n = settings.image_label_studies
-    patients = _patients(rng, n, settings.max_studies_per_patient)
-    metas = _study_meta(rng, patients)
+    patients = draw_patients(rng, n, settings.max_studies_per_patient)
+    metas = draw_studies(rng, patients)
     plant(patients, metas)
-    faults = _Planner(rng, "chexpert", n, settings.fault_rate)
+    faults = FaultPlan(rng, FAULTS["chexpert"], n, settings.fault_rate)
     numbers = {p.mrn: i + 1 for i, p in enumerate(dict.fromkeys(patients))}
     study_count: dict[str, int] = {}
     rows = []
@@ -276,20 +169,20 @@ def generate_demo(settings: DemoSettings, seed: int, workers: int = 0) -> dict:
 
     # --- reports with no images --------------------------------------------------------------
     n = settings.text_label_studies
-    patients = _patients(rng, n, settings.max_studies_per_patient)
-    metas = _study_meta(rng, patients)
+    patients = draw_patients(rng, n, settings.max_studies_per_patient)
+    metas = draw_studies(rng, patients)
     plant(patients, metas)
-    faults = _Planner(rng, "reports", n, settings.fault_rate)
+    faults = FaultPlan(rng, FAULTS["reports"], n, settings.fault_rate)
     rows = []
     for i, (patient, (accession, when)) in enumerate(zip(patients, metas, strict=True)):
         findings = sample_findings(rng, settings.no_finding_fraction)
-        text = _report_text(describe(findings, rng), patient, accession, when, rng)
+        text = report_text(describe(findings, rng), patient, accession, when, rng)
         report_id = f"R{i:06d}"
         fault = faults.fault(i)
         row = [report_id, patient.mrn, f"{patient.name[1].upper()}^{patient.name[0].upper()}", f"{when:%Y-%m-%d}"]
-        rows.append(row + ["" if fault == "empty_report" else text])
+        rows.append([*row, "" if fault == "empty_report" else text])
         if fault == "duplicated_id":
-            rows.append(row + [text.replace("FINDINGS:", "FINDINGS: Addendum.")])
+            rows.append([*row, text.replace("FINDINGS:", "FINDINGS: Addendum.")])
         if fault:
             manifest["faults"].append({"source": "reports", "record": report_id, "fault": fault})
     (out / "reports").mkdir(parents=True, exist_ok=True)
@@ -298,6 +191,14 @@ def generate_demo(settings: DemoSettings, seed: int, workers: int = 0) -> dict:
         writer.writerow(["report_id", "mrn", "patient_name", "exam_date", "report"])
         writer.writerows(rows)
 
+    # --- a PACS export and its RIS export ----------------------------------------------------
+    if settings.pacs_studies:
+        manifest["folders"].append("pacs")
+        pacs_jobs, pacs_post, patients, metas = write_pacs_export(settings, out / "pacs", seed, manifest)
+        plant(patients, metas)
+        jobs += pacs_jobs
+        post += pacs_post
+
     manifest["phi"]["phones"] = ["(617) 555-"]  # prefix of every planted phone number
     for key, values in manifest["phi"].items():
         manifest["phi"][key] = sorted(set(values))
@@ -305,7 +206,7 @@ def generate_demo(settings: DemoSettings, seed: int, workers: int = 0) -> dict:
     with ProcessPoolExecutor(max_workers=workers or None) as pool:
         list(tqdm(pool.map(write_dicom, jobs, chunksize=16), total=len(jobs), desc="demo DICOMs", unit="img"))
     for path, fault, job_seed in post:
-        _corrupt(path, fault, np.random.default_rng(job_seed))
+        corrupt(path, fault, np.random.default_rng(job_seed))
     (out / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True))
     return manifest
 

@@ -78,6 +78,7 @@ MODALITY_OUT_OF_SCOPE = "modality_out_of_scope"
 DEFAULT_MAX_PIXELS = 50_000_000  # a 43 × 43 cm detector at 100 µm is 18.5 MP; 50 MP leaves room
 DEFAULT_MODALITIES = ("CR", "DX")
 HEADER_BYTES = 4 * 2**20  # everything before the pixel data must fit here
+ROUTING_BYTES = 64 * 2**10  # a radiograph's header is a few KB: routing reads no more, mostly
 # Reads while parsing a header: one to three an element, so 16,000 to 50,000 elements where a
 # radiograph's header has hundreds. Parsing costs ~3 µs an element: a header of 450,000 empty
 # elements (3.6 MB) took 1.5 s a parse without this bound, and ~0.15 s is the most it costs now.
@@ -580,6 +581,52 @@ def inspect_dicom(path: str | Path, limits: DecodeLimits | None = None) -> Image
     path = Path(path)
     with _hostile(path):
         return _inspect(path, limits)
+
+
+def read_file_meta(path: str | Path) -> FileMetaDataset:
+    """A DICOM file's meta group (transfer syntax, media storage SOP class): read from its first
+    `ROUTING_BYTES`, nothing else parsed. ImageDecodeError when it is not a readable DICOM file."""
+    path = Path(path)
+    with _hostile(path):
+        return _file_meta(path, _file_bytes(path, ROUTING_BYTES))[0]
+
+
+def read_header_elements(path: str | Path) -> Dataset:
+    """A DICOM file's header (every element before the pixel data), within the header bounds
+    above and without a pixel read or any check: what ingestion routes a file by. The first
+    `ROUTING_BYTES` hold a radiograph's header; only a file whose header runs past them is read
+    further. The dataset holds every header value: it never leaves ingestion."""
+    path = Path(path)
+    with _hostile(path):
+        prefix = _file_bytes(path, ROUTING_BYTES)
+        if len(prefix) == ROUTING_BYTES:
+            with contextlib.suppress(ImageDecodeError):
+                header = _read_header(path, prefix)
+                if header.pixel_offset is not None:
+                    return header.dataset
+            prefix = _file_bytes(path, HEADER_BYTES)
+        return _read_header(path, prefix).dataset
+
+
+def header_text(path: Path, ds: Dataset, keyword: str) -> str | None:
+    """An attribute's first value as stripped text; None when absent, empty or malformed."""
+    try:
+        value = _value(path, ds, keyword)
+    except ImageDecodeError:
+        return None
+    return (str(value).strip() or None) if value is not None else None
+
+
+def header_codes(path: Path, ds: Dataset, keyword: str) -> list[tuple[str, str]]:
+    """(CodeValue, CodeMeaning) of each item of a code sequence (ViewCodeSequence); [] when
+    absent or malformed."""
+    try:
+        items = _element(path, ds, keyword) or []
+        return [(str(i.get("CodeValue", "")), str(i.get("CodeMeaning", ""))) for i in items]
+    except MemoryError:
+        raise
+    except Exception:  # hostile items make pydicom raise many types
+        return []
 
 
 # --- the first frame -----------------------------------------------------------------------------

@@ -42,7 +42,9 @@ def _key_from_file(path: Path) -> str | None:
         raise PseudonymKeyError(f"{path}: the key file is not UTF-8 text") from None
 
 
-def resolve_key(source_paths: Iterable[Path], demo_root: Path, key_file: Path = KEY_FILE) -> str:
+def resolve_key(
+    source_paths: Iterable[Path], demo_root: Path | None, key_file: Path = KEY_FILE
+) -> str:
     """The pseudonym key for these sources: the environment's, else the key file's, else (only
     when every source lies in a folder `umcl demo` wrote) the demo key."""
     key = os.environ.get(KEY_ENV, "").strip() or _key_from_file(key_file)
@@ -69,9 +71,11 @@ def resolve_key(source_paths: Iterable[Path], demo_root: Path, key_file: Path = 
     return DEMO_KEY
 
 
-def demo_folders(demo_root: Path) -> list[Path]:
+def demo_folders(demo_root: Path | None) -> list[Path]:
     """The folders `umcl demo` wrote under `demo_root`, as its manifest lists them: data there is
     synthetic. A folder without that manifest is not demo data, wherever it lies."""
+    if demo_root is None:  # the demo is off
+        return []
     manifest = Path(demo_root) / MANIFEST
     try:
         content = json.loads(manifest.read_text())

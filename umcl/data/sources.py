@@ -17,20 +17,22 @@ outside {1, 0, -1} is kept as written so that validation can quarantine the row 
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
 
 from umcl.config import CsvColumns, SourceSettings
 from umcl.data.deid import scrub_text
+from umcl.data.dicom import DecodeLimits, ImageDecodeError, read_header_elements
+from umcl.data.pacs import header_view, read_dicom_folder
 from umcl.data.pseudonyms import Pseudonymizer
+from umcl.data.records import Record, Skipped, SourceError, contained, read_csv, suffix_kind
 from umcl.data.reports import findings_and_impression, join_sections
+from umcl.data.views import FRONTAL, LATERAL, excluded_view, normalise_view
 from umcl.labels import LabelSpace, strongest
 
 IMAGE_SUFFIXES = {".dcm", ".dicom", ".png", ".jpg", ".jpeg"}
@@ -39,50 +41,10 @@ VALID_LABEL_VALUES = ("1", "0", "-1")
 PRIVATE_COLUMNS = ["native_id", "location", "image_path", "problem"]
 
 
-class SourceError(ValueError):
-    """A source that cannot be read at all (wrong folder, missing index file)."""
-
-
-@dataclass
-class Record:
-    native_id: str
-    patient: str | None
-    image: Path | None = None  # the file to decode; None when missing or outside the source
-    text: str | None = None
-    labels: dict[str, object] = field(default_factory=dict)  # dataset column → raw value
-    identifiers: list[str] = field(default_factory=list)  # this record's own PHI, to scrub
-    location: str | None = None  # the image's path as the source names it, inside its folder
-    problem: str | None = None  # why the record cannot be used, found while reading it
-
-
-@dataclass(frozen=True)
-class Skipped:
-    """Something a reader passed over that is not a record (a stray file, an orphan row)."""
-
-    reason: str
-    path: Path | None = field(default=None, compare=False)  # for the reader's own use only
-
-
 @dataclass
 class SourceRows:
     rows: pl.DataFrame  # the row table, with PRIVATE_COLUMNS
     skipped: dict[str, int]  # reason → count of what the reader passed over
-
-
-def contained(root: Path, relative: str | Path) -> tuple[Path | None, str | None]:
-    """`root / relative` if it stays inside `root` (symlinks followed), else (None, problem)."""
-    if Path(relative).is_absolute():
-        return (
-            None,
-            "path_outside_source: an absolute path; paths must be relative to the source folder",
-        )
-    candidate = Path(root) / relative
-    if not candidate.resolve().is_relative_to(Path(root).resolve()):
-        return (
-            None,
-            "path_outside_source: the path (or a symlink on it) leads out of the source folder",
-        )
-    return candidate, None
 
 
 def _image_record_path(root: Path, relative: str) -> tuple[Path | None, str, str | None]:
@@ -112,65 +74,6 @@ def _combine(values: list[str | None]) -> str | None:
         return invalid[0]
     value = strongest(int(v) for v in values if v is not None)
     return None if value is None else str(value)
-
-
-def decode_utf8(path: Path, data: bytes) -> str:
-    """Text of a file that must be UTF-8; SourceError naming the file and the first bad byte."""
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in data:
-        # UTF-16 (with or without a BOM) is full of NUL bytes, which no text field may hold.
-        raise SourceError(
-            f"{path}: holds NUL bytes (UTF-16 text?); re-save it as UTF-8 "
-            "(e.g. `iconv -f utf-16 -t utf-8`)"
-        )
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise SourceError(
-            f"{path}: not UTF-8 text (byte {exc.start}); re-save it as UTF-8 "
-            "(e.g. `iconv -f latin1 -t utf-8`)"
-        ) from None
-
-
-# A report in one cell may be long; the csv module's default cap (128 KB) would stop on it.
-csv.field_size_limit(16 * 2**20)
-
-
-def _read_csv(path: Path, required: Iterable[str] = ()) -> list[dict[str, str]]:
-    """The rows of a CSV table; an empty, undecodable, malformed or ambiguous one, or one
-    without a `required` column, stops with its name (and the line)."""
-    if not path.is_file():
-        raise SourceError(f"{path}: expected file is missing")
-    reader = csv.reader(io.StringIO(decode_utf8(path, path.read_bytes()), newline=""), strict=True)
-    try:
-        header = next(reader, None) or []
-        while header and not header[-1].strip():
-            header.pop()  # spreadsheet exports end rows with empty, unnamed columns
-        if not header:
-            raise SourceError(f"{path}: the table is empty (no header row)")
-        repeated = sorted({h for h in header if header.count(h) > 1})
-        if repeated:
-            raise SourceError(
-                f"{path}: columns {repeated} appear more than once; which one is meant is ambiguous"
-            )
-        missing = [c for c in required if c not in header]
-        if missing:
-            raise SourceError(f"{path}: columns {missing} are missing (the header has {header})")
-        rows = []
-        for values in reader:
-            if not any(v.strip() for v in values):
-                continue  # a blank line (or a spreadsheet's row of empty cells)
-            extra = values[len(header) :]
-            if len(values) < len(header) or any(v.strip() for v in extra):
-                # A short row is a truncated line: padding it would lose its data in silence.
-                raise SourceError(
-                    f"{path}: line {reader.line_num} has {len(values)} fields, the header {len(header)}"
-                )
-            rows.append(dict(zip(header, values[: len(header)], strict=True)))
-    except csv.Error as exc:  # e.g. an unbalanced quote, which would merge rows silently
-        raise SourceError(f"{path}: line {reader.line_num} is not valid CSV ({exc})") from None
-    if not rows:
-        raise SourceError(f"{path}: the table has a header but no rows")
-    return rows
 
 
 def to_rows(
@@ -226,19 +129,6 @@ def to_rows(
     return SourceRows(pl.DataFrame(rows, schema=schema), dict(sorted(skipped.items())))
 
 
-# Suffixes named in counts; any other is "other", since a suffix may be part of a name
-# (`Doe.Jane`) or a UID, and counts reach metrics and logs.
-_COUNTED_SUFFIXES = {".txt", ".csv", ".json", ".xml", ".pdf", ".tif", ".tiff", ".bmp", ".gif",
-                     ".webp", ".zip", ".gz", ".nii", ".nrrd", ".db", ".ini", ".md"}  # fmt: skip
-
-
-def _suffix_kind(path: Path) -> str:
-    suffix = path.suffix.lower()
-    if not suffix:
-        return "no suffix"
-    return f"suffix {suffix}" if suffix in _COUNTED_SUFFIXES else "other suffix"
-
-
 def _walk_images(root: Path, folder: Path) -> Iterator[tuple[Path, str, str | None] | Skipped]:
     """Image files under `folder` as (file, location inside `root`, problem); every other file
     is a `Skipped` with its reason. A symlink out of `root` is a record with a problem."""
@@ -248,28 +138,39 @@ def _walk_images(root: Path, folder: Path) -> Iterator[tuple[Path, str, str | No
                 yield Skipped("symlinked_folder: not followed", path)
             continue
         if path.suffix.lower() not in IMAGE_SUFFIXES:
-            yield Skipped(f"not_an_image_file: {_suffix_kind(path)}", path)
+            yield Skipped(f"not_an_image_file: {suffix_kind(path)}", path)
             continue
         location = str(path.relative_to(root))
         inside, problem = contained(root, location)
         yield inside, location, problem
 
 
-def read_mimic_cxr(source: SourceSettings, space: LabelSpace) -> Iterator[Record]:
+def read_mimic_cxr(
+    source: SourceSettings, space: LabelSpace, limits: DecodeLimits
+) -> Iterator[Record | Skipped]:
     """MIMIC-CXR: files/pXX/p<subject>/s<study>/<dicom_id>.dcm, reports at s<study>.txt,
-    labels from mimic-cxr-2.0.0-chexpert.csv (some studies have none)."""
+    labels from mimic-cxr-2.0.0-chexpert.csv (some studies have none). Views come from
+    mimic-cxr-2.0.0-metadata.csv's ViewPosition, else from each DICOM file's header."""
     root = source.path
     if not (root / "files").is_dir():
         raise SourceError(f"{root}: not a MIMIC-CXR folder (no files/ inside)")
     tables = sorted(root.glob("*chexpert.csv"))
     labels: dict[tuple[str, str], dict[str, str]] = {}
-    for row in _read_csv(tables[0], ["subject_id", "study_id"]) if tables else []:
+    for row in read_csv(tables[0], ["subject_id", "study_id"]) if tables else []:
         study = (row["subject_id"], row["study_id"])
         if study in labels:
             yield Skipped("duplicate_label_row: a second label row for a study (the first is used)")
             continue
         labels[study] = row
+    metadata = sorted(root.glob("*metadata.csv"))
+    views = (
+        {r["dicom_id"]: normalise_view(r["ViewPosition"]) for r in read_csv(metadata[0], ["dicom_id", "ViewPosition"])}
+        if metadata
+        else None
+    )  # fmt: skip
+    kept = [normalise_view(v) for v in source.views]
     studies_with_images: set[Path] = set()
+    studies_kept: set[Path] = set()
     for item in _walk_images(root, root / "files"):
         if isinstance(item, Skipped):
             if not _is_study_report(item.path):  # reports are read with their study's images
@@ -278,6 +179,13 @@ def read_mimic_cxr(source: SourceSettings, space: LabelSpace) -> Iterator[Record
         image, location, problem = item
         study_dir = (root / location).parent
         studies_with_images.add(study_dir)
+        if problem is None and image is not None:
+            view = views.get(image.stem) if views is not None else _dicom_view(image)
+            excluded = None if view is _UNREADABLE else excluded_view(view, kept)
+            if excluded:
+                yield excluded
+                continue
+        studies_kept.add(study_dir)
         subject, study = study_dir.parent.name.removeprefix("p"), study_dir.name.removeprefix("s")
         text, text_problem = _study_report(root, study_dir.with_suffix(".txt"))
         row = labels.get((subject, study), {})
@@ -293,11 +201,26 @@ def read_mimic_cxr(source: SourceSettings, space: LabelSpace) -> Iterator[Record
     for report in sorted((root / "files").rglob("s*.txt")):
         if _is_study_report(report) and report.with_suffix("") not in studies_with_images:
             yield Skipped("report_without_images: a study report with no image file")
+    for _ in studies_with_images - studies_kept:
+        yield Skipped("study_without_kept_image: every image of the study was passed over")
     present = {
         (d.parent.name.removeprefix("p"), d.name.removeprefix("s")) for d in studies_with_images
     }
     for _ in set(labels) - present:
         yield Skipped("labels_without_study: a label row for a study with no image file")
+
+
+_UNREADABLE = "unreadable"  # a header that cannot be read: validation quarantines the image
+
+
+def _dicom_view(image: Path) -> str | None:
+    """The view a DICOM file's header states (None for other formats and when nothing says)."""
+    if image.suffix.lower() not in (".dcm", ".dicom"):
+        return None
+    try:
+        return header_view(image, read_header_elements(image))
+    except ImageDecodeError:
+        return _UNREADABLE
 
 
 def _is_study_report(path: Path | None) -> bool:
@@ -329,13 +252,33 @@ def _chexpert_image(root: Path, relative: str) -> tuple[Path | None, str, str | 
     return path, relative, problem
 
 
-def read_chexpert(source: SourceSettings, space: LabelSpace) -> Iterator[Record]:
-    """CheXpert: train.csv (and valid.csv) with Path and label columns in 1/0/-1/blank."""
+def _chexpert_view(row: dict[str, str]) -> str | None:
+    direction = normalise_view(row.get("AP/PA"))
+    side = normalise_view(row.get("Frontal/Lateral"))
+    if side == FRONTAL:
+        return direction if direction in ("PA", "AP") else FRONTAL
+    if side == LATERAL:
+        return direction if direction in ("LL", "RL") else LATERAL
+    return direction
+
+
+def read_chexpert(
+    source: SourceSettings, space: LabelSpace, limits: DecodeLimits
+) -> Iterator[Record | Skipped]:
+    """CheXpert: train.csv (and valid.csv) with Path and label columns in 1/0/-1/blank; the
+    view from `Frontal/Lateral` and `AP/PA` (a table without them keeps every image)."""
     tables = [t for t in (source.path / "train.csv", source.path / "valid.csv") if t.is_file()]
     if not tables:
         raise SourceError(f"{source.path}: no train.csv or valid.csv (CheXpert layout)")
+    kept = [normalise_view(v) for v in source.views]
     for table in tables:
-        for row in _read_csv(table, ["Path"]):
+        for row in read_csv(table, ["Path"]):
+            # A table without the view columns says nothing about views: nothing is filtered.
+            has_views = "Frontal/Lateral" in row or "AP/PA" in row
+            excluded = excluded_view(_chexpert_view(row), kept) if has_views else None
+            if excluded:
+                yield excluded
+                continue
             relative = row["Path"]
             match = re.search(r"(?:train|valid)/(.+?)(?:\.\w+)?$", relative)
             patient = re.search(r"(patient\d+)", relative)
@@ -350,17 +293,25 @@ def read_chexpert(source: SourceSettings, space: LabelSpace) -> Iterator[Record]
             )
 
 
-def read_chestxray14(source: SourceSettings, space: LabelSpace) -> Iterator[Record]:
+def read_chestxray14(
+    source: SourceSettings, space: LabelSpace, limits: DecodeLimits
+) -> Iterator[Record | Skipped]:
     """NIH ChestX-ray14: Data_Entry_2017.csv with pipe-separated `Finding Labels`.
 
     Every one of its 15 classes is stated for every image (absent = 0), so the labels it maps
-    to are negatives when not listed, and the rest of the label space stays unmentioned.
+    to are negatives when not listed, and the rest of the label space stays unmentioned. Its
+    images are all frontal (`View Position`: PA or AP).
     """
     classes = ["Atelectasis", "Cardiomegaly", "Effusion", "Infiltration", "Mass", "Nodule",
                "Pneumonia", "Pneumothorax", "Consolidation", "Edema", "Emphysema", "Fibrosis",
                "Pleural_Thickening", "Hernia", "No Finding"]  # fmt: skip
     images = source.images or source.path / "images"
-    for row in _read_csv(source.path / "Data_Entry_2017.csv", ["Image Index", "Finding Labels"]):
+    kept = [normalise_view(v) for v in source.views]
+    for row in read_csv(source.path / "Data_Entry_2017.csv", ["Image Index", "Finding Labels"]):
+        excluded = excluded_view(normalise_view(row.get("View Position")) or FRONTAL, kept)
+        if excluded:
+            yield excluded
+            continue
         found = {f.strip() for f in row["Finding Labels"].split("|")}
         image, location, problem = _image_record_path(images, row["Image Index"])
         yield Record(
@@ -373,24 +324,28 @@ def read_chestxray14(source: SourceSettings, space: LabelSpace) -> Iterator[Reco
         )
 
 
-def read_openi(source: SourceSettings, space: LabelSpace) -> Iterator[Record]:
+def read_openi(
+    source: SourceSettings, space: LabelSpace, limits: DecodeLimits
+) -> Iterator[Record | Skipped]:
     """Open-i / IU X-ray: indiana_reports.csv (+ indiana_projections.csv for the images).
 
     Reports come without labels: the labeler fills them in at unification. Each report is its
-    own patient (the collection has no patient ids). With an `images` folder, each frontal
-    image present becomes an image–report pair.
+    own patient (the collection has no patient ids). With an `images` folder, each image of a
+    kept view (`projection`: Frontal or Lateral) present becomes an image–report pair.
     """
-    reports = _read_csv(source.path / "indiana_reports.csv", ["uid"])
+    reports = read_csv(source.path / "indiana_reports.csv", ["uid"])
     frontal: dict[str, list[str]] = {}
+    kept = [normalise_view(v) for v in source.views]
     projections = source.path / "indiana_projections.csv"
     uids = {row["uid"] for row in reports}
     if source.images is not None and projections.is_file():
-        for row in _read_csv(projections, ["uid", "filename", "projection"]):
+        for row in read_csv(projections, ["uid", "filename", "projection"]):
             if row["uid"] not in uids:
                 yield Skipped("projection_without_report: a listed image whose report is absent")
                 continue
-            if row["projection"] != "Frontal":
-                yield Skipped("not_frontal: a lateral or other projection")
+            excluded = excluded_view(normalise_view(row["projection"]), kept)
+            if excluded:
+                yield excluded
             elif (source.images / row["filename"]).is_file():
                 frontal.setdefault(row["uid"], []).append(row["filename"])
             else:
@@ -412,7 +367,9 @@ def read_openi(source: SourceSettings, space: LabelSpace) -> Iterator[Record]:
             yield Record(row["uid"], row["uid"], None, text)
 
 
-def read_folders(source: SourceSettings, space: LabelSpace) -> Iterator[Record]:
+def read_folders(
+    source: SourceSettings, space: LabelSpace, limits: DecodeLimits
+) -> Iterator[Record | Skipped]:
     """One folder per class (e.g. NORMAL/, PNEUMONIA/): the folder is positive, the other
     classes are negative (the classes are exclusive). Folder names map by name/synonym."""
     folders = sorted(p for p in source.path.iterdir() if p.is_dir()) if source.path.is_dir() else []
@@ -443,22 +400,27 @@ def read_folders(source: SourceSettings, space: LabelSpace) -> Iterator[Record]:
 
 
 def read_csv_source(
-    source: SourceSettings, space: LabelSpace, columns: CsvColumns | None = None
-) -> Iterator[Record]:
-    """A generic CSV: `source.path` is the file (or a folder holding exactly one CSV)."""
+    source: SourceSettings,
+    space: LabelSpace,
+    limits: DecodeLimits,
+    columns: CsvColumns | None = None,
+) -> Iterator[Record | Skipped]:
+    """A generic CSV: `source.path` is the file (or a folder holding exactly one CSV). With a
+    `view` column, images of views the source does not keep are passed over."""
     columns = columns or source.columns
-    assert columns is not None  # guaranteed by the settings validation
+    assert isinstance(columns, CsvColumns)  # guaranteed by the settings validation
     path = source.path
     if path.is_dir():
         found = sorted(path.glob("*.csv"))
         if len(found) != 1:
             raise SourceError(f"{path}: expected exactly one CSV file, found {len(found)}")
         path = found[0]
-    rows = _read_csv(path)
+    rows = read_csv(path)
     needed = [
         columns.id,
         columns.patient,
         columns.image,
+        columns.view,
         *columns.text,
         *columns.labels,
         *columns.identifiers,
@@ -466,7 +428,13 @@ def read_csv_source(
     missing = sorted({c for c in needed if c} - set(rows[0]))  # _read_csv never returns no rows
     if missing:
         raise SourceError(f"{path}: columns {missing} named in params are not in the file")
+    kept = [normalise_view(v) for v in source.views]
     for row in rows:
+        if columns.view and columns.image and row[columns.image]:
+            excluded = excluded_view(normalise_view(row[columns.view]), kept)
+            if excluded:
+                yield excluded
+                continue
         image, location, problem = (
             _image_record_path(path.parent, row[columns.image])
             if columns.image and row[columns.image]
@@ -489,12 +457,15 @@ DEMO_REPORT_COLUMNS = CsvColumns(
 )
 
 
-def read_demo(source: SourceSettings, space: LabelSpace) -> Iterator[Record]:
+def read_demo(
+    source: SourceSettings, space: LabelSpace, limits: DecodeLimits
+) -> Iterator[Record | Skipped]:
     """The demo's RIS report export (reports.csv): a CSV with known columns and PHI."""
-    return read_csv_source(source, space, DEMO_REPORT_COLUMNS)
+    return read_csv_source(source, space, limits, DEMO_REPORT_COLUMNS)
 
 
-READERS: dict[str, Callable[[SourceSettings, LabelSpace], Iterable[Record | Skipped]]] = {
+Reader = Callable[[SourceSettings, LabelSpace, DecodeLimits], Iterable[Record | Skipped]]
+READERS: dict[str, Reader] = {
     "demo": read_demo,
     "mimic_cxr": read_mimic_cxr,
     "chexpert": read_chexpert,
@@ -502,14 +473,22 @@ READERS: dict[str, Callable[[SourceSettings, LabelSpace], Iterable[Record | Skip
     "openi": read_openi,
     "folders": read_folders,
     "csv": read_csv_source,
+    "dicom_folder": read_dicom_folder,
 }
 
 
-def read_source(source: SourceSettings, space: LabelSpace, pseudonyms: Pseudonymizer) -> SourceRows:
-    """Read one configured source into de-identified rows; a source with no records stops."""
+def read_source(
+    source: SourceSettings,
+    space: LabelSpace,
+    pseudonyms: Pseudonymizer,
+    limits: DecodeLimits | None = None,
+) -> SourceRows:
+    """Read one configured source into de-identified rows; a source with no records stops.
+    `limits` are the ones validation decodes with (a `dicom_folder` routes by their modalities)."""
     if not source.path.exists():
         raise SourceError(f"source '{source.name}': {source.path} does not exist")
-    read = to_rows(READERS[source.format](source, space), source, space, pseudonyms)
+    items = READERS[source.format](source, space, limits or DecodeLimits())
+    read = to_rows(items, source, space, pseudonyms)
     if read.rows.height == 0:
         passed = f" (passed over: {read.skipped})" if read.skipped else ""
         raise SourceError(f"source '{source.name}': no records found in {source.path}{passed}")

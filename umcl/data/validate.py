@@ -10,7 +10,8 @@ out of the source folder, an undecodable report). Rows that fail anything go to
 (the quarantine lives beside the raw data, with its sensitivity, so someone can fix the record);
 the rest go to `validated/<source>.parquet` with pseudonymous ids only, and the valid rows'
 image files to the locator (`locator.py`). `rows_in == rows_valid + rows_quarantined`, always;
-what a reader passed over is counted by reason under `skipped`.
+what a reader passed over is counted by reason under `skipped` (images of views a source does not
+keep also as `excluded_by_view`).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from umcl.labels import LabelSpace
 
 log = logging.getLogger(__name__)
 logging.getLogger("great_expectations").setLevel(logging.WARNING)  # its INFO lines are noise here
+VIEW_REASONS = ("view_excluded", "view_unknown")  # umcl/data/views.py
 BASE_COLUMNS = ["sample_id", "source", "kind", "patient_id", "image", "text", "label_origin"]
 
 
@@ -188,12 +190,12 @@ def validate_sources(
     metrics_path.parent.mkdir(parents=True, exist_ok=True)
     for stale in Path(locator_dir).glob("*.parquet"):  # a source dropped from params leaves none
         stale.unlink()
-    key = resolve_key([s.path for s in settings.data.sources], settings.demo.out)
+    key = resolve_key([s.path for s in settings.data.sources], settings.demo.folder)
     pseudonyms = Pseudonymizer(key)
     limits = DecodeLimits.from_settings(settings.decode)
     report: dict[str, dict] = {}
     for source in settings.data.sources:
-        read = read_source(source, space, pseudonyms)
+        read = read_source(source, space, pseudonyms, limits)
         rows = read.rows
         valid, quarantined = validate_rows(rows, source.kind, list(space.names), workers, limits)
         with_images = valid.filter(pl.col("image").is_not_null())
@@ -217,6 +219,9 @@ def validate_sources(
             "rows_quarantined": quarantined.height,
             "reasons": dict(sorted(codes.items())),
             "skipped": read.skipped,
+            "excluded_by_view": sum(
+                n for r, n in read.skipped.items() if reason_code(r) in VIEW_REASONS
+            ),
         }
         assert rows.height == valid.height + quarantined.height  # nothing is dropped silently
         log.info(

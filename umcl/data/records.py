@@ -1,0 +1,126 @@
+"""What every reader yields and the checks they share: a `Record` per sample, a `Skipped` note
+for what a reader passes over, paths kept inside their source, CSV tables read strictly.
+
+A native id, a patient id and a path in a `Record` are raw data: `sources.to_rows` turns them into
+pseudonyms, and nothing else may carry them past ingestion.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class SourceError(ValueError):
+    """A source that cannot be read at all (wrong folder, missing index file)."""
+
+
+@dataclass
+class Record:
+    native_id: str
+    patient: str | None
+    image: Path | None = None  # the file to decode; None when missing or outside the source
+    text: str | None = None
+    labels: dict[str, object] = field(default_factory=dict)  # dataset column → raw value
+    identifiers: list[str] = field(default_factory=list)  # this record's own PHI, to scrub
+    location: str | None = None  # the image's path as the source names it, inside its folder
+    problem: str | None = None  # why the record cannot be used, found while reading it
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """Something a reader passed over that is not a record (a stray file, an orphan row)."""
+
+    reason: str
+    path: Path | None = field(default=None, compare=False)  # for the reader's own use only
+
+
+def contained(root: Path, relative: str | Path) -> tuple[Path | None, str | None]:
+    """`root / relative` if it stays inside `root` (symlinks followed), else (None, problem)."""
+    if Path(relative).is_absolute():
+        return (
+            None,
+            "path_outside_source: an absolute path; paths must be relative to the source folder",
+        )
+    candidate = Path(root) / relative
+    if not candidate.resolve().is_relative_to(Path(root).resolve()):
+        return (
+            None,
+            "path_outside_source: the path (or a symlink on it) leads out of the source folder",
+        )
+    return candidate, None
+
+
+def decode_utf8(path: Path, data: bytes) -> str:
+    """Text of a file that must be UTF-8; SourceError naming the file and the first bad byte."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in data:
+        # UTF-16 (with or without a BOM) is full of NUL bytes, which no text field may hold.
+        raise SourceError(
+            f"{path}: holds NUL bytes (UTF-16 text?); re-save it as UTF-8 "
+            "(e.g. `iconv -f utf-16 -t utf-8`)"
+        )
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise SourceError(
+            f"{path}: not UTF-8 text (byte {exc.start}); re-save it as UTF-8 "
+            "(e.g. `iconv -f latin1 -t utf-8`)"
+        ) from None
+
+
+# A report in one cell may be long; the csv module's default cap (128 KB) would stop on it.
+csv.field_size_limit(16 * 2**20)
+
+
+def read_csv(path: Path, required: Iterable[str] = ()) -> list[dict[str, str]]:
+    """The rows of a CSV table; an empty, undecodable, malformed or ambiguous one, or one
+    without a `required` column, stops with its name (and the line)."""
+    if not path.is_file():
+        raise SourceError(f"{path}: expected file is missing")
+    reader = csv.reader(io.StringIO(decode_utf8(path, path.read_bytes()), newline=""), strict=True)
+    try:
+        header = next(reader, None) or []
+        while header and not header[-1].strip():
+            header.pop()  # spreadsheet exports end rows with empty, unnamed columns
+        if not header:
+            raise SourceError(f"{path}: the table is empty (no header row)")
+        repeated = sorted({h for h in header if header.count(h) > 1})
+        if repeated:
+            raise SourceError(
+                f"{path}: columns {repeated} appear more than once; which one is meant is ambiguous"
+            )
+        missing = [c for c in required if c not in header]
+        if missing:
+            raise SourceError(f"{path}: columns {missing} are missing (the header has {header})")
+        rows = []
+        for values in reader:
+            if not any(v.strip() for v in values):
+                continue  # a blank line (or a spreadsheet's row of empty cells)
+            extra = values[len(header) :]
+            if len(values) < len(header) or any(v.strip() for v in extra):
+                # A short row is a truncated line: padding it would lose its data in silence.
+                raise SourceError(
+                    f"{path}: line {reader.line_num} has {len(values)} fields, the header {len(header)}"
+                )
+            rows.append(dict(zip(header, values[: len(header)], strict=True)))
+    except csv.Error as exc:  # e.g. an unbalanced quote, which would merge rows silently
+        raise SourceError(f"{path}: line {reader.line_num} is not valid CSV ({exc})") from None
+    if not rows:
+        raise SourceError(f"{path}: the table has a header but no rows")
+    return rows
+
+
+# Suffixes named in counts; any other is "other", since a suffix may be part of a name
+# (`Doe.Jane`) or a UID, and counts reach metrics and logs.
+_COUNTED_SUFFIXES = {".txt", ".csv", ".json", ".xml", ".pdf", ".tif", ".tiff", ".bmp", ".gif",
+                     ".webp", ".zip", ".gz", ".nii", ".nrrd", ".db", ".ini", ".md"}  # fmt: skip
+
+
+def suffix_kind(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if not suffix:
+        return "no suffix"
+    return f"suffix {suffix}" if suffix in _COUNTED_SUFFIXES else "other suffix"

@@ -1,0 +1,74 @@
+"""Which projection an image shows, and whether its source keeps it (a source's `views`).
+
+A chest X-ray model is trained and judged on frontal images: about half of MIMIC-CXR's images are
+laterals, which look nothing like the frontal images a clinician sends. Every reader that knows an
+image's projection says it here, in one vocabulary: DICOM's ViewPosition terms (PA, AP, LL, RL,
+…), `FRONTAL` for a frontal image whose direction the source does not state (CheXpert without
+AP/PA, Open-i), `LATERAL` for a lateral of unstated side, and None when nothing says.
+
+Kept: a view listed in `views`; `FRONTAL` when `views` lists PA or AP; an unknown view only when
+`views` lists `UNKNOWN`. Everything else is passed over and counted by view.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+
+from umcl.data.records import Skipped
+
+FRONTAL = "FRONTAL"
+LATERAL = "LATERAL"
+UNKNOWN = "UNKNOWN"
+DEFAULT_VIEWS = ("PA", "AP")
+# The views a count or a message may name: DICOM ViewPosition's defined terms and the other
+# values MIMIC-CXR's metadata uses. Anything else a header holds is never quoted.
+VIEW_NAMES = frozenset({
+    "PA", "AP", "LL", "RL", "RLD", "LLD", "RLO", "LLO", "LAO", "RAO", "LPO", "RPO", "AP AXIAL",
+    "PA LLD", "PA RLD", "AP LLD", "AP RLD", "SWIMMERS", "XTABLE LATERAL", FRONTAL, LATERAL, UNKNOWN,
+})  # fmt: skip
+
+_FRONTAL_WORDS = {
+    "PA": re.compile(r"\b(PA|P-A|POSTERO-?ANTERIOR)\b"),
+    "AP": re.compile(r"\b(AP|A-P|ANTERO-?POSTERIOR)\b"),
+    FRONTAL: re.compile(r"\bFRONTAL\b"),
+}
+_LATERAL_WORDS = re.compile(r"\b(LAT|LATERAL|LL|RL|LLAT|RLAT)\b")
+
+
+def normalise_view(raw: object) -> str | None:
+    """'pa ' → 'PA', 'xtable_lateral' → 'XTABLE LATERAL', '' → None."""
+    if raw is None:
+        return None
+    text = " ".join(re.split(r"[\s_]+", str(raw).strip().upper()))
+    return text or None
+
+
+def view_from_words(texts: Iterable[str | None]) -> str | None:
+    """The view that free text names unambiguously ("CHEST PA", "Thorax lat."), else None: a
+    description that names both a frontal and a lateral view ("PA AND LAT") says nothing."""
+    found: set[str] = set()
+    for text in texts:
+        if not text:
+            continue
+        upper = str(text).upper()
+        found |= {view for view, words in _FRONTAL_WORDS.items() if words.search(upper)}
+        if _LATERAL_WORDS.search(upper):
+            found.add(LATERAL)
+    if len(found) == 2 and FRONTAL in found and LATERAL not in found:
+        found.discard(FRONTAL)  # "frontal (PA)"
+    return found.pop() if len(found) == 1 else None
+
+
+def excluded_view(view: str | None, kept: Sequence[str]) -> Skipped | None:
+    """None when a source keeping `kept` keeps an image of this view; else why not."""
+    if view is None:
+        if UNKNOWN in kept:
+            return None
+        return Skipped(
+            "view_unknown: nothing in the source says which view the image shows "
+            "(list UNKNOWN in the source's views to keep such images)"
+        )
+    if view in kept or (view == FRONTAL and any(v in kept for v in DEFAULT_VIEWS)):
+        return None
+    return Skipped(f"view_excluded: {view if view in VIEW_NAMES else 'another view'}")
