@@ -1,16 +1,24 @@
-"""`dvc.yaml` names, for every stage, every project source file the stage's command runs: a
-change there must rerun the stage. Derived from the imports themselves (`umcl/imports.py`), so
-the list cannot drift again as modules are added."""
+"""`dvc.yaml` names, for every stage, every project source file the stage's command runs and every
+params key it reads: a change there must rerun the stage. Derived from the imports themselves
+(`umcl/imports.py`) and from the keys each stage's command really reads (`tests/params_read.py`),
+so the lists cannot drift again as modules and knobs are added."""
 
 from __future__ import annotations
 
 import ast
 import copy
+import json
 import shlex
+import subprocess
+import sys
+from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.conftest import REPO
+from tests.project import make_project, project_env
+from umcl.config import WEIGHT_PARAMS
 from umcl.imports import import_closure, imported_modules
 from umcl.training.checkpoint import TRAINING_ENTRY
 
@@ -124,3 +132,33 @@ def test_the_resume_fingerprint_hashes_the_code_the_train_stage_depends_on() -> 
         "umcl/log_privacy.py",
         "umcl/config.py",
     }
+
+
+def unlisted(read: list[str], declared: list[str]) -> list[str]:
+    """Keys read that no declared params key covers (a key covers what lies under it)."""
+    return [k for k in read if not any(k == p or k.startswith(p + ".") for p in declared)]
+
+
+def test_the_train_stage_lists_every_param_that_shapes_the_weights() -> None:
+    """One list (`WEIGHT_PARAMS`): the resume fingerprint, the model's record, and dvc.yaml."""
+    assert unlisted(list(WEIGHT_PARAMS), stages()["train"]["params"]) == []
+
+
+@pytest.mark.slow
+def test_every_stage_lists_the_params_it_reads(tmp_path: Path) -> None:
+    """Each stage's own command, run in a copy of the project, records the keys it reads."""
+    project = make_project(tmp_path / "project")
+    demo_out = yaml.safe_load((project / "params.yaml").read_text())["demo"]["out"][0]
+    reads: dict[str, list[str]] = {}
+    for name, stage in stages().items():  # dvc.yaml lists them in an order that runs
+        out = tmp_path / f"{name}.json"
+        command = shlex.split(stage["cmd"].replace("${item}", demo_out))
+        result = subprocess.run([sys.executable, "-m", "tests.params_read", str(out), *command],
+                                cwd=project, env=project_env(project), capture_output=True, text=True)  # fmt: skip
+        assert result.returncode == 0, f"{name}: {result.stderr[-3000:]}"
+        reads[name] = json.loads(out.read_text())
+    assert "train.steps" in reads["train"] and "decode.max_pixels" in reads["validate"]
+    gaps = {n: unlisted(reads[n], stages()[n].get("params", [])) for n in reads}
+    assert {n: keys for n, keys in gaps.items() if keys} == {}
+    without_decode = [p for p in stages()["validate"]["params"] if p != "decode"]
+    assert "decode.max_pixels" in unlisted(reads["validate"], without_decode)  # it can fail

@@ -160,7 +160,6 @@ def cmd_package(args: argparse.Namespace) -> None:
     from umcl.package import package
 
     report = package(
-        _settings(args),
         args.model,
         args.metrics,
         args.gate,

@@ -466,25 +466,32 @@ class Settings(Strict):
         return self
 
 
+# The params that shape the weights, and only those (no data paths, no keys): what a checkpoint
+# must match to be resumed, what the exported model records, and what the train stage of dvc.yaml
+# must list (tests/test_dvc_deps.py). The input size is the preprocess cache's, which the model
+# also records (`umcl.json: image_size`); how uncertain validation labels are read decides which
+# step `best_val` exports.
+WEIGHT_PARAMS = ("seed", "labels", "model", "prompt", "loss", "train", "preprocess.image_size",
+                 "evaluate.uncertainty")  # fmt: skip
 # Train knobs that change how a run goes, not the weights it ends with.
 RUN_ONLY = frozenset({"checkpoint_every", "log_every", "workers"})
 
 
 def weight_params(settings: Settings) -> dict:
-    """The params that shape the weights, and only those (no data paths, no keys): what a
-    checkpoint must match to be resumed and what the exported model records. The input size is
-    the preprocess cache's, which the model also records (`umcl.json: image_size`)."""
-    return {
-        "seed": settings.seed,
-        "labels": settings.labels.model_dump(mode="json"),
-        "model": settings.model.model_dump(mode="json"),
-        "prompt": settings.prompt.model_dump(mode="json"),
-        "loss": settings.loss.model_dump(mode="json"),
-        "train": settings.train.model_dump(mode="json", exclude=set(RUN_ONLY)),
-        "preprocess": {"image_size": settings.preprocess.image_size},
-        # How uncertain validation labels are read decides which step `best_val` exports.
-        "evaluate": {"uncertainty": settings.evaluate.uncertainty},
-    }
+    """The values of WEIGHT_PARAMS (nested as in params.yaml), without the RUN_ONLY knobs; only
+    those keys are read."""
+    params: dict = {}
+    for key in WEIGHT_PARAMS:
+        *parents, leaf = key.split(".")
+        value: Any = settings
+        target = params
+        for part in parents:
+            value, target = getattr(value, part), target.setdefault(part, {})
+        value = getattr(value, leaf)
+        if isinstance(value, BaseModel):
+            value = value.model_dump(mode="json", exclude=set(RUN_ONLY) if key == "train" else None)
+        target[leaf] = value
+    return params
 
 
 def _describe(error: dict) -> str:

@@ -1,7 +1,8 @@
 """Stage `package`: a candidate that passed the gate goes into the model store, becomes the
 champion, and is built into a bento (`bentofile.yaml`) that `bentoml serve` runs.
 
-The stored model's metadata says where it came from: its metrics, the params, the git revision
+The stored model's metadata says where it came from: its metrics, the params it was trained with
+(`training.json`), the git revision
 and the data version (the hashes DVC recorded in `dvc.lock` for the raw data and the triplets).
 """
 
@@ -15,8 +16,8 @@ from pathlib import Path
 
 import yaml
 
-from umcl.config import Settings, weight_params
 from umcl.imports import source_digest
+from umcl.model.umcl import read_provenance
 
 
 def data_version(lock_file: Path = Path("dvc.lock")) -> dict[str, str]:
@@ -37,9 +38,9 @@ def data_version(lock_file: Path = Path("dvc.lock")) -> dict[str, str]:
     return version
 
 
-def params_digest(settings: Settings) -> str:
-    """sha256 of the validated params: equal digests mean the same experiment settings."""
-    canonical = json.dumps(settings.model_dump(mode="json", by_alias=True), sort_keys=True)
+def params_digest(params: dict) -> str:
+    """sha256 of the params that shaped a model: equal digests mean the same settings."""
+    canonical = json.dumps(params, sort_keys=True)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -94,7 +95,6 @@ def build_bento(bentofile: Path, model_tag: str) -> str:
 
 
 def package(
-    settings: Settings,
     model_dir: Path,
     metrics_path: Path,
     gate_path: Path,
@@ -111,11 +111,14 @@ def package(
         )
     metrics = json.loads(metrics_path.read_text())
     metrics.pop("model", None)  # a local path, not a property of the model
+    # The params the candidate was trained with, as it recorded them (no data paths), whatever
+    # params.yaml says now: the stage reads no params of its own.
+    params = read_provenance(model_dir).get("params", {})
     metadata = {
         "metrics": metrics,
         "gate": gate["candidate"]["metrics"],
-        "params": weight_params(settings),  # only what shaped the weights: no data paths
-        "params_sha256": params_digest(settings),
+        "params": params,
+        "params_sha256": params_digest(params),
         "data_version": data_version(),
         "git": git_revision(),
     }
