@@ -473,8 +473,10 @@ class Settings(Strict):
 # step `best_val` exports.
 WEIGHT_PARAMS = ("seed", "labels", "model", "prompt", "loss", "train", "preprocess.image_size",
                  "evaluate.uncertainty")  # fmt: skip
-# Train knobs that change how a run goes, not the weights it ends with.
-RUN_ONLY = frozenset({"checkpoint_every", "log_every", "workers"})
+# Knobs that change how a stage runs (processes, how often it saves or logs), never what it
+# writes: no stage lists them in dvc.yaml, and a resumed run may change them.
+RUN_ONLY = frozenset({"train.checkpoint_every", "train.log_every", "train.workers",
+                      "preprocess.workers"})  # fmt: skip
 
 
 def weight_params(settings: Settings) -> dict:
@@ -489,7 +491,8 @@ def weight_params(settings: Settings) -> dict:
             value, target = getattr(value, part), target.setdefault(part, {})
         value = getattr(value, leaf)
         if isinstance(value, BaseModel):
-            value = value.model_dump(mode="json", exclude=set(RUN_ONLY) if key == "train" else None)
+            run_only = {k.removeprefix(f"{key}.") for k in RUN_ONLY if k.startswith(f"{key}.")}
+            value = value.model_dump(mode="json", exclude=run_only or None)
         target[leaf] = value
     return params
 
