@@ -5,8 +5,10 @@ written to provoke."""
 
 import csv
 import json
+import os
 import re
 import shutil
+import struct
 from pathlib import Path
 
 import polars as pl
@@ -266,3 +268,108 @@ def test_a_demo_that_no_source_reads_is_refused(tmp_path):
     params["demo"]["out"] = []
     (tmp_path / "p.yaml").write_text(json.dumps(params))
     assert load_settings(tmp_path / "p.yaml").demo.folder is None
+
+
+# --- file systems and headers as real exports (and attackers) make them -----------------------
+
+
+def accounted(rows: pl.DataFrame, skipped: dict[str, int]) -> int:
+    return rows.height + sum(skipped.values())
+
+
+def test_a_fifo_a_symlink_loop_and_a_name_that_is_not_utf8_are_accounted_never_opened(tmp_path):
+    write(tmp_path / "dicom/ok")
+    os.mkfifo(tmp_path / "dicom/pipe")  # opening it would block the reader for ever
+    os.symlink("loop", tmp_path / "dicom/loop")
+    write(Path(os.fsdecode(bytes(tmp_path / "dicom") + b"/M\xfcller_J\xf6rg")))  # Latin-1
+    rows, skipped = read_export(tmp_path, [("A1", "m")])
+    assert accounted(rows, skipped) == 4
+    assert skipped == {"not_a_regular_file: a FIFO, socket or device, never opened": 1}
+    problems = {code(p) for p in rows["problem"].drop_nulls()}
+    assert problems == {"path_unresolvable", "path_not_utf8"}
+    assert "M\\xfcller_J\\xf6rg" in rows["location"].to_list()  # named, readable, storable
+
+
+def test_a_thousand_nested_folders_are_walked(tmp_path):
+    deep = tmp_path / "dicom"
+    deep.mkdir()
+    for _ in range(1100):  # deeper than Python's recursion limit (os.makedirs recurses too)
+        deep /= "x"
+        deep.mkdir()
+    (deep / "IM1").write_bytes(write(tmp_path / "src").read_bytes())
+    rows, skipped = read_export(tmp_path, [("A1", "m")])
+    assert rows.height == 1 and skipped == {}
+    while deep != tmp_path / "dicom":  # pytest's cleanup recurses
+        shutil.rmtree(deep)
+        deep = deep.parent
+
+
+@pytest.mark.parametrize("cut", [300, 400, 500, 560])
+def test_a_header_cut_short_is_quarantined_not_passed_over(tmp_path, cut):
+    """A copy interrupted inside the header: the file says DICOM and CR image, and its header
+    ends before the pixel data: a bad record, not a lateral or an unknown view."""
+    source = write(tmp_path / "src", SeriesDescription="CHEST", StudyDescription="X" * 40)
+    (tmp_path / "dicom").mkdir()
+    (tmp_path / "dicom/cut").write_bytes(source.read_bytes()[:cut])
+    rows, skipped = read_export(tmp_path, [("A1", "m")])
+    assert code(rows["problem"][0]) == "image_unreadable", skipped
+    assert list(skipped) == [
+        "report_without_images: no image in the export has the accession number"
+    ]
+
+
+def test_the_datasets_own_class_and_presentation_intent_are_read(tmp_path):
+    for_processing = "1.2.840.10008.5.1.4.1.1.1.1.1"
+    write(tmp_path / "dicom/1", SOPClassUID=for_processing, Modality="DX")
+    path = write(tmp_path / "dicom/2", Modality="DX", PresentationIntentType="FOR PROCESSING")
+    raw = pydicom.dcmread(path)
+    raw.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1"  # the meta says CR
+    raw.SOPClassUID = "1.2.840.10008.5.1.4.1.1.88.11"  # the dataset: a structured report
+    raw.save_as(tmp_path / "dicom/3")
+    write(tmp_path / "dicom/4")
+    rows, skipped = read_export(tmp_path, [("A1", "m")])
+    assert rows.height == 1
+    assert skipped == {"for_processing: raw detector data, not an image for display": 2,
+                       "structured_report: a structured report or key object, not an image": 1}  # fmt: skip
+
+
+def test_every_part_of_every_identifying_value_is_scrubbed(tmp_path):
+    write(tmp_path / "dicom/1", PatientName="Yamada^Tarou=山田^太郎=やまだ^たろう",
+          SpecificCharacterSet=["", "ISO 2022 IR 87"], OtherPatientIDs=["OPID-1", "OPID-2"])  # fmt: skip
+    (tmp_path / "ris.csv").write_text(
+        "acc,mrn,report\nA1,m,FINDINGS: 山田 太郎 (OPID-2). Tarou Yamada. No effusion.\n"
+    )
+    source = SourceSettings(name="site", kind="image_text", format="dicom_folder",
+                            path=tmp_path / "dicom", reports=tmp_path / "ris.csv",
+                            columns={"accession": "acc", "text": ["report"], "patient": "mrn"})  # fmt: skip
+    text = read_source(source, LabelSpace(), PSEUDONYMS).rows["text"][0]
+    assert "No effusion" in text
+    for value in ("山田", "太郎", "OPID-2", "Tarou", "Yamada"):
+        assert value not in text
+
+
+def test_an_oversized_view_code_sequence_is_not_parsed(tmp_path):
+    source = write(tmp_path / "src", ViewPosition="")
+    data = source.read_bytes()
+    at = data.index(b"\xe0\x7f\x10\x00")  # the pixel data element
+    items = struct.pack("<HHI", 0xFFFE, 0xE000, 0) * 8_000  # 64 KB of empty items
+    sequence = struct.pack("<HH", 0x0054, 0x0220) + b"SQ\0\0" + struct.pack("<I", len(items))
+    (tmp_path / "f").write_bytes(data[:at] + sequence + items + data[at:])
+    header = pydicom.dcmread(tmp_path / "f", stop_before_pixels=True, defer_size=1024)
+    assert header_view(tmp_path / "f", header) is None
+
+
+def test_accession_numbers_join_whatever_their_case_and_padding(tmp_path):
+    write(tmp_path / "dicom/1", AccessionNumber=" a1 ")
+    rows, skipped = read_export(tmp_path, [("A1", "m")])
+    assert rows.height == 1 and skipped == {}
+
+
+def test_views_name_known_projections_and_sides_stand_for_their_views(tmp_path):
+    write(tmp_path / "dicom/1", ViewPosition="LL")
+    write(tmp_path / "dicom/2", ViewPosition="", SeriesDescription="CHEST LAT")
+    write(tmp_path / "dicom/3", ViewPosition="PA")
+    rows, skipped = read_export(tmp_path, [("A1", "m")], views=["lateral"])
+    assert rows.height == 2 and skipped == {"view_excluded: PA": 1}
+    with pytest.raises(ValueError, match=r"\['PAA'\] are not views"):
+        SourceSettings(name="s", kind="image_text", format="chexpert", path=tmp_path, views=["PAA"])

@@ -32,6 +32,23 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# The projections a source's `views` may name (umcl/data/views.py keeps images by them): DICOM
+# ViewPosition's defined terms, the other values MIMIC-CXR's metadata uses, FRONTAL and LATERAL
+# (each side whatever its direction), UNKNOWN (images whose view nothing states).
+VIEW_NAMES = frozenset({
+    "PA", "AP", "LL", "RL", "RLD", "LLD", "RLO", "LLO", "LAO", "RAO", "LPO", "RPO", "AP AXIAL",
+    "PA LLD", "PA RLD", "AP LLD", "AP RLD", "SWIMMERS", "XTABLE LATERAL", "FRONTAL", "LATERAL",
+    "UNKNOWN",
+})  # fmt: skip
+
+
+def normalise_view(raw: object) -> str | None:
+    """'pa ' → 'PA', 'xtable_lateral' → 'XTABLE LATERAL', '' → None."""
+    if raw is None:
+        return None
+    return " ".join(re.split(r"[\s_]+", str(raw).strip().upper())).strip() or None
+
+
 class CsvColumns(Strict):
     """Column names of a generic CSV source (`format: csv`)."""
 
@@ -101,9 +118,11 @@ class SourceSettings(Strict):
     @field_validator("views")
     @classmethod
     def _named_views(cls, views: list[str]) -> list[str]:
-        if any(not v.strip() for v in views):
-            raise ValueError("a view is blank; list views such as PA, AP, LATERAL or UNKNOWN")
-        return views
+        normalised = [normalise_view(v) or "" for v in views]
+        unknown = [v for v, n in zip(views, normalised, strict=True) if n not in VIEW_NAMES]
+        if unknown:
+            raise ValueError(f"{unknown} are not views; use {sorted(VIEW_NAMES)}")
+        return normalised
 
     @model_validator(mode="after")
     def _columns_for_the_format(self) -> SourceSettings:
@@ -456,8 +475,9 @@ class Settings(Strict):
     def _demo_only_when_read(self) -> Settings:
         # The demo stage exists while demo.out names a folder; nobody wants it generated unread.
         folder = self.demo.folder
+        read = [p for s in self.data.sources for p in (s.path, s.reports, s.images) if p]
         if folder is not None and not any(
-            Path(s.path).resolve().is_relative_to(folder.resolve()) for s in self.data.sources
+            Path(p).resolve().is_relative_to(folder.resolve()) for p in read
         ):
             raise ValueError(
                 f"demo.out names {folder}, but no source in data.sources reads from it: "

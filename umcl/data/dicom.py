@@ -79,6 +79,7 @@ DEFAULT_MAX_PIXELS = 50_000_000  # a 43 × 43 cm detector at 100 µm is 18.5 MP;
 DEFAULT_MODALITIES = ("CR", "DX")
 HEADER_BYTES = 4 * 2**20  # everything before the pixel data must fit here
 ROUTING_BYTES = 64 * 2**10  # a radiograph's header is a few KB: routing reads no more, mostly
+CODE_SEQUENCE_BYTES = 16 * 2**10
 # Reads while parsing a header: one to three an element, so 16,000 to 50,000 elements where a
 # radiograph's header has hundreds. Parsing costs ~3 µs an element: a header of 450,000 empty
 # elements (3.6 MB) took 1.5 s a parse without this bound, and ~0.15 s is the most it costs now.
@@ -457,6 +458,14 @@ def _whole(path: Path, ds: Dataset, keyword: str, default: int | None = None) ->
     return int(number)
 
 
+def modality_name(modality: str) -> str:
+    """A Modality as a message may name it: a defined term, else "none" or "other" (a header
+    value is never quoted)."""
+    if not modality:
+        return "none"
+    return modality if modality in KNOWN_MODALITIES else "other"
+
+
 def _check_modality(path: Path, ds: Dataset, limits: DecodeLimits) -> None:
     if limits.modalities is None:  # `*`: any file, with or without a Modality
         return
@@ -465,12 +474,12 @@ def _check_modality(path: Path, ds: Dataset, limits: DecodeLimits) -> None:
     if modality in limits.modalities:
         return
     accepted = ", ".join(sorted(limits.modalities))
-    if not modality:
-        described = "DICOM file has no Modality"
-    elif modality in KNOWN_MODALITIES:
-        described = f"DICOM Modality is {modality}"
-    else:
-        described = "DICOM Modality is not a known one"
+    named = modality_name(modality)
+    described = (
+        "DICOM file has no Modality" if named == "none"
+        else "DICOM Modality is not a known one" if named == "other"
+        else f"DICOM Modality is {named}"
+    )  # fmt: skip
     raise ImageDecodeError(
         f"{path}: {described}; this model reads radiographs "
         f"(accepted modalities: {accepted}; UMCL_DICOM_MODALITIES)",
@@ -591,9 +600,10 @@ def read_file_meta(path: str | Path) -> FileMetaDataset:
         return _file_meta(path, _file_bytes(path, ROUTING_BYTES))[0]
 
 
-def read_header_elements(path: str | Path) -> Dataset:
+def read_header_elements(path: str | Path) -> tuple[Dataset, bool]:
     """A DICOM file's header (every element before the pixel data), within the header bounds
-    above and without a pixel read or any check: what ingestion routes a file by. The first
+    above and without a pixel read or any check: what ingestion routes a file by, and whether
+    the pixel data element was reached (not: no pixels, or a file cut short). The first
     `ROUTING_BYTES` hold a radiograph's header; only a file whose header runs past them is read
     further. The dataset holds every header value: it never leaves ingestion."""
     path = Path(path)
@@ -603,23 +613,34 @@ def read_header_elements(path: str | Path) -> Dataset:
             with contextlib.suppress(ImageDecodeError):
                 header = _read_header(path, prefix)
                 if header.pixel_offset is not None:
-                    return header.dataset
+                    return header.dataset, True
             prefix = _file_bytes(path, HEADER_BYTES)
-        return _read_header(path, prefix).dataset
+        header = _read_header(path, prefix)
+        return header.dataset, header.pixel_offset is not None
+
+
+def header_texts(path: Path, ds: Dataset, keyword: str) -> list[str]:
+    """Every value of an attribute as stripped text; [] when absent, empty or malformed."""
+    try:
+        value = _element(path, ds, keyword)
+    except ImageDecodeError:
+        return []
+    values = value if isinstance(value, MultiValue | list | tuple) else [value]
+    return [text for v in values if v is not None and (text := str(v).strip())]
 
 
 def header_text(path: Path, ds: Dataset, keyword: str) -> str | None:
     """An attribute's first value as stripped text; None when absent, empty or malformed."""
-    try:
-        value = _value(path, ds, keyword)
-    except ImageDecodeError:
-        return None
-    return (str(value).strip() or None) if value is not None else None
+    texts = header_texts(path, ds, keyword)
+    return texts[0] if texts else None
 
 
 def header_codes(path: Path, ds: Dataset, keyword: str) -> list[tuple[str, str]]:
     """(CodeValue, CodeMeaning) of each item of a code sequence (ViewCodeSequence); [] when
-    absent or malformed."""
+    absent, malformed or over CODE_SEQUENCE_BYTES (a view code takes a hundred)."""
+    raw = ds.get_item(keyword) if keyword in ds else None
+    if isinstance(raw, RawDataElement) and CODE_SEQUENCE_BYTES < raw.length != 0xFFFFFFFF:
+        return []
     try:
         items = _element(path, ds, keyword) or []
         return [(str(i.get("CodeValue", "")), str(i.get("CodeMeaning", ""))) for i in items]

@@ -24,6 +24,7 @@ report, and its patient and native ids, which `sources.to_rows` turns into pseud
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,22 +32,33 @@ from pathlib import Path
 from pydicom.dataset import Dataset
 from pydicom.uid import UID
 
-from umcl.config import RisColumns, SourceSettings
+from umcl.config import VIEW_NAMES, RisColumns, SourceSettings
 from umcl.data.dicom import (
-    KNOWN_MODALITIES,
     DecodeLimits,
     ImageDecodeError,
     header_codes,
     header_text,
+    header_texts,
+    modality_name,
     read_file_meta,
     read_header_elements,
 )
-from umcl.data.records import Record, Skipped, contained, read_csv, suffix_kind
+from umcl.data.records import (
+    Record,
+    Skipped,
+    contained,
+    has_surrogates,
+    read_csv,
+    suffix_kind,
+    walk_files,
+)
 from umcl.data.reports import join_sections
-from umcl.data.views import LATERAL, excluded_view, normalise_view, view_from_words
+from umcl.data.views import FRONTAL, LATERAL, excluded_view, normalise_view, view_from_words
 from umcl.labels import LabelSpace
 
 DICOMDIR_CLASS = "1.2.840.10008.1.3.10"  # Media Storage Directory Storage
+STRUCTURED_REPORT = "structured_report: a structured report or key object, not an image"
+FOR_PROCESSING = "for_processing: raw detector data, not an image for display"
 # ViewCodeSequence codes (SNOMED RT / CT) of the chest projections.
 VIEW_CODES = {
     "R-10214": "PA", "399348003": "PA", "R-10206": "AP", "399182002": "AP",
@@ -74,8 +86,8 @@ def header_view(path: Path, ds: Dataset) -> str | None:
     view named unambiguously in the series, protocol or processing description; then the
     PatientOrientation's row direction (L/R: a frontal image, A/P: a lateral); else None."""
     view = normalise_view(header_text(path, ds, "ViewPosition"))
-    if view:
-        return view
+    if view:  # a vendor's own term ("LAT", "P-A") read as words; else kept as is (not quoted)
+        return view if view in VIEW_NAMES else view_from_words([view]) or view
     for value, meaning in header_codes(path, ds, "ViewCodeSequence"):
         coded = VIEW_CODES.get(value.strip()) or view_from_words([meaning])
         if coded:
@@ -83,8 +95,8 @@ def header_view(path: Path, ds: Dataset) -> str | None:
     described = view_from_words(header_text(path, ds, k) for k in DESCRIPTIONS)
     if described:
         return described
-    row_direction = (header_text(path, ds, "PatientOrientation") or "").upper()[:1]
-    return {"L": "FRONTAL", "R": "FRONTAL", "A": LATERAL, "P": LATERAL}.get(row_direction)
+    row_direction = (header_text(path, ds, "PatientOrientation") or "").upper()
+    return {"L": FRONTAL, "R": FRONTAL, "A": LATERAL, "P": LATERAL}.get(row_direction)
 
 
 def _not_an_image(sop_class: str) -> str | None:
@@ -97,12 +109,17 @@ def _not_an_image(sop_class: str) -> str | None:
         return None
     name = uid.name
     if " SR " in f" {name} " or name == "Key Object Selection Document Storage":
-        return "structured_report: a structured report or key object, not an image"
+        return STRUCTURED_REPORT
     if "Image Storage" not in name:
         return f"not_an_image: {name}"
     if "For Processing" in name:
-        return "for_processing: raw detector data, not an image for display"
+        return FOR_PROCESSING
     return None
+
+
+def _image_class(sop_class: str) -> bool:
+    uid = UID(sop_class)
+    return uid.type == "SOP Class" and "Image Storage" in uid.name
 
 
 def _is_dicom(path: Path) -> bool:
@@ -111,44 +128,72 @@ def _is_dicom(path: Path) -> bool:
     return len(head) == 132 and head[128:] == b"DICM"
 
 
+def _identifiers(path: Path, ds: Dataset) -> list[str]:
+    """Every value of the identifying attributes, and each part of a person name ("DOE^JANE",
+    "Yamada^Tarou=山田^太郎": its component groups too), to scrub from the report."""
+    values = [v for k in IDENTIFYING for v in header_texts(path, ds, k)]
+    parts = [p for v in values for p in re.split(r"[\^=\s]+", v) if len(p) > 1]
+    return values + parts
+
+
 def route(path: Path, limits: DecodeLimits) -> Routed | Skipped:
     """Where a file goes, read from its header. ImageDecodeError: a DICOM file whose header
-    cannot be read (a bad record, to quarantine)."""
+    cannot be read, or ends before the pixel data of what says it is an image (a bad record,
+    to quarantine)."""
     if not _is_dicom(path):
         return Skipped(f"not_dicom: {suffix_kind(path)}")
-    reason = _not_an_image(str(read_file_meta(path).get("MediaStorageSOPClassUID", "")).strip())
+    stored_as = header_text(path, read_file_meta(path), "MediaStorageSOPClassUID") or ""
+    reason = _not_an_image(stored_as)
     if reason:
         return Skipped(reason)
-    ds = read_header_elements(path)
+    ds, complete = read_header_elements(path)
+    # The dataset's own class too: a file meta may omit it or say otherwise.
+    declared = header_text(path, ds, "SOPClassUID") or ""
+    reason = _not_an_image(declared)
+    if reason:
+        return Skipped(reason)
+    cut_short = ImageDecodeError(f"{path}: the DICOM header ends before the pixel data (cut short?)")
+    if not complete and (_image_class(stored_as) or _image_class(declared)):
+        raise cut_short  # an image whose other attributes were never read
+    if (header_text(path, ds, "PresentationIntentType") or "").upper() == "FOR PROCESSING":
+        return Skipped(FOR_PROCESSING)
     modality = (header_text(path, ds, "Modality") or "").upper()
     if modality in ("SR", "KO"):
-        return Skipped("structured_report: a structured report or key object, not an image")
+        return Skipped(STRUCTURED_REPORT)
     if limits.modalities is not None and modality not in limits.modalities:
-        named = modality if modality in KNOWN_MODALITIES else "none" if not modality else "other"
-        return Skipped(f"modality_out_of_scope: {named}")
-    identifiers = [v for k in IDENTIFYING if (v := header_text(path, ds, k))]
-    for name in list(identifiers):  # "DOE^JANE" is scrubbed as "DOE" and "JANE" too
-        identifiers += [part for part in name.replace("^", " ").split() if len(part) > 1]
+        return Skipped(f"modality_out_of_scope: {modality_name(modality)}")
+    if not complete:
+        raise cut_short
     return Routed(
         accession=header_text(path, ds, "AccessionNumber"),
         patient=header_text(path, ds, "PatientID"),
         instance=header_text(path, ds, "SOPInstanceUID"),
         view=header_view(path, ds),
-        identifiers=identifiers,
+        identifiers=_identifiers(path, ds),
     )
 
 
-def _ris_reports(source: SourceSettings, columns: RisColumns) -> Iterator[tuple[str, dict] | Skipped]:
+def join_key(accession: str | None) -> str:
+    """An accession number as both exports are joined by: RIS systems and PACS headers differ
+    in case and padding, never in meaning."""
+    return (accession or "").strip().upper()
+
+
+def _ris_reports(
+    source: SourceSettings, columns: RisColumns
+) -> Iterator[tuple[str, dict] | Skipped]:
     """(accession, row) of each usable RIS row; the others as Skipped."""
     assert source.reports is not None  # guaranteed by the settings validation
     required = [columns.accession, *columns.text, *columns.labels, *columns.identifiers]
     seen: set[str] = set()
     for row in read_csv(source.reports, required + ([columns.patient] if columns.patient else [])):
-        accession = row[columns.accession].strip()
+        accession = join_key(row[columns.accession])
         if not accession:
             yield Skipped("report_without_accession: a RIS row with no accession number")
         elif accession in seen:
-            yield Skipped("duplicate_accession: a second RIS row for an accession (the first is used)")
+            yield Skipped(
+                "duplicate_accession: a second RIS row for an accession (the first is used)"
+            )
         else:
             seen.add(accession)
             yield accession, row
@@ -166,35 +211,35 @@ def read_dicom_folder(
             yield item
         else:
             reports[item[0]] = item[1]
-    kept_views = [normalise_view(v) for v in source.views]
     imaged: set[str] = set()  # accessions with an image file of any view
     used: set[str] = set()  # accessions with a kept image
     instances: set[str] = set()
-    for path in sorted(source.path.rglob("*")):
-        if path.is_dir():
-            if path.is_symlink():  # rglob does not descend into it: say so
-                yield Skipped("symlinked_folder: not followed")
+    for path in walk_files(source.path):
+        if isinstance(path, Skipped):
+            yield path
             continue
         location = str(path.relative_to(source.path))
         inside, problem = contained(source.path, location)
-        if inside is None:  # never opened: a symlink out of the export
+        if inside is None or has_surrogates(location):  # never opened (to_rows says why)
             yield Record(native_id=location, patient=None, location=location, problem=problem)
             continue
         try:
             routed = route(inside, limits)
         except ImageDecodeError as exc:
-            yield Record(location, None, inside, location=location, problem=f"{exc.code}: {exc}")
-            continue
+            problem = f"{exc.code}: {exc}"
         except OSError:
-            yield Record(location, None, inside, location=location,
-                         problem="image_unreadable: the file cannot be read")  # fmt: skip
+            problem = "image_unreadable: the file cannot be read"
+        if problem is not None:
+            yield Record(native_id=location, patient=None, image=inside, location=location,
+                         problem=problem)  # fmt: skip
             continue
         if isinstance(routed, Skipped):
             yield routed
             continue
-        if routed.accession:
-            imaged.add(routed.accession)
-        excluded = excluded_view(routed.view, kept_views)
+        accession = join_key(routed.accession)
+        if accession:
+            imaged.add(accession)
+        excluded = excluded_view(routed.view, source.views)
         if excluded:
             yield excluded
             continue
@@ -203,14 +248,14 @@ def read_dicom_folder(
             continue
         if routed.instance:
             instances.add(routed.instance)
-        if not routed.accession:
+        if not accession:
             yield Skipped("image_without_accession: no AccessionNumber to join a report by")
             continue
-        row = reports.get(routed.accession)
+        row = reports.get(accession)
         if row is None:
             yield Skipped("image_without_report: no RIS row has the image's accession number")
             continue
-        used.add(routed.accession)
+        used.add(accession)
         ris_patient = row[columns.patient].strip() if columns.patient else ""
         patient = ris_patient or routed.patient or routed.accession
         yield Record(

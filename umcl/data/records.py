@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable
+import os
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,12 +47,66 @@ def contained(root: Path, relative: str | Path) -> tuple[Path | None, str | None
             "path_outside_source: an absolute path; paths must be relative to the source folder",
         )
     candidate = Path(root) / relative
-    if not candidate.resolve().is_relative_to(Path(root).resolve()):
+    try:
+        resolved = candidate.resolve()
+    except (RuntimeError, OSError):  # a symlink loop
+        return None, "path_unresolvable: a symlink on the path loops"
+    if not resolved.is_relative_to(Path(root).resolve()):
         return (
             None,
             "path_outside_source: the path (or a symlink on it) leads out of the source folder",
         )
     return candidate, None
+
+
+def walk_files(root: Path) -> Iterator[Path | Skipped]:
+    """Every file under `root` (symlinks to files included: `contained` judges them), sorted,
+    without recursion, so no depth is too deep. Passed over and counted: a folder that cannot
+    be listed, a symlinked folder (not followed), and a FIFO, socket or device, never opened (a
+    FIFO would block the reader)."""
+    found: list[Path] = []
+    pending = [Path(root)]
+    while pending:
+        folder = pending.pop()
+        try:
+            with os.scandir(folder) as listing:
+                entries = list(listing)
+        except OSError:
+            yield Skipped("unreadable_folder: a folder that cannot be listed (permissions?)")
+            continue
+        for entry in entries:
+            path = Path(entry.path)
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append(path)
+                elif entry.is_symlink() and entry.is_dir():
+                    yield Skipped("symlinked_folder: not followed", path)
+                elif entry.is_file() or entry.is_symlink():  # a dangling link: unreadable later
+                    found.append(path)
+                else:
+                    yield Skipped("not_a_regular_file: a FIFO, socket or device, never opened")
+            except OSError:
+                if entry.is_symlink():  # a loop: `contained` names it
+                    found.append(path)
+                else:
+                    yield Skipped("unreadable_entry: a file whose type cannot be read")
+    yield from sorted(found)
+
+
+def has_surrogates(text: str | None) -> bool:
+    """A str made from a file name that is not UTF-8 (Python keeps its bytes as surrogates)."""
+    if text is None:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def printable(text: str) -> str:
+    """A name that is not UTF-8, its odd bytes written as backslash-x escapes: storable, readable."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def decode_utf8(path: Path, data: bytes) -> str:

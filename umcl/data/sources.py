@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import polars as pl
@@ -30,7 +30,17 @@ from umcl.data.deid import scrub_text
 from umcl.data.dicom import DecodeLimits, ImageDecodeError, read_header_elements
 from umcl.data.pacs import header_view, read_dicom_folder
 from umcl.data.pseudonyms import Pseudonymizer
-from umcl.data.records import Record, Skipped, SourceError, contained, read_csv, suffix_kind
+from umcl.data.records import (
+    Record,
+    Skipped,
+    SourceError,
+    contained,
+    has_surrogates,
+    printable,
+    read_csv,
+    suffix_kind,
+    walk_files,
+)
 from umcl.data.reports import findings_and_impression, join_sections
 from umcl.data.views import FRONTAL, LATERAL, excluded_view, normalise_view
 from umcl.labels import LabelSpace, strongest
@@ -76,6 +86,19 @@ def _combine(values: list[str | None]) -> str | None:
     return None if value is None else str(value)
 
 
+def _not_utf8(record: Record) -> Record:
+    """A record named by a file or folder name that is not UTF-8: quarantined, never opened
+    (tables hold UTF-8 only), its names kept with the odd bytes written out."""
+    return replace(
+        record,
+        native_id=printable(record.native_id),
+        patient=printable(record.patient) if record.patient else None,
+        location=printable(record.location) if record.location else None,
+        image=None,
+        problem="path_not_utf8: a file or folder name that is not UTF-8 (rename it)",
+    )
+
+
 def to_rows(
     items: Iterable[Record | Skipped],
     source: SourceSettings,
@@ -90,6 +113,8 @@ def to_rows(
         if isinstance(record, Skipped):
             skipped[record.reason] += 1
             continue
+        if any(has_surrogates(v) for v in (record.native_id, record.patient, record.location)):
+            record = _not_utf8(record)
         text = None
         if keep_text and record.text is not None:
             text = (
@@ -132,10 +157,9 @@ def to_rows(
 def _walk_images(root: Path, folder: Path) -> Iterator[tuple[Path, str, str | None] | Skipped]:
     """Image files under `folder` as (file, location inside `root`, problem); every other file
     is a `Skipped` with its reason. A symlink out of `root` is a record with a problem."""
-    for path in sorted(folder.rglob("*")):
-        if path.is_dir():
-            if path.is_symlink():  # rglob does not descend into it: say so
-                yield Skipped("symlinked_folder: not followed", path)
+    for path in walk_files(folder):
+        if isinstance(path, Skipped):
+            yield path
             continue
         if path.suffix.lower() not in IMAGE_SUFFIXES:
             yield Skipped(f"not_an_image_file: {suffix_kind(path)}", path)
@@ -168,12 +192,14 @@ def read_mimic_cxr(
         if metadata
         else None
     )  # fmt: skip
-    kept = [normalise_view(v) for v in source.views]
     studies_with_images: set[Path] = set()
     studies_kept: set[Path] = set()
+    reports: list[Path] = []
     for item in _walk_images(root, root / "files"):
         if isinstance(item, Skipped):
-            if not _is_study_report(item.path):  # reports are read with their study's images
+            if _is_study_report(item.path):  # reports are read with their study's images
+                reports.append(item.path)
+            else:
                 yield item
             continue
         image, location, problem = item
@@ -181,7 +207,7 @@ def read_mimic_cxr(
         studies_with_images.add(study_dir)
         if problem is None and image is not None:
             view = views.get(image.stem) if views is not None else _dicom_view(image)
-            excluded = None if view is _UNREADABLE else excluded_view(view, kept)
+            excluded = None if view is _UNREADABLE else excluded_view(view, source.views)
             if excluded:
                 yield excluded
                 continue
@@ -198,8 +224,8 @@ def read_mimic_cxr(
             location=location,
             problem=problem or text_problem,
         )
-    for report in sorted((root / "files").rglob("s*.txt")):
-        if _is_study_report(report) and report.with_suffix("") not in studies_with_images:
+    for report in reports:
+        if report.with_suffix("") not in studies_with_images:
             yield Skipped("report_without_images: a study report with no image file")
     for _ in studies_with_images - studies_kept:
         yield Skipped("study_without_kept_image: every image of the study was passed over")
@@ -218,9 +244,10 @@ def _dicom_view(image: Path) -> str | None:
     if image.suffix.lower() not in (".dcm", ".dicom"):
         return None
     try:
-        return header_view(image, read_header_elements(image))
+        header, complete = read_header_elements(image)
     except ImageDecodeError:
         return _UNREADABLE
+    return header_view(image, header) if complete else _UNREADABLE
 
 
 def _is_study_report(path: Path | None) -> bool:
@@ -270,12 +297,11 @@ def read_chexpert(
     tables = [t for t in (source.path / "train.csv", source.path / "valid.csv") if t.is_file()]
     if not tables:
         raise SourceError(f"{source.path}: no train.csv or valid.csv (CheXpert layout)")
-    kept = [normalise_view(v) for v in source.views]
     for table in tables:
         for row in read_csv(table, ["Path"]):
             # A table without the view columns says nothing about views: nothing is filtered.
             has_views = "Frontal/Lateral" in row or "AP/PA" in row
-            excluded = excluded_view(_chexpert_view(row), kept) if has_views else None
+            excluded = excluded_view(_chexpert_view(row), source.views) if has_views else None
             if excluded:
                 yield excluded
                 continue
@@ -306,9 +332,8 @@ def read_chestxray14(
                "Pneumonia", "Pneumothorax", "Consolidation", "Edema", "Emphysema", "Fibrosis",
                "Pleural_Thickening", "Hernia", "No Finding"]  # fmt: skip
     images = source.images or source.path / "images"
-    kept = [normalise_view(v) for v in source.views]
     for row in read_csv(source.path / "Data_Entry_2017.csv", ["Image Index", "Finding Labels"]):
-        excluded = excluded_view(normalise_view(row.get("View Position")) or FRONTAL, kept)
+        excluded = excluded_view(normalise_view(row.get("View Position")) or FRONTAL, source.views)
         if excluded:
             yield excluded
             continue
@@ -335,7 +360,6 @@ def read_openi(
     """
     reports = read_csv(source.path / "indiana_reports.csv", ["uid"])
     frontal: dict[str, list[str]] = {}
-    kept = [normalise_view(v) for v in source.views]
     projections = source.path / "indiana_projections.csv"
     uids = {row["uid"] for row in reports}
     if source.images is not None and projections.is_file():
@@ -343,7 +367,7 @@ def read_openi(
             if row["uid"] not in uids:
                 yield Skipped("projection_without_report: a listed image whose report is absent")
                 continue
-            excluded = excluded_view(normalise_view(row["projection"]), kept)
+            excluded = excluded_view(normalise_view(row["projection"]), source.views)
             if excluded:
                 yield excluded
             elif (source.images / row["filename"]).is_file():
@@ -428,10 +452,9 @@ def read_csv_source(
     missing = sorted({c for c in needed if c} - set(rows[0]))  # _read_csv never returns no rows
     if missing:
         raise SourceError(f"{path}: columns {missing} named in params are not in the file")
-    kept = [normalise_view(v) for v in source.views]
     for row in rows:
         if columns.view and columns.image and row[columns.image]:
-            excluded = excluded_view(normalise_view(row[columns.view]), kept)
+            excluded = excluded_view(normalise_view(row[columns.view]), source.views)
             if excluded:
                 yield excluded
                 continue

@@ -6,8 +6,10 @@ image's projection says it here, in one vocabulary: DICOM's ViewPosition terms (
 …), `FRONTAL` for a frontal image whose direction the source does not state (CheXpert without
 AP/PA, Open-i), `LATERAL` for a lateral of unstated side, and None when nothing says.
 
-Kept: a view listed in `views`; `FRONTAL` when `views` lists PA or AP; an unknown view only when
-`views` lists `UNKNOWN`. Everything else is passed over and counted by view.
+Kept: a view listed in `views` (its vocabulary, `config.VIEW_NAMES`, is checked with the params);
+FRONTAL in `views` keeps PA and AP too, LATERAL keeps LL and RL; an image of a side whose
+direction is not stated is kept when `views` holds any view of that side; an unknown view only
+when `views` lists UNKNOWN. Everything else is passed over and counted by view.
 """
 
 from __future__ import annotations
@@ -15,18 +17,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 
+from umcl.config import VIEW_NAMES, normalise_view
 from umcl.data.records import Skipped
 
-FRONTAL = "FRONTAL"
-LATERAL = "LATERAL"
-UNKNOWN = "UNKNOWN"
-DEFAULT_VIEWS = ("PA", "AP")
-# The views a count or a message may name: DICOM ViewPosition's defined terms and the other
-# values MIMIC-CXR's metadata uses. Anything else a header holds is never quoted.
-VIEW_NAMES = frozenset({
-    "PA", "AP", "LL", "RL", "RLD", "LLD", "RLO", "LLO", "LAO", "RAO", "LPO", "RPO", "AP AXIAL",
-    "PA LLD", "PA RLD", "AP LLD", "AP RLD", "SWIMMERS", "XTABLE LATERAL", FRONTAL, LATERAL, UNKNOWN,
-})  # fmt: skip
+__all__ = ["FRONTAL", "LATERAL", "UNKNOWN", "excluded_view", "normalise_view", "view_from_words"]
+
+FRONTAL, LATERAL, UNKNOWN = "FRONTAL", "LATERAL", "UNKNOWN"
+SIDES = {FRONTAL: {"PA", "AP"}, LATERAL: {"LL", "RL"}}  # what FRONTAL and LATERAL stand for
 
 _FRONTAL_WORDS = {
     "PA": re.compile(r"\b(PA|P-A|POSTERO-?ANTERIOR)\b"),
@@ -34,14 +31,6 @@ _FRONTAL_WORDS = {
     FRONTAL: re.compile(r"\bFRONTAL\b"),
 }
 _LATERAL_WORDS = re.compile(r"\b(LAT|LATERAL|LL|RL|LLAT|RLAT)\b")
-
-
-def normalise_view(raw: object) -> str | None:
-    """'pa ' → 'PA', 'xtable_lateral' → 'XTABLE LATERAL', '' → None."""
-    if raw is None:
-        return None
-    text = " ".join(re.split(r"[\s_]+", str(raw).strip().upper()))
-    return text or None
 
 
 def view_from_words(texts: Iterable[str | None]) -> str | None:
@@ -61,7 +50,9 @@ def view_from_words(texts: Iterable[str | None]) -> str | None:
 
 
 def excluded_view(view: str | None, kept: Sequence[str]) -> Skipped | None:
-    """None when a source keeping `kept` keeps an image of this view; else why not."""
+    """None when a source keeping `kept` (normalised views) keeps an image of this view; else
+    why not. FRONTAL and LATERAL in `kept` stand for their sides too, and an image of a side
+    whose direction is not stated is kept with either of the side's views."""
     if view is None:
         if UNKNOWN in kept:
             return None
@@ -69,6 +60,7 @@ def excluded_view(view: str | None, kept: Sequence[str]) -> Skipped | None:
             "view_unknown: nothing in the source says which view the image shows "
             "(list UNKNOWN in the source's views to keep such images)"
         )
-    if view in kept or (view == FRONTAL and any(v in kept for v in DEFAULT_VIEWS)):
+    wanted = set(kept).union(*(SIDES[v] for v in kept if v in SIDES))
+    if view in wanted or (view in SIDES and wanted & SIDES[view]):
         return None
     return Skipped(f"view_excluded: {view if view in VIEW_NAMES else 'another view'}")

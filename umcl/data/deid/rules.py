@@ -560,24 +560,32 @@ def _placeholder(value: str) -> bool:
     return bare in _PLACEHOLDERS or not any(c.isalnum() for c in bare) or len(set(bare)) == 1
 
 
+# Kana, CJK ideographs and Hangul: two such characters make a whole name part (山田, 太郎).
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]{2}")
+
+
+def _too_short(part: str) -> bool:
+    return len(part) < 3 and not _CJK.fullmatch(part)
+
+
 def _known_spans(text: str, known_identifiers: Iterable[str]) -> Iterator[Span]:
     """The record's own identifiers, whole and by part ('DOE^JOHN' → 'DOE', 'JOHN').
 
-    Identifiers under 3 characters ("1", "NA") and placeholders ("-", "Unknown", "N/A") are not
+    Identifiers under 3 characters ("1", "NA"; two CJK characters are a name) and placeholders ("-", "Unknown", "N/A") are not
     identifiers: matching them would scrub clinical text ("1.2 cm", "of unknown significance").
     A part of a name that is an ordinary word ("SMALL^JOHN") is removed only where it is a name:
     capitalised, after a title or a cue or beside another part of the name ("Mr Small", "John
     Small"), never in "Small left effusion". Numbers match whole, never inside a decimal."""
     folded = text.casefold()
     for identifier in {str(i).strip() for i in known_identifiers if i and str(i).strip()}:
-        if len(identifier) < 3 or _placeholder(identifier):
+        if _too_short(identifier) or _placeholder(identifier):
             continue
         parts = [p for p in re.split(r"[\^,\s]+", identifier) if p]
         # The parts that vouch for a neighbour: "John" in "John Small", not "Not" in "Not Known".
         others = {p.lower() for p in parts if not _placeholder(p) and not is_word_name(p)}
         whole = len(parts) > 1 and not all(_placeholder(p) or is_word_name(p) for p in parts)
         for part in {identifier, *parts} if whole or len(parts) == 1 else set(parts):
-            if len(part) < 3 or _placeholder(part) or part.casefold() not in folded:
+            if _too_short(part) or _placeholder(part) or part.casefold() not in folded:
                 continue  # a 1-2 letter fragment of a name would scrub ordinary words
             if any(c.isdigit() for c in part):
                 pattern = rf"(?<![\w.,]){re.escape(part)}(?!\w|[.,]\d)"
