@@ -315,9 +315,7 @@ def demo_reports(n: int, seed: int = 7) -> list[tuple[str, list[str]]]:
     patients = draw_patients(rng, n, 3)
     out = []
     for patient, (accession, when) in zip(patients, draw_studies(rng, patients), strict=True):
-        text = report_text(
-            describe(sample_findings(rng, 0.35), rng), patient, accession, when, rng
-        )
+        text = report_text(describe(sample_findings(rng, 0.35), rng), patient, accession, when, rng)
         known = [
             patient.mrn,
             f"{patient.name[1].upper()}^{patient.name[0].upper()}",
