@@ -8,11 +8,14 @@ reads, no pixel decoded; validation decodes the images kept). Each file ends in 
 - a record: a CR/DX image of a kept view whose accession has a RIS row; the study's report goes
   with each of its frontal images, and the patient is the RIS patient column, else the DICOM
   PatientID, else the accession (the split is by patient);
-- a quarantined record: a file that says it is DICOM but whose header cannot be read, or one whose
-  path leads out of the source;
+- a quarantined record: a file that says it is DICOM but whose header cannot be read or ends
+  before the pixel data (a copy cut short), a path that leads out of the source or loops, a name
+  that is not UTF-8;
 - a counted reason (`metrics/validation.json: skipped`): not DICOM, a DICOMDIR, a structured
-  report or another non-image object, a For Processing image, a modality out of scope, a view not
-  kept, a second copy of an image, no accession, no RIS row.
+  report or another non-image object (by the file meta's class and the dataset's own), a For
+  Processing image, a modality out of scope, a view not kept, a second copy of an image, no
+  accession, no RIS row; a FIFO, socket or device (never opened) or a folder that cannot be
+  listed (`records.walk_files`).
 
 RIS rows are counted too: a second row for an accession, a row without an accession, a report
 whose images were all passed over or that has no image at all. Reasons name kinds of things, never
