@@ -20,6 +20,7 @@ from prefect.artifacts import create_markdown_artifact
 from flows.pipeline import pipeline
 from umcl.config import load_settings
 from umcl.dvcops import exp_apply, exp_file, exp_run
+from umcl.errors import InputError
 from umcl.gate import PRIMARY, gated_metrics
 
 SHARED_KEYS = (
@@ -66,11 +67,11 @@ def sweep(project: str = ".", retry_delay_s: float = 10.0) -> dict:
     root = Path(project).resolve()
     settings = load_settings(root / "params.yaml").sweep
     if len(settings.candidates) < 2:
-        raise ValueError("params.yaml: sweep.candidates needs at least two candidates to compare")
+        raise InputError("params.yaml: sweep.candidates needs at least two candidates to compare")
     for candidate in settings.candidates:
         shared = [k for k in candidate.overrides if k.split(".")[0] in SHARED_KEYS]
         if shared:
-            raise ValueError(
+            raise InputError(
                 f"sweep candidate {candidate.name} overrides {shared}: candidates may only change training params, so that all are scored on the same test data"
             )
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
@@ -83,7 +84,7 @@ def sweep(project: str = ".", retry_delay_s: float = 10.0) -> dict:
         results += [f.result() for f in futures]
     scored = [r for r in results if r[PRIMARY] is not None]
     if not scored:
-        raise ValueError(f"no candidate has a {PRIMARY} to rank by")
+        raise InputError(f"no candidate has a {PRIMARY} to rank by")
     winner = max(scored, key=lambda r: r[PRIMARY])
     log.info("winner: %s (%s %.4f)", winner["name"], PRIMARY, winner[PRIMARY])
     exp_apply(root, winner["experiment"])

@@ -12,6 +12,7 @@ import torch
 from tests.tiny import MODEL, tiny_tokenizer
 from umcl.data.dataset import Collate, TripletDataset
 from umcl.data.unify import TRIPLET_COLUMNS
+from umcl.errors import MissingInputError
 from umcl.labels import CHEXPERT_LABELS
 
 EXPECTED_REASON = {
@@ -164,7 +165,7 @@ def test_batch_mixes_all_three_kinds_with_correct_masks(tiny_pipeline):
     assert (
         batch["label_sets"].nan_to_num(-1).equal(labels[batch["present"]["label"]].nan_to_num(-1))
     )
-    with pytest.raises(KeyError, match="not in the cache"):
+    with pytest.raises(MissingInputError, match="not in the cache"):
         TripletDataset(
             triplets.with_columns(pl.lit("x").alias("image"), pl.lit("ghost").alias("sample_id")),
             tiny_pipeline["cache"],

@@ -22,6 +22,7 @@ from typing import Any
 import click
 
 from umcl.data.pseudonyms import MAKE_A_KEY, MIN_KEY_LENGTH
+from umcl.errors import UMCLError
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -33,7 +34,7 @@ OPEN_PATHS = frozenset({"/livez", "/readyz"})  # orchestrators' probes carry no 
 LOOPBACK_HOST, ALL_INTERFACES = "127.0.0.1", "0.0.0.0"
 
 
-class AuthSetupError(RuntimeError):
+class AuthSetupError(UMCLError, RuntimeError):
     """The service must not start as configured (no key on an exposed host, a weak key)."""
 
 

@@ -19,6 +19,7 @@ import torch
 from torchmetrics.functional.classification import binary_calibration_error, binary_roc
 
 from umcl.config import OperatingTarget
+from umcl.errors import InputError
 
 METHODS = ("platt", "temperature", "none")
 DEFAULT_THRESHOLD = 0.5
@@ -106,7 +107,7 @@ def operating_point_json(operating_point: OperatingPoint | OperatingTarget) -> O
     """The configured operating point as stored: "youden" or a one-key target dict."""
     if isinstance(operating_point, str):
         if operating_point != "youden":
-            raise ValueError(f"operating point {operating_point!r}: use 'youden' or a target")
+            raise InputError(f"operating point {operating_point!r}: use 'youden' or a target")
         return operating_point
     target = (
         operating_point
@@ -133,7 +134,7 @@ def choose_threshold(
         reaching = (1 - fpr >= target).nonzero()
         # A negative scored exactly 1.0 keeps every threshold below the target: take the highest.
         return float(thresholds[reaching[-1, 0]] if len(reaching) else thresholds[0])
-    raise ValueError(f"operating point {operating_point!r}: use youden, sensitivity or specificity")
+    raise InputError(f"operating point {operating_point!r}: use youden, sensitivity or specificity")
 
 
 def _fit_scaling(z: torch.Tensor, y: torch.Tensor, bias: bool) -> tuple[float, float]:
@@ -177,7 +178,7 @@ def fit_calibration(
     of 1 / 0 / NaN (unknown); findings with fewer than `min_per_class` known positives or
     negatives keep the raw sigmoid and threshold 0.5."""
     if method not in METHODS:
-        raise ValueError(f"calibration method {method!r}: use one of {', '.join(METHODS)}")
+        raise InputError(f"calibration method {method!r}: use one of {', '.join(METHODS)}")
     if logits.shape != labels.shape or logits.shape[1] != len(names):
         raise ValueError(
             f"logits {tuple(logits.shape)}, labels {tuple(labels.shape)}, {len(names)} names"

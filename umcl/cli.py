@@ -11,6 +11,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from umcl.errors import InputError, MissingInputError, UMCLError
 from umcl.log_privacy import quiet_stage_libraries
 
 STAGES = (
@@ -34,7 +35,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
     settings = _settings(args)
     out = args.out or settings.demo.folder
     if out is None:
-        raise ValueError("demo.out is [] (the demo is off): name a folder with --out")
+        raise InputError("demo.out is [] (the demo is off): name a folder with --out")
     manifest = generate_demo(settings.demo, out, settings.seed, settings.preprocess.workers)
     print(
         f"demo: wrote {len(manifest['records'])} image studies and the report exports under {out} "
@@ -196,7 +197,7 @@ def cmd_models(args: argparse.Namespace) -> None:
             print(f"{e.tag:<28} {e.created:%Y-%m-%d %H:%M:%S} {shown[0]:>15} {shown[1]:>6}  {mark}")
     elif args.action == "promote":
         if not args.tag:
-            raise ValueError("umcl models promote needs a TAG (see `umcl models list`)")
+            raise InputError("umcl models promote needs a TAG (see `umcl models list`)")
         entry = registry.promote(args.tag)
         print(
             f"models: {entry.tag} is the champion; `bentoml build --arg model={entry.tag}` makes its bento"
@@ -204,7 +205,7 @@ def cmd_models(args: argparse.Namespace) -> None:
     elif args.action == "champion":
         champion = registry.champion()
         if champion is None:
-            raise ValueError(f"no champion in the model store ({registry.store_path()})")
+            raise MissingInputError(f"no champion in the model store ({registry.store_path()})")
         keys = ("data_version", "params_sha256", "git", "gate")
         print(json.dumps({"tag": champion.tag, **{k: champion.metadata.get(k) for k in keys}}))
     else:
@@ -222,7 +223,7 @@ def cmd_label(args: argparse.Namespace) -> None:
     table = pl.read_csv(args.input, infer_schema=False)
     missing = [c for c in [args.id_column, *args.text_columns] if c not in table.columns]
     if missing:
-        raise ValueError(f"{args.input}: no column(s) {missing}; columns are {table.columns}")
+        raise InputError(f"{args.input}: no column(s) {missing}; columns are {table.columns}")
     texts = [
         join_sections(*(row[c] for c in args.text_columns)) for row in table.iter_rows(named=True)
     ]
@@ -365,8 +366,9 @@ def main(argv: list[str] | None = None) -> int:
     quiet_stage_libraries()
     try:
         args.func(args)
-    except (ValueError, RuntimeError, FileNotFoundError, KeyError) as exc:  # GateFailed included
-        print(f"umcl {args.command}: error: {exc}", file=sys.stderr)
+    except UMCLError as exc:  # one the user can fix: one line; anything else keeps its traceback
+        message = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+        print(f"umcl {args.command}: error: {message}", file=sys.stderr)
         return 1
     return 0
 

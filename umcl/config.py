@@ -13,6 +13,8 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from umcl.errors import UMCLError
+
 SourceKind = Literal["image_text", "image_label", "text_label"]
 SourceFormat = Literal[
     "demo", "mimic_cxr", "chexpert", "chestxray14", "openi", "folders", "csv", "dicom_folder"
@@ -22,7 +24,7 @@ TargetMode = Literal["identity", "exact", "soft"]
 Pooling = Literal["pooler", "cls", "mean"]
 
 
-class ConfigError(ValueError):
+class ConfigError(UMCLError, ValueError):
     """A params file that cannot be used; the message names every offending key path."""
 
 

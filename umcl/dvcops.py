@@ -11,8 +11,10 @@ import subprocess
 from graphlib import TopologicalSorter
 from pathlib import Path
 
+from umcl.errors import UMCLError
 
-class StageFailed(RuntimeError):
+
+class StageFailed(UMCLError, RuntimeError):
     """A DVC command that failed; the message is the failing command's own error."""
 
     def __init__(self, stage: str, message: str):

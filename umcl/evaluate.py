@@ -37,6 +37,7 @@ from umcl.calibration import (
 )
 from umcl.config import EvaluateSettings, UncertaintyPolicy
 from umcl.data.dataset import Collate, TripletDataset, to_device
+from umcl.errors import InputError
 from umcl.model.umcl import UMCLModel, finding_logits
 
 log = logging.getLogger(__name__)
@@ -297,7 +298,7 @@ def evaluate_model(
     names = model.label_names
     test = split_for(model, triplets, cache_dir, "test", settings.uncertainty)
     if len(test) == 0:
-        raise ValueError("the triplet table has no test split rows to evaluate on")
+        raise InputError("the triplet table has no test split rows to evaluate on")
     data = embed(model, test, settings.batch_size)
     image_labels = data.labels[data.image_rows]
     metrics: dict = {

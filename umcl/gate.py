@@ -19,13 +19,14 @@ from pathlib import Path
 import polars as pl
 
 from umcl.config import Settings
+from umcl.errors import MissingInputError, UMCLError
 
 log = logging.getLogger(__name__)
 
 PRIMARY = "zero_shot_macro_auroc"  # what "better" means: the sweep ranks candidates by it
 
 
-class GateFailed(RuntimeError):
+class GateFailed(UMCLError, RuntimeError):
     """The candidate did not pass; the message names each failed check."""
 
 
@@ -123,7 +124,7 @@ def run_gate(
     from umcl.model.umcl import ModelLayoutError
 
     if not Path(candidate_metrics).is_file():
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"{candidate_metrics}: no candidate metrics; run `umcl evaluate` first"
         )
     candidate = gated_metrics(json.loads(Path(candidate_metrics).read_text()))

@@ -36,6 +36,7 @@ from umcl.data.images import (
     fit_square,
     load_image,
 )
+from umcl.errors import InputError, MissingInputError
 from umcl.model.prompts import unpromptable
 from umcl.model.umcl import UMCLModel, finding_logits
 
@@ -86,13 +87,13 @@ def check_image_shape(shape: tuple[int, ...], name: str, limits: DecodeLimits) -
     colour = len(shape) == 3 and 1 <= shape[2] <= MAX_CHANNELS
     if len(shape) != 2 and not colour:
         hint = " (channels first? move them last)" if len(shape) == 3 and shape[0] <= 4 else ""
-        raise ValueError(
+        raise InputError(
             f"{name}: an image array must be 2-D grayscale (H, W) or channels-last (H, W, C) "
             f"with C from 1 to {MAX_CHANNELS}; got shape {shape}{hint}"
         )
     height, width = shape[:2]
     if height == 0 or width == 0:
-        raise ValueError(f"{name}: the image is empty (shape {shape})")
+        raise InputError(f"{name}: the image is empty (shape {shape})")
     if height * width > limits.max_pixels:
         raise ImageDecodeError(
             f"{name}: image has {height * width / 1e6:.1f} megapixels, over the "
@@ -114,10 +115,10 @@ def dtype_refusal(dtype: np.dtype, name: str) -> ValueError:
 
 def check_unit_range(image: np.ndarray, name: str) -> None:
     if not np.isfinite(image).all():
-        raise ValueError(f"{name}: the image array holds NaN or infinite values")
+        raise InputError(f"{name}: the image array holds NaN or infinite values")
     low, high = float(image.min()), float(image.max())
     if low < 0 or high > 1:
-        raise ValueError(
+        raise InputError(
             f"{name}: a float image array must hold values in [0, 1]; its values span {low:g} "
             f"to {high:g} (0–255 data: pass uint8 or divide by 255)"
         )
@@ -181,7 +182,7 @@ def image_pixels(image: object, name: str, limits: DecodeLimits) -> np.ndarray:
     """One input → 2-D float32 in [0, 1], or an error whose message starts with `name`."""
     if isinstance(image, str | os.PathLike):
         if not os.fspath(image):  # Path("") is the working directory
-            raise ValueError(f"{name}: the path is empty")
+            raise InputError(f"{name}: the path is empty")
         return file_pixels(Path(image), name, limits)
     if isinstance(image, Image.Image):
         return pil_pixels(image, name, limits)
@@ -219,7 +220,7 @@ def finding_name(name: object, index: int) -> str:
         or len(stripped) > MAX_FINDING_CHARS
         or not is_text(stripped)
     ):
-        raise ValueError(
+        raise InputError(
             f"finding {index} ({stripped[:40]!r}) is not a finding name "
             f"(1–{MAX_FINDING_CHARS} characters, with letters)"
         )
@@ -235,9 +236,9 @@ def text_list(texts: Iterable[str]) -> list[str]:
         if not isinstance(text, str):
             raise TypeError(f"text {index} is {type(text).__name__}, not str")
         if not text.strip():
-            raise ValueError(f"text {index} is empty")
+            raise InputError(f"text {index} is empty")
         if not is_text(text):
-            raise ValueError(f"text {index} is not valid Unicode text (a lone surrogate)")
+            raise InputError(f"text {index} is not valid Unicode text (a lone surrogate)")
     return texts
 
 
@@ -343,12 +344,12 @@ class Predictor:
             raise TypeError("findings is one string; pass a list of finding names")
         names = [finding_name(n, i) for i, n in enumerate(_listed(findings, "findings", "names"))]
         if not names:
-            raise ValueError("findings is empty: pass None to score the model's own labels")
+            raise InputError("findings is empty: pass None to score the model's own labels")
         if len(set(names)) != len(names):
-            raise ValueError("findings has duplicates")
+            raise InputError("findings has duplicates")
         unknown = unpromptable(names, self.labels, self.model.prompts.settings)
         if unknown:
-            raise ValueError(
+            raise InputError(
                 f"{unknown} are outside this model's label space, and its class-specific "
                 f"prompts cannot express new names; known: {self.labels}"
             )
@@ -386,7 +387,7 @@ def resolve(source: str | os.PathLike[str]) -> Path:
         )
     name, sep, version = str(source).partition(":")
     if not isinstance(source, str) or name != registry.MODEL_NAME or not sep or not version:
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"{source}: neither a model directory nor a store tag "
             f"({registry.MODEL_NAME}:<version> or {registry.MODEL_NAME}:{CHAMPION})"
         )

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from umcl.config import LabelSettings, UncertaintyPolicy
+from umcl.errors import InputError
 
 CHEXPERT_LABELS: tuple[str, ...] = (
     "No Finding",
@@ -70,7 +71,7 @@ class LabelSpace:
     def __post_init__(self) -> None:
         unknown = sorted({t for t in self.synonyms.values() if t not in self.names})
         if unknown:
-            raise ValueError(f"synonyms point at labels outside the label space: {unknown}")
+            raise InputError(f"synonyms point at labels outside the label space: {unknown}")
 
     @classmethod
     def from_settings(cls, settings: LabelSettings) -> LabelSpace:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import yaml
 
+from umcl.errors import InputError
 from umcl.imports import source_digest
 from umcl.model.umcl import read_provenance
 
@@ -106,7 +107,7 @@ def package(
 
     gate = json.loads(gate_path.read_text()) if gate_path.is_file() else None
     if not gate or not gate.get("passed"):
-        raise RuntimeError(
+        raise InputError(
             f"{gate_path}: the candidate has not passed the gate; run `umcl gate` first"
         )
     metrics = json.loads(metrics_path.read_text())

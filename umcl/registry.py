@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from umcl.errors import UMCLError
 from umcl.model.umcl import MODEL_FILE, WEIGHTS_FILE
 
 MODEL_NAME = "umcl"
@@ -26,7 +27,7 @@ CHAMPION, PROMOTED_AT, ROLLED_BACK = "champion", "promoted_at", "rolled_back"
 VERSION_LENGTH = 16
 
 
-class RegistryError(ValueError):
+class RegistryError(UMCLError, ValueError):
     """A registry operation that cannot be done; the message says why."""
 
 

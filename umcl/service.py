@@ -64,6 +64,7 @@ from umcl.data.images import (
     inspect_image,
     load_image,
 )
+from umcl.errors import MissingInputError
 from umcl.inference import finding_name, is_text, score_findings, square_pixels
 from umcl.log_privacy import quiet_libraries
 from umcl.model.prompts import unpromptable
@@ -108,7 +109,7 @@ def _model_tag() -> str:
         return tag
     champion = registry.champion()
     if champion is None:
-        raise RuntimeError(
+        raise MissingInputError(
             f"no champion in the model store ({registry.store_path()}): run `make run` (or "
             "`umcl package`), promote one with `umcl models promote TAG`, or set UMCL_MODEL"
         )

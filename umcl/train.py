@@ -31,6 +31,7 @@ from tqdm import tqdm
 
 from umcl.config import Settings
 from umcl.data.dataset import Collate, TripletDataset
+from umcl.errors import InputError
 from umcl.model.loss import UMCLLoss
 from umcl.model.prompts import label_phrase
 from umcl.model.tokenizer import load_tokenizer, train_wordpiece
@@ -109,7 +110,7 @@ def split_sets(
         table.filter(pl.col("split") == "val"), Path(cache_dir), label_names, **common
     )
     if settings.train.select == "best_val" and len(val_set) == 0:
-        raise ValueError(
+        raise InputError(
             "the validation split is empty, so train.select: best_val has nothing to select "
             "by: set data.split.val > 0, or train.select: last"
         )
@@ -127,7 +128,7 @@ def train(
     """Train UMCL on the train split of `triplets`; write the selected, calibrated model to
     `out_dir`."""
     if settings.model is None:
-        raise ValueError("params has no 'model' block: the towers to train are not defined")
+        raise InputError("params has no 'model' block: the towers to train are not defined")
     config = settings.train
     runtime = start_runtime(config.device, config.precision)
     label_names, train_rows, train_set, val_set = split_sets(settings, triplets, cache_dir)

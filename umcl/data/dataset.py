@@ -24,6 +24,7 @@ from transformers import PreTrainedTokenizerBase
 from umcl.config import AugmentSettings, UncertaintyPolicy
 from umcl.data.augment import augment_image, augment_report, sample_generator
 from umcl.data.preprocess import cache_image_size, check_cache_size, open_cache
+from umcl.errors import MissingInputError
 from umcl.labels import apply_uncertainty
 from umcl.model.tokenizer import tokenize
 
@@ -82,7 +83,7 @@ class TripletDataset(Dataset[Sample]):
             if has and r is None
         ]  # fmt: skip
         if missing:
-            raise KeyError(
+            raise MissingInputError(
                 f"{len(missing)} images are not in the cache (e.g. {missing[0]}); rerun preprocess"
             )
         # 1 / 0 / -1 / NaN (nulls); `labels` reads the uncertain ones per `uncertainty`.

@@ -39,6 +39,7 @@ from umcl.data.demo_studies import (
     write_dicom,
 )
 from umcl.data.pseudonyms import DEMO_GENERATOR, MANIFEST
+from umcl.errors import InputError
 from umcl.labels import CHEXPERT_LABELS
 
 # Column orders of the real files: MIMIC's label table is alphabetical, CheXpert's CSV puts Lung
@@ -65,7 +66,7 @@ def generate_demo(settings: DemoSettings, out: Path, seed: int, workers: int = 0
     """Write the demo sources under `out`; return the manifest."""
     if out.exists() and any(out.iterdir()) and not (out / MANIFEST).is_file():
         # The folder is replaced whole: never one that holds something other than demo data.
-        raise ValueError(f"{out} holds files that `umcl demo` did not write; choose an empty demo.out")
+        raise InputError(f"{out} holds files that `umcl demo` did not write; choose an empty demo.out")
     if out.exists():
         shutil.rmtree(out)
     rng = np.random.default_rng(seed)

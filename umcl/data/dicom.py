@@ -67,6 +67,7 @@ from pydicom.uid import (
 from pydicom.valuerep import EXPLICIT_VR_LENGTH_32
 
 from umcl.config import DecodeSettings
+from umcl.errors import UMCLError
 
 # Reasons an image is refused; ingestion counts out-of-scope objects by these.
 IMAGE_MISSING = "image_missing"
@@ -109,7 +110,7 @@ MODALITY_TERMS = (
 KNOWN_MODALITIES = frozenset(MODALITY_TERMS.split())
 
 
-class ImageDecodeError(ValueError):
+class ImageDecodeError(UMCLError, ValueError):
     """An image file that cannot (or may not) be turned into pixels. The message starts with the
     file's path; `code` says why, for counting (IMAGE_UNREADABLE, IMAGE_TOO_LARGE, …)."""
 

@@ -13,10 +13,12 @@ from pathlib import Path
 
 import polars as pl
 
+from umcl.errors import UMCLError
+
 SCHEMA = {"image": pl.String, "path": pl.String}
 
 
-class LocatorError(ValueError):
+class LocatorError(UMCLError, ValueError):
     """An image key that the locator does not know: the triplets and the locator disagree."""
 
 

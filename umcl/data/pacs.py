@@ -155,7 +155,9 @@ def route(path: Path, limits: DecodeLimits) -> Routed | Skipped:
     reason = _not_an_image(declared)
     if reason:
         return Skipped(reason)
-    cut_short = ImageDecodeError(f"{path}: the DICOM header ends before the pixel data (cut short?)")
+    cut_short = ImageDecodeError(
+        f"{path}: the DICOM header ends before the pixel data (cut short?)"
+    )
     if not complete and (_image_class(stored_as) or _image_class(declared)):
         raise cut_short  # an image whose other attributes were never read
     if (header_text(path, ds, "PresentationIntentType") or "").upper() == "FOR PROCESSING":

@@ -21,6 +21,7 @@ from tqdm import tqdm
 from umcl.data.dicom import DecodeLimits
 from umcl.data.images import fit_square, load_image
 from umcl.data.locator import image_files
+from umcl.errors import UMCLError
 
 IMAGES_FILE, INDEX_FILE, META_FILE = "images.u8", "index.parquet", "meta.json"
 
@@ -29,7 +30,7 @@ def decode_to_square(path: str, size: int, limits: DecodeLimits | None = None) -
     return fit_square(load_image(path, limits), size)
 
 
-class CacheSizeError(ValueError):
+class CacheSizeError(UMCLError, ValueError):
     """The image cache was built at another size than the params or the model expect."""
 
 
@@ -82,7 +83,9 @@ def build_cache(
     if ids:
         images = np.memmap(partial_file, dtype=np.uint8, mode="w+", shape=(len(ids), size, size))
         with ProcessPoolExecutor(max_workers=workers or os.cpu_count()) as pool:
-            decoded = pool.map(partial(decode_to_square, size=size, limits=limits), paths, chunksize=32)
+            decoded = pool.map(
+                partial(decode_to_square, size=size, limits=limits), paths, chunksize=32
+            )
             for row, square in enumerate(
                 tqdm(decoded, total=len(ids), desc="preprocess", unit="img")
             ):

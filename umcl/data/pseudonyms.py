@@ -17,6 +17,8 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from umcl.errors import UMCLError
+
 KEY_ENV = "UMCL_PSEUDONYM_KEY"
 KEY_FILE = Path(".umcl/pseudonym.key")
 # The synthetic demo has no real patients; its data may use a public key so `make run` needs no
@@ -29,7 +31,7 @@ MANIFEST = "manifest.json"
 DEMO_GENERATOR = "umcl demo"
 
 
-class PseudonymKeyError(ValueError):
+class PseudonymKeyError(UMCLError, ValueError):
     """No usable key for a non-demo source; the message says how to set one."""
 
 

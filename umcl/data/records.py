@@ -14,8 +14,10 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from umcl.errors import UMCLError
 
-class SourceError(ValueError):
+
+class SourceError(UMCLError, ValueError):
     """A source that cannot be read at all (wrong folder, missing index file)."""
 
 

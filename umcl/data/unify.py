@@ -15,6 +15,7 @@ import polars as pl
 
 from umcl.config import Settings, SplitSettings
 from umcl.data.labeler import label_report
+from umcl.errors import MissingInputError
 from umcl.labels import LabelSpace
 
 TRIPLET_COLUMNS = ["sample_id", "source", "kind", "patient_id", "split", "image", "text"]
@@ -89,7 +90,7 @@ def unify(settings: Settings, validated_dir: Path, out: Path, metrics_path: Path
     for source in settings.data.sources:
         path = validated_dir / f"{source.name}.parquet"
         if not path.is_file():
-            raise FileNotFoundError(f"{path}: run the validate stage first (source '{source.name}')")
+            raise MissingInputError(f"{path}: run the validate stage first (source '{source.name}')")
         frames.append(pl.read_parquet(path))
     triplets = build_triplets(frames, space, settings.seed, settings.data.split)
     out.parent.mkdir(parents=True, exist_ok=True)

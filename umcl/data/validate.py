@@ -34,6 +34,7 @@ from umcl.data.images import load_image
 from umcl.data.locator import write_locator
 from umcl.data.pseudonyms import Pseudonymizer, resolve_key
 from umcl.data.sources import PRIVATE_COLUMNS, VALID_LABEL_VALUES, read_source
+from umcl.errors import UMCLError
 from umcl.labels import LabelSpace
 
 log = logging.getLogger(__name__)
@@ -42,7 +43,7 @@ VIEW_REASONS = ("view_excluded", "view_unknown")  # umcl/data/views.py
 BASE_COLUMNS = ["sample_id", "source", "kind", "patient_id", "image", "text", "label_origin"]
 
 
-class ValidationFailed(RuntimeError):
+class ValidationFailed(UMCLError, RuntimeError):
     """A source whose share of bad rows is above `validate.max_bad_fraction`."""
 
 
@@ -62,7 +63,9 @@ def image_problem(path: str | None, limits: DecodeLimits | None = None) -> str |
     return None
 
 
-def check_images(paths: list[str | None], workers: int = 0, limits: DecodeLimits | None = None) -> list[str | None]:
+def check_images(
+    paths: list[str | None], workers: int = 0, limits: DecodeLimits | None = None
+) -> list[str | None]:
     if not paths:
         return []
     workers = workers or os.cpu_count() or 1

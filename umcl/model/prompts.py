@@ -21,6 +21,7 @@ from torch import nn
 from transformers import PreTrainedTokenizerBase
 
 from umcl.config import PromptSettings
+from umcl.errors import InputError
 
 PRESENT, ABSENT = 0, 1
 
@@ -84,7 +85,7 @@ class PromptLearner(nn.Module):
             ):
                 ids = self._ids(words)
                 if len(ids) > shape[1]:
-                    raise ValueError(
+                    raise InputError(
                         f"prompt.init {words!r} is {len(ids)} tokens; n_ctx is {shape[1]}"
                     )
                 with torch.no_grad():
@@ -127,11 +128,11 @@ class PromptLearner(nn.Module):
         prompted with the shared context (or the templates)."""
         handcrafted = (not self.learned) if handcrafted is None else handcrafted
         if not handcrafted and not self.learned:
-            raise ValueError("a handcrafted-prompt model has no learned context to prompt with")
+            raise InputError("a handcrafted-prompt model has no learned context to prompt with")
         names = self.label_names if names is None else names
         unknown = unpromptable(names, self.label_names, self.settings, handcrafted)
         if unknown:
-            raise ValueError(
+            raise InputError(
                 f"class-specific contexts cannot prompt findings outside the label space: {unknown}"
             )
         phrases = [

@@ -24,6 +24,8 @@ import torch
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
+from umcl.errors import MissingInputError
+
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
 
@@ -103,7 +105,7 @@ def train_wordpiece(
 def load_tokenizer(path: Path) -> PreTrainedTokenizerBase:
     """A tokenizer saved in a local directory; never a hub look-up."""
     if not Path(path).is_dir():
-        raise FileNotFoundError(f"{path}: no tokenizer directory")
+        raise MissingInputError(f"{path}: no tokenizer directory")
     return AutoTokenizer.from_pretrained(path, local_files_only=True)
 
 

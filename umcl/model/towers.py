@@ -14,6 +14,7 @@ from torch import nn
 from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedModel
 
 from umcl.config import Pooling, TowerSettings
+from umcl.errors import InputError, MissingInputError
 
 
 def build_backbone(settings: TowerSettings) -> PreTrainedModel:
@@ -21,7 +22,7 @@ def build_backbone(settings: TowerSettings) -> PreTrainedModel:
     if settings.pretrained is not None:
         path = Path(settings.pretrained)
         if not (path / "config.json").is_file():
-            raise FileNotFoundError(
+            raise MissingInputError(
                 f"{path}: not a local model directory (no config.json); 'pretrained' must point to a downloaded checkpoint"
             )
         return AutoModel.from_pretrained(path, local_files_only=True)
@@ -38,12 +39,12 @@ def pool(output, pooling: Pooling, attention_mask: torch.Tensor | None = None) -
     """One vector per input from a transformers output (token sequence or CNN feature map)."""
     if pooling == "pooler":
         if getattr(output, "pooler_output", None) is None:
-            raise ValueError("this backbone has no pooled output; use pooling: mean or cls")
+            raise InputError("this backbone has no pooled output; use pooling: mean or cls")
         return output.pooler_output.flatten(1)  # ResNet pools to (B, C, 1, 1)
     hidden = output.last_hidden_state
     if hidden.dim() == 4:  # convolutional feature map (B, C, H, W)
         if pooling == "cls":
-            raise ValueError(
+            raise InputError(
                 "a convolutional backbone has no [CLS] token; use pooling: mean or pooler"
             )
         return hidden.mean(dim=(2, 3))
@@ -63,7 +64,7 @@ def _width(config: PretrainedConfig) -> int:
     sizes = getattr(config, "hidden_sizes", None)  # ResNet, ConvNeXt
     if sizes:
         return sizes[-1]
-    raise ValueError(f"cannot tell the output width of a {config.model_type} backbone")
+    raise InputError(f"cannot tell the output width of a {config.model_type} backbone")
 
 
 class ImageTower(nn.Module):

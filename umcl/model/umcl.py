@@ -26,6 +26,7 @@ from torch import nn
 from transformers import PretrainedConfig, PreTrainedTokenizerBase
 
 from umcl.config import ModelSettings, PromptSettings, TextTowerSettings
+from umcl.errors import InputError, MissingInputError, UMCLError
 from umcl.model.prompts import PromptLearner
 from umcl.model.tokenizer import load_tokenizer, tokenize
 from umcl.model.towers import ImageTower, TextTower, build_backbone
@@ -100,7 +101,7 @@ class UMCLModel(nn.Module):
         directory = Path(directory)
         for required in (MODEL_FILE, WEIGHTS_FILE):
             if not (directory / required).is_file():
-                raise FileNotFoundError(
+                raise MissingInputError(
                     f"{directory}: not a UMCL model directory (needs {MODEL_FILE} and {WEIGHTS_FILE})"
                 )
         description = describe_model(directory)
@@ -255,11 +256,11 @@ def describe_model(directory: str | Path) -> dict:
     """The model's `umcl.json`: its settings, prompts, labels and image size."""
     path = Path(directory) / MODEL_FILE
     if not path.is_file():
-        raise FileNotFoundError(f"{directory}: not a UMCL model directory (no {MODEL_FILE})")
+        raise MissingInputError(f"{directory}: not a UMCL model directory (no {MODEL_FILE})")
     return json.loads(path.read_text())
 
 
-class ModelLayoutError(ValueError):
+class ModelLayoutError(UMCLError, ValueError):
     """A model directory written by an older UMCL, before `save_pretrained`'s layout."""
 
 
@@ -304,7 +305,7 @@ def _with_vocabulary(
     vocab = {"vocab_size": len(tokenizer), "pad_token_id": tokenizer.pad_token_id}
     config = vocab | settings.config
     if config["vocab_size"] < len(tokenizer):
-        raise ValueError(
+        raise InputError(
             f"model.text.config.vocab_size {config['vocab_size']} is smaller than the "
             f"tokenizer's {len(tokenizer)} tokens"
         )

@@ -15,6 +15,7 @@ import torch
 import torch.distributed as dist
 
 from umcl.config import Settings, weight_params
+from umcl.errors import UMCLError
 from umcl.imports import import_closure, source_digest
 from umcl.training.runtime import Runtime
 
@@ -27,7 +28,7 @@ CHECKPOINT = "checkpoint.pt"
 TRAINING_ENTRY = "umcl.train"
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(UMCLError, RuntimeError):
     """A checkpoint exists but cannot be resumed from; never silently replaced."""
 
 

@@ -11,6 +11,7 @@ import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
 from umcl.data.dataset import Batch, Collate, TripletDataset
+from umcl.errors import InputError
 from umcl.training.runtime import Runtime
 
 
@@ -54,7 +55,7 @@ def micro_batches(
     epoch's view augments its samples from (seed, epoch, sample) in the loader's workers."""
     per_epoch = len(epoch_batches(len(dataset), batch_size, seed, 0, runtime))
     if per_epoch == 0:
-        raise ValueError(
+        raise InputError(
             f"train split has {len(dataset)} samples: too few for {runtime.world} × batch_size {batch_size}"
         )
     if workers:

