@@ -125,6 +125,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     metrics = run_evaluation(
         args.model, args.triplets, args.cache, settings.evaluate, settings.labels.uncertainty,
         settings.seed, args.metrics, args.plots, reliability_dir=args.reliability,
+        headline_path=args.headline,
     )  # fmt: skip
     if args.card:
         write_model_card(args.model, args.triplets, metrics, args.card)
@@ -144,8 +145,9 @@ def cmd_gate(args: argparse.Namespace) -> None:
     from umcl.gate import run_gate
 
     report = run_gate(
-        _settings(args), args.metrics, args.triplets, args.cache, args.locator, args.out
-    )
+        _settings(args), args.metrics, args.triplets, args.cache, args.locator, args.out,
+        args.verdict,
+    )  # fmt: skip
     against = (
         f"champion {report['champion']['tag']}"
         if report["champion"]
@@ -310,6 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="image cache holding the table's images",
     )
     p.add_argument("--metrics", type=Path, default=Path("metrics/eval.json"))
+    p.add_argument("--headline", type=Path, help="the dozen numbers experiments compare (JSON)")
     p.add_argument("--plots", type=Path, help="folder for ROC curves (CSV per label)")
     p.add_argument(
         "--reliability",
@@ -330,6 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache", type=Path, default=Path("data/cache"))
     p.add_argument("--locator", type=Path, default=Path("data/locator"), help=LOCATOR_HELP)
     p.add_argument("--out", type=Path, default=Path("metrics/gate.json"))
+    p.add_argument("--verdict", type=Path, help="the verdict as a number: {passed: 1 | 0} (JSON)")
     p = stage(
         "package",
         cmd_package,

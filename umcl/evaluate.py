@@ -387,6 +387,29 @@ def write_reliability_plots(reliability: dict[str, list[dict]], directory: Path)
             path.unlink(missing_ok=True)
 
 
+def headline(metrics: dict) -> dict[str, float | None]:
+    """The eight numbers experiments are compared by, to 3 decimals: what `dvc.yaml` declares as
+    metrics (with the gate's verdict), so that `dvc exp show` fits a terminal; `eval.json` keeps
+    every figure at full precision, per label and prompt kind. None where a figure could not be
+    measured (no image–report pairs for retrieval, no calibration)."""
+    zero_shot = metrics.get("zero_shot", {})
+    retrieval = metrics.get("retrieval", {}).get("image_to_text", {})
+    calibration = metrics.get("calibration") or {}
+    operating = calibration.get("operating_points", {}).get("macro", {})
+    # Short names: they are `dvc exp show`'s column headers (README, "Experiments").
+    figures = {
+        "auroc": zero_shot.get("learned", {}).get("macro_auroc"),  # zero-shot, learned prompts
+        "hand": zero_shot.get("handcrafted", {}).get("macro_auroc"),  # zero-shot, templates
+        "probe": metrics.get("linear_probe", {}).get("macro_auroc"),  # linear probe AUROC
+        "5xN": metrics.get("five_by_n", {}).get("accuracy"),
+        "R@5": retrieval.get("recall@5"),  # image → text
+        "ece": calibration.get("ece_after", {}).get("pooled"),  # calibrated, pooled
+        "sens": operating.get("sensitivity"),  # mean over findings at their operating points
+        "spec": operating.get("specificity"),
+    }
+    return {name: None if v is None else round(v, 3) for name, v in figures.items()}
+
+
 def run_evaluation(
     model_dir: Path,
     triplets_path: Path,
@@ -397,8 +420,10 @@ def run_evaluation(
     metrics_path: Path,
     plots_dir: Path | None = None,
     reliability_dir: Path | None = None,
+    headline_path: Path | None = None,
 ) -> dict:
-    """`umcl evaluate`: score a packaged model on a triplet table's test split."""
+    """`umcl evaluate`: score a packaged model on a triplet table's test split; the full report
+    goes to `metrics_path`, its `headline` to `headline_path`."""
     model = UMCLModel.from_pretrained(model_dir)
     metrics, curves = evaluate_model(
         model, pl.read_parquet(triplets_path), Path(cache_dir), settings, training_uncertainty, seed
@@ -406,6 +431,9 @@ def run_evaluation(
     metrics["model"] = str(model_dir)
     metrics_path.parent.mkdir(parents=True, exist_ok=True)
     metrics_path.write_text(json.dumps(metrics, indent=2))
+    if headline_path is not None:
+        headline_path.parent.mkdir(parents=True, exist_ok=True)
+        headline_path.write_text(json.dumps(headline(metrics), indent=2) + "\n")
     if plots_dir is not None:
         write_roc_plots(curves.roc, Path(plots_dir))
     if reliability_dir is not None:

@@ -118,8 +118,10 @@ def run_gate(
     cache_dir: Path,
     locator_dir: Path,
     out: Path,
+    verdict: Path | None = None,
 ) -> dict:
-    """Decide, write `out` (gate.json), and raise GateFailed when the candidate fails."""
+    """Decide, write `out` (gate.json) and `verdict`, and raise GateFailed when the candidate
+    fails."""
     from umcl import registry
     from umcl.model.umcl import ModelLayoutError
 
@@ -157,6 +159,8 @@ def run_gate(
     }
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
+    if verdict is not None:  # a number `dvc exp show` can put beside the AUROC
+        verdict.write_text(json.dumps({"passed": int(passed)}) + "\n")
     if not passed:
         failed = "; ".join(_describe(c) for c in checks if not c.passed)
         kept = f"champion {champion.tag} stays" if champion else "no champion is set"
