@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.project import make_project, run
+from tests.project import commit, make_project, run
 from umcl.config import DemoSettings
 from umcl.data.demo import generate_demo
 from umcl.dvcops import out_of_date
@@ -85,6 +85,7 @@ def test_a_train_param_edit_reruns_only_train(project):
     if not (project / "dvc.lock").is_file():
         run("dvc", "repro", cwd=project)
     champion = json.loads((project / "metrics/package.json").read_text())["model"]
+    commit(project, "the first model")
     params = yaml.safe_load((project / "params.yaml").read_text())
     params["train"]["lr"] = params["train"]["lr"] / 2
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
@@ -97,8 +98,17 @@ def test_a_train_param_edit_reruns_only_train(project):
         f"Running stage '{s}" not in out for s in ("demo", "validate", "unify", "preprocess")
     )
     assert "other params, data or code" in out  # the old checkpoint is not resumed
-    plots = run("dvc", "plots", "show", "--json", cwd=project)
-    assert "loss.tsv" in plots and "plots/roc/learned" in plots
+    # The curves are in git: `dvc plots diff` draws the first model's next to this one's.
+    diff = json.loads(run("dvc", "plots", "diff", "HEAD", "--json", cwd=project))["data"]
+    roc = diff["plots/roc/learned.csv"][0]["content"]
+    assert roc["encoding"]["color"] == {"field": "finding", "type": "nominal"}
+    revisions = {point["rev"] for point in roc["data"]["values"]}
+    assert revisions == {"HEAD", "workspace"}
+    assert len({point["finding"] for point in roc["data"]["values"]}) >= 3  # overlaid in one plot
+    run("dvc", "plots", "show", "-o", "plots_html", cwd=project)
+    page = (project / "plots_html/index.html").read_text()
+    for plot in ("plots/roc/learned.csv", "train_vs_validation_loss", "calibration"):
+        assert plot in page, plot
 
 
 def test_raw_data_round_trips_through_a_remote(project, tmp_path):

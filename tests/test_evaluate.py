@@ -107,7 +107,8 @@ def test_evaluate_a_random_model_is_at_chance(tiny_pipeline: dict, tmp_path: Pat
     metrics_path, card = tmp_path / "eval.json", tmp_path / "card.md"
     code = main(["--params", str(tiny_pipeline["params"]), "evaluate", "--model", str(tmp_path / "model"),
                  "--triplets", str(tiny_pipeline["triplets"]), "--cache", str(tiny_pipeline["cache"]),
-                 "--metrics", str(metrics_path), "--plots", str(tmp_path / "roc"), "--card", str(card)])  # fmt: skip
+                 "--metrics", str(metrics_path), "--plots", str(tmp_path / "roc"), "--card", str(card),
+                 "--headline", str(tmp_path / "headline.json")])  # fmt: skip
     assert code == 0
     metrics = json.loads(metrics_path.read_text())
     learned = metrics["zero_shot"]["learned"]["macro_auroc"]
@@ -115,7 +116,11 @@ def test_evaluate_a_random_model_is_at_chance(tiny_pipeline: dict, tmp_path: Pat
     assert metrics["zero_shot"]["handcrafted"]["macro_auroc"] is not None
     assert set(metrics["retrieval"]["image_to_text"]) == {"recall@1", "recall@5", "recall@10"}
     assert "macro_auroc" in metrics["linear_probe"] and "accuracy" in metrics["five_by_n"]
-    assert any((tmp_path / "roc/learned").glob("*.csv"))
+    curves = pl.read_csv(tmp_path / "roc/learned.csv")  # every finding's curve in one file
+    assert curves.columns == ["finding", "fpr", "tpr"]
+    assert set(curves["finding"]) == set(metrics["zero_shot"]["learned"]["per_label"])
+    headline = json.loads((tmp_path / "headline.json").read_text())
+    assert headline["auroc"] == round(learned, 3) and len(headline) == 8
     assert "Zero-shot classification, learned prompts" in card.read_text()
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -358,14 +359,19 @@ def evaluate_model(
 
 
 def write_roc_plots(curves: dict, directory: Path) -> None:
-    """One CSV per prompt kind and label (fpr, tpr) for `dvc plots`."""
+    """One CSV per prompt kind (finding, fpr, tpr): `dvc plots` draws every finding's curve in
+    one plot (`.dvc/plots/roc_by_finding.json` colours them by finding)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for stale in directory.glob("*"):  # curves of a model scored before (or the old layout)
+        shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
     for kind, per_label in curves.items():
-        folder = directory / kind
-        folder.mkdir(parents=True, exist_ok=True)
-        for name, (fpr, tpr) in per_label.items():
-            pl.DataFrame({"fpr": fpr, "tpr": tpr}).write_csv(
-                folder / f"{name.replace(' ', '_')}.csv"
-            )
+        frames = [
+            pl.DataFrame({"finding": [name] * len(fpr), "fpr": fpr, "tpr": tpr},
+                         schema={"finding": pl.String, "fpr": pl.Float64, "tpr": pl.Float64})
+            for name, (fpr, tpr) in per_label.items()
+        ]  # fmt: skip
+        if frames:
+            pl.concat(frames).write_csv(directory / f"{kind}.csv")
 
 
 RELIABILITY_COLUMNS = {
