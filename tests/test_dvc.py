@@ -63,11 +63,11 @@ def test_repro_runs_from_demo_to_a_bento_then_has_nothing_to_do(project):
     assert "probe" in metrics and "5xN" in metrics and "passed" in metrics
     # What `dvc exp show` lists: the headline and the verdict, not every per-label figure.
     shown = json.loads(run("dvc", "exp", "show", "--json", cwd=project))
+    workspace = next(entry["data"] for entry in shown if entry["rev"] == "workspace")
     numbers = [
         value
-        for entry in shown
-        for per_file in (entry.get("data") or {}).get("metrics", {}).values()
-        for value in _leaves(per_file["data"])
+        for per_file in workspace["metrics"].values()
+        for value in _leaves(per_file.get("data", {}))
         if isinstance(value, int | float)
     ]
     assert 6 <= len(numbers) <= 20, numbers

@@ -98,3 +98,15 @@ def test_label_command_writes_one_column_per_label(tmp_path):
         and rows[0]["No Finding"] == ""
     )
     assert rows[1]["No Finding"] == "1"
+
+
+def test_many_reports_label_the_same_on_one_process_and_on_several():
+    from umcl.data.labeler import PARALLEL_FROM, label_reports
+
+    reports = [
+        "No pleural effusion. Possible small pneumothorax.",
+        "Cardiomegaly with mild edema. No focal consolidation.",
+        None,
+        "Heart and mediastinum unchanged. Lungs are clear.",
+    ] * (PARALLEL_FROM // 4 + 1)
+    assert label_reports(reports, workers=2) == label_reports(reports, workers=1)

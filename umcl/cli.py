@@ -218,7 +218,7 @@ def cmd_models(args: argparse.Namespace) -> None:
 def cmd_label(args: argparse.Namespace) -> None:
     import polars as pl
 
-    from umcl.data.labeler import label_report
+    from umcl.data.labeler import label_reports
     from umcl.data.reports import join_sections
     from umcl.labels import LabelSpace
 
@@ -233,7 +233,7 @@ def cmd_label(args: argparse.Namespace) -> None:
     # params.yaml, the 14 CheXpert observations.
     no_project = args.params == DEFAULT_PARAMS and not args.params.exists()
     space = LabelSpace() if no_project else LabelSpace.from_settings(_settings(args).labels)
-    labels = [label_report(t, space.names, space.phrases) for t in texts]
+    labels = label_reports(texts, space.names, space.phrases)
     out = pl.DataFrame({args.id_column: table[args.id_column]}).with_columns(
         pl.Series(name, [r[name] for r in labels], dtype=pl.Int8) for name in space.names
     )

@@ -28,6 +28,7 @@ from pathlib import Path
 import polars as pl
 import torch
 from torchmetrics.functional.classification import binary_auroc, binary_roc
+from tqdm import tqdm
 
 from umcl.calibration import (
     Calibration,
@@ -71,10 +72,13 @@ def split_for(
 
 
 @torch.no_grad()
-def embed(model: UMCLModel, dataset: TripletDataset, batch_size: int) -> Embedded:
+def embed(
+    model: UMCLModel, dataset: TripletDataset, batch_size: int, desc: str = "embed"
+) -> Embedded:
     collate = Collate(model.tokenizer, model.max_length, dataset.image_size)
     images, texts, labels, image_rows, text_rows = [], [], [], [], []
-    for start in range(0, len(dataset), batch_size):
+    starts = range(0, len(dataset), batch_size)
+    for start in tqdm(starts, desc=desc, unit="batch", leave=False):  # evaluate and gate: minutes
         batch = collate([dataset[i] for i in range(start, min(start + batch_size, len(dataset)))])
         batch = to_device(batch, model.device)
         rows = torch.arange(start, start + len(batch["sample_ids"]))
@@ -275,7 +279,7 @@ def fit_on_validation(
     training = model.training
     model.eval()  # no dropout in the scores the calibration is fitted to
     try:
-        data = embed(model, val, settings.batch_size)
+        data = embed(model, val, settings.batch_size, "embed validation split")
         logits = zero_shot_logits(model, data.images, handcrafted=not model.prompts.learned)
     finally:
         model.train(training)
@@ -300,7 +304,7 @@ def evaluate_model(
     test = split_for(model, triplets, cache_dir, "test", settings.uncertainty)
     if len(test) == 0:
         raise InputError("the triplet table has no test split rows to evaluate on")
-    data = embed(model, test, settings.batch_size)
+    data = embed(model, test, settings.batch_size, "embed test split")
     image_labels = data.labels[data.image_rows]
     metrics: dict = {
         "test": {"samples": len(test), "images": len(data.images), "texts": len(data.texts)}
@@ -346,7 +350,7 @@ def evaluate_model(
         training_uncertainty,
     )  # fmt: skip
     if len(train):
-        train_data = embed(model, train, settings.batch_size)
+        train_data = embed(model, train, settings.batch_size, "embed train split (probe)")
         torch.manual_seed(seed)
         probe = linear_probe(
             train_data.images, train_data.labels[train_data.image_rows], settings.probe_l2

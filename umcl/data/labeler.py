@@ -10,8 +10,13 @@ A label's mentions combine as CheXpert's do: any positive wins, then uncertain, 
 
 from __future__ import annotations
 
+import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from functools import partial
+
+from tqdm import tqdm
 
 from umcl.labels import CHEXPERT_LABELS, NEGATIVE, POSITIVE, UNCERTAIN, strongest
 
@@ -215,3 +220,26 @@ def label_report(
     abnormal = other_abnormality or any(result[n] in (POSITIVE, UNCERTAIN) for n in findings)
     result["No Finding"] = None if abnormal or not clauses else POSITIVE
     return {name: result.get(name) for name in wanted}
+
+
+# Below this many reports one process is faster than starting others.
+PARALLEL_FROM = 2_000
+
+
+def label_reports(
+    texts: Sequence[str | None],
+    labels: Iterable[str] = CHEXPERT_LABELS,
+    phrases: Mapping[str, Iterable[str]] | None = None,
+    workers: int = 0,
+) -> list[dict[str, int | None]]:
+    """`label_report` for many reports, on `workers` processes (0: one per core), in order: the
+    same output, byte for byte, as one process gives."""
+    labels = list(labels)
+    workers = workers or os.cpu_count() or 1
+    label = partial(label_report, labels=labels, phrases=phrases)
+    progress = {"total": len(texts), "desc": "label reports", "unit": "report", "leave": False}
+    if workers == 1 or len(texts) < PARALLEL_FROM:
+        return [label(text) for text in tqdm(texts, **progress)]
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        chunk = max(64, len(texts) // (workers * 16))
+        return list(tqdm(pool.map(label, texts, chunksize=chunk), **progress))

@@ -14,7 +14,7 @@ from pathlib import Path
 import polars as pl
 
 from umcl.config import Settings, SplitSettings
-from umcl.data.labeler import label_report
+from umcl.data.labeler import label_reports
 from umcl.errors import MissingInputError
 from umcl.labels import LabelSpace
 
@@ -30,14 +30,15 @@ def assign_split(patient_id: str, seed: int, split: SplitSettings) -> str:
     return "val" if position < split.test + split.val else "train"
 
 
-def label_unlabelled(rows: pl.DataFrame, space: LabelSpace) -> pl.DataFrame:
-    """Fill labels of rows with a report but no dataset labels from the labeler."""
+def label_unlabelled(rows: pl.DataFrame, space: LabelSpace, workers: int = 0) -> pl.DataFrame:
+    """Fill labels of rows with a report but no dataset labels from the labeler (`workers`
+    processes, 0: one per core; the output does not depend on how many)."""
     names = list(space.names)
     needs = (pl.col("label_origin") == "none") & pl.col("text").is_not_null()
     todo = rows.filter(needs)
     if todo.height == 0:
         return rows
-    labelled = [label_report(text, names, space.phrases) for text in todo["text"]]
+    labelled = label_reports(todo["text"].to_list(), names, space.phrases, workers)
     filled = todo.with_columns(
         *(pl.Series(name, [None if r[name] is None else str(r[name]) for r in labelled], dtype=pl.String) for name in names),
         pl.lit("labeler").alias("label_origin"),
@@ -45,10 +46,10 @@ def label_unlabelled(rows: pl.DataFrame, space: LabelSpace) -> pl.DataFrame:
     return pl.concat([rows.filter(~needs), filled]).sort("sample_id")
 
 
-def build_triplets(validated: list[pl.DataFrame], space: LabelSpace, seed: int, split: SplitSettings) -> pl.DataFrame:
+def build_triplets(validated: list[pl.DataFrame], space: LabelSpace, seed: int, split: SplitSettings, workers: int = 0) -> pl.DataFrame:
     names = list(space.names)
     rows = pl.concat(validated, how="vertical") if validated else pl.DataFrame()
-    rows = label_unlabelled(rows, space)
+    rows = label_unlabelled(rows, space, workers)
     return rows.with_columns(
         pl.col("patient_id").map_elements(lambda p: assign_split(p, seed, split), return_dtype=pl.String).alias("split"),
         *(pl.col(n).cast(pl.Int8) for n in names),
@@ -92,7 +93,7 @@ def unify(settings: Settings, validated_dir: Path, out: Path, metrics_path: Path
         if not path.is_file():
             raise MissingInputError(f"{path}: run the validate stage first (source '{source.name}')")
         frames.append(pl.read_parquet(path))
-    triplets = build_triplets(frames, space, settings.seed, settings.data.split)
+    triplets = build_triplets(frames, space, settings.seed, settings.data.split, settings.preprocess.workers)
     out.parent.mkdir(parents=True, exist_ok=True)
     triplets.write_parquet(out)
     (out.parent / "labels.json").write_text(
