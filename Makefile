@@ -14,17 +14,27 @@ export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 90
 export DO_NOT_TRACK := 1
 export GX_ANALYTICS_ENABLED := false
 
-.PHONY: install run test lint format bench clean
+.PHONY: install lock run test lint format bench clean
 
-$(VENV)/.installed: pyproject.toml
+# requirements.lock: the exact version and hashes of every package but torch, so that installs a
+# month apart are the same. torch comes first, pinned: an unpinned one pulls a multi-GB CUDA build.
+$(VENV)/.installed: pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	# torch first and pinned: an unpinned torch would pull a multi-GB CUDA build.
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[dev,minilm]' torch==2.13.0
+	$(BIN)/pip install --quiet --require-hashes --no-deps -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps -e .
+	$(BIN)/pip check
 	touch $@
 
 install: $(VENV)/.installed
+
+# Re-resolve pyproject.toml's ranges to the newest releases and rewrite requirements.lock (then
+# `make install` and `make test`, and commit the lock). PIP_FIND_LINKS: where a local torch lies.
+lock: install
+	uv pip compile pyproject.toml --extra dev --extra minilm --generate-hashes \
+		--no-emit-package torch --python-version 3.11 --no-header --no-annotate \
+		$(if $(PIP_FIND_LINKS),--find-links $(PIP_FIND_LINKS)) -o requirements.lock
 
 # A clone's committed dvc.lock can call `package` up to date while this machine's model store
 # ($BENTOML_HOME) is empty: then `run` decides and packages again, so a champion is always served.
