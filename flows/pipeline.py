@@ -1,19 +1,24 @@
 """Flow `umcl-pipeline`: every stage of `dvc.yaml` as a Prefect task, in the DAG's order.
 
 Each task is `dvc repro --single-item <stage>`, so DVC decides what is up to date and
-`dvc.lock` records what ran, exactly as a `dvc repro` by hand would. Stages that read raw data
+`dvc.lock` records what ran, exactly as a `dvc repro` by hand would; each stage's output streams
+into its task's log as it is written. Stages that read raw data
 or write to the cache or the model store are retried with back-off on failure (storage can
 fail for a moment); training, evaluation and the gate are not — a refused candidate is a
-decision, not an accident. The flow publishes its metrics and the gate decision as an artifact.
+decision, not an accident. The flow publishes its metrics and the gate decision as an artifact,
+and a promotion as the event `umcl.champion.promoted`.
 """
 
 from __future__ import annotations
 
 import json
+import re
+import time
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
+from prefect.events import emit_event
 from prefect.tasks import exponential_backoff
 
 from umcl.dvcops import StageFailed, repro_stage, stage_order
@@ -22,11 +27,58 @@ STORAGE_STAGES = {"demo", "validate", "unify", "preprocess", "package"}
 ARTIFACT_KEY = "umcl-pipeline"
 
 
+PROGRESS_EVERY_S = 10.0  # a progress bar redraws several times a second; the run log needs less
+
+
+class StageLog:
+    """A stage's output into the task run's log as it is written: every line, except that a
+    progress bar's redraws are logged at most every PROGRESS_EVERY_S (and the last one always)."""
+
+    def __init__(self, logger) -> None:
+        self.logger, self.last_progress, self.held = logger, float("-inf"), None
+
+    def __call__(self, line: str) -> None:
+        if re.search(r"\d+%\|", line):  # tqdm: "train:  50%|█████ | 1000/2000 [..]"
+            if time.monotonic() - self.last_progress < PROGRESS_EVERY_S:
+                self.held = line
+                return
+            self.last_progress = time.monotonic()
+        self.held = None
+        self.logger.info(line)
+
+    def close(self) -> None:
+        if self.held:
+            self.logger.info(self.held)
+
+
 @task(name="dvc-stage", task_run_name="{stage}")
 def run_stage(project: str, stage: str, force: bool = False) -> bool:
-    ran = repro_stage(Path(project), stage, force)
-    get_run_logger().info("%s: %s", stage, "ran" if ran else "up to date")
+    logger = get_run_logger()
+    log = StageLog(logger)
+    try:
+        ran = repro_stage(Path(project), stage, force, on_line=log)
+    finally:
+        log.close()
+    logger.info("%s: %s", stage, "ran" if ran else "up to date")
     return ran
+
+
+PROMOTED = "umcl.champion.promoted"
+
+
+def announce_promotion(project: Path) -> None:
+    """Emit `umcl.champion.promoted` (tag, previous champion, gated metrics, bento) for
+    automations to react to (README: "Reacting to a new champion")."""
+    package = _read(project / "metrics/package.json")
+    if not package:
+        return
+    emit_event(
+        event=PROMOTED,
+        resource={"prefect.resource.id": f"umcl.model.{package['model']}",
+                  "prefect.resource.name": package["model"]},
+        payload={"tag": package["model"], "previous_champion": package["previous_champion"],
+                 "metrics": package["gate"], "bento": package["bento"]},
+    )  # fmt: skip
 
 
 def _read(path: Path) -> dict | None:
@@ -88,6 +140,8 @@ def pipeline(
             again = force or stage in (force_stages or [])
             ran[stage] = None  # until it finishes
             ran[stage] = run_stage.with_options(**options)(str(root), stage, again)
+        if any(ran[s] for s in ran if s.split("@")[0] == "package"):
+            announce_promotion(root)
     except StageFailed as exc:
         failure = str(exc)
         raise

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -95,8 +96,55 @@ def flowed(prefect_api: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
     with inside(root):
         state = pipeline(project=str(root), retry_delay_s=0.2, return_state=True)
     assert state.is_completed(), state.message
+    FIRST_RUN["id"] = state.state_details.flow_run_id
     commit(root, "pipeline run by the flow")
     return root
+
+
+FIRST_RUN: dict = {}  # the flow run of `flowed`
+
+
+def test_the_run_log_shows_training_as_it_runs_and_promotion_is_an_event(flowed: Path) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterId,
+        LogFilter,
+        LogFilterFlowRunId,
+    )  # fmt: skip
+    from prefect.events.filters import EventFilter, EventNameFilter
+
+    from flows.pipeline import PROMOTED
+
+    run_id = FIRST_RUN["id"]
+
+    async def read():
+        async with get_client() as client:
+            for _ in range(20):  # logs reach the API in batches
+                logs = await client.read_logs(
+                    log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id]))
+                )
+                if any(log.message.startswith("train:") for log in logs):
+                    break
+                await asyncio.sleep(0.5)
+            tasks = await client.read_task_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run_id]))
+            )
+            events = await client.read_events(
+                EventFilter(event=EventNameFilter(name=[PROMOTED])), limit=50
+            )
+        return logs, tasks, events.events
+
+    logs, tasks, events = asyncio.run(read())
+    train = next(t for t in tasks if t.name == "train")
+    progress = [log for log in logs if re.match(r"train: +\d+%\|", log.message)]
+    assert progress, [log.message for log in logs][-20:]
+    assert min(log.timestamp for log in progress) <= train.end_time  # while it ran, not after
+    assert any("Running stage 'train'" in log.message for log in logs)
+    package = json.loads((flowed / "metrics/package.json").read_text())
+    promoted = [e for e in events if e.payload.get("tag") == package["model"]]
+    assert promoted and promoted[0].resource.id == f"umcl.model.{package['model']}"
+    assert set(promoted[0].payload["metrics"]) == set(package["gate"])
 
 
 def test_the_pipeline_flow_leaves_the_lock_dvc_repro_leaves(flowed: Path, tmp_path: Path) -> None:
@@ -121,6 +169,7 @@ def test_a_failing_stage_fails_the_flow_with_its_message_and_is_not_retried(
     assert (
         "stage gate failed" in state.message
         and "candidate refused (min_zero_shot_macro_auroc" in state.message
+        and "last lines:" in state.message  # the stage's own output, not only DVC's verdict
     )
     runs = task_runs(state.state_details.flow_run_id)
     assert runs["gate"] == 1 and "package" not in runs  # a refusal is final; nothing is packaged

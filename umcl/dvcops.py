@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+from collections.abc import Callable
 from graphlib import TopologicalSorter
 from pathlib import Path
 
@@ -72,12 +73,46 @@ def dvc(project: Path, *args: str, stage: str = "dvc") -> str:
     return output
 
 
-def repro_stage(project: Path, stage: str, force: bool = False) -> bool:
-    """`dvc repro --single-item STAGE`: True when it ran, False when it was up to date."""
-    output = dvc(
-        project, "repro", "--single-item", stage, *(["--force"] if force else []), stage=stage
-    )
+def repro_stage(
+    project: Path, stage: str, force: bool = False, on_line: Callable[[str], None] | None = None
+) -> bool:
+    """`dvc repro --single-item STAGE`: True when it ran, False when it was up to date.
+    `on_line` receives each line of the stage's output as it is written (a progress bar's
+    redraws too, which end in a carriage return)."""
+    args = ["repro", "--single-item", stage, *(["--force"] if force else [])]
+    if on_line is None:
+        output = dvc(project, *args, stage=stage)
+    else:
+        output = _streamed(project, args, stage, on_line)
     return f"Running stage '{stage}'" in output
+
+
+TAIL_LINES = 10  # a failing stage's last lines go into its error
+
+
+def _streamed(project: Path, args: list[str], stage: str, on_line: Callable[[str], None]) -> str:
+    """`dvc ARGS`, its output handed to `on_line` line by line as it comes; StageFailed with
+    the error and the last lines when it fails."""
+    process = subprocess.Popen(
+        ["dvc", *args], cwd=project, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    assert process.stdout is not None
+    lines: list[str] = []
+    pending = b""
+    for chunk in iter(lambda: process.stdout.read1(2**16), b""):  # type: ignore[union-attr]
+        *complete, pending = re.split(rb"[\r\n]", pending + chunk)
+        for raw in [*complete]:
+            if line := raw.decode(errors="replace").strip():
+                lines.append(line)
+                on_line(line)
+    if line := pending.decode(errors="replace").strip():
+        lines.append(line)
+        on_line(line)
+    output = "\n".join(lines)
+    if process.wait() != 0:
+        tail = " | ".join(lines[-TAIL_LINES:])
+        raise StageFailed(stage, f"{_error_message(output)} (last lines: {tail})")
+    return output
 
 
 def _stages(project: Path) -> dict[str, dict]:
