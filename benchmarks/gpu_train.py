@@ -1,6 +1,6 @@
 """Training throughput and model FLOPs utilisation of the GPU preset, eager vs torch.compile.
 
-    python benchmarks/gpu_train.py [--params configs/gpu.yaml] [--batch 256] [--steps 20]
+    python benchmarks/gpu_train.py [--preset configs/gpu.yaml] [--batch 256] [--steps 20]
     python benchmarks/gpu_train.py --device cpu --batch 4 --steps 2     # a smoke run of the script
 
 One full UMCL step (three modality pairs, learned prompts, per-finding term; forward, backward,
@@ -136,7 +136,10 @@ def measure(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--params", type=Path, default=ROOT / "configs/gpu.yaml")
+    parser.add_argument("--params", type=Path, default=ROOT / "params.yaml")
+    parser.add_argument(
+        "--preset", type=Path, default=ROOT / "configs/gpu.yaml", help="laid over --params"
+    )
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--batch", type=int, help="default: train.batch_size of the params")
     parser.add_argument("--steps", type=int, default=20)
@@ -151,7 +154,7 @@ def main() -> None:
         raise SystemExit(
             "no CUDA device here: this benchmark measures a GPU (use --device cpu for a smoke run)"
         )
-    settings = load_settings(args.params)
+    settings = load_settings(args.params, overlay=args.preset)
     tokenizer = synthetic_tokenizer()
     batch = synthetic_batch(
         args.batch or settings.train.batch_size,

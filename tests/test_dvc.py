@@ -4,12 +4,13 @@ import filecmp
 import json
 import secrets
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.project import commit, make_project, run
+from tests.project import commit, make_project, project_env, run
 from umcl.config import DemoSettings
 from umcl.data.demo import generate_demo
 from umcl.dvcops import out_of_date
@@ -154,3 +155,22 @@ def test_a_site_without_the_demo_generates_and_reads_none(tmp_path):
     assert not [name for name in lock if name.startswith("demo")]
     validation = json.loads((project / "metrics/validation.json").read_text())
     assert list(validation) == ["site"] and validation["site"]["rows_valid"] > 40
+
+
+def test_a_preset_runs_as_a_dvc_experiment_and_a_wrong_key_is_refused(project, tmp_path):
+    if not (project / "dvc.lock").is_file():
+        run("dvc", "repro", cwd=project)
+    commit(project, "before the preset")
+    (tmp_path / "bad.yaml").write_text("train: {lrr: 0.1}\n")
+    refused = subprocess.run(["umcl", "preset", str(tmp_path / "bad.yaml")], cwd=project,
+                             env=project_env(project), capture_output=True, text=True)  # fmt: skip
+    assert refused.returncode == 1 and "train.lrr" in refused.stderr
+    (tmp_path / "tiny.yaml").write_text("train: {lr: 0.002}\nprompt: {n_ctx: 2}\n")
+    out = run("umcl", "preset", str(tmp_path / "tiny.yaml"), "--name", "tiny-preset", cwd=project)
+    assert "experiment tiny-preset ran to evaluate" in out
+    shown = json.loads(run("dvc", "exp", "show", "--json", cwd=project))
+    experiments = [e for entry in shown for e in entry.get("experiments") or []]
+    ran = next(e for e in experiments if e.get("name") == "tiny-preset")["revs"][0]["data"]
+    params = ran["params"]["params.yaml"]["data"]
+    assert params["train"]["lr"] == 0.002 and params["prompt"]["n_ctx"] == 2
+    assert ran["metrics"]["metrics/headline.json"]["data"]["auroc"] is not None

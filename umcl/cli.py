@@ -43,6 +43,20 @@ def cmd_demo(args: argparse.Namespace) -> None:
     )
 
 
+def cmd_preset(args: argparse.Namespace) -> None:
+    from umcl.config import dotted, load_settings, read_params
+    from umcl.dvcops import exp_run
+
+    load_settings(args.params, overlay=args.preset)  # refused here, with the key, if invalid
+    overrides = dotted(read_params(args.preset))
+    name = args.name or args.preset.stem
+    exp_run(Path("."), name, overrides, args.target)
+    print(
+        f"preset: experiment {name} ran to {args.target} with {len(overrides)} params from "
+        f"{args.preset}; `dvc exp show`, then `dvc exp apply {name}` to keep it"
+    )
+
+
 def cmd_validate(args: argparse.Namespace) -> None:
     from umcl.data.validate import validate_sources
 
@@ -263,6 +277,14 @@ def build_parser() -> argparse.ArgumentParser:
         "write synthetic demo studies (DICOM, reports, label tables) under data/raw/demo",
     )
     p.add_argument("--out", type=Path, help="override demo.out")
+    p = stage(
+        "preset",
+        cmd_preset,
+        "run the pipeline with a preset's params laid over params.yaml, as a DVC experiment",
+    )
+    p.add_argument("preset", type=Path, help="a params overlay, e.g. configs/gpu.yaml")
+    p.add_argument("--name", help="the experiment's name (default: the preset's file name)")
+    p.add_argument("--target", default="evaluate", help="the last stage to run (default evaluate)")
     p = stage(
         "validate",
         cmd_validate,

@@ -602,7 +602,8 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def load_settings(path: str | Path = "params.yaml") -> Settings:
+def read_params(path: str | Path) -> dict:
+    """A params file's mapping, unvalidated (a key given twice is refused)."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: no such params file")
@@ -614,4 +615,34 @@ def load_settings(path: str | Path = "params.yaml") -> Settings:
         raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of settings at the top level")
-    return parse_settings(raw, origin=str(path))
+    return raw
+
+
+def load_settings(path: str | Path = "params.yaml", overlay: str | Path | None = None) -> Settings:
+    """`path`'s settings; with `overlay`, a preset's keys (configs/gpu.yaml) laid over them."""
+    raw = read_params(path)
+    if overlay is None:
+        return parse_settings(raw, origin=str(path))
+    return parse_settings(laid_over(raw, read_params(overlay)), origin=f"{path} + {overlay}")
+
+
+def laid_over(base: dict, overlay: dict) -> dict:
+    """`base` with `overlay`'s keys replacing its own; mappings merge key by key, anything else
+    (a list of sources, a value) is replaced whole."""
+    merged = dict(base)
+    for key, value in overlay.items():
+        both_mappings = isinstance(value, dict) and isinstance(base.get(key), dict)
+        merged[key] = laid_over(base[key], value) if both_mappings else value
+    return merged
+
+
+def dotted(overlay: dict, prefix: str = "") -> dict[str, object]:
+    """An overlay as the `key.sub=value` settings `dvc exp run -S` takes, one per leaf."""
+    settings: dict[str, object] = {}
+    for key, value in overlay.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            settings |= dotted(value, f"{name}.")
+        else:
+            settings[name] = value
+    return settings
