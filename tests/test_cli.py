@@ -28,14 +28,14 @@ def test_a_bug_keeps_its_traceback(monkeypatch):
         main(["demo"])
 
 
-def test_a_bug_in_a_real_process_exits_with_its_traceback(tmp_path):
-    """A programming error (here: a params file that is a directory) is not dressed up as a user
-    error: Python's own traceback and exit status."""
-    (tmp_path / "p.yaml").mkdir()
-    result = subprocess.run([sys.executable, "-m", "umcl.cli", "--params", str(tmp_path / "p.yaml"),
-                             "demo"], capture_output=True, text=True)  # fmt: skip
-    assert result.returncode != 0
-    assert "Traceback" in result.stderr or "umcl demo: error:" in result.stderr
+def test_a_bug_in_a_real_process_exits_with_its_traceback():
+    """A programming error in a stage is not dressed up as a user error: Python's own traceback
+    and exit status, in a real process."""
+    script = ("import sys, umcl.cli as cli; cli.cmd_demo = lambda args: 1 / 0; "
+              "sys.exit(cli.main(['demo']))")  # fmt: skip
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == 1 and "umcl demo: error" not in result.stderr
+    assert "Traceback" in result.stderr and "ZeroDivisionError" in result.stderr
 
 
 def test_the_project_errors_are_user_errors_and_keep_their_builtin_types():
@@ -47,3 +47,10 @@ def test_the_project_errors_are_user_errors_and_keep_their_builtin_types():
     for error in (ConfigError, ImageDecodeError, SourceError, GateFailed, InputError):
         assert issubclass(error, UMCLError)
     assert issubclass(InputError, ValueError) and issubclass(MissingInputError, FileNotFoundError)
+
+
+def test_a_missing_input_is_a_user_error(tmp_path, capsys):
+    out = str(tmp_path / "out.csv")
+    args = ["label", str(tmp_path / "nope.csv"), "--id-column", "id", "--text-columns", "t"]
+    assert main([*args, "--out", out]) == 1
+    assert "nope.csv: no such file" in capsys.readouterr().err

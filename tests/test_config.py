@@ -139,3 +139,23 @@ def test_custom_findings_join_the_label_space_and_clashes_are_refused():
         raw["labels"]["custom"] = [bad]
         with pytest.raises(ConfigError, match=r"labels\.custom\.0\.(name|phrases)"):
             parse_settings(raw)
+
+
+def test_the_gpu_preset_lands_in_params_yaml_as_dvc_applies_it(tmp_path: Path):
+    """`umcl preset configs/gpu.yaml` hands DVC these overrides: applied to params.yaml the way
+    `dvc exp run -S` applies them, they give exactly the preset laid over params.yaml (its
+    backbone configs replaced whole, keys params.yaml lacks added)."""
+    import shutil
+
+    from dvc.utils.hydra import apply_overrides
+
+    from umcl.config import dotted, read_params
+    from umcl.dvcops import hydra_overrides
+
+    shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
+    overrides, replaced = dotted(read_params(REPO / "configs/gpu.yaml"))
+    apply_overrides(tmp_path / "params.yaml", hydra_overrides(overrides, replaced))
+    applied = load_settings(tmp_path / "params.yaml")
+    assert applied == load_settings(REPO / "params.yaml", overlay=REPO / "configs/gpu.yaml")
+    assert applied.model.image.config["model_type"] == "swin"
+    assert "hidden_sizes" not in applied.model.image.config  # not ConvNeXt's leftovers

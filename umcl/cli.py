@@ -47,10 +47,12 @@ def cmd_preset(args: argparse.Namespace) -> None:
     from umcl.config import dotted, load_settings, read_params
     from umcl.dvcops import exp_run
 
+    if args.params != DEFAULT_PARAMS:
+        raise InputError("a preset is laid over params.yaml, the file DVC experiments edit")
     load_settings(args.params, overlay=args.preset)  # refused here, with the key, if invalid
-    overrides = dotted(read_params(args.preset))
+    overrides, replaced = dotted(read_params(args.preset))
     name = args.name or args.preset.stem
-    exp_run(Path("."), name, overrides, args.target)
+    exp_run(Path("."), name, overrides, args.target, replaced)
     print(
         f"preset: experiment {name} ran to {args.target} with {len(overrides)} params from "
         f"{args.preset}; `dvc exp show`, then `dvc exp apply {name}` to keep it"
@@ -136,6 +138,9 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     from umcl.model_card import write_model_card
 
     settings = _settings(args)
+    for path in (args.model, args.triplets, args.cache):
+        if not path.exists():
+            raise MissingInputError(f"{path}: not there; run the stages before evaluate")
     metrics = run_evaluation(
         args.model, args.triplets, args.cache, settings.evaluate, settings.labels.uncertainty,
         settings.seed, args.metrics, args.plots, reliability_dir=args.reliability,
@@ -236,6 +241,8 @@ def cmd_label(args: argparse.Namespace) -> None:
     from umcl.data.reports import join_sections
     from umcl.labels import LabelSpace
 
+    if not args.input.is_file():
+        raise MissingInputError(f"{args.input}: no such file")
     table = pl.read_csv(args.input, infer_schema=False)
     missing = [c for c in [args.id_column, *args.text_columns] if c not in table.columns]
     if missing:
@@ -334,8 +341,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="image cache holding the table's images",
     )
     p.add_argument("--metrics", type=Path, default=Path("metrics/eval.json"))
-    p.add_argument("--headline", type=Path, help="the dozen numbers experiments compare (JSON)")
-    p.add_argument("--plots", type=Path, help="folder for ROC curves (CSV per label)")
+    p.add_argument("--headline", type=Path, help="the figures experiments compare (JSON)")
+    p.add_argument("--plots", type=Path, help="folder for ROC curves (one CSV per prompt kind)")
     p.add_argument(
         "--reliability",
         type=Path,

@@ -626,23 +626,41 @@ def load_settings(path: str | Path = "params.yaml", overlay: str | Path | None =
     return parse_settings(laid_over(raw, read_params(overlay)), origin=f"{path} + {overlay}")
 
 
-def laid_over(base: dict, overlay: dict) -> dict:
-    """`base` with `overlay`'s keys replacing its own; mappings merge key by key, anything else
-    (a list of sources, a value) is replaced whole."""
+# A backbone's transformers config is one thing: an overlay replaces it whole (a Swin config
+# must not keep a ConvNeXt's hidden_sizes).
+WHOLE = frozenset({"model.image.config", "model.text.config"})
+
+
+def laid_over(base: dict, overlay: dict, prefix: str = "") -> dict:
+    """`base` with `overlay`'s keys replacing its own; mappings merge key by key, except the
+    WHOLE ones; anything else (a list of sources, a value) is replaced whole."""
     merged = dict(base)
     for key, value in overlay.items():
+        name = f"{prefix}{key}"
         both_mappings = isinstance(value, dict) and isinstance(base.get(key), dict)
-        merged[key] = laid_over(base[key], value) if both_mappings else value
+        if both_mappings and name not in WHOLE:
+            merged[key] = laid_over(base[key], value, f"{name}.")
+        else:
+            merged[key] = value
     return merged
 
 
-def dotted(overlay: dict, prefix: str = "") -> dict[str, object]:
-    """An overlay as the `key.sub=value` settings `dvc exp run -S` takes, one per leaf."""
+def dotted(overlay: dict, prefix: str = "") -> tuple[dict[str, object], list[str]]:
+    """An overlay as `dvc exp run -S` settings: (key → value, one per leaf or WHOLE block; the
+    WHOLE blocks it sets, which must be emptied first). A list of mappings (data.sources,
+    labels.custom) cannot be passed that way: ConfigError."""
     settings: dict[str, object] = {}
+    replaced: list[str] = []
     for key, value in overlay.items():
         name = f"{prefix}{key}"
-        if isinstance(value, dict) and value:
-            settings |= dotted(value, f"{name}.")
-        else:
-            settings[name] = value
-    return settings
+        if isinstance(value, dict) and value and name not in WHOLE:
+            inner, emptied = dotted(value, f"{name}.")
+            settings |= inner
+            replaced += emptied
+            continue
+        if isinstance(value, list) and any(isinstance(v, dict) for v in value):
+            raise ConfigError(f"{name}: a preset cannot set a list of mappings; edit params.yaml")
+        settings[name] = value
+        if name in WHOLE:
+            replaced.append(name)
+    return settings, replaced

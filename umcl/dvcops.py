@@ -6,9 +6,10 @@ cache stay the single record of what ran, whoever started it (a person or a Pref
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from graphlib import TopologicalSorter
 from pathlib import Path
 
@@ -93,23 +94,29 @@ TAIL_LINES = 10  # a failing stage's last lines go into its error
 def _streamed(project: Path, args: list[str], stage: str, on_line: Callable[[str], None]) -> str:
     """`dvc ARGS`, its output handed to `on_line` line by line as it comes; StageFailed with
     the error and the last lines when it fails."""
-    process = subprocess.Popen(
-        ["dvc", *args], cwd=project, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
-    assert process.stdout is not None
     lines: list[str] = []
-    pending = b""
-    for chunk in iter(lambda: process.stdout.read1(2**16), b""):  # type: ignore[union-attr]
-        *complete, pending = re.split(rb"[\r\n]", pending + chunk)
-        for raw in [*complete]:
-            if line := raw.decode(errors="replace").strip():
-                lines.append(line)
-                on_line(line)
-    if line := pending.decode(errors="replace").strip():
-        lines.append(line)
-        on_line(line)
+
+    def hand_on(raw: bytes) -> None:
+        if line := raw.decode(errors="replace").strip():
+            lines.append(line)
+            on_line(line)
+
+    # The stage's own prints unbuffered, so that they arrive as they are written.
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    with subprocess.Popen(["dvc", *args], cwd=project, env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT) as process:  # fmt: skip
+        try:
+            pending = b""
+            for chunk in iter(lambda: process.stdout.read1(2**16), b""):  # type: ignore[union-attr]
+                *complete, pending = re.split(rb"[\r\n]", pending + chunk)
+                for raw in complete:
+                    hand_on(raw)
+            hand_on(pending)
+        except BaseException:  # a cancelled task: no `dvc repro` left holding the repository's lock
+            process.kill()
+            raise
     output = "\n".join(lines)
-    if process.wait() != 0:
+    if process.returncode != 0:
         tail = " | ".join(lines[-TAIL_LINES:])
         raise StageFailed(stage, f"{_error_message(output)} (last lines: {tail})")
     return output
@@ -148,11 +155,36 @@ def out_of_date(project: Path) -> dict[str, list]:
     }
 
 
-def exp_run(project: Path, name: str, overrides: dict[str, object], target: str) -> None:
+def hydra_overrides(overrides: dict[str, object], replaced: Iterable[str] = ()) -> list[str]:
+    """What `dvc exp run -S` takes: `~block` empties a block, `++key=value` sets a key whether
+    or not params.yaml has it."""
+    return [f"~{key}" for key in replaced] + [
+        f"++{key}={_hydra_value(value)}" for key, value in overrides.items()
+    ]
+
+
+def _hydra_value(value: object) -> str:
+    """A value in Hydra's override grammar: JSON, except that mapping keys are bare."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_hydra_value(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_hydra_value(v) for v in value) + "]"
+    return json.dumps(value)
+
+
+def exp_run(
+    project: Path,
+    name: str,
+    overrides: dict[str, object],
+    target: str,
+    replaced: Iterable[str] = (),
+) -> None:
     """One DVC experiment up to `target`, in a temporary copy of the workspace (so candidates
-    do not see each other's params and may run side by side)."""
+    do not see each other's params and may run side by side). `overrides` set keys whether or
+    not params.yaml has them; the `replaced` blocks are emptied first, so their overrides
+    replace them whole."""
     settings = [
-        arg for key, value in overrides.items() for arg in ("-S", f"{key}={json.dumps(value)}")
+        arg for override in hydra_overrides(overrides, replaced) for arg in ("-S", override)
     ]
     dvc(
         project,

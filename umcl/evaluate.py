@@ -366,8 +366,10 @@ def write_roc_plots(curves: dict, directory: Path) -> None:
     """One CSV per prompt kind (finding, fpr, tpr): `dvc plots` draws every finding's curve in
     one plot (`.dvc/plots/roc_by_finding.json` colours them by finding)."""
     directory.mkdir(parents=True, exist_ok=True)
-    for stale in directory.glob("*"):  # curves of a model scored before (or the old layout)
-        shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
+    for stale in directory.glob("*.csv"):  # curves of a model scored before
+        stale.unlink()
+    for kind in curves:  # the earlier layout: a folder of per-label files per prompt kind
+        shutil.rmtree(directory / kind, ignore_errors=True)
     for kind, per_label in curves.items():
         frames = [
             pl.DataFrame({"finding": [name] * len(fpr), "fpr": fpr, "tpr": tpr},
@@ -390,11 +392,10 @@ def write_reliability_plots(reliability: dict[str, list[dict]], directory: Path)
     """`before.csv` and `after.csv` (bin, confidence, frequency, count) for `dvc plots`."""
     directory.mkdir(parents=True, exist_ok=True)
     for stage in ("before", "after"):
-        path = directory / f"{stage}.csv"
-        if stage in reliability:
-            pl.DataFrame(reliability[stage], schema=RELIABILITY_COLUMNS).write_csv(path)
-        else:  # an uncalibrated model has no "after": no earlier run's curve may stand for it
-            path.unlink(missing_ok=True)
+        # An uncalibrated model serves its raw probabilities: its "after" is its "before" (and no
+        # earlier run's curve may stand for it).
+        rows = reliability.get(stage, reliability.get("before", []))
+        pl.DataFrame(rows, schema=RELIABILITY_COLUMNS).write_csv(directory / f"{stage}.csv")
 
 
 def headline(metrics: dict) -> dict[str, float | None]:
@@ -402,18 +403,18 @@ def headline(metrics: dict) -> dict[str, float | None]:
     metrics (with the gate's verdict), so that `dvc exp show` fits a terminal; `eval.json` keeps
     every figure at full precision, per label and prompt kind. None where a figure could not be
     measured (no image–report pairs for retrieval, no calibration)."""
-    zero_shot = metrics.get("zero_shot", {})
-    retrieval = metrics.get("retrieval", {}).get("image_to_text", {})
+    zero_shot = metrics.get("zero_shot") or {}
+    retrieval = (metrics.get("retrieval") or {}).get("image_to_text") or {}
     calibration = metrics.get("calibration") or {}
-    operating = calibration.get("operating_points", {}).get("macro", {})
+    operating = (calibration.get("operating_points") or {}).get("macro") or {}
     # Short names: they are `dvc exp show`'s column headers (README, "Experiments").
     figures = {
-        "auroc": zero_shot.get("learned", {}).get("macro_auroc"),  # zero-shot, learned prompts
-        "hand": zero_shot.get("handcrafted", {}).get("macro_auroc"),  # zero-shot, templates
-        "probe": metrics.get("linear_probe", {}).get("macro_auroc"),  # linear probe AUROC
-        "5xN": metrics.get("five_by_n", {}).get("accuracy"),
+        "auroc": (zero_shot.get("learned") or {}).get("macro_auroc"),  # zero-shot, learned prompts
+        "hand": (zero_shot.get("handcrafted") or {}).get("macro_auroc"),  # zero-shot, templates
+        "probe": (metrics.get("linear_probe") or {}).get("macro_auroc"),  # linear probe AUROC
+        "5xN": (metrics.get("five_by_n") or {}).get("accuracy"),
         "R@5": retrieval.get("recall@5"),  # image → text
-        "ece": calibration.get("ece_after", {}).get("pooled"),  # calibrated, pooled
+        "ece": (calibration.get("ece_after") or {}).get("pooled"),  # calibrated, pooled
         "sens": operating.get("sensitivity"),  # mean over findings at their operating points
         "spec": operating.get("specificity"),
     }

@@ -160,6 +160,7 @@ def run_gate(
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
     if verdict is not None:  # a number `dvc exp show` can put beside the AUROC
+        verdict.parent.mkdir(parents=True, exist_ok=True)
         verdict.write_text(json.dumps({"passed": int(passed)}) + "\n")
     if not passed:
         failed = "; ".join(_describe(c) for c in checks if not c.passed)

@@ -131,6 +131,7 @@ def package(
         "model": champion.tag,
         "stored": created,
         "previous_champion": previous.tag if previous and previous.tag != champion.tag else None,
+        "promoted": previous is None or previous.tag != champion.tag,
         "bento": bento,
         "gate": gate["candidate"]["metrics"],
     }
