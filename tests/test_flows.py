@@ -120,18 +120,18 @@ def test_the_run_log_shows_training_as_it_runs_and_promotion_is_an_event(flowed:
 
     async def read():
         async with get_client() as client:
-            for _ in range(20):  # logs reach the API in batches
+            for _ in range(60):  # logs and events reach the API in batches, seconds later
                 logs = await client.read_logs(
                     log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id]))
                 )
-                if any(log.message.startswith("train:") for log in logs):
+                events = await client.read_events(
+                    EventFilter(event=EventNameFilter(name=[PROMOTED])), limit=50
+                )
+                if events.events and any(log.message.startswith("train:") for log in logs):
                     break
                 await asyncio.sleep(0.5)
             tasks = await client.read_task_runs(
                 flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run_id]))
-            )
-            events = await client.read_events(
-                EventFilter(event=EventNameFilter(name=[PROMOTED])), limit=50
             )
         return logs, tasks, events.events
 
