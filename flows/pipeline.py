@@ -143,7 +143,7 @@ def pipeline(
             again = force or stage in (force_stages or [])
             ran[stage] = None  # until it finishes
             ran[stage] = run_stage.with_options(**options)(str(root), stage, again)
-        if any(ran[s] for s in ran if s.split("@")[0] == "package"):
+        if ran.get("package"):
             announce_promotion(root)
     except StageFailed as exc:
         failure = str(exc)

@@ -24,6 +24,7 @@ from umcl.data.dicom import DecodeLimits
 from umcl.data.pacs import header_view
 from umcl.data.pseudonyms import Pseudonymizer
 from umcl.data.sources import PRIVATE_COLUMNS, read_source
+from umcl.data.validate import reason_code
 from umcl.labels import LabelSpace
 
 PSEUDONYMS = Pseudonymizer("a-test-key-of-some-length")
@@ -31,14 +32,10 @@ RIS_LEVEL = ("duplicate_accession", "report_without_images", "report_without_kep
              "report_without_accession")  # fmt: skip
 
 
-def code(reason: str) -> str:
-    return reason.split(":", 1)[0]
-
-
 def by_code(skipped: dict[str, int]) -> dict[str, int]:
     counts: dict[str, int] = {}
     for reason, n in skipped.items():
-        counts[code(reason)] = counts.get(code(reason), 0) + n
+        counts[reason_code(reason)] = counts.get(reason_code(reason), 0) + n
     return counts
 
 
@@ -285,7 +282,7 @@ def test_a_fifo_a_symlink_loop_and_a_name_that_is_not_utf8_are_accounted_never_o
     rows, skipped = read_export(tmp_path, [("A1", "m")])
     assert accounted(rows, skipped) == 4
     assert skipped == {"not_a_regular_file: a FIFO, socket or device, never opened": 1}
-    problems = {code(p) for p in rows["problem"].drop_nulls()}
+    problems = {reason_code(p) for p in rows["problem"].drop_nulls()}
     assert problems == {"path_unresolvable", "path_not_utf8"}
     assert "M\\xfcller_J\\xf6rg" in rows["location"].to_list()  # named, readable, storable
 
@@ -312,7 +309,7 @@ def test_a_header_cut_short_is_quarantined_not_passed_over(tmp_path, cut):
     (tmp_path / "dicom").mkdir()
     (tmp_path / "dicom/cut").write_bytes(source.read_bytes()[:cut])
     rows, skipped = read_export(tmp_path, [("A1", "m")])
-    assert code(rows["problem"][0]) == "image_unreadable", skipped
+    assert reason_code(rows["problem"][0]) == "image_unreadable", skipped
     assert list(skipped) == [
         "report_without_images: no image in the export has the accession number"
     ]

@@ -34,12 +34,12 @@ from umcl.data.images import load_image
 from umcl.data.locator import write_locator
 from umcl.data.pseudonyms import Pseudonymizer, resolve_key
 from umcl.data.sources import PRIVATE_COLUMNS, VALID_LABEL_VALUES, read_source
+from umcl.data.views import VIEW_EXCLUDED, VIEW_UNKNOWN
 from umcl.errors import UMCLError
 from umcl.labels import LabelSpace
 
 log = logging.getLogger(__name__)
 logging.getLogger("great_expectations").setLevel(logging.WARNING)  # its INFO lines are noise here
-VIEW_REASONS = ("view_excluded", "view_unknown")  # umcl/data/views.py
 BASE_COLUMNS = ["sample_id", "source", "kind", "patient_id", "image", "text", "label_origin"]
 
 
@@ -223,7 +223,7 @@ def validate_sources(
             "reasons": dict(sorted(codes.items())),
             "skipped": read.skipped,
             "excluded_by_view": sum(
-                n for r, n in read.skipped.items() if reason_code(r) in VIEW_REASONS
+                n for r, n in read.skipped.items() if reason_code(r) in (VIEW_EXCLUDED, VIEW_UNKNOWN)
             ),
         }
         assert rows.height == valid.height + quarantined.height  # nothing is dropped silently

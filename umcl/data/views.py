@@ -24,6 +24,7 @@ __all__ = ["FRONTAL", "LATERAL", "UNKNOWN", "excluded_view", "normalise_view", "
 
 FRONTAL, LATERAL, UNKNOWN = "FRONTAL", "LATERAL", "UNKNOWN"
 SIDES = {FRONTAL: {"PA", "AP"}, LATERAL: {"LL", "RL"}}  # what FRONTAL and LATERAL stand for
+VIEW_EXCLUDED, VIEW_UNKNOWN = "view_excluded", "view_unknown"  # reason codes (validation sums them)
 
 _FRONTAL_WORDS = {
     "PA": re.compile(r"\b(PA|P-A|POSTERO-?ANTERIOR)\b"),
@@ -57,10 +58,10 @@ def excluded_view(view: str | None, kept: Sequence[str]) -> Skipped | None:
         if UNKNOWN in kept:
             return None
         return Skipped(
-            "view_unknown: nothing in the source says which view the image shows "
+            f"{VIEW_UNKNOWN}: nothing in the source says which view the image shows "
             "(list UNKNOWN in the source's views to keep such images)"
         )
     wanted = set(kept).union(*(SIDES[v] for v in kept if v in SIDES))
     if view in wanted or (view in SIDES and wanted & SIDES[view]):
         return None
-    return Skipped(f"view_excluded: {view if view in VIEW_NAMES else 'another view'}")
+    return Skipped(f"{VIEW_EXCLUDED}: {view if view in VIEW_NAMES else 'another view'}")
