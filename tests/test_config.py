@@ -159,3 +159,14 @@ def test_the_gpu_preset_lands_in_params_yaml_as_dvc_applies_it(tmp_path: Path):
     assert applied == load_settings(REPO / "params.yaml", overlay=REPO / "configs/gpu.yaml")
     assert applied.model.image.config["model_type"] == "swin"
     assert "hidden_sizes" not in applied.model.image.config  # not ConvNeXt's leftovers
+
+
+def test_a_preset_sets_plain_keys_only(tmp_path: Path):
+    from umcl.config import dotted
+
+    with pytest.raises(
+        ConfigError, match=r"labels\.synonyms\.Lung Opacity: a preset can set plain"
+    ):
+        dotted({"labels": {"synonyms": {"Lung Opacity": "Lung Opacity"}}})
+    with pytest.raises(ConfigError, match=r"data\.sources: a preset cannot set a list of mappings"):
+        dotted({"data": {"sources": [{"name": "x"}]}})

@@ -653,6 +653,8 @@ def dotted(overlay: dict, prefix: str = "") -> tuple[dict[str, object], list[str
     replaced: list[str] = []
     for key, value in overlay.items():
         name = f"{prefix}{key}"
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", str(key)):  # DVC's -S grammar
+            raise ConfigError(f"{name}: a preset can set plain keys only; edit params.yaml")
         if isinstance(value, dict) and value and name not in WHOLE:
             inner, emptied = dotted(value, f"{name}.")
             settings |= inner

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 from collections.abc import Callable, Iterable
 from graphlib import TopologicalSorter
@@ -103,8 +104,9 @@ def _streamed(project: Path, args: list[str], stage: str, on_line: Callable[[str
 
     # The stage's own prints unbuffered, so that they arrive as they are written.
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # Its own process group: a cancelled task takes the stage's command (dvc's child) with it.
     with subprocess.Popen(["dvc", *args], cwd=project, env=env, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT) as process:  # fmt: skip
+                          stderr=subprocess.STDOUT, start_new_session=True) as process:  # fmt: skip
         try:
             pending = b""
             for chunk in iter(lambda: process.stdout.read1(2**16), b""):  # type: ignore[union-attr]
@@ -113,7 +115,7 @@ def _streamed(project: Path, args: list[str], stage: str, on_line: Callable[[str
                     hand_on(raw)
             hand_on(pending)
         except BaseException:  # a cancelled task: no `dvc repro` left holding the repository's lock
-            process.kill()
+            os.killpg(process.pid, signal.SIGKILL)
             raise
     output = "\n".join(lines)
     if process.returncode != 0:
