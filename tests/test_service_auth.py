@@ -26,7 +26,7 @@ from umcl.auth import (
     default_host,
     is_loopback,
 )
-from umcl.package import build_bento
+from umcl.package import build_bento, locked_versions
 
 
 async def ok_app(scope, receive, send) -> None:
@@ -138,6 +138,14 @@ def test_a_keyed_bento_in_a_container_listens_on_all_interfaces(
         for name, seed in (("built", 5), ("chosen", 6))
     )
     bento = build_bento(REPO / "bentofile.yaml", built.tag)
+    # The image installs what requirements.lock pins, transitive packages included.
+    import bentoml
+
+    packed = (Path(bentoml.bentos.get(bento).path) / "env/python/requirements.txt").read_text()
+    locked = locked_versions(REPO / "requirements.lock")
+    for name in ("transformers", "huggingface-hub", "pydantic-core", "numpy", "sympy"):
+        assert f"{name}=={locked[name]}" in packed.splitlines(), name
+    assert "torch==2.13.0" in packed.splitlines()
     key = secrets.token_urlsafe(32)
     env = serve_env(UMCL_API_KEY=key, UMCL_MODEL=chosen.tag, BENTOML_CONTAINERIZED="true")
     with served(env, tmp_path / "serve.log", target=bento) as server:

@@ -11,10 +11,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
+import tempfile
+from importlib import metadata
 from pathlib import Path
 
 import yaml
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from umcl.errors import InputError
 from umcl.imports import source_digest
@@ -62,33 +67,74 @@ def git_revision(root: Path = Path()) -> dict[str, str | bool] | None:
     return {"commit": commit, "dirty": dirty}
 
 
-def bento_version(bentofile: Path, model_tag: str) -> str:
-    """The model's version plus a hash of what the bento packs (its code and bentofile), so a
-    rebuild of the same model and code gives the same tag and is not built twice."""
+def locked_versions(lock: Path) -> dict[str, str]:
+    """Exact versions from a pip-compiled lock (`requirements.lock`), by canonical name."""
+    pins = re.findall(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)", lock.read_text(), re.M)
+    return {canonicalize_name(name): version for name, version in pins}
+
+
+def pinned_packages(packages: list[str], lock: Path) -> list[str]:
+    """The bento's requirements pinned to the lock: each listed package and everything it
+    installs (walked through the installed distributions, which `make install` took from the
+    lock) at the lock's exact version. Packages the lock leaves out (torch, whose build depends
+    on the machine) keep the bentofile's own specifier; what they install is pinned too."""
+    versions = locked_versions(lock)
+    pinned: dict[str, str] = {}
+    todo = [Requirement(spec) for spec in packages]
+    while todo:
+        requirement = todo.pop()
+        name = canonicalize_name(requirement.name)
+        if name in pinned:
+            continue
+        pinned[name] = f"{name}=={versions[name]}" if name in versions else str(requirement)
+        try:
+            requires = metadata.requires(requirement.name) or []
+        except metadata.PackageNotFoundError:
+            continue
+        extras = ["", *sorted(requirement.extras)]
+        for line in requires:
+            needed = Requirement(line)
+            if needed.marker is None or any(
+                needed.marker.evaluate({"extra": extra}) for extra in extras
+            ):
+                todo.append(needed)
+    return sorted(pinned.values())
+
+
+def bento_version(bentofile: Path, model_tag: str, packages: list[str]) -> str:
+    """The model's version plus a hash of what the bento packs (its code, bentofile and pinned
+    packages), so a rebuild of the same model and code gives the same tag and is not built
+    twice."""
     root = bentofile.parent
     code = source_digest((root / "umcl").rglob("*.py"), root)
-    digest = hashlib.sha256(bentofile.read_bytes() + code.encode())
-    return f"{model_tag.split(':')[1]}-{digest.hexdigest()[:8]}"
+    packed = bentofile.read_bytes() + code.encode() + "\n".join(packages).encode()
+    return f"{model_tag.split(':')[1]}-{hashlib.sha256(packed).hexdigest()[:8]}"
 
 
-def build_bento(bentofile: Path, model_tag: str) -> str:
-    """`bentoml build` of the service, pinned to `model_tag`; returns the bento's tag."""
+def build_bento(bentofile: Path, model_tag: str, lock: Path = Path("requirements.lock")) -> str:
+    """`bentoml build` of the service, pinned to `model_tag` and to the lock's versions; returns
+    the bento's tag."""
     import bentoml
     from bentoml.exceptions import NotFound
 
-    version = bento_version(bentofile, model_tag)
-    name = yaml.safe_load(bentofile.read_text())["name"]
+    spec = yaml.safe_load(bentofile.read_text())
+    python = spec.setdefault("python", {})
+    python["packages"] = pinned_packages(python.get("packages", []), lock)
+    version = bento_version(bentofile, model_tag, python["packages"])
     try:
-        return str(bentoml.bentos.get(f"{name}:{version}").tag)
+        return str(bentoml.bentos.get(f"{spec['name']}:{version}").tag)
     except NotFound:
         pass
     # The build imports the service, where UMCL_MODEL would win over the model being packed.
     chosen = os.environ.pop("UMCL_MODEL", None)
     try:
-        bento = bentoml.bentos.build_bentofile(
-            str(bentofile), build_ctx=str(bentofile.parent), version=version,
-            args={"model": model_tag},
-        )  # fmt: skip
+        with tempfile.TemporaryDirectory() as scratch:
+            pinned = Path(scratch) / "bentofile.yaml"
+            pinned.write_text(yaml.safe_dump(spec, sort_keys=False))
+            bento = bentoml.bentos.build_bentofile(
+                str(pinned), build_ctx=str(bentofile.parent), version=version,
+                args={"model": model_tag},
+            )  # fmt: skip
     finally:
         if chosen is not None:
             os.environ["UMCL_MODEL"] = chosen
