@@ -77,6 +77,9 @@ class Server:
         sys.exit(f"bentoml serve not ready in {timeout:.0f} s; see {self.log.name}")
 
     def stop(self) -> None:
+        if self.process.poll() is not None:  # already gone (a test may kill it)
+            self.log.close()
+            return
         os.killpg(self.process.pid, 15)
         try:
             self.process.wait(timeout=30)

@@ -4,7 +4,9 @@
 from `dvc.lock`. Because `package` is the last stage, an up-to-date pipeline means the
 champion was built from the current data and params (its metadata records both); then the
 flow reports "nothing new" and does nothing. `force` runs every stage again; `pull` first
-fetches the DVC-tracked data from the remote.
+fetches the DVC-tracked data from the remote. `reason` says who asked: the `on-drift`
+deployment passes the drift the monitor found (`flows/monitor.py`), and the run's log and
+artifact record it, including when there was nothing new to retrain on.
 """
 
 from __future__ import annotations
@@ -43,9 +45,15 @@ def current_champion(project: str) -> dict | None:
 
 
 @flow(name="umcl-retrain")
-def retrain(project: str = ".", force: bool = False, pull_data: bool = False) -> str:
-    """Run the pipeline when data, params or code changed since the champion (or when forced)."""
+def retrain(
+    project: str = ".", force: bool = False, pull_data: bool = False, reason: str | None = None
+) -> str:
+    """Run the pipeline when data, params or code changed since the champion (or when forced);
+    `reason`: why this run was started (recorded with what it did)."""
     log = get_run_logger()
+    asked = f"Asked: {reason}\n\n" if reason else ""
+    if reason:
+        log.info("started because %s", reason)
     if pull_data:
         pull(project)
     changed = changes(project)
@@ -53,25 +61,29 @@ def retrain(project: str = ".", force: bool = False, pull_data: bool = False) ->
     if not changed and champion is not None and not force:
         message = (f"{NOTHING_NEW}: data, params and code are as when {champion['tag']} was built "
                    f"(raw data {champion.get('data_version', {}).get('raw_data', '?')})")  # fmt: skip
+        if reason:
+            message += (
+                "; retraining on the same data gives the same model: add newly labelled studies"
+            )
         log.info(message)
-        create_markdown_artifact(key="umcl-retrain", markdown=f"## Retrain\n\n{message}")
+        create_markdown_artifact(key="umcl-retrain", markdown=f"## Retrain\n\n{asked}{message}")
         return NOTHING_NEW
     if force:
-        reason = "forced"
+        why = "forced"
     elif champion is None:
-        reason = "no champion in the model store"
+        why = "no champion in the model store"
     else:
-        reason = f"changed: {', '.join(changed)}"
-    log.info("retraining (%s)", reason)
+        why = f"changed: {', '.join(changed)}"
+    log.info("retraining (%s)", why)
     # An up-to-date pipeline with an empty store (a new machine): decide and package again.
     ran = pipeline(
         project, force=force, force_stages=["gate", "package"] if champion is None else None
     )
     create_markdown_artifact(
         key="umcl-retrain",
-        markdown=f"## Retrain\n\nRan the pipeline ({reason}); stages run: {', '.join(s for s, r in ran.items() if r) or 'none'}",
+        markdown=f"## Retrain\n\n{asked}Ran the pipeline ({why}); stages run: {', '.join(s for s, r in ran.items() if r) or 'none'}",
     )
-    return f"retrained ({reason})"
+    return f"retrained ({why})"
 
 
 if __name__ == "__main__":

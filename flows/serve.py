@@ -1,7 +1,8 @@
-"""`python -m flows.serve`: one machine, no work pool — the nightly retrain on a cron schedule and
-the sweep on demand, served by this process until it is stopped (Ctrl+C).
+"""`python -m flows.serve`: one machine, no work pool — the nightly retrain and the daily drift
+monitor on cron schedules, the retrain that a drift event triggers, and the sweep on demand,
+served by this process until it is stopped (Ctrl+C).
 
-    python -m flows.serve [--project .] [--cron "0 2 * * *"]
+    python -m flows.serve [--project .] [--cron "0 2 * * *"] [--monitor-cron "0 1 * * *"]
     prefect deployment run umcl-retrain/nightly          # trigger now, from another shell
 """
 
@@ -10,10 +11,22 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import yaml
 from prefect import serve
+from prefect.events.schemas.deployment_triggers import DeploymentEventTrigger
 
+from flows.monitor import monitor
 from flows.retrain import retrain
 from flows.sweep import sweep
+
+DRIFT_TRIGGERS = "prefect.yaml"  # the on-drift deployment's trigger is written once, there
+
+
+def drift_triggers(prefect_yaml: Path) -> list[DeploymentEventTrigger]:
+    """The `on-drift` deployment's triggers as prefect.yaml declares them."""
+    spec = yaml.safe_load(prefect_yaml.read_text())
+    (deployment,) = [d for d in spec["deployments"] if d["name"] == "on-drift"]
+    return [DeploymentEventTrigger.model_validate(t) for t in deployment["triggers"]]
 
 
 def main() -> None:
@@ -24,10 +37,21 @@ def main() -> None:
     parser.add_argument(
         "--cron", default="0 2 * * *", help="retrain schedule (default: 02:00 daily)"
     )
+    parser.add_argument(
+        "--monitor-cron", default="0 1 * * *", help="drift monitor schedule (default: 01:00 daily)"
+    )
     args = parser.parse_args()
     project = str(Path(args.project).resolve())
     serve(
         retrain.to_deployment(name="nightly", cron=args.cron, parameters={"project": project}),
+        retrain.to_deployment(
+            name="on-drift",
+            parameters={"project": project, "pull_data": True},
+            triggers=drift_triggers(Path(__file__).parent.parent / DRIFT_TRIGGERS),
+        ),
+        monitor.to_deployment(
+            name="monitor", cron=args.monitor_cron, parameters={"project": project}
+        ),
         sweep.to_deployment(name="sweep", parameters={"project": project}),
     )
 

@@ -35,6 +35,11 @@ for name, value in {
 _STORE = tempfile.mkdtemp(prefix="umcl-test-bentoml-")
 os.environ["BENTOML_HOME"] = _STORE
 atexit.register(shutil.rmtree, _STORE, ignore_errors=True)
+# What the services the tests start record (umcl/monitor/): a folder of the session's own, never
+# the repository's data/monitor.
+_MONITOR = tempfile.mkdtemp(prefix="umcl-test-monitor-")
+os.environ["UMCL_MONITOR_DIR"] = _MONITOR
+atexit.register(shutil.rmtree, _MONITOR, ignore_errors=True)
 
 
 def shared_path(relative: str) -> Path:

@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -275,9 +276,124 @@ def test_a_served_retrain_deployment_runs_when_triggered(flowed: Path, prefect_a
             time.sleep(1)
         assert state == "COMPLETED", state
         assert deployment.schedules and deployment.schedules[0].schedule.cron == "0 3 * * *"
+
+        # A drift event starts the on-drift deployment, which records the drift as its reason.
+        from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
+        from prefect.events import emit_event
+
+        from flows.monitor import DRIFT_EVENT
+
+        emit_event(event=DRIFT_EVENT, resource={"prefect.resource.id": "umcl.model.umcl:test"},
+                   payload={"model": "umcl:test", "since": "then", "until": "now",
+                            "reasons": ["input embeddings differ from the reference"]})  # fmt: skip
+
+        async def drift_runs() -> list:
+            async with get_client() as client:
+                return await client.read_flow_runs(
+                    deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=["on-drift"]))
+                )
+
+        while not (runs := asyncio.run(drift_runs())) and time.monotonic() < deadline + 240:
+            time.sleep(1)
+        assert runs, "the drift event started no run of umcl-retrain/on-drift"
+        assert runs[0].parameters["reason"] == (
+            "drift detected for umcl:test (then to now): input embeddings differ from the reference"
+        )
     finally:
         os.killpg(serve.pid, signal.SIGTERM)
         try:
             serve.wait(timeout=30)
         except subprocess.TimeoutExpired:
             os.killpg(serve.pid, signal.SIGKILL)
+
+
+def frontal_images_outside_the_test_split(project: Path) -> list[Path]:
+    """The raw files of the images the project trained and validated on: what the model's
+    reference (drawn from the test split) must not call drift."""
+    import polars as pl
+
+    from umcl.data.locator import image_files
+
+    triplets = pl.read_parquet(project / "data/unified/triplets.parquet")
+    keys = triplets.filter(pl.col("image").is_not_null() & (pl.col("split") != "test"))["image"]
+    return [project / f for f in image_files(sorted(set(keys)), project / "data/locator")]
+
+
+def narrow_window_png(source: Path, destination: Path) -> Path:
+    """The same X-ray as another site's export could send it: a narrow display window, a steeper
+    gamma and a smaller matrix, as an 8-bit PNG."""
+    import numpy as np
+    from PIL import Image
+
+    from umcl.data.images import load_image
+
+    pixels = load_image(source)
+    shifted = np.clip((pixels - 0.35) / 0.3, 0, 1) ** 0.6
+    image = Image.fromarray((shifted * 255).astype(np.uint8))
+    image.resize((image.width // 2, image.height // 2)).save(destination)
+    return destination
+
+
+def test_the_monitor_flow_finds_drift_in_shifted_images_and_none_in_the_sites_own(
+    flowed: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The champion the pipeline flow packaged, served; a window of the site's own images, then
+    a window of the same images through another site's display settings; the monitor flow under
+    Prefect judges each window against the reference packaged with the model."""
+    import httpx
+    from prefect.events.filters import EventFilter, EventNameFilter
+
+    from flows.monitor import DRIFT_EVENT, monitor
+    from tests.serving import served
+    from umcl.monitor.drift import DRIFT, NO_DRIFT
+
+    project = variant(
+        flowed, tmp_path / "monitored", monitor={"min_images": 30, "permutations": 300}
+    )
+    tag = json.loads((project / "metrics/package.json").read_text())["model"]
+    own = frontal_images_outside_the_test_split(project)[:40]
+    assert len(own) == 40
+    shifted = [narrow_window_png(f, tmp_path / f"shifted-{i}.png") for i, f in enumerate(own)]
+    store = tmp_path / "records"
+    monkeypatch.setenv("UMCL_MONITOR_DIR", str(store))
+    env = project_env(project) | {"UMCL_MODEL": tag, "UMCL_PARAMS": str(project / "params.yaml")}
+
+    def classify(url: str, files: list[Path]) -> tuple[str, str]:
+        since = datetime.now(UTC).isoformat()
+        for f in files:
+            upload = [("images", (f"PATIENT^{f.stem}{f.suffix}", f.read_bytes()))]
+            assert httpx.post(f"{url}/classify", files=upload, timeout=60).status_code == 200
+        return since, datetime.now(UTC).isoformat()
+
+    with served(env, tmp_path / "serve.log") as server:
+        windows = {"own": classify(server.url, own), "shifted": classify(server.url, shifted)}
+    # `served` stops the service with SIGTERM: its shutdown hook wrote the last batch.
+    with inside(project):
+        verdicts = {name: monitor(project=str(project), since=since, until=until, model=tag)
+                    for name, (since, until) in windows.items()}  # fmt: skip
+        report = json.loads((project / "metrics/drift.json").read_text())
+    assert verdicts == {"own": NO_DRIFT, "shifted": DRIFT}, report
+    assert report["images"] == 40 and report["input"]["drifted"], report
+    assert "drift" in artifact("umcl-drift").lower()
+    rendered = tmp_path / "drift-plot"
+    run("dvc", "plots", "show", "plots/drift/positive_rate.csv", "--template", "drift_rates",
+        "-x", "finding", "-y", "positive_rate", "-o", str(rendered), cwd=project)  # fmt: skip
+    html = (rendered / "index.html").read_text()
+    assert all(name in html for name in report["prediction"]["findings"]) and "window" in html
+
+    async def drift_events():
+        async with get_client() as client:
+            for _ in range(60):  # events reach the API in batches, seconds later
+                found = await client.read_events(
+                    EventFilter(event=EventNameFilter(name=[DRIFT_EVENT])), limit=50
+                )
+                if any(e.payload.get("since") == windows["shifted"][0] for e in found.events):
+                    return found.events
+                await asyncio.sleep(0.5)
+            return found.events
+
+    from prefect.client.orchestration import get_client
+
+    events = [e for e in asyncio.run(drift_events()) if e.payload.get("model") == tag]
+    assert [e.payload["since"] for e in events] == [windows["shifted"][0]]
+    assert events[0].resource.id == f"umcl.model.{tag}" and events[0].payload["reasons"]

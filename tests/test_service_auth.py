@@ -92,7 +92,12 @@ def test_exposure_rules() -> None:
 
 
 def serve_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("UMCL_", "BENTOML_HOST"))}
+    kept = {"UMCL_MONITOR_DIR"}  # the session's own (tests/conftest.py)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k in kept or not k.startswith(("UMCL_", "BENTOML_HOST"))
+    }
     return env | {"BENTOML_DO_NOT_TRACK": "true"} | extra
 
 

@@ -136,6 +136,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from umcl.evaluate import run_evaluation
     from umcl.model_card import write_model_card
+    from umcl.monitor.reference import reference_writer
 
     settings = _settings(args)
     for path in (args.model, args.triplets, args.cache):
@@ -145,6 +146,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         args.model, args.triplets, args.cache, settings.evaluate, settings.labels.uncertainty,
         settings.seed, args.metrics, args.plots, reliability_dir=args.reliability,
         headline_path=args.headline,
+        scored=reference_writer(args.reference, settings.monitor, settings.seed) if args.reference else None,
     )  # fmt: skip
     if args.card:
         write_model_card(args.model, args.triplets, metrics, args.card)
@@ -187,11 +189,30 @@ def cmd_package(args: argparse.Namespace) -> None:
         args.gate,
         args.out,
         None if args.no_bento else args.bentofile,
+        reference=args.reference,
     )
     stored = "stored" if report["stored"] else "already in the store"
     before = f" (was {report['previous_champion']})" if report["previous_champion"] else ""
     bento = f"; bento {report['bento']}" if report["bento"] else ""
     print(f"package: {report['model']} {stored}, now the champion{before}{bento}")
+
+
+def cmd_drift(args: argparse.Namespace) -> None:
+    from datetime import UTC, datetime
+
+    from umcl.monitor.report import drift_report, moment, write_report
+    from umcl.monitor.served import store_folder
+
+    monitor = _settings(args).monitor
+    now = datetime.now(UTC)
+    until = moment(args.until, now) if args.until else now
+    store = args.store or store_folder(monitor, Path(args.params).resolve().parent)
+    report = drift_report(store, monitor, moment(args.since, until), until, args.model)
+    write_report(report, args.out, args.plots)
+    why = f": {'; '.join(report['reasons'])}" if report.get("reasons") else ""
+    print(
+        f"drift: {report['verdict']} for {report['model']} over {report['images']} images{why} → {args.out}"
+    )
 
 
 def cmd_models(args: argparse.Namespace) -> None:
@@ -349,6 +370,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="folder for reliability diagrams (before/after calibration)",
     )
     p.add_argument("--card", type=Path, help="write a model card (markdown) here")
+    p.add_argument(
+        "--reference", type=Path, help="the monitor's drift reference (umcl/monitor/reference.py)"
+    )
     p = stage(
         "gate", cmd_gate, "may the candidate replace the champion? thresholds + no regression"
     )
@@ -374,6 +398,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("metrics/package.json"))
     p.add_argument("--bentofile", type=Path, default=Path("bentofile.yaml"))
     p.add_argument("--no-bento", action="store_true", help="store and promote only")
+    p.add_argument(
+        "--reference", type=Path, help="the drift reference `umcl evaluate` wrote, stored with it"
+    )
     p = stage(
         "models",
         cmd_models,
@@ -381,6 +408,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("action", choices=["list", "champion", "promote", "rollback"])
     p.add_argument("tag", nargs="?", help="umcl:<version> (promote)")
+    p = stage(
+        "drift",
+        cmd_drift,
+        "judge a window of the service's records against the served model's reference",
+    )
+    p.add_argument(
+        "--since", default="24h", help="window start: 24h, 7d, … before now, or ISO time"
+    )
+    p.add_argument("--until", help="window end (default: now)")
+    p.add_argument("--model", help="umcl:<version> (default: the champion)")
+    p.add_argument(
+        "--store", type=Path, help="the records (default: UMCL_MONITOR_DIR, else monitor.store)"
+    )
+    p.add_argument("--out", type=Path, default=Path("metrics/drift.json"))
+    p.add_argument("--plots", type=Path, default=Path("plots/drift"), help="positive-rate plot")
     p = stage("label", cmd_label, "label free-text reports: one column per label (1, 0, -1, blank)")
     p.add_argument("input", type=Path, help="CSV with an id column and report text columns")
     p.add_argument("--id-column", required=True)

@@ -455,6 +455,27 @@ class SweepSettings(Strict):
         return candidates
 
 
+class MonitorSettings(Strict):
+    """What the service records of the images it classifies, and how `umcl drift` judges a window
+    of those records against the reference that travels with the model (README: Monitoring)."""
+
+    enabled: bool = True  # the service records (UMCL_MONITOR=off switches it off too)
+    store: Path = Path("data/monitor")  # date-partitioned Parquet; UMCL_MONITOR_DIR overrides it
+    retention_days: int = Field(90, ge=1)  # older day folders are deleted by the service
+    flush_records: int = Field(256, ge=1)  # a batch is written when it holds this many records
+    flush_seconds: float = Field(5.0, gt=0)  # ... or when its oldest record is this old
+    # Test images whose embeddings are stored with the model as its reference; 0 keeps only
+    # summary statistics (mean and principal axes: a weaker test, README: Monitoring).
+    reference_size: int = Field(1000, ge=0)
+    min_images: int = Field(100, ge=2)  # a window with fewer classified images gets no verdict
+    alpha: float = Field(0.01, gt=0, lt=1)  # false-alarm level of each drift test
+    permutations: int = Field(500, ge=20)  # of the embedding test's permutation p-value
+    # Principal axes of the summary statistics: more axes see more kinds of shift but also the
+    # small differences between any two samples of one collection (benchmarks/RESULTS.md).
+    summary_axes: int = Field(8, ge=1)
+    max_failure_rate: float = Field(0.05, ge=0, le=1)  # refused uploads per upload in a window
+
+
 class Settings(Strict):
     seed: int = 42
     labels: LabelSettings = LabelSettings()
@@ -470,6 +491,7 @@ class Settings(Strict):
     evaluate: EvaluateSettings = EvaluateSettings()
     gate: GateSettings = GateSettings()
     sweep: SweepSettings = SweepSettings()
+    monitor: MonitorSettings = MonitorSettings()
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

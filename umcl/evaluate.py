@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -220,12 +221,15 @@ def zero_shot(model: UMCLModel, images: torch.Tensor, handcrafted: bool) -> torc
 
 @dataclass
 class Curves:
-    """What `evaluate_model` plots besides its metrics."""
+    """What `evaluate_model` hands on besides its metrics: curves to plot, and the scored test
+    images the monitor's reference is drawn from."""
 
     roc: dict  # prompt kind → label → (fpr, tpr)
     # before / after calibration → reliability rows (umcl/calibration.py: reliability_curve);
     # only "before" when the model has no calibration.
     reliability: dict[str, list[dict]]
+    test_images: torch.Tensor  # (n, D) embeddings
+    test_probabilities: torch.Tensor  # (n, L) calibrated, with the model's own prompts
 
 
 def calibration_report(
@@ -323,6 +327,7 @@ def evaluate_model(
     # Calibration is fitted to, and reported for, the model's own prompts.
     logits = zero_shot_logits(model, data.images, handcrafted=not model.prompts.learned)
     calibration = getattr(model, "calibration", None)
+    probabilities = (calibration or Calibration.identity(names)).probabilities(logits, names)
     if calibration is None:
         reliability = {"before": reliability_curve(logits.sigmoid(), image_labels)}
     else:
@@ -359,7 +364,7 @@ def evaluate_model(
             result = per_label_auroc(torch.sigmoid(probe(data.images)), image_labels, names)
         curves["linear_probe"] = result.pop("roc")
         metrics["linear_probe"] = result | {"train_images": len(train_data.images)}
-    return metrics, Curves(roc=curves, reliability=reliability)
+    return metrics, Curves(curves, reliability, data.images, probabilities)
 
 
 def write_roc_plots(curves: dict, directory: Path) -> None:
@@ -432,9 +437,11 @@ def run_evaluation(
     plots_dir: Path | None = None,
     reliability_dir: Path | None = None,
     headline_path: Path | None = None,
+    scored: Callable[[UMCLModel, Curves], None] | None = None,
 ) -> dict:
     """`umcl evaluate`: score a packaged model on a triplet table's test split; the full report
-    goes to `metrics_path`, its `headline` to `headline_path`."""
+    goes to `metrics_path`, its `headline` to `headline_path`; `scored` is handed the model and
+    its scored test images (the monitor's reference is drawn from them)."""
     model = UMCLModel.from_pretrained(model_dir)
     metrics, curves = evaluate_model(
         model, pl.read_parquet(triplets_path), Path(cache_dir), settings, training_uncertainty, seed
@@ -449,4 +456,6 @@ def run_evaluation(
         write_roc_plots(curves.roc, Path(plots_dir))
     if reliability_dir is not None:
         write_reliability_plots(curves.reliability, Path(reliability_dir))
+    if scored is not None:
+        scored(model, curves)
     return metrics

@@ -24,6 +24,7 @@ from packaging.utils import canonicalize_name
 from umcl.errors import InputError
 from umcl.imports import source_digest
 from umcl.model.umcl import read_provenance
+from umcl.monitor.reference import REFERENCE_FILE
 
 
 def data_version(lock_file: Path = Path("dvc.lock")) -> dict[str, str]:
@@ -147,8 +148,10 @@ def package(
     gate_path: Path,
     out: Path,
     bentofile: Path | None = Path("bentofile.yaml"),
+    reference: Path | None = None,
 ) -> dict:
-    """Store the candidate, make it the champion and build the bento; writes `out` (json)."""
+    """Store the candidate with its drift `reference`, make it the champion and build the bento;
+    writes `out` (json)."""
     from umcl import registry
 
     gate = json.loads(gate_path.read_text()) if gate_path.is_file() else None
@@ -170,6 +173,10 @@ def package(
         "git": git_revision(),
     }
     entry, created = registry.add(model_dir, metadata)
+    if reference is not None:
+        if not reference.is_file():
+            raise InputError(f"{reference}: no drift reference; run `umcl evaluate --reference`")
+        registry.attach(entry, reference, REFERENCE_FILE)
     previous = registry.champion()
     champion = registry.promote(entry.tag)
     bento = build_bento(bentofile, champion.tag) if bentofile is not None else None

@@ -128,6 +128,14 @@ def add(model_dir: Path, metadata: dict[str, Any]) -> tuple[Entry, bool]:
     return get(str(stored.tag)), True
 
 
+def attach(entry: Entry, source: Path, name: str) -> None:
+    """Put `source` into a stored model as `name` (atomically; replacing an older copy): the
+    drift reference, which evaluation writes after the weights were stored."""
+    partial = entry.path / f".{name}.partial"
+    shutil.copyfile(source, partial)
+    partial.replace(entry.path / name)
+
+
 def _relabel(entry: Entry, changes: dict[str, str | None]) -> None:
     # BentoML has no public call to change a stored model's labels; they live in its model.yaml,
     # which the store re-reads on every lookup.

@@ -23,6 +23,10 @@ Client errors are logged at INFO without a traceback; library warnings and excep
 (which can quote a file's header values or path) are withheld from the log (`LogScrubber`,
 `umcl/log_privacy.py`).
 
+Monitoring: each classified image is recorded (time, model, decode facts without identity, its
+embedding and probabilities; never a file name, header value or pixel) by a background writer
+(`umcl/monitor/`; `params.yaml: monitor`, UMCL_MONITOR=off, UMCL_MONITOR_DIR).
+
 Access: `UMCL_API_KEY` set ⇒ `Authorization: Bearer <key>` on every route but `/livez` and
 `/readyz`; without a key the service refuses to listen beyond loopback (`umcl/auth.py`).
 
@@ -69,6 +73,8 @@ from umcl.inference import finding_name, is_text, score_findings, square_pixels
 from umcl.log_privacy import quiet_libraries
 from umcl.model.prompts import unpromptable
 from umcl.model.umcl import UMCLModel, describe_model, input_size, read_calibration
+from umcl.monitor.served import decode_facts, start_recorder
+from umcl.monitor.store import classified_records, refused_record
 from umcl.upload_guard import (
     MAX_IMAGES,
     MAX_REQUEST_PIXELS,
@@ -172,12 +178,15 @@ TRIM_AFTER_PIXELS = 4_000_000  # after a 49 MP PNG the worker kept +190 MB witho
 def _refusal(index: int, path: Path, exc: ImageDecodeError) -> BentoMLException:
     reason = str(exc).replace(str(path), f"image {index}")
     if exc.code == IMAGE_TOO_LARGE:
-        return BentoMLException(reason, error_code=HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
-    if exc.code == IMAGE_FORMAT_UNSUPPORTED:
-        return BentoMLException(reason, error_code=HTTPStatus.UNSUPPORTED_MEDIA_TYPE)
-    if exc.code == IMAGE_UNREADABLE and "PNG, JPEG or DICOM" not in reason:
-        reason += "; send a PNG, JPEG or DICOM file"
-    return InvalidArgument(reason)
+        refusal = BentoMLException(reason, error_code=HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
+    elif exc.code == IMAGE_FORMAT_UNSUPPORTED:
+        refusal = BentoMLException(reason, error_code=HTTPStatus.UNSUPPORTED_MEDIA_TYPE)
+    else:
+        if exc.code == IMAGE_UNREADABLE and "PNG, JPEG or DICOM" not in reason:
+            reason += "; send a PNG, JPEG or DICOM file"
+        refusal = InvalidArgument(reason)
+    refusal.reason_code = exc.code  # what the monitor records of a refused upload
+    return refusal
 
 
 def _inspect_upload(index: int, path: Path) -> ImageInfo:
@@ -298,6 +307,13 @@ class UMCL:
         self.calibration = read_calibration(directory)
         self.prompts: dict[tuple[str, ...], tuple[np.ndarray, np.ndarray, float]] = {}
         self.gate = PixelGate(LIMITS.max_pixels)
+        # What this worker classifies, recorded off the request path (umcl/monitor/store.py).
+        self.recorder = start_recorder()
+
+    @bentoml.on_shutdown
+    def _flush_records(self) -> None:
+        if self.recorder is not None:
+            self.recorder.close()
 
     def _check_findings(self, findings: list[str] | None) -> list[str]:
         if findings is None:
@@ -352,13 +368,47 @@ class UMCL:
             RELEASE_HEAP()
         return square
 
-    async def _embed_uploads(self, images: list[Path]) -> np.ndarray:
+    async def _embed_uploads(self, images: list[Path]) -> tuple[np.ndarray, list[ImageInfo]]:
         infos = await asyncio.to_thread(inspect_uploads, images)
         squares = [
             await self._decode(i, p, info)
             for i, (p, info) in enumerate(zip(images, infos, strict=True))
         ]
-        return np.array(await self._encoder("embed_images", np.stack(squares)), np.float32)
+        embeddings = await self._encoder("embed_images", np.stack(squares))
+        return np.array(embeddings, np.float32), infos
+
+    async def _scores(
+        self, embeddings: np.ndarray, names: list[str]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        present, absent, scale = await self._prompts(names)
+        return score_findings(
+            torch.from_numpy(embeddings), torch.from_numpy(present), torch.from_numpy(absent),
+            scale, self.calibration, names,
+        )  # fmt: skip
+
+    async def _classified(self, images: list[Path]) -> tuple[np.ndarray, list[ImageInfo]]:
+        """Embeddings of the uploads; with the monitor on, a refused upload's reason code is
+        recorded before the refusal goes back."""
+        try:
+            return await self._embed_uploads(images)
+        except BentoMLException as exc:
+            code = getattr(exc, "reason_code", None)
+            if self.recorder is not None and code is not None:
+                self.recorder.add([refused_record(self.tag, code)])
+            raise
+
+    async def _record(
+        self, embeddings: np.ndarray, infos: list[ImageInfo], names: list[str],
+        probabilities: torch.Tensor,
+    ) -> None:  # fmt: skip
+        """Record each image with the probabilities of the model's own findings (whatever the
+        request asked), so that windows compare with the reference finding by finding."""
+        if self.recorder is None:
+            return
+        if names != self.labels:
+            probabilities, _ = await self._scores(embeddings, self.labels)
+        facts = [decode_facts(info) for info in infos]
+        self.recorder.add(classified_records(self.tag, facts, embeddings, probabilities.numpy()))
 
     @bentoml.api
     async def classify(
@@ -371,12 +421,9 @@ class UMCL:
         calibration (those outside the label space among them) are listed in "uncalibrated":
         their probability is the raw zero-shot score and their decision uses 0.5."""
         names = self._check_findings(findings)
-        embeddings = await self._embed_uploads(images)
-        present, absent, scale = await self._prompts(names)
-        probabilities, positives = score_findings(
-            torch.from_numpy(embeddings), torch.from_numpy(present), torch.from_numpy(absent),
-            scale, self.calibration, names,
-        )  # fmt: skip
+        embeddings, infos = await self._classified(images)
+        probabilities, positives = await self._scores(embeddings, names)
+        await self._record(embeddings, infos, names, probabilities)
         uncalibrated = [
             n for n in names if self.calibration is None or not self.calibration.calibrated(n)
         ]
@@ -404,7 +451,7 @@ class UMCL:
     @bentoml.api
     async def embed_image(self, images: list[Path], *, ctx: bentoml.Context) -> dict[str, Any]:
         """L2-normalised image embeddings in the space shared with reports and label prompts."""
-        embeddings = await self._embed_uploads(images)
+        embeddings, _ = await self._embed_uploads(images)
         return {
             "model": self.tag,
             "images": _upload_names(ctx, images),

@@ -176,13 +176,19 @@ class ImageInfo:
     """What a file's header says, read without decoding its pixels. `pixels` is what decoding it
     will hold: one frame, or every frame of a deflated DICOM (which is inflated whole). `parsed`
     is the checked DICOM header, which `load_image(path, info=…)` reuses instead of parsing the
-    same file again (it never leaves this package: it holds every header value)."""
+    same file again (it never leaves this package: it holds every header value). `bits`,
+    `photometric` and `modality` describe the encoding without saying whose image it is (a
+    DICOM defined term or "none"/"other", never a header's own text): the service's monitor
+    records them."""
 
     format: str
     width: int
     height: int
     pixels: int
     parsed: object = field(default=None, repr=False, compare=False)
+    bits: int = 8  # bits stored per sample
+    photometric: str = "MONOCHROME2"
+    modality: str = "none"
 
 
 def check_pixel_budget(path: Path, pixels: int, limits: DecodeLimits) -> None:
@@ -578,11 +584,26 @@ class _Parsed:
     pixels: _PixelModule
 
 
+def _stored_bits(path: Path, ds: Dataset, allocated: int) -> int:
+    """BitsStored (12 of 16 on many detectors), or the allocated bits where it is unusable."""
+    try:
+        stored = _whole(path, ds, "BitsStored", default=allocated)
+    except ImageDecodeError:
+        return allocated
+    return stored if stored <= allocated else allocated
+
+
 def _inspect(path: Path, limits: DecodeLimits | None) -> ImageInfo:
     header, pixels = _checked_header(path, _file_bytes(path, HEADER_BYTES), limits)
     pixel_count = _held_pixels(header, pixels)
     parsed = _Parsed(path, header, pixels)
-    return ImageInfo("DICOM", pixels.columns, pixels.rows, pixel_count, parsed)
+    modality = _value(path, header.dataset, "Modality")
+    return ImageInfo(
+        "DICOM", pixels.columns, pixels.rows, pixel_count, parsed,
+        bits=_stored_bits(path, header.dataset, pixels.bits),
+        photometric=pixels.photometric,
+        modality=modality_name(str(modality).strip().upper() if modality is not None else ""),
+    )  # fmt: skip
 
 
 def inspect_dicom(path: str | Path, limits: DecodeLimits | None = None) -> ImageInfo:

@@ -102,6 +102,9 @@ def _pillow_refusal(
     )
 
 
+GRAY_MODES = {"1", "L", "LA", "I", "F"} | {m for m in Image.MODES if m.startswith("I;16")}
+
+
 def _open_raster(path: Path, limits: DecodeLimits) -> Image.Image:
     """The file opened lazily (header only) as PNG or JPEG; anything else is refused."""
     _check_jpeg(path)
@@ -138,7 +141,9 @@ def _raster_info(path: Path, img: Image.Image, limits: DecodeLimits) -> ImageInf
     check_pixel_budget(path, width * height, limits)
     if _orientation(img) >= 5:  # turned a quarter: the upright picture is height × width
         width, height = height, width
-    return ImageInfo(str(img.format), width, height, width * height)
+    bits = 16 if img.mode.startswith("I;16") else 32 if img.mode in ("I", "F") else 8
+    photometric = "MONOCHROME2" if img.mode in GRAY_MODES else "RGB"
+    return ImageInfo(str(img.format), width, height, width * height, bits=bits, photometric=photometric)
 
 
 # EXIF Orientation → the stored array as displayed, as views (ImageOps.exif_transpose's table:

@@ -1,0 +1,278 @@
+"""The monitor: its store (atomic batches, concurrent writers, retention, a damaged file left
+out by name), the drift tests' false alarms and power on samples whose truth is known, and the
+real `bentoml serve` killed mid-load, after which the store is whole and holds every record
+that was answered more than one flush interval before the kill."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+import yaml
+
+from tests.conftest import saved_random_model, tiny_params
+from tests.serving import served, small_png
+from umcl import registry
+from umcl.config import MonitorSettings
+from umcl.data.dicom import COLOUR, GRAYSCALE, KNOWN_MODALITIES
+from umcl.monitor.drift import (
+    DRIFT,
+    NO_DRIFT,
+    TOO_FEW,
+    Window,
+    detect,
+    mean_shift_test,
+    mmd_test,
+    prediction_drift,
+)
+from umcl.monitor.reference import build_reference, load_reference, save_reference
+from umcl.monitor.store import (
+    CLASSIFIED,
+    LARGEST_SIZE_CLASS,
+    REFUSED,
+    SIZE_CLASSES,
+    Recorder,
+    classified_records,
+    delete_expired,
+    read_records,
+    refused_record,
+    schema,
+    write_batch,
+)
+
+EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+FUTURE = datetime(2100, 1, 1, tzinfo=UTC)
+FACTS = {"format": "PNG", "bits": 8, "photometric": "MONOCHROME2", "modality": "none",
+         "size_class": "<512"}  # fmt: skip
+
+
+def unit_rows(rng: np.random.Generator, n: int, dim: int = 16, shift: float = 0.0) -> np.ndarray:
+    """Points on the sphere spread most along the first axes, as embeddings are."""
+    rows = rng.normal(size=(n, dim)) * np.linspace(3, 0.5, dim)
+    rows[:, 0] += shift
+    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+
+def records(n: int, model: str = "umcl:test", dim: int = 16, seed: int = 0) -> list[dict]:
+    rng = np.random.default_rng(seed)
+    return classified_records(
+        model, [FACTS] * n, unit_rows(rng, n, dim).astype(np.float32), rng.random((n, 3))
+    )
+
+
+# --- the store --------------------------------------------------------------------------------
+
+
+def test_a_batch_is_written_whole_and_read_back_by_model_and_time(tmp_path: Path) -> None:
+    write_batch(tmp_path, records(5) + records(3, model="umcl:other") + [refused_record("umcl:test", "image_unreadable")])  # fmt: skip
+    table, unreadable = read_records(tmp_path, "umcl:test", EPOCH, FUTURE)
+    assert unreadable == [] and table.num_rows == 6
+    assert table.schema.names == schema().names
+    assert sorted(table.column("outcome").to_pylist()) == [CLASSIFIED] * 5 + [REFUSED]
+    later, _ = read_records(tmp_path, "umcl:test", datetime.now(UTC) + timedelta(seconds=1), FUTURE)
+    assert later is None
+    assert not list(tmp_path.rglob(".*")), "no temporary file is left behind"
+
+
+def _write_many(store: str, seed: int) -> None:
+    for batch in range(20):
+        write_batch(Path(store), records(7, seed=seed * 100 + batch))
+
+
+def test_concurrent_writer_processes_never_corrupt_the_store(tmp_path: Path) -> None:
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=_write_many, args=(str(tmp_path), s)) for s in range(4)]
+    for worker in workers:
+        worker.start()
+    # A reader while they write sees only whole files.
+    while any(w.is_alive() for w in workers):
+        _, unreadable = read_records(tmp_path, "umcl:test", EPOCH, FUTURE)
+        assert unreadable == []
+    assert all(w.exitcode == 0 for w in workers)
+    table, unreadable = read_records(tmp_path, "umcl:test", EPOCH, FUTURE)
+    assert unreadable == [] and table.num_rows == 4 * 20 * 7
+
+
+def test_a_damaged_file_is_named_and_the_rest_still_read(tmp_path: Path) -> None:
+    (written,) = write_batch(tmp_path, records(4))
+    (written.parent / "foreign.parquet").write_bytes(b"PAR1 not really")
+    table, unreadable = read_records(tmp_path, "umcl:test", EPOCH, FUTURE)
+    assert table.num_rows == 4
+    assert len(unreadable) == 1 and "foreign.parquet" in unreadable[0]
+
+
+def test_retention_deletes_only_day_folders_past_it(tmp_path: Path) -> None:
+    for day in ("2026-08-01", "2026-11-01", "2026-11-28"):
+        (tmp_path / f"date={day}").mkdir()
+    (tmp_path / "notes").mkdir()
+    deleted = delete_expired(tmp_path, retention_days=30, today=date(2026, 11, 29))
+    assert deleted == ["date=2026-08-01"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["date=2026-11-01", "date=2026-11-28", "notes"]  # fmt: skip
+
+
+def test_the_recorder_writes_by_count_by_age_and_on_close(tmp_path: Path) -> None:
+    recorder = Recorder(tmp_path, flush_records=10, flush_seconds=0.5, retention_days=30)
+    recorder.add(records(10))  # full batch: written at once
+    recorder.add(records(3))  # a partial batch: written once it is 0.5 s old
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        table, _ = read_records(tmp_path, "umcl:test", EPOCH, FUTURE)
+        if table is not None and table.num_rows == 13:
+            break
+        time.sleep(0.1)
+    assert table is not None and table.num_rows == 13
+    recorder.add(records(2))
+    recorder.close()  # the service's shutdown: the rest is written
+    assert read_records(tmp_path, "umcl:test", EPOCH, FUTURE)[0].num_rows == 15
+
+
+def test_a_failed_write_keeps_the_records_for_the_next_try(tmp_path: Path) -> None:
+    blocked = tmp_path / "store"
+    blocked.write_text("a file where the store's folder should be")
+    recorder = Recorder(blocked, flush_records=100, flush_seconds=60, retention_days=30)
+    recorder.add(records(4))
+    recorder.flush()
+    assert len(recorder.buffer) == 4
+    blocked.unlink()
+    recorder.close()
+    assert read_records(blocked, "umcl:test", EPOCH, FUTURE)[0].num_rows == 4
+
+
+# --- the drift tests ---------------------------------------------------------------------------
+
+
+def reference_of(
+    embeddings: np.ndarray, probabilities: np.ndarray, size: int = 1000, axes: int = 8
+):
+    return build_reference(
+        embeddings, probabilities, np.full(probabilities.shape[1], 0.5), ["A", "B", "C"],
+        size=size, axes=axes, seed=0,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("size", [400, 0], ids=["mmd", "summary"])
+def test_false_alarms_stay_near_alpha_and_a_shift_is_found(size: int) -> None:
+    rng = np.random.default_rng(1)
+    reference = reference_of(unit_rows(rng, 400), rng.random((400, 3)), size)
+    settings = MonitorSettings(permutations=200, alpha=0.05)
+
+    def p_value(window: np.ndarray, seed: int) -> float:
+        if size:
+            return mmd_test(reference.embeddings, window, settings.permutations, seed)[1]
+        return mean_shift_test(reference, window, axes=8)[1]
+
+    null = [p_value(unit_rows(rng, 60), s) for s in range(40)]
+    shifted = [p_value(unit_rows(rng, 60, shift=3.0), s) for s in range(10)]
+    assert np.mean(np.array(null) < settings.alpha) <= 0.125  # 5 of 40 at most
+    assert all(p < settings.alpha for p in shifted)
+
+
+def test_prediction_drift_names_the_finding_whose_rate_moved() -> None:
+    rng = np.random.default_rng(2)
+    reference = reference_of(unit_rows(rng, 500), rng.random((500, 3)))
+    window = rng.random((200, 3))
+    window[:, 1] = rng.random(200) * 0.4  # B: far fewer positives at 0.5
+    result = prediction_drift(reference, window, alpha=0.01)
+    assert result["drifted"] == ["B"]
+    assert result["findings"]["B"]["window_rate"] == 0.0
+
+
+def test_the_verdict_reads_refusals_and_a_thin_window() -> None:
+    rng = np.random.default_rng(3)
+    reference = reference_of(unit_rows(rng, 300), rng.random((300, 3)))
+    settings = MonitorSettings(min_images=50, permutations=50)
+    args = {"model": "umcl:t", "since": EPOCH, "until": FUTURE}
+
+    def window(n: int, refused: int) -> Window:
+        facts = {"format": {"PNG": n}}
+        return Window(unit_rows(rng, n), rng.random((n, 3)), {"image_unreadable": refused} if refused else {}, facts)  # fmt: skip
+
+    assert detect(reference, window(10, 0), None, settings, **args)["verdict"] == TOO_FEW
+    thin_but_refused = detect(reference, window(10, 5), None, settings, **args)
+    assert thin_but_refused["verdict"] == DRIFT and "refused" in thin_but_refused["reasons"][0]
+    assert detect(reference, window(120, 0), None, settings, **args)["verdict"] == NO_DRIFT
+
+
+def test_a_reference_round_trips_and_keeps_no_more_than_asked(tmp_path: Path) -> None:
+    rng = np.random.default_rng(4)
+    reference = reference_of(unit_rows(rng, 50), rng.random((50, 3)), size=20)
+    save_reference(reference, tmp_path / "r.safetensors")
+    again = load_reference(tmp_path / "r.safetensors")
+    assert again.embeddings.shape == (20, 16) and again.images == 50 and again.labels == ["A", "B", "C"]  # fmt: skip
+    assert np.allclose(again.mean, reference.mean)
+    summary = reference_of(unit_rows(rng, 50), rng.random((50, 3)), size=0, axes=8)
+    assert summary.embeddings.shape == (0, 16) and summary.axes.shape == (8, 16)
+
+
+# --- the real service, killed -------------------------------------------------------------------
+
+CLOSED_VOCABULARY = {
+    "outcome": {CLASSIFIED, REFUSED},
+    "format": {"PNG", "JPEG", "DICOM", None},
+    "photometric": GRAYSCALE | COLOUR | {None},
+    "modality": set(KNOWN_MODALITIES) | {"none", "other", None},
+    "size_class": {name for _, name in SIZE_CLASSES} | {LARGEST_SIZE_CLASS, None},
+}
+
+
+def assert_only_closed_vocabulary(table, model: str) -> None:
+    """No string in the store but a tag and the defined terms: no file name or header value."""
+    assert table.schema.names == schema().names
+    assert set(table.column("model").to_pylist()) == {model}
+    for column, allowed in CLOSED_VOCABULARY.items():
+        assert set(table.column(column).to_pylist()) <= allowed, column
+
+
+def test_killing_the_service_mid_load_loses_at_most_the_unflushed_batch(
+    tiny_pipeline: dict, tmp_path: Path
+) -> None:
+    entry, _ = registry.add(saved_random_model(tiny_pipeline, tmp_path / "model"), {"test": True})
+    params = tiny_params(tmp_path)
+    flush_seconds = 1.0
+    params["monitor"] = {"flush_records": 100_000, "flush_seconds": flush_seconds}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    store = tmp_path / "store"
+    env = {"UMCL_MODEL": entry.tag, "UMCL_MONITOR_DIR": str(store),
+           "UMCL_PARAMS": str(tmp_path / "params.yaml")}  # fmt: skip
+    answered: list[float] = []
+    sent: list[int] = []  # list.append is atomic across threads
+    stop = threading.Event()
+
+    def client(server_url: str, seed: int) -> None:
+        files = [("images", (f"DOE^JOHN_{seed}.png", small_png(seed), "image/png"))]
+        with httpx.Client(timeout=30) as http:
+            while not stop.is_set():
+                sent.append(seed)
+                try:
+                    response = http.post(f"{server_url}/classify", files=files)
+                except httpx.HTTPError:
+                    return  # the server is gone
+                if response.status_code == 200:
+                    answered.append(time.time())
+
+    with served(env, tmp_path / "serve.log") as server:
+        clients = [threading.Thread(target=client, args=(server.url, s)) for s in range(4)]
+        for thread in clients:
+            thread.start()
+        time.sleep(8)
+        killed_at = time.time()
+        os.killpg(server.process.pid, signal.SIGKILL)  # no shutdown hook runs
+        server.process.wait(timeout=30)
+        stop.set()
+        for thread in clients:
+            thread.join(timeout=60)
+    table, unreadable = read_records(store, entry.tag, EPOCH, FUTURE)
+    assert unreadable == []
+    stored = 0 if table is None else table.num_rows
+    settled = sum(t <= killed_at - flush_seconds - 1.0 for t in answered)
+    assert settled > 20, f"only {settled} answers before the kill: the load did not run"
+    assert settled <= stored <= len(sent), (settled, stored, len(sent))
+    assert_only_closed_vocabulary(table, entry.tag)

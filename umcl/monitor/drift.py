@@ -1,0 +1,238 @@
+"""Has the world moved? A window of the service's records against the model's reference.
+
+Three questions, each a test whose false-alarm rate is `monitor.alpha`:
+- input drift: do the window's image embeddings come from the reference's distribution? With a
+  reference sample, the kernel two-sample test (MMD, Gaussian kernel at the median distance)
+  with a permutation p-value; always, a mean-shift test along the reference's principal axes
+  (chi-square: it sees only a moved mean, and is all that is left with summary statistics).
+- prediction drift: per finding, the window's positive rate against the reference's (two-sample
+  test of proportions, Bonferroni over the findings); mean probabilities are reported beside.
+- data quality: the share of refused uploads against `monitor.max_failure_rate`, and the mix of
+  encodings (format, bits, photometric interpretation, modality, size class) against the window
+  before (chi-square test of homogeneity, Bonferroni over the five).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+import pyarrow as pa
+from scipy import stats
+
+from umcl.config import MonitorSettings
+from umcl.monitor.reference import Reference
+from umcl.monitor.store import CLASSIFIED, REFUSED
+
+FACTS = ("format", "bits", "photometric", "modality", "size_class")
+DRIFT, NO_DRIFT, TOO_FEW = "drift", "no drift", "too few images"
+
+
+@dataclass(frozen=True)
+class Window:
+    embeddings: np.ndarray  # (n, D) of the classified images
+    probabilities: np.ndarray  # (n, L)
+    refused: dict[str, int]  # reason code → uploads refused
+    facts: dict[str, dict[str, int]]  # fact → value → classified images
+
+    @property
+    def images(self) -> int:
+        return len(self.embeddings)
+
+
+def window_of(table: pa.Table | None, dim: int, findings: int) -> Window:
+    """The store's rows of one window, split into what each test reads."""
+    if table is None or table.num_rows == 0:
+        return Window(np.zeros((0, dim), np.float32), np.zeros((0, findings), np.float32), {}, {})
+    outcome = np.asarray(table.column("outcome").to_pylist(), dtype=object)
+    classified = table.filter(pa.array(outcome == CLASSIFIED))
+    refused = table.filter(pa.array(outcome == REFUSED)).column("reason").to_pylist()
+    facts = {fact: _counts(str(v) for v in classified.column(fact).to_pylist()) for fact in FACTS}
+    return Window(
+        embeddings=_matrix(classified.column("embedding"), dim),
+        probabilities=_matrix(classified.column("probabilities"), findings),
+        refused=_counts(str(r) for r in refused),
+        facts=facts,
+    )
+
+
+def _matrix(column: pa.ChunkedArray, width: int) -> np.ndarray:
+    if len(column) == 0:
+        return np.zeros((0, width), np.float32)
+    flat = column.combine_chunks().flatten().to_numpy(zero_copy_only=False)
+    return np.asarray(flat, np.float32).reshape(-1, width)
+
+
+def _counts(values) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for value in values:
+        counts[value] = counts.get(value, 0) + 1
+    return dict(sorted(counts.items()))
+
+
+# --- input drift ------------------------------------------------------------------------------
+
+
+def mmd_test(
+    reference: np.ndarray, window: np.ndarray, permutations: int, seed: int = 0
+) -> tuple[float, float]:
+    """Unbiased MMD² between two samples (Gaussian kernel, bandwidth the pooled median squared
+    distance) and its permutation p-value."""
+    pooled = np.vstack([reference, window]).astype(np.float64)
+    m, total = len(reference), len(pooled)
+    squared = np.sum(pooled**2, axis=1)
+    distances = np.maximum(squared[:, None] + squared[None, :] - 2 * pooled @ pooled.T, 0)
+    bandwidth = np.median(distances[np.triu_indices(total, 1)]) or 1.0
+    kernel = np.exp(-distances / bandwidth)
+
+    def statistic(members: np.ndarray) -> np.ndarray:
+        """MMD² for each row of `members` (P, total), 1 where a sample is in the first group."""
+        a, b = members, 1 - members
+        aka = np.einsum("pi,ij,pj->p", a, kernel, a, optimize=True) - m
+        bkb = np.einsum("pi,ij,pj->p", b, kernel, b, optimize=True) - (total - m)
+        akb = np.einsum("pi,ij,pj->p", a, kernel, b, optimize=True)
+        n = total - m
+        return aka / (m * (m - 1)) + bkb / (n * (n - 1)) - 2 * akb / (m * n)
+
+    observed = statistic(np.r_[np.ones(m), np.zeros(total - m)][None, :])[0]
+    rng = np.random.default_rng(seed)
+    shuffled = np.zeros((permutations, total))
+    for row in range(permutations):
+        shuffled[row, rng.permutation(total)[:m]] = 1
+    null = statistic(shuffled)
+    return float(observed), float((1 + np.sum(null >= observed)) / (1 + permutations))
+
+
+def mean_shift_test(reference: Reference, window: np.ndarray, axes: int) -> tuple[float, float]:
+    """Chi-square statistic of the window mean's distance from the reference mean along the
+    reference's first `axes` principal axes (both means' sampling errors counted), p-value."""
+    n, big_n = len(window), reference.images
+    kept = reference.axes[:axes]
+    shift = (window.mean(axis=0) - reference.mean) @ kept.T
+    variances = np.maximum(reference.variances[: len(kept)], 1e-12) * (1 / n + 1 / big_n)
+    statistic = float(np.sum(shift**2 / variances))
+    return statistic, float(stats.chi2.sf(statistic, df=len(kept)))
+
+
+def input_drift(
+    reference: Reference, window: np.ndarray, settings: MonitorSettings, seed: int = 0
+) -> dict:
+    """Two views of the window's embeddings: any change of distribution (MMD, with a reference
+    sample) and a moved mean along the reference's main axes (always); with both, each is held
+    to alpha / 2 (Bonferroni), so together they keep the false-alarm rate at alpha."""
+    tests = {}
+    if len(reference.embeddings) >= 2:
+        statistic, p_value = mmd_test(reference.embeddings, window, settings.permutations, seed)
+        tests["mmd"] = {"statistic": round(statistic, 6), "p_value": p_value}
+    statistic, p_value = mean_shift_test(reference, window, settings.summary_axes)
+    tests["mean_shift"] = {"statistic": round(statistic, 3), "p_value": p_value}
+    combined = min(1.0, len(tests) * min(t["p_value"] for t in tests.values()))
+    return {"test": " + ".join(tests), "tests": tests, "p_value": combined,
+            "reference_images": len(reference.embeddings) or reference.images,
+            "drifted": combined < settings.alpha}  # fmt: skip
+
+
+# --- prediction drift -------------------------------------------------------------------------
+
+
+def prediction_drift(reference: Reference, probabilities: np.ndarray, alpha: float) -> dict:
+    """Per finding: the reference's and the window's positive rates (at the finding's threshold)
+    and mean probabilities, and the two-proportion z-test's p-value; a finding drifted when its
+    p-value is under alpha / findings."""
+    n, big_n = len(probabilities), reference.images
+    window_rate = (probabilities >= reference.thresholds).mean(axis=0)
+    findings, drifted = {}, []
+    for index, name in enumerate(reference.labels):
+        p_ref, p_win = float(reference.positive_rate[index]), float(window_rate[index])
+        pooled = (p_ref * big_n + p_win * n) / (big_n + n)
+        spread = np.sqrt(pooled * (1 - pooled) * (1 / n + 1 / big_n))
+        p_value = 1.0 if spread == 0 else float(2 * stats.norm.sf(abs(p_win - p_ref) / spread))
+        findings[name] = {
+            "reference_rate": round(p_ref, 4), "window_rate": round(p_win, 4), "p_value": p_value,
+            "reference_mean_probability": round(float(reference.mean_probability[index]), 4),
+            "window_mean_probability": round(float(probabilities[:, index].mean()), 4),
+        }  # fmt: skip
+        if p_value < alpha / len(reference.labels):
+            drifted.append(name)
+    return {"findings": findings, "drifted": drifted}
+
+
+# --- data quality -----------------------------------------------------------------------------
+
+
+def mix_change(current: dict[str, int], previous: dict[str, int]) -> float:
+    """p-value of the chi-square test that two windows share one mix of values (1.0 when there
+    is nothing to compare)."""
+    values = sorted(set(current) | set(previous))
+    if len(values) < 2 or not sum(current.values()) or not sum(previous.values()):
+        return 1.0
+    table = np.array([[current.get(v, 0) for v in values], [previous.get(v, 0) for v in values]])
+    return float(stats.chi2_contingency(table, correction=False)[1])
+
+
+def quality_drift(window: Window, previous: Window | None, settings: MonitorSettings) -> dict:
+    uploads = window.images + sum(window.refused.values())
+    failure_rate = sum(window.refused.values()) / uploads if uploads else 0.0
+    mix = {fact: window.facts.get(fact, {}) for fact in FACTS}
+    report: dict = {
+        "uploads": uploads, "refused": window.refused, "failure_rate": round(failure_rate, 4),
+        "max_failure_rate": settings.max_failure_rate, "mix": mix,
+    }  # fmt: skip
+    changed = []
+    if previous is not None and previous.images:
+        p_values = {f: mix_change(mix[f], previous.facts.get(f, {})) for f in FACTS}
+        report["previous_mix"] = {f: previous.facts.get(f, {}) for f in FACTS}
+        report["mix_p_values"] = p_values
+        changed = [f for f, p in p_values.items() if p < settings.alpha / len(FACTS)]
+    report["mix_changed"] = changed
+    report["drifted"] = failure_rate > settings.max_failure_rate or bool(changed)
+    return report
+
+
+# --- the verdict ------------------------------------------------------------------------------
+
+
+def detect(
+    reference: Reference, window: Window, previous: Window | None, settings: MonitorSettings,
+    *, model: str, since: datetime, until: datetime, seed: int = 0,
+) -> dict:  # fmt: skip
+    """The drift report of one window (`metrics/drift.json`)."""
+    report: dict = {
+        "model": model, "since": since.isoformat(), "until": until.isoformat(),
+        "images": window.images, "min_images": settings.min_images,
+        "quality": quality_drift(window, previous, settings),
+    }  # fmt: skip
+    if window.images < settings.min_images:
+        # Too few to test the inputs; refusals alone can still say the world moved.
+        report["verdict"] = DRIFT if report["quality"]["drifted"] else TOO_FEW
+        report["reasons"] = _reasons(report)
+        return report
+    report["input"] = input_drift(reference, window.embeddings, settings, seed)
+    report["prediction"] = prediction_drift(reference, window.probabilities, settings.alpha)
+    report["reasons"] = _reasons(report)
+    report["verdict"] = DRIFT if report["reasons"] else NO_DRIFT
+    return report
+
+
+def _reasons(report: dict) -> list[str]:
+    """Why the window drifted, in words (empty: it did not)."""
+    reasons = []
+    inputs = report.get("input")
+    if inputs and inputs["drifted"]:
+        reasons.append(
+            f"input embeddings differ from the reference ({inputs['test']}, "
+            f"p = {inputs['p_value']:.3g})"
+        )
+    prediction = report.get("prediction")
+    if prediction and prediction["drifted"]:
+        reasons.append(f"positive rates moved for {', '.join(prediction['drifted'])}")
+    quality = report["quality"]
+    if quality["failure_rate"] > quality["max_failure_rate"]:
+        reasons.append(
+            f"{quality['failure_rate']:.1%} of uploads refused "
+            f"(over {quality['max_failure_rate']:.1%})"
+        )
+    if quality["mix_changed"]:
+        reasons.append(f"input mix changed: {', '.join(quality['mix_changed'])}")
+    return reasons

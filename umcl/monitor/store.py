@@ -1,0 +1,248 @@
+"""The monitor's store: what the service saw, one Parquet file per written batch, in day folders
+(`<store>/date=YYYY-MM-DD/`). A record says how an image was encoded and what the model made of
+it, never whose it is: time, model tag, the outcome (classified, or refused with a reason code),
+decode facts that carry no identity (format, bits stored, photometric interpretation, a DICOM
+modality as a defined term, a size class), the image embedding and the calibrated probability
+of each of the model's findings. No file name, header value or pixel is ever recorded.
+
+Writes are atomic (a hidden temporary file renamed into place), so readers never see half a
+file; every writer names its files by host, process and a random suffix, so concurrent workers
+never write the same file. A crash loses only the records still in memory.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import socket
+import threading
+import uuid
+from collections.abc import Iterable
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+log = logging.getLogger(__name__)
+
+CLASSIFIED, REFUSED = "classified", "refused"
+SIZE_CLASSES = ((512, "<512"), (1536, "512-1535"), (3072, "1536-3071"))
+LARGEST_SIZE_CLASS = ">=3072"
+PARTITION = "date="
+BUFFERED_BATCHES = 20  # while writes fail, at most this many batches wait in memory
+
+
+def size_class(width: int, height: int) -> str:
+    """The long side's bin: enough to see a new detector's resolution, too coarse to identify."""
+    side = max(width, height)
+    return next((name for limit, name in SIZE_CLASSES if side < limit), LARGEST_SIZE_CLASS)
+
+
+def schema() -> pa.Schema:
+    """Every column a record can hold; nothing else can be written."""
+    return pa.schema([
+        ("time", pa.timestamp("us", tz="UTC")),
+        ("model", pa.string()),
+        ("outcome", pa.string()),  # classified | refused
+        ("reason", pa.string()),  # a refusal's reason code (umcl/data/dicom.py), else null
+        ("format", pa.string()),  # PNG | JPEG | DICOM
+        ("bits", pa.int16()),
+        ("photometric", pa.string()),
+        ("modality", pa.string()),  # a DICOM defined term, "none" or "other"
+        ("size_class", pa.string()),
+        ("embedding", pa.list_(pa.float32())),
+        ("probabilities", pa.list_(pa.float32())),  # in the model's label order
+    ])  # fmt: skip
+
+
+def _day_folder(store: Path, day: date) -> Path:
+    return store / f"{PARTITION}{day.isoformat()}"
+
+
+def write_batch(store: Path, records: list[dict]) -> list[Path]:
+    """Write `records` atomically, one file per UTC day they fall on; returns the files."""
+    written = []
+    by_day: dict[date, list[dict]] = {}
+    for record in records:
+        by_day.setdefault(record["time"].date(), []).append(record)
+    for day, rows in by_day.items():
+        folder = _day_folder(store, day)
+        folder.mkdir(parents=True, exist_ok=True)
+        name = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:12]}.parquet"
+        partial = folder / f".{name}.partial"  # hidden: readers skip it
+        table = pa.Table.from_pylist(rows, schema=schema())
+        with partial.open("wb") as handle:
+            pq.write_table(table, handle, compression="zstd")
+            handle.flush()
+            os.fsync(handle.fileno())
+        partial.replace(folder / name)
+        written.append(folder / name)
+    return written
+
+
+def delete_expired(store: Path, retention_days: int, today: date | None = None) -> list[str]:
+    """Delete the day folders older than `retention_days`; returns their names."""
+    oldest = (today or datetime.now(UTC).date()) - timedelta(days=retention_days)
+    deleted = []
+    for folder in store.glob(f"{PARTITION}*"):
+        try:
+            day = date.fromisoformat(folder.name.removeprefix(PARTITION))
+        except ValueError:
+            continue
+        if day < oldest:
+            shutil.rmtree(folder, ignore_errors=True)  # another worker may be deleting it too
+            deleted.append(folder.name)
+    return deleted
+
+
+class Recorder:
+    """Buffers records in memory and writes them from a background thread: `add` only appends,
+    so the request that classified an image never waits for the disk. A batch is written when
+    it holds `flush_records` records or its oldest is `flush_seconds` old; `close` writes the
+    rest. Records leave the buffer only once they are on disk."""
+
+    def __init__(
+        self, store: Path, *, flush_records: int, flush_seconds: float, retention_days: int
+    ) -> None:
+        self.store = Path(store)
+        self.flush_records, self.flush_seconds = flush_records, flush_seconds
+        self.retention_days = retention_days
+        self.buffer: list[dict] = []
+        self.oldest: float | None = None
+        self.lock = threading.Lock()  # guards the buffer
+        self.writing = threading.Lock()  # one batch at a time, so none is written twice
+        self.wake = threading.Event()
+        self.stopping = False
+        self.expired_on: date | None = None
+        self.dropped = 0  # records given up while writes failed (logged)
+        self.thread = threading.Thread(target=self._run, name="umcl-monitor", daemon=True)
+        self.thread.start()
+
+    def add(self, records: Iterable[dict]) -> None:
+        with self.lock:
+            self.buffer.extend(records)
+            # Writes failing for long (a full disk) must not grow the service without bound.
+            excess = len(self.buffer) - BUFFERED_BATCHES * self.flush_records
+            if excess > 0:
+                del self.buffer[:excess]
+                self.dropped += excess
+            if self.oldest is None and self.buffer:
+                self.oldest = datetime.now(UTC).timestamp()
+            if len(self.buffer) >= self.flush_records:
+                self.wake.set()
+
+    def _due(self) -> bool:
+        with self.lock:
+            if not self.buffer:
+                return False
+            age = datetime.now(UTC).timestamp() - (self.oldest or 0)
+            return len(self.buffer) >= self.flush_records or age >= self.flush_seconds
+
+    def _run(self) -> None:
+        while not self.stopping:
+            self.wake.wait(timeout=min(self.flush_seconds, 1.0))
+            self.wake.clear()
+            if self._due():
+                self.flush()
+
+    def flush(self) -> None:
+        """Write what is buffered (callable from any thread; writes are serialised)."""
+        with self.writing:
+            with self.lock:
+                batch = list(self.buffer)
+            if not batch:
+                return
+            try:
+                write_batch(self.store, batch)
+            except Exception:  # a full disk must not take the service down: retry next time
+                log.exception(
+                    "monitor: could not write %d records to %s (%d given up so far)",
+                    len(batch), self.store, self.dropped,
+                )  # fmt: skip
+                return
+            with self.lock:
+                del self.buffer[: len(batch)]
+                self.oldest = datetime.now(UTC).timestamp() if self.buffer else None
+            self._expire()
+
+    def _expire(self) -> None:
+        today = datetime.now(UTC).date()
+        if self.expired_on != today:  # once a day per worker is enough
+            self.expired_on = today
+            deleted = delete_expired(self.store, self.retention_days, today)
+            if deleted:
+                log.info("monitor: deleted %d day folders past retention", len(deleted))
+
+    def close(self) -> None:
+        self.stopping = True
+        self.wake.set()
+        self.thread.join(timeout=10)
+        self.flush()
+
+
+def record_time() -> datetime:
+    return datetime.now(UTC)
+
+
+def classified_records(
+    model: str, facts: list[dict], embeddings: np.ndarray, probabilities: np.ndarray
+) -> list[dict]:
+    """One record per classified image (facts: `decode_facts` of each)."""
+    now = record_time()
+    return [
+        {"time": now, "model": model, "outcome": CLASSIFIED, "reason": None, **fact,
+         "embedding": embedding.tolist(), "probabilities": probability.tolist()}
+        for fact, embedding, probability in zip(facts, embeddings, probabilities, strict=True)
+    ]  # fmt: skip
+
+
+def refused_record(model: str, reason: str) -> dict:
+    """A refused upload: only the reason code (never the message, which can name the file)."""
+    return {"time": record_time(), "model": model, "outcome": REFUSED, "reason": reason,
+            "format": None, "bits": None, "photometric": None, "modality": None,
+            "size_class": None, "embedding": None, "probabilities": None}  # fmt: skip
+
+
+def day_folders(store: Path, since: datetime, until: datetime) -> list[Path]:
+    folders = []
+    for folder in sorted(Path(store).glob(f"{PARTITION}*")):
+        try:
+            day = date.fromisoformat(folder.name.removeprefix(PARTITION))
+        except ValueError:
+            continue
+        if since.date() <= day <= until.date():
+            folders.append(folder)
+    return folders
+
+
+def _naive_utc(moment: datetime) -> np.datetime64:
+    return np.datetime64(moment.astimezone(UTC).replace(tzinfo=None), "us")
+
+
+def read_records(
+    store: Path, model: str, since: datetime, until: datetime
+) -> tuple[pa.Table | None, list[str]]:
+    """`model`'s records in [since, until), and the files that could not be read (named, and
+    left out: one damaged file never hides the rest)."""
+    tables, unreadable = [], []
+    for folder in day_folders(store, since.astimezone(UTC), until.astimezone(UTC)):
+        for file in sorted(folder.glob("*.parquet")):
+            if file.name.startswith("."):
+                continue
+            try:
+                table = pq.read_table(file)
+                times = table.column("time").to_numpy()
+                keep = (
+                    (np.asarray(table.column("model").to_pylist(), dtype=object) == model)
+                    & (times >= _naive_utc(since))
+                    & (times < _naive_utc(until))
+                )
+            except Exception as exc:  # pyarrow raises several kinds for a damaged file
+                unreadable.append(f"{file.relative_to(store)}: {type(exc).__name__}")
+                continue
+            if keep.any():
+                tables.append(table.filter(pa.array(keep)))
+    return (pa.concat_tables(tables) if tables else None), unreadable
