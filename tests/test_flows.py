@@ -319,16 +319,17 @@ def frontal_images_outside_the_test_split(project: Path) -> list[Path]:
     return [project / f for f in image_files(sorted(set(keys)), project / "data/locator")]
 
 
-def narrow_window_png(source: Path, destination: Path) -> Path:
-    """The same X-ray as another site's export could send it: a narrow display window, a steeper
-    gamma and a smaller matrix, as an 8-bit PNG."""
+def shifted_png(source: Path, destination: Path) -> Path:
+    """The same X-ray as a misconfigured export sends it: grey levels inverted (MONOCHROME1
+    written as MONOCHROME2), a narrow display window, a steeper gamma and a smaller matrix, as
+    an 8-bit PNG."""
     import numpy as np
     from PIL import Image
 
     from umcl.data.images import load_image
 
     pixels = load_image(source)
-    shifted = np.clip((pixels - 0.35) / 0.3, 0, 1) ** 0.6
+    shifted = np.clip((0.65 - pixels) / 0.3, 0, 1) ** 0.6
     image = Image.fromarray((shifted * 255).astype(np.uint8))
     image.resize((image.width // 2, image.height // 2)).save(destination)
     return destination
@@ -353,7 +354,7 @@ def test_the_monitor_flow_finds_drift_in_shifted_images_and_none_in_the_sites_ow
     tag = json.loads((project / "metrics/package.json").read_text())["model"]
     own = frontal_images_outside_the_test_split(project)[:40]
     assert len(own) == 40
-    shifted = [narrow_window_png(f, tmp_path / f"shifted-{i}.png") for i, f in enumerate(own)]
+    shifted = [shifted_png(f, tmp_path / f"shifted-{i}.png") for i, f in enumerate(own)]
     store = tmp_path / "records"
     monkeypatch.setenv("UMCL_MONITOR_DIR", str(store))
     env = project_env(project) | {"UMCL_MODEL": tag, "UMCL_PARAMS": str(project / "params.yaml")}
@@ -373,7 +374,7 @@ def test_the_monitor_flow_finds_drift_in_shifted_images_and_none_in_the_sites_ow
                     for name, (since, until) in windows.items()}  # fmt: skip
         report = json.loads((project / "metrics/drift.json").read_text())
     assert verdicts == {"own": NO_DRIFT, "shifted": DRIFT}, report
-    assert report["images"] == 40 and report["input"]["drifted"], report
+    assert report["images"] == 40 and report["input"]["drifted"], (report["input"], report["reasons"])
     assert "drift" in artifact("umcl-drift").lower()
     rendered = tmp_path / "drift-plot"
     run("dvc", "plots", "show", "plots/drift/positive_rate.csv", "--template", "drift_rates",

@@ -22,6 +22,7 @@ import pyarrow as pa
 from scipy import stats
 
 from umcl.config import MonitorSettings
+from umcl.errors import InputError
 from umcl.monitor.reference import Reference
 from umcl.monitor.store import CLASSIFIED, REFUSED
 
@@ -115,18 +116,29 @@ def mean_shift_test(reference: Reference, window: np.ndarray, axes: int) -> tupl
     return statistic, float(stats.chi2.sf(statistic, df=len(kept)))
 
 
+IMAGES_PER_AXIS = 50  # a principal axis's variance is trusted when this many images estimated it
+
+
 def input_drift(
     reference: Reference, window: np.ndarray, settings: MonitorSettings, seed: int = 0
 ) -> dict:
     """Two views of the window's embeddings: any change of distribution (MMD, with a reference
-    sample) and a moved mean along the reference's main axes (always); with both, each is held
-    to alpha / 2 (Bonferroni), so together they keep the false-alarm rate at alpha."""
+    sample) and a moved mean along the reference's main axes (as many as its test images can
+    estimate well); with both, each is held to alpha / 2 (Bonferroni), so together they keep
+    the false-alarm rate at alpha."""
     tests = {}
     if len(reference.embeddings) >= 2:
         statistic, p_value = mmd_test(reference.embeddings, window, settings.permutations, seed)
         tests["mmd"] = {"statistic": round(statistic, 6), "p_value": p_value}
-    statistic, p_value = mean_shift_test(reference, window, settings.summary_axes)
-    tests["mean_shift"] = {"statistic": round(statistic, 3), "p_value": p_value}
+    axes = min(settings.summary_axes, reference.images // IMAGES_PER_AXIS)
+    if axes:
+        statistic, p_value = mean_shift_test(reference, window, axes)
+        tests["mean_shift"] = {"statistic": round(statistic, 3), "p_value": p_value, "axes": axes}
+    if not tests:
+        raise InputError(
+            f"the reference holds no embeddings and only {reference.images} test images, too few "
+            f"to estimate one principal axis ({IMAGES_PER_AXIS}): keep monitor.reference_size > 0"
+        )
     combined = min(1.0, len(tests) * min(t["p_value"] for t in tests.values()))
     return {"test": " + ".join(tests), "tests": tests, "p_value": combined,
             "reference_images": len(reference.embeddings) or reference.images,

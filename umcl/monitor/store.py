@@ -143,7 +143,9 @@ class Recorder:
 
     def _run(self) -> None:
         while not self.stopping:
-            self.wake.wait(timeout=min(self.flush_seconds, 1.0))
+            # Woken by a full batch, else often enough that a batch is written soon after it
+            # reaches flush_seconds of age.
+            self.wake.wait(timeout=min(self.flush_seconds / 4, 1.0))
             self.wake.clear()
             if self._due():
                 self.flush()
