@@ -59,6 +59,7 @@ bench: install
 	python benchmarks/unify_scale.py
 	dvc repro preprocess && python benchmarks/train_step.py
 	dvc repro && python benchmarks/serve_load.py
+	python benchmarks/drift.py && python -m benchmarks.monitor_overhead
 
 clean:
 	rm -rf data/validated data/quarantine data/unified data/cache metrics

@@ -8,7 +8,7 @@ from 32 concurrent clients, so that a slow moment of this shared machine falls o
 per setting: the median over rounds of requests/s and of p50/p99 latency, and the on/off
 throughput ratio; then how many records the store holds (every answered request: one).
 
-    python benchmarks/monitor_overhead.py [--rounds 5] [--requests 160] [--model umcl:<version>]
+    python -m benchmarks.monitor_overhead [--rounds 5] [--requests 160] [--model umcl:<version>]
 """
 
 from __future__ import annotations
