@@ -374,7 +374,10 @@ def test_the_monitor_flow_finds_drift_in_shifted_images_and_none_in_the_sites_ow
                     for name, (since, until) in windows.items()}  # fmt: skip
         report = json.loads((project / "metrics/drift.json").read_text())
     assert verdicts == {"own": NO_DRIFT, "shifted": DRIFT}, report
-    assert report["images"] == 40 and report["input"]["drifted"], (report["input"], report["reasons"])
+    assert report["images"] == 40 and report["input"]["drifted"], (
+        report["input"],
+        report["reasons"],
+    )
     assert "drift" in artifact("umcl-drift").lower()
     rendered = tmp_path / "drift-plot"
     run("dvc", "plots", "show", "plots/drift/positive_rate.csv", "--template", "drift_rates",
