@@ -52,8 +52,9 @@ def retrain(
     `reason`: why this run was started (recorded with what it did)."""
     log = get_run_logger()
     asked = f"Asked: {reason}\n\n" if reason else ""
-    if reason:
+    if reason:  # recorded before anything can fail
         log.info("started because %s", reason)
+        create_markdown_artifact(key="umcl-retrain", markdown=f"## Retrain\n\n{asked}(running)")
     if pull_data:
         pull(project)
     changed = changes(project)

@@ -379,6 +379,14 @@ def test_the_monitor_flow_finds_drift_in_shifted_images_and_none_in_the_sites_ow
         report["reasons"],
     )
     assert "drift" in artifact("umcl-drift").lower()
+    # The uploads were demo DICOMs with names, ids and dates in their headers, sent under
+    # patient-like file names: the store holds none of it.
+    from tests.test_monitor import EPOCH, FUTURE, assert_only_closed_vocabulary
+    from umcl.monitor.store import read_records
+
+    records, unreadable = read_records(store, tag, EPOCH, FUTURE)
+    assert records.num_rows == 80 and unreadable == []
+    assert_only_closed_vocabulary(records, tag)
     rendered = tmp_path / "drift-plot"
     run("dvc", "plots", "show", "plots/drift/positive_rate.csv", "--template", "drift_rates",
         "-x", "finding", "-y", "positive_rate", "-o", str(rendered), cwd=project)  # fmt: skip

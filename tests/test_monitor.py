@@ -5,6 +5,8 @@ that was answered more than one flush interval before the kill."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import multiprocessing
 import os
 import signal
@@ -15,6 +17,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import psutil
 import pytest
 import yaml
 
@@ -34,8 +37,10 @@ from umcl.monitor.drift import (
     mean_shift_test,
     mmd_test,
     prediction_drift,
+    window_of,
 )
 from umcl.monitor.reference import build_reference, load_reference, save_reference
+from umcl.monitor.report import moment
 from umcl.monitor.store import (
     CLASSIFIED,
     LARGEST_SIZE_CLASS,
@@ -219,7 +224,7 @@ def test_a_reference_round_trips_and_keeps_no_more_than_asked(tmp_path: Path) ->
 CLOSED_VOCABULARY = {
     "outcome": {CLASSIFIED, REFUSED},
     "format": {"PNG", "JPEG", "DICOM", None},
-    "photometric": GRAYSCALE | COLOUR | {None},
+    "photometric": GRAYSCALE | COLOUR | {"PALETTE COLOR", None},
     "modality": set(KNOWN_MODALITIES) | {"none", "other", None},
     "size_class": {name for _, name in SIZE_CLASSES} | {LARGEST_SIZE_CLASS, None},
 }
@@ -265,9 +270,16 @@ def test_killing_the_service_mid_load_loses_at_most_the_unflushed_batch(
         for thread in clients:
             thread.start()
         time.sleep(8)
+        # The whole service dies at once, as in a crash or an OOM kill: its process group and
+        # BentoML's workers, which run in process groups of their own. No shutdown hook runs.
+        workers = psutil.Process(server.process.pid).children(recursive=True)
         killed_at = time.time()
-        os.killpg(server.process.pid, signal.SIGKILL)  # no shutdown hook runs
+        os.killpg(server.process.pid, signal.SIGKILL)
+        for worker in workers:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                worker.kill()
         server.process.wait(timeout=30)
+        psutil.wait_procs(workers, timeout=30)
         stop.set()
         for thread in clients:
             thread.join(timeout=60)
@@ -291,3 +303,58 @@ def test_a_summary_of_too_few_images_is_refused_not_trusted() -> None:
         input_drift(small, unit_rows(rng, 30), MonitorSettings())
     sampled = reference_of(unit_rows(rng, 40), rng.random((40, 3)), size=40)
     assert set(input_drift(sampled, unit_rows(rng, 30), MonitorSettings(permutations=50))["tests"]) == {"mmd"}  # fmt: skip
+
+
+def test_a_foreign_schema_is_named_and_a_castable_one_read(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    (written,) = write_batch(tmp_path, records(3))
+    table = pq.read_table(written)
+    pq.write_table(table.cast(table.schema.set(table.schema.get_field_index("bits"), pa.field("bits", pa.int32()))),
+                   written.parent / "wider-bits.parquet")  # fmt: skip
+    pq.write_table(table.drop_columns(["modality"]), written.parent / "older.parquet")
+    read, unreadable = read_records(tmp_path, "umcl:test", EPOCH, FUTURE)
+    assert read.num_rows == 6
+    assert len(unreadable) == 1 and "older.parquet" in unreadable[0]
+
+
+def test_writes_failing_for_long_keep_a_bounded_buffer_and_lose_nothing_written(
+    tmp_path: Path,
+) -> None:
+    blocked = tmp_path / "store"
+    blocked.write_text("a file where the store's folder should be")
+    recorder = Recorder(blocked, flush_records=5, flush_seconds=60, retention_days=30)
+    for seed in range(40):
+        recorder.add(records(5, seed=seed))
+        recorder.flush()
+    assert len(recorder.buffer) <= 20 * 5 and recorder.dropped == 40 * 5 - len(recorder.buffer)
+    assert not list(tmp_path.glob("**/.*.partial"))
+    kept = len(recorder.buffer)
+    blocked.unlink()
+    recorder.close()
+    assert read_records(blocked, "umcl:test", EPOCH, FUTURE)[0].num_rows == kept
+
+
+def test_a_lone_refusal_is_not_drift_and_a_nan_record_is_left_out() -> None:
+    import pyarrow as pa
+
+    rng = np.random.default_rng(6)
+    reference = reference_of(unit_rows(rng, 300), rng.random((300, 3)))
+    settings = MonitorSettings(min_images=50, permutations=50)
+    args = {"model": "umcl:t", "since": EPOCH, "until": FUTURE}
+    lone = window_of(pa.Table.from_pylist([refused_record("umcl:test", "image_unreadable")], schema=schema()), 16, 3)  # fmt: skip
+    assert detect(reference, lone, None, settings, **args)["verdict"] == TOO_FEW
+    rows = records(80, seed=7)
+    rows[0]["embedding"] = [float("nan")] * 16
+    window = window_of(pa.Table.from_pylist(rows, schema=schema()), 16, 3)
+    assert window.images == 79 and window.unusable == 1
+    report = detect(reference, window, None, settings, **args)
+    assert report["quality"]["unusable_records"] == 1
+    json.dumps(report, allow_nan=False)  # the report stays valid JSON
+
+
+def test_a_window_start_out_of_the_calendar_is_a_clear_error() -> None:
+    for text in ("1000000d", "99999999999999999999h", "yesterday"):
+        with pytest.raises(InputError):
+            moment(text)

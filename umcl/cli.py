@@ -210,6 +210,7 @@ def cmd_drift(args: argparse.Namespace) -> None:
     report = drift_report(store, monitor, moment(args.since, until), until, args.model)
     write_report(report, args.out, args.plots)
     why = f": {'; '.join(report['reasons'])}" if report.get("reasons") else ""
+    why += f" ({report['note']})" if report.get("note") else ""
     print(
         f"drift: {report['verdict']} for {report['model']} over {report['images']} images{why} → {args.out}"
     )

@@ -465,9 +465,10 @@ class MonitorSettings(Strict):
     flush_records: int = Field(256, ge=1)  # a batch is written when it holds this many records
     flush_seconds: float = Field(5.0, gt=0)  # ... or when its oldest record is this old
     # Test images whose embeddings are stored with the model as its reference; 0 keeps only
-    # summary statistics (mean and principal axes: a weaker test, README: Monitoring).
+    # summary statistics (mean and principal axes: only a moved mean is seen, README: Monitoring).
     reference_size: int = Field(1000, ge=0)
     min_images: int = Field(100, ge=2)  # a window with fewer classified images gets no verdict
+    max_images: int = Field(2000, ge=2)  # a larger window's embeddings are sampled down to this
     alpha: float = Field(0.01, gt=0, lt=1)  # false-alarm level of each drift test
     permutations: int = Field(500, ge=20)  # of the embedding test's permutation p-value
     # Principal axes of the summary statistics: more axes see more kinds of shift but also the

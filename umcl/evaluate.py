@@ -228,7 +228,7 @@ class Curves:
     # before / after calibration → reliability rows (umcl/calibration.py: reliability_curve);
     # only "before" when the model has no calibration.
     reliability: dict[str, list[dict]]
-    test_images: torch.Tensor  # (n, D) embeddings
+    test_embeddings: torch.Tensor  # (n, D), one per test image
     test_probabilities: torch.Tensor  # (n, L) calibrated, with the model's own prompts
 
 

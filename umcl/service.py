@@ -194,10 +194,12 @@ def _inspect_upload(index: int, path: Path) -> ImageInfo:
     names from a PACS export often hold patient names, and these messages reach the log."""
     megabytes = path.stat().st_size / MB
     if megabytes > MAX_UPLOAD_MB:
-        raise BentoMLException(
+        refusal = BentoMLException(
             f"image {index} is {megabytes:.1f} MB, over the {MAX_UPLOAD_MB:g} MB limit (UMCL_MAX_UPLOAD_MB)",
             error_code=HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
         )
+        refusal.reason_code = IMAGE_TOO_LARGE
+        raise refusal
     try:
         return inspect_image(path, LIMITS)
     except ImageDecodeError as exc:
@@ -405,10 +407,14 @@ class UMCL:
         request asked), so that windows compare with the reference finding by finding."""
         if self.recorder is None:
             return
-        if names != self.labels:
-            probabilities, _ = await self._scores(embeddings, self.labels)
-        facts = [decode_facts(info) for info in infos]
-        self.recorder.add(classified_records(self.tag, facts, embeddings, probabilities.numpy()))
+        try:
+            if names != self.labels:
+                probabilities, _ = await self._scores(embeddings, self.labels)
+            facts = [decode_facts(info) for info in infos]
+            records = classified_records(self.tag, facts, embeddings, probabilities.numpy())
+            self.recorder.add(records)
+        except Exception as exc:  # the answer matters more than its record: never a 5xx for it
+            log.warning("monitor: %d images not recorded (%s)", len(infos), type(exc).__name__)
 
     @bentoml.api
     async def classify(

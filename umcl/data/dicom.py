@@ -597,13 +597,21 @@ def _inspect(path: Path, limits: DecodeLimits | None) -> ImageInfo:
     header, pixels = _checked_header(path, _file_bytes(path, HEADER_BYTES), limits)
     pixel_count = _held_pixels(header, pixels)
     parsed = _Parsed(path, header, pixels)
-    modality = _value(path, header.dataset, "Modality")
     return ImageInfo(
         "DICOM", pixels.columns, pixels.rows, pixel_count, parsed,
         bits=_stored_bits(path, header.dataset, pixels.bits),
-        photometric=pixels.photometric,
-        modality=modality_name(str(modality).strip().upper() if modality is not None else ""),
+        photometric=pixels.photometric, modality=_modality_term(path, header.dataset),
     )  # fmt: skip
+
+
+def _modality_term(path: Path, ds: Dataset) -> str:
+    """The Modality as a defined term, "none" or "other" (a malformed one too: a file accepted
+    under `*` is not refused for what only the monitor reads)."""
+    try:
+        value = _value(path, ds, "Modality")
+    except ImageDecodeError:
+        return modality_name("malformed")
+    return modality_name(str(value).strip().upper() if value is not None else "")
 
 
 def inspect_dicom(path: str | Path, limits: DecodeLimits | None = None) -> ImageInfo:

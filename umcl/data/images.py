@@ -102,7 +102,12 @@ def _pillow_refusal(
     )
 
 
-GRAY_MODES = {"1", "L", "LA", "I", "F"} | {m for m in Image.MODES if m.startswith("I;16")}
+# What the monitor records of a PNG or JPEG, in the DICOM terms it uses for DICOM files.
+RASTER_NAMES = {"MPO": "JPEG"}  # Pillow's name for a JPEG with more than one picture
+RASTER_BITS = {"1": 1, "I": 32, "F": 32}  # per sample; 8 unless named here or I;16*
+RASTER_PHOTOMETRIC = {"1": "MONOCHROME2", "L": "MONOCHROME2", "LA": "MONOCHROME2",
+                      "I": "MONOCHROME2", "F": "MONOCHROME2", "P": "PALETTE COLOR",
+                      "PA": "PALETTE COLOR"}  # fmt: skip
 
 
 def _open_raster(path: Path, limits: DecodeLimits) -> Image.Image:
@@ -141,9 +146,11 @@ def _raster_info(path: Path, img: Image.Image, limits: DecodeLimits) -> ImageInf
     check_pixel_budget(path, width * height, limits)
     if _orientation(img) >= 5:  # turned a quarter: the upright picture is height × width
         width, height = height, width
-    bits = 16 if img.mode.startswith("I;16") else 32 if img.mode in ("I", "F") else 8
-    photometric = "MONOCHROME2" if img.mode in GRAY_MODES else "RGB"
-    return ImageInfo(str(img.format), width, height, width * height, bits=bits, photometric=photometric)
+    return ImageInfo(
+        RASTER_NAMES.get(str(img.format), str(img.format)), width, height, width * height,
+        bits=RASTER_BITS.get(img.mode, 16 if img.mode.startswith("I;16") else 8),
+        photometric=RASTER_PHOTOMETRIC.get(img.mode, "MONOCHROME2" if img.mode.startswith("I;16") else "RGB"),
+    )  # fmt: skip
 
 
 # EXIF Orientation → the stored array as displayed, as views (ImageOps.exif_transpose's table:

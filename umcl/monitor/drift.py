@@ -5,11 +5,12 @@ Three questions, each a test whose false-alarm rate is `monitor.alpha`:
   reference sample, the kernel two-sample test (MMD, Gaussian kernel at the median distance)
   with a permutation p-value; always, a mean-shift test along the reference's principal axes
   (chi-square: it sees only a moved mean, and is all that is left with summary statistics).
-- prediction drift: per finding, the window's positive rate against the reference's (two-sample
-  test of proportions, Bonferroni over the findings); mean probabilities are reported beside.
-- data quality: the share of refused uploads against `monitor.max_failure_rate`, and the mix of
-  encodings (format, bits, photometric interpretation, modality, size class) against the window
-  before (chi-square test of homogeneity, Bonferroni over the five).
+- prediction drift: per finding, the window's positive rate against the reference's (Fisher's
+  exact test, Bonferroni over the findings); mean probabilities are reported beside.
+- data quality: the share of refused uploads against `monitor.max_failure_rate` (one-sided
+  binomial test), and the mix of encodings (format, bits, photometric interpretation, modality,
+  size class) against the window before (chi-square test of homogeneity, Bonferroni over the
+  five; only when both windows hold `monitor.min_images` images).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ class Window:
     probabilities: np.ndarray  # (n, L)
     refused: dict[str, int]  # reason code → uploads refused
     facts: dict[str, dict[str, int]]  # fact → value → classified images
+    unusable: int = 0  # classified records without a finite embedding and probabilities
 
     @property
     def images(self) -> int:
@@ -43,26 +45,34 @@ class Window:
 
 
 def window_of(table: pa.Table | None, dim: int, findings: int) -> Window:
-    """The store's rows of one window, split into what each test reads."""
+    """The store's rows of one window, split into what each test reads. A classified record
+    whose embedding or probabilities are not `dim` and `findings` finite numbers is counted as
+    unusable and left out of every test."""
     if table is None or table.num_rows == 0:
         return Window(np.zeros((0, dim), np.float32), np.zeros((0, findings), np.float32), {}, {})
     outcome = np.asarray(table.column("outcome").to_pylist(), dtype=object)
     classified = table.filter(pa.array(outcome == CLASSIFIED))
     refused = table.filter(pa.array(outcome == REFUSED)).column("reason").to_pylist()
-    facts = {fact: _counts(str(v) for v in classified.column(fact).to_pylist()) for fact in FACTS}
+    embeddings = _rows(classified.column("embedding").to_pylist(), dim)
+    probabilities = _rows(classified.column("probabilities").to_pylist(), findings)
+    usable = np.isfinite(embeddings).all(axis=1) & np.isfinite(probabilities).all(axis=1)
+    kept = classified.filter(pa.array(usable))
     return Window(
-        embeddings=_matrix(classified.column("embedding"), dim),
-        probabilities=_matrix(classified.column("probabilities"), findings),
+        embeddings=embeddings[usable],
+        probabilities=probabilities[usable],
         refused=_counts(str(r) for r in refused),
-        facts=facts,
+        facts={fact: _counts(str(v) for v in kept.column(fact).to_pylist()) for fact in FACTS},
+        unusable=int((~usable).sum()),
     )
 
 
-def _matrix(column: pa.ChunkedArray, width: int) -> np.ndarray:
-    if len(column) == 0:
-        return np.zeros((0, width), np.float32)
-    flat = column.combine_chunks().flatten().to_numpy(zero_copy_only=False)
-    return np.asarray(flat, np.float32).reshape(-1, width)
+def _rows(values: list, width: int) -> np.ndarray:
+    """(n, width) float32; a row that is missing or of another length becomes NaN."""
+    out = np.full((len(values), width), np.nan, np.float32)
+    for i, value in enumerate(values):
+        if value is not None and len(value) == width:
+            out[i] = value
+    return out
 
 
 def _counts(values) -> dict[str, int]:
@@ -127,6 +137,10 @@ def input_drift(
     estimate well); with both, each is held to alpha / 2 (Bonferroni), so together they keep
     the false-alarm rate at alpha."""
     tests = {}
+    if len(window) > settings.max_images:  # a busy day: a seeded sample bounds time and memory
+        window = window[
+            np.random.default_rng(seed).choice(len(window), settings.max_images, replace=False)
+        ]
     if len(reference.embeddings) >= 2:
         statistic, p_value = mmd_test(reference.embeddings, window, settings.permutations, seed)
         tests["mmd"] = {"statistic": round(statistic, 6), "p_value": p_value}
@@ -150,18 +164,20 @@ def input_drift(
 
 def prediction_drift(reference: Reference, probabilities: np.ndarray, alpha: float) -> dict:
     """Per finding: the reference's and the window's positive rates (at the finding's threshold)
-    and mean probabilities, and the two-proportion z-test's p-value; a finding drifted when its
-    p-value is under alpha / findings."""
+    and mean probabilities, and Fisher's exact test of the two rates (exact also for a rare
+    finding); a finding drifted when its p-value is under alpha / findings."""
     n, big_n = len(probabilities), reference.images
-    window_rate = (probabilities >= reference.thresholds).mean(axis=0)
+    window_positive = (probabilities >= reference.thresholds).sum(axis=0)
     findings, drifted = {}, []
     for index, name in enumerate(reference.labels):
-        p_ref, p_win = float(reference.positive_rate[index]), float(window_rate[index])
-        pooled = (p_ref * big_n + p_win * n) / (big_n + n)
-        spread = np.sqrt(pooled * (1 - pooled) * (1 / n + 1 / big_n))
-        p_value = 1.0 if spread == 0 else float(2 * stats.norm.sf(abs(p_win - p_ref) / spread))
+        p_ref = float(reference.positive_rate[index])
+        ref_positive = round(p_ref * big_n)
+        win_positive = int(window_positive[index])
+        table = [[win_positive, n - win_positive], [ref_positive, big_n - ref_positive]]
+        p_value = float(stats.fisher_exact(table)[1])
         findings[name] = {
-            "reference_rate": round(p_ref, 4), "window_rate": round(p_win, 4), "p_value": p_value,
+            "reference_rate": round(p_ref, 4), "window_rate": round(win_positive / n, 4),
+            "p_value": p_value,
             "reference_mean_probability": round(float(reference.mean_probability[index]), 4),
             "window_mean_probability": round(float(probabilities[:, index].mean()), 4),
         }  # fmt: skip
@@ -184,21 +200,31 @@ def mix_change(current: dict[str, int], previous: dict[str, int]) -> float:
 
 
 def quality_drift(window: Window, previous: Window | None, settings: MonitorSettings) -> dict:
-    uploads = window.images + sum(window.refused.values())
-    failure_rate = sum(window.refused.values()) / uploads if uploads else 0.0
+    """Refused uploads: drifted when a one-sided binomial test says the refusal rate is above
+    `max_failure_rate` (one refusal among few uploads is not enough). The encoding mix: compared
+    with the window before when both hold at least `min_images` images."""
+    refused = sum(window.refused.values())
+    uploads = window.images + window.unusable + refused
+    p_refused = (
+        float(stats.binomtest(refused, uploads, settings.max_failure_rate, "greater").pvalue)
+        if refused
+        else 1.0
+    )
     mix = {fact: window.facts.get(fact, {}) for fact in FACTS}
     report: dict = {
-        "uploads": uploads, "refused": window.refused, "failure_rate": round(failure_rate, 4),
-        "max_failure_rate": settings.max_failure_rate, "mix": mix,
+        "uploads": uploads, "refused": window.refused, "unusable_records": window.unusable,
+        "failure_rate": round(refused / uploads, 4) if uploads else 0.0,
+        "max_failure_rate": settings.max_failure_rate, "failure_p_value": p_refused,
+        "too_many_refused": p_refused < settings.alpha, "mix": mix,
     }  # fmt: skip
     changed = []
-    if previous is not None and previous.images:
+    if previous is not None and min(window.images, previous.images) >= settings.min_images:
         p_values = {f: mix_change(mix[f], previous.facts.get(f, {})) for f in FACTS}
         report["previous_mix"] = {f: previous.facts.get(f, {}) for f in FACTS}
         report["mix_p_values"] = p_values
         changed = [f for f, p in p_values.items() if p < settings.alpha / len(FACTS)]
     report["mix_changed"] = changed
-    report["drifted"] = failure_rate > settings.max_failure_rate or bool(changed)
+    report["drifted"] = report["too_many_refused"] or bool(changed)
     return report
 
 
@@ -240,10 +266,10 @@ def _reasons(report: dict) -> list[str]:
     if prediction and prediction["drifted"]:
         reasons.append(f"positive rates moved for {', '.join(prediction['drifted'])}")
     quality = report["quality"]
-    if quality["failure_rate"] > quality["max_failure_rate"]:
+    if quality["too_many_refused"]:
         reasons.append(
-            f"{quality['failure_rate']:.1%} of uploads refused "
-            f"(over {quality['max_failure_rate']:.1%})"
+            f"{quality['failure_rate']:.1%} of {quality['uploads']} uploads refused (above "
+            f"{quality['max_failure_rate']:.1%}, p = {quality['failure_p_value']:.3g})"
         )
     if quality["mix_changed"]:
         reasons.append(f"input mix changed: {', '.join(quality['mix_changed'])}")

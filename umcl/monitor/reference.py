@@ -81,12 +81,16 @@ def reference_writer(
     their reference is written to `path`."""
 
     def write(model: UMCLModel, curves: Curves) -> None:
-        from umcl.calibration import Calibration
+        from umcl.calibration import DEFAULT_THRESHOLD
 
-        calibration = model.calibration or Calibration.identity(model.label_names)
-        thresholds = [calibration.findings[n].threshold for n in model.label_names]
+        # The thresholds the service decides with (umcl/calibration.py: Calibration.decisions).
+        findings = model.calibration.findings if model.calibration else {}
+        thresholds = [
+            findings[n].threshold if n in findings else DEFAULT_THRESHOLD
+            for n in model.label_names
+        ]
         reference = build_reference(
-            curves.test_images.numpy(), curves.test_probabilities.numpy(), np.array(thresholds),
+            curves.test_embeddings.numpy(), curves.test_probabilities.numpy(), np.array(thresholds),
             model.label_names, settings.reference_size, settings.summary_axes, seed,
         )  # fmt: skip
         save_reference(reference, path)

@@ -26,15 +26,17 @@ def moment(text: str, now: datetime | None = None) -> datetime:
     says otherwise)."""
     now = now or datetime.now(UTC)
     span = SPAN.match(text.strip().lower())
-    if span:
-        return now - timedelta(**{UNITS[span.group(2)]: int(span.group(1))})
     try:
+        if span:
+            return now - timedelta(**{UNITS[span.group(2)]: int(span.group(1))})
         parsed = datetime.fromisoformat(text.strip())
     except ValueError:
         raise InputError(
-            f"{text!r} is not a time: give a span before now (24h, 7d, 30m, 2w) or an ISO time "
-            "(2026-11-29T08:00)"
+            f"{text[:40]!r} is not a time: give a span before now (24h, 7d, 30m, 2w) or an ISO "
+            "time (2026-11-29T08:00)"
         ) from None
+    except OverflowError:
+        raise InputError(f"{text[:40]!r} reaches before the calendar's first year") from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
@@ -54,12 +56,24 @@ def drift_report(
     reference = model_reference(entry.path, entry.tag)
     dim, findings = reference.mean.shape[0], len(reference.labels)
     table, unreadable = read_records(store, entry.tag, since, until)
-    before, unreadable_before = read_records(store, entry.tag, since - (until - since), since)
+    try:
+        start_before = since - (until - since)
+    except OverflowError:
+        raise InputError(
+            f"the window from {since.isoformat()} is too long to have one before it"
+        ) from None
+    before, unreadable_before = read_records(store, entry.tag, start_before, since)
     report = detect(
         reference, window_of(table, dim, findings), window_of(before, dim, findings), settings,
         model=entry.tag, since=since, until=until, seed=seed,
     )  # fmt: skip
     report["unreadable_files"] = sorted(set(unreadable) | set(unreadable_before))
+    if table is None and before is None:
+        # Most often the service records elsewhere (a bento serves from $BENTOML_HOME/monitor).
+        report["note"] = (
+            f"no records of {entry.tag} in {store} in this window or the one before: is the "
+            "service recording there (UMCL_MONITOR_DIR, monitor.enabled)?"
+        )
     return report
 
 
@@ -88,6 +102,8 @@ def markdown(report: dict) -> str:
     ]
     if report["verdict"] == TOO_FEW:
         lines.append(f"Fewer than {report['min_images']} images: no input or prediction test.")
+    if report.get("note"):
+        lines.append(f"**Note:** {report['note']}")
     for reason in report.get("reasons", []):
         lines.append(f"- **{reason}**")
     if "input" in report:
@@ -106,6 +122,8 @@ def markdown(report: dict) -> str:
     quality = report["quality"]
     lines += ["", f"Refused uploads: {quality['failure_rate']:.1%} {quality['refused'] or ''}",
               f"Input mix: {quality['mix']}"]  # fmt: skip
+    if quality["unusable_records"]:
+        lines.append(f"Records without finite embeddings (left out): {quality['unusable_records']}")
     if report.get("unreadable_files"):
         lines.append(f"Unreadable store files (left out): {report['unreadable_files']}")
     return "\n".join(lines) + "\n"

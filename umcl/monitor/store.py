@@ -17,6 +17,7 @@ import os
 import shutil
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
@@ -62,29 +63,46 @@ def _day_folder(store: Path, day: date) -> Path:
     return store / f"{PARTITION}{day.isoformat()}"
 
 
-def write_batch(store: Path, records: list[dict]) -> list[Path]:
-    """Write `records` atomically, one file per UTC day they fall on; returns the files."""
-    written = []
-    by_day: dict[date, list[dict]] = {}
-    for record in records:
-        by_day.setdefault(record["time"].date(), []).append(record)
-    for day, rows in by_day.items():
-        folder = _day_folder(store, day)
+def write_day(store: Path, rows: list[dict]) -> Path:
+    """Write the rows of one UTC day as one file, atomically; a failed write leaves nothing."""
+    folder = _day_folder(store, rows[0]["time"].astimezone(UTC).date())
+    name = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:12]}.parquet"
+    partial = folder / f".{name}.partial"  # hidden: readers skip it
+    try:
         folder.mkdir(parents=True, exist_ok=True)
-        name = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:12]}.parquet"
-        partial = folder / f".{name}.partial"  # hidden: readers skip it
         table = pa.Table.from_pylist(rows, schema=schema())
         with partial.open("wb") as handle:
             pq.write_table(table, handle, compression="zstd")
             handle.flush()
             os.fsync(handle.fileno())
         partial.replace(folder / name)
-        written.append(folder / name)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    return folder / name
+
+
+def _same_day(records: list[dict]) -> list[dict]:
+    """The leading records that fall on the first one's UTC day."""
+    day = records[0]["time"].astimezone(UTC).date()
+    count = next(
+        (i for i, r in enumerate(records) if r["time"].astimezone(UTC).date() != day), len(records)
+    )
+    return records[:count]
+
+
+def write_batch(store: Path, records: list[dict]) -> list[Path]:
+    """Write `records`, one file per UTC day they fall on; returns the files."""
+    written = []
+    while records:
+        day = _same_day(records)
+        written.append(write_day(store, day))
+        records = records[len(day) :]
     return written
 
 
 def delete_expired(store: Path, retention_days: int, today: date | None = None) -> list[str]:
-    """Delete the day folders older than `retention_days`; returns their names."""
+    """Delete the day folders older than `retention_days`; returns the names of those gone."""
     oldest = (today or datetime.now(UTC).date()) - timedelta(days=retention_days)
     deleted = []
     for folder in store.glob(f"{PARTITION}*"):
@@ -94,7 +112,8 @@ def delete_expired(store: Path, retention_days: int, today: date | None = None) 
             continue
         if day < oldest:
             shutil.rmtree(folder, ignore_errors=True)  # another worker may be deleting it too
-            deleted.append(folder.name)
+            if not folder.exists():
+                deleted.append(folder.name)
     return deleted
 
 
@@ -102,7 +121,8 @@ class Recorder:
     """Buffers records in memory and writes them from a background thread: `add` only appends,
     so the request that classified an image never waits for the disk. A batch is written when
     it holds `flush_records` records or its oldest is `flush_seconds` old; `close` writes the
-    rest. Records leave the buffer only once they are on disk."""
+    rest. Records leave the buffer only once they are on disk; while writes fail (a full disk)
+    the writer backs off, and at most BUFFERED_BATCHES batches wait, the oldest given up first."""
 
     def __init__(
         self, store: Path, *, flush_records: int, flush_seconds: float, retention_days: int
@@ -111,6 +131,7 @@ class Recorder:
         self.flush_records, self.flush_seconds = flush_records, flush_seconds
         self.retention_days = retention_days
         self.buffer: list[dict] = []
+        self.in_flight = 0  # the buffer's leading records being written now
         self.oldest: float | None = None
         self.lock = threading.Lock()  # guards the buffer
         self.writing = threading.Lock()  # one batch at a time, so none is written twice
@@ -118,27 +139,28 @@ class Recorder:
         self.stopping = False
         self.expired_on: date | None = None
         self.dropped = 0  # records given up while writes failed (logged)
+        self.failures = 0  # writes failed in a row
+        self.retry_at = 0.0
         self.thread = threading.Thread(target=self._run, name="umcl-monitor", daemon=True)
         self.thread.start()
 
     def add(self, records: Iterable[dict]) -> None:
         with self.lock:
             self.buffer.extend(records)
-            # Writes failing for long (a full disk) must not grow the service without bound.
             excess = len(self.buffer) - BUFFERED_BATCHES * self.flush_records
-            if excess > 0:
-                del self.buffer[:excess]
+            if excess > 0:  # the oldest not being written go first
+                del self.buffer[self.in_flight : self.in_flight + excess]
                 self.dropped += excess
             if self.oldest is None and self.buffer:
-                self.oldest = datetime.now(UTC).timestamp()
+                self.oldest = time.monotonic()
             if len(self.buffer) >= self.flush_records:
                 self.wake.set()
 
     def _due(self) -> bool:
         with self.lock:
-            if not self.buffer:
+            if not self.buffer or time.monotonic() < self.retry_at:
                 return False
-            age = datetime.now(UTC).timestamp() - (self.oldest or 0)
+            age = time.monotonic() - (self.oldest or 0)
             return len(self.buffer) >= self.flush_records or age >= self.flush_seconds
 
     def _run(self) -> None:
@@ -151,24 +173,39 @@ class Recorder:
                 self.flush()
 
     def flush(self) -> None:
-        """Write what is buffered (callable from any thread; writes are serialised)."""
+        """Write what is buffered now, a day's file at a time (callable from any thread)."""
         with self.writing:
             with self.lock:
-                batch = list(self.buffer)
-            if not batch:
-                return
-            try:
-                write_batch(self.store, batch)
-            except Exception:  # a full disk must not take the service down: retry next time
-                log.exception(
-                    "monitor: could not write %d records to %s (%d given up so far)",
-                    len(batch), self.store, self.dropped,
-                )  # fmt: skip
-                return
-            with self.lock:
-                del self.buffer[: len(batch)]
-                self.oldest = datetime.now(UTC).timestamp() if self.buffer else None
+                pending = len(self.buffer)
+            while pending > 0:
+                with self.lock:
+                    batch = _same_day(self.buffer[:pending]) if self.buffer else []
+                    self.in_flight = len(batch)
+                if not batch:
+                    return
+                try:
+                    write_day(self.store, batch)
+                except Exception as exc:  # a full disk must not take the service down
+                    self._failed(len(batch), exc)
+                    return
+                finally:
+                    with self.lock:
+                        self.in_flight = 0
+                with self.lock:
+                    del self.buffer[: len(batch)]
+                    self.oldest = time.monotonic() if self.buffer else None
+                    self.failures, self.retry_at = 0, 0.0
+                pending -= len(batch)
             self._expire()
+
+    def _failed(self, count: int, exc: Exception) -> None:
+        self.failures += 1
+        self.retry_at = time.monotonic() + min(60.0, 2.0**self.failures)
+        if self.failures == 1:
+            log.exception("monitor: could not write %d records to %s", count, self.store)
+        else:
+            log.warning("monitor: writing to %s failed %d times in a row (%s); %d records given "
+                        "up so far", self.store, self.failures, type(exc).__name__, self.dropped)  # fmt: skip
 
     def _expire(self) -> None:
         today = datetime.now(UTC).date()
@@ -182,6 +219,7 @@ class Recorder:
         self.stopping = True
         self.wake.set()
         self.thread.join(timeout=10)
+        self.retry_at = 0.0  # a last try, whatever the back-off said
         self.flush()
 
 
@@ -220,8 +258,13 @@ def day_folders(store: Path, since: datetime, until: datetime) -> list[Path]:
     return folders
 
 
+def _utc(moment: datetime) -> datetime:
+    """An aware time in UTC; a naive one is read as UTC (as `umcl drift` reads its arguments)."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
 def _naive_utc(moment: datetime) -> np.datetime64:
-    return np.datetime64(moment.astimezone(UTC).replace(tzinfo=None), "us")
+    return np.datetime64(_utc(moment).replace(tzinfo=None), "us")
 
 
 def read_records(
@@ -230,12 +273,15 @@ def read_records(
     """`model`'s records in [since, until), and the files that could not be read (named, and
     left out: one damaged file never hides the rest)."""
     tables, unreadable = [], []
-    for folder in day_folders(store, since.astimezone(UTC), until.astimezone(UTC)):
+    expected = schema()
+    for folder in day_folders(store, _utc(since), _utc(until)):
         for file in sorted(folder.glob("*.parquet")):
             if file.name.startswith("."):
                 continue
             try:
                 table = pq.read_table(file)
+                if not table.schema.equals(expected):
+                    table = table.select(expected.names).cast(expected)
                 times = table.column("time").to_numpy()
                 keep = (
                     (np.asarray(table.column("model").to_pylist(), dtype=object) == model)
