@@ -86,8 +86,7 @@ def reference_writer(
         # The thresholds the service decides with (umcl/calibration.py: Calibration.decisions).
         findings = model.calibration.findings if model.calibration else {}
         thresholds = [
-            findings[n].threshold if n in findings else DEFAULT_THRESHOLD
-            for n in model.label_names
+            findings[n].threshold if n in findings else DEFAULT_THRESHOLD for n in model.label_names
         ]
         reference = build_reference(
             curves.test_embeddings.numpy(), curves.test_probabilities.numpy(), np.array(thresholds),
