@@ -6,29 +6,34 @@ model's reference (`umcl drift`), publish the report as an artifact, and emit
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import json
+import subprocess
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.events import emit_event
 
-from umcl.config import load_settings
-from umcl.monitor.report import drift_report, drifted, markdown, moment, write_report
-from umcl.monitor.served import store_folder
+from umcl.monitor.report import drifted, markdown
 
 DRIFT_EVENT = "umcl.drift.detected"
 ARTIFACT_KEY = "umcl-drift"
+REPORT, PLOTS = "metrics/drift.json", "plots/drift"
 
 
 @task
 def judge(project: str, since: str, until: str | None, model: str | None) -> dict:
+    """`umcl drift` in the project (its own process, so that the project's model store and
+    params are the ones read); its report."""
     root = Path(project).resolve()
-    settings = load_settings(root / "params.yaml").monitor
-    end = moment(until) if until else datetime.now(UTC)
-    report = drift_report(store_folder(settings, root), settings, moment(since, end), end, model)
-    write_report(report, root / "metrics/drift.json", root / "plots/drift")
-    return report
+    command = ["umcl", "drift", "--since", since, "--out", REPORT, "--plots", PLOTS]
+    command += (["--until", until] if until else []) + (["--model", model] if model else [])
+    result = subprocess.run(command, cwd=root, capture_output=True, text=True)
+    if result.returncode != 0:
+        lines = (result.stderr or result.stdout).strip().splitlines()
+        raise RuntimeError(lines[-1] if lines else f"umcl drift exited with {result.returncode}")
+    get_run_logger().info(result.stdout.strip())
+    return json.loads((root / REPORT).read_text())
 
 
 def announce_drift(report: dict) -> None:
@@ -50,9 +55,6 @@ def monitor(
     """Drift of [since, until) (default: the last 24 hours) for `model` (default: the champion);
     returns the verdict."""
     report = judge(project, since, until, model)
-    log = get_run_logger()
-    log.info("drift: %s for %s over %d images%s", report["verdict"], report["model"],
-             report["images"], f" ({'; '.join(report['reasons'])})" if report["reasons"] else "")  # fmt: skip
     create_markdown_artifact(key=ARTIFACT_KEY, markdown=markdown(report),
                              description="UMCL drift report")  # fmt: skip
     if drifted(report):
