@@ -358,3 +358,22 @@ def test_a_window_start_out_of_the_calendar_is_a_clear_error() -> None:
     for text in ("1000000d", "99999999999999999999h", "yesterday"):
         with pytest.raises(InputError):
             moment(text)
+
+
+def test_a_reference_file_is_the_same_bytes_in_every_process(tmp_path: Path) -> None:
+    """dvc.lock records the reference's hash: two runs must write the same bytes (safetensors
+    orders its metadata map differently from process to process)."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, numpy as np; from pathlib import Path;"
+        "from umcl.monitor.reference import build_reference, save_reference;"
+        "rng = np.random.default_rng(0);"
+        "r = build_reference(rng.normal(size=(60, 8)), rng.random((60, 3)), np.full(3, 0.5),"
+        " ['A', 'B', 'C'], 20, 4, 0); save_reference(r, Path(sys.argv[1]))"
+    )
+    files = [tmp_path / f"{i}.safetensors" for i in range(4)]
+    for file in files:
+        subprocess.run([sys.executable, "-c", script, str(file)], check=True)
+    assert len({f.read_bytes() for f in files}) == 1

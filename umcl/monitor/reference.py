@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from umcl.model.umcl import UMCLModel
 
 REFERENCE_FILE = "reference.safetensors"
+METADATA_KEY = "umcl_reference"
 ARRAYS = ("embeddings", "mean", "axes", "variances", "thresholds", "positive_rate",
           "mean_probability")  # fmt: skip
 
@@ -100,18 +101,20 @@ def reference_writer(
 def save_reference(reference: Reference, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     arrays = {name: np.ascontiguousarray(getattr(reference, name)) for name in ARRAYS}
-    metadata = {"labels": json.dumps(reference.labels), "images": str(reference.images)}
-    save_file(arrays, str(path), metadata=metadata)
+    # One metadata key: safetensors writes its metadata map in an order that changes from run
+    # to run, and the file's bytes must not (dvc.lock records them).
+    described = json.dumps({"labels": reference.labels, "images": reference.images})
+    save_file(arrays, str(path), metadata={METADATA_KEY: described})
 
 
 def load_reference(path: Path) -> Reference:
     from safetensors import safe_open
 
     with safe_open(str(path), framework="numpy") as handle:
-        metadata = handle.metadata() or {}
+        described = json.loads((handle.metadata() or {})[METADATA_KEY])
     arrays = load_file(str(path))
     return Reference(
-        labels=json.loads(metadata["labels"]), images=int(metadata["images"]),
+        labels=described["labels"], images=int(described["images"]),
         **{name: arrays[name] for name in ARRAYS},
     )  # fmt: skip
 
