@@ -44,9 +44,10 @@ def main() -> None:
     project = str(Path(args.project).resolve())
     serve(
         retrain.to_deployment(name="nightly", cron=args.cron, parameters={"project": project}),
+        # One machine: new data land in data/raw directly; there is no remote to pull from.
         retrain.to_deployment(
             name="on-drift",
-            parameters={"project": project, "pull_data": True},
+            parameters={"project": project},
             triggers=drift_triggers(Path(__file__).parent.parent / DRIFT_TRIGGERS),
         ),
         monitor.to_deployment(
