@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 from PIL import Image
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
@@ -40,13 +41,14 @@ from umcl import registry
 from umcl.config import load_settings
 from umcl.data.images import inspect_image, load_image
 from umcl.data.locator import image_files
-from umcl.monitor.drift import DRIFT, Window, detect
+from umcl.monitor.drift import DRIFT, Window, detect, window_of
 from umcl.monitor.reference import model_reference
 from umcl.monitor.served import decode_facts
+from umcl.monitor.store import classified_records, schema
 
 REPO = Path(__file__).resolve().parents[1]
 KERMANY = REPO.parent / "shared/data/kermany/train"
-FACT_NAMES = ("format", "bits", "photometric", "modality", "size_class")
+TAG = "umcl:benchmark"  # the records' model tag: they never reach a store
 
 
 def split_files(split: str, limit: int, seed: int) -> list[Path]:
@@ -95,25 +97,22 @@ def write_monochrome1_dicom(pixels: np.ndarray, path: Path) -> Path:
     return path
 
 
-def scored(predictor, files: list[Path], labels: list[str], what: str) -> dict:
-    """Embeddings, calibrated probabilities (in the model's label order) and decode facts."""
-    embeddings, probabilities = [], []
+def scored(predictor, files: list[Path], what: str) -> list[dict]:
+    """The records the service would write for `files` (`umcl/monitor/store.py`)."""
+    records = []
     for start in tqdm(range(0, len(files), 64), desc=f"embed {what}", unit="batch", leave=False):
         batch = files[start : start + 64]
-        rows = predictor.classify(batch)
-        embeddings.append(predictor.embed_images(batch))
-        probabilities.append(np.array([[r[n]["probability"] for n in labels] for r in rows]))
-    facts = [decode_facts(inspect_image(f)) for f in files]
-    return {"embeddings": np.concatenate(embeddings), "probabilities": np.concatenate(probabilities), "facts": facts}  # fmt: skip
+        embeddings = predictor.embed_images(batch)
+        probabilities, _ = predictor.score(embeddings)
+        facts = [decode_facts(inspect_image(f)) for f in batch]
+        records += classified_records(TAG, facts, embeddings, probabilities.numpy())
+    return records
 
 
-def window_from(pool: dict, rows: np.ndarray) -> Window:
-    facts: dict[str, dict[str, int]] = {}
-    for i in rows:
-        for name in FACT_NAMES:
-            value = str(pool["facts"][i][name])
-            facts.setdefault(name, {})[value] = facts.setdefault(name, {}).get(value, 0) + 1
-    return Window(pool["embeddings"][rows], pool["probabilities"][rows], {}, facts)
+def window_from(pool: list[dict], rows: np.ndarray, dim: int, findings: int) -> Window:
+    """A window of the pool's records, read as `umcl drift` reads the store."""
+    table = pa.Table.from_pylist([pool[i] for i in rows], schema=schema())
+    return window_of(table, dim, findings)
 
 
 def main() -> None:
@@ -132,11 +131,11 @@ def main() -> None:
     settings = load_settings(REPO / "params.yaml").monitor
     summary_only = replace(reference, embeddings=reference.embeddings[:0])  # reference_size: 0
     predictor = umcl.load(entry.tag)
-    labels = reference.labels
+    shape = (reference.mean.shape[0], len(reference.labels))  # embedding size, findings
 
     own = split_files("val", args.pool, args.seed)
     work = Path(tempfile.mkdtemp(prefix="umcl-drift-"))
-    pools = {"no drift": scored(predictor, own, labels, "validation images")}
+    pools = {"no drift": scored(predictor, own, "validation images")}
     decoded = [load_image(f) for f in own]
     shifted_files = {
         "window": [write_png(narrow_window(p), work / f"w{i}.png") for i, p in enumerate(decoded)],
@@ -150,7 +149,7 @@ def main() -> None:
     else:
         print(f"{KERMANY} is absent: the real-collection shift is skipped", file=sys.stderr)
     for name, files in shifted_files.items():
-        pools[name] = scored(predictor, files, labels, name)
+        pools[name] = scored(predictor, files, name)
 
     rng = np.random.default_rng(args.seed)
     started = datetime.now(UTC)  # the windows are drawn, not timed: one stamp for the reports
@@ -161,8 +160,8 @@ def main() -> None:
             hits = {"any": 0, "input": 0, "mmd alone": 0, "input (summary)": 0, "prediction": 0, "quality": 0}  # fmt: skip
             cell = settings.model_copy(update={"min_images": min(settings.min_images, size)})
             for w in tqdm(range(count), desc=f"{name} ×{size}", leave=False):
-                window = window_from(pool, rng.choice(len(pool["embeddings"]), size, replace=False))
-                before = window_from(pools["no drift"], rng.choice(len(pools["no drift"]["embeddings"]), size, replace=False))  # fmt: skip
+                window = window_from(pool, rng.choice(len(pool), size, replace=False), *shape)
+                before = window_from(pools["no drift"], rng.choice(len(pools["no drift"]), size, replace=False), *shape)  # fmt: skip
                 when = {"model": entry.tag, "since": started, "until": started, "seed": w}
                 report = detect(reference, window, before, cell, **when)
                 summary = detect(summary_only, window, before, cell, **when)

@@ -320,14 +320,8 @@ class Predictor:
         outside the labels gets the uncalibrated zero-shot probability, decided at 0.5, with
         "calibrated": False."""
         names = self._findings(findings)
-        embeddings = torch.from_numpy(self.embed_images(images))
-        with torch.inference_mode():
-            present, absent = (e.float().cpu() for e in self.model.encode_findings(names))
-            scale = self.model.logit_scale.exp().float().cpu()
+        probabilities, positives = self.score(self.embed_images(images), names)
         calibration = self.model.calibration
-        probabilities, positives = score_findings(
-            embeddings, present, absent, scale, calibration, names
-        )
         calibrated = [calibration is not None and calibration.calibrated(n) for n in names]
         return [
             {
@@ -336,6 +330,18 @@ class Predictor:
             }
             for p_row, d_row in zip(probabilities.tolist(), positives.tolist(), strict=True)
         ]
+
+    def score(self, embeddings: np.ndarray, findings: Iterable[str] | None = None
+              ) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+        """(probabilities, positives), both (n, F), of images already embedded (`embed_images`),
+        as `classify` scores them."""
+        names = self._findings(findings)
+        with torch.inference_mode():
+            present, absent = (e.float().cpu() for e in self.model.encode_findings(names))
+            scale = self.model.logit_scale.exp().float().cpu()
+        return score_findings(
+            torch.from_numpy(embeddings), present, absent, scale, self.model.calibration, names
+        )
 
     def _findings(self, findings: Iterable[str] | None) -> list[str]:
         if findings is None:

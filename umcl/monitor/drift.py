@@ -15,6 +15,8 @@ Three questions, each a test whose false-alarm rate is `monitor.alpha`:
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -75,11 +77,8 @@ def _rows(values: list, width: int) -> np.ndarray:
     return out
 
 
-def _counts(values) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for value in values:
-        counts[value] = counts.get(value, 0) + 1
-    return dict(sorted(counts.items()))
+def _counts(values: Iterable[str]) -> dict[str, int]:
+    return dict(sorted(Counter(values).items()))
 
 
 # --- input drift ------------------------------------------------------------------------------
