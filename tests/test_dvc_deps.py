@@ -131,6 +131,7 @@ def test_the_resume_fingerprint_hashes_the_code_the_train_stage_depends_on() -> 
         "umcl/cli.py",
         "umcl/log_privacy.py",
         "umcl/config.py",
+        "umcl/training/launch.py",  # starts the workers; their number enters the fingerprint
     }
 
 

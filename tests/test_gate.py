@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import saved_random_model
+from tests.conftest import REPO, saved_random_model
 from umcl import registry
 from umcl.cli import main
 
@@ -154,3 +154,31 @@ def test_worse_is_refused_better_is_promoted_and_rollback_restores(
     assert main(["models", "list"]) == 0
     listing = capsys.readouterr().out
     assert "rolled back" in listing and first in listing and second in listing
+
+
+def test_a_minimum_the_test_split_cannot_measure_fails_or_is_skipped_as_asked() -> None:
+    """A site without image–report pairs has no Recall@5: `gate.unmeasurable` decides."""
+    from umcl.config import parse_settings
+    from umcl.gate import PRIMARY, decide, gated_metrics, unmeasurable
+
+    metrics = {"zero_shot": {"learned": {"macro_auroc": 0.91}}}  # no "retrieval": no pairs
+    candidate, reasons = gated_metrics(metrics), unmeasurable(metrics)
+    assert reasons == {"recall_at_5": "the test split has no image–report pair"}
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    for policy, passes in (("fail", False), ("skip", True)):
+        params["gate"].update(min_zero_shot_auroc=0.8, min_recall_at_5=0.2, unmeasurable=policy)
+        checks = {c.name: c for c in decide(candidate, parse_settings(params), None, reasons)}
+        assert checks["min_recall_at_5"].passed is passes
+        assert checks["min_recall_at_5"].skipped == (reasons["recall_at_5"] if passes else None)
+        assert checks[f"min_{PRIMARY}"].passed  # what was measured is still judged
+    # Without labelled test images nothing is judged: the zero-shot minimum fails under skip too.
+    empty = {"retrieval": {}}
+    checks = {c.name: c for c in decide(gated_metrics(empty), parse_settings(params), None, unmeasurable(empty))}  # fmt: skip
+    assert not checks[f"min_{PRIMARY}"].passed and checks["min_recall_at_5"].skipped
+    # A measured value never counts as unmeasurable: a low Recall@5 fails under skip too.
+    low = {"retrieval": {"image_to_text": {"recall@5": 0.05}}} | metrics
+    checks = {
+        c.name: c
+        for c in decide(gated_metrics(low), parse_settings(params), None, unmeasurable(low))
+    }
+    assert not checks["min_recall_at_5"].passed

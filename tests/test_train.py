@@ -169,9 +169,12 @@ def kill_test_params(project: Path) -> int:
     )
     per_epoch = rows.height // KILL_BATCH  # micro-batches
     every = next(c for c in range(8, 64) if c * KILL_ACCUMULATE % per_epoch)
+    # threads pinned: on a CPU the intra-op thread count decides the order of some sums, and
+    # `threads: auto` subtracts the loader workers, which this test changes between runs.
     params["train"].update(
         steps=KILL_STEPS, batch_size=KILL_BATCH, accumulate=KILL_ACCUMULATE, warmup_steps=5,
-        checkpoint_every=every, log_every=1, lr=2e-3, workers=0, eval_every=7, select="best_val",
+        checkpoint_every=every, log_every=1, lr=2e-3, workers=0, threads=1, eval_every=7,
+        select="best_val",
     )  # fmt: skip
     params["train"]["augment"]["enabled"] = True
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))

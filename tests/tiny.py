@@ -50,11 +50,13 @@ def tiny_tokenizer(labels: list[str] = LABELS) -> PreTrainedTokenizerFast:
 
 
 def tiny_batch(
-    n: int = 8, size: int = IMAGE_SIZE, seed: int = 0, model=None, rows: slice = slice(None)
-) -> Batch:
+    n: int = 8, size: int = IMAGE_SIZE, seed: int = 0, model=None, rows: slice = slice(None),
+    imageless: range = range(0),
+) -> Batch:  # fmt: skip
     """A mixed batch in the `Collate` format: pairs, image-only and text-only samples, and a
     pair without labels. Tokenised with `model`'s tokenizer, else with `tiny_model`'s.
-    `rows` keeps some of the n samples (a DDP rank's share); the draws stay those of all n."""
+    `rows` keeps some of the n samples (a DDP rank's share); the draws stay those of all n.
+    Samples numbered in `imageless` lose their image."""
     g = torch.Generator().manual_seed(seed)
     labels = torch.randint(0, 2, (n, len(LABELS)), generator=g).float()
     known = torch.rand(n, len(LABELS), generator=g) > 0.3
@@ -63,7 +65,7 @@ def tiny_batch(
     samples = [
         Sample(
             sample_id=f"s{i}",
-            image=images[i] if i % 4 != 3 else None,
+            image=images[i] if i % 4 != 3 and i not in imageless else None,
             text=TEXTS[i % len(TEXTS)] if i % 4 != 2 else None,
             labels=torch.where(known[i], labels[i], torch.nan),
         )

@@ -9,6 +9,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from umcl.errors import InputError, MissingInputError, UMCLError
@@ -108,11 +109,32 @@ def cmd_preprocess(args: argparse.Namespace) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
+    from umcl.model.pretrained import require_weights
+    from umcl.training.launch import launcher_command
+
+    settings = _settings(args)
+    if settings.model is not None:  # before any worker starts: one clear message, not N
+        require_weights(settings.model)
+    launcher = launcher_command(settings.train, args.argv)
+    if launcher is not None:  # one worker per device (and node), each running this command
+        import signal
+        import subprocess
+
+        from umcl.training.runtime import signalled_when_parent_dies
+
+        # A SIGTERM to this process alone (a cancelled flow) reaches torchrun, which stops its
+        # workers; a SIGKILL of the group reaches all of them (umcl/training/runtime.py).
+        stop_with_us = partial(signalled_when_parent_dies, signal.SIGTERM)
+        done = subprocess.run(launcher, check=False, preexec_fn=stop_with_us)
+        if done.returncode != 0:
+            raise UMCLError(
+                f"the training processes failed (torchrun exit status {done.returncode}); "
+                "their messages are above"
+            )
+        return
     from umcl.train import train
 
-    summary = train(
-        _settings(args), args.triplets, args.cache, args.out, args.checkpoints, args.live
-    )
+    summary = train(settings, args.triplets, args.cache, args.out, args.checkpoints, args.live)
     if os.environ.get("RANK", "0") != "0":
         return  # rank 0 reports for the whole run
     where = f"{summary['world_size']}× {summary['device']}, {summary['precision']}"
@@ -433,7 +455,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
+    args.argv = argv  # what a launcher hands on to the processes it starts
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",

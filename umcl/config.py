@@ -6,6 +6,7 @@ caught before any work starts, with the key path in the message (`data.sources.0
 
 from __future__ import annotations
 
+import hashlib
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -13,7 +14,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from umcl.errors import UMCLError
+from umcl.errors import MissingInputError, UMCLError
 
 SourceKind = Literal["image_text", "image_label", "text_label"]
 SourceFormat = Literal[
@@ -21,7 +22,10 @@ SourceFormat = Literal[
 ]  # fmt: skip
 UncertaintyPolicy = Literal["zeros", "ones", "ignore"]
 TargetMode = Literal["identity", "exact", "soft"]
-Pooling = Literal["pooler", "cls", "mean"]
+# last: the last attended token (a CLIP text tower's end-of-text token, also for prompts).
+Pooling = Literal["pooler", "cls", "mean", "last"]
+# A per-channel value (one per input channel of the backbone) or one value for every channel.
+ChannelValues = Annotated[list[float], Field(min_length=1)] | float
 
 
 class ConfigError(UMCLError, ValueError):
@@ -265,11 +269,24 @@ class PreprocessSettings(Strict):
 class TowerSettings(Strict):
     """One encoder: a local checkpoint directory, or a transformers config to build from."""
 
-    pretrained: Path | None = None  # local directory (config.json + weights); no hub look-ups
+    # Local directory in Hugging Face format (config.json + weights); no hub look-ups. A CLIP or
+    # SigLIP folder may be named by both towers: each takes its own half (README: Starting from
+    # public weights).
+    pretrained: Path | None = None
+    # Where that folder comes from (a Hugging Face hub id, e.g. microsoft/swin-tiny-patch4-window7-224):
+    # named in the message when the folder is missing. Never fetched: UMCL is offline.
+    hub_id: str | None = Field(None, pattern=r"^[\w.\-]+/[\w.\-]+$")
     config: dict = Field(
         default_factory=dict
     )  # AutoConfig kwargs incl. model_type, if no pretrained
     pooling: Pooling = "mean"  # pooler: the model's own pooled output; cls: first token
+    # open_clip's --lock-image / --lock-text: the backbone does not train (its projection does).
+    lock: bool = False
+    # With lock: the backbone's last N layers (stages, for a CNN) and what follows them train.
+    unlocked_layers: int = Field(0, ge=0)
+    lr_scale: float = Field(1.0, gt=0, le=1000)  # the backbone's learning rate is train.lr × this
+    # Recompute activations in the backward pass: less memory for big towers, ~30 % more compute.
+    gradient_checkpointing: bool = False
 
     @model_validator(mode="after")
     def _one_source(self) -> TowerSettings:
@@ -277,6 +294,8 @@ class TowerSettings(Strict):
             raise ValueError(
                 "give either 'pretrained' (a local directory) or a 'config' with a model_type"
             )
+        if self.unlocked_layers and not self.lock:
+            raise ValueError("unlocked_layers only applies with lock: true")
         return self
 
 
@@ -289,9 +308,19 @@ class TextTowerSettings(TowerSettings):
 
 
 class ImageTowerSettings(TowerSettings):
-    # Cache pixels in [0, 1] are standardised with these before the tower.
-    mean: float = 0.5
-    std: float = 0.25
+    # Cache pixels in [0, 1] are standardised with these before the tower, per channel after a
+    # grey image is repeated to a 3-channel stem. null: the pretrained folder's own
+    # (preprocessor_config.json: image_mean, image_std), else 0.5 and 0.25.
+    mean: ChannelValues | None = None
+    std: ChannelValues | None = None
+
+    @field_validator("std")
+    @classmethod
+    def _positive(cls, value: ChannelValues | None) -> ChannelValues | None:
+        values = value if isinstance(value, list) else [value]
+        if value is not None and min(values) <= 0:
+            raise ValueError("std must be > 0")
+        return value
 
 
 class ModelSettings(Strict):
@@ -383,6 +412,14 @@ class TrainSettings(Strict):
     log_every: int = Field(10, ge=1)  # steps between logged metrics
     workers: int = Field(0, ge=0)  # DataLoader worker processes
     device: str = "auto"  # auto: cuda if available, else cpu
+    # Training processes per node, started by PyTorch's elastic launcher (torch.distributed.run):
+    # auto = one per visible GPU (1 on a CPU); a number > 1 on a CPU runs that many gloo processes.
+    devices: Literal["auto"] | Annotated[int, Field(ge=1, le=1024)] = "auto"
+    nodes: int = Field(1, ge=1)  # machines in the run; > 1 needs `rendezvous` (README)
+    rendezvous: str | None = Field(None, pattern=r"^[A-Za-z0-9_.\-\[\]:]+:\d+$")  # host:port
+    # Intra-op threads per process: auto = the CPUs this process may use (affinity, cgroup
+    # quota) shared by the node's processes, less their loader workers; a number overrides it.
+    threads: Literal["auto"] | Annotated[int, Field(ge=1, le=1024)] = "auto"
     compile: bool = False  # torch.compile the towers
     deterministic: bool = True  # deterministic kernels: bit-identical reruns (off for GPU speed)
     # Which kinds of samples train; e.g. [image_text] alone is the plain CLIP data regime.
@@ -432,6 +469,10 @@ class GateSettings(Strict):
     min_zero_shot_auroc: float | None = Field(0.80, ge=0, le=1)  # macro, the model's own prompts
     min_recall_at_5: float | None = Field(0.20, ge=0, le=1)  # image→text on test pairs
     max_regression: float = Field(0.01, ge=0)  # allowed drop below the champion, per gated metric
+    # A minimum whose metric the test split cannot measure (Recall@5 of a site without
+    # image–report pairs): fail the candidate, or skip the check (recorded in gate.json). The
+    # zero-shot AUROC's minimum is never skipped.
+    unmeasurable: Literal["fail", "skip"] = "fail"
 
 
 class SweepCandidate(Strict):
@@ -521,7 +562,7 @@ WEIGHT_PARAMS = ("seed", "labels", "model", "prompt", "loss", "train", "preproce
 # Knobs that change how a stage runs (processes, how often it saves or logs), never what it
 # writes: no stage lists them in dvc.yaml, and a resumed run may change them.
 RUN_ONLY = frozenset({"train.checkpoint_every", "train.log_every", "train.workers",
-                      "preprocess.workers"})  # fmt: skip
+                      "train.threads", "train.rendezvous", "preprocess.workers"})  # fmt: skip
 
 
 def weight_params(settings: Settings) -> dict:
@@ -539,7 +580,63 @@ def weight_params(settings: Settings) -> dict:
             run_only = {k.removeprefix(f"{key}.") for k in RUN_ONLY if k.startswith(f"{key}.")}
             value = value.model_dump(mode="json", exclude=run_only or None)
         target[leaf] = value
+    for tower in ("image", "text"):  # a pretrained folder counts by its content, not its path
+        settings_tower = getattr(settings.model, tower) if settings.model else None
+        if settings_tower is not None and settings_tower.pretrained is not None:
+            digest = checkpoint_sha256(settings_tower.pretrained)
+            params["model"][tower]["pretrained"] = f"sha256:{digest}"
+        if settings_tower is not None:  # where to download it names it; the hash is what counts
+            params["model"][tower].pop("hub_id", None)
     return params
+
+
+# Files of a pretrained folder that do not shape the model loaded from it: documentation, git and
+# download-cache metadata, and weights of other frameworks that transformers does not read here.
+# Everything else (config, weights in any shard, tokenizer, preprocessor config) is hashed.
+_NOT_THE_MODEL = re.compile(
+    r"(^|/)\.|(^|/)(readme|license|licence|notice)[^/]*$|\.md$"
+    r"|(^|/)(tf_model\.h5|flax_model\.msgpack|rust_model\.ot)$|\.(onnx|tflite|h5|msgpack)$"
+    r"|^(onnx|openvino|coreml)/",
+    re.IGNORECASE,
+)
+_DIGESTS: dict[tuple, str] = {}
+
+
+def checkpoint_files(folder: Path) -> list[Path]:
+    """The files that define the model in a pretrained `folder`, by sorted relative path."""
+    folder = Path(folder)
+    files = [p for p in folder.rglob("*") if p.is_file()]
+    relevant = [p for p in files if not _NOT_THE_MODEL.search(p.relative_to(folder).as_posix())]
+    return sorted(relevant, key=lambda p: p.relative_to(folder).as_posix())
+
+
+def checkpoint_sha256(folder: Path) -> str:
+    """sha256 over the relative paths and bytes of `checkpoint_files(folder)`: the checkpoint's
+    identity, the same wherever the folder lies. Read once per process (checkpoints are GBs):
+    cached by the resolved path and every file's size and modification time."""
+    folder = Path(folder).resolve()
+    if not (folder / "config.json").is_file():
+        raise MissingInputError(
+            f"{folder}: not a local model directory (no config.json); 'pretrained' must point "
+            "to a downloaded checkpoint"
+        )
+    files = checkpoint_files(folder)
+    key = (
+        str(folder),
+        tuple((p.relative_to(folder).as_posix(), p.stat().st_size, p.stat().st_mtime_ns) for p in files),
+    )  # fmt: skip
+    if key not in _DIGESTS:
+        digest = hashlib.sha256()
+        for path in files:
+            name = path.relative_to(folder).as_posix().encode()
+            digest.update(
+                len(name).to_bytes(8, "big") + name + path.stat().st_size.to_bytes(8, "big")
+            )
+            with path.open("rb") as stream:
+                while chunk := stream.read(1 << 20):
+                    digest.update(chunk)
+        _DIGESTS[key] = digest.hexdigest()
+    return _DIGESTS[key]
 
 
 def _describe(error: dict) -> str:

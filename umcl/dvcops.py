@@ -174,6 +174,10 @@ def _hydra_value(value: object) -> str:
     return json.dumps(value)
 
 
+# Pretrained checkpoints (weights/README.md): git-ignored, a dependency of the train stage.
+WEIGHTS = "weights"
+
+
 def exp_run(
     project: Path,
     name: str,
@@ -188,11 +192,14 @@ def exp_run(
     settings = [
         arg for override in hydra_overrides(overrides, replaced) for arg in ("-S", override)
     ]
+    # The temporary copy holds what git and DVC track; the downloaded checkpoints are git-ignored.
+    weights = ["--copy-paths", WEIGHTS] if (Path(project) / WEIGHTS).is_dir() else []
     dvc(
         project,
         "exp",
         "run",
         "--temp",
+        *weights,
         "--name",
         name,
         *settings,

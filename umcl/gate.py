@@ -37,6 +37,7 @@ class Check:
     value: float | None
     threshold: float
     passed: bool
+    skipped: str | None = None  # why the test split cannot measure it (`gate.unmeasurable: skip`)
 
 
 def gated_metrics(metrics: dict) -> dict[str, float | None]:
@@ -48,17 +49,37 @@ def gated_metrics(metrics: dict) -> dict[str, float | None]:
     return {PRIMARY: own.get("macro_auroc"), "recall_at_5": retrieval.get("recall@5")}
 
 
+def unmeasurable(metrics: dict) -> dict[str, str]:
+    """Gated metrics that the test split cannot measure, and why (`umcl evaluate` writes no
+    retrieval without image–report pairs, no zero-shot score without labelled images)."""
+    reasons = {}
+    if not metrics.get("retrieval"):
+        reasons["recall_at_5"] = "the test split has no image–report pair"
+    if not metrics.get("zero_shot"):
+        reasons[PRIMARY] = "the test split has no labelled image"
+    return reasons
+
+
 def decide(
     candidate: dict[str, float | None],
     settings: Settings,
     champion: dict[str, float | None] | None,
+    cannot_measure: dict[str, str] | None = None,
 ) -> list[Check]:
+    """The checks of the candidate; `cannot_measure` (`unmeasurable`): minimums that the test
+    data cannot judge, skipped under `gate.unmeasurable: skip` (a site without image–report
+    pairs has no Recall@5), else failed. The zero-shot AUROC's minimum is never skipped."""
     gate = settings.gate
     minimums = {PRIMARY: gate.min_zero_shot_auroc, "recall_at_5": gate.min_recall_at_5}
     gated = [metric for metric, minimum in minimums.items() if minimum is not None]
     checks = []
     for metric in gated:
         value = candidate.get(metric)
+        reason = (cannot_measure or {}).get(metric) if value is None else None
+        # The primary metric is never skipped: a model must be judged on something.
+        if reason is not None and gate.unmeasurable == "skip" and metric != PRIMARY:
+            checks.append(Check(f"min_{metric}", metric, None, minimums[metric], True, reason))
+            continue
         passed = value is not None and value >= minimums[metric]
         checks.append(Check(f"min_{metric}", metric, value, minimums[metric], passed))
     # No regression on every gated metric both models have a figure for (a null threshold only
@@ -129,7 +150,8 @@ def run_gate(
         raise MissingInputError(
             f"{candidate_metrics}: no candidate metrics; run `umcl evaluate` first"
         )
-    candidate = gated_metrics(json.loads(Path(candidate_metrics).read_text()))
+    measured = json.loads(Path(candidate_metrics).read_text())
+    candidate = gated_metrics(measured)
     champion = registry.champion()
     champion_report = None
     if champion is not None:
@@ -148,7 +170,13 @@ def run_gate(
             champion_report = {"tag": champion.tag, "metrics": None, "not_rescored": str(exc)}
         else:
             champion_report = {"tag": champion.tag, "metrics": scores}
-    checks = decide(candidate, settings, champion_report["metrics"] if champion_report else None)
+    checks = decide(
+        candidate, settings, champion_report["metrics"] if champion_report else None,
+        unmeasurable(measured),
+    )  # fmt: skip
+    for check in checks:
+        if check.skipped:
+            log.warning("gate: %s skipped: %s (gate.unmeasurable: skip)", check.name, check.skipped)
     passed = all(c.passed for c in checks)
     report = {
         "passed": passed,

@@ -88,6 +88,17 @@ def _calibration_section(calibration: dict) -> list[str]:
     return [*lines, ""]
 
 
+def _started_from(origins: dict) -> list[str]:
+    """The public checkpoints the towers continued from (umcl.json: pretrained), if any."""
+    if not origins:
+        return []
+    named = [
+        f"{part} tower `{origin['checkpoint']}` (sha256 `{origin['sha256'][:16]}…`)"
+        for part, origin in sorted(origins.items())
+    ]
+    return [f"- Continued from: {'; '.join(named)}."]
+
+
 def write_model_card(model_dir: Path, triplets_path: Path, metrics: dict, path: Path) -> None:
     description = describe_model(model_dir)
     provenance = read_provenance(model_dir)
@@ -113,6 +124,7 @@ def write_model_card(model_dir: Path, triplets_path: Path, metrics: dict, path: 
         f"- Image tower: `{towers['image']['config'].get('model_type', 'pretrained')}`; "
         f"text tower: `{towers['text']['config'].get('model_type', 'pretrained')}`; "
         f"embedding size {towers['embed_dim']}.",
+        *_started_from(description.get("pretrained", {})),
         f"- Prompts: {prompt_text}.",
         f"- Loss: `{params.get('loss', {}).get('target')}` targets, weights {params.get('loss', {}).get('weights')}.",
         f"- Training: {train.get('steps')} steps on {train.get('world_size')}× {train.get('device')} ({train.get('precision')}), "

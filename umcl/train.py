@@ -1,11 +1,9 @@
 """UMCL pretraining: the `train` stage.
 
-One device (CPU or one GPU):
-    umcl train
-One node, N GPUs (or N CPU processes with the gloo backend):
-    torchrun --standalone --nproc_per_node=N -m umcl.cli train
-Several nodes:
-    torchrun --nnodes=M --nproc_per_node=N --rdzv_backend=c10d --rdzv_endpoint=HOST:PORT -m umcl.cli train
+    umcl train        # one process, or one per device and node (`train.devices`, `train.nodes`)
+
+Several processes are torchrun workers that `umcl train` starts itself
+(umcl/training/launch.py); each runs this function as one DDP rank.
 
 Every knob is in `params.yaml: train` (and `model`, `prompt`, `loss`). Training images and
 reports are augmented in the data-loader workers (`train.augment`); the validation split is
@@ -19,6 +17,7 @@ read stops the run. The pieces live in `umcl/training/`.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import shutil
@@ -33,6 +32,7 @@ from umcl.config import Settings
 from umcl.data.dataset import Collate, TripletDataset
 from umcl.errors import InputError
 from umcl.model.loss import UMCLLoss
+from umcl.model.pretrained import require_weights
 from umcl.model.prompts import label_phrase
 from umcl.model.tokenizer import load_tokenizer, train_wordpiece
 from umcl.model.umcl import UMCLModel
@@ -48,8 +48,16 @@ from umcl.training.checkpoint import (
 from umcl.training.export import export_model, select_weights
 from umcl.training.live import log_step, log_validation, open_live
 from umcl.training.order import micro_batches
-from umcl.training.runtime import Runtime, distribute, start_runtime, stop_runtime
-from umcl.training.step import optimiser_for, optimiser_step
+from umcl.training.runtime import (
+    Runtime,
+    agreed,
+    distribute,
+    intra_op_threads,
+    prefers_channels_last,
+    start_runtime,
+    stop_runtime,
+)
+from umcl.training.step import optimiser_for, optimiser_step, unreached_parameters
 from umcl.training.validation import Best, Validator, keep_best
 
 log = logging.getLogger(__name__)
@@ -126,11 +134,28 @@ def train(
     log_dir: Path | None = None,
 ) -> dict:
     """Train UMCL on the train split of `triplets`; write the selected, calibrated model to
-    `out_dir`."""
+    `out_dir`. The caller's intra-op thread count is restored afterwards."""
+    previous = torch.get_num_threads()
+    try:
+        return _train(settings, triplets, cache_dir, out_dir, checkpoint_dir, log_dir)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _train(
+    settings: Settings,
+    triplets: Path,
+    cache_dir: Path,
+    out_dir: Path,
+    checkpoint_dir: Path,
+    log_dir: Path | None,
+) -> dict:
     if settings.model is None:
         raise InputError("params has no 'model' block: the towers to train are not defined")
+    require_weights(settings.model)
     config = settings.train
     runtime = start_runtime(config.device, config.precision)
+    torch.set_num_threads(intra_op_threads(config.threads, config.workers))
     label_names, train_rows, train_set, val_set = split_sets(settings, triplets, cache_dir)
 
     checkpoint_dir = Path(checkpoint_dir)
@@ -144,6 +169,8 @@ def train(
     model = UMCLModel.from_config(
         settings.model, settings.prompt, label_names, tokenizer, settings.preprocess.image_size
     ).to(runtime.device)
+    if runtime.device.type == "cuda" and prefers_channels_last(model.image):
+        model.image.to(memory_format=torch.channels_last)
     optimiser, schedule = optimiser_for(model, config, runtime.device)
     start_step, best, last_loss = 0, None, None
     if resumed is not None:
@@ -162,28 +189,39 @@ def train(
     if config.compile:  # in place: the weights keep their names in checkpoints and the export
         model.image.backbone.compile()
         model.text.backbone.compile()
-    trained = distribute(model, runtime)
     loss_fn = UMCLLoss(settings.loss.target, settings.loss.weights)
     collate = Collate(model.tokenizer, model.max_length, settings.preprocess.image_size)
     batches = micro_batches(
         train_set, collate, config.batch_size, config.workers, settings.seed, runtime,
         start_step * config.accumulate,
     )  # fmt: skip
+    unused: list[str] = []
+    if runtime.world > 1:  # which parameters DDP must expect without a gradient
+        first = next(batches)
+        unused = agreed(unreached_parameters(model, loss_fn, first, runtime), runtime)
+        batches = itertools.chain([first], batches)
+    trained = distribute(model, runtime, unused)
     validate = Validator(val_set, collate, config.batch_size, settings.evaluate.uncertainty)
     live = open_live(log_dir, resumed is not None, start_step) if runtime.main and log_dir else None
 
     progress = tqdm(total=config.steps, initial=start_step, desc="train", disable=not runtime.main, dynamic_ncols=True)  # fmt: skip
-    started, samples, history = time.perf_counter(), 0, []
+    started, samples, first_loss = time.perf_counter(), 0, None
     for step in range(start_step, config.steps):
         result = optimiser_step(trained, model, loss_fn, batches, optimiser, schedule, config, runtime)  # fmt: skip
-        history.append(result.loss)
-        last_loss = result.loss
         samples += result.samples
         done = step + 1
         progress.update(1)
-        progress.set_postfix(loss=f"{result.loss:.3f}")
-        if live is not None and (done % config.log_every == 0 or done == config.steps):
-            log_step(live, done, result, schedule.get_last_lr()[0], model.logit_scale.exp().item())
+        logged = done % config.log_every == 0 or done == config.steps
+        saved = done % config.checkpoint_every == 0 or done == config.steps
+        # Reading a number waits for the device: only on the steps that report or save one.
+        if logged or saved or step == start_step:
+            loss, parts, grad_norm = result.read()
+            first_loss = loss if first_loss is None else first_loss
+            last_loss = loss
+            progress.set_postfix(loss=f"{loss:.3f}")
+            if live is not None and logged:
+                scale = model.logit_scale.exp().item()
+                log_step(live, done, loss, parts, grad_norm, schedule.get_last_lr()[0], scale)
         # Rank 0 alone validates and exports (validation takes no collective and no RNG draw).
         if (
             runtime.main
@@ -192,10 +230,10 @@ def train(
         ):
             checked = validate(model, loss_fn, runtime)
             best = keep_best(best, done, checked, model)
-            progress.set_postfix(loss=f"{result.loss:.3f}", val_auroc=_shown(checked.zero_shot_auroc))  # fmt: skip
+            progress.set_postfix(loss=f"{last_loss:.3f}", val_auroc=_shown(checked.zero_shot_auroc))  # fmt: skip
             if live is not None:
                 log_validation(live, done, checked)
-        if done % config.checkpoint_every == 0 or done == config.steps:
+        if saved:
             rng = gathered_rng_states(runtime)
             if runtime.main:
                 state = {
@@ -212,7 +250,7 @@ def train(
     summary = {
         "steps": config.steps, "resumed_from": start_step, "world_size": runtime.world,
         "precision": runtime.precision, "device": runtime.device.type,
-        "first_loss": history[0] if history else None, "final_loss": last_loss,
+        "first_loss": first_loss, "final_loss": last_loss,
         "samples_per_s": samples / elapsed if elapsed > 0 and samples else None, "seconds": elapsed,
     }  # fmt: skip
     if runtime.main:

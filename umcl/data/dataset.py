@@ -190,11 +190,16 @@ class Collate:
         return torch.zeros(0, 1, size, size)
 
 
+# Stays on the host: the label-set prompts are assembled from its distinct rows, read as Python
+# values (umcl/model/prompts.py: label_set_prompts); on the device that read would wait for it.
+_HOST = frozenset({"label_sets"})
+
+
 def to_device(batch: Batch, device: torch.device | str) -> Batch:
     """The batch with every tensor (those in `present` too) on `device`; copies from pinned
     memory overlap with compute."""
     moved: dict[str, Any] = {
-        k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v
+        k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) and k not in _HOST else v
         for k, v in batch.items()
     }
     moved["present"] = {m: p.to(device, non_blocking=True) for m, p in batch["present"].items()}

@@ -55,24 +55,44 @@ def targets(
     return torch.where(same, 1.0, t)
 
 
-def _soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Mean over rows with a positive of CE(softmax(logits), normalised target row)."""
+# Stands in for -inf where a column is not a candidate: exp() of it is exactly 0 in fp32, while
+# 0 × it stays 0 (0 × -inf would be NaN) and a row with no candidate stays finite.
+_NOT_A_CANDIDATE = -1e9
+
+
+def _soft_cross_entropy(
+    logits: torch.Tensor, targets: torch.Tensor, columns: torch.Tensor
+) -> torch.Tensor:
+    """Mean over rows with a positive of CE(softmax over the `columns` candidates, normalised
+    target row). Masks instead of indexing: no step waits for the device to count rows."""
+    log_p = F.log_softmax(logits.masked_fill(~columns[None, :], _NOT_A_CANDIDATE), dim=1)
     mass = targets.sum(1)
-    rows = mass > 0
-    if not rows.any():
-        return logits.sum() * 0.0  # keeps the graph: nothing to learn from this direction
-    if not rows.all():
-        logits, targets, mass = logits[rows], targets[rows], mass[rows]
-    return -((targets * F.log_softmax(logits, dim=1)).sum(1) / mass).mean()
+    has = (mass > 0).to(logits.dtype)
+    per_row = (targets * log_p).sum(1) / mass.clamp(min=torch.finfo(mass.dtype).tiny)
+    return -(per_row * has).sum() / has.sum().clamp(min=1.0)
 
 
 def soft_contrastive(
-    a: torch.Tensor, b: torch.Tensor, targets: torch.Tensor, logit_scale: torch.Tensor
+    a: torch.Tensor,
+    b: torch.Tensor,
+    targets: torch.Tensor,
+    logit_scale: torch.Tensor,
+    rows: torch.Tensor | None = None,
+    columns: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Mean of the a→b and b→a soft cross-entropies; `logit_scale` is the multiplier (exp'd).
-    With identity targets this is CLIP's (CE(logits, arange) + CE(logits.T, arange)) / 2."""
+    `rows`/`columns` mark which rows of `a`/`b` take part (default: all); `targets` must be 0
+    outside them. With identity targets this is CLIP's (CE(logits, arange) + CE(logits.T,
+    arange)) / 2."""
+    if rows is None:
+        rows = torch.ones(len(a), dtype=torch.bool, device=a.device)
+    if columns is None:
+        columns = torch.ones(len(b), dtype=torch.bool, device=b.device)
     logits = logit_scale * a @ b.T
-    return (_soft_cross_entropy(logits, targets) + _soft_cross_entropy(logits.T, targets.T)) / 2
+    return (
+        _soft_cross_entropy(logits, targets, columns)
+        + _soft_cross_entropy(logits.T, targets.T, rows)
+    ) / 2
 
 
 class _ScaleGrad(torch.autograd.Function):
@@ -123,14 +143,21 @@ def _distributed() -> bool:
 
 
 def _scatter(rows: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
-    """(n_present, D) → (B, D) with zeros for absent samples, so every rank gathers B rows."""
-    full = rows.new_zeros(len(present), rows.shape[1])
-    return full.index_put((present.nonzero().squeeze(1),), rows) if len(rows) else full
+    """(n_present, D) → (B, D) with zeros for absent samples, so every rank gathers B rows.
+    Positions come from a running count, not `nonzero()`: nothing waits for the device."""
+    if not len(rows):  # + the empty sum: the graph still reaches what `rows` is tied to
+        return rows.new_zeros(len(present), rows.shape[1]) + rows.sum()
+    position = (present.cumsum(0) - 1).clamp(min=0)
+    return torch.where(present[:, None], rows[position], 0.0)
 
 
 class UMCLLoss(nn.Module):
     """Weighted sum over modality pairs of `soft_contrastive` on the global batch, plus the
-    per-finding present/absent prompt classification (`label_prompts`)."""
+    per-finding present/absent prompt classification (`label_prompts`).
+
+    Nothing here reads a value back from the device (no `.item()`, no boolean indexing, no
+    branch on a tensor): the parts are returned as detached tensors, and the training loop
+    reads them on its log steps only. A pair or part without samples contributes 0."""
 
     def __init__(self, target: TargetMode, weights: LossWeights):
         super().__init__()
@@ -142,7 +169,7 @@ class UMCLLoss(nn.Module):
         present: dict[str, torch.Tensor],
         labels: torch.Tensor,
         local: bool = False,
-    ) -> tuple[torch.Tensor, dict[str, float]]:
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """`embeddings[m]` holds the rows of the local samples that have modality m
         (`present[m]`, a (B,) mask); `labels` is (B, K) with NaN where unknown. `local`: this
         process's batch alone, no gathering across ranks (validation, which rank 0 runs alone)."""
@@ -158,31 +185,42 @@ class UMCLLoss(nn.Module):
         total, parts = scale.new_zeros(()), {}
         for name, (m_a, m_b) in PAIRS.items():
             weight = getattr(self.weights, name)
-            rows, cols = mask[m_a], mask[m_b]
-            if weight == 0 or not rows.any() or not cols.any():
+            if weight == 0:
                 continue
-            t = targets(labels[rows], labels[cols], self.target, same[rows][:, cols])
-            part = soft_contrastive(full[m_a][rows], full[m_b][cols], t, scale)
-            total, parts[name] = total + weight * part, part.item()
+            rows, cols = mask[m_a], mask[m_b]
+            t = targets(labels, labels, self.target, same) * (rows[:, None] & cols[None, :])
+            part = soft_contrastive(full[m_a], full[m_b], t, scale, rows, cols)
+            total, parts[name] = total + weight * part, part.detach()
         if self.weights.label_prompts > 0 and "present" in embeddings:
             part = self._finding_classification(full, mask, labels, embeddings, scale)
-            if part is not None:
-                total, parts["label_prompts"] = (
-                    total + self.weights.label_prompts * part,
-                    part.item(),
-                )
+            total, parts["label_prompts"] = total + self.weights.label_prompts * part, part.detach()
         return total, parts
 
+    def has_terms(self, present: dict[str, torch.Tensor], labels: torch.Tensor) -> bool:
+        """Whether a (host-side) batch gives any part of the loss a sample: a batch without one
+        has a loss of 0 that means nothing (validation leaves it out of its mean)."""
+        paired = any(
+            getattr(self.weights, name) > 0 and present[a].any() and present[b].any()
+            for name, (a, b) in PAIRS.items()
+        )
+        known = ~labels.isnan()
+        classified = self.weights.label_prompts > 0 and any(
+            (present[m][:, None] & known).any() for m in ("image", "text")
+        )
+        return bool(paired or classified)
+
     @staticmethod
-    def _finding_classification(full, mask, labels, embeddings, scale) -> torch.Tensor | None:
+    def _finding_classification(full, mask, labels, embeddings, scale) -> torch.Tensor:
         """Binary CE of softmax(s·[x·w_present, x·w_absent]) against each known label, for
-        images and texts: the zero-shot classifier of evaluation, trained directly."""
+        images and texts: the zero-shot classifier of evaluation, trained directly. The mean
+        over every known (sample, finding) of both modalities; 0 when there is none."""
         difference = embeddings["present"].float() - embeddings["absent"].float()  # (K, D)
         known = ~labels.isnan()
-        logits, truth = [], []
+        truth = torch.nan_to_num(labels)
+        total, count = scale.new_zeros(()), scale.new_zeros(())
         for m in ("image", "text"):
-            rows = mask[m][:, None] & known
-            logits.append((scale * full[m] @ difference.T)[rows])
-            truth.append(labels[rows])
-        logits, truth = torch.cat(logits), torch.cat(truth)
-        return F.binary_cross_entropy_with_logits(logits, truth) if len(truth) else None
+            counted = (mask[m][:, None] & known).to(truth.dtype)
+            logits = scale * full[m] @ difference.T
+            losses = F.binary_cross_entropy_with_logits(logits, truth, reduction="none")
+            total, count = total + (losses * counted).sum(), count + counted.sum()
+        return total / count.clamp(min=1.0)

@@ -36,6 +36,10 @@ def unpromptable(
     return [n for n in names if n not in label_names]
 
 
+def _first_id(*ids: int | None) -> int | None:
+    return next((i for i in ids if i is not None), None)
+
+
 def label_phrase(name: str) -> str:
     """The words that name a finding in a prompt."""
     return name.lower()
@@ -52,11 +56,18 @@ class PromptLearner(nn.Module):
         super().__init__()
         self.settings, self.label_names, self.tokenizer = settings, list(label_names), tokenizer
         self.learned = settings.mode == "learned"
+        # A BERT-style tokenizer's [CLS] and [SEP]; a CLIP-style one's start and end of text.
         self.special = {
-            "cls": tokenizer.cls_token_id,
-            "sep": tokenizer.sep_token_id,
-            "pad": tokenizer.pad_token_id,
+            "cls": _first_id(tokenizer.cls_token_id, tokenizer.bos_token_id),
+            "sep": _first_id(tokenizer.sep_token_id, tokenizer.eos_token_id),
+            "pad": _first_id(tokenizer.pad_token_id, tokenizer.eos_token_id),
         }
+        missing = [name for name, token in self.special.items() if token is None]
+        if missing:
+            raise InputError(
+                f"the tokenizer has no {', '.join(missing)} token (nor a start/end-of-text one) "
+                "to frame the prompts with"
+            )
         self.phrases = [self._ids(label_phrase(n)) for n in self.label_names]
         self.templates = (
             self._ids(settings.templates.present),

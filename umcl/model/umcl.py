@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,12 +28,15 @@ from transformers import PretrainedConfig, PreTrainedTokenizerBase
 
 from umcl.config import ModelSettings, PromptSettings, TextTowerSettings
 from umcl.errors import InputError, MissingInputError, UMCLError
+from umcl.model.pretrained import identity, normalisation, preprocessing
 from umcl.model.prompts import PromptLearner
 from umcl.model.tokenizer import load_tokenizer, tokenize
-from umcl.model.towers import ImageTower, TextTower, build_backbone
+from umcl.model.towers import ImageTower, TextTower, load_backbone, prepare_for_training
 
 if TYPE_CHECKING:
     from umcl.calibration import Calibration
+
+log = logging.getLogger(__name__)
 
 LOGIT_SCALE_INIT = math.log(1 / 0.07)
 LOGIT_SCALE_MAX = math.log(100)
@@ -67,6 +71,9 @@ class UMCLModel(nn.Module):
         # calibration (None: identity, i.e. plain sigmoid and 0.5 thresholds).
         self.image_size = int(image_size)
         self.calibration: Calibration | None = None
+        # The checkpoint each tower started from ({"checkpoint": name, "sha256": …}), recorded in
+        # umcl.json; {} for towers built from a config.
+        self.origins: dict[str, dict] = {}
 
     # -- building, saving, loading --------------------------------------------------------------
 
@@ -81,16 +88,38 @@ class UMCLModel(nn.Module):
     ) -> UMCLModel:
         """A new model: backbones from their configs or local checkpoints, fresh projections
         and prompts. `from_pretrained` builds through here too, then loads the weights."""
+        loaded: dict = {}  # a CLIP-style checkpoint both towers name is read once
+        image_backbone = load_backbone(model.image, "image", loaded)
+        text_backbone = load_backbone(_with_vocabulary(model.text, tokenizer), "text", loaded)
+        for part, backbone in (("image", image_backbone), ("text", text_backbone)):
+            prepare_for_training(backbone.model, getattr(model, part), part)
+        channels = getattr(image_backbone.model.config, "num_channels", 1)
         image = ImageTower(
-            build_backbone(model.image),
+            image_backbone.model,
             model.image.pooling,
             model.embed_dim,
-            model.image.mean,
-            model.image.std,
+            *normalisation(model.image, channels),
+            image_size,
+            image_backbone.projection,
         )
-        text_backbone = build_backbone(_with_vocabulary(model.text, tokenizer))
-        text = TextTower(text_backbone, model.text.pooling, model.embed_dim)
-        return cls(model, image, text, tokenizer, labels, prompt, image_size)
+        _check_text_length(model.text, text_backbone.model.config)
+        text = TextTower(
+            text_backbone.model, model.text.pooling, model.embed_dim, text_backbone.projection
+        )
+        built = cls(model, image, text, tokenizer, labels, prompt, image_size)
+        if model.image.pretrained is not None:
+            _warn_of_size(model.image.pretrained, image_size)
+        # Both towers from one CLIP-style model: it also brings the temperature they were trained at.
+        scales = (image_backbone.logit_scale, text_backbone.logit_scale)
+        if len(loaded) == 1 and all(scale is not None for scale in scales):
+            with torch.no_grad():
+                built.logit_scale.copy_(image_backbone.logit_scale.clamp(max=LOGIT_SCALE_MAX))
+        built.origins = {
+            part: identity(getattr(model, part).pretrained)
+            for part in ("image", "text")
+            if getattr(model, part).pretrained is not None
+        }
+        return built
 
     @classmethod
     def from_pretrained(
@@ -115,6 +144,7 @@ class UMCLModel(nn.Module):
         )
         model.load_state_dict(load_file(directory / WEIGHTS_FILE))
         model.calibration = read_calibration(directory)
+        model.origins = description.get("pretrained", {})
         return model.to(device).eval()
 
     def save_pretrained(self, directory: str | Path, provenance: dict | None = None) -> Path:
@@ -144,8 +174,10 @@ class UMCLModel(nn.Module):
         towers = {}
         for name, tower in (("image", self.image), ("text", self.text)):
             settings = getattr(self.settings, name)
-            config = _config_dict(tower.backbone.config)
-            towers[name] = settings.model_copy(update={"pretrained": None, "config": config})
+            update = {"pretrained": None, "config": _config_dict(tower.backbone.config)}
+            if name == "image":  # resolved: a reloaded model needs no checkpoint to tell them
+                update["mean"], update["std"] = tower.normalisation
+            towers[name] = settings.model_copy(update=update)
         return self.settings.model_copy(update=towers)
 
     def config_dict(self) -> dict[str, Any]:
@@ -155,13 +187,27 @@ class UMCLModel(nn.Module):
             "prompt": self.prompts.settings.model_dump(mode="json"),
             "labels": list(self.label_names),
             "image_size": self.image_size,
-        }
+        } | ({"pretrained": self.origins} if self.origins else {})
 
-    def parameter_groups(self, weight_decay: float) -> list[dict]:
-        """AdamW groups: decay on weight matrices and kernels (≥ 2-D); none on biases, norms, the
-        logit scale or the prompt contexts (pulling contexts towards zero moves them away from the
-        token embeddings they start from)."""
-        return decay_groups(self, weight_decay, {id(p) for p in self.prompts.parameters()})
+    def parameter_groups(self, weight_decay: float, lr: float | None = None) -> list[dict]:
+        """AdamW groups of the trainable parameters: decay on weight matrices and kernels (≥ 2-D);
+        none on biases, norms, the logit scale or the prompt contexts (pulling contexts towards
+        zero moves them away from the token embeddings they start from). A backbone with
+        `lr_scale` ≠ 1 gets groups of its own at `lr` × that scale, after the groups at `lr`
+        (the first group's rate is the one logged)."""
+        no_decay = {id(p) for p in self.prompts.parameters()}
+        scaled = [
+            (tower.backbone, getattr(self.settings, name).lr_scale)
+            for name, tower in (("image", self.image), ("text", self.text))
+            if getattr(self.settings, name).lr_scale != 1.0
+        ]
+        if scaled and lr is None:
+            raise InputError("lr_scale needs the base learning rate: parameter_groups(wd, lr)")
+        apart = {id(p) for backbone, _ in scaled for p in backbone.parameters()}
+        groups = decay_groups(self, weight_decay, no_decay, apart)
+        for backbone, scale in scaled:
+            groups += [group | {"lr": lr * scale} for group in decay_groups(backbone, weight_decay)]
+        return [g for g in groups if g["params"]] if scaled else groups
 
     # -- encoding -------------------------------------------------------------------------------
 
@@ -186,7 +232,7 @@ class UMCLModel(nn.Module):
     def encode_label_sets(self, labels: torch.Tensor) -> torch.Tensor:
         """One prompt embedding per row of (n, K) labels (1 / 0 / NaN); rows must state a label."""
         embeds, mask, inverse = self.prompts.label_set_prompts(labels, self.text.token_embedding)
-        return self.text(attention_mask=mask, inputs_embeds=embeds)[inverse]
+        return self.text(attention_mask=mask, inputs_embeds=embeds)[inverse.to(self.device)]
 
     def encode_findings(
         self, names: list[str] | None = None, handcrafted: bool | None = None
@@ -207,35 +253,52 @@ class UMCLModel(nn.Module):
         """Embeddings of whatever each modality holds (any may be empty), the finding prompts
         (when asked) and the logit scale. Training calls this through DDP."""
         out = {}
-        out["image"] = (
-            self.encode_image(images)
-            if len(images)
-            else images.new_zeros(0, self.image.projection.out_features)
-        )
+        width = self.image.projection.out_features
+        out["image"] = self.encode_image(images) if len(images) else self._absent(width, self.image)
         out["text"] = (
             self.text(attention_mask=attention_mask, input_ids=input_ids)
             if len(input_ids)
-            else out["image"].new_zeros(0, out["image"].shape[1])
+            else self._absent(width, self.text)
         )
+        # Class-specific contexts are reached only by the label sets that state their finding.
         out["label"] = (
-            self.encode_label_sets(label_sets)
+            self.encode_label_sets(label_sets) + _tie(self.prompts)
             if len(label_sets)
-            else out["image"].new_zeros(0, out["image"].shape[1])
+            else self._absent(width, self.text, self.prompts)
         )
         if findings:
             out["present"], out["absent"] = self.encode_findings()
         out["logit_scale"] = self.logit_scale.exp()
         return out
 
+    def _absent(self, width: int, *towers: nn.Module) -> torch.Tensor:
+        """No rows, for a modality this micro-batch lacks, tied to the towers that would have
+        encoded it (see `_tie`)."""
+        return self.logit_scale.new_zeros(0, width) + _tie(*towers)
+
+
+def _tie(*modules: nn.Module) -> torch.Tensor | float:
+    """0, tied to one element of every trainable parameter of `modules`: added to an output,
+    it makes each step reach the same parameters whatever its data (a zero gradient where the
+    data did not reach them), so DDP need not search the graph for unused ones."""
+    trainable = [p for m in modules for p in m.parameters() if p.requires_grad]
+    return torch.stack([p.flatten()[0] for p in trainable]).sum() * 0 if trainable else 0.0
+
 
 def decay_groups(
-    module: nn.Module, weight_decay: float, no_decay: set[int] | frozenset[int] = frozenset()
+    module: nn.Module,
+    weight_decay: float,
+    no_decay: set[int] | frozenset[int] = frozenset(),
+    skip: set[int] | frozenset[int] = frozenset(),
 ) -> list[dict]:
-    """AdamW groups of `module`'s parameters: decay on weight matrices and kernels (≥ 2-D) whose
-    id is not in `no_decay`; none on biases, norms and scalars. One rule for the UMCL model
-    (`UMCLModel.parameter_groups`) and any other tower trained beside it."""
+    """AdamW groups of `module`'s trainable parameters whose id is not in `skip`: decay on weight
+    matrices and kernels (≥ 2-D) whose id is not in `no_decay`; none on biases, norms and
+    scalars. One rule for the UMCL model (`UMCLModel.parameter_groups`) and any other tower
+    trained beside it. Frozen parameters (`lock`) are left out: the optimiser never sees them."""
     decay, rest = [], []
     for parameter in module.parameters():
+        if not parameter.requires_grad or id(parameter) in skip:
+            continue
         wanted = parameter.ndim >= 2 and id(parameter) not in no_decay
         (decay if wanted else rest).append(parameter)
     return [
@@ -310,6 +373,27 @@ def _with_vocabulary(
             f"tokenizer's {len(tokenizer)} tokens"
         )
     return settings.model_copy(update={"config": config})
+
+
+def _check_text_length(settings: TextTowerSettings, config: PretrainedConfig) -> None:
+    """A pretrained text tower has as many positions as it was trained with (CLIP: 77)."""
+    positions = getattr(config, "max_position_embeddings", None)
+    if isinstance(positions, int) and settings.max_length > positions:
+        raise InputError(
+            f"model.text.max_length is {settings.max_length}, but the text backbone has "
+            f"{positions} positions: set model.text.max_length to at most {positions}"
+        )
+
+
+def _warn_of_size(folder: Path, image_size: int) -> None:
+    """Fine-tuning at another size than the checkpoint's works (CNNs, Swin; ViT-like models
+    interpolate their position embeddings) but starts further from what it learned."""
+    stated = preprocessing(folder).size
+    if stated is not None and stated != image_size:
+        log.warning(
+            "%s was trained on %d px images; this model takes %d px (preprocess.image_size)",
+            folder, stated, image_size,
+        )  # fmt: skip
 
 
 def _config_dict(config: PretrainedConfig) -> dict:

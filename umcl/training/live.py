@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from umcl.training.step import StepResult
 from umcl.training.validation import ValidationResult
 
 
@@ -27,14 +26,17 @@ def open_live(directory: Path, resume: bool, step: int):
     return live
 
 
-def log_step(live, step: int, result: StepResult, lr: float, scale: float) -> None:
+def log_step(
+    live, step: int, loss: float, parts: dict[str, float], grad_norm: float, lr: float,
+    scale: float,
+) -> None:  # fmt: skip
     live.step = step
-    live.log_metric("train/loss", result.loss)
-    for name, value in result.parts.items():
+    live.log_metric("train/loss", loss)
+    for name, value in parts.items():
         live.log_metric(f"train/{name}", value)
     live.log_metric("train/lr", lr, plot=False)
     live.log_metric("train/logit_scale", scale)
-    live.log_metric("train/grad_norm", result.grad_norm, plot=False)
+    live.log_metric("train/grad_norm", grad_norm, plot=False)
     live.make_summary()
 
 

@@ -70,7 +70,10 @@ def micro_batches(
             batch_sampler=batches,
             collate_fn=collate,
             num_workers=workers,
+            # On a GPU: page-locked batches copy while the device computes, and each worker
+            # keeps a few batches ready so that a slow augmentation does not idle it.
             pin_memory=runtime.device.type == "cuda",
+            prefetch_factor=4 if workers and runtime.device.type == "cuda" else None,
             generator=loader_generator(seed, epoch, runtime.rank),
         )
         yield from loader

@@ -56,11 +56,12 @@ class Validator:
         losses, weights, logits, truth = [], [], [], []
         for start in range(0, len(self.dataset), self.batch_size):
             rows = range(start, min(start + self.batch_size, len(self.dataset)))
-            batch = to_device(self.collate([self.dataset[i] for i in rows]), runtime.device)
+            host = self.collate([self.dataset[i] for i in rows])
+            batch = to_device(host, runtime.device)
             with runtime.autocast():
                 embeddings = model(**{name: batch[name] for name in MODEL_INPUTS}, findings=True)
-            loss, parts = loss_fn(embeddings, batch["present"], batch["labels"], local=True)
-            if parts:  # a batch with no pair of modalities has no loss
+            loss, _ = loss_fn(embeddings, batch["present"], batch["labels"], local=True)
+            if loss_fn.has_terms(host["present"], host["labels"]):
                 losses.append(loss.item())
                 weights.append(len(rows))
             images = embeddings["image"].float()
@@ -70,7 +71,7 @@ class Validator:
                     embeddings["logit_scale"].float(),
                 ).cpu()
             )  # fmt: skip
-            truth.append(self.scored_labels[list(rows)][batch["present"]["image"].cpu()])
+            truth.append(self.scored_labels[list(rows)][host["present"]["image"]])
         model.train(was_training)
         loss = (
             sum(x * w for x, w in zip(losses, weights, strict=True)) / sum(weights)
