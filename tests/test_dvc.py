@@ -165,7 +165,15 @@ def test_a_preset_runs_as_a_dvc_experiment_and_a_wrong_key_is_refused(project, t
     refused = subprocess.run(["umcl", "preset", str(tmp_path / "bad.yaml")], cwd=project,
                              env=project_env(project), capture_output=True, text=True)  # fmt: skip
     assert refused.returncode == 1 and "train.lrr" in refused.stderr
-    (tmp_path / "tiny.yaml").write_text("train: {lr: 0.002}\nprompt: {n_ctx: 2}\n")
+    # The preset continues the image tower from a checkpoint in the git-ignored weights/, which
+    # the experiment's temporary copy must see.
+    from tests.test_pretrained import save_vision
+
+    save_vision("convnext", project / "weights/convnext-tiny")
+    (tmp_path / "tiny.yaml").write_text(
+        "train: {lr: 0.002}\nprompt: {n_ctx: 2}\n"
+        "model: {image: {pretrained: weights/convnext-tiny, config: {}, pooling: pooler}}\n"
+    )
     out = run("umcl", "preset", str(tmp_path / "tiny.yaml"), "--name", "tiny-preset", cwd=project)
     assert "experiment tiny-preset ran to evaluate" in out
     shown = json.loads(run("dvc", "exp", "show", "--json", cwd=project))
@@ -173,4 +181,8 @@ def test_a_preset_runs_as_a_dvc_experiment_and_a_wrong_key_is_refused(project, t
     ran = next(e for e in experiments if e.get("name") == "tiny-preset")["revs"][0]["data"]
     params = ran["params"]["params.yaml"]["data"]
     assert params["train"]["lr"] == 0.002 and params["prompt"]["n_ctx"] == 2
+    assert params["model"]["image"]["pretrained"] == "weights/convnext-tiny"
+    shutil.rmtree(
+        project / "weights/convnext-tiny"
+    )  # the workspace's train stage is up to date again
     assert ran["metrics"]["metrics/headline.json"]["data"]["auroc"] is not None

@@ -192,8 +192,10 @@ def exp_run(
     settings = [
         arg for override in hydra_overrides(overrides, replaced) for arg in ("-S", override)
     ]
-    # The temporary copy holds what git and DVC track; the downloaded checkpoints are git-ignored.
-    weights = ["--copy-paths", WEIGHTS] if (Path(project) / WEIGHTS).is_dir() else []
+    # The temporary copy holds what git and DVC track (weights/README.md); the downloaded
+    # checkpoints in weights/ are git-ignored, so each is named to be copied.
+    folders = sorted(p for p in (Path(project) / WEIGHTS).glob("*") if p.is_dir())
+    weights = [a for f in folders for a in ("--copy-paths", f"{WEIGHTS}/{f.name}")]
     dvc(
         project,
         "exp",
