@@ -470,3 +470,36 @@ def test_a_preset_names_its_weights_and_how_to_fetch_them(preset: str, tmp_path:
     assert f"hf download {hub_id} --local-dir {tmp_path / 'swin'}" in str(refused.value)
     if preset == "site":
         assert settings.demo.out == [] and settings.gate.unmeasurable == "skip"
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "said"),
+    [
+        ("config.json", b'{"model_type": "convnext"', "not readable JSON"),  # a truncated download
+        ("config.json", b"\xff\xfe\x00{", "not readable JSON"),
+        ("config.json", b"[1, 2]", "expected a JSON object"),
+        ("preprocessor_config.json", b'{"image_mean": "abc"}', "image_mean must be a number"),
+        ("preprocessor_config.json", b'{"image_std": [true, 1]}', "image_std must be a number"),
+    ],
+)
+def test_a_broken_checkpoint_file_is_named_not_a_traceback(
+    name: str, content: bytes, said: str, tmp_path: Path
+) -> None:
+    folder = save_vision("convnext", tmp_path / "weights/convnext-tiny")
+    (folder / name).write_bytes(content)
+    with pytest.raises(InputError, match=said) as refused:
+        build(image_only_settings(folder))
+    assert name in str(refused.value)
+
+
+def test_a_folder_of_another_format_is_named_even_with_a_hub_id(tmp_path: Path) -> None:
+    from umcl.errors import MissingInputError
+    from umcl.model.pretrained import require_weights
+
+    folder = tmp_path / "biomedclip"
+    folder.mkdir()
+    (folder / "open_clip_config.json").write_text("{}")
+    settings = image_only_settings(folder).model_copy()
+    image = settings.image.model_copy(update={"hub_id": "microsoft/biomedclip"})
+    with pytest.raises(MissingInputError, match="open_clip"):
+        require_weights(settings.model_copy(update={"image": image}))

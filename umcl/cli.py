@@ -113,10 +113,10 @@ def cmd_train(args: argparse.Namespace) -> None:
     from umcl.training.launch import launcher_command
 
     settings = _settings(args)
-    if settings.model is not None:  # before any worker starts: one clear message, not N
-        require_weights(settings.model)
     launcher = launcher_command(settings.train, args.argv)
     if launcher is not None:  # one worker per device (and node), each running this command
+        if settings.model is not None:  # before any worker starts: one message, not N
+            require_weights(settings.model)
         import signal
         import subprocess
 

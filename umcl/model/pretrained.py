@@ -55,7 +55,19 @@ def read_config(folder: Path) -> dict:
             f"{folder}: not a local model directory (no {CONFIG_FILE}); 'pretrained' must point "
             f"to a downloaded checkpoint.{hint}"
         )
-    return json.loads(path.read_text())
+    return _json_object(path)
+
+
+def _json_object(path: Path) -> dict:
+    """A checkpoint's JSON file as a mapping, or a message naming the file (a truncated
+    download, another tool's file)."""
+    try:
+        content = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"{path}: not readable JSON ({exc}); download the checkpoint again") from None  # fmt: skip
+    if not isinstance(content, dict):
+        raise InputError(f"{path}: expected a JSON object, found {type(content).__name__}")
+    return content
 
 
 def is_dual(config: dict) -> bool:
@@ -71,7 +83,7 @@ def preprocessing(folder: Path) -> Preprocessing:
     folder = Path(folder)
     stated: dict = {}
     if (folder / PREPROCESSOR_FILE).is_file():
-        stated = json.loads((folder / PREPROCESSOR_FILE).read_text())
+        stated = _json_object(folder / PREPROCESSOR_FILE)
     config = read_config(folder)
     vision = config["vision_config"] if is_dual(config) else config
     size = _side(stated.get("crop_size")) if stated.get("do_center_crop", True) else None
@@ -81,7 +93,13 @@ def preprocessing(folder: Path) -> Preprocessing:
         value = stated.get(key)
         if value is None:
             return None
-        return [float(v) for v in (value if isinstance(value, list) else [value])]
+        values = value if isinstance(value, list) else [value]
+        if not values or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):  # fmt: skip
+            raise InputError(
+                f"{folder / PREPROCESSOR_FILE}: {key} must be a number or a list of numbers, "
+                f"got {value!r}; or set model.image.mean/std in params"
+            )
+        return [float(v) for v in values]
 
     return Preprocessing(channels("image_mean"), channels("image_std"), size)
 
@@ -135,7 +153,8 @@ def require_weights(model: ModelSettings) -> None:
         folder = tower.pretrained
         if folder is None or (Path(folder) / CONFIG_FILE).is_file():
             continue
-        if tower.hub_id is None:
+        holds_something = Path(folder).is_dir() and any(Path(folder).iterdir())
+        if tower.hub_id is None or holds_something:
             read_config(folder)  # says what the folder lacks (and names an open_clip one)
         raise MissingInputError(
             f"model.{part}.pretrained: {folder} holds no downloaded checkpoint. On a machine with "

@@ -32,11 +32,15 @@ def inside_launcher(env: Mapping[str, str] = os.environ) -> bool:
 
 def processes_per_node(config: TrainSettings) -> int:
     """`train.devices` as a number: auto is one process per visible GPU, one on a CPU."""
-    if config.devices != "auto":
-        return config.devices
-    if config.device == "cpu" or not torch.cuda.is_available():
-        return 1
-    return torch.cuda.device_count()
+    on_gpus = config.device != "cpu" and torch.cuda.is_available()
+    if config.devices == "auto":
+        return torch.cuda.device_count() if on_gpus else 1
+    if on_gpus and config.devices > torch.cuda.device_count():
+        raise InputError(
+            f"train.devices is {config.devices}, but this node shows {torch.cuda.device_count()} "
+            "GPUs: set it to at most that, or auto"
+        )
+    return config.devices
 
 
 def launcher_command(
