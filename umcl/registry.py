@@ -1,6 +1,7 @@
 """The model registry: packaged models in BentoML's model store, one of them the champion.
 
-Every packaged model is `umcl:<version>` in the store (the version is its weights' hash) (`$BENTOML_HOME`, default ~/bentoml),
+Every packaged model is `umcl:<version>` in the store (`$BENTOML_HOME`, default ~/bentoml; the
+version is the hash of its weights and calibration: what decides its answers),
 holding the files of a `models/candidate` directory and metadata — metrics, params, git
 revision, data version. Labels say which model is the champion and when each was promoted, so
 the marking travels with the model into a bento. Rollback returns to the most recent earlier
@@ -20,7 +21,7 @@ from typing import Any
 import yaml
 
 from umcl.errors import UMCLError
-from umcl.model.umcl import MODEL_FILE, WEIGHTS_FILE
+from umcl.model.umcl import CALIBRATION_FILE, MODEL_FILE, WEIGHTS_FILE
 
 MODEL_NAME = "umcl"
 CHAMPION, PROMOTED_AT, ROLLED_BACK = "champion", "promoted_at", "rolled_back"
@@ -44,12 +45,16 @@ class Entry:
         return self.labels.get(CHAMPION) == "true"
 
 
-def weights_digest(model_dir: Path) -> str:
-    """sha256 of the weights: the same trained model is never stored twice."""
+def model_digest(model_dir: Path) -> str:
+    """sha256 of the weights and the calibration: the same model is never stored twice, and a
+    model adapted to a site (same weights, refitted thresholds, `umcl adapt`) is another model."""
     digest = hashlib.sha256()
     with (Path(model_dir) / WEIGHTS_FILE).open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
+    calibration = Path(model_dir) / CALIBRATION_FILE
+    if calibration.is_file():
+        digest.update(calibration.read_bytes())
     return digest.hexdigest()
 
 
@@ -114,15 +119,18 @@ def add(model_dir: Path, metadata: dict[str, Any]) -> tuple[Entry, bool]:
     for required in (MODEL_FILE, WEIGHTS_FILE):
         if not (model_dir / required).is_file():
             raise RegistryError(f"{model_dir}: not a UMCL model directory (no {required})")
-    digest = weights_digest(model_dir)
-    # The version is the weights' hash: the same training gives the same tag on any machine.
+    digest = model_digest(model_dir)
+    # The version is the model's hash: the same training gives the same tag on any machine.
     tag = f"{MODEL_NAME}:{digest[:VERSION_LENGTH]}"
     for existing in entries():
-        if existing.tag == tag or existing.metadata.get("weights_sha256") == digest:
+        known = existing.metadata.get("model_sha256")
+        if known is None and "weights_sha256" in existing.metadata:  # stored before calibration
+            known = model_digest(existing.path)  # entered the version: hash its files again
+        if existing.tag == tag or known == digest:
             return existing, False
     labels = {CHAMPION: "false", "framework": "pytorch", "project": "umcl"}
     with bentoml.models.create(
-        tag, labels=labels, metadata=_metadata_safe(metadata | {"weights_sha256": digest})
+        tag, labels=labels, metadata=_metadata_safe(metadata | {"model_sha256": digest})
     ) as stored:
         shutil.copytree(model_dir, stored.path, dirs_exist_ok=True)
     return get(str(stored.tag)), True

@@ -227,9 +227,10 @@ class ImageTower(nn.Module):
         std: ChannelValues,
         image_size: int | None = None,
         projection: torch.Tensor | None = None,
+        standardise: str = "none",
     ):
         super().__init__()
-        self.backbone, self.pooling = backbone, pooling
+        self.backbone, self.pooling, self.standardise = backbone, pooling, standardise
         self.channels = getattr(backbone.config, "num_channels", 1)
         # Buffers that are not saved: they follow the model to its device; umcl.json stores them.
         self.register_buffer("mean", _channel_tensor(mean), persistent=False)
@@ -244,6 +245,8 @@ class ImageTower(nn.Module):
         self.projection = _projection(_width(backbone.config), embed_dim, projection, "image")
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if self.standardise == "percentile":
+            images = percentile_stretch(images)
         if self.channels != images.shape[1]:  # e.g. an RGB checkpoint on grayscale X-rays
             images = images.expand(-1, self.channels, -1, -1)
         pixels = (images - self.mean) / self.std
@@ -258,6 +261,25 @@ class ImageTower(nn.Module):
                 f"ones: set preprocess.image_size to {_side(self.trained_size)} ({exc})"
             ) from exc
         return F.normalize(self.projection(pool(output, self.pooling)), dim=-1)
+
+
+def percentile_stretch(images: torch.Tensor, low: float = 0.01, high: float = 0.99) -> torch.Tensor:
+    """(n, C, H, W) in [0, 1] → each image's `low`–`high` quantiles stretched to [0, 1], clipped.
+    The quantiles leave out pixels at exactly 0 — the padding `fit_square` puts around a film
+    that is not square (a quarter of a Kermany square), which would otherwise pin the low end
+    at 0. A flat image (quantiles within 1/255) is only shifted, not blown up."""
+    flat = images.flatten(1).float()
+    ordered = flat.sort(dim=1).values
+    padding = (flat <= 0).sum(dim=1)
+    content = (flat.shape[1] - padding).clamp(min=1)
+
+    def quantile(q: float) -> torch.Tensor:
+        index = padding + ((content - 1) * q).round().long()
+        return ordered.gather(1, index.clamp(max=flat.shape[1] - 1)[:, None]).view(-1, 1, 1, 1)
+
+    start, end = quantile(low), quantile(high)
+    span = (end - start).clamp(min=1 / 255)
+    return ((images - start) / span).clamp(0, 1).to(images.dtype)
 
 
 def _side(size: int | list | tuple) -> int:

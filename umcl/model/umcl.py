@@ -101,6 +101,7 @@ class UMCLModel(nn.Module):
             *normalisation(model.image, channels),
             image_size,
             image_backbone.projection,
+            model.image.standardise,
         )
         _check_text_length(model.text, text_backbone.model.config)
         text = TextTower(

@@ -75,6 +75,17 @@ def build_reference(
     )
 
 
+def decision_thresholds(model: UMCLModel) -> np.ndarray:
+    """(L,) the thresholds the service decides each label with (umcl/calibration.py:
+    Calibration.decisions): the calibration's, else 0.5."""
+    from umcl.calibration import DEFAULT_THRESHOLD
+
+    findings = model.calibration.findings if model.calibration else {}
+    return np.array(
+        [findings[n].threshold if n in findings else DEFAULT_THRESHOLD for n in model.label_names]
+    )
+
+
 def reference_writer(
     path: Path, settings: MonitorSettings, seed: int
 ) -> Callable[[UMCLModel, Curves], None]:
@@ -82,15 +93,9 @@ def reference_writer(
     their reference is written to `path`."""
 
     def write(model: UMCLModel, curves: Curves) -> None:
-        from umcl.calibration import DEFAULT_THRESHOLD
-
-        # The thresholds the service decides with (umcl/calibration.py: Calibration.decisions).
-        findings = model.calibration.findings if model.calibration else {}
-        thresholds = [
-            findings[n].threshold if n in findings else DEFAULT_THRESHOLD for n in model.label_names
-        ]
         reference = build_reference(
-            curves.test_embeddings.numpy(), curves.test_probabilities.numpy(), np.array(thresholds),
+            curves.test_embeddings.numpy(), curves.test_probabilities.numpy(),
+            decision_thresholds(model),
             model.label_names, settings.reference_size, settings.summary_axes, seed,
         )  # fmt: skip
         save_reference(reference, path)
