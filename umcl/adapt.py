@@ -28,7 +28,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torchmetrics.functional.classification import binary_auroc
 
 from umcl.calibration import (
     Calibration,
@@ -39,6 +38,7 @@ from umcl.calibration import (
 )
 from umcl.config import AdaptSettings, Settings
 from umcl.errors import InputError
+from umcl.evaluate import per_label_auroc
 from umcl.model.umcl import UMCLModel, finding_logits
 
 log = logging.getLogger(__name__)
@@ -63,17 +63,6 @@ def sample_logits(model: UMCLModel, embeddings: torch.Tensor, names: list[str]) 
     differentiable in the prompt contexts."""
     present, absent = model.encode_findings(names)
     return finding_logits(embeddings, present, absent, model.logit_scale.exp())
-
-
-def macro_auroc(logits: torch.Tensor, labels: torch.Tensor) -> float | None:
-    """Mean AUROC over the findings whose known labels hold both classes."""
-    scores = []
-    for k in range(labels.shape[1]):
-        known = ~labels[:, k].isnan()
-        y = labels[known, k].long()
-        if 0 < int(y.sum()) < len(y):
-            scores.append(float(binary_auroc(logits[known, k], y)))
-    return sum(scores) / len(scores) if scores else None
 
 
 # -- prompt tuning ---------------------------------------------------------------------------------
@@ -147,7 +136,7 @@ def cross_validated_steps(
             with torch.no_grad():
                 model.prompts.context.copy_(state)
                 out_of_fold[steps][held] = sample_logits(model, embeddings[held], names)
-            score = macro_auroc(out_of_fold[steps][held], labels[held])
+            score = per_label_auroc(out_of_fold[steps][held], labels[held], names)["macro_auroc"]
             if score is not None:
                 per_fold[steps].append(score)
     with torch.no_grad():
@@ -443,7 +432,7 @@ def adapt_model(
         "images": len(sample.rows)
     }
     with torch.no_grad():
-        probabilities, _ = _scores(model, embeddings)
+        probabilities, _ = predictor.score(embeddings.numpy())
     reference = build_reference(
         embeddings.numpy(), probabilities.numpy(), decision_thresholds(model), model.label_names,
         settings.monitor.reference_size, settings.monitor.summary_axes, settings.seed,
@@ -482,13 +471,3 @@ def stored_tag(source: str) -> str | None:
     if source == f"{registry.MODEL_NAME}:{CHAMPION}":
         return registry.champion().tag
     return source
-
-
-def _scores(model: UMCLModel, embeddings: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    from umcl.inference import score_findings
-
-    names = model.label_names
-    present, absent = model.encode_findings(names)
-    return score_findings(
-        embeddings, present, absent, model.logit_scale.exp(), model.calibration, names
-    )
