@@ -129,8 +129,11 @@ def read_sample(csv_path: Path, label_names: list[str], square, max_images: int)
         try:
             image = square(path, number)  # the decoder checks the pixel budget from the header
             content = file_digest(path)
-        except (ImageDecodeError, InputError, OSError, ValueError) as exc:
+        except (ImageDecodeError, InputError, ValueError) as exc:
             refused.append(Refusal(number, _without_path(str(exc), path)))
+            continue
+        except OSError as exc:  # its message quotes the path as repr(): only its cause is kept
+            refused.append(Refusal(number, f"image {number}: {exc.strerror or 'unreadable file'}"))
             continue
         if content in hashes:
             refused.append(Refusal(number, f"the same image as row {hashes[content]}"))
@@ -139,7 +142,8 @@ def read_sample(csv_path: Path, label_names: list[str], square, max_images: int)
         squares.append(image)
         labels.append(values)
         rows.append(number)
-        patients.append(row.get(PATIENT_COLUMN, "").strip() or f"row {number}")
+        # A row without a patient is its own group; "\0" keeps it apart from any stripped cell.
+        patients.append(row.get(PATIENT_COLUMN, "").strip() or f"\0row {number}")
     if len(rows) < MIN_IMAGES:
         shown = "; ".join(f"row {r.row}: {r.reason}" for r in refused[:5])
         raise InputError(f"{csv_path}: {len(rows)} usable rows of {len(table)}; adapting needs at "
@@ -185,4 +189,4 @@ def sample_fingerprint(csv_path: Path | None, max_images: int) -> str:
 def _without_path(message: str, path: Path) -> str:
     """A decoder's message without the file's path (it may carry a name): the row says which."""
     message = message.replace(f"{path}: ", "")
-    return message.replace(str(path), "the file").replace(path.name, "the file")
+    return message.replace(str(path), "the file")
