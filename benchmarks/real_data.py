@@ -225,7 +225,11 @@ def umcl_decisions(
     predictor: Predictor, images: list[str] | list[np.ndarray]
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """`classify`'s calibrated probabilities and decisions for FINDING, one per image."""
-    results = [r[FINDING] for r in predictor.classify(images, findings=[FINDING])]
+    entries = predictor.classify(images, findings=[FINDING])
+    refused = [e["error"]["message"] for e in entries if "error" in e]
+    if refused:  # every scored image passed validation: a refusal here is a bug to see
+        raise RuntimeError(f"{len(refused)} images refused, e.g. {refused[0]}")
+    results = [e["findings"][FINDING] for e in entries]
     probabilities = torch.tensor([r["probability"] for r in results])
     return probabilities, torch.tensor([r["positive"] for r in results])
 

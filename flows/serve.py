@@ -1,8 +1,10 @@
 """`python -m flows.serve`: one machine, no work pool — the nightly retrain and the daily drift
-monitor on cron schedules, the retrain that a drift event triggers, and the sweep on demand,
-served by this process until it is stopped (Ctrl+C).
+monitor on cron schedules, the retrain that a drift event triggers, the sweep on demand and,
+with --score-source, hourly scoring of new files, served by this process until it is stopped
+(Ctrl+C).
 
     python -m flows.serve [--project .] [--cron "0 2 * * *"] [--monitor-cron "0 1 * * *"]
+                          [--score-source data/incoming] [--score-cron "15 * * * *"]
     prefect deployment run umcl-retrain/nightly          # trigger now, from another shell
 """
 
@@ -17,6 +19,7 @@ from prefect.events.schemas.deployment_triggers import DeploymentEventTrigger
 
 from flows.monitor import monitor
 from flows.retrain import retrain
+from flows.score import score
 from flows.sweep import sweep
 
 DRIFT_TRIGGERS = "prefect.yaml"  # the on-drift deployment's trigger is written once, there
@@ -40,8 +43,22 @@ def main() -> None:
     parser.add_argument(
         "--monitor-cron", default="0 1 * * *", help="drift monitor schedule (default: 01:00 daily)"
     )
+    parser.add_argument(
+        "--score-source", help="score new files of this folder or CSV (default: no scoring)"
+    )
+    parser.add_argument(
+        "--score-cron", default="15 * * * *", help="scoring schedule (default: hourly at :15)"
+    )
     args = parser.parse_args()
     project = str(Path(args.project).resolve())
+    scoring = []
+    if args.score_source:
+        parameters = {"project": project, "source": args.score_source}
+        # concurrency_limit: a back-fill longer than the interval makes the next run wait.
+        deployment = score.to_deployment(
+            name="score", cron=args.score_cron, parameters=parameters, concurrency_limit=1
+        )
+        scoring.append(deployment)
     serve(
         retrain.to_deployment(name="nightly", cron=args.cron, parameters={"project": project}),
         # One machine: new data land in data/raw directly; there is no remote to pull from.
@@ -54,6 +71,7 @@ def main() -> None:
             name="monitor", cron=args.monitor_cron, parameters={"project": project}
         ),
         sweep.to_deployment(name="sweep", parameters={"project": project}),
+        *scoring,
     )
 
 

@@ -165,7 +165,7 @@ def test_the_adapted_champion_moves_to_the_site_passes_the_gate_is_served_and_ro
     assert body["model"] == champion.tag
     import umcl
 
-    expected = umcl.load(out).classify([site["root"] / "img0.png"])[0]
+    expected = umcl.load(out).classify([site["root"] / "img0.png"])[0]["findings"]
     for name, scored in body["results"][0]["findings"].items():
         assert scored["probability"] == pytest.approx(expected[name]["probability"], abs=1e-5)
         assert scored["positive"] == expected[name]["positive"]

@@ -80,7 +80,8 @@ def test_a_custom_finding_from_reports_to_the_service(tiny_pipeline: dict, tmp_p
     run_cli(params_file, "preprocess", "--triplets", str(triplets), "--locator", str(out["locator"]),
             "--out", str(out["cache"]))  # fmt: skip
     run_cli(params_file, "train", "--triplets", str(triplets), "--cache", str(out["cache"]),
-            "--out", str(out["model"]), "--checkpoints", str(tmp_path / "checkpoints"))  # fmt: skip
+            "--out", str(out["model"]), "--checkpoints", str(tmp_path / "checkpoints"),
+            "--live", str(tmp_path / "live"))  # fmt: skip
     run_cli(params_file, "evaluate", "--model", str(out["model"]), "--triplets", str(triplets),
             "--cache", str(out["cache"]), "--metrics", str(metrics / "eval.json"))  # fmt: skip
     zero_shot = json.loads((metrics / "eval.json").read_text())["zero_shot"]["learned"]

@@ -409,3 +409,58 @@ def test_the_monitor_flow_finds_drift_in_shifted_images_and_none_in_the_sites_ow
     events = [e for e in asyncio.run(drift_events()) if e.payload.get("model") == tag]
     assert [e.payload["since"] for e in events] == [windows["shifted"][0]]
     assert events[0].resource.id == f"umcl.model.{tag}" and events[0].payload["reasons"]
+
+
+def test_the_scoring_flow_scores_only_files_no_earlier_run_scored(
+    prefect_api: str, tiny_pipeline: dict, tmp_path: Path
+) -> None:
+    """`umcl-score` under Prefect over a folder that fills between runs: each run's predictions
+    hold the new files only; a run with nothing new writes nothing; a run stopped part-way is
+    finished by the next."""
+    import numpy as np
+    import polars as pl
+    from PIL import Image
+
+    from flows.score import score
+    from tests.conftest import saved_random_model
+
+    project = tmp_path / "site"
+    incoming = project / "incoming"
+    incoming.mkdir(parents=True)
+    shutil.copy(tiny_pipeline["params"], project / "params.yaml")
+    model = saved_random_model(tiny_pipeline, tmp_path / "model")
+
+    def arrive(numbers: range) -> None:
+        for i in numbers:
+            pixels = np.full((40, 32), 20 + i, np.uint8)
+            Image.fromarray(pixels).save(incoming / f"{i:02d}.png")
+
+    def scored() -> list[pl.DataFrame]:
+        return [pl.read_parquet(f) for f in sorted((project / "predictions").glob("*.parquet"))]
+
+    arrive(range(5))
+    with inside(project):
+        first = score(project=str(project), source="incoming", model=str(model))
+        assert (first["files"], first["classified"]) == (5, 5)
+        assert score(project=str(project), source="incoming", model=str(model))["out"] is None
+        assert "nothing new" in artifact("umcl-score")
+        arrive(range(5, 8))
+        # A stopped run's parts (one file's row, as a run killed after its first batch leaves):
+        # the next run finishes that file and scores the rest of the new ones.
+        stopped = project / "predictions" / "scores-stopped.parquet.parts"
+        stopped.mkdir()
+        part = (
+            scored()[0]
+            .head(1)
+            .with_columns(
+                path=pl.lit("incoming/05.png"), file=pl.lit(str((incoming / "05.png").resolve()))
+            )
+        )
+        part.write_parquet(stopped / "000000.parquet")
+        second = score(project=str(project), source="incoming", model=str(model))
+    assert second["out"].endswith("scores-stopped.parquet") and not stopped.exists()
+    assert (second["files"], second["resumed"], second["scored_before"]) == (3, 1, 5)
+    rows = pl.concat(scored())
+    assert rows.height == 8 and rows["path"].n_unique() == 8
+    assert sorted(rows["path"]) == [f"incoming/{i:02d}.png" for i in range(8)]
+    assert "3 new files" in artifact("umcl-score")

@@ -20,6 +20,7 @@ from tests.hostile import radiograph
 from tests.tiny import LABELS, tiny_model
 from umcl.calibration import Calibration, FindingCalibration
 from umcl.data.images import fit_square, load_image
+from umcl.inference import Predictor
 from umcl.model.umcl import (
     CALIBRATION_FILE,
     MODEL_FILE,
@@ -124,7 +125,7 @@ def test_files_and_arrays_score_as_their_decoded_squares(tmp_path: Path) -> None
     (png, dcm), pixels = image_files(tmp_path)
     unit = pixels.astype(np.float64) / 255.0
     inputs = [png, str(dcm), pixels, unit]
-    results = predictor.classify(inputs)
+    results = [entry["findings"] for entry in predictor.classify(inputs)]
 
     squares = [fit_square(load_image(path), SIZE) for path in (png, dcm)]
     squares += [fit_square(pixels.astype(np.float32) / 255.0, SIZE)]
@@ -151,7 +152,7 @@ def test_files_and_arrays_score_as_their_decoded_squares(tmp_path: Path) -> None
 def test_a_real_dicom_scores_as_its_decoded_square(tmp_path: Path) -> None:
     dicom = shared_path("fixtures/siim-cr-chest.dcm")
     predictor = umcl.load(saved(tmp_path))
-    result = predictor.classify([dicom])[0]
+    result = predictor.classify([dicom])[0]["findings"]
     expected = raw_probabilities(predictor.model, [fit_square(load_image(dicom), SIZE)], LABELS)[0]
     assert np.allclose([result[n]["probability"] for n in LABELS], expected.numpy(), atol=1e-6)
 
@@ -176,8 +177,8 @@ def test_calibration_changes_probabilities_and_thresholds_decide(tmp_path: Path)
     model.calibration = Calibration("platt", "youden", findings)
     model.save_pretrained(directory)
 
-    calibrated = umcl.load(directory).classify(images)
-    uncalibrated = raw.classify(images)
+    calibrated = [entry["findings"] for entry in umcl.load(directory).classify(images)]
+    uncalibrated = [entry["findings"] for entry in raw.classify(images)]
     for k, name in enumerate(LABELS):
         p = torch.tensor([r[name]["probability"] for r in calibrated])
         q = torch.tensor([r[name]["probability"] for r in uncalibrated])
@@ -197,7 +198,7 @@ def test_calibration_changes_probabilities_and_thresholds_decide(tmp_path: Path)
 def test_a_finding_outside_the_label_space_is_uncalibrated(tmp_path: Path) -> None:
     predictor = umcl.load(saved(tmp_path, calibration=True))
     image = (np.random.default_rng(3).random((32, 32)) * 255).astype(np.uint8)
-    result = predictor.classify([image], findings=["Cardiomegaly", "Nodule"])[0]
+    result = predictor.classify([image], findings=["Cardiomegaly", "Nodule"])[0]["findings"]
     assert list(result) == ["Cardiomegaly", "Nodule"]
     assert result["Cardiomegaly"]["calibrated"] and not result["Nodule"]["calibrated"]
     square = fit_square(image.astype(np.float32) / 255.0, SIZE)
@@ -212,16 +213,40 @@ def test_a_finding_outside_the_label_space_is_uncalibrated(tmp_path: Path) -> No
         predictor.classify([image], findings=["Edema", "Edema"])
 
 
+def test_one_bad_file_in_a_batch_gets_an_error_entry_and_the_rest_are_scored(
+    tmp_path: Path,
+) -> None:
+    predictor = Predictor(UMCLModel.from_pretrained(saved(tmp_path)), batch_size=2)
+    (png, dcm), _ = image_files(tmp_path)
+    truncated = tmp_path / "cut.png"
+    truncated.write_bytes(png.read_bytes()[: png.stat().st_size // 2])
+    files = [png, dcm, truncated, str(png), dcm]  # the bad one in the second batch of two
+    entries = predictor.classify(files)
+    assert [e["image"] for e in entries] == [str(f) for f in files]
+    assert ["error" in e for e in entries] == [False, False, True, False, False]
+    assert entries[2]["error"]["code"] == "image_unreadable"
+    assert entries[2]["error"]["message"].startswith("image 2: ")
+    alone = [predictor.classify([f])[0]["findings"] for f in (png, dcm)]
+    for entry, expected in zip([entries[i] for i in (0, 1, 3, 4)], alone * 2, strict=True):
+        got = [entry["findings"][n]["probability"] for n in LABELS]
+        assert got == pytest.approx([expected[n]["probability"] for n in LABELS], abs=1e-6)
+    everything_bad = predictor.classify([truncated, tmp_path / "gone.png"])
+    assert [e["error"]["code"] for e in everything_bad] == ["image_unreadable", "image_missing"]
+
+
 def test_inputs_that_are_not_images_are_refused(tmp_path: Path) -> None:
     predictor = umcl.load(saved(tmp_path))
     with pytest.raises(TypeError, match="one image"):
         predictor.classify(tmp_path / "x.png")
-    with pytest.raises(ValueError, match="2-D grayscale"):
-        predictor.classify([np.zeros((3, 8, 8), np.uint8)])
-    with pytest.raises(ValueError, match=r"\[0, 1\]"):
-        predictor.classify([np.full((8, 8), 2.0)])
-    with pytest.raises(ValueError, match="uint8 or float"):
-        predictor.classify([np.zeros((8, 8), np.int64)])
+    for image, reason in (
+        (np.zeros((3, 8, 8), np.uint8), "2-D grayscale"),
+        (np.full((8, 8), 2.0), r"\[0, 1\]"),
+        (np.zeros((8, 8), np.int64), "uint8 or float"),
+    ):
+        with pytest.raises(ValueError, match=reason):
+            predictor.embed_images([image])
+        (entry,) = predictor.classify([image])
+        assert entry["error"]["code"] == "image_invalid" and "findings" not in entry
     with pytest.raises(FileNotFoundError, match="neither a model directory nor a store tag"):
         umcl.load(tmp_path / "missing")
 

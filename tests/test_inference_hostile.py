@@ -1,11 +1,13 @@
 """`umcl.load(...)` and the Predictor against what users really pass: colour and odd-typed
 arrays, tensors, PIL images, huge or empty inputs, wrong paths, odd finding names and texts, bad
-sources. Each input either scores as its file would or is refused by a ValueError, TypeError,
-FileNotFoundError or ImageDecodeError that names it by position and says why."""
+sources. Each input either scores as its file would or is refused, by position and with the
+reason: `classify` answers it with an error entry and scores the others, `square` and
+`embed_images` raise a ValueError, TypeError or ImageDecodeError."""
 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -20,7 +22,7 @@ from tests.hostile import radiograph
 from tests.tiny import LABELS, tiny_model
 from umcl.data.dicom import IMAGE_MISSING, IMAGE_TOO_LARGE, MODALITY_OUT_OF_SCOPE
 from umcl.data.images import DecodeLimits, ImageDecodeError, fit_square, load_image
-from umcl.inference import Predictor
+from umcl.inference import IMAGE_INVALID, IMAGE_NOT_AN_IMAGE, Predictor
 from umcl.model.umcl import MODEL_FILE, ModelLayoutError
 
 SIZE = 32
@@ -42,6 +44,22 @@ def predictor(model_dir: Path) -> Predictor:
     return umcl.load(model_dir)
 
 
+def refusal(predictor: Predictor, images: list, index: int) -> dict[str, str]:
+    """The error entry `classify` gives image `index`, after checking that it answered every
+    image in order and scored all the others."""
+    entries = predictor.classify(images)
+    assert len(entries) == len(images)
+    for i, entry in enumerate(entries):
+        assert ("error" in entry) == (i == index) and ("findings" in entry) == (i != index), entry
+    return entries[index]["error"]
+
+
+def assert_refused(predictor: Predictor, images: list, index: int, pattern: str, code: str) -> None:
+    error = refusal(predictor, images, index)
+    assert re.search(pattern, error["message"]), error
+    assert error["code"] == code, error
+
+
 def png_square(path: Path, pixels: np.ndarray) -> np.ndarray:
     """The square of `pixels` written as a PNG and decoded as the preprocess stage decodes it."""
     Image.fromarray(pixels).save(path)
@@ -60,7 +78,8 @@ def test_colour_arrays_turn_grey_as_their_png_files_do(predictor: Predictor, tmp
     as_float = predictor.square(COLOUR[..., :3] / 255.0).astype(int)
     assert np.abs(as_float - predictor.square(COLOUR[..., :3]).astype(int)).max() <= 1
     scores = predictor.classify([COLOUR, tmp_path / "rgba.png"])
-    assert scores[0] == scores[1]
+    assert scores[0]["findings"] == scores[1]["findings"]
+    assert [s["image"] for s in scores] == ["image 0", str(tmp_path / "rgba.png")]
 
 
 def test_a_lone_image_is_refused_rather_than_iterated(predictor: Predictor):
@@ -117,8 +136,19 @@ def test_tensors_and_pil_images_score_as_their_arrays_and_files(
     # A truncated file opened lazily fails when its pixels are read, named by position.
     broken = tmp_path / "broken.png"
     broken.write_bytes(deep.read_bytes()[:200])
-    with Image.open(broken) as opened, pytest.raises(ImageDecodeError, match=r"^image 1: not a"):
-        predictor.classify([GREY, opened])
+    with Image.open(broken) as opened:
+        assert_refused(predictor, [GREY, opened], 1, r"^image 1: not a", "image_unreadable")
+        with pytest.raises(ImageDecodeError, match=r"^image 1: not a"):
+            predictor.embed_images([GREY, opened])
+
+
+def test_16_bit_pil_images_of_either_byte_order_keep_their_16_bits(predictor: Predictor):
+    # Pillow's convert("I;16") clips I;16B and I;16L to 255: a ramp came out black or white.
+    ramp = np.linspace(0, 59_900, 40 * 28).reshape(40, 28)
+    expected = predictor.square(ramp / 65535)
+    for mode, dtype in (("I;16", "<u2"), ("I;16L", "<u2"), ("I;16B", ">u2")):
+        image = Image.frombytes(mode, (28, 40), ramp.astype(dtype).tobytes())
+        assert np.abs(predictor.square(image).astype(int) - expected).max() <= 1, mode
 
 
 def test_arrays_tensors_and_pil_images_are_held_to_the_pixel_budget(model_dir: Path):
@@ -128,12 +158,13 @@ def test_arrays_tensors_and_pil_images_are_held_to_the_pixel_budget(model_dir: P
     predictor = umcl.load(model_dir, limits=DecodeLimits())
     for image in (huge, torch.zeros(1, 1, dtype=torch.uint8).expand(20_000, 20_000)):
         with pytest.raises(ImageDecodeError, match=r"^image 1: .*400\.0 megapixels") as caught:
-            predictor.classify([GREY, image])
+            predictor.embed_images([GREY, image])
         assert caught.value.code == IMAGE_TOO_LARGE
+        assert_refused(predictor, [GREY, image], 1, r"^image 1: .*400\.0 megapixels",
+                       IMAGE_TOO_LARGE)  # fmt: skip
     small = umcl.load(model_dir, limits=DecodeLimits(max_pixels=1_000))
     for image in (GREY, Image.fromarray(GREY), torch.from_numpy(GREY)):
-        with pytest.raises(ImageDecodeError, match=r"over the 0.001 MP limit"):
-            small.classify([image])
+        assert_refused(small, [image], 0, r"over the 0.001 MP limit", IMAGE_TOO_LARGE)
     assert len(small.classify([GREY[:20, :20]])) == 1
 
 
@@ -158,13 +189,16 @@ def test_pixel_values_that_are_not_unit_pixels_are_refused_with_the_reason(
     }
     for reason, image in refused.items():
         with pytest.raises(ValueError, match=f"^image 2: .*{reason}"):
-            predictor.classify([GREY, GREY, image])
+            predictor.embed_images([GREY, GREY, image])
+        assert_refused(predictor, [GREY, GREY, image], 2, f"^image 2: .*{reason}", IMAGE_INVALID)
 
 
 def test_inputs_of_other_types_are_refused_by_position(predictor: Predictor):
     for image, kind in ((GREY.tolist(), "list"), (None, "NoneType"), (b"\x89PNG", "bytes")):
         with pytest.raises(TypeError, match=f"^image 1: {kind} is not an image type"):
-            predictor.classify([GREY, image])
+            predictor.embed_images([GREY, image])
+        pattern = f"^image 1: {kind} is not an image type"
+        assert_refused(predictor, [GREY, image], 1, pattern, IMAGE_NOT_AN_IMAGE)
 
 
 def test_positions_count_across_batches(model_dir: Path):
@@ -204,12 +238,16 @@ def test_paths_that_are_not_image_files_are_refused_by_position(
     for reason, path in refused.items():
         for given in (path, str(path)):
             with pytest.raises(ImageDecodeError, match=f"^image 1: .*{reason}"):
-                predictor.classify([GREY, given])
+                predictor.embed_images([GREY, given])
+            error = refusal(predictor, [GREY, given], 1)
+            assert re.search(f"^image 1: .*{reason}", error["message"]), error
     with pytest.raises(ImageDecodeError) as caught:
-        predictor.classify([tmp_path])
+        predictor.embed_images([tmp_path])
     assert caught.value.code == IMAGE_MISSING
-    with pytest.raises(ValueError, match=r"^image 0: the path is empty"):  # not "." (the cwd)
-        predictor.classify([""])
+    assert refusal(predictor, [tmp_path], 0)["code"] == IMAGE_MISSING
+    assert predictor.classify([tmp_path])[0]["image"] == str(tmp_path)  # named as given
+    # Not "." (the working directory):
+    assert_refused(predictor, [""], 0, r"^image 0: the path is empty", IMAGE_INVALID)
 
 
 def test_dicom_files_follow_the_decode_limits(model_dir: Path, tmp_path: Path):
@@ -217,21 +255,19 @@ def test_dicom_files_follow_the_decode_limits(model_dir: Path, tmp_path: Path):
     ct.write_bytes(radiograph(40, 40, Modality="CT"))
     dx.write_bytes(radiograph(40, 40))
     default = umcl.load(model_dir, limits=DecodeLimits())
-    with pytest.raises(ImageDecodeError, match=r"^image 1: .*Modality is CT") as caught:
-        default.classify([dx, ct])
-    assert caught.value.code == MODALITY_OUT_OF_SCOPE
+    assert_refused(default, [dx, ct], 1, r"^image 1: .*Modality is CT", MODALITY_OUT_OF_SCOPE)
     anything = umcl.load(model_dir, limits=DecodeLimits(modalities=None))
     assert anything.classify([str(ct)]) == anything.classify([ct])
-    with pytest.raises(ImageDecodeError, match=r"over the 0.001 MP limit"):
-        umcl.load(model_dir, limits=DecodeLimits(max_pixels=1_000)).classify([dx])
+    tight = umcl.load(model_dir, limits=DecodeLimits(max_pixels=1_000))
+    assert_refused(tight, [dx], 0, r"over the 0.001 MP limit", IMAGE_TOO_LARGE)
 
 
 # -- finding names and texts ----------------------------------------------------------------------
 
 
 def test_finding_names_are_stripped_as_the_service_strips_them(predictor: Predictor):
-    padded = predictor.classify([GREY], findings=[" Cardiomegaly\n", "Nodule "])[0]
-    plain = predictor.classify([GREY], findings=["Cardiomegaly", "Nodule"])[0]
+    padded = predictor.classify([GREY], findings=[" Cardiomegaly\n", "Nodule "])[0]["findings"]
+    plain = predictor.classify([GREY], findings=["Cardiomegaly", "Nodule"])[0]["findings"]
     assert padded == plain and list(padded) == ["Cardiomegaly", "Nodule"]
     assert padded["Cardiomegaly"]["calibrated"]  # not scored as an unknown name at 0.5
     with pytest.raises(ValueError, match="duplicates"):
@@ -250,7 +286,7 @@ def test_names_that_are_not_finding_names_are_refused(predictor: Predictor):
         predictor.classify([GREY], findings=5)
     with pytest.raises(TypeError, match="findings is one string"):
         predictor.classify([GREY], findings="Edema")
-    assert list(predictor.classify([GREY], findings=("x" * 80,))[0]) == ["x" * 80]
+    assert list(predictor.classify([GREY], findings=("x" * 80,))[0]["findings"]) == ["x" * 80]
 
 
 def test_class_specific_prompts_refuse_names_outside_the_labels(tmp_path: Path):
@@ -258,7 +294,7 @@ def test_class_specific_prompts_refuse_names_outside_the_labels(tmp_path: Path):
     specific = umcl.load(model.save_pretrained(tmp_path / "specific"))
     with pytest.raises(ValueError, match=r"\['Nodule'\] are outside this model's label space"):
         specific.classify([GREY], findings=["Edema", "Nodule"])
-    assert list(specific.classify([GREY], findings=["Edema "])[0]) == ["Edema"]
+    assert list(specific.classify([GREY], findings=["Edema "])[0]["findings"]) == ["Edema"]
 
 
 def test_texts_must_be_nonblank_strings(predictor: Predictor):

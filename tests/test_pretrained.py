@@ -436,7 +436,7 @@ def test_a_model_continued_from_public_weights_is_served(
     entry, _ = registry.add(exported, {"test": source})
     image = tmp_path / "upload.png"
     image.write_bytes(small_png(seed=3))
-    expected = umcl.load(exported).classify([image])[0]
+    expected = umcl.load(exported).classify([image])[0]["findings"]
     with (
         served({"UMCL_MODEL": entry.tag}, tmp_path / "serve.log") as server,
         bentoml.SyncHTTPClient(server.url, timeout=60) as client,

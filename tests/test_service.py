@@ -15,7 +15,9 @@ import socket
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -279,7 +281,8 @@ def test_real_nih_pngs_and_a_real_dicom_through_the_bentoml_client(server: dict)
     # The same files through `umcl.load`, by directory and by store tag, score as served.
     for source in (server["model_dir"], server["tag"]):
         local = umcl.load(source).classify(files)
-        for result, mine in zip(body["results"], local, strict=True):
+        for result, entry in zip(body["results"], local, strict=True):
+            mine = entry["findings"]
             ours = (
                 np.array([mine[n]["probability"] for n in names]),
                 np.array([mine[n]["positive"] for n in names]),
@@ -301,7 +304,8 @@ def test_caller_chosen_findings_and_embeddings(
     assert body["outside_label_space"] == ["Nodule"]
     assert "Nodule" in body["uncalibrated"] and "Cardiomegaly" not in body["uncalibrated"]
     served = served_scores(body["results"][0], ["Cardiomegaly", "Nodule"])
-    local = umcl.load(server["tag"]).classify([tmp_path / "a.png"], ["Cardiomegaly", "Nodule"])[0]
+    names = ["Cardiomegaly", "Nodule"]
+    local = umcl.load(server["tag"]).classify([tmp_path / "a.png"], names)[0]["findings"]
     assert not local["Nodule"]["calibrated"] and local["Cardiomegaly"]["calibrated"]
     assert_same_scores(
         served,
@@ -385,6 +389,91 @@ def test_bad_input_gets_a_4xx_and_the_server_stays_healthy(server: dict, tmp_pat
     assert httpx.get(f"{server['url']}/readyz", timeout=5).status_code == 200
     assert post_files(server, "classify", [("ok.png", png)]).status_code == 200
     assert "Doe" not in server["log"].read_text()  # nothing from a DICOM header reaches the log
+
+
+def outcomes(tag: str, since: datetime) -> dict[str, int]:
+    """How many images the monitor store holds for `tag` since `since`, by outcome."""
+    from umcl.monitor.store import read_records
+
+    table, _ = read_records(Path(os.environ["UMCL_MONITOR_DIR"]), tag, since, datetime.now(UTC))
+    if table is None:
+        return {}
+    return dict(Counter(table.column("outcome").to_pylist()))
+
+
+def test_one_bad_upload_among_five_gets_its_error_and_the_other_four_are_classified(
+    server: dict, tmp_path: Path
+) -> None:
+    since = datetime.now(UTC)
+    files = [(f"{PHI_NAME}_{i}.png", small_png(i, (48, 40))) for i in range(5)]
+    cut = files[3][1]
+    files[3] = (f"{PHI_NAME}_3.png", cut[: len(cut) // 2])  # truncated
+    response = post_files(server, "classify", files)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["classified"], body["refused"]) == (4, 1)
+    assert [r["image"] for r in body["results"]] == [name for name, _ in files]
+    assert ["error" in r for r in body["results"]] == [False, False, False, True, False]
+    error = body["results"][3]["error"]
+    assert error["code"] == "image_unreadable" and error["status"] == 400
+    assert error["message"].startswith("image 3: not a readable image"), error
+    assert PHI_NAME not in error["message"]
+    # Each good image scores as it does alone, and as `umcl.load` scores the same files.
+    names = body["findings"]
+    for i in (0, 4):
+        alone = post_files(server, "classify", [files[i]]).json()["results"][0]
+        assert_same_scores(served_scores(body["results"][i], names), served_scores(alone, names))
+    for name, data in files:
+        (tmp_path / name).write_bytes(data)
+    local = umcl.load(server["tag"]).classify([tmp_path / name for name, _ in files])
+    assert ["error" in entry for entry in local] == [False, False, False, True, False]
+    assert local[3]["error"]["code"] == error["code"]
+
+    # None classified: a 4xx naming each refusal, under their common status.
+    both_bad = [files[3], ("notes.png", b"not an image")]
+    response = post_files(server, "classify", both_bad)
+    assert response.status_code == 400, response.text
+    assert re.search(r"none of the 2 images.*image 0: .*image 1: ", error_of(response))
+    assert PHI_NAME not in response.text
+
+    # The monitor holds each refusal (its code only) beside the four classified images.
+    deadline = time.monotonic() + 30
+    while outcomes(server["tag"], since).get("refused", 0) < 3 and time.monotonic() < deadline:
+        time.sleep(1)
+    counted = outcomes(server["tag"], since)
+    assert counted.get("refused") == 3 and counted.get("classified", 0) >= 4, counted
+    assert PHI_NAME not in server["log"].read_text()
+
+
+def test_explain_maps_each_finding_at_the_uploads_own_size_as_umcl_load_does(
+    server: dict, tmp_path: Path
+) -> None:
+    import base64
+
+    png = small_png(4, (48, 40))
+    dicom = shared_path("fixtures/siim-cr-chest.dcm").read_bytes()
+    files = [("a.png", png), ("cut.png", png[:40]), ("chest.dcm", dicom)]
+    names = ["Cardiomegaly", "Edema"]
+    for method in ("similarity", "gradcam"):
+        response = post_files(server, "explain", files, findings=json.dumps(names), method=method)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert body["method"] == method and (body["classified"], body["refused"]) == (2, 1)
+        assert "maps" not in body["results"][1] and body["results"][1]["error"]["status"] == 400
+        for (name, data), result in zip(files[::2], body["results"][::2], strict=True):
+            (tmp_path / name).write_bytes(data)
+            local = umcl.load(server["tag"]).explain([tmp_path / name], names, method)[0]
+            assert list(result["maps"]) == names
+            for finding in names:
+                served_map = Image.open(io.BytesIO(base64.b64decode(result["maps"][finding])))
+                values = np.asarray(served_map, np.float32) / 255
+                assert values.shape == local["maps"][finding].shape  # the image's own size
+                assert np.abs(values - local["maps"][finding]).max() <= 1 / 255 + 1e-4
+                assert served_map.mode == "L" and values.max() > 0.5
+    response = post_files(server, "explain", [("a.png", png)], method="saliency")
+    assert response.status_code == 400 and "method 'saliency'" in response.text
+    response = post_files(server, "explain", [(f"{i}.png", png) for i in range(5)])
+    assert response.status_code == 413 and "at most 4" in response.text
 
 
 def hostile_requests() -> dict[str, tuple[Callable[[dict], httpx.Response], int]]:

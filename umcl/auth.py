@@ -30,7 +30,9 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 KEY_VARIABLE = "UMCL_API_KEY"
-OPEN_PATHS = frozenset({"/livez", "/readyz"})  # orchestrators' probes carry no credentials
+# Orchestrators' probes carry no credentials; the try-it page (umcl/page.py) holds no data and
+# asks for the key itself.
+OPEN_PATHS = frozenset({"/livez", "/readyz", "/ui", "/ui/"})
 LOOPBACK_HOST, ALL_INTERFACES = "127.0.0.1", "0.0.0.0"
 
 

@@ -72,6 +72,11 @@ class Calibration:
         findings = {name: FindingCalibration(**f) for name, f in data["findings"].items()}
         return cls(data["method"], data["operating_point"], findings)
 
+    def threshold(self, name: str) -> float:
+        """The threshold `decisions` holds `name`'s probability to (0.5 without an entry)."""
+        entry = self.findings.get(name)
+        return DEFAULT_THRESHOLD if entry is None else entry.threshold
+
     def calibrated(self, name: str) -> bool:
         """Whether `name`'s probability is rescaled by a fit (with `none`, thresholds only)."""
         entry = self.findings.get(name)

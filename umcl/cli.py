@@ -341,6 +341,21 @@ def deploy_adapted(args: argparse.Namespace, settings) -> dict:
             "bento": packaged["bento"]}  # fmt: skip
 
 
+def cmd_classify(args: argparse.Namespace) -> None:
+    from umcl.batch_classify import BatchSettings, classify_source
+    from umcl.config import normalise_view
+    from umcl.data.dicom import DecodeLimits
+
+    settings = _settings(args)
+    batch = BatchSettings(
+        batch_size=args.batch_size, workers=args.workers, overwrite=args.overwrite,
+        views=tuple(normalise_view(v) for v in args.views),
+        limits=DecodeLimits.from_settings(settings.decode),
+    )  # fmt: skip
+    counts = classify_source(args.source, args.out, args.model, args.findings, args.not_in, batch)
+    print(json.dumps({"out": str(args.out), **counts}))
+
+
 def cmd_label(args: argparse.Namespace) -> None:
     import polars as pl
 
@@ -532,6 +547,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--locator", type=Path, default=Path("data/locator"), help=LOCATOR_HELP)
     p.add_argument("--bentofile", type=Path, default=Path("bentofile.yaml"))
     p.add_argument("--no-bento", action="store_true", help="store and promote only")
+    p = stage(
+        "classify",
+        cmd_classify,
+        "score every image of a folder, PACS export or CSV of paths: one row per file, resumable",
+    )
+    p.add_argument("source", type=Path, help="a folder, or a CSV with a `path` column")
+    p.add_argument("--out", type=Path, required=True, help="predictions .parquet or .csv")
+    p.add_argument("--model", default="umcl:champion", help="a model directory or umcl:<tag>")
+    p.add_argument("--findings", nargs="+", help="finding names (default: the model's labels)")
+    p.add_argument("--views", nargs="+", default=["PA", "AP", "UNKNOWN"],
+                   help="views scored (a source's `views`; default: frontal and unstated)")  # fmt: skip
+    p.add_argument("--batch-size", type=int, default=64, help="files per forward pass and part")
+    p.add_argument("--workers", type=int, default=1, help="decode processes (1: in this one)")
+    p.add_argument("--not-in", type=Path, metavar="DIR",
+                   help="leave out files in the predictions already in DIR")  # fmt: skip
+    p.add_argument("--overwrite", action="store_true", help="score again into an existing --out")
     p = stage("label", cmd_label, "label free-text reports: one column per label (1, 0, -1, blank)")
     p.add_argument("input", type=Path, help="CSV with an id column and report text columns")
     p.add_argument("--id-column", required=True)

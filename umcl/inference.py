@@ -3,15 +3,17 @@
     import umcl
     predictor = umcl.load("umcl:champion")        # or "umcl:<version>", or a model directory
     results = predictor.classify(["study.dcm", "film.png"])
-    results[0]["Pneumonia"]  # {"probability": 0.93, "positive": True, "calibrated": True}
+    results[0]["findings"]["Pneumonia"]  # {"probability": 0.93, "positive": True, "calibrated": True}
+    results[1]  # {"image": "film.png", "error": {"code": "image_unreadable", "message": …}}
 
 Image files are decoded exactly as the preprocess stage decodes them (`load_image` +
 `fit_square`, umcl/data/images.py), so a file gets the scores the service gives its upload.
 In-memory images follow the same rules: a PIL image is converted as its file would be; a numpy
 array or torch tensor is (H, W) grayscale or (H, W, C) channels-last with C from 1 to 4 (colour
 turns grey by the luma weights Pillow uses for a colour file, alpha is dropped), uint8 or float
-in [0, 1]; every one is held to the files' pixel budget (`DecodeLimits.max_pixels`). Any input
-that cannot be scored raises an error naming it by position ("image 3: …").
+in [0, 1]; every one is held to the files' pixel budget (`DecodeLimits.max_pixels`). An input
+that cannot be scored is named by position ("image 3: …"): `classify` answers it with an error
+entry and scores the others; `square` and `embed_images` raise the error.
 Scores come from `score_findings`, the one function the service (umcl/service.py) uses too.
 """
 
@@ -19,7 +21,8 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,7 +31,7 @@ import torch
 from PIL import Image
 
 from umcl.calibration import Calibration
-from umcl.data.dicom import IMAGE_MISSING, IMAGE_TOO_LARGE
+from umcl.data.dicom import IMAGE_MISSING, IMAGE_TOO_LARGE, IMAGE_UNREADABLE
 from umcl.data.images import (
     DecodeLimits,
     ImageDecodeError,
@@ -37,6 +40,7 @@ from umcl.data.images import (
     load_image,
 )
 from umcl.errors import InputError, MissingInputError
+from umcl.model.grounding import METHODS, Method, finding_maps, image_map
 from umcl.model.prompts import unpromptable
 from umcl.model.umcl import UMCLModel, finding_logits
 
@@ -54,6 +58,9 @@ LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 MAX_FINDING_CHARS = 80
 
 ImageInput = str | os.PathLike[str] | np.ndarray | torch.Tensor | Image.Image
+# Reason codes of in-memory inputs refused by `classify` (files have the decoder's codes).
+IMAGE_INVALID = "image_invalid"  # an array of the wrong shape, type or values
+IMAGE_NOT_AN_IMAGE = "image_not_an_image"  # an object that is no image type at all
 
 
 def score_findings(
@@ -250,6 +257,28 @@ def _listed(values: Iterable, what: str, items: str) -> list:
         raise TypeError(f"{what} must be a list of {items}; got {type(values).__name__}") from None
 
 
+def input_name(image: object, index: int) -> str:
+    """How a result names its input: a path as the caller gave it, else its position."""
+    if isinstance(image, str | os.PathLike):
+        try:
+            return os.fspath(image)
+        except Exception:  # a PathLike whose __fspath__ fails: named by position; decoding says why
+            pass
+    return f"image {index}"
+
+
+def refusal_code(exc: Exception) -> str:
+    """The reason code of an input's refusal: a decode error's own (umcl/data/dicom.py), else
+    what kind of input it was."""
+    if isinstance(exc, ImageDecodeError):
+        return exc.code
+    if isinstance(exc, TypeError):
+        return IMAGE_NOT_AN_IMAGE
+    if isinstance(exc, OSError):
+        return IMAGE_UNREADABLE
+    return IMAGE_INVALID
+
+
 def _one_image(images: object) -> bool:
     """A lone path (a str is a sequence of characters), PIL image, or array or tensor that is one
     image: (H, W), or (H, W, C) with C ≤ 4 (not a stack of images a few pixels wide)."""
@@ -266,6 +295,13 @@ def _image_list(images: Iterable[ImageInput]) -> list[ImageInput]:
     if _one_image(images):
         raise TypeError("images is one image; pass a list of images")
     return _listed(images, "images", "images")
+
+
+@dataclass(frozen=True)
+class Decoded:
+    square: np.ndarray  # (S, S) uint8, the model's input
+    shape: tuple[int, int]  # the decoded image's (height, width)
+    display: np.ndarray | None = None  # the decoded image for a person to see (the service's page)
 
 
 class Predictor:
@@ -297,9 +333,7 @@ class Predictor:
         for start in range(0, len(images), self.batch_size):
             batch = images[start : start + self.batch_size]
             squares = np.stack([self.square(x, start + i) for i, x in enumerate(batch)])
-            with torch.inference_mode():
-                pixels = square_pixels(squares).to(self.model.device)
-                out.append(self.model.encode_image(pixels).float().cpu().numpy())
+            out.append(self.embed_squares(squares))
         return np.concatenate(out)
 
     def embed_texts(self, texts: Iterable[str]) -> np.ndarray:
@@ -312,38 +346,119 @@ class Predictor:
                 out.append(self.model.encode_text(batch).float().cpu().numpy())
         return np.concatenate(out)
 
+    def embed_squares(self, squares: np.ndarray) -> np.ndarray:
+        """(n, S, S) uint8 squares (`square`) → (n, D) L2-normalised embeddings, one forward
+        pass."""
+        with torch.inference_mode():
+            pixels = square_pixels(squares).to(self.model.device)
+            return self.model.encode_image(pixels).float().cpu().numpy()
+
     def classify(
         self, images: Iterable[ImageInput], findings: Iterable[str] | None = None
-    ) -> list[dict[str, dict]]:
-        """Per image, per finding: {"probability", "positive", "calibrated"}. `findings`
-        defaults to the model's labels; names are stripped, as the service strips them. A name
-        outside the labels gets the uncalibrated zero-shot probability, decided at 0.5, with
-        "calibrated": False."""
-        names = self._findings(findings)
-        probabilities, positives = self.score(self.embed_images(images), names)
+    ) -> list[dict]:
+        """One entry per image, in order: `{"image": name, "findings": {finding: {"probability",
+        "positive", "calibrated"}}}`, or `{"image": name, "error": {"code", "message"}}` for an
+        input that cannot be scored (the others are scored all the same). `name` is a path as
+        given, else "image <position>". `findings` defaults to the model's labels; names are
+        stripped, as the service strips them. A name outside the labels gets the uncalibrated
+        zero-shot probability, decided at 0.5, with "calibrated": False."""
+        return self._entries(images, findings, None)
+
+    def explain(
+        self, images: Iterable[ImageInput], findings: Iterable[str] | None = None,
+        method: Method = "similarity",
+    ) -> list[dict]:  # fmt: skip
+        """`classify`'s entries, each scored image with `"maps": {finding: (H, W) float32 in
+        [0, 1]}` over the image as it was decoded (its own size and orientation): where the image
+        shows each finding, 1 the most (umcl/model/grounding.py: the methods; the pointing game
+        in benchmarks/RESULTS.md says how well each finds the demo's findings)."""
+        if method not in METHODS:
+            raise InputError(f"method {method!r}: use one of {list(METHODS)}")
+        return self._entries(images, findings, method)
+
+    def _entries(self, images: Iterable[ImageInput], findings: Iterable[str] | None,
+                 method: Method | None) -> list[dict]:  # fmt: skip
+        names = self.finding_names(findings)
+        images = _image_list(images)
+        present, absent, scale = self.prompt_embeddings(names)
         calibration = self.model.calibration
         calibrated = [calibration is not None and calibration.calibrated(n) for n in names]
-        return [
-            {
-                name: {"probability": float(p), "positive": bool(d), "calibrated": c}
-                for name, p, d, c in zip(names, p_row, d_row, calibrated, strict=True)
-            }
-            for p_row, d_row in zip(probabilities.tolist(), positives.tolist(), strict=True)
-        ]
+        entries: list[dict] = []
+        for start in range(0, len(images), self.batch_size):  # decoded a batch at a time
+            batch = [
+                self.decoded(image, start + i)
+                for i, image in enumerate(images[start : start + self.batch_size])
+            ]
+            good = [item for item in batch if isinstance(item, Decoded)]
+            if good:
+                pixels = square_pixels(np.stack([g.square for g in good])).to(self.model.device)
+                with torch.inference_mode():
+                    embeddings = self.model.encode_image(pixels).float()
+                probabilities, positives = score_findings(
+                    embeddings.cpu(), present.cpu(), absent.cpu(), scale.cpu(), calibration, names
+                )
+                if method is not None:
+                    maps = finding_maps(self.model, pixels, present, absent, scale, method)
+                    maps = maps.float().cpu().numpy()
+            scored = iter(range(len(good)))
+            for i, item in enumerate(batch):
+                entry: dict = {"image": input_name(images[start + i], start + i)}
+                if isinstance(item, Decoded):
+                    k = next(scored)
+                    entry["findings"] = {
+                        name: {"probability": float(p), "positive": bool(d), "calibrated": c}
+                        for name, p, d, c in zip(names, probabilities[k].tolist(),
+                                                 positives[k].tolist(), calibrated, strict=True)
+                    }  # fmt: skip
+                    if method is not None:
+                        entry["maps"] = {name: image_map(maps[k, j], *item.shape)
+                                         for j, name in enumerate(names)}  # fmt: skip
+                else:
+                    entry["error"] = item
+                entries.append(entry)
+        return entries
+
+    def decoded(self, image: ImageInput, index: int) -> Decoded | dict[str, str]:
+        """The image's square and decoded size, or why it cannot be scored: {"code", "message"}."""
+        name = f"image {index}"
+        try:
+            pixels = image_pixels(image, name, self.limits)
+        except (ValueError, TypeError, OSError, RuntimeError) as exc:
+            # ImageDecodeError and InputError are ValueErrors; a tensor that cannot be read (a
+            # meta, nested or lazily conjugated one) raises RuntimeError or NotImplementedError.
+            message = str(exc) if str(exc).startswith(f"{name}:") else f"{name}: {exc}"
+            return {"code": refusal_code(exc), "message": message}
+        return Decoded(fit_square(pixels, self.image_size), pixels.shape[:2])
+
+    def prompt_embeddings(
+        self, names: list[str]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(present, absent, scale) of checked finding names, float, on the model's device."""
+        with torch.inference_mode():
+            present, absent = (e.float() for e in self.model.encode_findings(names))
+            scale = self.model.logit_scale.exp().float()
+        # Out of inference mode, so that a gradient method can use them.
+        return present.clone(), absent.clone(), scale.clone()
+
+    def scorer(self, findings: Iterable[str] | None = None
+               ) -> Callable[[np.ndarray], tuple[torch.Tensor, torch.Tensor]]:  # fmt: skip
+        """A function from image embeddings (n, D) to (probabilities, positives), both (n, F),
+        with the findings' prompts encoded once."""
+        names = self.finding_names(findings)
+        present, absent, scale = (t.cpu() for t in self.prompt_embeddings(names))
+        calibration = self.model.calibration
+        return lambda embeddings: score_findings(
+            torch.from_numpy(embeddings), present, absent, scale, calibration, names
+        )
 
     def score(self, embeddings: np.ndarray, findings: Iterable[str] | None = None
               ) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
         """(probabilities, positives), both (n, F), of images already embedded (`embed_images`),
         as `classify` scores them."""
-        names = self._findings(findings)
-        with torch.inference_mode():
-            present, absent = (e.float().cpu() for e in self.model.encode_findings(names))
-            scale = self.model.logit_scale.exp().float().cpu()
-        return score_findings(
-            torch.from_numpy(embeddings), present, absent, scale, self.model.calibration, names
-        )
+        return self.scorer(findings)(embeddings)
 
-    def _findings(self, findings: Iterable[str] | None) -> list[str]:
+    def finding_names(self, findings: Iterable[str] | None = None) -> list[str]:
+        """The names `classify` scores: the model's labels, or `findings` checked and stripped."""
         if findings is None:
             return self.labels
         if isinstance(findings, str):

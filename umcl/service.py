@@ -2,8 +2,11 @@
 
 Two BentoML services:
 - `UMCL` (public, async): checks and decodes uploads (PNG, JPEG, DICOM) exactly as the
-  preprocess stage does, and answers classify / embed_image / embed_text. Bad input is refused
-  here with a 4xx naming the upload's position and the reason; it never reaches the model.
+  preprocess stage does, and answers classify / explain (grounding maps) / embed_image /
+  embed_text; it serves the try-it page at /ui (umcl/page.py). Bad input is refused
+  here, naming the upload's position and the reason; it never reaches the model. /classify
+  answers a refused upload with an error entry beside the others' results (a 4xx when none
+  could be classified); the embedding routes refuse the whole request.
 - `Encoder` (internal): holds the model. Its image and text encoders are batchable, so
   concurrent requests are merged by BentoML's adaptive batching.
 
@@ -39,9 +42,11 @@ Other settings: UMCL_ADAPTIVE_BATCHING (default true), UMCL_MAX_BATCH_SIZE (32).
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import ctypes
 import ctypes.util
+import io
 import logging
 import os
 import re
@@ -55,11 +60,18 @@ import bentoml
 import numpy as np
 import torch
 from bentoml.exceptions import BentoMLException, InvalidArgument
+from PIL import Image
 
 from umcl import registry
 from umcl.auth import BearerAuth, api_key, check_exposure, default_host, requested_host
+from umcl.calibration import DEFAULT_THRESHOLD
 from umcl.config import PromptSettings
-from umcl.data.dicom import IMAGE_FORMAT_UNSUPPORTED, IMAGE_TOO_LARGE, IMAGE_UNREADABLE
+from umcl.data.dicom import (
+    IMAGE_FORMAT_UNSUPPORTED,
+    IMAGE_TOO_LARGE,
+    IMAGE_UNREADABLE,
+    env_number,
+)
 from umcl.data.images import (
     DecodeLimits,
     ImageDecodeError,
@@ -69,12 +81,15 @@ from umcl.data.images import (
     load_image,
 )
 from umcl.errors import MissingInputError
-from umcl.inference import finding_name, is_text, score_findings, square_pixels
+from umcl.inference import Decoded, finding_name, is_text, score_findings, square_pixels
 from umcl.log_privacy import quiet_libraries
+from umcl.model.grounding import METHODS, finding_maps, image_map
 from umcl.model.prompts import unpromptable
 from umcl.model.umcl import UMCLModel, describe_model, input_size, read_calibration
 from umcl.monitor.served import decode_facts, start_recorder
 from umcl.monitor.store import classified_records, refused_record
+from umcl.page import PATH as PAGE_PATH
+from umcl.page import app as page_app
 from umcl.upload_guard import (
     MAX_IMAGES,
     MAX_REQUEST_PIXELS,
@@ -92,6 +107,8 @@ check_exposure(requested_host(), API_KEY)  # no key: loopback only (`umcl/auth.p
 LIMITS = DecodeLimits.from_env()  # UMCL_MAX_PIXELS, UMCL_DICOM_MODALITIES
 MAX_FINDINGS = 64
 MAX_TEXTS = 256
+DISPLAY_SIDE = 1024  # `/explain` with display: the decoded image for the page, at most this wide
+MAX_EXPLAIN_IMAGES = int(env_number("UMCL_MAX_EXPLAIN_IMAGES", 4, integer=True))
 ENCODER_ATTEMPTS = 3
 ADAPTIVE_BATCHING = os.environ.get("UMCL_ADAPTIVE_BATCHING", "true").lower() in {
     "1",
@@ -206,9 +223,9 @@ def _inspect_upload(index: int, path: Path) -> ImageInfo:
         raise _refusal(index, path, exc) from None
 
 
-def inspect_uploads(images: list[Path]) -> list[ImageInfo]:
-    """Every upload's header, checked on its own and against the request's pixel budget, before
-    any pixel is decoded."""
+def inspect_each(images: list[Path]) -> list[ImageInfo | BentoMLException]:
+    """Each upload's header, or the refusal of that upload; the request as a whole (how many
+    images, their pixels together) is checked here too, before any pixel is decoded."""
     if not images:
         raise InvalidArgument("no images: send at least one file in the `images` field")
     if len(images) > MAX_IMAGES:
@@ -216,8 +233,13 @@ def inspect_uploads(images: list[Path]) -> list[ImageInfo]:
             f"{len(images)} images in one request; at most {MAX_IMAGES} (UMCL_MAX_IMAGES)",
             error_code=HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
         )
-    infos = [_inspect_upload(i, path) for i, path in enumerate(images)]
-    total = sum(info.pixels for info in infos)
+    infos: list[ImageInfo | BentoMLException] = []
+    for i, path in enumerate(images):
+        try:
+            infos.append(_inspect_upload(i, path))
+        except BentoMLException as refusal:
+            infos.append(refusal)
+    total = sum(info.pixels for info in infos if isinstance(info, ImageInfo))
     if total > MAX_REQUEST_PIXELS:
         raise BentoMLException(
             f"the {len(images)} images hold {total / 1e6:.1f} megapixels together, over the "
@@ -227,14 +249,75 @@ def inspect_uploads(images: list[Path]) -> list[ImageInfo]:
     return infos
 
 
-def decode_upload(index: int, path: Path, size: int, info: ImageInfo | None = None) -> np.ndarray:
+def inspect_uploads(images: list[Path]) -> list[ImageInfo]:
+    """Every upload's header, or the refusal of the first one that fails."""
+    infos = inspect_each(images)
+    for info in infos:
+        if isinstance(info, BentoMLException):
+            raise info
+    return infos  # type: ignore[return-value]
+
+
+def status_of(refusal: BentoMLException) -> int:
+    return int(refusal.error_code)
+
+
+def all_refused(refusals: list[BentoMLException]) -> BentoMLException:
+    """A request none of whose images could be classified: one refusal as it is; several, with
+    each reason, under their common status (400 when they differ)."""
+    if len(refusals) == 1:
+        return refusals[0]
+    statuses = {status_of(r) for r in refusals}
+    status = statuses.pop() if len(statuses) == 1 else HTTPStatus.BAD_REQUEST
+    reasons = "; ".join(str(r) for r in refusals[:8])
+    more = f"; and {len(refusals) - 8} more" if len(refusals) > 8 else ""
+    return BentoMLException(
+        f"none of the {len(refusals)} images could be classified: {reasons}{more}",
+        error_code=HTTPStatus(status),
+    )
+
+
+def error_entry(refusal: BentoMLException) -> dict[str, Any]:
+    """How /classify answers one refused upload among others that were classified."""
+    return {
+        "code": getattr(refusal, "reason_code", None) or "image_refused",
+        "status": status_of(refusal),
+        "message": str(refusal),
+    }
+
+
+def decode_upload(
+    index: int, path: Path, size: int, info: ImageInfo | None = None, display: bool = False
+) -> Decoded:
     """One upload → the (size, size) uint8 square the model takes, decoded exactly as the
-    preprocess stage decodes a file, or the 4xx that refuses it. `info`: the upload's inspected
-    header (`inspect_uploads`), so that a DICOM header is parsed once per upload."""
+    preprocess stage decodes a file, with the decoded image's (height, width) (and, with
+    `display`, the image itself, at most DISPLAY_SIDE px a side); or the 4xx that refuses it.
+    `info`: the upload's inspected header (`inspect_uploads`), so that a DICOM header is parsed
+    once per upload."""
     try:
-        return fit_square(load_image(path, LIMITS, info), size)
+        pixels = load_image(path, LIMITS, info)
     except ImageDecodeError as exc:
         raise _refusal(index, path, exc) from None
+    shown = display_pixels(pixels) if display else None
+    return Decoded(fit_square(pixels, size), pixels.shape[:2], shown)
+
+
+def display_pixels(pixels: np.ndarray) -> np.ndarray:
+    """The decoded image as uint8, its long side at most DISPLAY_SIDE px."""
+    height, width = pixels.shape
+    scale = min(1.0, DISPLAY_SIDE / max(height, width))
+    image = Image.fromarray(np.clip(np.rint(pixels * 255), 0, 255).astype(np.uint8))
+    if scale < 1:
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        image = image.resize(size, Image.Resampling.BILINEAR)
+    return np.asarray(image)
+
+
+def png_base64(values: np.ndarray) -> str:
+    """A map in [0, 1] as a base64 8-bit grey PNG (255 for 1)."""
+    buffer = io.BytesIO()
+    Image.fromarray(np.clip(np.rint(values * 255), 0, 255).astype(np.uint8)).save(buffer, "PNG")
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 def _upload_names(ctx: bentoml.Context, images: list[Path]) -> list[str]:
@@ -273,6 +356,17 @@ class Encoder:
             return self.model.encode_text(texts).float().cpu().numpy()
 
     @bentoml.api
+    def finding_maps(self, squares: np.ndarray, names: list[str], method: str) -> np.ndarray:
+        """(n, F, S, S) grounding maps of (n, S, S) uint8 squares (umcl/model/grounding.py)."""
+        pixels = square_pixels(squares).to(self.model.device)
+        with torch.inference_mode():
+            present, absent = (e.float().clone() for e in self.model.encode_findings(names))
+            scale = self.model.logit_scale.exp().float().clone()
+        maps = finding_maps(self.model, pixels, present.clone(), absent.clone(), scale.clone(),
+                            method)  # fmt: skip
+        return maps.float().cpu().numpy()
+
+    @bentoml.api
     def finding_prompts(self, names: list[str]) -> dict[str, Any]:
         """Present and absent prompt embeddings for `names` and the logit scale."""
         with torch.inference_mode():
@@ -285,6 +379,7 @@ class Encoder:
         }
 
 
+@bentoml.asgi_app(page_app, path=PAGE_PATH)
 @bentoml.service(
     name="umcl",
     # Loopback on a workstation, all interfaces in a container; `bentoml serve --host` decides.
@@ -370,17 +465,19 @@ class UMCL:
             )
         return self.prompts[key]
 
-    async def _decode(self, index: int, path: Path, info: ImageInfo) -> np.ndarray:
+    async def _decode(
+        self, index: int, path: Path, info: ImageInfo, display: bool = False
+    ) -> Decoded:
         async with self.gate.hold(info.pixels):
-            square = await asyncio.to_thread(decode_upload, index, path, self.size, info)
+            decoded = await asyncio.to_thread(decode_upload, index, path, self.size, info, display)
         if info.pixels >= TRIM_AFTER_PIXELS:
             RELEASE_HEAP()
-        return square
+        return decoded
 
     async def _embed_uploads(self, images: list[Path]) -> tuple[np.ndarray, list[ImageInfo]]:
         infos = await asyncio.to_thread(inspect_uploads, images)
         squares = [
-            await self._decode(i, p, info)
+            (await self._decode(i, p, info)).square
             for i, (p, info) in enumerate(zip(images, infos, strict=True))
         ]
         embeddings = await self._encoder("embed_images", np.stack(squares))
@@ -395,16 +492,31 @@ class UMCL:
             scale, self.calibration, names,
         )  # fmt: skip
 
-    async def _classified(self, images: list[Path]) -> tuple[np.ndarray, list[ImageInfo]]:
-        """Embeddings of the uploads; with the monitor on, a refused upload's reason code is
-        recorded before the refusal goes back."""
+    async def _decode_each(
+        self, images: list[Path], display: bool = False
+    ) -> tuple[list[Decoded | BentoMLException], list[ImageInfo | BentoMLException]]:
+        """Each upload's square and size, or its refusal; with the monitor on, each refusal's
+        reason code is recorded (a refusal of the whole request too)."""
         try:
-            return await self._embed_uploads(images)
+            infos = await asyncio.to_thread(inspect_each, images)
         except BentoMLException as exc:
-            code = getattr(exc, "reason_code", None)
-            if self.recorder is not None and code is not None:
-                self.recorder.add([refused_record(self.tag, code)])
+            self._record_refusals([exc])
             raise
+        decoded: list[Decoded | BentoMLException] = []
+        for i, (path, info) in enumerate(zip(images, infos, strict=True)):
+            try:
+                if isinstance(info, BentoMLException):
+                    raise info
+                decoded.append(await self._decode(i, path, info, display))
+            except BentoMLException as refusal:
+                decoded.append(refusal)
+        self._record_refusals([d for d in decoded if isinstance(d, BentoMLException)])
+        return decoded, infos
+
+    def _record_refusals(self, refusals: list[BentoMLException]) -> None:
+        codes = [getattr(r, "reason_code", None) for r in refusals]
+        if self.recorder is not None and any(codes):
+            self.recorder.add([refused_record(self.tag, code) for code in codes if code])
 
     async def _record(
         self, embeddings: np.ndarray, infos: list[ImageInfo], names: list[str],
@@ -432,34 +544,92 @@ class UMCL:
         `findings` defaults to the model's labels; other names are prompted with the learned
         context and listed as outside the training label space. Findings without a fitted
         calibration (those outside the label space among them) are listed in "uncalibrated":
-        their probability is the raw zero-shot score and their decision uses 0.5."""
+        their probability is the raw zero-shot score and their decision uses 0.5.
+        One entry per upload, in order: its findings, or `{"error": {"code", "status",
+        "message"}}` when that upload was refused; the answer is a 4xx only when every upload
+        (or the request as a whole) was refused."""
+        body, _, _ = await self._classify(images, self._check_findings(findings), ctx)
+        return body
+
+    @bentoml.api
+    async def explain(
+        self, images: list[Path], findings: list[str] | None = None, method: str = "similarity",
+        display: bool = False, *, ctx: bentoml.Context,
+    ) -> dict[str, Any]:  # fmt: skip
+        """`classify`'s answer, each classified upload's entry with `"maps"`: per finding, where
+        the image shows it, as a base64 8-bit grey PNG of the decoded image's own size (255: where
+        it shows the finding most; `method`: similarity or gradcam, umcl/model/grounding.py); with
+        `display`, `"display"`: the decoded image as a PNG (at most DISPLAY_SIDE px a side, for
+        the page: a browser cannot show a DICOM). At most UMCL_MAX_EXPLAIN_IMAGES uploads
+        (default 4): a map is computed per finding."""
+        if method not in METHODS:
+            raise InvalidArgument(f"method {clip(method)!r}: use one of {list(METHODS)}")
+        if len(images) > MAX_EXPLAIN_IMAGES:
+            raise BentoMLException(
+                f"{len(images)} images to explain; at most {MAX_EXPLAIN_IMAGES} (UMCL_MAX_EXPLAIN_IMAGES)",
+                error_code=HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+            )
         names = self._check_findings(findings)
-        embeddings, infos = await self._classified(images)
+        body, decoded, kept = await self._classify(images, names, ctx, display)
+        squares = np.stack([decoded[i].square for i in kept])
+        maps = np.asarray(await self._encoder("finding_maps", squares, names, method), np.float32)
+        for k, i in enumerate(kept):
+            shape = decoded[i].shape
+            body["results"][i]["maps"] = {
+                name: png_base64(image_map(maps[k, j], *shape)) for j, name in enumerate(names)
+            }
+            if display:
+                body["results"][i]["display"] = png_base64(decoded[i].display / 255.0)
+        body["method"] = method
+        return body
+
+    async def _classify(
+        self, images: list[Path], names: list[str], ctx: bentoml.Context, display: bool = False
+    ) -> tuple[dict[str, Any], list[Decoded | BentoMLException], list[int]]:
+        """classify's answer, each upload's decoding (or refusal) and which were classified."""
+        decoded, infos = await self._decode_each(images, display)
+        kept = [i for i, item in enumerate(decoded) if isinstance(item, Decoded)]
+        refusals = [item for item in decoded if isinstance(item, BentoMLException)]
+        if not kept:
+            raise all_refused(refusals)
+        if refusals:  # counts and codes only: the messages may quote a header
+            log.info("%d of %d images refused (%s)", len(refusals), len(images),
+                     ", ".join(sorted({error_entry(r)["code"] for r in refusals})))  # fmt: skip
+        answer = await self._encoder("embed_images", np.stack([decoded[i].square for i in kept]))
+        embeddings = np.array(answer, np.float32)
         probabilities, positives = await self._scores(embeddings, names)
-        await self._record(embeddings, infos, names, probabilities)
+        await self._record(embeddings, [infos[i] for i in kept], names, probabilities)
         uncalibrated = [
             n for n in names if self.calibration is None or not self.calibration.calibrated(n)
         ]
-        rows = zip(probabilities.tolist(), positives.tolist(), strict=True)
+        scored = dict(zip(kept, zip(probabilities.tolist(), positives.tolist(), strict=True),
+                          strict=True))  # fmt: skip
+        results = []
+        for i, image in enumerate(_upload_names(ctx, images)):
+            if i in scored:
+                p_row, d_row = scored[i]
+                results.append({"image": image, "findings": {
+                    n: {"probability": p, "positive": d}
+                    for n, p, d in zip(names, p_row, d_row, strict=True)
+                }})  # fmt: skip
+            else:
+                results.append({"image": image, "error": error_entry(decoded[i])})
         body = {
             "model": self.tag,
             "findings": names,
             "outside_label_space": [n for n in names if n not in self.labels],
             "uncalibrated": uncalibrated,
-            "results": [
-                {
-                    "image": image,
-                    "findings": {
-                        n: {"probability": p, "positive": d}
-                        for n, p, d in zip(names, p_row, d_row, strict=True)
-                    },
-                }
-                for image, (p_row, d_row) in zip(_upload_names(ctx, images), rows, strict=True)
-            ],
+            "thresholds": {
+                n: self.calibration.threshold(n) if self.calibration else DEFAULT_THRESHOLD
+                for n in names
+            },
+            "classified": len(kept),
+            "refused": len(refusals),
+            "results": results,
         }
         if uncalibrated:
             body["note"] = UNCALIBRATED_NOTE
-        return body
+        return body, decoded, kept
 
     @bentoml.api
     async def embed_image(self, images: list[Path], *, ctx: bentoml.Context) -> dict[str, Any]:

@@ -58,18 +58,11 @@ class SiteSample:
 def read_table(csv_path: Path, label_names: list[str], max_images: int) -> list[dict[str, str]]:
     """The CSV's rows (umcl/data/records.py `read_csv`: one strict reader for every table), after
     checking its size, its columns and its row count."""
-    from umcl.data.records import SourceError, read_csv
+    from umcl.data.records import read_user_csv
 
     if not csv_path.is_file():
         raise MissingInputError(f"{csv_path}: not a file (the site sample's labels CSV)")
-    size = csv_path.stat().st_size
-    if size > MAX_CSV_BYTES:
-        raise InputError(f"{csv_path}: {size >> 20} MB; a site sample's table may hold at most "
-                         f"{MAX_CSV_BYTES >> 20} MB")  # fmt: skip
-    try:
-        table = read_csv(csv_path, required=[PATH_COLUMN])
-    except SourceError as exc:
-        raise InputError(str(exc)) from None
+    table = read_user_csv(csv_path, [PATH_COLUMN], MAX_CSV_BYTES, "a site sample's table")
     findings = [c for c in table[0] if c not in (PATH_COLUMN, PATIENT_COLUMN)]
     unknown = [c for c in findings if c not in label_names]
     if unknown:

@@ -10,7 +10,8 @@
 Images are real DICOM files that vary as real ones do (12/16-bit, MONOCHROME1, rescale, window).
 PHI is planted on purpose (names, MRNs, birth dates, accession numbers, phone numbers) in DICOM
 headers, report headers and CSV columns, and so is a small rate of faults. `manifest.json` lists
-both so tests can prove each was caught. Everything is deterministic from the seed.
+both so tests can prove each was caught, and where each image shows each of its findings
+(`regions`: path → finding → pixel box). Everything is deterministic from the seed.
 """
 
 from __future__ import annotations
@@ -205,7 +206,10 @@ def generate_demo(settings: DemoSettings, out: Path, seed: int, workers: int = 0
         manifest["phi"][key] = sorted(set(values))
 
     with ProcessPoolExecutor(max_workers=workers or None) as pool:
-        list(tqdm(pool.map(write_dicom, jobs, chunksize=16), total=len(jobs), desc="demo DICOMs", unit="img"))
+        boxes = list(tqdm(pool.map(write_dicom, jobs, chunksize=16), total=len(jobs), desc="demo DICOMs", unit="img"))
+    # Where each finding was drawn, by the image's path inside the demo folder (the locator
+    # leads from an image key to that path): what grounding maps are scored against.
+    manifest["regions"] = {str(job.path.relative_to(out)): box for job, box in zip(jobs, boxes, strict=True) if box}
     for path, fault, job_seed in post:
         corrupt(path, fault, np.random.default_rng(job_seed))
     (out / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True))

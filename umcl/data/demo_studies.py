@@ -58,12 +58,21 @@ def uid(*parts: object) -> str:
     return generate_uid(entropy_srcs=[str(p) for p in parts])
 
 
-def write_dicom(job: ImageJob) -> None:
-    """Render a radiograph and store it with a randomly chosen, realistic encoding."""
+def write_dicom(job: ImageJob) -> dict[str, list[int]]:
+    """Render a radiograph and store it with a randomly chosen, realistic encoding; each drawn
+    finding's bounding box in the stored pixels, [x0, y0, x1, y1] (ends exclusive)."""
     rng = np.random.default_rng(job.seed)
-    image = render_radiograph(rng, job.findings, job.size)
+    masks: dict[str, np.ndarray] = {}
+    image = render_radiograph(rng, job.findings, job.size, masks)
     extra = int(rng.integers(0, job.size // 4))  # portrait detectors: taller than wide
     image = np.pad(image, ((extra // 2, extra - extra // 2), (0, 0)), mode="edge")
+    boxes = {}
+    for label, mask in masks.items():
+        rows, columns = np.nonzero(mask)
+        if rows.size:
+            top = extra // 2
+            boxes[label] = [int(columns.min()), int(rows.min()) + top, int(columns.max()) + 1,
+                            int(rows.max()) + 1 + top]  # fmt: skip
 
     bits = int(rng.choice([12, 16]))
     top = 2**bits - 1
@@ -103,6 +112,7 @@ def write_dicom(job: ImageJob) -> None:
     ds.PixelData = stored.tobytes()
     job.path.parent.mkdir(parents=True, exist_ok=True)
     ds.save_as(job.path, enforce_file_format=True)
+    return boxes
 
 
 def report_text(report: Report, patient: Patient, accession: str, when: date, rng: np.random.Generator) -> str:

@@ -176,8 +176,13 @@ def _upright(array: np.ndarray, orientation: int) -> np.ndarray:
 def _raster_pixels(path: Path, img: Image.Image) -> np.ndarray:
     try:
         img.load()
-        gray = img.convert("I;16") if img.mode in ("I", "I;16", "I;16B") else img.convert("L")
+        # 16-bit through 32-bit "I": Pillow's convert("I;16") clips big- and little-endian
+        # 16-bit images (I;16B, I;16L) to 255.
+        sixteen = img.mode == "I" or img.mode.startswith("I;16")
+        gray = img.convert("I") if sixteen else img.convert("L")
         array = np.array(gray, dtype=np.float32)
+        if sixteen:
+            np.clip(array, 0, 65535, out=array)
     except MemoryError:
         raise
     except Exception:  # Pillow raises OSError, SyntaxError, ValueError, … for corrupt data
@@ -217,18 +222,31 @@ def load_image(
         return _raster_pixels(path, img)
 
 
-def fit_square(image: np.ndarray, size: int) -> np.ndarray:
-    """Aspect-preserving resize so the long side is `size`, centred on a black square; uint8."""
-    height, width = image.shape
+def square_placement(height: int, width: int, size: int) -> tuple[int, int, int, int]:
+    """Where `fit_square` puts an image of height × width in its size × size square:
+    (new height, new width, top, left)."""
     scale = size / max(height, width)
     new_h, new_w = max(1, round(height * scale)), max(1, round(width * scale))
+    return new_h, new_w, (size - new_h) // 2, (size - new_w) // 2
+
+
+def fit_square(image: np.ndarray, size: int) -> np.ndarray:
+    """Aspect-preserving resize so the long side is `size`, centred on a black square; uint8."""
+    new_h, new_w, top, left = square_placement(*image.shape, size)
     resized = Image.fromarray(image.astype(np.float32, copy=False)).resize(
         (new_w, new_h),
         Image.Resampling.BILINEAR,  # PIL antialiases when it shrinks
     )
     square = np.zeros((size, size), dtype=np.uint8)
-    top, left = (size - new_h) // 2, (size - new_w) // 2
     square[top : top + new_h, left : left + new_w] = np.clip(
         np.rint(np.asarray(resized) * 255.0), 0, 255
     ).astype(np.uint8)
     return square
+
+
+def unfit_square(values: np.ndarray, height: int, width: int) -> np.ndarray:
+    """A (size, size) float map over `fit_square`'s square → (height, width) over the image it
+    came from: the padding cut off, the rest resized back (bilinear)."""
+    new_h, new_w, top, left = square_placement(height, width, values.shape[0])
+    inside = np.ascontiguousarray(values[top : top + new_h, left : left + new_w], np.float32)
+    return np.asarray(Image.fromarray(inside).resize((width, height), Image.Resampling.BILINEAR))

@@ -82,6 +82,8 @@ class Routed:
     instance: str | None
     view: str | None
     identifiers: list[str]
+    study: str | None = None  # StudyInstanceUID and SeriesInstanceUID: what batch scoring
+    series: str | None = None  # reports a file under (umcl/batch_classify.py)
 
 
 def header_view(path: Path, ds: Dataset) -> str | None:
@@ -125,7 +127,7 @@ def _image_class(sop_class: str) -> bool:
     return uid.type == "SOP Class" and "Image Storage" in uid.name
 
 
-def _is_dicom(path: Path) -> bool:
+def is_dicom(path: Path) -> bool:
     with path.open("rb") as handle:
         head = handle.read(132)
     return len(head) == 132 and head[128:] == b"DICM"
@@ -143,7 +145,7 @@ def route(path: Path, limits: DecodeLimits) -> Routed | Skipped:
     """Where a file goes, read from its header. ImageDecodeError: a DICOM file whose header
     cannot be read, or ends before the pixel data of what says it is an image (a bad record,
     to quarantine)."""
-    if not _is_dicom(path):
+    if not is_dicom(path):
         return Skipped(f"not_dicom: {suffix_kind(path)}")
     stored_as = header_text(path, read_file_meta(path), "MediaStorageSOPClassUID") or ""
     reason = _not_an_image(stored_as)
@@ -175,6 +177,8 @@ def route(path: Path, limits: DecodeLimits) -> Routed | Skipped:
         instance=header_text(path, ds, "SOPInstanceUID"),
         view=header_view(path, ds),
         identifiers=_identifiers(path, ds),
+        study=header_text(path, ds, "StudyInstanceUID"),
+        series=header_text(path, ds, "SeriesInstanceUID"),
     )
 
 

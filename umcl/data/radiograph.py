@@ -4,6 +4,8 @@ The picture is a density map in [0, 1] (white = dense): body, lungs with vascula
 mediastinum, heart, diaphragm, spine, ribs, clavicles, then the findings drawn on top, then noise
 and a contrast jitter. Geometry is in normalised coordinates under a random pose, and finding
 sizes are chosen so that each survives a 64 px cache (a nodule is at least ~5 px across there).
+Where each finding was drawn is recorded as a mask (`regions`): what grounding maps are scored
+against (the pointing game in benchmarks/grounding.py).
 """
 
 from __future__ import annotations
@@ -11,6 +13,9 @@ from __future__ import annotations
 import numpy as np
 
 Side = str  # "left" or "right" of the patient; the patient's right lung is on the image's left
+# A pixel belongs to a finding's region where drawing it changed the density by at least this
+# much (before noise), or, for the heart and mediastinum, where their outline is more than half in.
+REGION_CHANGE = 0.03
 
 
 def _soft(distance: np.ndarray, edge: float = 0.006) -> np.ndarray:
@@ -48,9 +53,11 @@ def _lung_x(side: Side) -> float:
 
 
 def render_radiograph(
-    rng: np.random.Generator, findings: dict[str, Side], size: int
-) -> np.ndarray:
-    """A `size`×`size` float32 density image showing `findings` (label → side)."""
+    rng: np.random.Generator, findings: dict[str, Side], size: int,
+    regions: dict[str, np.ndarray] | None = None,
+) -> np.ndarray:  # fmt: skip
+    """A `size`×`size` float32 density image showing `findings` (label → side). `regions`, when
+    given, receives each drawn finding's (size, size) bool mask; the image does not change."""
     # Pose jitter: rotation, scale and shift applied to the sampling grid.
     angle = np.deg2rad(rng.uniform(-5, 5))
     scale = rng.uniform(0.93, 1.05)
@@ -81,6 +88,10 @@ def render_radiograph(
     mediastinum = _soft(half_width - np.abs(x - 0.5), 0.006) * _soft(y - 0.06, 0.01) * _soft(0.62 - y, 0.02)
     ratio = rng.uniform(0.58, 0.68) if "Cardiomegaly" in findings else rng.uniform(0.40, 0.48)
     heart = _soft(1 - _ellipse(x, y, 0.55, 0.61, ratio * 0.36, 0.14), 0.01) * _soft(dome + 0.02 - y, 0.01)
+    if regions is not None:
+        for label, mask in (("Enlarged Cardiomediastinum", mediastinum), ("Cardiomegaly", heart)):
+            if label in findings:
+                regions[label] = mask > 0.5
     centre = np.maximum(mediastinum, heart)
     density = density * (1 - centre) + centre * 0.6
     trachea = _soft(0.022 - np.abs(x - 0.5), 0.004) * _soft(0.30 - y, 0.01) * _soft(y - 0.02, 0.01)
@@ -100,7 +111,10 @@ def render_radiograph(
     for label, side in findings.items():
         draw = _DRAW.get(label)  # cardiomegaly and a wide mediastinum are drawn with the anatomy
         if draw is not None:
-            density = draw(rng, density, x, y, lungs, side, dome)
+            drawn = draw(rng, density, x, y, lungs, side, dome)
+            if regions is not None:
+                regions[label] = np.abs(drawn - density) >= REGION_CHANGE
+            density = drawn
 
     density = density + rng.normal(0, 0.012, size=x.shape) + 0.02 * _blur(rng.normal(size=x.shape), size / 8)
     density = np.clip(density, 0, 1) ** rng.uniform(0.85, 1.2)  # exposure / contrast jitter

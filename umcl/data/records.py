@@ -176,6 +176,20 @@ _COUNTED_SUFFIXES = {".txt", ".csv", ".json", ".xml", ".pdf", ".tif", ".tiff", "
                      ".webp", ".zip", ".gz", ".nii", ".nrrd", ".db", ".ini", ".md"}  # fmt: skip
 
 
+def read_user_csv(path: Path, required: Iterable[str], max_bytes: int, what: str) -> list[dict[str, str]]:
+    """`read_csv` of a table a user hands a command (`what` it is), refused unread when it is over
+    `max_bytes`; its problems as InputError, named by the file."""
+    from umcl.errors import InputError
+
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise InputError(f"{path}: {size >> 20} MB; {what} may hold at most {max_bytes >> 20} MB")
+    try:
+        return read_csv(path, required)
+    except SourceError as exc:
+        raise InputError(str(exc)) from None
+
+
 def suffix_kind(path: Path) -> str:
     suffix = path.suffix.lower()
     if not suffix:

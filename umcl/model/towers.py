@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -245,13 +246,23 @@ class ImageTower(nn.Module):
         self.projection = _projection(_width(backbone.config), embed_dim, projection, "image")
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.embed(self.backbone_output(images))
+
+    def embed(self, output) -> torch.Tensor:
+        """The backbone's output → (n, D) L2-normalised embeddings."""
+        return F.normalize(self.projection(pool(output, self.pooling)), dim=-1)
+
+    def backbone_output(self, images: torch.Tensor, hidden_states: bool = False):
+        """The backbone's output for (n, 1, S, S) images in [0, 1] (with every stage's output
+        when `hidden_states`)."""
         if self.standardise == "percentile":
             images = percentile_stretch(images)
         if self.channels != images.shape[1]:  # e.g. an RGB checkpoint on grayscale X-rays
             images = images.expand(-1, self.channels, -1, -1)
         pixels = (images - self.mean) / self.std
+        extra = {"output_hidden_states": True} if hidden_states else {}
         try:
-            output = self.backbone(pixel_values=pixels, **self.size_kwargs)
+            return self.backbone(pixel_values=pixels, **self.size_kwargs, **extra)
         except (RuntimeError, ValueError) as exc:
             if self.trained_size in (None, pixels.shape[-1]):
                 raise
@@ -260,7 +271,25 @@ class ImageTower(nn.Module):
                 f"{_side(self.trained_size)} px images and cannot take {pixels.shape[-1]} px "
                 f"ones: set preprocess.image_size to {_side(self.trained_size)} ({exc})"
             ) from exc
-        return F.normalize(self.projection(pool(output, self.pooling)), dim=-1)
+
+    def location_embeddings(self, output) -> torch.Tensor:
+        """(n, h, w, D) L2-normalised embeddings of each place of the last feature map, each
+        pooled as `pool` pools the whole map (a ConvNeXt's final LayerNorm applied per place; a
+        ViT's patch tokens without the class token): the image's embedding, place by place."""
+        hidden = output.last_hidden_state
+        if hidden.dim() == 4:  # (n, C, h, w)
+            grid = hidden.permute(0, 2, 3, 1)
+            norm = getattr(self.backbone, "layernorm", None)
+            if self.pooling == "pooler" and isinstance(norm, nn.LayerNorm):
+                grid = norm(grid)
+        else:  # tokens (n, N, C): a square grid of patches, after a class token if there is one
+            side = math.isqrt(hidden.shape[1])
+            tokens = hidden if side * side == hidden.shape[1] else hidden[:, 1:]
+            side = math.isqrt(tokens.shape[1])
+            if side * side != tokens.shape[1]:
+                raise InputError(f"{tokens.shape[1]} patch tokens do not form a square grid")
+            grid = tokens.reshape(len(tokens), side, side, -1)
+        return F.normalize(self.projection(grid), dim=-1)
 
 
 def percentile_stretch(images: torch.Tensor, low: float = 0.01, high: float = 0.99) -> torch.Tensor:
