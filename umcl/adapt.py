@@ -415,7 +415,7 @@ def adapt_model(
     for refusal in sample.refused:
         log.warning("adapt: row %d refused: %s", refusal.row, refusal.reason)
     # Usable outside inference mode (prompt tuning needs autograd through the text tower).
-    embeddings = torch.from_numpy(predictor.embed_images(list(sample.squares)))
+    embeddings = torch.from_numpy(predictor.embed_squares(sample.squares))
     adapted = adapt_embedded(
         model, embeddings, sample.labels, sample.names, sample.groups, settings, prompt_tuning
     )

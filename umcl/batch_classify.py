@@ -232,15 +232,18 @@ def parts_folder(out: Path) -> Path:
     return out.with_name(out.name + PARTS_SUFFIX)
 
 
-def write_whole(frame: pl.DataFrame, path: Path) -> None:
-    """Written under a temporary name, then renamed: a killed run leaves the file whole or
-    absent, never cut short."""
+def write_whole(path: Path, write: Callable[[Path], object]) -> None:
+    """`write(temporary)`, then renamed to `path`: a killed run leaves the file whole or absent,
+    never cut short."""
     temporary = path.with_name(f".{path.name}.tmp")
-    if path.suffix.lower() == ".csv":
-        frame.write_csv(temporary)
-    else:
-        frame.write_parquet(temporary)
+    write(temporary)
     os.replace(temporary, path)
+
+
+def write_table(frame: pl.DataFrame, path: Path) -> None:
+    """A table written whole, as CSV or Parquet by its suffix."""
+    csv = path.suffix.lower() == ".csv"
+    write_whole(path, frame.write_csv if csv else frame.write_parquet)
 
 
 def read_predictions(path: Path) -> pl.DataFrame:
@@ -303,7 +306,7 @@ def classify_source(
     # Here, not at the top: the decode workers import this module and need no torch.
     from umcl.inference import Predictor, resolve
     from umcl.model.umcl import UMCLModel
-    from umcl.registry import MODEL_NAME, VERSION_LENGTH, model_digest
+    from umcl.registry import model_digest, version_tag
 
     settings = settings or BatchSettings()
     parts = check_out(out, source, settings.overwrite)
@@ -315,7 +318,7 @@ def classify_source(
     own = {os.path.realpath(f) for f in [out, *earlier_files]}
     listed, passed = list_source(source, lambda item: item.key in own or
                                  Path(item.key).is_relative_to(os.path.realpath(parts)))  # fmt: skip
-    tag = f"{MODEL_NAME}:{model_digest(directory)[:VERSION_LENGTH]}"
+    tag = version_tag(model_digest(directory))
     run = {"source": as_text(os.path.realpath(source)), "model": tag, "findings": names,
            "views": list(settings.views), "limits": limits_record(settings.limits)}  # fmt: skip
     with exclusive(parts, out):
@@ -391,7 +394,7 @@ def score_into(
                 for name, p, d in zip(names, p_row, d_row, strict=True):
                     row[f"{name}.probability"], row[f"{name}.positive"] = p, d
             rows.append(row)
-        write_whole(pl.DataFrame(rows, schema=columns), parts / f"{number:06d}.parquet")
+        write_table(pl.DataFrame(rows, schema=columns), parts / f"{number:06d}.parquet")
         number += 1
         batch.clear()
 
@@ -419,20 +422,14 @@ def started_with(parts: Path, run: dict) -> None:
                 "same, or delete that folder to start again"
             )
         return
-    write_text_whole(record, json.dumps(run))
-
-
-def write_text_whole(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(text)
-    os.replace(temporary, path)
+    write_whole(record, lambda temporary: temporary.write_text(json.dumps(run)))
 
 
 def finish(out: Path, parts: Path, columns: dict) -> dict[str, int]:
     """The parts as one predictions file, then the parts removed; its rows by status."""
     frames = [pl.read_parquet(p) for p in sorted(parts.glob("*.parquet"))]
     table = pl.concat(frames) if frames else pl.DataFrame(schema=columns)
-    write_whole(table, out)
+    write_table(table, out)
     shutil.rmtree(parts)
     counts = table.get_column("status").value_counts()
     by_status = dict(zip(counts["status"].to_list(), counts["count"].to_list(), strict=True))

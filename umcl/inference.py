@@ -380,7 +380,9 @@ class Predictor:
                  method: Method | None) -> list[dict]:  # fmt: skip
         names = self.finding_names(findings)
         images = _image_list(images)
-        present, absent, scale = self.prompt_embeddings(names)
+        scorer = self.scorer(names)
+        if method is not None:  # on the model's device, for the maps
+            present, absent, scale = self.prompt_embeddings(names)
         calibration = self.model.calibration
         calibrated = [calibration is not None and calibration.calibrated(n) for n in names]
         entries: list[dict] = []
@@ -393,10 +395,8 @@ class Predictor:
             if good:
                 pixels = square_pixels(np.stack([g.square for g in good])).to(self.model.device)
                 with torch.inference_mode():
-                    embeddings = self.model.encode_image(pixels).float()
-                probabilities, positives = score_findings(
-                    embeddings.cpu(), present.cpu(), absent.cpu(), scale.cpu(), calibration, names
-                )
+                    embeddings = self.model.encode_image(pixels).float().cpu().numpy()
+                probabilities, positives = scorer(embeddings)
                 if method is not None:
                     maps = finding_maps(self.model, pixels, present, absent, scale, method)
                     maps = maps.float().cpu().numpy()
@@ -433,12 +433,11 @@ class Predictor:
     def prompt_embeddings(
         self, names: list[str]
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(present, absent, scale) of checked finding names, float, on the model's device."""
-        with torch.inference_mode():
+        """(present, absent, scale) of checked finding names, float, on the model's device;
+        made under no_grad, not inference mode, so that a gradient method can use them."""
+        with torch.no_grad():
             present, absent = (e.float() for e in self.model.encode_findings(names))
-            scale = self.model.logit_scale.exp().float()
-        # Out of inference mode, so that a gradient method can use them.
-        return present.clone(), absent.clone(), scale.clone()
+            return present, absent, self.model.logit_scale.exp().float()
 
     def scorer(self, findings: Iterable[str] | None = None
                ) -> Callable[[np.ndarray], tuple[torch.Tensor, torch.Tensor]]:  # fmt: skip

@@ -45,6 +45,12 @@ class Entry:
         return self.labels.get(CHAMPION) == "true"
 
 
+def version_tag(digest: str) -> str:
+    """The store's tag of a model with this `model_digest`: the version is the model's hash, so
+    the same training gives the same tag on any machine."""
+    return f"{MODEL_NAME}:{digest[:VERSION_LENGTH]}"
+
+
 def model_digest(model_dir: Path) -> str:
     """sha256 of the weights and the calibration: the same model is never stored twice, and a
     model adapted to a site (same weights, refitted thresholds, `umcl adapt`) is another model."""
@@ -120,8 +126,7 @@ def add(model_dir: Path, metadata: dict[str, Any]) -> tuple[Entry, bool]:
         if not (model_dir / required).is_file():
             raise RegistryError(f"{model_dir}: not a UMCL model directory (no {required})")
     digest = model_digest(model_dir)
-    # The version is the model's hash: the same training gives the same tag on any machine.
-    tag = f"{MODEL_NAME}:{digest[:VERSION_LENGTH]}"
+    tag = version_tag(digest)
     for existing in entries():
         known = existing.metadata.get("model_sha256")
         if known is None and "weights_sha256" in existing.metadata:  # stored before calibration

@@ -64,7 +64,7 @@ from PIL import Image
 
 from umcl import registry
 from umcl.auth import BearerAuth, api_key, check_exposure, default_host, requested_host
-from umcl.calibration import DEFAULT_THRESHOLD
+from umcl.calibration import Calibration
 from umcl.config import PromptSettings
 from umcl.data.dicom import (
     IMAGE_FORMAT_UNSUPPORTED,
@@ -314,9 +314,11 @@ def display_pixels(pixels: np.ndarray) -> np.ndarray:
 
 
 def png_base64(values: np.ndarray) -> str:
-    """A map in [0, 1] as a base64 8-bit grey PNG (255 for 1)."""
+    """A grey image, uint8 or in [0, 1] (255 for 1), as a base64 8-bit PNG."""
+    if values.dtype != np.uint8:
+        values = np.clip(np.rint(values * 255), 0, 255).astype(np.uint8)
     buffer = io.BytesIO()
-    Image.fromarray(np.clip(np.rint(values * 255), 0, 255).astype(np.uint8)).save(buffer, "PNG")
+    Image.fromarray(values).save(buffer, "PNG")
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
@@ -356,15 +358,18 @@ class Encoder:
             return self.model.encode_text(texts).float().cpu().numpy()
 
     @bentoml.api
-    def finding_maps(self, squares: np.ndarray, names: list[str], method: str) -> np.ndarray:
-        """(n, F, S, S) grounding maps of (n, S, S) uint8 squares (umcl/model/grounding.py)."""
-        pixels = square_pixels(squares).to(self.model.device)
-        with torch.inference_mode():
-            present, absent = (e.float().clone() for e in self.model.encode_findings(names))
-            scale = self.model.logit_scale.exp().float().clone()
-        maps = finding_maps(self.model, pixels, present.clone(), absent.clone(), scale.clone(),
-                            method)  # fmt: skip
-        return maps.float().cpu().numpy()
+    def finding_maps(
+        self, squares: np.ndarray, present: np.ndarray, absent: np.ndarray, scale: float,
+        method: str,
+    ) -> np.ndarray:  # fmt: skip
+        """(n, F, S, S) grounding maps of (n, S, S) uint8 squares for the findings whose prompt
+        embeddings `finding_prompts` gave (umcl/model/grounding.py)."""
+        device = self.model.device
+        pixels = square_pixels(squares).to(device)
+        prompts = [
+            torch.from_numpy(np.asarray(e, np.float32)).to(device) for e in (present, absent)
+        ]
+        return finding_maps(self.model, pixels, *prompts, scale, method).cpu().numpy()
 
     @bentoml.api
     def finding_prompts(self, names: list[str]) -> dict[str, Any]:
@@ -402,6 +407,7 @@ class UMCL:
         self.prompt = PromptSettings.model_validate(description["prompt"])
         # Per-finding Platt scaling and thresholds fitted on validation (None: identity).
         self.calibration = read_calibration(directory)
+        self.thresholds = self.calibration or Calibration.identity([])  # 0.5 where none fitted
         self.prompts: dict[tuple[str, ...], tuple[np.ndarray, np.ndarray, float]] = {}
         self.gate = PixelGate(LIMITS.max_pixels)
         # What this worker classifies, recorded off the request path (umcl/monitor/store.py).
@@ -572,14 +578,16 @@ class UMCL:
         names = self._check_findings(findings)
         body, decoded, kept = await self._classify(images, names, ctx, display)
         squares = np.stack([decoded[i].square for i in kept])
-        maps = np.asarray(await self._encoder("finding_maps", squares, names, method), np.float32)
+        present, absent, scale = await self._prompts(names)  # cached, as classify used them
+        maps = await self._encoder("finding_maps", squares, present, absent, scale, method)
+        maps = np.asarray(maps, np.float32)
         for k, i in enumerate(kept):
             shape = decoded[i].shape
             body["results"][i]["maps"] = {
                 name: png_base64(image_map(maps[k, j], *shape)) for j, name in enumerate(names)
             }
             if display:
-                body["results"][i]["display"] = png_base64(decoded[i].display / 255.0)
+                body["results"][i]["display"] = png_base64(decoded[i].display)
         body["method"] = method
         return body
 
@@ -619,10 +627,7 @@ class UMCL:
             "findings": names,
             "outside_label_space": [n for n in names if n not in self.labels],
             "uncalibrated": uncalibrated,
-            "thresholds": {
-                n: self.calibration.threshold(n) if self.calibration else DEFAULT_THRESHOLD
-                for n in names
-            },
+            "thresholds": {n: self.thresholds.threshold(n) for n in names},
             "classified": len(kept),
             "refused": len(refusals),
             "results": results,

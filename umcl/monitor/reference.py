@@ -78,12 +78,10 @@ def build_reference(
 def decision_thresholds(model: UMCLModel) -> np.ndarray:
     """(L,) the thresholds the service decides each label with (umcl/calibration.py:
     Calibration.decisions): the calibration's, else 0.5."""
-    from umcl.calibration import DEFAULT_THRESHOLD
+    from umcl.calibration import Calibration
 
-    findings = model.calibration.findings if model.calibration else {}
-    return np.array(
-        [findings[n].threshold if n in findings else DEFAULT_THRESHOLD for n in model.label_names]
-    )
+    calibration = model.calibration or Calibration.identity([])
+    return np.array([calibration.threshold(n) for n in model.label_names])
 
 
 def reference_writer(
