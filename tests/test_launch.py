@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from safetensors.torch import load_file
 
@@ -22,7 +23,7 @@ from tests.test_train import kill_repro_train, model_digest
 from umcl.config import TrainSettings
 from umcl.errors import InputError
 from umcl.training.launch import launcher_command
-from umcl.training.runtime import intra_op_threads
+from umcl.training.runtime import device_for, intra_op_threads
 
 STAGE = ["train", "--triplets", "data/unified/triplets.parquet", "--cache", "data/cache"]
 
@@ -54,6 +55,14 @@ def test_several_nodes_need_a_rendezvous_and_torchrun_settings_win() -> None:
     command = launcher_command(TrainSettings(devices=8), STAGE, env=slurm)
     assert not any(f.startswith(("--nnodes", "--rdzv-endpoint")) for f in command)
     assert "--rdzv-backend=c10d" in command
+
+
+def test_each_process_trains_on_an_indexed_device() -> None:
+    # torch.cuda.set_device refuses a bare "cuda": one GPU alone failed before its first step.
+    assert device_for("cuda", 0) == torch.device("cuda:0")
+    assert device_for("cuda", 3) == torch.device("cuda:3")
+    assert device_for("cuda:1", 0) == torch.device("cuda:1")
+    assert device_for("cpu", 2) == torch.device("cpu")
 
 
 def test_threads_share_the_free_cpus(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -104,6 +104,12 @@ def die_with_launcher() -> None:
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
+def device_for(preference: str, local_rank: int) -> torch.device:
+    """The device this process trains on. A bare "cuda" gets this process's index: torch's
+    `cuda.set_device` refuses a device without one (found on the first real GPU run)."""
+    return torch.device(f"cuda:{local_rank}" if preference == "cuda" else preference)
+
+
 def start_runtime(preference: str, precision: str = "auto") -> Runtime:
     """Join the torchrun process group when launched by torchrun; else train alone."""
     die_with_launcher()
@@ -111,9 +117,7 @@ def start_runtime(preference: str, precision: str = "auto") -> Runtime:
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if preference == "auto":
         preference = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(
-        f"cuda:{local_rank}" if preference == "cuda" and world > 1 else preference
-    )
+    device = device_for(preference, local_rank)
     if device.type == "cuda":
         torch.cuda.set_device(device)
     if world > 1 and not dist.is_initialized():
