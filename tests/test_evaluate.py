@@ -221,7 +221,7 @@ def test_evaluation_reports_calibration_and_writes_reliability(
         assert curve["count"].sum() == known
         assert curve["frequency"].is_between(0, 1).all()
     card = tmp_path / "card.md"
-    write_model_card(tmp_path / "model", tiny_pipeline["triplets"], metrics, card)
+    write_model_card(tmp_path / "model", card, metrics)
     text = card.read_text()
     assert "Platt scaling" in text and "sensitivity ≥ 0.8" in text
     assert f"{unfitted}: too few" in text

@@ -39,11 +39,10 @@ from umcl.calibration import (
 from umcl.config import AdaptSettings, Settings
 from umcl.errors import InputError
 from umcl.evaluate import per_label_auroc
-from umcl.model.umcl import UMCLModel, finding_logits
+from umcl.model.umcl import ADAPTATION_KEY, UMCLModel, finding_logits
 
 log = logging.getLogger(__name__)
 
-ADAPTATION_KEY = "adaptation"  # in training.json, beside what the base model's training recorded
 # A prompt-tuning step count must beat the unchanged prompts' cross-validated AUROC by this much:
 # a few dozen images cannot tell smaller differences from noise.
 MIN_CV_GAIN = 0.005

@@ -172,7 +172,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         scored=reference_writer(args.reference, settings.monitor, settings.seed) if args.reference else None,
     )  # fmt: skip
     if args.card:
-        write_model_card(args.model, args.triplets, metrics, args.card)
+        write_model_card(args.model, args.card, metrics)
     shown = [
         f"zero-shot {kind} macro AUROC {r['macro_auroc']:.3f}"
         for kind, r in metrics["zero_shot"].items()
@@ -354,6 +354,18 @@ def cmd_classify(args: argparse.Namespace) -> None:
     )  # fmt: skip
     counts = classify_source(args.source, args.out, args.model, args.findings, args.not_in, batch)
     print(json.dumps({"out": str(args.out), **counts}))
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    from umcl.onnx_export import export_onnx
+
+    report = export_onnx(args.model, args.onnx)
+    checked = report["checked"]
+    print(
+        f"export: {report['model']} → {args.onnx} (ONNX opset {report['opset']}; checked in ONNX "
+        f"Runtime {checked['onnxruntime']}: embeddings within {checked['max_abs_difference']:.1e}"
+        f" of PyTorch)"
+    )
 
 
 def cmd_label(args: argparse.Namespace) -> None:
@@ -563,6 +575,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--not-in", type=Path, metavar="DIR",
                    help="leave out files in the predictions already in DIR")  # fmt: skip
     p.add_argument("--overwrite", action="store_true", help="score again into an existing --out")
+    p = stage(
+        "export",
+        cmd_export,
+        "write the model for ONNX Runtime or Triton: image encoder graph + findings' prompt matrix",
+    )
+    p.add_argument("--onnx", type=Path, required=True, metavar="DIR", help="a new directory")
+    p.add_argument("--model", default="umcl:champion", help="a model directory or umcl:<tag>")
     p = stage("label", cmd_label, "label free-text reports: one column per label (1, 0, -1, blank)")
     p.add_argument("input", type=Path, help="CSV with an id column and report text columns")
     p.add_argument("--id-column", required=True)

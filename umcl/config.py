@@ -479,6 +479,25 @@ class GateSettings(Strict):
     unmeasurable: Literal["fail", "skip"] = "fail"
 
 
+class CardSettings(Strict):
+    """What the model card (`README.md` in the model folder, the store and the bento) declares
+    beyond what training measured: the weights' licence and each source's public release."""
+
+    # The weights' licence as the Hugging Face Hub names licences (apache-2.0, cc-by-4.0, …), or
+    # "other" with `license_name` (a data use agreement: MIMIC-CXR's credentialed licence), or
+    # "unknown". A model takes the terms of the data it learned from.
+    license: str = Field("unknown", min_length=1)
+    license_name: str | None = None
+    # Source name → the public dataset and release it is, e.g. {mimic: MIMIC-CXR-JPG 2.1.0}.
+    datasets: dict[str, str] = {}
+
+    @model_validator(mode="after")
+    def _named_when_other(self) -> CardSettings:
+        if self.license == "other" and not self.license_name:
+            raise ValueError('license "other" needs license_name (the licence\'s name)')
+        return self
+
+
 class AdaptSettings(Strict):
     """`umcl adapt` and the `adapt` stage: a model fitted to a site's labelled sample (README: A
     new site)."""
@@ -557,6 +576,7 @@ class Settings(Strict):
     sweep: SweepSettings = SweepSettings()
     monitor: MonitorSettings = MonitorSettings()
     adapt: AdaptSettings = AdaptSettings()
+    card: CardSettings = CardSettings()
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

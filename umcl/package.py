@@ -23,7 +23,8 @@ from packaging.utils import canonicalize_name
 
 from umcl.errors import InputError
 from umcl.imports import source_digest
-from umcl.model.umcl import read_provenance
+from umcl.model.umcl import CARD_FILE, read_provenance
+from umcl.model_card import write_model_card
 from umcl.monitor.reference import REFERENCE_FILE
 
 
@@ -173,6 +174,12 @@ def package(
         "git": git_revision(),
     }
     entry, created = registry.add(model_dir, metadata)
+    with (
+        tempfile.TemporaryDirectory() as scratch
+    ):  # the card, now with the test figures and the gate
+        card = Path(scratch) / CARD_FILE
+        write_model_card(model_dir, card, metrics, gate, metadata["data_version"])
+        registry.attach(entry, card, CARD_FILE)
     if reference is not None:
         if not reference.is_file():
             raise InputError(f"{reference}: no drift reference; run `umcl evaluate --reference`")

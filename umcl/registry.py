@@ -143,7 +143,8 @@ def add(model_dir: Path, metadata: dict[str, Any]) -> tuple[Entry, bool]:
 
 def attach(entry: Entry, source: Path, name: str) -> None:
     """Put `source` into a stored model as `name` (atomically; replacing an older copy): the
-    drift reference, which evaluation writes after the weights were stored."""
+    drift reference, which evaluation writes after the weights were stored, and the model card
+    with the gate's verdict."""
     partial = entry.path / f".{name}.partial"
     shutil.copyfile(source, partial)
     partial.replace(entry.path / name)

@@ -44,6 +44,8 @@ WEIGHTS_FILE = "model.safetensors"
 MODEL_FILE = "umcl.json"
 CALIBRATION_FILE = "calibration.json"
 TRAINING_FILE = "training.json"
+ADAPTATION_KEY = "adaptation"  # in training.json, beside what the base model's training recorded
+CARD_FILE = "README.md"  # the model card (umcl/model_card.py)
 TOKENIZER_DIR = "tokenizer"
 # Config keys that describe where a backbone came from, not what it is (a local path).
 _CONFIG_ORIGIN_KEYS = ("_name_or_path",)
@@ -167,6 +169,9 @@ class UMCLModel(nn.Module):
                 (directory / name).unlink(missing_ok=True)
             else:
                 _write_json(directory / name, content)
+        from umcl.model_card import write_model_card  # it reads this module's files
+
+        write_model_card(directory, directory / CARD_FILE)
         return directory
 
     def effective_settings(self) -> ModelSettings:

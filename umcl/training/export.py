@@ -5,6 +5,7 @@ read."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import shutil
 from pathlib import Path
@@ -43,13 +44,34 @@ def export_model(
     what the weights depend on is recorded: the same training, also when resumed, gives a
     byte-identical directory, so DVC and the registry see the same model."""
     model.eval()
-    model.calibration = fit_on_validation(
-        model, pl.read_parquet(triplets), Path(cache_dir), settings.evaluate
-    )
+    table = pl.read_parquet(triplets)
+    model.calibration = fit_on_validation(model, table, Path(cache_dir), settings.evaluate)
     out_dir = Path(out_dir)
     if out_dir.exists():
         shutil.rmtree(out_dir)  # no file of an earlier export survives beside the new one
-    model.save_pretrained(
-        out_dir, provenance={"params": weight_params(settings), "train": training}
-    )
+    provenance = {
+        "params": weight_params(settings),
+        "train": training,
+        "data": data_provenance(table),
+        "card": settings.card.model_dump(mode="json"),  # what the model card declares
+    }
+    model.save_pretrained(out_dir, provenance=provenance)
     (out_dir / "labels.json").write_text((Path(triplets).parent / "labels.json").read_text())
+
+
+def data_provenance(table: pl.DataFrame) -> list[dict]:
+    """Each source of the triplet table as the model card names it: its kind, samples per split,
+    patients and a sha256 of its rows (the version of the data the weights were fitted and
+    calibrated on; rows ordered by sample id, so the same rows give the same hash)."""
+    sources = []
+    for (name,), rows in sorted(table.group_by("source"), key=lambda group: group[0][0]):
+        rows = rows.sort("sample_id")
+        splits = rows["split"].value_counts()
+        sources.append({
+            "source": name,
+            "kind": sorted(rows["kind"].unique().to_list()),
+            "samples": dict(sorted(zip(splits["split"], splits["count"], strict=True))),
+            "patients": rows["patient_id"].n_unique(),
+            "rows_sha256": hashlib.sha256(rows.write_csv().encode()).hexdigest(),
+        })  # fmt: skip
+    return sources
