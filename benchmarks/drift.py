@@ -109,10 +109,10 @@ def scored(predictor, files: list[Path], what: str) -> list[dict]:
     return records
 
 
-def window_from(pool: list[dict], rows: np.ndarray, dim: int, findings: int) -> Window:
+def window_from(pool: list[dict], rows: np.ndarray, dim: int, thresholds: np.ndarray) -> Window:
     """A window of the pool's records, read as `umcl drift` reads the store."""
     table = pa.Table.from_pylist([pool[i] for i in rows], schema=schema())
-    return window_of(table, dim, findings)
+    return window_of(lambda: [table], dim, thresholds)
 
 
 def main() -> None:
@@ -131,7 +131,7 @@ def main() -> None:
     settings = load_settings(REPO / "params.yaml").monitor
     summary_only = replace(reference, embeddings=reference.embeddings[:0])  # reference_size: 0
     predictor = umcl.load(entry.tag)
-    shape = (reference.mean.shape[0], len(reference.labels))  # embedding size, findings
+    shape = (reference.mean.shape[0], reference.thresholds)  # embedding size, thresholds
 
     own = split_files("val", args.pool, args.seed)
     work = Path(tempfile.mkdtemp(prefix="umcl-drift-"))

@@ -19,6 +19,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 from umcl.config import CsvColumns, SourceSettings
@@ -699,3 +700,59 @@ def test_heldout_set_is_scored_and_no_worse_than_its_first_score():
     result = bench.score(bench.shipped(), heldout, bench.ordinary_words(heldout))
     assert result["recall_overall"] >= 0.80, result["misses"]
     assert result["clinical_changed"] <= 0.13, result["misses"]
+
+
+def test_a_report_too_long_to_read_is_quarantined_and_the_others_ingest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One report of 1.2 M characters (an unexplained capitalised word in it, which once sent
+    it to spaCy past its length limit) is one quarantined record; the run goes on."""
+    from umcl.cli import main
+
+    huge = "Findings: Quetzalcoatlus seen. " + "The lungs are clear. " * 57_000
+    assert len(huge) > 1_190_000
+    texts = ["Findings: no pleural effusion.", huge, "Impression: mild cardiomegaly."]
+    path = tmp_path / "ris.csv"
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["id", "report"])
+        writer.writerows([f"r{i}", text] for i, text in enumerate(texts))
+    source = {"name": "ris", "kind": "text_label", "format": "csv", "path": str(path),
+              "columns": {"id": "id", "text": ["report"]}}  # fmt: skip
+    params = tmp_path / "params.yaml"
+    params.write_text(json.dumps({"demo": {"out": []}, "data": {"sources": [source]}}))
+    monkeypatch.setenv("UMCL_PSEUDONYM_KEY", "a-test-key-of-some-length")
+    out = {name: tmp_path / name for name in ("validated", "quarantine", "locator")}
+    code = main(["--params", str(params), "validate", "--out", str(out["validated"]),
+                 "--quarantine", str(out["quarantine"]), "--locator", str(out["locator"]),
+                 "--metrics", str(tmp_path / "validation.json")])  # fmt: skip
+    assert code == 0
+    report = json.loads((tmp_path / "validation.json").read_text())["sources"]["ris"]
+    assert (report["rows_in"], report["rows_valid"], report["rows_quarantined"]) == (3, 2, 1)
+    assert report["reasons"] == {"report_too_long": 1}
+    valid = pl.read_parquet(out["validated"] / "ris.parquet")
+    assert sorted(valid["text"].to_list()) == ["mild cardiomegaly.", "no pleural effusion."]
+    quarantined = pl.read_parquet(out["quarantine"] / "ris.parquet")
+    assert quarantined["text"].to_list() == [None]  # an unread report is kept nowhere
+    assert (
+        "1,2" in quarantined["reason"][0]
+        and "validate.max_report_chars" in quarantined["reason"][0]
+    )
+
+
+def test_the_physionet_reader_places_every_annotated_span() -> None:
+    """The gold corpus's offsets are into each note's text after its header line: every one of
+    its 757 spans holds its own text (the reader refuses a span that does not)."""
+    from tests.conftest import shared_path
+
+    folder = shared_path("physionet-deid")
+    spec = importlib.util.spec_from_file_location("deid_physionet", REPO / "benchmarks/deid_physionet.py")  # fmt: skip
+    physionet = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(physionet)
+    notes = physionet.read_corpus(folder)
+    assert len(notes) == 1046 and len({n.patient for n in notes}) == 68
+    assert sum(len(n.phi) for n in notes) == 757
+    note = next(n for n in notes if n.phi)
+    mask = physionet.removed_mask(note.text)
+    score = physionet.score_note(note, mask)
+    assert sum(total for _, total in score["caught"].values()) == len(note.phi)

@@ -28,6 +28,7 @@ from tests.hostile import (
     large_dicoms,
     malformed_headers,
     multiframe_bomb,
+    progressive_scan_bomb,
     radiograph,
     saved,
 )
@@ -38,6 +39,7 @@ from umcl.data.dicom import (
     MODALITY_OUT_OF_SCOPE,
     DecodeLimits,
     ImageDecodeError,
+    check_jpeg_stream,
     read_dicom,
 )
 from umcl.data.images import fit_square, inspect_image, load_image
@@ -356,3 +358,14 @@ def test_every_file_of_pydicoms_corpus_decodes_or_raises_image_decode_error():
 def test_the_error_code_survives_a_process_pool():
     error = pickle.loads(pickle.dumps(ImageDecodeError("x.png: too big", IMAGE_TOO_LARGE)))
     assert (str(error), error.code) == ("x.png: too big", IMAGE_TOO_LARGE)
+
+
+def test_a_jpeg_may_cost_scans_times_pixels_up_to_a_budget() -> None:
+    """Each scan is a pass over the whole image: a 49 MP progressive JPEG as encoders write it
+    (a handful of scans) passes, the same with 20 more scans is refused from its markers, and
+    many scans of a small image still pass."""
+    check_jpeg_stream(Path("written.jpg"), progressive_scan_bomb(side=7_000, repeats=0))
+    with pytest.raises(ImageDecodeError, match="scan-pixels") as refused:
+        check_jpeg_stream(Path("many.jpg"), progressive_scan_bomb(side=7_000, repeats=20))
+    assert refused.value.code == IMAGE_UNREADABLE and "49.0 MP" in str(refused.value)
+    check_jpeg_stream(Path("small.jpg"), progressive_scan_bomb(side=1_000, repeats=80))

@@ -10,6 +10,8 @@ import json
 import multiprocessing
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from datetime import UTC, date, datetime, timedelta
@@ -24,6 +26,7 @@ import yaml
 from tests.conftest import saved_random_model, tiny_params
 from tests.serving import served, small_png
 from umcl import registry
+from umcl.cli import main
 from umcl.config import MonitorSettings
 from umcl.data.dicom import COLOUR, GRAYSCALE, KNOWN_MODALITIES
 from umcl.errors import InputError
@@ -187,6 +190,7 @@ def test_prediction_drift_names_the_finding_whose_rate_moved() -> None:
     reference = reference_of(unit_rows(rng, 500), rng.random((500, 3)))
     window = rng.random((200, 3))
     window[:, 1] = rng.random(200) * 0.4  # B: far fewer positives at 0.5
+    window = Window.from_arrays(unit_rows(rng, 200), window, reference.thresholds)
     result = prediction_drift(reference, window, alpha=0.01)
     assert result["drifted"] == ["B"]
     assert result["findings"]["B"]["window_rate"] == 0.0
@@ -200,7 +204,7 @@ def test_the_verdict_reads_refusals_and_a_thin_window() -> None:
 
     def window(n: int, refused: int) -> Window:
         facts = {"format": {"PNG": n}}
-        return Window(unit_rows(rng, n), rng.random((n, 3)), {"image_unreadable": refused} if refused else {}, facts)  # fmt: skip
+        return Window.from_arrays(unit_rows(rng, n), rng.random((n, 3)), reference.thresholds, {"image_unreadable": refused} if refused else {}, facts)  # fmt: skip
 
     assert detect(reference, window(10, 0), None, settings, **args)["verdict"] == TOO_FEW
     thin_but_refused = detect(reference, window(10, 5), None, settings, **args)
@@ -343,19 +347,26 @@ def test_a_lone_refusal_is_not_drift_and_a_nan_record_is_left_out() -> None:
     reference = reference_of(unit_rows(rng, 300), rng.random((300, 3)))
     settings = MonitorSettings(min_images=50, permutations=50)
     args = {"model": "umcl:t", "since": EPOCH, "until": FUTURE}
-    lone = window_of(pa.Table.from_pylist([refused_record("umcl:test", "image_unreadable")], schema=schema()), 16, 3)  # fmt: skip
+
+    def of(rows: list[dict]) -> Window:
+        return window_of(lambda: [pa.Table.from_pylist(rows, schema=schema())], 16, reference.thresholds)  # fmt: skip
+
+    lone = of([refused_record("umcl:test", "image_unreadable")])
     assert detect(reference, lone, None, settings, **args)["verdict"] == TOO_FEW
     rows = records(80, seed=7)
     rows[0]["embedding"] = [float("nan")] * 16
-    window = window_of(pa.Table.from_pylist(rows, schema=schema()), 16, 3)
-    assert window.images == 79 and window.unusable == 1
+    rows[1]["probabilities"] = [0.5, 0.5]  # another model's label count
+    rows[2]["embedding"] = None
+    window = of(rows)
+    assert window.images == 77 and window.unusable == 3
     report = detect(reference, window, None, settings, **args)
     assert report["quality"]["unusable_records"] == 1
     json.dumps(report, allow_nan=False)  # the report stays valid JSON
 
 
 def test_a_window_start_out_of_the_calendar_is_a_clear_error() -> None:
-    for text in ("1000000d", "99999999999999999999h", "yesterday"):
+    for text in ("1000000d", "99999999999999999999h", "yesterday", "9999-12-31T23:59:59-14:00",
+                 "0001-01-01T00:00:00+14:00"):  # fmt: skip
         with pytest.raises(InputError):
             moment(text)
 
@@ -377,3 +388,56 @@ def test_a_reference_file_is_the_same_bytes_in_every_process(tmp_path: Path) -> 
     for file in files:
         subprocess.run([sys.executable, "-c", script, str(file)], check=True)
     assert len({f.read_bytes() for f in files}) == 1
+
+
+def test_drift_over_a_million_records_stays_under_a_gigabyte(
+    tiny_pipeline: dict, empty_store: Path, tmp_path: Path
+) -> None:
+    """`umcl drift` reads a window a batch at a time: 10⁶ records (a few kilobytes of Parquet)
+    take memory for one batch and a `monitor.max_images` sample, not for every record."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from umcl.monitor.reference import REFERENCE_FILE
+
+    model_dir = saved_random_model(tiny_pipeline, tmp_path / "model")
+    description = json.loads((model_dir / "umcl.json").read_text())
+    dim, labels = description["model"]["embed_dim"], description["labels"]
+    rng = np.random.default_rng(9)
+    reference = build_reference(
+        unit_rows(rng, 300, dim), rng.random((300, len(labels))), np.full(len(labels), 0.5),
+        labels, size=200, axes=4, seed=0,
+    )  # fmt: skip
+    save_reference(reference, model_dir / REFERENCE_FILE)
+    entry, _ = registry.add(model_dir, {"test": True})
+    registry.promote(entry.tag)
+    rows = classified_records(
+        entry.tag, [FACTS] * 1000, unit_rows(rng, 1000, dim).astype(np.float32),
+        rng.random((1000, len(labels))),
+    )  # fmt: skip
+    block = pa.Table.from_pylist(rows, schema=schema())
+    store = tmp_path / "store"
+    folder = store / f"date={datetime.now(UTC).date().isoformat()}"
+    folder.mkdir(parents=True)
+    pq.write_table(
+        pa.concat_tables([block] * 1000), folder / "many.parquet", row_group_size=100_000
+    )
+    script = (
+        "import resource, sys; from umcl.cli import main; code = main(sys.argv[1:]);"
+        "print('peak', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(code)"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", script, "--params", str(tiny_pipeline["params"]), "drift",
+         "--since", "1d", "--store", str(store), "--out", str(tmp_path / "drift.json"),
+         "--plots", str(tmp_path / "plots")],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-2000:]
+    report = json.loads((tmp_path / "drift.json").read_text())
+    assert report["images"] == 1_000_000
+    assert report["input"]["reference_images"] == 200
+    peak_mib = int(run.stdout.split("peak")[-1]) / 1024  # ru_maxrss is in KiB on Linux
+    assert peak_mib < 1024, f"{peak_mib:.0f} MiB"
+    # Out-of-range ends are one line, not a traceback.
+    far = main(["drift", "--until", "9999-12-31T23:59:59-14:00", "--store", str(store)])
+    assert far == 1

@@ -48,8 +48,19 @@ CLINICAL = [
 ]
 
 
+# A radiologist's user name in the sign-off of 30 reports of 10 patients (enough patients for
+# the vocabulary's patient count), once without its cue, and a transcriptionist's initials.
+STAFF_HANDLE, STAFF_INITIALS = "jkwon", "JK/mm"
+SIGN_OFFS = [
+    "Findings called to dr. okafor by jkwon at 0315.",
+    "Results discussed with the ward by jkwon at 0420.",
+    "Final report. jkwon",
+]
+
+
 def write_site_reports(folder: Path, rows: int = 36) -> None:
-    """A RIS export: one report per patient, identifiers in columns and in the text."""
+    """A RIS export: one report per patient, identifiers in columns and in the text; then 30
+    reports of 10 patients signed off by one radiologist."""
     folder.mkdir(parents=True, exist_ok=True)
     sentences = list(PLANTED.values())
     with (folder / "reports.csv").open("w", newline="") as handle:
@@ -59,6 +70,9 @@ def write_site_reports(folder: Path, rows: int = 36) -> None:
             planted = sentences[i % len(sentences)][0]
             writer.writerow([f"RIS{700000 + i}", f"7{i:07d}", "QUARRINGTON^WILHELMINA",
                              f"{planted} {CLINICAL[i % len(CLINICAL)]}", CLINICAL[(i + 2) % len(CLINICAL)]])  # fmt: skip
+        for i in range(30):
+            writer.writerow([f"RIS{800000 + i}", f"8{i // 3:07d}", "QUARRINGTON^WILHELMINA",
+                             CLINICAL[i % len(CLINICAL)], f"{SIGN_OFFS[i % 3]} {STAFF_INITIALS}"])  # fmt: skip
 
 
 def searchable(path: Path) -> str:
@@ -124,7 +138,7 @@ def test_a_real_source_without_a_key_stops_and_says_how_to_set_one(site):
 def test_no_planted_identifier_survives_into_anything_produced(site):
     project = site["project"]
     triplets = pl.read_parquet(project / "data/unified/triplets.parquet")
-    assert triplets.filter(pl.col("source") == "site").height == 36  # the reports did arrive
+    assert triplets.filter(pl.col("source") == "site").height == 66  # the reports did arrive
     texts = {p: searchable(p) for p in produced_files(project)}
     texts["the dvc repro log"] = site["log"]
     assert any("tokenizer.json" in str(p) for p in texts) and any(
@@ -136,6 +150,8 @@ def test_no_planted_identifier_survives_into_anything_produced(site):
             assert identifier.lower() not in text.lower(), f"{kind} {identifier!r} found in {where}"
     for where, text in texts.items():
         assert not re.search(r"quarrington|wilhelmina|vosk", text, re.IGNORECASE), where
+        assert STAFF_HANDLE not in text.lower(), f"the staff user name found in {where}"
+        assert STAFF_INITIALS.lower() not in text.lower(), f"the initials found in {where}"
 
 
 def test_no_native_id_survives_and_the_key_is_in_no_file(site):
@@ -143,6 +159,7 @@ def test_no_native_id_survives_and_the_key_is_in_no_file(site):
     manifest = json.loads((project / "data/raw/demo/manifest.json").read_text())
     native = [record.split(":", 1)[1] for record in manifest["records"]]  # MIMIC and CheXpert ids
     native += [f"RIS{700000 + i}" for i in range(36)] + [f"7{i:07d}" for i in range(36)]
+    native += [f"RIS{800000 + i}" for i in range(30)] + [f"8{i:07d}" for i in range(10)]
     native += ["/p1000"]  # MIMIC's subject folders
     # The demo's planted PHI: in DICOM headers, PACS folder names and the RIS exports' columns.
     phi = manifest["phi"]

@@ -7,6 +7,7 @@ or traceback."""
 from __future__ import annotations
 
 import asyncio
+import http.client
 import io
 import json
 import os
@@ -785,6 +786,28 @@ def test_the_log_holds_no_file_name_header_value_or_traceback(server: dict) -> N
     client_errors = re.findall(r"\[INFO\].*→ (4\d\d):", text)
     assert len(client_errors) >= len(malformed_requests()), "4xx are logged at INFO"
     assert "[ERROR]" not in text
+
+
+def test_no_request_writes_a_line_of_its_own_into_the_log(server: dict) -> None:
+    """A path with an encoded newline or escape, and an X-Forwarded-For from a caller that is no
+    trusted proxy, reach the log escaped and ignored: every line is the server's own."""
+    forged = "2026-01-01T00:00:00+0000 [INFO] [entry_service:umcl-service:1] FORGED-LINE"
+    connection = http.client.HTTPConnection("127.0.0.1", server["port"], timeout=10)
+    for path in (f"/nothing%0A{forged.replace(' ', '%20')}", "/nothing%0D%1B[31mFORGED-COLOUR"):
+        connection.request("GET", path, headers={"X-Forwarded-For": "203.0.113.9"})
+        assert connection.getresponse().read() is not None
+    connection.close()
+    deadline = time.monotonic() + 10
+    while "FORGED-COLOUR" not in server["log"].read_text() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    text = server["log"].read_text()
+    assert "FORGED-LINE" in text and "FORGED-COLOUR" in text, "the requests were not logged"
+    for line in text.splitlines():
+        if "FORGED" in line:
+            assert "/nothing" in line and ("\\n" in line or "\\x1b" in line), line
+            assert not line.startswith("2026-01-01")
+    assert "\x1b" not in text and "\r" not in text
+    assert "203.0.113.9" not in text  # the socket's address, not the caller's claim
 
 
 def test_the_server_listens_on_loopback_only(server: dict) -> None:

@@ -143,3 +143,14 @@ async def _refuse(scope: Scope, send: Send, status: int, message: str) -> None:
         headers.append((b"www-authenticate", b"Bearer"))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+PROXIES_VARIABLE = "UMCL_TRUSTED_PROXIES"
+
+
+def trust_only_listed_proxies(environ: MutableMapping[str, str] = os.environ) -> None:
+    """The client address the server logs is the socket's: uvicorn would otherwise take any
+    loopback caller's X-Forwarded-For as the address. Proxies in front of the service are named
+    in UMCL_TRUSTED_PROXIES (comma-separated addresses or networks); none by default. Set before
+    the worker configures uvicorn, which reads FORWARDED_ALLOW_IPS then."""
+    environ["FORWARDED_ALLOW_IPS"] = environ.get(PROXIES_VARIABLE, "").strip()

@@ -247,6 +247,9 @@ class DemoSettings(Strict):
 
 class ValidateSettings(Strict):
     max_bad_fraction: float = Field(0.05, ge=0, le=1)  # a source worse than this stops the run
+    # A longer report is quarantined (report_too_long) before de-identification reads it: time
+    # and memory per record stay bounded, and a whole export's ingestion never stops on one.
+    max_report_chars: int = Field(100_000, ge=1_000, le=900_000)
 
 
 class DecodeSettings(Strict):

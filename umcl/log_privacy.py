@@ -42,6 +42,9 @@ class LogScrubber(logging.Filter):
         if getattr(record, "umcl_scrubbed", False):
             return True
         record.umcl_scrubbed = True
+        # Values formatted into a message (a request's path, a header) are the caller's: escaped,
+        # so that none can end the line and write one of its own, or colour a terminal.
+        record.args = _escaped_args(record.args)
         if record.name == "py.warnings" or record.name.split(".")[0] in self.LIBRARIES:
             self._withhold_library_message(record)
         elif self.exceptions and record.exc_info and record.exc_info[1] is not None:
@@ -63,13 +66,31 @@ class LogScrubber(logging.Filter):
 
     def _rewrite_exception(self, record: logging.LogRecord) -> None:
         exc = record.exc_info[1]  # type: ignore[index]
-        where = record.getMessage().removeprefix("Exception on ")
+        where = escape_controls(record.getMessage().removeprefix("Exception on "))
         status = _client_status(exc)
         if status is not None:
             self._set(record, logging.INFO, f"{where} → {status}: {_client_reason(exc)}")
             return
         stack = "".join(traceback.format_tb(exc.__traceback__))
         self._set(record, record.levelno, f"{where}: {type(exc).__name__}\n{stack.rstrip()}")
+
+
+# Characters that end or rewrite a log line: C0 and C1 controls (newline, carriage return,
+# escape), and Unicode's line and paragraph separators.
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def escape_controls(text: str) -> str:
+    """`text` with each control character written as its escape (`\\x0a`, `\\u2028`)."""
+    return _CONTROLS.sub(lambda m: repr(m[0])[1:-1], text)
+
+
+def _escaped_args(args: object) -> object:
+    if isinstance(args, tuple):
+        return tuple(escape_controls(a) if isinstance(a, str) else a for a in args)
+    if isinstance(args, dict):
+        return {k: escape_controls(v) if isinstance(v, str) else v for k, v in args.items()}
+    return args
 
 
 def _client_status(exc: BaseException) -> int | None:

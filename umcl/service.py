@@ -63,7 +63,14 @@ from bentoml.exceptions import BentoMLException, InvalidArgument
 from PIL import Image
 
 from umcl import registry
-from umcl.auth import BearerAuth, api_key, check_exposure, default_host, requested_host
+from umcl.auth import (
+    BearerAuth,
+    api_key,
+    check_exposure,
+    default_host,
+    requested_host,
+    trust_only_listed_proxies,
+)
 from umcl.calibration import Calibration
 from umcl.config import PromptSettings
 from umcl.data.dicom import (
@@ -104,6 +111,7 @@ log = logging.getLogger(__name__)
 
 API_KEY = api_key()  # UMCL_API_KEY; refused when too short
 check_exposure(requested_host(), API_KEY)  # no key: loopback only (`umcl/auth.py`)
+trust_only_listed_proxies()  # UMCL_TRUSTED_PROXIES
 LIMITS = DecodeLimits.from_env()  # UMCL_MAX_PIXELS, UMCL_DICOM_MODALITIES
 MAX_FINDINGS = 64
 MAX_TEXTS = 256

@@ -94,6 +94,12 @@ FRAME_READS = 200_000  # reads (item headers, fragments) to find the first compr
 # one 31-byte scan repeated 30,000 times (0.99 MB) took 23 s of CPU. libjpeg-turbo stops at 500
 # (TJPARAM_SCANLIMIT); 100 keeps a decode within ~10 times that of an ordinary progressive JPEG.
 MAX_JPEG_SCANS = 100
+# Scans × pixels a JPEG may cost (each scan is a pass over the whole image): a 50 MP progressive
+# JPEG of 10 scans (what encoders write) passes; 99 scans of it took 6 s to decode.
+MAX_JPEG_SCAN_PIXELS = 1_000_000_000
+# Start-of-frame markers (ISO 10918-1 B.1.1.3, T.87 for JPEG-LS): all of 0xC0–0xCF but DHT, JPG
+# and DAC, and JPEG-LS's 0xF7.
+_JPEG_FRAME_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC} | {0xF7}
 MAX_JPEG_SEGMENTS = 2_000  # a JPEG has tens (APPn, DQT, DHT, SOF, SOS); a DHT before each scan
 PIXEL_TAGS = {0x7FE00010, 0x7FE00008, 0x7FE00009}  # Pixel Data, Float and Double Float Pixel Data
 JP2_SIGNATURE = b"\x00\x00\x00\x0cjP  "  # the JP2 signature box, always first and 12 bytes
@@ -817,7 +823,7 @@ def check_jpeg_stream(path: Path, data: bytes | bytearray | mmap.mmap, scans: bo
     expression over the scans' data."""
     if data[:2] != b"\xff\xd8":
         return
-    pos, end, segments, scan_count = 2, len(data), 0, 0
+    pos, end, segments, scan_count, pixels = 2, len(data), 0, 0, 0
     while pos + 1 < end:
         if data[pos] != 0xFF or data[pos + 1] in (0x00, 0xFF) or 0xD0 <= data[pos + 1] <= 0xD7:
             found = _JPEG_MARKER.search(data, pos)  # fill bytes or garbage before the next marker
@@ -836,16 +842,21 @@ def check_jpeg_stream(path: Path, data: bytes | bytearray | mmap.mmap, scans: bo
         if marker in (0x01, 0xD8):  # TEM, SOI: no length
             pos += 2
             continue
+        if marker in _JPEG_FRAME_MARKERS and pos + 9 <= end:  # height, width of the frame
+            pixels = int.from_bytes(data[pos + 5 : pos + 7], "big") * int.from_bytes(
+                data[pos + 7 : pos + 9], "big"
+            )
         pos += 2 + int.from_bytes(data[pos + 2 : pos + 4], "big")
         if marker != 0xDA:
             continue
         if not scans:
             return
         scan_count += 1
-        if scan_count > MAX_JPEG_SCANS:
+        if scan_count > MAX_JPEG_SCANS or scan_count * pixels > MAX_JPEG_SCAN_PIXELS:
             raise ImageDecodeError(
-                f"{path}: JPEG data holds over {MAX_JPEG_SCANS} scans "
-                "(a progressive JPEG has about 10)"
+                f"{path}: JPEG data holds {scan_count}+ scans of {pixels / 1e6:.1f} MP, over the "
+                f"{MAX_JPEG_SCANS} scans or {MAX_JPEG_SCAN_PIXELS / 1e9:.0f} G scan-pixels a "
+                "JPEG may cost (a progressive JPEG has about 10 scans)"
             )
         found = _JPEG_MARKER.search(data, pos)  # the end of the scan's entropy-coded data
         if found is None:

@@ -25,8 +25,8 @@ from pathlib import Path
 
 import polars as pl
 
-from umcl.config import CsvColumns, SourceSettings
-from umcl.data.deid import scrub_text
+from umcl.config import CsvColumns, SourceSettings, ValidateSettings
+from umcl.data.deid import scrub_handles, scrub_text, staff_handles
 from umcl.data.dicom import DecodeLimits, ImageDecodeError, read_header_elements
 from umcl.data.pacs import header_view, read_dicom_folder
 from umcl.data.pseudonyms import Pseudonymizer
@@ -99,16 +99,33 @@ def _not_utf8(record: Record) -> Record:
     )
 
 
+def report_text(text: str, identifiers: Iterable[str], max_chars: int) -> tuple[str | None, str | None]:
+    """(the de-identified findings and impression, None) of a report, or (None, problem) when
+    it is too long to read or de-identification fails on it: that record is quarantined and
+    the others go on. A failure's message is never kept (it could quote the report)."""
+    if len(text) > max_chars:
+        return None, (
+            f"report_too_long: {len(text):,} characters, over the {max_chars:,} a report may "
+            "have (validate.max_report_chars)"
+        )
+    try:
+        return scrub_text(findings_and_impression(text), identifiers).strip() or None, None
+    except Exception as exc:  # a library's error on one record's text (spaCy, a regex engine)
+        return None, f"deidentification_failed: {type(exc).__name__} while de-identifying the report"
+
+
 def to_rows(
     items: Iterable[Record | Skipped],
     source: SourceSettings,
     space: LabelSpace,
     pseudonyms: Pseudonymizer,
+    max_report_chars: int = ValidateSettings().max_report_chars,
 ) -> SourceRows:
     """Records → the common row table, de-identified, labels mapped by name; skips counted."""
     keep_image = source.kind in ("image_text", "image_label")
     keep_text = source.kind in ("image_text", "text_label")
     rows, skipped = [], Counter()
+    handles: set[str] = set()  # staff user names seen in any report of the source
     for record in items:
         if isinstance(record, Skipped):
             skipped[record.reason] += 1
@@ -117,9 +134,11 @@ def to_rows(
             record = _not_utf8(record)
         text = None
         if keep_text and record.text is not None:
-            text = (
-                scrub_text(findings_and_impression(record.text), record.identifiers).strip() or None
-            )
+            text, problem = report_text(record.text, record.identifiers, max_report_chars)
+            if problem is not None:
+                record = replace(record, problem=record.problem or problem)
+            else:
+                handles |= staff_handles(record.text)
         mapping = space.map_columns(list(record.labels))
         labels = {
             name: _combine([normalise_label_value(record.labels[c]) for c in mapping.get(name, [])])
@@ -146,6 +165,9 @@ def to_rows(
                 "problem": record.problem,
             }
         )
+    for row in rows:  # a handle one report signs with is gone from every report
+        if row["text"] is not None:
+            row["text"] = scrub_handles(row["text"], handles)
     schema = {
         "sample_id": pl.String, "source": pl.String, "kind": pl.String, "patient_id": pl.String,
         "image": pl.String, "text": pl.String, **dict.fromkeys(space.names, pl.String),
@@ -505,13 +527,14 @@ def read_source(
     space: LabelSpace,
     pseudonyms: Pseudonymizer,
     limits: DecodeLimits | None = None,
+    max_report_chars: int = ValidateSettings().max_report_chars,
 ) -> SourceRows:
     """Read one configured source into de-identified rows; a source with no records stops.
     `limits` are the ones validation decodes with (a `dicom_folder` routes by their modalities)."""
     if not source.path.exists():
         raise SourceError(f"source '{source.name}': {source.path} does not exist")
     items = READERS[source.format](source, space, limits or DecodeLimits())
-    read = to_rows(items, source, space, pseudonyms)
+    read = to_rows(items, source, space, pseudonyms, max_report_chars)
     if read.rows.height == 0:
         passed = f" (passed over: {read.skipped})" if read.skipped else ""
         raise SourceError(f"source '{source.name}': no records found in {source.path}{passed}")

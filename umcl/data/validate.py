@@ -198,7 +198,7 @@ def validate_sources(
     limits = DecodeLimits.from_settings(settings.decode)
     report: dict[str, dict] = {}
     for source in settings.data.sources:
-        read = read_source(source, space, pseudonyms, limits)
+        read = read_source(source, space, pseudonyms, limits, settings.validate_.max_report_chars)
         rows = read.rows
         valid, quarantined = validate_rows(rows, source.kind, list(space.names), workers, limits)
         with_images = valid.filter(pl.col("image").is_not_null())

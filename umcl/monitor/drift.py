@@ -16,12 +16,13 @@ Three questions, each a test whose false-alarm rate is `monitor.alpha`:
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from scipy import stats
 
 from umcl.config import MonitorSettings
@@ -35,45 +36,123 @@ DRIFT, NO_DRIFT, TOO_FEW = "drift", "no drift", "too few images"
 
 @dataclass(frozen=True)
 class Window:
-    embeddings: np.ndarray  # (n, D) of the classified images
-    probabilities: np.ndarray  # (n, L)
+    """What the tests read of one window's records: sums and counts over every record, and the
+    image embeddings — all of them, or a seeded sample of `monitor.max_images` (memory and time
+    stay bounded however busy the window was)."""
+
+    embeddings: np.ndarray  # (m, D), m ≤ images
+    images: int  # classified images with a usable record
+    positives: np.ndarray  # (L,) images at or above each finding's threshold
+    probability_sums: np.ndarray  # (L,)
     refused: dict[str, int]  # reason code → uploads refused
     facts: dict[str, dict[str, int]]  # fact → value → classified images
     unusable: int = 0  # classified records without a finite embedding and probabilities
 
     @property
-    def images(self) -> int:
-        return len(self.embeddings)
+    def records(self) -> int:
+        """Every record of the window: classified, unusable and refused."""
+        return self.images + self.unusable + sum(self.refused.values())
+
+    @classmethod
+    def from_arrays(
+        cls, embeddings: np.ndarray, probabilities: np.ndarray, thresholds: np.ndarray,
+        refused: dict[str, int] | None = None, facts: dict | None = None, unusable: int = 0,
+    ) -> Window:  # fmt: skip
+        """A window of images already embedded and scored."""
+        return cls(
+            embeddings, len(embeddings), (probabilities >= thresholds).sum(axis=0),
+            probabilities.sum(axis=0), refused or {}, facts or {}, unusable,
+        )  # fmt: skip
 
 
-def window_of(table: pa.Table | None, dim: int, findings: int) -> Window:
-    """The store's rows of one window, split into what each test reads. A classified record
+def window_of(
+    batches: Callable[[], Iterable[pa.Table]], dim: int, thresholds: np.ndarray,
+    max_images: int | None = None, seed: int = 0,
+) -> Window:  # fmt: skip
+    """The window of the store's rows that `batches()` yields (called once, or twice when more
+    than `max_images` images need a sample: the first pass counts them). A classified record
     whose embedding or probabilities are not `dim` and `findings` finite numbers is counted as
-    unusable and left out of every test."""
-    if table is None or table.num_rows == 0:
-        return Window(np.zeros((0, dim), np.float32), np.zeros((0, findings), np.float32), {}, {})
-    outcome = np.asarray(table.column("outcome").to_pylist(), dtype=object)
-    classified = table.filter(pa.array(outcome == CLASSIFIED))
-    refused = table.filter(pa.array(outcome == REFUSED)).column("reason").to_pylist()
-    embeddings = _rows(classified.column("embedding").to_pylist(), dim)
-    probabilities = _rows(classified.column("probabilities").to_pylist(), findings)
-    usable = np.isfinite(embeddings).all(axis=1) & np.isfinite(probabilities).all(axis=1)
-    kept = classified.filter(pa.array(usable))
+    unusable and left out of every test. The sample is the one `input_drift` draws from all of
+    the window's embeddings (same seed, same rows, same order)."""
+    findings = len(thresholds)
+    images, unusable = 0, 0
+    positives, sums = np.zeros(findings, np.int64), np.zeros(findings, np.float64)
+    refused: Counter = Counter()
+    facts: dict[str, Counter] = {fact: Counter() for fact in FACTS}
+    kept: list[np.ndarray] | None = []  # every embedding, until there are too many
+    for batch in batches():
+        outcome = batch.column("outcome").to_numpy(zero_copy_only=False)
+        refused.update(
+            str(r) for r in batch.filter(pa.array(outcome == REFUSED)).column("reason").to_pylist()
+        )
+        embeddings, probabilities, usable, classified = _usable(batch, outcome, dim, findings)
+        images += int(usable.sum())
+        unusable += int((~usable).sum())
+        positives += (probabilities[usable] >= thresholds).sum(axis=0)
+        sums += probabilities[usable].sum(axis=0, dtype=np.float64)
+        good = classified.filter(pa.array(usable))
+        for fact in FACTS:
+            facts[fact].update(str(v) for v in good.column(fact).to_pylist())
+        if kept is not None:
+            kept.append(embeddings[usable])
+            if max_images is not None and images > max_images:
+                kept = None
+    if kept is not None:
+        sample = np.concatenate([np.zeros((0, dim), np.float32), *kept])
+    else:
+        sample = _sample(batches, dim, findings, images, max_images, seed)
     return Window(
-        embeddings=embeddings[usable],
-        probabilities=probabilities[usable],
-        refused=_counts(str(r) for r in refused),
-        facts={fact: _counts(str(v) for v in kept.column(fact).to_pylist()) for fact in FACTS},
-        unusable=int((~usable).sum()),
-    )
+        sample, images, positives, sums.astype(np.float32), _counts(refused),
+        {fact: dict(sorted(counts.items())) for fact, counts in facts.items()}, unusable,
+    )  # fmt: skip
 
 
-def _rows(values: list, width: int) -> np.ndarray:
-    """(n, width) float32; a row that is missing or of another length becomes NaN."""
-    out = np.full((len(values), width), np.nan, np.float32)
-    for i, value in enumerate(values):
-        if value is not None and len(value) == width:
-            out[i] = value
+def sample_rows(images: int, max_images: int, seed: int) -> np.ndarray:
+    """The rows of a window's `images` embeddings that the input tests read."""
+    return np.random.default_rng(seed).choice(images, max_images, replace=False)
+
+
+def _sample(
+    batches: Callable[[], Iterable[pa.Table]], dim: int, findings: int, images: int,
+    max_images: int, seed: int,
+) -> np.ndarray:  # fmt: skip
+    """The `sample_rows` of the window's usable embeddings, read in a second pass."""
+    chosen = sample_rows(images, max_images, seed)
+    order = np.argsort(chosen)
+    wanted = chosen[order]  # row numbers, ascending; order[k] is where row wanted[k] goes
+    out = np.zeros((max_images, dim), np.float32)
+    seen, k = 0, 0
+    for batch in batches():
+        outcome = batch.column("outcome").to_numpy(zero_copy_only=False)
+        embeddings, _, usable, _ = _usable(batch, outcome, dim, findings)
+        rows = embeddings[usable]
+        while k < len(wanted) and wanted[k] < seen + len(rows):
+            out[order[k]] = rows[wanted[k] - seen]
+            k += 1
+        seen += len(rows)
+    return out
+
+
+def _usable(
+    batch: pa.Table, outcome: np.ndarray, dim: int, findings: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, pa.Table]:
+    """(embeddings, probabilities, usable, the classified rows) of one batch."""
+    classified = batch.filter(pa.array(outcome == CLASSIFIED))
+    embeddings = _matrix(classified.column("embedding"), dim)
+    probabilities = _matrix(classified.column("probabilities"), findings)
+    usable = np.isfinite(embeddings).all(axis=1) & np.isfinite(probabilities).all(axis=1)
+    return embeddings, probabilities, usable, classified
+
+
+def _matrix(column: pa.ChunkedArray, width: int) -> np.ndarray:
+    """(n, width) float32 of a list column; a row that is missing or of another length is NaN."""
+    column = column.combine_chunks()
+    out = np.full((len(column), width), np.nan, np.float32)
+    lengths = pc.list_value_length(column).fill_null(-1).to_numpy(zero_copy_only=False)
+    whole = lengths == width
+    if whole.any():
+        values = column.filter(pa.array(whole)).flatten().fill_null(np.nan)
+        out[whole] = values.to_numpy(zero_copy_only=False).reshape(-1, width)
     return out
 
 
@@ -137,9 +216,7 @@ def input_drift(
     the false-alarm rate at alpha."""
     tests = {}
     if len(window) > settings.max_images:  # a busy day: a seeded sample bounds time and memory
-        window = window[
-            np.random.default_rng(seed).choice(len(window), settings.max_images, replace=False)
-        ]
+        window = window[sample_rows(len(window), settings.max_images, seed)]
     if len(reference.embeddings) >= 2:
         statistic, p_value = mmd_test(reference.embeddings, window, settings.permutations, seed)
         tests["mmd"] = {"statistic": round(statistic, 6), "p_value": p_value}
@@ -161,12 +238,12 @@ def input_drift(
 # --- prediction drift -------------------------------------------------------------------------
 
 
-def prediction_drift(reference: Reference, probabilities: np.ndarray, alpha: float) -> dict:
+def prediction_drift(reference: Reference, window: Window, alpha: float) -> dict:
     """Per finding: the reference's and the window's positive rates (at the finding's threshold)
     and mean probabilities, and Fisher's exact test of the two rates (exact also for a rare
     finding); a finding drifted when its p-value is under alpha / findings."""
-    n, big_n = len(probabilities), reference.images
-    window_positive = (probabilities >= reference.thresholds).sum(axis=0)
+    n, big_n = window.images, reference.images
+    window_positive = window.positives
     findings, drifted = {}, []
     for index, name in enumerate(reference.labels):
         p_ref = float(reference.positive_rate[index])
@@ -178,7 +255,7 @@ def prediction_drift(reference: Reference, probabilities: np.ndarray, alpha: flo
             "reference_rate": round(p_ref, 4), "window_rate": round(win_positive / n, 4),
             "p_value": p_value,
             "reference_mean_probability": round(float(reference.mean_probability[index]), 4),
-            "window_mean_probability": round(float(probabilities[:, index].mean()), 4),
+            "window_mean_probability": round(float(window.probability_sums[index] / n), 4),
         }  # fmt: skip
         if p_value < alpha / len(reference.labels):
             drifted.append(name)
@@ -246,7 +323,7 @@ def detect(
         report["reasons"] = _reasons(report)
         return report
     report["input"] = input_drift(reference, window.embeddings, settings, seed)
-    report["prediction"] = prediction_drift(reference, window.probabilities, settings.alpha)
+    report["prediction"] = prediction_drift(reference, window, settings.alpha)
     report["reasons"] = _reasons(report)
     report["verdict"] = DRIFT if report["reasons"] else NO_DRIFT
     return report

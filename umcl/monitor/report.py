@@ -7,15 +7,18 @@ from __future__ import annotations
 import csv
 import json
 import re
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+import pyarrow as pa
 
 from umcl import registry
 from umcl.config import MonitorSettings
 from umcl.errors import InputError
-from umcl.monitor.drift import DRIFT, TOO_FEW, detect, window_of
+from umcl.monitor.drift import DRIFT, TOO_FEW, Window, detect, window_of
 from umcl.monitor.reference import model_reference
-from umcl.monitor.store import read_records
+from umcl.monitor.store import record_batches
 
 SPAN = re.compile(r"^(\d+)\s*([mhdw])$")
 UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -23,21 +26,21 @@ UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 def moment(text: str, now: datetime | None = None) -> datetime:
     """ "24h", "7d", "30m", "2w" (that long before `now`) or an ISO 8601 time (UTC unless it
-    says otherwise)."""
+    says otherwise), in UTC as the store keeps times."""
     now = now or datetime.now(UTC)
     span = SPAN.match(text.strip().lower())
     try:
         if span:
             return now - timedelta(**{UNITS[span.group(2)]: int(span.group(1))})
         parsed = datetime.fromisoformat(text.strip())
+        return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
     except ValueError:
         raise InputError(
             f"{text[:40]!r} is not a time: give a span before now (24h, 7d, 30m, 2w) or an ISO "
             "time (2026-11-29T08:00)"
         ) from None
-    except OverflowError:
-        raise InputError(f"{text[:40]!r} reaches before the calendar's first year") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    except OverflowError:  # a span too long, or a time whose UTC falls outside years 1–9999
+        raise InputError(f"{text[:40]!r} lies outside the calendar's years 1 to 9999") from None
 
 
 def drift_report(
@@ -54,21 +57,27 @@ def drift_report(
     if entry is None:
         raise InputError("no champion in the model store: name a model with --model")
     reference = model_reference(entry.path, entry.tag)
-    dim, findings = reference.mean.shape[0], len(reference.labels)
-    table, unreadable = read_records(store, entry.tag, since, until)
+    dim = reference.mean.shape[0]
     try:
         start_before = since - (until - since)
     except OverflowError:
         raise InputError(
             f"the window from {since.isoformat()} is too long to have one before it"
         ) from None
-    before, unreadable_before = read_records(store, entry.tag, start_before, since)
+    unreadable: set[str] = set()
+
+    def window(start: datetime, end: datetime) -> Window:
+        def batches() -> Iterator[pa.Table]:
+            return record_batches(store, entry.tag, start, end, unreadable)
+
+        return window_of(batches, dim, reference.thresholds, settings.max_images, seed)
+
+    current, before = window(since, until), window(start_before, since)
     report = detect(
-        reference, window_of(table, dim, findings), window_of(before, dim, findings), settings,
-        model=entry.tag, since=since, until=until, seed=seed,
-    )  # fmt: skip
-    report["unreadable_files"] = sorted(set(unreadable) | set(unreadable_before))
-    if table is None and before is None:
+        reference, current, before, settings, model=entry.tag, since=since, until=until, seed=seed
+    )
+    report["unreadable_files"] = sorted(unreadable)
+    if current.records == 0 and before.records == 0:
         # Most often the service records elsewhere (a bento serves from $BENTOML_HOME/monitor).
         report["note"] = (
             f"no records of {entry.tag} in {store} in this window or the one before: is the "

@@ -19,12 +19,13 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 log = logging.getLogger(__name__)
@@ -263,34 +264,43 @@ def _utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def _naive_utc(moment: datetime) -> np.datetime64:
-    return np.datetime64(_utc(moment).replace(tzinfo=None), "us")
+READ_BATCH_ROWS = 16_384  # records decoded at a time: what reading a window holds in memory
 
 
-def read_records(
-    store: Path, model: str, since: datetime, until: datetime
-) -> tuple[pa.Table | None, list[str]]:
-    """`model`'s records in [since, until), and the files that could not be read (named, and
-    left out: one damaged file never hides the rest)."""
-    tables, unreadable = [], []
+def record_batches(
+    store: Path, model: str, since: datetime, until: datetime, unreadable: set[str]
+) -> Iterator[pa.Table]:
+    """`model`'s records in [since, until), a batch at a time; a file that cannot be read is
+    added to `unreadable` (named, and left out: one damaged file never hides the rest)."""
     expected = schema()
+    start, end = (pa.scalar(_utc(t), pa.timestamp("us", tz="UTC")) for t in (since, until))
     for folder in day_folders(store, _utc(since), _utc(until)):
         for file in sorted(folder.glob("*.parquet")):
             if file.name.startswith("."):
                 continue
             try:
-                table = pq.read_table(file)
-                if not table.schema.equals(expected):
-                    table = table.select(expected.names).cast(expected)
-                times = table.column("time").to_numpy()
-                keep = (
-                    (np.asarray(table.column("model").to_pylist(), dtype=object) == model)
-                    & (times >= _naive_utc(since))
-                    & (times < _naive_utc(until))
-                )
+                for batch in pq.ParquetFile(file).iter_batches(batch_size=READ_BATCH_ROWS):
+                    table = pa.Table.from_batches([batch])
+                    if not table.schema.equals(expected):
+                        table = table.select(expected.names).cast(expected)
+                    keep = pc.and_(
+                        pc.equal(table.column("model"), model),
+                        pc.and_(
+                            pc.greater_equal(table.column("time"), start),
+                            pc.less(table.column("time"), end),
+                        ),
+                    )
+                    kept = table.filter(pc.fill_null(keep, False))
+                    if kept.num_rows:
+                        yield kept
             except Exception as exc:  # pyarrow raises several kinds for a damaged file
-                unreadable.append(f"{file.relative_to(store)}: {type(exc).__name__}")
-                continue
-            if keep.any():
-                tables.append(table.filter(pa.array(keep)))
-    return (pa.concat_tables(tables) if tables else None), unreadable
+                unreadable.add(f"{file.relative_to(store)}: {type(exc).__name__}")
+
+
+def read_records(
+    store: Path, model: str, since: datetime, until: datetime
+) -> tuple[pa.Table | None, list[str]]:
+    """`model`'s records in [since, until) in one table, and the files that could not be read."""
+    unreadable: set[str] = set()
+    tables = list(record_batches(store, model, since, until, unreadable))
+    return (pa.concat_tables(tables) if tables else None), sorted(unreadable)

@@ -187,6 +187,45 @@ _LOWER_CASE_NAME = re.compile(
 )
 
 
+# Staff handles in sign-off and communication lines: "called to dr. … by jkim at 0315",
+# "discussed with the team by mlopez", "cc: jkim, mlopez", and transcription initials anywhere
+# ("JK/mm"). A handle is a word no lexicon knows: "by phone", "by report" stay.
+_BY_HANDLE = re.compile(r"\b(?i:by)[ \t]+(?P<v>[a-z][a-z0-9]{1,15})\b(?![.'’-]?\w)")
+_COMMUNICATION_CUE = re.compile(
+    r"\b(?i:called|discussed|communicated|relayed|notified|paged|conveyed|reported|read|reviewed"
+    r"|dictated|given|telephoned|phoned|signed|verified|transcribed|typed|entered|acknowledged"
+    r"|informed|d/w)\b"
+)
+_CC_LIST = re.compile(r"\b(?i:cc)[ \t]*:[ \t]*(?P<v>[^\n]{1,200})")
+_INITIALS_PAIR = re.compile(r"(?<![\w/])(?P<v>[A-Z]{2,3}/[a-z]{2,3})(?![\w/])")
+_SENTENCE_END = re.compile(
+    r"(?<!\b[Dd]r)(?<!\b[Mm]r)(?<!\b[Mm]s)(?<!\b[Mm]rs)(?<!\b[Pp]rof)[.!?][ \t]+(?=[A-Z])|\n"
+)
+_ROUTES = frozenset({"po", "im", "sc", "sq", "iv", "pr", "sl", "prn", "ng", "og", "pv", "top"})
+
+
+def _handle(word: str) -> bool:
+    return not is_ordinary(word) and _bare(word) not in _GRAMMAR
+
+
+def user_name_spans(text: str) -> Iterator[Span]:
+    """Staff user names and initials by where they stand (see `_BY_HANDLE`)."""
+    for match in _BY_HANDLE.finditer(text):
+        # The sentence so far ("dr. smith" does not end one; ". The" does).
+        sentence = _SENTENCE_END.split(text[max(0, match.start() - 120) : match.start()])[-1]
+        if _COMMUNICATION_CUE.search(sentence) and _handle(match.group("v")):
+            yield Span(match.start("v"), match.end("v"), "NAME")
+    for match in _CC_LIST.finditer(text):
+        for word in re.finditer(r"[^\W\d_][\w'’-]*", match.group("v")):
+            if _handle(word.group()) and not word.group().startswith("NAME"):
+                start = match.start("v") + word.start()
+                yield Span(start, start + len(word.group()), "NAME")
+    for match in _INITIALS_PAIR.finditer(text):
+        upper, lower = match.group("v").split("/")
+        if not is_ordinary(upper) and lower not in _ROUTES:
+            yield Span(match.start("v"), match.end("v"), "NAME")
+
+
 def _name_rule_spans(text: str) -> Iterator[Span]:
     for match in _TITLED.finditer(text):
         # "DR Portable" is a modality; "Dr. White", "Dr White" and "DR. WHITE" are people.
@@ -238,6 +277,7 @@ def _name_rule_spans(text: str) -> Iterator[Span]:
         parts = re.split(r"[ \t]*/[ \t]*", match.group(group))
         if not any(is_ordinary(p) or _TITLE_ONLY.fullmatch(p) for p in parts):
             yield Span(match.start(group), match.end(group), "NAME")
+    yield from user_name_spans(text)
 
 
 def _propagated(text: str, spans: list[Span]) -> Iterator[Span]:
