@@ -151,7 +151,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/deid_physionet.json")
     args = parser.parse_args()
     if not (args.data / "id.text").is_file():
-        print(f"{args.data}: the PhysioNet deid corpus is not here (see ../shared/data/README.md)")
+        print(f"{args.data}: the PhysioNet deid corpus is not here (--data names its folder)")
         return 0
     notes = read_corpus(args.data)
     find_phi("Warm-up: the NER model loads once.")

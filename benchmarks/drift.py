@@ -131,7 +131,7 @@ def main() -> None:
     settings = load_settings(REPO / "params.yaml").monitor
     summary_only = replace(reference, embeddings=reference.embeddings[:0])  # reference_size: 0
     predictor = umcl.load(entry.tag)
-    shape = (reference.mean.shape[0], reference.thresholds)  # embedding size, thresholds
+    dim_and_thresholds = (reference.mean.shape[0], reference.thresholds)
 
     own = split_files("val", args.pool, args.seed)
     work = Path(tempfile.mkdtemp(prefix="umcl-drift-"))
@@ -160,8 +160,10 @@ def main() -> None:
             hits = {"any": 0, "input": 0, "mmd alone": 0, "input (summary)": 0, "prediction": 0, "quality": 0}  # fmt: skip
             cell = settings.model_copy(update={"min_images": min(settings.min_images, size)})
             for w in tqdm(range(count), desc=f"{name} ×{size}", leave=False):
-                window = window_from(pool, rng.choice(len(pool), size, replace=False), *shape)
-                before = window_from(pools["no drift"], rng.choice(len(pools["no drift"]), size, replace=False), *shape)  # fmt: skip
+                window = window_from(
+                    pool, rng.choice(len(pool), size, replace=False), *dim_and_thresholds
+                )
+                before = window_from(pools["no drift"], rng.choice(len(pools["no drift"]), size, replace=False), *dim_and_thresholds)  # fmt: skip
                 when = {"model": entry.tag, "since": started, "until": started, "seed": w}
                 report = detect(reference, window, before, cell, **when)
                 summary = detect(summary_only, window, before, cell, **when)

@@ -369,3 +369,9 @@ def test_a_jpeg_may_cost_scans_times_pixels_up_to_a_budget() -> None:
         check_jpeg_stream(Path("many.jpg"), progressive_scan_bomb(side=7_000, repeats=20))
     assert refused.value.code == IMAGE_UNREADABLE and "49.0 MP" in str(refused.value)
     check_jpeg_stream(Path("small.jpg"), progressive_scan_bomb(side=1_000, repeats=80))
+    # A 1×1 frame header slipped in before the scans does not make them cheap.
+    bomb = progressive_scan_bomb(side=4_000, repeats=70)
+    first_scan = bomb.index(b"\xff\xda")
+    tiny_frame = bytes.fromhex("ffc2000b08000100010101 1100".replace(" ", ""))
+    with pytest.raises(ImageDecodeError, match="scan-pixels"):
+        check_jpeg_stream(Path("two.jpg"), bomb[:first_scan] + tiny_frame + bomb[first_scan:])

@@ -422,9 +422,11 @@ def test_drift_over_a_million_records_stays_under_a_gigabyte(
     pq.write_table(
         pa.concat_tables([block] * 1000), folder / "many.parquet", row_group_size=100_000
     )
+    # The peak of this process image (VmHWM, kB): ru_maxrss would also count what the forked
+    # child held of pytest's memory before it started Python.
     script = (
-        "import resource, sys; from umcl.cli import main; code = main(sys.argv[1:]);"
-        "print('peak', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(code)"
+        "import re, sys; from pathlib import Path; from umcl.cli import main; code = main(sys.argv[1:]);"
+        "print('peak', re.search(r'VmHWM:\\s+(\\d+)', Path('/proc/self/status').read_text())[1]); sys.exit(code)"
     )
     run = subprocess.run(
         [sys.executable, "-c", script, "--params", str(tiny_pipeline["params"]), "drift",
@@ -436,8 +438,23 @@ def test_drift_over_a_million_records_stays_under_a_gigabyte(
     report = json.loads((tmp_path / "drift.json").read_text())
     assert report["images"] == 1_000_000
     assert report["input"]["reference_images"] == 200
-    peak_mib = int(run.stdout.split("peak")[-1]) / 1024  # ru_maxrss is in KiB on Linux
+    peak_mib = int(run.stdout.split("peak")[-1]) / 1024
     assert peak_mib < 1024, f"{peak_mib:.0f} MiB"
     # Out-of-range ends are one line, not a traceback.
     far = main(["drift", "--until", "9999-12-31T23:59:59-14:00", "--store", str(store)])
     assert far == 1
+
+
+def test_a_window_that_changes_between_its_two_reads_is_an_error_not_a_zero_sample() -> None:
+    """With more images than `max_images`, the window is read twice (count, then sample): a
+    file that goes between the reads (retention) must not leave zero rows in the sample."""
+    import pyarrow as pa
+
+    tables = [pa.Table.from_pylist(records(60, seed=s), schema=schema()) for s in range(2)]
+    reads = iter([tables, tables[:1]])
+    thresholds = np.full(3, 0.5)
+    with pytest.raises(InputError, match="changed while they were read"):
+        window_of(lambda: next(reads), 16, thresholds, max_images=50)
+    steady = window_of(lambda: tables, 16, thresholds, max_images=50)
+    assert steady.images == 120 and len(steady.embeddings) == 50
+    assert np.all(np.abs(np.linalg.norm(steady.embeddings, axis=1) - 1) < 1e-5)  # no zero rows

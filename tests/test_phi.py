@@ -49,12 +49,12 @@ CLINICAL = [
 
 
 # A radiologist's user name in the sign-off of 30 reports of 10 patients (enough patients for
-# the vocabulary's patient count), once without its cue, and a transcriptionist's initials.
-STAFF_HANDLE, STAFF_INITIALS = "jkwon", "JK/mm"
+# the vocabulary's patient count) and a transcriptionist's initials closing each.
+STAFF_HANDLE, STAFF_INITIALS = "jkwon", "KW/zt"
 SIGN_OFFS = [
     "Findings called to dr. okafor by jkwon at 0315.",
     "Results discussed with the ward by jkwon at 0420.",
-    "Final report. jkwon",
+    "Urgent findings relayed to the ED by jkwon.",
 ]
 
 
@@ -168,7 +168,8 @@ def test_no_native_id_survives_and_the_key_is_in_no_file(site):
     assert any(n.startswith("1.2.") for n in native)  # the PACS export's SOP Instance UIDs
     for path in produced_files(project):
         text = searchable(path)
-        leaked = [n for n in native if n in text]
+        # A numeric id counts as a whole number: "70000004" inside a metric's 0.70000004… is none.
+        leaked = [n for n in native if re.search(rf"(?<![\d.]){re.escape(n)}(?!\d)", text)]
         if path.suffix != ".py":  # the bento's copy of the demo generator holds its name lists
             # Whole tokens only: a 7-digit MRN may occur inside a content hash by chance.
             leaked += sorted(planted & set(re.findall(r"[0-9a-z/]+", text.lower())))

@@ -15,9 +15,10 @@ callers install it:
 from __future__ import annotations
 
 import logging
+import numbers
 import re
 import traceback
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from http import HTTPStatus
 
 
@@ -81,15 +82,22 @@ _CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def escape_controls(text: str) -> str:
-    """`text` with each control character written as its escape (`\\x0a`, `\\u2028`)."""
+    """`text` with each control character written as its escape (`\\n`, `\\x1b`, `\\u2028`)."""
     return _CONTROLS.sub(lambda m: repr(m[0])[1:-1], text)
+
+
+def _escaped(value: object) -> object:
+    """A log argument as it will be formatted, escaped; numbers (for %d, %.3f) stay numbers."""
+    if value is None or isinstance(value, numbers.Number):
+        return value
+    return escape_controls(str(value))
 
 
 def _escaped_args(args: object) -> object:
     if isinstance(args, tuple):
-        return tuple(escape_controls(a) if isinstance(a, str) else a for a in args)
-    if isinstance(args, dict):
-        return {k: escape_controls(v) if isinstance(v, str) else v for k, v in args.items()}
+        return tuple(_escaped(a) for a in args)
+    if isinstance(args, Mapping):
+        return {k: _escaped(v) for k, v in args.items()}
     return args
 
 

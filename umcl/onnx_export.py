@@ -17,11 +17,12 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import onnxruntime
 import torch
 from torch import nn
 
 from umcl.calibration import Calibration
-from umcl.errors import InputError
+from umcl.errors import InputError, UMCLError
 from umcl.inference import Predictor, resolve
 from umcl.model.umcl import CARD_FILE, UMCLModel
 from umcl.registry import model_digest, version_tag
@@ -66,7 +67,14 @@ def findings_table(predictor: Predictor) -> dict:
     }  # fmt: skip
 
 
-def onnx_scores(session, table: dict, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+class ExportMismatch(UMCLError, RuntimeError):
+    """The ONNX graph does not compute what the PyTorch model computes (an operator the exporter
+    translated differently): nothing is written."""
+
+
+def onnx_scores(
+    session: onnxruntime.InferenceSession, table: dict, pixels: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """(embeddings, probabilities) of `pixels` through an ONNX Runtime session and the findings
     table: the scoring the README shows, used here to check the export."""
     (embeddings,) = session.run(None, {"pixels": pixels})
@@ -89,19 +97,31 @@ def probe_pixels(size: int, n: int = 3) -> np.ndarray:
 
 def export_onnx(source: str | Path, out: Path) -> dict:
     """Write `out`/image_encoder.onnx, findings.json and the model card; returns the report
-    (also in findings.json: what was checked and how far apart the runtimes were)."""
-    import onnxruntime
-
+    (also in findings.json: what was checked and how far apart the runtimes were). Written in a
+    hidden folder beside `out`, renamed when complete: a failed export leaves nothing."""
     model_dir = resolve(source)
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise InputError(f"{out}: exists and is not an empty directory; choose a new one")
     predictor = Predictor(UMCLModel.from_pretrained(model_dir))
-    size = predictor.image_size
-    encoder = ImageEncoder(predictor.model).eval()
     partial = out.with_name(f".{out.name}.partial")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
+    try:
+        report = _write_export(predictor, model_dir, partial)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    if out.exists():
+        out.rmdir()
+    partial.rename(out)
+    return report
+
+
+def _write_export(predictor: Predictor, model_dir: Path, partial: Path) -> dict:
+    """The export's files in `partial`, checked; the report."""
+    size = predictor.image_size
+    encoder = ImageEncoder(predictor.model).eval()
     pixels = probe_pixels(size)
     with torch.no_grad(), warnings.catch_warnings():
         # The tracer notes each Python-level shape check it fixes: the graph's shapes are those.
@@ -121,8 +141,7 @@ def export_onnx(source: str | Path, out: Path) -> dict:
     reference = predictor.scorer()(expected)[0].numpy()
     apart_p = float(np.abs(probabilities - reference).max())
     if apart > TOLERANCE or apart_p > TOLERANCE:
-        shutil.rmtree(partial)
-        raise InputError(
+        raise ExportMismatch(
             f"the ONNX graph does not reproduce the model: embeddings differ by up to {apart:.2e},"
             f" probabilities by {apart_p:.2e} (tolerance {TOLERANCE:g}); nothing was written"
         )
@@ -138,7 +157,4 @@ def export_onnx(source: str | Path, out: Path) -> dict:
     (partial / FINDINGS_FILE).write_text(json.dumps(report | table, indent=1) + "\n")
     if (model_dir / CARD_FILE).is_file():
         shutil.copyfile(model_dir / CARD_FILE, partial / CARD_FILE)
-    if out.exists():
-        out.rmdir()
-    partial.rename(out)
     return report

@@ -842,10 +842,11 @@ def check_jpeg_stream(path: Path, data: bytes | bytearray | mmap.mmap, scans: bo
         if marker in (0x01, 0xD8):  # TEM, SOI: no length
             pos += 2
             continue
-        if marker in _JPEG_FRAME_MARKERS and pos + 9 <= end:  # height, width of the frame
-            pixels = int.from_bytes(data[pos + 5 : pos + 7], "big") * int.from_bytes(
-                data[pos + 7 : pos + 9], "big"
-            )
+        if marker in _JPEG_FRAME_MARKERS and pos + 9 <= end:
+            # The largest frame counts (a second, tiny SOF does not lower the cost); a height
+            # of 0 is defined later by a DNL segment: as high as a frame can be.
+            height = int.from_bytes(data[pos + 5 : pos + 7], "big") or 0xFFFF
+            pixels = max(pixels, height * int.from_bytes(data[pos + 7 : pos + 9], "big"))
         pos += 2 + int.from_bytes(data[pos + 2 : pos + 4], "big")
         if marker != 0xDA:
             continue

@@ -26,7 +26,7 @@ from pathlib import Path
 import polars as pl
 
 from umcl.config import CsvColumns, SourceSettings, ValidateSettings
-from umcl.data.deid import scrub_handles, scrub_text, staff_handles
+from umcl.data.deid import scrub_text
 from umcl.data.dicom import DecodeLimits, ImageDecodeError, read_header_elements
 from umcl.data.pacs import header_view, read_dicom_folder
 from umcl.data.pseudonyms import Pseudonymizer
@@ -43,6 +43,7 @@ from umcl.data.records import (
 )
 from umcl.data.reports import findings_and_impression, join_sections
 from umcl.data.views import FRONTAL, LATERAL, excluded_view, normalise_view
+from umcl.errors import UMCLError
 from umcl.labels import LabelSpace, strongest
 
 IMAGE_SUFFIXES = {".dcm", ".dicom", ".png", ".jpg", ".jpeg"}
@@ -110,6 +111,8 @@ def report_text(text: str, identifiers: Iterable[str], max_chars: int) -> tuple[
         )
     try:
         return scrub_text(findings_and_impression(text), identifiers).strip() or None, None
+    except (UMCLError, MemoryError):  # the scrubber cannot run at all (its model is missing)
+        raise
     except Exception as exc:  # a library's error on one record's text (spaCy, a regex engine)
         return None, f"deidentification_failed: {type(exc).__name__} while de-identifying the report"
 
@@ -125,7 +128,6 @@ def to_rows(
     keep_image = source.kind in ("image_text", "image_label")
     keep_text = source.kind in ("image_text", "text_label")
     rows, skipped = [], Counter()
-    handles: set[str] = set()  # staff user names seen in any report of the source
     for record in items:
         if isinstance(record, Skipped):
             skipped[record.reason] += 1
@@ -137,8 +139,6 @@ def to_rows(
             text, problem = report_text(record.text, record.identifiers, max_report_chars)
             if problem is not None:
                 record = replace(record, problem=record.problem or problem)
-            else:
-                handles |= staff_handles(record.text)
         mapping = space.map_columns(list(record.labels))
         labels = {
             name: _combine([normalise_label_value(record.labels[c]) for c in mapping.get(name, [])])
@@ -165,9 +165,6 @@ def to_rows(
                 "problem": record.problem,
             }
         )
-    for row in rows:  # a handle one report signs with is gone from every report
-        if row["text"] is not None:
-            row["text"] = scrub_handles(row["text"], handles)
     schema = {
         "sample_id": pl.String, "source": pl.String, "kind": pl.String, "patient_id": pl.String,
         "image": pl.String, "text": pl.String, **dict.fromkeys(space.names, pl.String),

@@ -70,9 +70,10 @@ def window_of(
     max_images: int | None = None, seed: int = 0,
 ) -> Window:  # fmt: skip
     """The window of the store's rows that `batches()` yields (called once, or twice when more
-    than `max_images` images need a sample: the first pass counts them). A classified record
-    whose embedding or probabilities are not `dim` and `findings` finite numbers is counted as
-    unusable and left out of every test. The sample is the one `input_drift` draws from all of
+    than `max_images` images need a sample: the first pass counts them; both passes must see
+    the same rows). A classified record whose embedding is not `dim` finite numbers, or whose
+    probabilities are not one finite number per threshold, is counted as unusable and left out
+    of every test. The sample is the one `input_drift` draws from all of
     the window's embeddings (same seed, same rows, same order)."""
     findings = len(thresholds)
     images, unusable = 0, 0
@@ -130,6 +131,11 @@ def _sample(
             out[order[k]] = rows[wanted[k] - seen]
             k += 1
         seen += len(rows)
+    if seen != images:  # a file went (retention) or broke between the passes
+        raise InputError(
+            f"the window's records changed while they were read ({images} images, then {seen}): "
+            "run `umcl drift` again"
+        )
     return out
 
 

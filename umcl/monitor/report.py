@@ -18,7 +18,7 @@ from umcl.config import MonitorSettings
 from umcl.errors import InputError
 from umcl.monitor.drift import DRIFT, TOO_FEW, Window, detect, window_of
 from umcl.monitor.reference import model_reference
-from umcl.monitor.store import record_batches
+from umcl.monitor.store import record_batches, window_files
 
 SPAN = re.compile(r"^(\d+)\s*([mhdw])$")
 UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -67,8 +67,10 @@ def drift_report(
     unreadable: set[str] = set()
 
     def window(start: datetime, end: datetime) -> Window:
+        files = window_files(store, start, end)  # the same files for both passes
+
         def batches() -> Iterator[pa.Table]:
-            return record_batches(store, entry.tag, start, end, unreadable)
+            return record_batches(store, files, entry.tag, start, end, unreadable)
 
         return window_of(batches, dim, reference.thresholds, settings.max_images, seed)
 

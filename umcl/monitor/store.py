@@ -267,34 +267,43 @@ def _utc(moment: datetime) -> datetime:
 READ_BATCH_ROWS = 16_384  # records decoded at a time: what reading a window holds in memory
 
 
+def window_files(store: Path, since: datetime, until: datetime) -> list[Path]:
+    """The store's files that can hold records of [since, until) (written whole: a file being
+    written is a hidden one until it is complete)."""
+    return [
+        file
+        for folder in day_folders(store, _utc(since), _utc(until))
+        for file in sorted(folder.glob("*.parquet"))
+        if not file.name.startswith(".")
+    ]
+
+
 def record_batches(
-    store: Path, model: str, since: datetime, until: datetime, unreadable: set[str]
-) -> Iterator[pa.Table]:
-    """`model`'s records in [since, until), a batch at a time; a file that cannot be read is
-    added to `unreadable` (named, and left out: one damaged file never hides the rest)."""
+    store: Path, files: list[Path], model: str, since: datetime, until: datetime,
+    unreadable: set[str],
+) -> Iterator[pa.Table]:  # fmt: skip
+    """`model`'s records in [since, until) of `files`, a batch at a time; a file that cannot be
+    read is added to `unreadable` (named, and left out: one damaged file never hides the rest)."""
     expected = schema()
     start, end = (pa.scalar(_utc(t), pa.timestamp("us", tz="UTC")) for t in (since, until))
-    for folder in day_folders(store, _utc(since), _utc(until)):
-        for file in sorted(folder.glob("*.parquet")):
-            if file.name.startswith("."):
-                continue
-            try:
-                for batch in pq.ParquetFile(file).iter_batches(batch_size=READ_BATCH_ROWS):
-                    table = pa.Table.from_batches([batch])
-                    if not table.schema.equals(expected):
-                        table = table.select(expected.names).cast(expected)
-                    keep = pc.and_(
-                        pc.equal(table.column("model"), model),
-                        pc.and_(
-                            pc.greater_equal(table.column("time"), start),
-                            pc.less(table.column("time"), end),
-                        ),
-                    )
-                    kept = table.filter(pc.fill_null(keep, False))
-                    if kept.num_rows:
-                        yield kept
-            except Exception as exc:  # pyarrow raises several kinds for a damaged file
-                unreadable.add(f"{file.relative_to(store)}: {type(exc).__name__}")
+    for file in files:
+        try:
+            for batch in pq.ParquetFile(file).iter_batches(batch_size=READ_BATCH_ROWS):
+                table = pa.Table.from_batches([batch])
+                if not table.schema.equals(expected):
+                    table = table.select(expected.names).cast(expected)
+                keep = pc.and_(
+                    pc.equal(table.column("model"), model),
+                    pc.and_(
+                        pc.greater_equal(table.column("time"), start),
+                        pc.less(table.column("time"), end),
+                    ),
+                )
+                kept = table.filter(pc.fill_null(keep, False))
+                if kept.num_rows:
+                    yield kept
+        except Exception as exc:  # pyarrow raises several kinds for a damaged file
+            unreadable.add(f"{file.relative_to(store)}: {type(exc).__name__}")
 
 
 def read_records(
@@ -302,5 +311,6 @@ def read_records(
 ) -> tuple[pa.Table | None, list[str]]:
     """`model`'s records in [since, until) in one table, and the files that could not be read."""
     unreadable: set[str] = set()
-    tables = list(record_batches(store, model, since, until, unreadable))
+    files = window_files(store, since, until)
+    tables = list(record_batches(store, files, model, since, until, unreadable))
     return (pa.concat_tables(tables) if tables else None), sorted(unreadable)

@@ -44,7 +44,7 @@ from umcl.data.deid.lexicon import _EPONYMS as _EPONYMS
 from umcl.data.deid.lexicon import _bare as _bare
 from umcl.data.deid.lexicon import _is_abbreviation as _is_abbreviation
 from umcl.data.deid.lexicon import is_ordinary
-from umcl.data.deid.names import _name_rule_spans, _propagated, user_name_spans
+from umcl.data.deid.names import _name_rule_spans, _propagated
 from umcl.data.deid.ner import DeidModelMissing, _ner_spans, _unexplained_capitals, ner_model
 from umcl.data.deid.ner import _model_path as _model_path
 from umcl.data.deid.rules import _address_spans, _institution_spans, _known_spans, _rule_spans
@@ -59,9 +59,7 @@ __all__ = [
     "is_ordinary",
     "ner_model",
     "redact",
-    "scrub_handles",
     "scrub_text",
-    "staff_handles",
 ]
 
 # A run of 200+ characters without a space is no report wording (a pasted URL, a blob): it is
@@ -115,22 +113,6 @@ def redact(text: str, spans: list[Span]) -> str:
         out += [text[position : span.start], f"[{span.label}]"]
         position = span.end
     return "".join([*out, text[position:]])
-
-
-def staff_handles(text: str) -> set[str]:
-    """The user names and initials `text`'s sign-off and communication lines hold ("by jkim",
-    "cc: mlopez", "JK/mm"), lower-cased: a reader removes them from every report of the source
-    (`scrub_handles`), also where one stands without its cue."""
-    handles = {text[s.start : s.end].lower() for s in user_name_spans(text)}
-    return {h for h in handles if len(h) >= 3}
-
-
-def scrub_handles(text: str, handles: set[str]) -> str:
-    """`text` without any whole-word occurrence of `handles` (any case)."""
-    if not handles:
-        return text
-    alternatives = "|".join(re.escape(h) for h in sorted(handles, key=len, reverse=True))
-    return re.sub(rf"(?<![\w/])(?:{alternatives})(?![\w/])", "[NAME]", text, flags=re.IGNORECASE)
 
 
 def scrub_text(text: str, known_identifiers: Iterable[str] = ()) -> str:

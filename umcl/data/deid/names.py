@@ -187,25 +187,41 @@ _LOWER_CASE_NAME = re.compile(
 )
 
 
-# Staff handles in sign-off and communication lines: "called to dr. … by jkim at 0315",
-# "discussed with the team by mlopez", "cc: jkim, mlopez", and transcription initials anywhere
-# ("JK/mm"). A handle is a word no lexicon knows: "by phone", "by report" stay.
-_BY_HANDLE = re.compile(r"\b(?i:by)[ \t]+(?P<v>[a-z][a-z0-9]{1,15})\b(?![.'’-]?\w)")
+# Staff handles in sign-off and communication lines: "called to dr. … by jkim at 0315", "cc:
+# jkim, mlopez" on a line of its own, and transcription initials closing a report or before
+# its dictation stamps ("JK/mm", "JK/mm D: 03/15"). A handle is a word no lexicon knows that
+# ends its clause after a communication verb: "by mouth", "by consensus", "limited by habitus"
+# and "notified by resp therapist" stay.
+_BY_HANDLE = re.compile(
+    r"\b(?i:by)[ \t]+(?P<v>[a-z][a-z0-9]{1,15})"
+    r"(?=[ \t]+at[ \t]+\d|[ \t]+on[ \t]+\d|[ \t]*[.;,]?[ \t]*(?:$|\n)|[ \t]*[.;][ \t])"
+)
 _COMMUNICATION_CUE = re.compile(
-    r"\b(?i:called|discussed|communicated|relayed|notified|paged|conveyed|reported|read|reviewed"
-    r"|dictated|given|telephoned|phoned|signed|verified|transcribed|typed|entered|acknowledged"
+    r"\b(?i:called|discussed|communicated|relayed|notified|paged|conveyed|telephoned|phoned"
     r"|informed|d/w)\b"
 )
-_CC_LIST = re.compile(r"\b(?i:cc)[ \t]*:[ \t]*(?P<v>[^\n]{1,200})")
-_INITIALS_PAIR = re.compile(r"(?<![\w/])(?P<v>[A-Z]{2,3}/[a-z]{2,3})(?![\w/])")
+_CC_LINE = re.compile(r"^[ \t]*cc[ \t]*:[ \t]*(?P<v>[^\n.]{1,200})", re.MULTILINE)
+_INITIALS_PAIR = re.compile(
+    r"(?<![\w/])(?P<v>[A-Z]{2,3}/[a-z]{2,3})(?=[ \t]*(?:$|[DT][ \t]*:))", re.MULTILINE
+)
 _SENTENCE_END = re.compile(
     r"(?<!\b[Dd]r)(?<!\b[Mm]r)(?<!\b[Mm]s)(?<!\b[Mm]rs)(?<!\b[Pp]rof)[.!?][ \t]+(?=[A-Z])|\n"
 )
-_ROUTES = frozenset({"po", "im", "sc", "sq", "iv", "pr", "sl", "prn", "ng", "og", "pv", "top"})
+# Routes and frequencies after a drug's route ("SC/bid", "IV/tid"): never a typist's initials.
+_DOSING = frozenset(
+    "po im sc sq iv pr sl prn ng og pv top bid tid qid qd qod qhs hs qam qpm stat daily".split()
+)
+
+
+# How a result is passed on, not who passed it: "communicated by email", "paged by bleep".
+_MEDIA = frozenset(
+    "email e-mail mail pager page bleep fax text sms voicemail letter telephone phone teams chat"
+    " epic portal tannoy intercom".split()
+)
 
 
 def _handle(word: str) -> bool:
-    return not is_ordinary(word) and _bare(word) not in _GRAMMAR
+    return not is_ordinary(word) and _bare(word) not in _GRAMMAR and word.lower() not in _MEDIA
 
 
 def user_name_spans(text: str) -> Iterator[Span]:
@@ -215,14 +231,14 @@ def user_name_spans(text: str) -> Iterator[Span]:
         sentence = _SENTENCE_END.split(text[max(0, match.start() - 120) : match.start()])[-1]
         if _COMMUNICATION_CUE.search(sentence) and _handle(match.group("v")):
             yield Span(match.start("v"), match.end("v"), "NAME")
-    for match in _CC_LIST.finditer(text):
+    for match in _CC_LINE.finditer(text):
         for word in re.finditer(r"[^\W\d_][\w'’-]*", match.group("v")):
-            if _handle(word.group()) and not word.group().startswith("NAME"):
+            if _handle(word.group()):
                 start = match.start("v") + word.start()
                 yield Span(start, start + len(word.group()), "NAME")
     for match in _INITIALS_PAIR.finditer(text):
         upper, lower = match.group("v").split("/")
-        if not is_ordinary(upper) and lower not in _ROUTES:
+        if not is_ordinary(upper) and lower not in _DOSING:
             yield Span(match.start("v"), match.end("v"), "NAME")
 
 
