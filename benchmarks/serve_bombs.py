@@ -41,8 +41,12 @@ from tests.hostile import (  # noqa: E402
     header_of_empty_elements,
     hostile_files,
     jpeg_claiming,
+    jpeg_dicom,
     multiframe_bomb,
+    png16,
     png_of_zeros,
+    progressive_jpeg,
+    progressive_scan_bomb,
     trailing_elements,
     trailing_zeros,
     tree_rss,
@@ -234,6 +238,40 @@ def cases() -> dict[str, tuple[str, int, Send]]:
         413,
         streamed(10, 60, declare=False),
     )
+    frames36 = jpeg_dicom(6_000, 2)
+    table["36 MP JPEG DICOM, 2 frames (first frame only)"] = (
+        f"1 file, {size(frames36)}",
+        200,
+        one([(f"{PHI_NAME}.dcm", frames36)]),
+    )
+    detector = png16(7_000, 7_100)
+    table["50 MP 16-bit PNG (7000 × 7100)"] = (
+        f"1 file, {size(detector)}",
+        200,
+        one([(f"{PHI_NAME}.png", detector)]),
+    )
+    table["5 × 50 MP 16-bit PNGs in one request"] = (
+        f"1 request, 5 files of {size(detector)}",
+        200,
+        one([(f"{PHI_NAME}_{i}.png", detector) for i in range(5)]),
+    )
+    progressive = progressive_jpeg(7_000, 0)
+    table["50 MP progressive JPEG (6 scans)"] = (
+        f"1 file, {size(progressive)}",
+        200,
+        one([(f"{PHI_NAME}.jpg", progressive)]),
+    )
+    table["50 MP progressive JPEG (6 scans), 4 at once"] = (
+        f"4 requests, {size(progressive)} each",
+        200,
+        at_once([(f"{PHI_NAME}.jpg", progressive)], 4),
+    )
+    scans99 = progressive_scan_bomb(7_000, 93)
+    table["50 MP progressive JPEG with 99 scans"] = (
+        f"1 file, {size(scans99)}",
+        400,
+        one([(f"{PHI_NAME}.jpg", scans99)]),
+    )
     biggest = png_of_zeros(7_000)
     table["largest accepted: PNG of 7000² (49 MP)"] = (
         f"1 file, {size(biggest)}",
@@ -246,6 +284,16 @@ def cases() -> dict[str, tuple[str, int, Send]]:
         at_once([("a.png", biggest)], 4),
     )
     return table  # fmt: skip
+
+
+# Cases that decode large images: the pixels they decode, for the bytes-a-pixel column.
+DECODED_PIXELS = {
+    "36 MP JPEG DICOM, 2 frames (first frame only)": 36_000_000,
+    "50 MP 16-bit PNG (7000 × 7100)": 49_700_000,
+    "5 × 50 MP 16-bit PNGs in one request": 5 * 49_700_000,
+    "50 MP progressive JPEG (6 scans)": 49_000_000,
+    "50 MP progressive JPEG (6 scans), 4 at once": 4 * 49_000_000,
+}
 
 
 def measure(server: Server, send: Callable[[], list[int | str]]) -> dict:
@@ -276,7 +324,7 @@ def main() -> None:
     if args.model:
         env["UMCL_MODEL"] = args.model
     for name in ("UMCL_MAX_UPLOAD_MB", "UMCL_MAX_REQUEST_MB", "UMCL_MAX_IMAGES", "UMCL_MAX_PIXELS",
-                 "UMCL_MAX_REQUEST_PIXELS", "UMCL_DICOM_MODALITIES"):  # fmt: skip
+                 "UMCL_MAX_REQUEST_PIXELS", "UMCL_MAX_DECODE_MB", "UMCL_DICOM_MODALITIES"):  # fmt: skip
         os.environ.pop(name, None)  # the defaults are what is measured
     table = cases()
     server = Server(env, workdir / "serve.log")
@@ -296,11 +344,15 @@ def main() -> None:
     log = (workdir / "serve.log").read_text()
     leaks = [s for s in (PHI_NAME, "Traceback", "Doe^Jane") if s in log]
 
-    print("\n| case | sent | status | seconds | peak RSS growth | RSS growth after |")
-    print("|---|---|---|---:|---:|---:|")
+    print(
+        "\n| case | sent | status | seconds | peak RSS growth | bytes a decoded pixel | RSS growth after |"
+    )
+    print("|---|---|---|---:|---:|---:|---:|")
     for r in rows:
         status = "/".join(map(str, r["statuses"]))
-        print(f"| {r['case']} | {r['sent']} | {status} | {r['seconds']:.2f} | {r['peak_growth_mb']:+.0f} MB | {r['growth_after_mb']:+.0f} MB |")  # fmt: skip
+        pixels = DECODED_PIXELS.get(r["case"])
+        per_pixel = f"{r['peak_growth_mb'] * MB / pixels:.1f}" if pixels else ""
+        print(f"| {r['case']} | {r['sent']} | {status} | {r['seconds']:.2f} | {r['peak_growth_mb']:+.0f} MB | {per_pixel} | {r['growth_after_mb']:+.0f} MB |")  # fmt: skip
     print(
         f"\nserver log: {len(log.splitlines())} lines; file names, tracebacks or header values in it: {leaks or 'none'}"
     )

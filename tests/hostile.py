@@ -21,7 +21,7 @@ import pydicom
 from PIL import Image
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.encaps import encapsulate
+from pydicom.encaps import encapsulate, generate_frames
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_dataset, write_file_meta_info
 from pydicom.tag import Tag
@@ -30,6 +30,7 @@ from pydicom.uid import (
     ExplicitVRLittleEndian,
     JPEG2000Lossless,
     JPEGBaseline8Bit,
+    JPEGLSLossless,
     RLELossless,
 )
 
@@ -177,6 +178,42 @@ def progressive_scan_bomb(side: int = 4_000, repeats: int = 30_000) -> bytes:
     return data[:-2] + data[last:-2] * repeats + b"\xff\xd9"
 
 
+def textured(height: int, width: int, seed: int = 0) -> np.ndarray:
+    """A uint8 picture with the detail of a radiograph (a ramp under grain), so that it
+    compresses as one does: a flat picture compresses to nothing and decodes faster than any."""
+    rng = np.random.default_rng(seed)
+    ramp = np.linspace(40, 200, width, dtype=np.float32)[None, :]
+    grain = rng.integers(0, 24, (height, width), dtype=np.uint8)
+    return (ramp + grain).astype(np.uint8)
+
+
+def progressive_jpeg(side: int, scans: int) -> bytes:
+    """A real progressive grayscale JPEG of side² holding `scans` scans (its last one repeated
+    up to that count): each scan is a pass of the decoder over the whole picture."""
+    buffer = io.BytesIO()
+    Image.fromarray(textured(side, side)).save(buffer, "JPEG", progressive=True, quality=90)
+    data = buffer.getvalue()
+    have = data.count(b"\xff\xda")
+    last = data.rindex(b"\xff\xda")
+    return data[:-2] + data[last:-2] * max(0, scans - have) + b"\xff\xd9"
+
+
+def png16(width: int, height: int) -> bytes:
+    """A real 16-bit grayscale PNG of width × height, 12-bit values as a detector writes them."""
+    values = textured(height, width).astype(np.uint16) * 16
+    buffer = io.BytesIO()
+    Image.fromarray(values).save(buffer, "PNG", compress_level=1)  # uint16: mode I;16
+    return buffer.getvalue()
+
+
+def jpeg_dicom(side: int, frames: int) -> bytes:
+    """A multi-frame DX of JPEG Baseline frames of side², each a real textured picture."""
+    buffer = io.BytesIO()
+    Image.fromarray(textured(side, side)).save(buffer, "JPEG", quality=90)
+    ds = header(side, side, syntax=JPEGBaseline8Bit, NumberOfFrames=frames)
+    return saved(ds, encapsulate([buffer.getvalue()] * frames), encapsulated=True)
+
+
 def radiograph(rows: int = 64, columns: int = 64, **extra: object) -> bytes:
     """A valid DX file whose 8-bit pixels are a gradient."""
     pixels = (np.arange(rows * columns) % 251).astype(np.uint8).tobytes()
@@ -249,6 +286,21 @@ class Hostile:
     in_header: bool  # refused from the header alone (`inspect_image`), not only when decoding
 
 
+def jpeg_ls_noise() -> bytes:
+    """A DX whose JPEG-LS frame keeps a real frame's headers (pydicom's own lossless 64² MR) but
+    whose scan is random bytes: libjpeg decodes it to noise of the declared size."""
+    source = pydicom.dcmread(
+        Path(pydicom.data.__file__).parent / "test_files" / "MR_small_jpeg_ls_lossless.dcm"
+    )
+    frame = next(generate_frames(source.PixelData, number_of_frames=1))
+    sos = frame.index(b"\xff\xda")
+    scan = sos + 2 + int.from_bytes(frame[sos + 2 : sos + 4], "big")
+    noise = np.random.default_rng(0).integers(0, 256, len(frame) - scan - 2, dtype=np.uint8)
+    ds = header(source.Rows, source.Columns, bits=16, syntax=JPEGLSLossless)
+    ds.PixelRepresentation = source.PixelRepresentation
+    return saved(ds, encapsulate([frame[:scan] + noise.tobytes() + b"\xff\xd9"]), encapsulated=True)
+
+
 def hostile_files() -> dict[str, Hostile]:
     """Every small bomb: each within a 1 MB upload limit, claiming or expanding to hundreds of MB,
     or costing seconds to decode."""
@@ -283,6 +335,7 @@ def hostile_files() -> dict[str, Hostile]:
             IMAGE_UNREADABLE,
             False,
         ),
+        "JPEG-LS frame of noise": Hostile("noise.dcm", jpeg_ls_noise(), IMAGE_UNREADABLE, False),
         "JPEG frame larger than its DICOM header": Hostile(
             "frame.dcm",
             saved(header(64, 64, syntax=JPEGBaseline8Bit), encapsulate([jpeg_claiming(side, side)]), True),

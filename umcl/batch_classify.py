@@ -56,7 +56,7 @@ import polars as pl
 from tqdm import tqdm
 
 from umcl.data.dicom import IMAGE_MISSING, IMAGE_UNREADABLE, DecodeLimits, ImageDecodeError
-from umcl.data.images import fit_square, load_image
+from umcl.data.preprocess import decode_to_square
 from umcl.data.records import Skipped, contained, read_user_csv, suffix_kind, walk_files
 from umcl.data.views import excluded_view
 from umcl.errors import InputError, MissingInputError
@@ -190,7 +190,7 @@ def examine(item: Listed, size: int, limits: DecodeLimits, views: list[str]) -> 
         excluded = excluded_view(header.get("view"), views)
         if excluded is not None:
             return Examined(facts_row(item, SKIPPED, *coded(excluded.reason), **header))
-        square = fit_square(load_image(item.file, limits), size)
+        square = decode_to_square(item.file, size, limits)
     except ImageDecodeError as exc:
         return Examined(facts_row(item, REFUSED, exc.code, as_text(str(exc)), **header))
     except OSError as exc:  # permissions, a file gone since the walk, a dangling link

@@ -39,6 +39,7 @@ from umcl.data.images import (
     fit_square,
     load_image,
 )
+from umcl.data.scaled import decoded_side, shrink
 from umcl.errors import InputError, MissingInputError
 from umcl.model.grounding import METHODS, Method, finding_maps, image_map
 from umcl.model.prompts import unpromptable
@@ -166,37 +167,39 @@ def tensor_array(image: torch.Tensor, name: str, limits: DecodeLimits) -> np.nda
     return (image.float() if image.dtype == torch.bfloat16 else image).numpy()  # no numpy bf16
 
 
-def pil_pixels(image: Image.Image, name: str, limits: DecodeLimits) -> np.ndarray:
+def pil_pixels(image: Image.Image, name: str, limits: DecodeLimits, min_side: int) -> np.ndarray:
     """A PIL image converted as `load_image` converts the PNG or JPEG file it may come from
     (16-bit as 16-bit, EXIF orientation included): an opened file scores as its path does."""
     width, height = image.size
     check_image_shape((height, width), name, limits)
     if image.mode == "F":  # convert("L") would clip floats in [0, 1] to black
-        return array_pixels(np.asarray(image), name, limits)
-    return _raster_pixels(Path(name), image)  # its errors start with the path given: `name`
+        return shrink(array_pixels(np.asarray(image), name, limits), min_side)
+    # its errors start with the path given: `name`
+    return _raster_pixels(Path(name), image, min_side)
 
 
-def file_pixels(path: Path, name: str, limits: DecodeLimits) -> np.ndarray:
+def file_pixels(path: Path, name: str, limits: DecodeLimits, min_side: int) -> np.ndarray:
     if path.is_dir():  # load_image would call it missing
         raise ImageDecodeError(f"{name}: {path} is a directory, not an image file", IMAGE_MISSING)
     try:
-        return load_image(path, limits)
+        return load_image(path, limits, min_side=min_side)
     except ImageDecodeError as exc:
         raise ImageDecodeError(f"{name}: {exc}", exc.code) from None
 
 
-def image_pixels(image: object, name: str, limits: DecodeLimits) -> np.ndarray:
-    """One input → 2-D float32 in [0, 1], or an error whose message starts with `name`."""
+def image_pixels(image: object, name: str, limits: DecodeLimits, min_side: int = 0) -> np.ndarray:
+    """One input → 2-D float32 in [0, 1], or an error whose message starts with `name`.
+    `min_side`: a large image shrunk as `load_image` shrinks a file (an array as its PNG)."""
     if isinstance(image, str | os.PathLike):
         if not os.fspath(image):  # Path("") is the working directory
             raise InputError(f"{name}: the path is empty")
-        return file_pixels(Path(image), name, limits)
+        return file_pixels(Path(image), name, limits, min_side)
     if isinstance(image, Image.Image):
-        return pil_pixels(image, name, limits)
+        return pil_pixels(image, name, limits, min_side)
     if isinstance(image, torch.Tensor):
         image = tensor_array(image, name, limits)
     if isinstance(image, np.ndarray):
-        return array_pixels(image, name, limits)
+        return shrink(array_pixels(image, name, limits), min_side)
     hint = " (np.asarray it first)" if isinstance(image, list | tuple) else ""
     raise TypeError(
         f"{name}: {type(image).__name__} is not an image type; pass a file path, a numpy array, "
@@ -324,7 +327,8 @@ class Predictor:
 
     def square(self, image: ImageInput, index: int = 0) -> np.ndarray:
         """One image → the (S, S) uint8 square the model takes; errors call it image `index`."""
-        return fit_square(image_pixels(image, f"image {index}", self.limits), self.image_size)
+        pixels = image_pixels(image, f"image {index}", self.limits, decoded_side(self.image_size))
+        return fit_square(pixels, self.image_size)
 
     def embed_images(self, images: Iterable[ImageInput]) -> np.ndarray:
         """(n, D) L2-normalised image embeddings; decoded and encoded a batch at a time."""
@@ -369,8 +373,9 @@ class Predictor:
         method: Method = "similarity",
     ) -> list[dict]:  # fmt: skip
         """`classify`'s entries, each scored image with `"maps": {finding: (H, W) float32 in
-        [0, 1]}` over the image as it was decoded (its own size and orientation): where the image
-        shows each finding, 1 the most (umcl/model/grounding.py: the methods; the pointing game
+        [0, 1]}` over the image as it was decoded (its orientation; its size, or for a large image
+        the reduced scale it is decoded at, long side ≥ 1024 px): where the image shows each
+        finding, 1 the most (umcl/model/grounding.py: the methods; the pointing game
         in benchmarks/RESULTS.md says how well each finds the demo's findings)."""
         if method not in METHODS:
             raise InputError(f"method {method!r}: use one of {list(METHODS)}")
@@ -422,7 +427,7 @@ class Predictor:
         """The image's square and decoded size, or why it cannot be scored: {"code", "message"}."""
         name = f"image {index}"
         try:
-            pixels = image_pixels(image, name, self.limits)
+            pixels = image_pixels(image, name, self.limits, decoded_side(self.image_size))
         except (ValueError, TypeError, OSError, RuntimeError) as exc:
             # ImageDecodeError and InputError are ValueErrors; a tensor that cannot be read (a
             # meta, nested or lazily conjugated one) raises RuntimeError or NotImplementedError.

@@ -19,9 +19,11 @@ Hostile uploads are bounded three times over:
 - headers before pixels: every image's header is read first (a DICOM header is parsed once, and
   only the first frame's bytes are read after it); one over the pixel budget (UMCL_MAX_PIXELS)
   or a request over UMCL_MAX_REQUEST_PIXELS is refused before anything decodes.
-- `PixelGate`: decodes in flight across all requests hold at most UMCL_MAX_PIXELS pixels, so
-  concurrent large images queue instead of adding up; after a large decode the worker hands the
-  freed memory back to the system (`malloc_trim`).
+- decoding at reduced scale (umcl/data/scaled.py): a large image never exists at full size as
+  floats, only as what the format's decoder returns (1–2 bytes a sample); `DecodeGate`: decodes
+  in flight across all requests hold at most UMCL_MAX_DECODE_MB of those samples, so concurrent
+  large images queue instead of adding up; after a large decode the worker hands the freed
+  memory back to the system (`malloc_trim`).
 Client errors are logged at INFO without a traceback; library warnings and exception messages
 (which can quote a file's header values or path) are withheld from the log (`LogScrubber`,
 `umcl/log_privacy.py`).
@@ -87,6 +89,7 @@ from umcl.data.images import (
     inspect_image,
     load_image,
 )
+from umcl.data.scaled import MIN_DECODED_SIDE, decoded_side
 from umcl.errors import MissingInputError
 from umcl.inference import Decoded, finding_name, is_text, score_findings, square_pixels
 from umcl.log_privacy import quiet_libraries
@@ -115,7 +118,10 @@ trust_only_listed_proxies()  # UMCL_TRUSTED_PROXIES
 LIMITS = DecodeLimits.from_env()  # UMCL_MAX_PIXELS, UMCL_DICOM_MODALITIES
 MAX_FINDINGS = 64
 MAX_TEXTS = 256
-DISPLAY_SIDE = 1024  # `/explain` with display: the decoded image for the page, at most this wide
+# `/explain` with display: the decoded image for the page, at most this wide (a reduced decode
+# keeps at least this much)
+DISPLAY_SIDE = MIN_DECODED_SIDE
+MAX_DECODE_MB = env_number("UMCL_MAX_DECODE_MB", 256)
 MAX_EXPLAIN_IMAGES = int(env_number("UMCL_MAX_EXPLAIN_IMAGES", 4, integer=True))
 ENCODER_ATTEMPTS = 3
 ADAPTIVE_BATCHING = os.environ.get("UMCL_ADAPTIVE_BATCHING", "true").lower() in {
@@ -165,26 +171,27 @@ quiet_libraries()  # at import; again when the service starts
 # --- decoding uploads -----------------------------------------------------------------------------
 
 
-class PixelGate:
-    """Decodes in flight hold at most `capacity` pixels together (an image larger than that
-    decodes alone): concurrent requests queue instead of adding up their memory."""
+class DecodeGate:
+    """Decodes in flight hold at most `capacity` bytes of decoded samples together
+    (`ImageInfo.decoded_bytes`; an image larger than that decodes alone): concurrent requests
+    queue instead of adding up their memory."""
 
     def __init__(self, capacity: int) -> None:
         self.capacity, self.in_flight = capacity, 0
         self.changed = asyncio.Condition()
 
     @contextlib.asynccontextmanager
-    async def hold(self, pixels: int) -> AsyncIterator[None]:
+    async def hold(self, size: int) -> AsyncIterator[None]:
         async with self.changed:
             await self.changed.wait_for(
-                lambda: self.in_flight == 0 or self.in_flight + pixels <= self.capacity
+                lambda: self.in_flight == 0 or self.in_flight + size <= self.capacity
             )
-            self.in_flight += pixels
+            self.in_flight += size
         try:
             yield
         finally:
             async with self.changed:
-                self.in_flight -= pixels
+                self.in_flight -= size
                 self.changed.notify_all()
 
 
@@ -303,7 +310,7 @@ def decode_upload(
     `info`: the upload's inspected header (`inspect_uploads`), so that a DICOM header is parsed
     once per upload."""
     try:
-        pixels = load_image(path, LIMITS, info)
+        pixels = load_image(path, LIMITS, info, decoded_side(size))
     except ImageDecodeError as exc:
         raise _refusal(index, path, exc) from None
     shown = display_pixels(pixels) if display else None
@@ -417,7 +424,7 @@ class UMCL:
         self.calibration = read_calibration(directory)
         self.thresholds = self.calibration or Calibration.identity([])  # 0.5 where none fitted
         self.prompts: dict[tuple[str, ...], tuple[np.ndarray, np.ndarray, float]] = {}
-        self.gate = PixelGate(LIMITS.max_pixels)
+        self.gate = DecodeGate(int(MAX_DECODE_MB * MB))
         # What this worker classifies, recorded off the request path (umcl/monitor/store.py).
         self.recorder = start_recorder()
 
@@ -482,7 +489,7 @@ class UMCL:
     async def _decode(
         self, index: int, path: Path, info: ImageInfo, display: bool = False
     ) -> Decoded:
-        async with self.gate.hold(info.pixels):
+        async with self.gate.hold(info.decoded_bytes):
             decoded = await asyncio.to_thread(decode_upload, index, path, self.size, info, display)
         if info.pixels >= TRIM_AFTER_PIXELS:
             RELEASE_HEAP()
@@ -571,7 +578,8 @@ class UMCL:
         display: bool = False, *, ctx: bentoml.Context,
     ) -> dict[str, Any]:  # fmt: skip
         """`classify`'s answer, each classified upload's entry with `"maps"`: per finding, where
-        the image shows it, as a base64 8-bit grey PNG of the decoded image's own size (255: where
+        the image shows it, as a base64 8-bit grey PNG of the decoded image's size (a large image's
+        reduced scale, long side ≥ MIN_DECODED_SIDE; 255: where
         it shows the finding most; `method`: similarity or gradcam, umcl/model/grounding.py); with
         `display`, `"display"`: the decoded image as a PNG (at most DISPLAY_SIDE px a side, for
         the page: a browser cannot show a DICOM). At most UMCL_MAX_EXPLAIN_IMAGES uploads

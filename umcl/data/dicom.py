@@ -67,6 +67,7 @@ from pydicom.uid import (
 from pydicom.valuerep import EXPLICIT_VR_LENGTH_32
 
 from umcl.config import DecodeSettings
+from umcl.data.scaled import box_mean, reduced_shape, reduction, strips
 from umcl.errors import UMCLError
 
 # Reasons an image is refused; ingestion counts out-of-scope objects by these.
@@ -195,6 +196,13 @@ class ImageInfo:
     bits: int = 8  # bits stored per sample
     photometric: str = "MONOCHROME2"
     modality: str = "none"
+
+    @property
+    def decoded_bytes(self) -> int:
+        """Bytes the format's decoder returns for it at full size (1–4 a sample, 3 samples for
+        colour): what a decode still holds when everything after it works a strip at a time."""
+        samples = 1 if self.photometric.startswith("MONOCHROME") else 3
+        return self.pixels * samples * -(-self.bits // 8)
 
 
 def check_pixel_budget(path: Path, pixels: int, limits: DecodeLimits) -> None:
@@ -947,9 +955,15 @@ def _check_first_frame(path: Path, frame: bytes, pixels: _PixelModule) -> None:
         )
 
 
+# CharLS (pyjpegls) refuses a JPEG-LS stream it cannot decode to the end; libjpeg, pydicom's
+# first choice, fills a garbage or empty scan with noise and returns it as the picture.
+STRICT_PLUGINS = dict.fromkeys(JPEGLSTransferSyntaxes, "pyjpegls")
+
+
 def _first_frame(path: Path, ds: Dataset, pixels: _PixelModule) -> np.ndarray:
+    plugin = STRICT_PLUGINS.get(pixels.syntax, "")
     try:
-        frame = pixel_array(ds, index=0)
+        frame = pixel_array(ds, index=0, decoding_plugin=plugin)
     except MemoryError:
         raise
     except Exception:  # pydicom raises many types for truncated or odd pixel data
@@ -971,15 +985,6 @@ def _window(values: np.ndarray, center: float, width: float) -> np.ndarray:
     np.divide(values, width - 1.0, out=values)
     np.add(values, 0.5, out=values)
     return np.clip(values, 0.0, 1.0, out=values)
-
-
-def _rescale_to_unit(values: np.ndarray) -> np.ndarray:
-    """Min–max to [0, 1], in place."""
-    low, high = float(values.min()), float(values.max())
-    if high <= low:
-        return np.zeros_like(values)
-    np.subtract(values, low, out=values)
-    return np.divide(values, high - low, out=values)
 
 
 def _luminance(rgb: np.ndarray) -> np.ndarray:
@@ -1026,38 +1031,86 @@ def _voi_lut_bits(path: Path, ds: Dataset) -> int | None:
     return bits
 
 
-def _displayed(path: Path, ds: Dataset, values: np.ndarray) -> np.ndarray:
-    """VOI LUT, else window, else min–max: values of interest → [0, 1]."""
-    bits = _voi_lut_bits(path, ds)
-    if bits is not None:
-        try:
-            lut_out = np.asarray(apply_voi_lut(values, ds, prefer_lut=True), dtype=np.float64)
-        except MemoryError:
-            raise
-        except Exception:
-            raise ImageDecodeError(f"{path}: DICOM VOI LUT is malformed") from None
-        return np.clip(lut_out / (2**bits - 1), 0.0, 1.0)
-    center, width = _number(path, ds, "WindowCenter"), _number(path, ds, "WindowWidth")
-    if center is not None and width is not None:
-        return _window(values, center, width)
-    return _rescale_to_unit(values)
+class _Display:
+    """How a strip of stored values becomes display values in [0, 1]: the modality LUT or
+    rescale, then the VOI LUT, else the window, else min–max over the whole frame (its range
+    found in a first pass, so that converting strip by strip changes no value)."""
+
+    def __init__(self, path: Path, ds: Dataset, stored: np.ndarray, photometric: str) -> None:
+        self.path, self.ds, self.colour = path, ds, stored.ndim == 3
+        self.inverted = photometric == "MONOCHROME1"
+        self.lut_bits = None if self.colour else _voi_lut_bits(path, ds)
+        center, width = _number(path, ds, "WindowCenter"), _number(path, ds, "WindowWidth")
+        self.window = None if self.colour or center is None or width is None else (center, width)
+        self.range: tuple[float, float] | None = None
+        if self.colour or (self.lut_bits is None and self.window is None):
+            self.range = self._range(stored)
+
+    def _values(self, stored: np.ndarray) -> np.ndarray:
+        """Luminance of colour, modality values of grey: values whose range min–max maps."""
+        if self.colour:
+            return _luminance(stored)
+        return _modality_values(self.path, self.ds, stored)
+
+    def _range(self, stored: np.ndarray) -> tuple[float, float]:
+        low, high = np.inf, -np.inf
+        for rows in strips(stored.shape[0], 1):
+            values = self._values(stored[rows])
+            low, high = min(low, float(values.min())), max(high, float(values.max()))
+        return low, high
+
+    def convert(self, stored: np.ndarray) -> np.ndarray:
+        """A strip of stored values → float64 in [0, 1] (checked finite)."""
+        values = self._values(stored)
+        if self.range is not None:
+            low, high = self.range
+            if high <= low:
+                return np.zeros(values.shape, np.float64)
+            values = np.divide(np.subtract(values, low, dtype=np.float64), high - low)
+        elif self.lut_bits is not None:
+            try:
+                lut_out = np.asarray(apply_voi_lut(values, self.ds, prefer_lut=True), np.float64)
+            except MemoryError:
+                raise
+            except Exception:
+                raise ImageDecodeError(f"{self.path}: DICOM VOI LUT is malformed") from None
+            values = np.clip(lut_out / (2**self.lut_bits - 1), 0.0, 1.0)
+        else:
+            assert self.window is not None
+            values = _window(values, *self.window)
+        if self.inverted:
+            np.subtract(1.0, values, out=values)
+        if not np.isfinite(values).all():
+            raise ImageDecodeError(f"{self.path}: DICOM LUTs give pixel values that are not finite")
+        return values
 
 
-def _grayscale_to_unit(path: Path, ds: Dataset, values: np.ndarray, photometric: str) -> np.ndarray:
-    image = _displayed(path, ds, values)
-    if photometric == "MONOCHROME1":
-        np.subtract(1.0, image, out=image)
-    if not np.isfinite(image).all():
-        raise ImageDecodeError(f"{path}: DICOM LUTs give pixel values that are not finite")
-    return image.astype(np.float32)
+def _to_unit(
+    path: Path, ds: Dataset, stored: np.ndarray, photometric: str, min_side: int
+) -> np.ndarray:
+    """Stored frame → 2-D float32 in [0, 1], converted a strip at a time and shrunk by
+    `reduction` as it goes: no full-size float copy of a large frame is ever made."""
+    display = _Display(path, ds, stored, photometric)
+    height, width = stored.shape[:2]
+    factor = reduction(height, width, min_side)
+    image = np.empty(reduced_shape(height, width, factor), np.float32)
+    for rows in strips(height, factor):
+        image[rows.start // factor : -(-rows.stop // factor)] = box_mean(
+            display.convert(stored[rows]), factor
+        )
+    return image
 
 
 def read_dicom(
-    path: str | Path, limits: DecodeLimits | None = None, info: ImageInfo | None = None
+    path: str | Path,
+    limits: DecodeLimits | None = None,
+    info: ImageInfo | None = None,
+    min_side: int = 0,
 ) -> np.ndarray:
     """Decode a DICOM file to a 2-D float32 array in [0, 1] (first frame of a multi-frame).
     `info`: what `inspect_dicom` returned for this same file, whose header is then not parsed
-    again."""
+    again. `min_side`: a large frame is shrunk while converting, its long side still at least
+    this (0: full size)."""
     path = Path(path)
     with _hostile(path):
         parsed = info.parsed if info is not None else None
@@ -1066,8 +1119,4 @@ def read_dicom(
         assert isinstance(parsed, _Parsed)
         header, pixels = parsed.header, parsed.pixels
         stored = _first_frame(path, _first_frame_dataset(path, header, pixels), pixels)
-        if stored.ndim == 3:  # colour (e.g. a secondary capture): luminance
-            return _rescale_to_unit(_luminance(stored)).astype(np.float32, copy=False)
-        values = _modality_values(path, header.dataset, stored)
-        del stored
-        return _grayscale_to_unit(path, header.dataset, values, pixels.photometric)
+        return _to_unit(path, header.dataset, stored, pixels.photometric, min_side)

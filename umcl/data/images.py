@@ -31,6 +31,7 @@ from umcl.data.dicom import (
     inspect_dicom,
     read_dicom,
 )
+from umcl.data.scaled import box_mean, reduced_shape, reduction, strips
 
 __all__ = [
     "DecodeLimits",
@@ -173,23 +174,33 @@ def _upright(array: np.ndarray, orientation: int) -> np.ndarray:
     return _UPRIGHT.get(orientation, _UPRIGHT[1])(array)
 
 
-def _raster_pixels(path: Path, img: Image.Image) -> np.ndarray:
+def _raster_pixels(path: Path, img: Image.Image, min_side: int = 0) -> np.ndarray:
+    """The picture as float32 in [0, 1], upright; shrunk while decoding when `min_side` allows
+    (`reduction`): a JPEG by libjpeg's DCT scaling (`draft`), then every format converted a strip
+    at a time and box-averaged, so only the decoder's own 1–2 bytes a sample exist at full size."""
     try:
+        factor = reduction(img.height, img.width, min_side)
+        if factor > 1 and img.format in ("JPEG", "MPO"):  # libjpeg scales by 1/2, 1/4 or 1/8
+            img.draft(None, reduced_shape(img.width, img.height, factor))
         img.load()
         # 16-bit through 32-bit "I": Pillow's convert("I;16") clips big- and little-endian
         # 16-bit images (I;16B, I;16L) to 255.
         sixteen = img.mode == "I" or img.mode.startswith("I;16")
-        gray = img.convert("I") if sixteen else img.convert("L")
-        array = np.array(gray, dtype=np.float32)
-        if sixteen:
-            np.clip(array, 0, 65535, out=array)
+        factor = reduction(img.height, img.width, min_side)
+        array = np.empty(reduced_shape(img.height, img.width, factor), np.float32)
+        for rows in strips(img.height, factor):
+            strip = img.crop((0, rows.start, img.width, rows.stop))
+            values = np.asarray(strip.convert("I" if sixteen else "L"), dtype=np.float32)
+            if sixteen:
+                np.clip(values, 0, 65535, out=values)
+            array[rows.start // factor : -(-rows.stop // factor)] = box_mean(values, factor)
     except MemoryError:
         raise
     except Exception:  # Pillow raises OSError, SyntaxError, ValueError, … for corrupt data
         raise ImageDecodeError(
             f"{path}: not a readable image (truncated or corrupt data)"
         ) from None
-    np.divide(array, 65535.0 if gray.mode.startswith("I") else 255.0, out=array)
+    np.divide(array, 65535.0 if sixteen else 255.0, out=array)
     orientation = _orientation(img)
     return array if orientation == 1 else np.ascontiguousarray(_upright(array, orientation))
 
@@ -207,19 +218,23 @@ def inspect_image(path: str | Path, limits: DecodeLimits | None = None) -> Image
 
 
 def load_image(
-    path: str | Path, limits: DecodeLimits | None = None, info: ImageInfo | None = None
+    path: str | Path,
+    limits: DecodeLimits | None = None,
+    info: ImageInfo | None = None,
+    min_side: int = 0,
 ) -> np.ndarray:
     """PNG, JPEG or DICOM → 2-D float32 in [0, 1], upright. Raises ImageDecodeError naming the
     file. `info`: what `inspect_image` returned for this same file (a DICOM header is then not
-    parsed again)."""
+    parsed again). `min_side`: decode a large image at reduced scale, its long side still at
+    least this (`decoded_side` of the model's square; 0: full size)."""
     path = Path(path)
     limits = limits or DecodeLimits.from_env()
     _require_file(path)
     if is_dicom(path):
-        return read_dicom(path, limits, info)
+        return read_dicom(path, limits, info, min_side)
     with _open_raster(path, limits) as img:
         _raster_info(path, img, limits)
-        return _raster_pixels(path, img)
+        return _raster_pixels(path, img, min_side)
 
 
 def square_placement(height: int, width: int, size: int) -> tuple[int, int, int, int]:

@@ -21,13 +21,15 @@ from tqdm import tqdm
 from umcl.data.dicom import DecodeLimits
 from umcl.data.images import fit_square, load_image
 from umcl.data.locator import image_files
+from umcl.data.scaled import decoded_side
 from umcl.errors import UMCLError
 
 IMAGES_FILE, INDEX_FILE, META_FILE = "images.u8", "index.parquet", "meta.json"
 
 
-def decode_to_square(path: str, size: int, limits: DecodeLimits | None = None) -> np.ndarray:
-    return fit_square(load_image(path, limits), size)
+def decode_to_square(path: str | Path, size: int, limits: DecodeLimits | None = None) -> np.ndarray:
+    """The S×S uint8 square the model takes, a large image decoded at reduced scale."""
+    return fit_square(load_image(path, limits, min_side=decoded_side(size)), size)
 
 
 class CacheSizeError(UMCLError, ValueError):

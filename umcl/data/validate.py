@@ -31,6 +31,7 @@ from tqdm import tqdm
 from umcl.config import Settings, SourceKind
 from umcl.data.dicom import DecodeLimits, ImageDecodeError
 from umcl.data.images import load_image
+from umcl.data.scaled import MIN_DECODED_SIDE
 from umcl.data.locator import write_locator
 from umcl.data.pseudonyms import Pseudonymizer, resolve_key
 from umcl.data.sources import PRIVATE_COLUMNS, VALID_LABEL_VALUES, read_source
@@ -52,7 +53,7 @@ def image_problem(path: str | None, limits: DecodeLimits | None = None) -> str |
     if path is None:
         return "image_missing: no image path"
     try:
-        load_image(path, limits)
+        load_image(path, limits, min_side=MIN_DECODED_SIDE)  # what decodes at full size, too
     except ImageDecodeError as exc:
         code = (
             "image_missing"
