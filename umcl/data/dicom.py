@@ -1064,9 +1064,10 @@ class _Display:
         values = self._values(stored)
         if self.range is not None:
             low, high = self.range
-            if high <= low:
-                return np.zeros(values.shape, np.float64)
-            values = np.divide(np.subtract(values, low, dtype=np.float64), high - low)
+            if high <= low:  # a flat frame: black, then inverted as any other (MONOCHROME1)
+                values = np.zeros(values.shape, np.float64)
+            else:
+                values = np.divide(np.subtract(values, low, dtype=np.float64), high - low)
         elif self.lut_bits is not None:
             try:
                 lut_out = np.asarray(apply_voi_lut(values, self.ds, prefer_lut=True), np.float64)
