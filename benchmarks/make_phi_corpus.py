@@ -1,5 +1,5 @@
-"""Write `benchmarks/phi_corpus.jsonl` and `phi_heldout.jsonl`: the hand-written PHI corpora that
-`deid.py` scores.
+"""Write `benchmarks/phi_corpus.jsonl`, `phi_heldout.jsonl` and `phi_heldout2.jsonl`: the
+hand-written PHI corpora that `deid.py` scores.
 
     python benchmarks/make_phi_corpus.py
 
@@ -13,7 +13,10 @@ Three parts: the original corpus (ids `phi-…`, `clinical-…`); a tuning secti
 in the UK, Indian, Australian and US styles of an outside review, on which the fixes that
 review prompted were made, so it measures those fixes; and the held-out set (`HELDOUT*`, ids
 `heldout-…`, in `phi_heldout.jsonl`), written after the fixes in styles neither of the others
-has, scored once and never tuned on.
+has, scored once and never tuned on. Written later: a forms section (`FORMS*`, ids `forms-…`,
+appended to `phi_corpus.jsonl`) of order forms, RIS exports and communication lines, and a second
+held-out set (`HELDOUT2*`, ids `heldout2-…`, in `phi_heldout2.jsonl`) covering the same kinds of
+identifier in other names, places and wordings, scored once and never tuned on.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from pathlib import Path
 
 OUT = Path(__file__).resolve().parent / "phi_corpus.jsonl"
 HELDOUT_OUT = Path(__file__).resolve().parent / "phi_heldout.jsonl"
+HELDOUT2_OUT = Path(__file__).resolve().parent / "phi_heldout2.jsonl"
 
 # (text, {kind: [surface strings that must not survive]}, [clinical text that must survive])
 Entry = tuple[str, dict[str, list[str]], list[str]]
@@ -1993,6 +1997,725 @@ HELDOUT_CLINICAL: list[str] = [
 ]
 
 
+# Written after the held-out set, in the styles of order forms, RIS and PACS exports, nursing
+# handovers and communication logs of US, UK, EU, Asian and Latin American sites: names in any
+# case and order (family name first, particles, hyphens and apostrophes, all lower case, all
+# capitals), staff user names and initials in sign-off lines, dates without a year, facilities
+# named without "Hospital", towns in lower case, non-US postcodes and address layouts, vehicle
+# plates; clinical wording with eponyms, organisms, drugs, ward words and slash numbers.
+FORMS: list[Entry] = [
+    # names, any case and order
+    ("pt name: wisniewska, agnieszka k", {"name": ["wisniewska, agnieszka"]}, []),
+    (
+        "PATIENT: PARK, JI-HOON   DOB: 03/14/1961   SEX: M",
+        {"name": ["PARK, JI-HOON"], "date": ["03/14/1961"]},
+        [],
+    ),
+    ("NAME: HOLLOWAY GRANT    WARD: 4B    BED: 12", {"name": ["HOLLOWAY GRANT"]}, []),
+    ("SURNAME FORENAME: DUBOIS CLAIRE", {"name": ["DUBOIS CLAIRE"]}, []),
+    (
+        "Patient Tran Thi Hoa presented with two weeks of productive cough.",
+        {"name": ["Tran Thi Hoa"]},
+        ["presented with two weeks of productive cough"],
+    ),
+    (
+        "Name: WONG Siu Ming, referred by the GOPC for haemoptysis.",
+        {"name": ["WONG Siu Ming"]},
+        ["referred by the GOPC for haemoptysis"],
+    ),
+    (
+        "Pt Kovács Péter transferred from Szeged for CTPA.",
+        {"name": ["Kovács Péter"], "address": ["Szeged"]},
+        [],
+    ),
+    ("Patient KIM Seo-yeon attended with her mother.", {"name": ["KIM Seo-yeon"]}, []),
+    ("d/w pt's wife, mrs. o'sullivan-hart, at bedside.", {"name": ["o'sullivan-hart"]}, []),
+    (
+        "PT: FERNANDEZ-RUIZ, ANA DE LOS ANGELES   MRN: 30718842",
+        {"name": ["FERNANDEZ-RUIZ, ANA DE LOS ANGELES"], "mrn": ["30718842"]},
+        [],
+    ),
+    (
+        "Referred by Dr. Pieter van der Berg (huisarts) with a persistent cough.",
+        {"name": ["Pieter van der Berg"]},
+        ["with a persistent cough"],
+    ),
+    (
+        "Patient: Muhammad Hafiz bin Abdullah, MyKad 850412-14-5523.",
+        {"name": ["Muhammad Hafiz bin Abdullah"], "national_id": ["850412-14-5523"]},
+        [],
+    ),
+    (
+        "Puan Nur Aisyah binti Rahman accompanied her father to the scan.",
+        {"name": ["Nur Aisyah binti Rahman"]},
+        [],
+    ),
+    (
+        "Reviewed with Dr. Khalid al-Mansouri, cardiology fellow.",
+        {"name": ["Khalid al-Mansouri"]},
+        ["cardiology fellow"],
+    ),
+    ("Discussed with Dra. Sofía de la Fuente at 16:40.", {"name": ["Sofía de la Fuente"]}, []),
+    (
+        "daughter is mrs. loretta pennington, hcp; best number 410-555-0142.",
+        {"name": ["loretta pennington"], "phone": ["410-555-0142"]},
+        [],
+    ),
+    (
+        "pt's son dwayne at bedside, states pt fell at home last night.",
+        {"name": ["dwayne"]},
+        ["states pt fell at home"],
+    ),
+    (
+        "PT SEEN WITH WIFE DOLORES, STATES SOB X 3 DAYS.",
+        {"name": ["DOLORES"]},
+        ["STATES SOB X 3 DAYS"],
+    ),
+    ("RESULTS GIVEN TO RN BRENDA HAUGEN ON 5 WEST AT 0210.", {"name": ["BRENDA HAUGEN"]}, []),
+    (
+        "MR. DEMETRIOU WAS UNABLE TO HOLD HIS BREATH.",
+        {"name": ["DEMETRIOU"]},
+        ["UNABLE TO HOLD HIS BREATH"],
+    ),
+    ("Next of kin: O'DONOGHUE-PRICE, SINEAD (sister)", {"name": ["O'DONOGHUE-PRICE, SINEAD"]}, []),
+    (
+        "pt is a 91 yo retired teacher, husband ernesto drove her in.",
+        {"age": ["91 yo"], "name": ["ernesto"]},
+        ["retired teacher"],
+    ),
+    ("Interpreter (Mandarin): Ms Liu Yan, present throughout.", {"name": ["Liu Yan"]}, []),
+    ("Patiënt: mevr. J. de Vries-Bakker", {"name": ["J. de Vries-Bakker"]}, []),
+    ("Paciente: GONÇALVES DA SILVA, JOÃO PEDRO", {"name": ["GONÇALVES DA SILVA, JOÃO PEDRO"]}, []),
+    ("Name: NAKAMURA Haruto (中村 陽翔)", {"name": ["NAKAMURA Haruto", "中村 陽翔"]}, []),
+    (
+        "Mother: Nguyen Thi Lan; father: Le Van Hung.",
+        {"name": ["Nguyen Thi Lan", "Le Van Hung"]},
+        [],
+    ),
+    (
+        "PATIENT IS MRS. ESPERANZA QUINTERO, 94.",
+        {"name": ["ESPERANZA QUINTERO"], "age": ["94"]},
+        [],
+    ),
+    # staff user names and initials
+    (
+        "called to dr. okafor by tlindqvist at 0315, read back confirmed.",
+        {"name": ["okafor", "tlindqvist"]},
+        ["read back confirmed"],
+    ),
+    ("DICT: PRW/sd   TRANS: 03/16 0912", {"name": ["PRW/sd"], "date": ["03/16"]}, []),
+    ("cc: bharrington; lmoreau", {"name": ["bharrington", "lmoreau"]}, []),
+    (
+        "Authorised by: Dr Fiona McAllister, Consultant Radiologist",
+        {"name": ["Fiona McAllister"]},
+        ["Consultant Radiologist"],
+    ),
+    ("Read by: HALVAREZ   Verified: 09/22", {"name": ["HALVAREZ"], "date": ["09/22"]}, []),
+    ("Tech: ckowal / Rad: awhitfield", {"name": ["ckowal", "awhitfield"]}, []),
+    (
+        "Prelim by resident sbhattacharya; final read by dgreene.",
+        {"name": ["sbhattacharya", "dgreene"]},
+        [],
+    ),
+    ("Dictated by Dr. R. Oyelaran. Transcribed: RO/kt", {"name": ["R. Oyelaran", "RO/kt"]}, []),
+    ("Verbal report given to charge RN (Tamika) by mfeld.", {"name": ["Tamika", "mfeld"]}, []),
+    (
+        "Communicated via secure chat to NP Gallagher by asmith2 @ 2215.",
+        {"name": ["Gallagher", "asmith2"]},
+        [],
+    ),
+    ("GH/jw 04/11", {"name": ["GH/jw"], "date": ["04/11"]}, []),
+    (
+        "Reported by: Dr. E. Szymańska   Validated by: Prof. H. Lindgren",
+        {"name": ["E. Szymańska", "H. Lindgren"]},
+        [],
+    ),
+    ("Protocolled CTPA, approved by kfarouk.", {"name": ["kfarouk"]}, []),
+    (
+        "ED attending Dr. Whitcombe notified by phone by the reading resident.",
+        {"name": ["Whitcombe"]},
+        ["notified by phone"],
+    ),
+    ("Scribe: A. Petrosyan for Dr. L. Marchetti", {"name": ["A. Petrosyan", "L. Marchetti"]}, []),
+    # dates without a year
+    (
+        "Seen in chest clinic on the 14th; now more breathless.",
+        {"date": ["14th"]},
+        ["now more breathless"],
+    ),
+    ("For review at the 4/22 thoracic MDT.", {"date": ["4/22"]}, ["thoracic MDT"]),
+    ("COMPARISON: 11/03 portable.", {"date": ["11/03"]}, []),
+    (
+        "Pigtail drain in place since 10/16, output decreasing.",
+        {"date": ["10/16"]},
+        ["output decreasing"],
+    ),
+    (
+        "Seen Thursday 6/12 in urgent care with similar symptoms.",
+        {"date": ["6/12"]},
+        ["with similar symptoms"],
+    ),
+    (
+        "Prior CXR dated 02 Aug shows the same nodule.",
+        {"date": ["02 Aug"]},
+        ["shows the same nodule"],
+    ),
+    ("Follow-up booked for 21st March in the respiratory clinic.", {"date": ["21st March"]}, []),
+    ("Admitted 12/24, intubated 12/26 for hypoxia.", {"date": ["12/24", "12/26"]}, ["for hypoxia"]),
+    ("pt states onset of sx on the 3rd of june.", {"date": ["3rd of june"]}, []),
+    ("Last cycle of chemo Mon 7/1.", {"date": ["7/1"]}, []),
+    ("Compared with the exam of 1/9 at 0612.", {"date": ["1/9"]}, []),
+    (
+        "Chest tube removed on 5/30; no pneumothorax since.",
+        {"date": ["5/30"]},
+        ["no pneumothorax since"],
+    ),
+    ("CT of 29/11 showed a smaller effusion.", {"date": ["29/11"]}, ["showed a smaller effusion"]),
+    ("DOS: Jan 4", {"date": ["Jan 4"]}, []),
+    # facilities named without "Hospital", towns in lower case
+    (
+        "Prior CT at Kingsmead Royal; report not available.",
+        {"institution": ["Kingsmead Royal"]},
+        ["report not available"],
+    ),
+    (
+        "Transferred from St Columba's for ECMO assessment.",
+        {"institution": ["St Columba's"]},
+        ["for ECMO assessment"],
+    ),
+    (
+        "Films from Mercy Lakeside were obtained and compared.",
+        {"institution": ["Mercy Lakeside"]},
+        [],
+    ),
+    ("Outside CT from NWMC uploaded to PACS.", {"institution": ["NWMC"]}, []),
+    ("Followed by SJRH oncology for NSCLC.", {"institution": ["SJRH"]}, ["for NSCLC"]),
+    (
+        "Comparison: outside CTA performed at Brookfield Imaging.",
+        {"institution": ["Brookfield Imaging"]},
+        [],
+    ),
+    (
+        "Resident of Maple Crest, arrived by ambulance.",
+        {"institution": ["Maple Crest"]},
+        ["arrived by ambulance"],
+    ),
+    (
+        "Images pushed from Clinique Sainte-Odile for a second opinion.",
+        {"institution": ["Clinique Sainte-Odile"]},
+        ["for a second opinion"],
+    ),
+    ("Transfer from Klinikum Nordhafen, ICU to ICU.", {"institution": ["Klinikum Nordhafen"]}, []),
+    (
+        "lives in owings mills with husband, independent with adls.",
+        {"address": ["owings mills"]},
+        ["independent with adls"],
+    ),
+    (
+        "pt from catonsville, found down at home.",
+        {"address": ["catonsville"]},
+        ["found down at home"],
+    ),
+    ("ems picked pt up in north tonawanda.", {"address": ["north tonawanda"]}, []),
+    (
+        "moved here from eastbourne last year, ex-smoker.",
+        {"address": ["eastbourne"]},
+        ["ex-smoker"],
+    ),
+    # postcodes and addresses outside the US
+    (
+        "Address: 14 Alder Close, Harlow, Essex CM20 1QR",
+        {"address": ["14 Alder Close", "Harlow", "Essex"], "zip": ["CM20 1QR"]},
+        [],
+    ),
+    (
+        "Address: 220 rue Principale, Gatineau QC J8X 2B4",
+        {"address": ["220 rue Principale", "Gatineau"], "zip": ["J8X 2B4"]},
+        [],
+    ),
+    (
+        "Adres: Keizersgracht 212, 1016 DX Amsterdam",
+        {"address": ["Keizersgracht 212", "Amsterdam"], "zip": ["1016 DX"]},
+        [],
+    ),
+    (
+        "Domicile : 18 rue des Lilas, 69003 Lyon",
+        {"address": ["18 rue des Lilas", "Lyon"], "zip": ["69003"]},
+        [],
+    ),
+    (
+        "Anschrift: Lindenstraße 45, 50674 Köln",
+        {"address": ["Lindenstraße 45", "Köln"], "zip": ["50674"]},
+        [],
+    ),
+    (
+        "Address: 〒530-0001 Osaka, Kita-ku, Umeda 2-4-9",
+        {"zip": ["530-0001"], "address": ["Osaka", "Kita-ku", "Umeda 2-4-9"]},
+        [],
+    ),
+    (
+        "Endereço: Rua das Palmeiras 310, apto 52, São Paulo - SP, CEP 01226-010",
+        {"address": ["Rua das Palmeiras 310", "apto 52", "São Paulo"], "zip": ["01226-010"]},
+        [],
+    ),
+    (
+        "pt lives at 3 mill lane, ashby, le65 2pq",
+        {"address": ["3 mill lane", "ashby"], "zip": ["le65 2pq"]},
+        [],
+    ),
+    ("Postcode: G12 8QQ", {"zip": ["G12 8QQ"]}, []),
+    (
+        "Correspondence to: Flat 2, 41 Marchmont Road, Edinburgh EH9 1HX",
+        {"address": ["Flat 2", "41 Marchmont Road", "Edinburgh"], "zip": ["EH9 1HX"]},
+        [],
+    ),
+    (
+        "Residenza: Via Roma 27, 20121 Milano (MI)",
+        {"address": ["Via Roma 27", "Milano"], "zip": ["20121"]},
+        [],
+    ),
+    # vehicle plates
+    (
+        "Car park: vehicle registration LK19 XTF logged at the barrier.",
+        {"vehicle": ["LK19 XTF"]},
+        [],
+    ),
+    (
+        "MVC, restrained driver; plate 6TRM482 per police report.",
+        {"vehicle": ["6TRM482"]},
+        ["restrained driver"],
+    ),
+    ("Ambulance YX68 BHD conveyed the patient from the scene.", {"vehicle": ["YX68 BHD"]}, []),
+    (
+        "Pedestrian struck by car (Kennzeichen HH-KT 4821).",
+        {"vehicle": ["HH-KT 4821"]},
+        ["Pedestrian struck by car"],
+    ),
+    # other identifiers in form layouts
+    (
+        "Pat-ID 7781234 | SZABO, ISTVAN | geb. 12.04.1948",
+        {"mrn": ["7781234"], "name": ["SZABO, ISTVAN"], "date": ["12.04.1948"]},
+        [],
+    ),
+    ("NHS No: 943 476 5919", {"national_id": ["943 476 5919"]}, []),
+    ("Tel (home): 020 7946 0958", {"phone": ["020 7946 0958"]}, []),
+    ("Fax results to 0161 496 0123.", {"fax": ["0161 496 0123"]}, []),
+    ("Results by email: r.ocampo@example.org", {"email": ["r.ocampo@example.org"]}, []),
+    (
+        "ACC# CT24-0098812   MRN 00482917",
+        {"accession": ["CT24-0098812"], "mrn": ["00482917"]},
+        [],
+    ),
+    (
+        "Acc 55128730 | Pt ABERG, LARS-ERIK | Ref Dr Okwuosa\nNo focal consolidation.",
+        {"accession": ["55128730"], "name": ["ABERG, LARS-ERIK", "Okwuosa"]},
+        ["No focal consolidation."],
+    ),
+]
+
+FORMS_KNOWN: list[tuple[str, dict[str, list[str]], list[str], list[str]]] = [
+    ("Clear lungs; no effusion.", {}, [], ["CLEAR^ANNA", "40917733"]),
+    ("Ms Clear declined contrast.", {"name": ["Clear"]}, [], ["CLEAR^ANNA"]),
+    ("RIS 40917733 matched to the prior.", {"mrn": ["40917733"]}, [], ["CLEAR^ANNA", "40917733"]),
+]
+
+FORMS_CLINICAL: list[str] = [
+    "Haller index of 3.6, consistent with moderate pectus excavatum.",
+    "Calcified granulomas, likely sequelae of prior Histoplasma capsulatum infection.",
+    "By Hickam's dictum, more than one process may be present.",
+    "History of Rocky Mountain spotted fever last summer; now with cough.",
+    "West Nile virus encephalitis is in the differential per neurology.",
+    "Bill as a limited study.",
+    "Please bill as a two-view exam; the lateral was repeated.",
+    "Treated for Lyme disease in the past; no hilar adenopathy.",
+    "Legionella urinary antigen positive; multilobar consolidation.",
+    "Ground-glass opacities compatible with Pneumocystis jirovecii pneumonia.",
+    "Klebsiella on sputum culture; bulging fissure in the right upper lobe.",
+    "Kerley B lines and small bilateral effusions, consistent with interstitial oedema.",
+    "Swan-Ganz catheter tip projects over the right interlobar artery.",
+    "Pulmonary oedema improved after IV lasix 40 mg.",
+    "On heparin drip; no haemothorax.",
+    "Sedated with propofol for the MRI.",
+    "Coumadin held; INR 3.2.",
+    "Moved to neuro step-down overnight.",
+    "Resp therapy at bedside during the portable film.",
+    "CCU patient, post PCI, line check.",
+    "MICU admission for septic shock; ETT 4 cm above the carina.",
+    "PT ALERT AND ORIENTED, LUNGS CLEAR.",
+    "NO PNEUMOTHORAX. ET TUBE IN GOOD POSITION. NG TUBE BELOW THE DIAPHRAGM.",
+    "lungs clear, no effusion, heart size normal.",
+    "small l effusion, stable. no ptx.",
+    "Read by consensus.",
+    "CC: cough",
+    "100 cc Omnipaque 350 given IV without reaction.",
+    "BP 120/80, HR 72.",
+    "Maintenance fluids 1/2 NS at 100 mL/h.",
+    "Feeds at 2/3 strength via NG tube.",
+    "Grade 2/6 systolic murmur at the left sternal border.",
+    "Tension pneumothorax collapsing 3/4 of the left lung.",
+    "Hyperintense on T2/FLAIR in the right frontal white matter.",
+    "Disc bulge at L4/5 with mild canal narrowing.",
+    "O2 sats 91% on 2 L/min nasal cannula.",
+    "GCS 15/15.",
+    "Power 4/5 in the left arm.",
+    "Tumour involves 1/3 of the circumference of the left main bronchus.",
+    "CXR PA/lateral: no focal consolidation.",
+    "Chest drain on a Heimlich valve, no air leak.",
+    "Morgagni hernia containing omental fat.",
+    "Bochdalek hernia on the left.",
+    "Azygos fissure, a normal variant.",
+    "Erlenmeyer flask deformity of the distal femora.",
+    "Osler-Weber-Rendu syndrome with a pulmonary AVM in the right lower lobe.",
+    "Marfan habitus; aortic root 4.6 cm.",
+    "Poland syndrome: absent left pectoralis major.",
+    "Loeffler syndrome with migratory opacities.",
+    "Caplan syndrome in a former coal miner.",
+    "Staph aureus bacteraemia with septic emboli in both lungs.",
+    "Moraxella catarrhalis on sputum culture.",
+    "Streptococcus pneumoniae, lobar consolidation of the right middle lobe.",
+    "Mycobacterium avium complex; tree-in-bud in the lingula.",
+    "Blastomyces dermatitidis on bronchial washings.",
+    "Coccidioidomycosis (valley fever) with a thin-walled cavity.",
+    "Epstein-Barr virus serology positive; splenomegaly 15 cm.",
+    "Hantavirus pulmonary syndrome considered given rodent exposure.",
+    "Chagas cardiomyopathy with an apical aneurysm.",
+    "Dobhoff tube tip in the second part of the duodenum.",
+    "PICC tip at the cavoatrial junction.",
+    "Port-a-Cath tip in the SVC.",
+    "Given Zosyn and vanc in the ED.",
+    "Eliquis held for the biopsy.",
+    "HDU to ward step-down today.",
+    "Patient Alert And Orientated; Nil By Mouth.",
+    "Bell's palsy last year; no intracranial abnormality.",
+    "Graves disease with a retrosternal goitre.",
+    "Parkinson disease; the film is degraded by tremor.",
+    "Addison disease on hydrocortisone.",
+]
+
+# A second held-out set, written after FORMS in other wordings and frames: GP letters and
+# "Re:" lines, ward handovers, ICU charts, MDT lists, consent and escort notes, teleradiology
+# and PACS worklists of Scandinavian, Eastern European, Middle Eastern, African, South and
+# East Asian, Latin American and Antipodean sites; clinical wording with other eponyms,
+# organisms, drugs, ward words and slash numbers (UK "2/52" durations among them). Written to
+# `phi_heldout2.jsonl`; scored once and never tuned on.
+HELDOUT2: list[Entry] = [
+    # names, any case and order
+    ("re: przybylski, tomasz j - ct chest w/ contrast", {"name": ["przybylski, tomasz"]}, []),
+    ("Worklist: CHOI, YOUNG-HO (F) - US abdomen", {"name": ["CHOI, YOUNG-HO"]}, []),
+    (
+        "RE: MACINTYRE ALISON   D.O.B. 02.09.1957",
+        {"name": ["MACINTYRE ALISON"], "date": ["02.09.1957"]},
+        [],
+    ),
+    (
+        "PATIENT LABEL  ABERNATHY KEITH  M  HOSP NO 2290417",
+        {"name": ["ABERNATHY KEITH"], "mrn": ["2290417"]},
+        [],
+    ),
+    (
+        "Bed 7: Pham Minh Duc, day 3 of IV antibiotics, still spiking.",
+        {"name": ["Pham Minh Duc"]},
+        ["day 3 of IV antibiotics, still spiking"],
+    ),
+    ("Escort: granddaughter Do Thi Thu Trang.", {"name": ["Do Thi Thu Trang"]}, []),
+    ("Consent signed by LAU Ka Wai (son) on behalf of the patient.", {"name": ["LAU Ka Wai"]}, []),
+    (
+        "Mr Chen Jianguo declined the contrast injection.",
+        {"name": ["Chen Jianguo"]},
+        ["declined the contrast injection"],
+    ),
+    (
+        "Beteg neve: Nagy Erzsébet, Debrecen.",
+        {"name": ["Nagy Erzsébet"], "address": ["Debrecen"]},
+        [],
+    ),
+    (
+        "Jung Ha-eun (보호자: 남편) present for the biopsy.",
+        {"name": ["Jung Ha-eun"]},
+        ["present for the biopsy"],
+    ),
+    ("Pt: SATO Kenji / 佐藤 健二", {"name": ["SATO Kenji", "佐藤 健二"]}, []),
+    ("sister ms. d'ambrosio-kent will collect the disc.", {"name": ["d'ambrosio-kent"]}, []),
+    ("Client: N'DIAYE-FALL, AMINATA KHADY", {"name": ["N'DIAYE-FALL, AMINATA KHADY"]}, []),
+    (
+        "Huisarts: dr. W. ter Haar; verwijzer: mw. E. van den Heuvel.",
+        {"name": ["W. ter Haar", "E. van den Heuvel"]},
+        [],
+    ),
+    (
+        "Referral from Dr Ingrid von Ahlen, Stockholm.",
+        {"name": ["Ingrid von Ahlen"], "address": ["Stockholm"]},
+        [],
+    ),
+    (
+        "Encik Ahmad Faiz bin Ismail, Bed 22, post thoracotomy.",
+        {"name": ["Ahmad Faiz bin Ismail"]},
+        ["post thoracotomy"],
+    ),
+    (
+        "Mother (Siti Hajar binti Omar) consented for sedation.",
+        {"name": ["Siti Hajar binti Omar"]},
+        ["consented for sedation"],
+    ),
+    ("Seen jointly with Dr Fatima al-Zahrani (pulmonology).", {"name": ["Fatima al-Zahrani"]}, []),
+    (
+        "ICU chart: Yousef El-Sayed, ventilated, FiO2 0.6.",
+        {"name": ["Yousef El-Sayed"]},
+        ["ventilated, FiO2 0.6"],
+    ),
+    (
+        "Paciente DE LA TORRE MORALES, RAMÓN ALBERTO",
+        {"name": ["DE LA TORRE MORALES, RAMÓN ALBERTO"]},
+        [],
+    ),
+    (
+        "Responsável: Ana Paula da Costa dos Santos (filha).",
+        {"name": ["Ana Paula da Costa dos Santos"]},
+        [],
+    ),
+    (
+        "wife (rosalind) states he has been more confused.",
+        {"name": ["rosalind"]},
+        ["has been more confused"],
+    ),
+    ("hcp is nephew terrence, on his way in.", {"name": ["terrence"]}, []),
+    (
+        "spoke w/ pt's sister gwendolyn mabry-rourke re: results.",
+        {"name": ["gwendolyn mabry-rourke"]},
+        [],
+    ),
+    (
+        "DAUGHTER (VERONIKA) AT BEDSIDE TRANSLATING FOR MR HORVATH.",
+        {"name": ["VERONIKA", "HORVATH"]},
+        [],
+    ),
+    ("NOTED BY CHARGE NURSE OLUWAKEMI ADEYINKA, NO CHANGE.", {"name": ["OLUWAKEMI ADEYINKA"]}, []),
+    (
+        "Ms Pauline Ferreira-Oduya, aged 97, from her care home.",
+        {"name": ["Pauline Ferreira-Oduya"], "age": ["aged 97"]},
+        [],
+    ),
+    ("Dear Dr Mwangi, Re: your patient Mrs Halvorsen.", {"name": ["Mwangi", "Halvorsen"]}, []),
+    # staff user names and initials
+    (
+        "CRITICAL RESULT: read back by RN ejohansson to cxu, 0455.",
+        {"name": ["ejohansson", "cxu"]},
+        [],
+    ),
+    ("Typist: lb   Reporter: DMcK", {"name": ["lb", "DMcK"]}, []),
+    ("Report status FINAL, signed off by ysato (attending).", {"name": ["ysato"]}, []),
+    ("Second read: dr.pinheiro", {"name": ["dr.pinheiro"]}, []),
+    ("Dictated 10:42 / AKO:pf", {"name": ["AKO:pf"]}, []),
+    (
+        "Copies: Dr N. Bhattarai (Resp), Dr S. Ekwueme (GP).",
+        {"name": ["N. Bhattarai", "S. Ekwueme"]},
+        [],
+    ),
+    ("Approved by - Dr Oluwaseun Adebayo-Cole", {"name": ["Oluwaseun Adebayo-Cole"]}, []),
+    ("Performed by radiographer H. Jónsdóttir.", {"name": ["H. Jónsdóttir"]}, []),
+    ("Verified electronically by: mvanrooyen", {"name": ["mvanrooyen"]}, []),
+    (
+        "Paged ortho reg (Dr Kaur) via switchboard, acknowledged by rpillay.",
+        {"name": ["Kaur", "rpillay"]},
+        [],
+    ),
+    ("Addendum KP/rn: see below.", {"name": ["KP/rn"]}, []),
+    # dates without a year
+    (
+        "Effusion larger than on the CT of 19/10.",
+        {"date": ["19/10"]},
+        ["Effusion larger than on the CT of"],
+    ),
+    (
+        "Intermittent haemoptysis since the 2nd.",
+        {"date": ["2nd"]},
+        ["Intermittent haemoptysis since the"],
+    ),
+    ("Prev: 7 Nov (ED) - clear.", {"date": ["7 Nov"]}, []),
+    ("Stent placed 14 Feb, now occluded.", {"date": ["14 Feb"]}, ["now occluded"]),
+    ("POD 3 from a right upper lobectomy on 9/3.", {"date": ["9/3"]}, ["right upper lobectomy"]),
+    ("Booked for the 28th at 09:00 for a biopsy.", {"date": ["28th"]}, []),
+    ("Next lung MDT 17.05, please list.", {"date": ["17.05"]}, []),
+    ("Fever from the evening of 2 April.", {"date": ["2 April"]}, []),
+    ("ED visit 3/27: CXR clear then.", {"date": ["3/27"]}, ["CXR clear then"]),
+    # facilities named without "Hospital", towns in lower case
+    ("Old films are with Queen Adelaide; requested.", {"institution": ["Queen Adelaide"]}, []),
+    (
+        "Came via St Aidan's ED after a syncopal episode.",
+        {"institution": ["St Aidan's"]},
+        ["after a syncopal episode"],
+    ),
+    (
+        "Outside MRI from Harbourgate Diagnostics reviewed.",
+        {"institution": ["Harbourgate Diagnostics"]},
+        [],
+    ),
+    ("Records requested from KKMC and RWGH.", {"institution": ["KKMC", "RWGH"]}, []),
+    ("Discharged to Linwood Park for rehab.", {"institution": ["Linwood Park"]}, []),
+    (
+        "farmer from near wagga, ex-smoker 40 pack-years.",
+        {"address": ["wagga"]},
+        ["ex-smoker 40 pack-years"],
+    ),
+    ("lives alone in hagerstown, daughter checks daily.", {"address": ["hagerstown"]}, []),
+    # postcodes and addresses outside the US
+    (
+        "Home: 9 Cardigan Road, Leeds LS6 2QD",
+        {"address": ["9 Cardigan Road", "Leeds"], "zip": ["LS6 2QD"]},
+        [],
+    ),
+    (
+        "Address - 3380 Kingsway, Vancouver BC V5R 5K5",
+        {"address": ["3380 Kingsway", "Vancouver"], "zip": ["V5R 5K5"]},
+        [],
+    ),
+    (
+        "Woonplaats: 3511 LX Utrecht (Oudegracht 101)",
+        {"zip": ["3511 LX"], "address": ["Utrecht", "Oudegracht 101"]},
+        [],
+    ),
+    (
+        "Adresse : 5 bd Baille, 13006 Marseille",
+        {"address": ["5 bd Baille", "Marseille"], "zip": ["13006"]},
+        [],
+    ),
+    (
+        "Wohnort: 80331 München, Sendlinger Str. 12",
+        {"zip": ["80331"], "address": ["München", "Sendlinger Str. 12"]},
+        [],
+    ),
+    (
+        "Address: 150-0002 Tokyo, Shibuya-ku, Shibuya 3-8-1",
+        {"zip": ["150-0002"], "address": ["Shibuya-ku", "Shibuya 3-8-1"]},
+        [],
+    ),
+    (
+        "Endereço: Av. Rio Branco 156, Centro, Rio de Janeiro, CEP 20040-003",
+        {"address": ["Av. Rio Branco 156", "Rio de Janeiro"], "zip": ["20040-003"]},
+        [],
+    ),
+    (
+        "Adres: ul. Marszałkowska 84/92 m. 11, 00-514 Warszawa",
+        {"address": ["ul. Marszałkowska 84/92 m. 11", "Warszawa"], "zip": ["00-514"]},
+        [],
+    ),
+    ("Postnummer 114 28 Stockholm", {"zip": ["114 28"], "address": ["Stockholm"]}, []),
+    (
+        "Seoul 06236, Gangnam-gu, Teheran-ro 152",
+        {"address": ["Seoul", "Gangnam-gu", "Teheran-ro 152"], "zip": ["06236"]},
+        [],
+    ),
+    ("Eircode T12 R2NN, Cork", {"zip": ["T12 R2NN"], "address": ["Cork"]}, []),
+    # vehicle plates
+    ("Bay 14, visitor car reg WN17 PZA.", {"vehicle": ["WN17 PZA"]}, []),
+    (
+        "Hit by a tow truck (plate 4TXH901), GCS 13 at scene.",
+        {"vehicle": ["4TXH901"]},
+        ["GCS 13 at scene"],
+    ),
+    ("Kenteken van de auto: 54-KLP-9, bestuurder.", {"vehicle": ["54-KLP-9"]}, []),
+    (
+        "Single vehicle rollover, NSW rego BZ87QL.",
+        {"vehicle": ["BZ87QL"]},
+        ["Single vehicle rollover"],
+    ),
+    # other identifiers
+    ("Personnummer 19550314-2381 on the request.", {"national_id": ["19550314-2381"]}, []),
+    ("Ring the ward on 01632 960 418 with the result.", {"phone": ["01632 960 418"]}, []),
+    ("Kindly fax the report to (02) 5550 1187.", {"fax": ["(02) 5550 1187"]}, []),
+    ("UR 0091873 / Episode 4471209", {"mrn": ["0091873"], "account": ["4471209"]}, []),
+    (
+        "Worklist row: 2231945 | EZEAKU-BELL, CHIDINMA | MR BRAIN | 9/14\nNo acute infarct.",
+        {"mrn": ["2231945"], "name": ["EZEAKU-BELL, CHIDINMA"], "date": ["9/14"]},
+        ["No acute infarct."],
+    ),
+]
+
+HELDOUT2_KNOWN: list[tuple[str, dict[str, list[str]], list[str], list[str]]] = [
+    ("Frank haemoptysis overnight.", {}, [], ["FRANK^GEORGE"]),
+    (
+        "George Frank was transferred for embolisation.",
+        {"name": ["George Frank"]},
+        [],
+        ["FRANK^GEORGE"],
+    ),
+]
+
+HELDOUT2_CLINICAL: list[str] = [
+    "Aspergilloma in an old right apical cavity, with an air crescent.",
+    "Nocardia on BAL; multiple cavitating nodules.",
+    "Coxsackie B myopericarditis; small pericardial effusion.",
+    "Ebstein anomaly with a markedly enlarged right atrium.",
+    "Pleural-based wedge opacity in keeping with a Hampton hump.",
+    "Oligaemia of the left lung, a Westermark sign.",
+    "The 7 mm solid nodule warrants CT at 6-12 months under the Fleischner criteria.",
+    "Middle lobe collapse from nodal compression, in keeping with Brock syndrome.",
+    "Lady Windermere pattern of bronchiectasis in the lingula.",
+    "Hoarse voice with a large left atrium: ?Ortner syndrome.",
+    "Pneumomediastinum after vomiting; Boerhaave perforation excluded on swallow.",
+    "Mallory-Weiss tear at endoscopy; chest film unremarkable.",
+    "Right apical mass with rib erosion, a Pancoast tumour.",
+    "Ptosis and miosis on the right, Horner syndrome.",
+    "The right upper lobe collapse has the reverse S of Golden.",
+    "Luftsichel sign of left upper lobe collapse.",
+    "Tracheal diameter 32 mm, Mounier-Kuhn syndrome.",
+    "Hyperlucent small left lung, Swyer-James-MacLeod.",
+    "Williams-Campbell syndrome with cystic bronchiectasis.",
+    "Situs inversus and sinusitis in keeping with Kartagener.",
+    "Film taken during a Valsalva manoeuvre.",
+    "Cavitating nodules, ANCA positive: granulomatosis with polyangiitis (Wegener).",
+    "Eosinophilia and asthma, Churg-Strauss considered.",
+    "Pontiac fever outbreak at the workplace; lungs clear.",
+    "Ross River virus serology pending.",
+    "Japanese encephalitis vaccine given before travel.",
+    "Middle East respiratory syndrome screen negative.",
+    "Pseudomonas aeruginosa and Burkholderia cepacia in sputum.",
+    "Cryptococcus neoformans antigen positive.",
+    "Strongyloides hyperinfection suspected on steroids.",
+    "Echinococcus cyst in the right lower lobe with a water lily sign.",
+    "Bordetella pertussis, paroxysmal cough for 6 weeks.",
+    "Amiodarone lung toxicity; dense liver.",
+    "Nitrofurantoin-related pneumonitis.",
+    "Methotrexate pneumonitis is a consideration.",
+    "Bleomycin-induced fibrosis at the bases.",
+    "Keppra loaded in the ED.",
+    "On Augmentin and clarithromycin.",
+    "Tazocin started for HAP.",
+    "Clexane 40 mg daily.",
+    "Dexamethasone for vasogenic oedema.",
+    "Transferred to SICU overnight.",
+    "Obs stable; on the paeds ward.",
+    "Under ortho, post hip fixation.",
+    "Cardiothoracics aware.",
+    "Gen surg reviewed; conservative management.",
+    "NO FOCAL CONSOLIDATION. HEART NOT ENLARGED. NO EFFUSION.",
+    "OLD RIGHT RIB FRACTURES. NO PNEUMOTHORAX.",
+    "No Acute Cardiopulmonary Process; Lines And Tubes As Before.",
+    "mild congestion, nil else; no change from before.",
+    "Cough 2/52, fever 3/7.",
+    "Right upper zone mass, weight loss over 6/12.",
+    "C5/6 disc osteophyte complex.",
+    "Mixtard 30/70 insulin, 20 units.",
+    "Pain 7/10 on inspiration.",
+    "MRC power 3/5 in the right leg.",
+    "BP 138/86, SpO2 94% on air.",
+    "Bladder about 1/2 full at the time of scanning.",
+    "T1/T2 hypointense focus in the vertebral body.",
+    "G3P2, 32/40 gestation, shielded.",
+    "Hamman sign on auscultation.",
+    "Mendelson syndrome after aspiration under anaesthesia.",
+    "Scimitar sign of partial anomalous venous return.",
+    "Dressler syndrome with a left effusion after MI.",
+    "Lemierre syndrome with septic emboli.",
+    "Chilaiditi sign: colon between the liver and the diaphragm.",
+    "Zenker diverticulum on the swallow.",
+    "Schatzki ring at the gastro-oesophageal junction.",
+    "Barrett's oesophagus under surveillance.",
+    "Meigs syndrome with ascites and a right effusion.",
+    "Hamartoma with popcorn calcification.",
+]
+
+
 def _check(text: str, identifiers: dict[str, list[str]], keep: list[str]) -> None:
     for values in identifiers.values():
         for value in values:
@@ -2033,7 +2756,10 @@ def entries() -> list[dict]:
     tuning = _section(TUNING, TUNING_KNOWN, TUNING_CLINICAL)
     for i, entry in enumerate(tuning):
         entry["id"] = f"tuning-{'phi' if entry['identifiers'] else 'clinical'}-{i:03d}"
-    return out + tuning
+    forms = _section(FORMS, FORMS_KNOWN, FORMS_CLINICAL)
+    for i, entry in enumerate(forms):
+        entry["id"] = f"forms-{'phi' if entry['identifiers'] else 'clinical'}-{i:03d}"
+    return out + tuning + forms
 
 
 def _section(
@@ -2067,8 +2793,16 @@ def heldout() -> list[dict]:
     return out
 
 
+def heldout2() -> list[dict]:
+    """The second held-out set, one dict per line of `phi_heldout2.jsonl`."""
+    out = _section(HELDOUT2, HELDOUT2_KNOWN, HELDOUT2_CLINICAL)
+    for i, entry in enumerate(out):
+        entry["id"] = f"heldout2-{'phi' if entry['identifiers'] else 'clinical'}-{i:03d}"
+    return out
+
+
 def main() -> None:
-    for path, corpus in ((OUT, entries()), (HELDOUT_OUT, heldout())):
+    for path, corpus in ((OUT, entries()), (HELDOUT_OUT, heldout()), (HELDOUT2_OUT, heldout2())):
         with path.open("w") as handle:
             for entry in corpus:
                 handle.write(json.dumps(entry, ensure_ascii=False) + "\n")
