@@ -1,7 +1,8 @@
 """De-identifiers side by side on a PHI corpus: recall per identifier kind, clinical text kept, speed.
 
     python benchmarks/deid.py [--corpus benchmarks/phi_corpus.jsonl]
-                              [--heldout benchmarks/phi_heldout.jsonl] [--only NAME ...]
+                              [--heldout benchmarks/phi_heldout.jsonl benchmarks/phi_heldout2.jsonl]
+                              [--only NAME ...]
 
 Every text goes through the ingestion path of `umcl/data/sources.py: to_rows`:
 `scrub(findings_and_impression(text), known_identifiers)`.
@@ -28,8 +29,10 @@ Every text goes through the ingestion path of `umcl/data/sources.py: to_rows`:
 
 Reported per candidate: recall per kind, identifiers caught overall, clinical sentences changed,
 `keep` strings lost (and, for our corpus, the same for its original and its reviewer-style
-tuning section, ids `tuning-…`), the same on the held-out set (`--heldout`: written after the
-fixes and never tuned on; `make_phi_corpus.py` writes it too), model load seconds and reports/s on demo reports (`umcl demo`'s generator:
+tuning section, ids `tuning-…`, and the section of issue 24's new forms, ids `forms-…`), the
+same on each held-out set (`--heldout`: written before the changes they measure and never tuned
+on; `make_phi_corpus.py` writes them too; the tagger of `umcl/data/deid/tagger.py` is trained on
+the corpus's sections, never on these), model load seconds and reports/s on demo reports (`umcl demo`'s generator:
 header, FINDINGS, IMPRESSION, planted PHI in one report in ten; known identifiers passed as the
 RIS columns are). With `../shared/data/iu-xray/indiana_reports.csv` present, also the share of
 real Open-i report sentences (de-identified ones with "XXXX" left out) that each candidate changes.
@@ -185,21 +188,23 @@ def _clinical_only(value: str) -> bool:
     )
 
 
-def shipped(ner: bool = True) -> Scrub:
+def shipped(ner: bool = True, tagger: bool = True) -> Scrub:
     def scrub(text: str, known: Iterable[str]) -> str:
         text = findings_and_impression(text)
-        return deid.redact(text, deid.find_phi(text, known, ner=ner))
+        return deid.redact(text, deid.find_phi(text, known, ner=ner, tagger=tagger))
 
     return scrub
 
 
+SHIPPED = "shipped (rules + NER + tagger)"
 CANDIDATES: dict[str, Callable[[], Scrub]] = {
     "rules before (0f5bf77)": legacy_rules,
     "presidio 2.2 (defaults)": presidio,
     "presidio + shipped rules": lambda: presidio(with_rules=True),
     "presidio tuned + shipped rules": lambda: presidio(with_rules=True, tuned=True),
-    "shipped rules, no NER": lambda: shipped(ner=False),
-    "shipped (rules + NER)": shipped,
+    "shipped rules, no NER": lambda: shipped(ner=False, tagger=False),
+    "rules + NER, no tagger": lambda: shipped(tagger=False),
+    SHIPPED: shipped,
 }
 
 
@@ -246,9 +251,14 @@ def caught(
     return True
 
 
+SECTIONS = ("main", "tuning", "forms")
+
+
 def section_of(entry: dict) -> str:
-    """'tuning' for the reviewer-style section of our corpus (ids 'tuning-…'), else 'main'."""
-    return "tuning" if str(entry.get("id", "")).startswith("tuning-") else "main"
+    """'tuning' for the reviewer-style section of our corpus (ids 'tuning-…'), 'forms' for the
+    section of issue 24's new forms (ids 'forms-…'), else 'main'."""
+    section = str(entry.get("id", "")).split("-", 1)[0]
+    return section if section in SECTIONS else "main"
 
 
 def _squash(text: str) -> str:
@@ -409,14 +419,14 @@ def _score_rows(scores: list[dict], kinds: list[tuple[str, int]]) -> list[str]:
     return rows
 
 
-def heldout_table(results: dict[str, dict]) -> str:
-    """Recall per kind and clinical sentences changed on the held-out set."""
-    names = [n for n, r in results.items() if "heldout" in r]
+def heldout_table(results: dict[str, dict], name: str) -> str:
+    """Recall per kind and clinical sentences changed on the held-out set `name`."""
+    names = [n for n, r in results.items() if name in r.get("heldout", {})]
     if not names:
         return ""
-    scores = [results[name]["heldout"] for name in names]
+    scores = [results[n]["heldout"][name] for n in names]
     kinds = [(kind, n) for kind, (_, n) in scores[0]["counts"].items()]
-    return _head("held-out", names) + "\n".join(_score_rows(scores, kinds))
+    return _head(name, names) + "\n".join(_score_rows(scores, kinds))
 
 
 def table(results: dict[str, dict], kinds: list[str]) -> str:
@@ -431,7 +441,7 @@ def table(results: dict[str, dict], kinds: list[str]) -> str:
         )
     )
     if len(first["sections"]) > 1:
-        for section in ("main", "tuning"):
+        for section in (s for s in SECTIONS if s in first["sections"]):
             counts = first["sections"][section]
             rows.append(
                 _row(
@@ -473,8 +483,9 @@ def main() -> int:
     parser.add_argument(
         "--heldout",
         type=Path,
-        default=ROOT / "benchmarks/phi_heldout.jsonl",
-        help="a second corpus scored beside the first, never tuned on ('' to skip)",
+        nargs="*",
+        default=[ROOT / "benchmarks/phi_heldout.jsonl", ROOT / "benchmarks/phi_heldout2.jsonl"],
+        help="corpora scored beside the first, never tuned on (none to skip)",
     )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/deid.json")
     parser.add_argument("--show-misses", action="store_true")
@@ -482,7 +493,7 @@ def main() -> int:
 
     corpus = load_corpus(args.corpus)
     ordinary = ordinary_words(corpus)
-    heldout = load_corpus(args.heldout) if str(args.heldout) and args.heldout.is_file() else []
+    heldout = {p.stem: load_corpus(p) for p in args.heldout if p.is_file()}
     reports = demo_reports(args.reports)
     sentences = iu_sentences(args.iu, args.iu_reports)
     results: dict[str, dict] = {}
@@ -502,32 +513,33 @@ def main() -> int:
         result["reports_per_s"] = round(throughput(scrub, reports), 1)
         if sentences:
             result["iu"] = iu_changed(scrub, sentences)
-        if heldout:
-            result["heldout"] = score(scrub, heldout, ordinary_words(heldout))
+        result["heldout"] = {k: score(scrub, v, ordinary_words(v)) for k, v in heldout.items()}
         results[name] = result
         print(
             f"{name}: recall {result['recall_overall']:.3f}, clinical changed {result['clinical_changed']:.1%}, {result['reports_per_s']:.0f} reports/s",
             flush=True,
         )
-        if heldout:
+        for set_name, held in result["heldout"].items():
             print(
-                f"    held-out: recall {result['heldout']['recall_overall']:.3f}, clinical changed {result['heldout']['clinical_changed']:.1%}",
+                f"    {set_name}: recall {held['recall_overall']:.3f}, clinical changed {held['clinical_changed']:.1%}",
                 flush=True,
             )
         if args.show_misses:
-            for miss in result["misses"] + result.get("heldout", {}).get("misses", []):
+            for miss in result["misses"] + [
+                m for h in result["heldout"].values() for m in h["misses"]
+            ]:
                 print("   ", miss)
-    if "shipped (rules + NER)" in results:
-        results["shipped (rules + NER)"]["cold_start_s"] = round(cold_start(), 2)
+    if SHIPPED in results:
+        results[SHIPPED]["cold_start_s"] = round(cold_start(), 2)
         print(
-            f"shipped: a fresh process imports and scrubs its first text in {results['shipped (rules + NER)']['cold_start_s']:.1f} s"
+            f"shipped: a fresh process imports and scrubs its first text in {results[SHIPPED]['cold_start_s']:.1f} s"
         )
     kinds = sorted({i["kind"] for e in corpus for i in e["identifiers"]})
     print()
     print(table(results, kinds))
-    if heldout:
+    for set_name in heldout:
         print()
-        print(heldout_table(results))
+        print(heldout_table(results, set_name))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     summary = {
         "date": date.today().isoformat(),
@@ -535,12 +547,7 @@ def main() -> int:
             args.corpus.relative_to(ROOT) if args.corpus.is_relative_to(ROOT) else args.corpus
         ),
         "entries": len(corpus),
-        "heldout": str(
-            args.heldout.relative_to(ROOT) if args.heldout.is_relative_to(ROOT) else args.heldout
-        )
-        if heldout
-        else None,
-        "heldout_entries": len(heldout),
+        "heldout_entries": {k: len(v) for k, v in heldout.items()},
         "demo_reports_timed": len(reports),
         "candidates": results,
     }

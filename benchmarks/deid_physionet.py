@@ -1,11 +1,14 @@
-"""The shipped scrubber on real, hand-annotated notes: the PhysioNet de-identification corpus.
+"""The scrubber on real, hand-annotated notes: the PhysioNet de-identification corpus.
 
     python benchmarks/deid_physionet.py [--data ../shared/data/physionet-deid] [--folds 5]
 
-`id.text` holds ICU nursing notes as `START_OF_RECORD=patient||||note||||` … `||||END_OF_RECORD`
-blocks; `id-phi.phrase` one hand-typed PHI span a line, `patient note start end type text`, with
-offsets into the note's text after its header line (every identifier is a realistic surrogate).
-The scrubber is `umcl/data/deid: find_phi` on each whole note, as ingestion runs it on a report.
+The corpus and its reader: `umcl/data/deid/physionet.py`. The scrubber is `umcl/data/deid:
+find_phi` on each whole note, as ingestion runs it on a report, in two configurations side by
+side: the rules and the NER alone, and with the learned tagger (`umcl/data/deid/tagger.py`)
+trained by patient-wise cross-validation: for each fold, the recipe of
+`umcl/data/deid/train_tagger.py` is fitted on the other folds' patients and the project's PHI
+corpus, and scores only the fold's notes, so every patient is scored once, by a model that
+never saw them.
 
 Reported per PHI kind and over the Safe Harbor kinds (a year alone, `DateYear`, may stand: it is
 reported apart and left out of the total):
@@ -15,71 +18,44 @@ reported apart and left out of the total):
   any of its characters is), the share that overlap a PHI span;
 - **non-PHI words removed**: the share of word tokens outside every PHI span that it removes,
   with the words removed most often (what a text tower would never see).
-Patients are split into `--folds` folds (each patient scored in exactly one): nothing in the
-scrubber is fitted on this corpus, so the folds show the spread between groups of patients, and
-any fitted component must be scored the same way, on folds it did not see. Also notes/s on one
-core. Writes `benchmarks/results/deid_physionet.json`.
+Also notes/s on one core (the tagger's training not counted). Writes
+`benchmarks/results/deid_physionet.json`, whose `card` entry `train_tagger.py` quotes in the
+tagger's model card.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import re
 import sys
+import tempfile
 import time
 from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from umcl.config import CsvColumns, SourceSettings  # noqa: E402
 from umcl.data.deid import find_phi  # noqa: E402
+from umcl.data.deid.physionet import Note, fold_of, read_corpus  # noqa: E402
+from umcl.data.deid.tagger import use_model  # noqa: E402
+from umcl.data.deid.train_tagger import corpus_examples, fit, physionet_examples  # noqa: E402
+from umcl.data.pseudonyms import Pseudonymizer  # noqa: E402
+from umcl.data.sources import read_source  # noqa: E402
+from umcl.data.validate import validate_rows  # noqa: E402
+from umcl.labels import LabelSpace  # noqa: E402
 
-RECORD = re.compile(r"START_OF_RECORD=(\d+)\|\|\|\|(\d+)\|\|\|\|\n(.*?)\|\|\|\|END_OF_RECORD", re.S)
 WORD = re.compile(r"[^\W_]+")  # letters and digits: what a span's removal is judged on
 YEAR_ONLY = {"DateYear"}  # Safe Harbor lets a year alone stand
 
 
-@dataclass(frozen=True)
-class Phi:
-    start: int
-    end: int
-    kind: str
-    text: str
-
-
-@dataclass
-class Note:
-    patient: str
-    note: str
-    text: str
-    phi: list[Phi] = field(default_factory=list)
-
-
-def read_corpus(folder: Path) -> list[Note]:
-    """The notes of `id.text` with their PHI spans from `id-phi.phrase`; a span whose text is not
-    what its offsets hold is an error (a misread format would score nonsense)."""
-    notes = {
-        (m[1], m[2]): Note(m[1], m[2], m[3]) for m in RECORD.finditer((folder / "id.text").read_text())
-    }  # fmt: skip
-    for line in (folder / "id-phi.phrase").read_text().splitlines():
-        if not line.strip():
-            continue
-        patient, note, start, end, kind, text = line.split(" ", 5)
-        entry = notes[(patient, note)]
-        start_i, end_i = int(start), int(end)
-        if entry.text[start_i:end_i] != text:
-            raise ValueError(f"patient {patient} note {note}: offsets {start}-{end} do not hold the span's text")  # fmt: skip
-        entry.phi.append(Phi(start_i, end_i, kind, text))
-    return list(notes.values())
-
-
-def removed_mask(text: str) -> list[bool]:
+def removed_mask(text: str, tagger: bool) -> list[bool]:
     """Per character of `text`: inside a span the scrubber removes."""
     mask = [False] * len(text)
-    for span in find_phi(text):
+    for span in find_phi(text, tagger=tagger):
         mask[span.start : span.end] = [True] * (span.end - span.start)
     return mask
 
@@ -111,11 +87,6 @@ def score_note(note: Note, mask: list[bool]) -> dict:
             "other": other, "removed_words": removed_words}  # fmt: skip
 
 
-def fold_of(patient: str, folds: int) -> int:
-    """Patient-wise folds, fixed by the patient number."""
-    return int(patient) % folds
-
-
 def summary(scores: list[dict]) -> dict:
     kinds: dict[str, list[int]] = {}
     words: Counter = Counter()
@@ -144,9 +115,85 @@ def ratio(pair: list[int]) -> str:
     return f"{pair[0]}/{pair[1]} = {pair[0] / pair[1]:.3f}" if pair[1] else "—"
 
 
+def ingested(notes: list[Note], folder: Path) -> dict:
+    """The notes as a `format: csv` text source through `umcl validate`'s reader and row checks
+    (`read_source`, `validate_rows`): how many are quarantined, and how many typed PHI spans
+    survive in the text it keeps. A span survives when its text, or one of its words of 3+
+    characters that the note holds nowhere outside PHI, is still in the kept text."""
+    path = folder / "notes.csv"
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["id", "patient", "report"])
+        writer.writerows([f"{n.patient}-{n.note}", n.patient, n.text] for n in notes)
+    columns = CsvColumns(id="id", patient="patient", text=["report"])
+    source = SourceSettings(name="physionet", kind="text_label", format="csv", path=path, columns=columns)  # fmt: skip
+    rows = read_source(source, LabelSpace(), Pseudonymizer("a-benchmark-key-of-some-length")).rows
+    valid, quarantined = validate_rows(rows, "text_label", list(LabelSpace().names))
+    kept = valid["text"].to_list()
+    survived: Counter = Counter()
+    total: Counter = Counter()
+    for note, text in zip(notes, kept, strict=True):  # no note is quarantined: checked below
+        outside = note.text
+        for phi in note.phi:
+            outside = outside.replace(phi.text, " ")
+        other = {w.lower() for w in WORD.findall(outside)}
+        for phi in note.phi:
+            total[phi.kind] += 1
+            words = [w for w in WORD.findall(phi.text) if len(w) >= 3 and w.lower() not in other]
+            pattern = rf"(?<![^\W_]){re.escape(phi.text)}(?![^\W_])"
+            if re.search(pattern, text or "", re.I) or any(
+                re.search(rf"\b{re.escape(w)}\b", text or "", re.I) for w in words
+            ):
+                survived[phi.kind] += 1
+    safe = [k for k in total if k not in YEAR_ONLY]
+    return {"notes": len(notes), "quarantined": quarantined.height,
+            "survived": {k: [survived[k], total[k]] for k in sorted(total)},
+            "safe_harbor_survived": [sum(survived[k] for k in safe), sum(total[k] for k in safe)]}  # fmt: skip
+
+
+def cross_validated(
+    notes: list[Note], folds: int, corpus: Path
+) -> tuple[list[tuple[Note, dict]], float, dict]:
+    """Each fold scored by a tagger fitted on the other folds and the project's corpus, on the
+    scrubber alone and through the ingestion path."""
+    examples = physionet_examples(notes)
+    shared = corpus_examples(corpus)
+    scored, seconds, through = [], 0.0, []
+    with tempfile.TemporaryDirectory() as tmp:
+        for fold in range(folds):
+            train = [e for e in examples if fold_of(e.group, folds) != fold] + shared
+            print(f"fold {fold}: fitting on {len(train)} texts", file=sys.stderr, flush=True)
+            use_model(fit(train, Path(tmp) / f"fold{fold}.crfsuite"))
+            held = [n for n in notes if fold_of(n.patient, folds) == fold]
+            started = time.perf_counter()
+            scored += [(n, score_note(n, removed_mask(n.text, True))) for n in held]
+            seconds += time.perf_counter() - started
+            through.append(ingested(held, Path(tmp)))
+    use_model(None)
+    merged = {"notes": sum(t["notes"] for t in through), "quarantined": sum(t["quarantined"] for t in through),
+              "safe_harbor_survived": [sum(t["safe_harbor_survived"][i] for t in through) for i in (0, 1)]}  # fmt: skip
+    return scored, seconds, merged
+
+
+def print_kinds(columns: dict[str, dict]) -> None:
+    names = list(columns)
+    print("| kind | " + " | ".join(names) + " |")
+    print("|---|" + "---:|" * len(names))
+    kinds = sorted({k for c in columns.values() for k in c["recall"]})
+    for kind in kinds:
+        label = f"{kind} (a year alone may stand)" if kind in YEAR_ONLY else kind
+        print(f"| {label} | " + " | ".join(ratio(c["recall"].get(kind, [0, 0])) for c in columns.values()) + " |")  # fmt: skip
+    print("| **Safe Harbor kinds, years aside** | " + " | ".join(f"**{ratio(c['safe_harbor_recall'])}**" for c in columns.values()) + " |")  # fmt: skip
+    print("| token precision | " + " | ".join(ratio(c["token_precision"]) for c in columns.values()) + " |")  # fmt: skip
+    print("| **non-PHI words removed** | " + " | ".join(f"**{ratio(c['non_phi_removed'])}**" for c in columns.values()) + " |")  # fmt: skip
+    print("| notes/s, one core | " + " | ".join(f"{c['notes_per_s']:.1f}" for c in columns.values()) + " |\n")  # fmt: skip
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared/data/physionet-deid")
+    parser.add_argument("--corpus", type=Path, default=ROOT / "benchmarks/phi_corpus.jsonl",
+                        help="the project's PHI corpus, in every fold's training data")  # fmt: skip
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/deid_physionet.json")
     args = parser.parse_args()
@@ -154,31 +201,39 @@ def main() -> int:
         print(f"{args.data}: the PhysioNet deid corpus is not here (--data names its folder)")
         return 0
     notes = read_corpus(args.data)
-    find_phi("Warm-up: the NER model loads once.")
+    find_phi("Warm-up: the NER model loads once.", tagger=False)
     started = time.perf_counter()
-    scored = [(note, score_note(note, removed_mask(note.text))) for note in notes]
-    seconds = time.perf_counter() - started
-    folds = {f: summary([s for n, s in scored if fold_of(n.patient, args.folds) == f]) for f in range(args.folds)}  # fmt: skip
-    total = summary([s for _, s in scored])
+    before = [(note, score_note(note, removed_mask(note.text, False))) for note in notes]
+    before_s = time.perf_counter() - started
+    tagged, tagged_s, through = cross_validated(notes, args.folds, args.corpus)
+    columns = {"rules + NER": summary([s for _, s in before]) | {"notes_per_s": len(notes) / before_s},
+               f"rules + NER + tagger ({args.folds}-fold, patient-wise)": summary([s for _, s in tagged]) | {"notes_per_s": len(notes) / tagged_s}}  # fmt: skip
     patients = len({n.patient for n in notes})
-    print(f"## The shipped scrubber on the PhysioNet deid corpus ({args.data}): {len(notes)} notes, "
+    print(f"## The scrubber on the PhysioNet deid corpus ({args.data}): {len(notes)} notes, "
           f"{patients} patients, {sum(len(n.phi) for n in notes)} PHI spans\n")  # fmt: skip
-    print("| kind | recall |")
-    print("|---|---:|")
-    for kind, pair in total["recall"].items():
-        print(
-            f"| {kind}{' (a year alone may stand)' if kind in YEAR_ONLY else ''} | {ratio(pair)} |"
-        )
-    print(f"| **Safe Harbor kinds, years aside** | **{ratio(total['safe_harbor_recall'])}** |\n")
-    print(f"Token precision: {ratio(total['token_precision'])}; non-PHI words removed: "
-          f"{ratio(total['non_phi_removed'])}; {len(notes) / seconds:.1f} notes/s on one core.\n")  # fmt: skip
-    print(f"| fold (patients by number mod {args.folds}) | notes | Safe Harbor recall | non-PHI words removed |")  # fmt: skip
+    print_kinds(columns)
+    folds = {f: summary([s for n, s in tagged if fold_of(n.patient, args.folds) == f]) for f in range(args.folds)}  # fmt: skip
+    print(f"| fold (patients by number mod {args.folds}), with the tagger | notes | Safe Harbor recall | non-PHI words removed |")  # fmt: skip
     print("|---:|---:|---:|---:|")
     for f, s in folds.items():
         print(f"| {f} | {s['notes']} | {ratio(s['safe_harbor_recall'])} | {ratio(s['non_phi_removed'])} |")  # fmt: skip
-    print("\nNon-PHI words removed most often: " + ", ".join(f"{w} ({n})" for w, n in total["most_removed_non_phi"]))  # fmt: skip
+    print(f"\nThrough `umcl validate`'s reader and row checks (a csv text source, each fold with its own tagger): "
+          f"{through['quarantined']} of {through['notes']} notes quarantined; typed Safe Harbor PHI spans surviving in the kept text "
+          f"(years aside): {ratio(through['safe_harbor_survived'])}.")  # fmt: skip
+    for name, column in columns.items():
+        print(f"\n{name}: non-PHI words removed most often: " + ", ".join(f"{w} ({n})" for w, n in column["most_removed_non_phi"]))  # fmt: skip
+    shipped = columns[next(reversed(columns))]
+    card = (f"Patient-wise {args.folds}-fold cross-validation on the PhysioNet shared part ({len(notes)} notes, {patients} patients; "
+            f"`python benchmarks/deid_physionet.py`), the whole scrubber with the tagger: Safe Harbor recall (years aside) "
+            f"{ratio(shipped['safe_harbor_recall'])}; non-PHI words removed {ratio(shipped['non_phi_removed'])}; per kind: "
+            + ", ".join(f"{k} {ratio(v)}" for k, v in shipped["recall"].items()) + ".")  # fmt: skip
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"total": total, "folds": folds, "notes_per_s": len(notes) / seconds}, indent=1))  # fmt: skip
+    args.out.write_text(
+        json.dumps(
+            {"columns": columns, "folds": folds, "through_ingestion": through, "card": card},
+            indent=1,
+        )
+    )
     return 0
 
 

@@ -605,6 +605,48 @@ def test_scoring_sees_short_leftovers():
     assert bench.caught("Age 93", "[AGE]; 93 mm nodule", ordinary, "Age 93; 93 mm nodule", "age")
 
 
+# --- issue 24's shapes and issue 27's real-note shapes (each by a general rule, not a lookup),
+# run by the review tests below
+STRUCTURE_IDENTIFIERS = [
+    ("pt name: zielinska, malgorzata k", ["zielinska", "malgorzata"]),
+    ("SURNAME FORENAME: MOREAU JULIEN", ["MOREAU", "JULIEN"]),
+    ("Name: CHEUNG Wai Kit, referred by the GOPC.", ["CHEUNG", "Wai", "Kit"]),
+    ("PT: LOPEZ-DIAZ, MARIA DE LAS NIEVES   MRN: 7654321", ["LOPEZ", "NIEVES", "LAS"]),
+    ("Pt LINDQVIST, PER-OLOF | Ref Dr Hale", ["LINDQVIST", "PER-OLOF"]),
+    ("daughter is mrs. rosalie whitcombe, hcp.", ["rosalie", "whitcombe"]),
+    ("pt's son darnell at bedside, updated.", ["darnell"]),
+    ("irene castellano, rn", ["irene", "castellano"]),
+    ("E. KOWALCZYK AWARE OF K 5.9", ["KOWALCZYK"]),
+    ("plan d/w Dr.Okonjo at 1400", ["Okonjo"]),
+    ("PER DR TALBOTT THE PLAN IS UNCHANGED", ["TALBOTT"]),
+    ("Prelim by resident pnakamura; final read by Dr. Hale.", ["pnakamura"]),
+    ("Seen in chest clinic on the 14th; now breathless.", ["14th"]),
+    ("For review at the 4/22 thoracic MDT.", ["4/22"]),
+    ("COMPARISON: 11/03 portable.", ["11/03"]),
+    ("Admitted 12/24, intubated 12/26 for hypoxia.", ["12/24", "12/26"]),
+    ("stent to the RCA 12/82, reoccluded in 12/83", ["12/82", "12/83"]),
+    ("lives in owings mills with husband.", ["owings"]),
+    ("Outside CT from NWMC uploaded to PACS.", ["NWMC"]),
+    ("ADMITTED FROM UNION HOSP. FOR UNSTABLE ANGINA", ["UNION"]),
+    ("Domicile : 5 rue Victor Hugo, 69003 Lyon", ["69003", "Lyon"]),
+    ("Residenza: Via Garibaldi 12, 20121 Milano", ["Garibaldi", "20121", "Milano"]),
+    ("Car park: vehicle registration BD51 SMR logged.", ["BD51"]),
+]
+CASE_CLINICAL = [
+    "BP 120/80, HR 88; given 1/2 NS; grade 2/6 murmur; 3/4 of the lung; T2/FLAIR; 2/3 strength.",
+    "Power 4/5 in the left arm; pain 8/10; cpap 5/5 tolerated; F/U in 3/12; repeat in 6/52.",
+    "Haller index of 3.6, consistent with pectus excavatum.",
+    "Histoplasma capsulatum and Staph aureus; E. coli grown.",
+    "History of Rocky Mountain spotted fever; West Nile virus serology negative.",
+    "Read by consensus.",
+    "Given lasix 40 mg and Coumadin held; propofol weaned.",
+    "PT ALERT AND ORIENTED, LUNGS CLEAR, STARTED ON HEPARIN.",
+    "Fracture of the 5th rib; on the 2nd cycle of chemotherapy.",
+    "Paracentesis performed 2-3 times per week; obtained 3-4 views; on 2-4 liters.",
+    "B. fragilis and E. faecalis grown; lesion at the porta hepatis; c7 1st rib.",
+]
+
+
 @pytest.mark.parametrize(
     ("text", "secrets"),
     [
@@ -629,6 +671,7 @@ def test_scoring_sees_short_leftovers():
         ("Address: 1 Rue de la Paix", ["Rue", "Paix"]),
         ("Medicare number 2123 45670 1", ["2123", "45670", " 1"]),
         ("Study UID 1.2.826.0.1.3680043.8.498.12345678901234567890", ["3680043", "498"]),
+        *STRUCTURE_IDENTIFIERS,
     ],
 )
 def test_review_identifiers_are_removed(text, secrets):
@@ -652,6 +695,7 @@ def test_review_identifiers_are_removed(text, secrets):
         "Hb 9.8 g/dL, Hgb 7.1, WBC 14.2.",
         "Grade III pneumothorax. Low grade fever for 3 days.",
         "SpO2 93% on room air; Pt is 95 kg.",
+        *CASE_CLINICAL,
     ],
 )
 def test_review_clinical_wording_survives(sentence):
@@ -688,9 +732,9 @@ def test_known_identifiers_skip_placeholders_and_ordinary_words(text, known, exp
 
 
 def test_heldout_set_is_scored_and_no_worse_than_its_first_score():
-    """Written after the review's fixes, never tuned on; below the standard. Its first score
-    (2026-11-29): recall 0.814 of 102 identifiers, 16 of 130 clinical sentences changed. This
-    guards against regressions only."""
+    """Written after the review's fixes, below the standard. Its first score (2026-11-29): recall
+    0.814 of 102 identifiers, 16 of 130 clinical sentences changed; with the tagger (2026-12-06)
+    0.824 and 2 of 130. This guards against regressions only."""
     heldout = bench.load_corpus(REPO / "benchmarks/phi_heldout.jsonl")
     for entry in heldout:
         assert set(entry) <= {"id", "text", "identifiers", "keep", "known_identifiers"}
@@ -699,7 +743,7 @@ def test_heldout_set_is_scored_and_no_worse_than_its_first_score():
     assert len(phi) >= 60 and len(heldout) - len(phi) >= 100
     result = bench.score(bench.shipped(), heldout, bench.ordinary_words(heldout))
     assert result["recall_overall"] >= 0.80, result["misses"]
-    assert result["clinical_changed"] <= 0.13, result["misses"]
+    assert result["clinical_changed"] <= 0.02, result["misses"]
 
 
 def test_a_report_too_long_to_read_is_quarantined_and_the_others_ingest(
@@ -747,14 +791,83 @@ def test_the_physionet_reader_places_every_annotated_span() -> None:
     from tests.conftest import shared_path
 
     folder = shared_path("physionet-deid")
+    from umcl.data.deid import physionet
+
     spec = importlib.util.spec_from_file_location("deid_physionet", REPO / "benchmarks/deid_physionet.py")  # fmt: skip
-    physionet = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = physionet  # its dataclasses look their module up
-    spec.loader.exec_module(physionet)
+    benchmark = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(benchmark)
     notes = physionet.read_corpus(folder)
     assert len(notes) == 1046 and len({n.patient for n in notes}) == 68
     assert sum(len(n.phi) for n in notes) == 757
     note = next(n for n in notes if n.phi)
-    mask = physionet.removed_mask(note.text)
-    score = physionet.score_note(note, mask)
+    mask = benchmark.removed_mask(note.text, tagger=True)
+    score = benchmark.score_note(note, mask)
     assert sum(total for _, total in score["caught"].values()) == len(note.phi)
+
+
+def test_the_tagger_runs_offline_and_its_card_names_its_data() -> None:
+    """The CRF loads from the package (no download), and the card beside it names its training
+    data, licence and data hashes."""
+    from umcl.data.deid import tagger
+
+    assert tagger.MODEL_FILE.is_file() and tagger.MODEL_FILE.stat().st_size < 5_000_000
+    card = (tagger.MODEL_DIR / "MODEL_CARD.md").read_text()
+    assert "PhysioNet" in card and "GPL" in card and "sha256" in card
+    assert "Held-out scores" in card and "cross-validation" in card
+    # month/day without a year: the tagger's features, not a rule, in a context no rule lists
+    found = tagger.tag("extubated overnight, cultures from 10/1 pending.", {"shape": []})
+    assert len(found.tokens) == len(found.phi) and all(0.0 <= p <= 1.0 for p in found.phi)
+
+
+def test_the_tagger_holds_no_word_outside_its_vocabularies() -> None:
+    """Only words of the public vocabularies enter the model as themselves, so the training notes'
+    surrogate names are not in it (a census surname is known only as "a census surname")."""
+    import pycrfsuite
+
+    from umcl.data.deid import tagger
+    from umcl.data.deid.lexicon import is_ordinary
+    from umcl.data.deid.lists import ranks
+
+    info = pycrfsuite.Tagger()
+    info.open(str(tagger.MODEL_FILE))
+    words = {a.split("w=", 1)[1] for (a, _), _ in info.info().state_features.items() if "w=" in a}
+    words.discard("?")
+    strange = [
+        w
+        for w in words
+        if not (
+            w in ranks("english")
+            or w in ranks("drugs")
+            or is_ordinary(w)
+            or w.isdigit()
+            or "|" in w
+        )
+    ]
+    assert not strange, strange[:20]
+    assert "okafor" not in words and "quartermain" not in words
+
+
+def test_second_heldout_set_is_scored_and_no_worse_than_its_first_score():
+    """`benchmarks/phi_heldout2.jsonl` (issue 24's shapes) was written before the code it
+    measures and never tuned on. This guards against regressions only: see RESULTS."""
+    heldout = bench.load_corpus(REPO / "benchmarks/phi_heldout2.jsonl")
+    phi = [e for e in heldout if e["identifiers"]]
+    assert len(phi) >= 60 and len(heldout) - len(phi) >= 60
+    result = bench.score(bench.shipped(), heldout, bench.ordinary_words(heldout))
+    # its score with the tagger (2026-12-06): 0.772 of 114 identifiers, 4 of 72 clinical
+    # sentences changed (5.6 %); before this issue's code, 0.553 and 11.1 %
+    assert result["recall_overall"] >= 0.75, result["misses"]
+    assert result["clinical_changed"] <= 0.06, result["misses"]
+
+
+def test_the_tagger_gives_each_thread_its_own_answer() -> None:
+    """The CRF holds one sequence at a time; threads scrubbing different texts at once get the
+    answers they get alone (without the lock: out-of-range errors and wrong spans)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    texts = [f"extubated {i % 9 + 1}/{i % 27 + 1}, daughter {name} at the bedside." for i, name in
+             enumerate(["marcela", "dwayne", "rosalie", "ernesto"] * 25)]  # fmt: skip
+    alone = [find_phi(t) for t in texts]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(find_phi, texts))
+    assert together == alone

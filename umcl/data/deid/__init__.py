@@ -4,7 +4,8 @@ Readers call `scrub_text` at ingestion, so nothing downstream (quarantine, tripl
 models) ever holds an identifier. Patient ids are pseudonymised apart
 (`umcl/data/pseudonyms.py`); DICOM headers are never read beyond pixels (`umcl/data/dicom.py`).
 
-Two layers, measured side by side by `benchmarks/deid.py` on `benchmarks/phi_corpus.jsonl`:
+Three layers, measured side by side by `benchmarks/deid.py` on the project's PHI corpora and by
+`benchmarks/deid_physionet.py` on real hand-annotated notes:
 
 - **Rules** for every HIPAA Safe Harbor identifier that has a shape: labelled RIS fields
   ("MRN: …", "Acc #", "Member ID", "S/N", "NPI", "Institution: …"), dates in numeric and written
@@ -22,6 +23,14 @@ Two layers, measured side by side by `benchmarks/deid.py` on `benchmarks/phi_cor
   explain; its hits on clinical words ("Kerley B lines", "MR Imaging", "Swan-Ganz") are
   dropped through a radiology lexicon, abbreviations and eponyms followed by their head noun.
 
+- **A learned tagger** (`tagger.py`: a CRF over case-independent features, trained on the
+  PhysioNet notes and the project's corpus by `train_tagger.py`, word lists from public sources
+  in `lists.py`). It adds what the others miss (month/day dates, lower-case and all-capital
+  names, places) and decides which of their guesses stand: names found only by a cue, places by
+  a word list or an institution's head word, codes and user names by shape, the NER's finds
+  (`GUESSES`). Identifiers with a shape of their own (dated fields, phones, labelled numbers)
+  and names with strong evidence (a title, a post-nominal, a field label) stand whatever it says.
+
 A name the rules found is removed wherever else it occurs capitalised in the same text (the
 NER's guesses are not spread); initials before a name and an age over 89 right after one
 ("Ms Ada Lovelace, 95") go with it. The record's known identifiers are matched whole, except
@@ -31,7 +40,8 @@ where they stand as a name ("Mr Small", not "Small left effusion").
 The layers, one module each: `lexicon.py` (the words that are never identifiers and the
 predicates on them), `spans.py` (`Span` and the merge of overlapping spans), `rules.py`
 (identifiers with a shape of their own, and the record's known identifiers), `names.py` (names
-found by what surrounds them, and their other occurrences), `ner.py` (the spaCy layer). This
+found by what surrounds them, and their other occurrences), `ner.py` (the spaCy layer),
+`tagger.py` (the CRF). This
 module runs them in order (`find_phi`) and replaces what they find (`redact`, `scrub_text`).
 """
 
@@ -44,11 +54,19 @@ from umcl.data.deid.lexicon import _EPONYMS as _EPONYMS
 from umcl.data.deid.lexicon import _bare as _bare
 from umcl.data.deid.lexicon import _is_abbreviation as _is_abbreviation
 from umcl.data.deid.lexicon import is_ordinary
-from umcl.data.deid.names import _name_rule_spans, _propagated
+from umcl.data.deid.names import _cued_name_spans, _name_rule_spans, _propagated
 from umcl.data.deid.ner import DeidModelMissing, _ner_spans, _unexplained_capitals, ner_model
 from umcl.data.deid.ner import _model_path as _model_path
-from umcl.data.deid.rules import _address_spans, _institution_spans, _known_spans, _rule_spans
+from umcl.data.deid.rules import (
+    _address_spans,
+    _guessed_spans,
+    _institution_spans,
+    _place_guesses,
+    _known_spans,
+    _rule_spans,
+)
 from umcl.data.deid.spans import Span, _merge
+from umcl.data.deid.tagger import tag
 
 # The `x as x` imports are re-exports for `benchmarks/deid.py`: its presidio candidates reuse the
 # model's path and the lexicon's clinical-word filter as `deid.<name>`.
@@ -58,6 +76,7 @@ __all__ = [
     "find_phi",
     "is_ordinary",
     "ner_model",
+    "phi_layers",
     "redact",
     "scrub_text",
 ]
@@ -67,22 +86,51 @@ __all__ = [
 _LONG_TOKEN = re.compile(r"\S{200,}")
 
 
-def find_phi(text: str, known_identifiers: Iterable[str] = (), ner: bool = True) -> list[Span]:
-    """Every identifier span of `text`, merged, in order."""
+# The layers whose finds are guesses, which the tagger must confirm; the others (dates, phones,
+# labelled fields, e-mail, …) have shapes no clinical wording has.
+GUESSES = ("guess", "cue", "place", "ner")
+
+
+def phi_layers(text: str, ner: bool = True) -> dict[str, list[Span]]:
+    """What each layer finds in `text`, by layer: identifiers with a shape of their own, codes,
+    user names and dates guessed by shape, names by strong evidence and names by a cue, street
+    addresses, places and institutions, and the NER (run only where a capitalised word is left unexplained). The
+    tagger reads them as features."""
+    layers = {
+        "shape": list(_rule_spans(text)),
+        "guess": list(_guessed_spans(text)),
+        "name": list(_name_rule_spans(text)),
+        "cue": list(_cued_name_spans(text)),
+        "address": list(_address_spans(text)),
+        "place": [*_place_guesses(text), *_institution_spans(text)],
+    }
+    if ner:
+        found = _merge([s for spans in layers.values() for s in spans])
+        layers["ner"] = list(_ner_spans(text)) if _unexplained_capitals(text, found) else []
+    return layers
+
+
+def find_phi(
+    text: str, known_identifiers: Iterable[str] = (), ner: bool = True, tagger: bool = True
+) -> list[Span]:
+    """Every identifier span of `text`, merged, in order. With `tagger`, the learned tagger adds
+    what it finds and decides which guesses of the other layers stand."""
     long_tokens = [Span(m.start(), m.end(), "ID") for m in _LONG_TOKEN.finditer(text)]
     if long_tokens:
         text = _LONG_TOKEN.sub(lambda m: " " * len(m.group()), text)
-    rules = [*_rule_spans(text), *_name_rule_spans(text)]
-    spans = [
-        *long_tokens,
-        *_known_spans(text, known_identifiers),
-        *rules,
-        *_address_spans(text),
-        *_institution_spans(text),
-    ]
-    if ner and _unexplained_capitals(text, _merge(spans)):
-        spans += _ner_spans(text)
-    spans += _propagated(text, rules)  # the rules' names only: an NER mistake does not spread
+    layers = phi_layers(text, ner)
+    strong = [*layers["shape"], *layers["name"], *layers["address"]]
+    spans = [*long_tokens, *_known_spans(text, known_identifiers), *strong]
+    guesses = [s for name in GUESSES for s in layers.get(name, [])]
+    if tagger:
+        tagging = tag(text, layers)
+        guesses = [s for s in guesses if tagging.confirms(s)]
+        spans += tagging.spans()
+    spans += guesses
+    # The rules' names only (not the NER's or the places'): a guess of the NER does not spread.
+    by_rules = {*layers["cue"], *layers["guess"]}
+    rules = [*layers["shape"], *layers["name"], *(s for s in guesses if s in by_rules)]
+    spans += _propagated(text, rules)
     merged = _merge(spans)
     return _merge([*merged, *_around_names(text, merged)])
 

@@ -1,5 +1,8 @@
 """The words of radiology reports and English grammar that are never identifiers on their own.
 
+Besides the lists below, every drug name of the public drug list that is no census name
+(`lists.py: protected_drugs`: "lasix", "Coumadin", "Zosyn") is ordinary.
+
 Every layer asks the same questions of a word (ordinary? an abbreviation? an eponym before its head
 noun?), so the lists and the predicates live here once: the rules (`rules.py`, `names.py`) use
 them to reject clinical wording, the NER filter (`ner.py`) to drop its hits on it.
@@ -9,6 +12,8 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+
+from umcl.data.deid.lists import protected_drugs
 
 
 def _wordset(text: str) -> frozenset[str]:
@@ -53,7 +58,7 @@ transcribed verified electronically reviewed review reviewing discussed discussi
 communication called call paged notified informed conveyed relayed telephone phone phoned
 verbal verbally bedside direct directly personally agree agreed agrees acknowledged receipt
 request requested requesting order ordered ordering refer referred referring referral consult
-consulted consultation opinion second protocol protocolled protocoled
+consulted consultation opinion second protocol protocolled protocoled consensus
 """
 _CLINICAL_WORDS = """
 chest thorax thoracic lung lungs pulmonary pulmonic pleura pleural pleurae heart cardiac cardio
@@ -92,7 +97,7 @@ inspiratory expiration expiratory inflation inflated aerated aeration fissure fi
 pectus excavatum carinatum scoliosis scoliotic kyphosis kyphotic lordosis lordotic spondylosis
 degenerative degeneration osteophyte osteophytes osteopenia osteopenic osteoporosis demineralized
 compression deformity deformities fracture fractures fractured displaced nondisplaced healing
-healed callus dislocation wedging wedge height loss destruction lytic sclerotic blastic
+healed callus broken porta bursa dislocation wedging wedge height loss destruction lytic sclerotic blastic
 hernia hiatal hiatus pneumoperitoneum pneumomediastinum emphysematous free air fluid level
 levels air-fluid thickening thickened thickness plaque plaques pleural-based
 tortuous tortuosity ectasia ectatic aneurysm aneurysmal dilated dilation dilatation widened
@@ -196,6 +201,7 @@ cbc abg vbg lactate trop troponin ddimer d-dimer procalcitonin afb cbnaat mantou
 spo2 sats sat fio2 peep cpap bipap niv hfnc rr hr bp temp gcs news mews
 rt lt b/l bl k/c/o c/o h/o s/o r/o o/e ?lrti lrti urti nad nil spr shs fy1 fy2 ho sho reg
 racf rmo jmo resus ed ae a&e amu cdu hdu itu opd ipd ntm ctpa hrct usg cect ncct tb ptb eptb
+osh
 """
 # Capitalised words of institution names that say what, not which ("Regional", "Hospital").
 _INSTITUTION_WORDS = """
@@ -212,7 +218,8 @@ _INSTITUTION_HEADS = _wordset(
     """hospital hospitals infirmary clinic clinics center centre health healthcare institute
     university college hôpital hopital hospice home manor trust practice care associates
     sanatorium polyclinic clinique clinica klinikum ospedale dispensary surgery memorial
-    adventist baptist methodist presbyterian lutheran episcopal deaconess"""
+    adventist baptist methodist presbyterian lutheran episcopal deaconess hosp rehab campus
+    building pavilion"""
 )
 # Eponyms and makers that are clinical, whatever follows them.
 _EPONYMS = _wordset(
@@ -229,8 +236,34 @@ _EPONYMS = _wordset(
     luschka erlenmeyer barrett barrett's duchenne duchenne's meckel harrington steinmann kirschner gianturco greenfield foley
     koch pott ghon ranke assmann salter-harris hill-sachs bankart widal mantoux schatzker
     segond lisfranc monteggia galeazzi colles osgood-schlatter perthes romanus forestier
-    cushing crohn paget parkinson alzheimer hashimoto marfan hirschsprung"""
+    cushing crohn paget parkinson alzheimer hashimoto marfan hirschsprung hickam occam haller
+    hampton lyme legionnaires brock ortner mallory-weiss williams-campbell lady-windermere
+    epstein-barr coxsackie norwalk hantaan hanta ebola marburg lassa nipah hendra zika dengue
+    chikungunya powassan"""
 )
+# Organisms by genus and species, and their short forms ("Histoplasma capsulatum", "Staph"):
+# Latin names that read like surnames to a capitalisation rule or the NER.
+_ORGANISMS = _wordset(
+    """histoplasma staphylococcus staphylococci staph streptococcus streptococci strep klebsiella
+    legionella pneumocystis aspergillus nocardia mycobacterium mycobacteria pseudomonas
+    haemophilus hemophilus moraxella mycoplasma chlamydia chlamydophila coccidioides blastomyces
+    cryptococcus candida actinomyces stenotrophomonas acinetobacter enterobacter
+    escherichia serratia proteus enterococcus clostridium clostridioides bordetella coxiella
+    francisella yersinia bacillus listeria neisseria salmonella shigella campylobacter
+    helicobacter treponema borrelia rickettsia toxoplasma strongyloides echinococcus paragonimus
+    schistosoma mucor rhizopus fusarium scedosporium cytomegalovirus hantavirus influenza
+    parainfluenza rhinovirus adenovirus metapneumovirus varicella zoster herpes rubella measles
+    rhodococcus achromobacter citrobacter morganella providencia prevotella bacteroides
+    fusobacterium peptostreptococcus veillonella eikenella kingella cardiobacterium
+    capnocytophaga pasteurella brucella leptospira talaromyces penicillium sporothrix
+    jirovecii carinii capsulatum aureus epidermidis pneumoniae pyogenes agalactiae aeruginosa
+    fumigatus flavus tuberculosis avium intracellulare kansasii abscessus xenopi influenzae
+    catarrhalis burnetii pestis tularensis anthracis immitis posadasii dermatitidis neoformans
+    gattii albicans glabrata auris israelii asteroides maltophilia
+    baumannii difficile pertussis monocytogenes meningitidis gonorrhoeae typhi jejuni pylori
+    pallidum burgdorferi gondii stercoralis granulosus westermani mansoni coli"""
+)
+_EPONYMS = _EPONYMS | _ORGANISMS
 # (Eponyms that are also common names, "Simon focus", "Weber B", "Garden III", "Brodie abscess",
 # are clinical only before their head noun: `_eponym_head_follows`.)
 # Nouns after which a capitalised word is an eponym, not a person ("Hampton hump", "Foley catheter").
@@ -245,7 +278,8 @@ _EPONYM_HEADS = _wordset(
     rosettes proteinuria protein test reflex bursa ulcer triad granuloma tubercle diverticulum
     pouch point palsy joint injury nodule nodules type grade stage sequelae nerve artery
     murmur jacket brace collar frame flap occluder bar pin pins rod rods nail nails wire wires
-    plate plates screw screws splint cast circulation pentad tetralogy infraction fragment"""
+    plate plates screw screws splint cast circulation pentad tetralogy infraction fragment
+    index dictum razor virus fever encephalitis"""
 )
 # A head noun that names a procedure or a disease by its ending ("Heller myotomy", "Hashimoto's
 # thyroiditis", "Ivor Lewis oesophagectomy").
@@ -270,6 +304,13 @@ _CLINICAL_PHRASE = re.compile(
     r"|Sister[ \t]+Mary[ \t]+Joseph|Ivor[ \t-]+Lewis|Le[ \t]+Fort|Reed[ \t-]+Sternberg"
     r"|Charcot[ \t-]+Leyden|Guillain[ \t-]+Barr[ée]|Osgood[ \t-]+Schlatter|Legg[ \t-]+Calv[ée]"
     r"|Salter[ \t-]+Harris|Hill[ \t-]+Sachs|Swan[ \t-]+Ganz|Greulich[ \t]+(?:and|&)[ \t]+Pyle"
+    # diseases and viruses named after places: "Rocky Mountain spotted fever", "West Nile virus"
+    r"|(?:Rocky[ \t]+Mountain|West[ \t]+Nile|Murray[ \t]+Valley|Barmah[ \t]+Forest"
+    r"|Rift[ \t]+Valley|Kyasanur[ \t]+Forest|Crimean[ \t-]+Congo|St\.?[ \t]+Louis|La[ \t]+Crosse"
+    r"|(?:Eastern|Western|Venezuelan)[ \t]+equine|Japanese|Omsk|Pontiac|Valley|Lassa|Q|Mediterranean"
+    r"|Norwalk|Powassan|Hantaan|Coxsackie|Epstein[ \t-]+Barr|Lyme|Ebola|Marburg)"
+    r"(?:[ \t]+(?:spotted|hemorrhagic|haemorrhagic|respiratory|tick|equine|encephalitis|virus|fever"
+    r"|disease|syndrome|orthohantavirus|borreliosis)\b)+"
     # the hyphenated eponyms also written with a space: "Churg Strauss", "Swyer James"
     + "".join(
         "|" + r"[ \t-]+".join(map(re.escape, e.split("-")))
@@ -344,7 +385,7 @@ _AFFIXES = _wordset(
 def is_ordinary(word: str) -> bool:
     """A word of radiology reports or of English grammar: never an identifier on its own."""
     bare = _bare(word)
-    if bare in _WORDS or not any(c.isalpha() for c in bare):
+    if bare in _WORDS or bare in protected_drugs() or not any(c.isalpha() for c in bare):
         return True
     parts = [p for p in bare.split("-") if p]
     if len(parts) > 1:
@@ -375,6 +416,16 @@ def _eponym_head_follows(text: str, end: int) -> bool:
     return head in _EPONYM_HEADS or (len(head) >= 6 and bool(_DISEASE_OR_PROCEDURE.search(head)))
 
 
+# An anatomical part named after a person: "<part> of <Eponym>" ("circle of Willis", "duct of
+# Wirsung", "triangle of Koch"): no name follows these nouns and "of" in a report.
+_PART_OF_EPONYM = re.compile(
+    r"\b(?i:circle|vein|veins|pouch|foramen|foramina|ampulla|sphincter|ligament|canal|space|islets?"
+    r"|loop|bundle|duct|triangle|node|organ|tract|crypts?|sign|angle|fissure|sinus|valve|column"
+    r"|columns|fossa|recess|body|bodies|glands?|plexus|line|lines|ring|tubercle|band)[ \t]+of[ \t]+"
+    r"[A-Z][a-zà-ÿ'’-]+"
+)
+
+
 def _clinical_phrases(text: str) -> list[tuple[int, int]]:
     """Where `text` holds a clinical phrase whose words are names elsewhere ("angle of Louis")."""
-    return [m.span() for m in _CLINICAL_PHRASE.finditer(text)]
+    return [m.span() for pattern in (_CLINICAL_PHRASE, _PART_OF_EPONYM) for m in pattern.finditer(text)]

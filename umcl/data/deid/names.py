@@ -20,18 +20,22 @@ from umcl.data.deid.lexicon import (
     _wordset,
     is_ordinary,
 )
+from umcl.data.deid.lists import is_common_english, is_person_name
 from umcl.data.deid.spans import Span
 
 _UP = r"[A-ZÀ-ÖØ-Þ]"  # an upper-case letter, accented ones included
 _NAME_WORD = rf"{_UP}[\w'’]*(?:-{_UP}[\w'’]*)*"
-_PARTICLE = r"(?:van|von|de|del|della|der|den|da|di|du|le|la|ter|bin|ben|al|el|dos|das|st\.?)"
+_PARTICLE = (
+    r"(?i:van|von|de|del|della|der|den|da|di|du|le|la|los|las|ter|ten|bin|binti|bint|ben|ibn|al|el"
+    r"|dos|das|do|zu|st\.?)"
+)
 # Words of a name are one space apart: two spaces separate the fields of a RIS header
 # ("Name: Mrs Savitri Devi  Age: 94Y").
 _NAME_SEQ = (
     rf"(?:{_UP}\.?\s){{0,2}}(?:{_PARTICLE}\s){{0,3}}{_NAME_WORD}"
     rf"(?:[ \t](?:{_UP}\.[ \t])?(?:{_PARTICLE}[ \t]){{0,2}}{_NAME_WORD}){{0,2}}"
 )
-_CAPS_WORD = r"[A-Z][A-Z'’]*(?:-[A-Z][A-Z'’]*)*"
+_CAPS_WORD = rf"{_UP}[A-ZÀ-ÖØ-Þ'’]*(?:-{_UP}[A-ZÀ-ÖØ-Þ'’]*)*"
 
 
 _NAME_STOPS = _wordset("at on in by with and or the of for to from is was were via per as if")
@@ -54,6 +58,36 @@ def _given_name_word(token: str, following: str) -> bool:
         and nxt.group(1)[:1].isupper()
         and not is_ordinary(nxt.group(1))
         and not _is_abbreviation(nxt.group(1))
+    )
+
+
+def _plain_word(token: str) -> bool:
+    """A frequent English word written where case says nothing (all capitals or all lower
+    case) that is no census name: "DENIES", "STARTED", "currently"."""
+    bare = _bare(token)
+    return (token.isupper() or token.islower()) and is_common_english(bare) and not is_person_name(bare)
+
+
+def _lower_name_words(words: list[str]) -> bool:
+    """Words of a lower-case name: census names, or no frequent English or clinical word."""
+    return all(
+        not is_ordinary(w) and (is_person_name(w.strip(".")) or not is_common_english(w.strip(".")))
+        for w in words
+        if len(w.strip(".")) > 1
+    )
+
+
+def _family_name_first(token: str, following: str) -> bool:
+    """A census surname in capitals right before a capitalised given name ("WONG Siu Ming")."""
+    nxt = re.match(r"[ \t]+([^\s,;:()]+)", following)
+    return (
+        token.isalpha()
+        and is_person_name(token)
+        and not is_ordinary(token)
+        and nxt is not None
+        and nxt.group(1)[:1].isupper()
+        and not nxt.group(1).isupper()
+        and not is_ordinary(nxt.group(1))
     )
 
 
@@ -89,6 +123,15 @@ def _name_span(text: str, start: int, end: int, evidence: str = "context") -> Sp
         if token.lower() in _NAME_STOPS:
             break  # "DR. SMITH AT 1400"
         short = len(token.strip(".")) <= 2  # "LI" after "Dr." is a name, "ICU" after "per" is not
+        if evidence == "context" and _plain_word(token):
+            break  # "PT ALERT AND ORIENTED", "as per carevue": no case says it is a name
+        if last is not None and token.isupper() and token.isalpha() and is_person_name(token) and not is_ordinary(token):
+            last = word_end
+            continue  # "CARROLL ANNE": a short given name in capitals, not an abbreviation
+        if _is_abbreviation(token) and _family_name_first(token, text[word_end:end]):
+            first = start + word.start() if first is None else first
+            last = word_end
+            continue  # "WONG Siu Ming", "KIM Seo-yeon": the family name in capitals first
         if is_ordinary(token) or (_is_abbreviation(token) and (short or evidence != "title")):
             if last is None and evidence != "title":
                 first = None  # a leading role word: "Nurse Practitioner Smith", "Radiologist …"
@@ -107,7 +150,12 @@ _TITLE = (
     r"(?:[Dd]r|DR|[Dd]octor|DOCTOR|Mrs|Mr|Ms|Mx|Miss|MRS|MISS|Prof|Professor|[Nn]urse|Sister|Sr)"
 )
 _TITLED = re.compile(
-    rf"\b(?P<title>{_TITLE}\.?)[ \t]+(?P<v>{_NAME_SEQ}|{_CAPS_WORD}(?:[ \t]{_CAPS_WORD}){{0,2}})"
+    rf"\b(?P<title>(?:{_TITLE}|mrs|mr|ms|MR|MS)(?:\.[ \t]*|[ \t]+))(?P<v>{_NAME_SEQ}|{_CAPS_WORD}(?:[ \t]{_CAPS_WORD}){{0,2}})"
+)  # "Dr.King": a title's full stop may end it without a space
+# A name in lower case before its post-nominal: "irene snell, rn", "mary o'hara np aware".
+_LOWER_POSTNOMINAL = re.compile(
+    r"(?<![\w.'’-])(?P<v>[a-z][a-z'’-]+(?:[ \t]+[a-z]\.?)?[ \t]+[a-z][a-z'’-]+)[ \t]*,?[ \t]+"
+    r"(?:md|rn|np|pa|pa-c|rrt|lpn|bsn/rn|bsn|crna|msw|lcsw|pt|ot|do)\b(?![ \t]*[:/-])"
 )
 _POSTNOMINAL = re.compile(
     rf"(?P<v>{_NAME_SEQ})[ \t]*,?[ \t]+(?:MD|M\.D\.|DO|D\.O\.|RN|NP|PA-C|PhD|MBBS|MBChB|FRCR|FRCPC"
@@ -122,10 +170,16 @@ _FIELD_LABEL = (
     r"|reporting[ \t]+(?:radiologist|doctor|clinician)|(?:checked|authori[sz]ed)[ \t]+by"
     r"|(?:reported|dictated|transcribed|verified|approved|interpreted|read|reviewed|requested"
     r"|performed|prepared|entered|finalized|finalised)[ \t]+by|cc|attn|guarantor|next[ \t]+of[ \t]+kin"
-    r"|nok|emergency[ \t]+contact|contact[ \t]+person)"
+    r"|nok|emergency[ \t]+contact|contact[ \t]+person|scribe|surname|forename|family[ \t]+name"
+    r"|given[ \t]+names?|first[ \t]+name|last[ \t]+name|surname[ \t]+forename|paciente|patiënt|patiente"
+    r"|nom|nombre|nome|naam|(?:pt|patient)[ \t]+name)"
 )
+# Titles of other languages before a name in a field: "Patiënt: mevr. J. de Vries-Bakker".
+_FOREIGN_TITLE = r"mme|mlle|m\.|mevr\.?|mevrouw|dhr\.?|herr|frau|sra\.?|srta\.?|sr\.?|sig\.?(?:ra)?|signora|señora|señor|senhora|senhor"
 _FIELD_NAME = re.compile(
-    rf"\b(?i:{_FIELD_LABEL})[ \t]*:[ \t]*(?P<v>{_CAPS_WORD}(?:[ \t]{_CAPS_WORD})?,[ \t]*{_CAPS_WORD}(?:[ \t][A-Z]\b\.?)?"
+    rf"\b(?i:{_FIELD_LABEL})[ \t]*:[ \t]*(?:(?i:{_FOREIGN_TITLE})[ \t]+)?"
+    rf"(?P<v>{_CAPS_WORD}(?:[ \t](?:{_PARTICLE}[ \t])?{_CAPS_WORD})?,[ \t]*{_CAPS_WORD}(?:[ \t](?:{_PARTICLE}[ \t]){{0,2}}{_CAPS_WORD}){{0,3}}(?:[ \t][A-Z]\b\.?)?"
+    rf"|[a-z][a-z'’-]+,[ \t]*[a-z][a-z'’-]+(?:[ \t][a-z]\b)?"
     rf"|{_NAME_WORD}(?:[ \t]{_NAME_WORD})?,[ \t]*{_NAME_WORD}(?:[ \t][A-Z]\b\.?)?|{_NAME_SEQ}|[A-Za-z][\w.'’-]*[A-Za-z0-9])"
 )
 _ROLE = (
@@ -140,19 +194,25 @@ _RELATION = (
     r"|neighbou?r|relative|attendant|gp|nok|next[ \t]+of[ \t]+kin|key[ \t]+worker|social[ \t]+worker)"
 )
 _CUE = (
-    r"(?:discussed[ \t]+with|d/w|s/o|d/o|w/o|spoke[ \t]+(?:with|to)|spoken[ \t]+(?:with|to)|communicated[ \t]+(?:to|with)"
+    r"(?:discussed[ \t]+(?:[a-z]+ly[ \t]+)?with|d/w|s/o|d/o|w/o|spoke[ \t]+(?:[a-z]+ly[ \t]+)?(?:with|to)"
+    r"|spoken[ \t]+(?:[a-z]+ly[ \t]+)?(?:with|to)|communicated[ \t]+(?:to|with)|contact[ \t]+person"
     r"|called[ \t]+(?:to|in[ \t]+to)|relayed[ \t]+to|conveyed[ \t]+to|reported[ \t]+to|given[ \t]+to"
     r"|phoned[ \t]+(?:to|through[ \t]+to)|paged|notified|informed|reviewed[ \t]+with|consult(?:ed)?[ \t]+with"
     r"|per|accompanied[ \t]+by|escorted[ \t]+by|(?:signed|dictated|reported|read|transcribed|verified|approved"
     r"|performed|protocoll?ed|requested|referred|ordered|prepared|provided|seen|examined|entered|vetted)[ \t]+by"
     r"|patient|pt|(?:wife|husband|son|daughter|mother|father|sister|brother|partner|carer|caregiver|friend|nurse))"
 )
+# After the cue a comma may stand without its space: "SISTER,CARROLL ANNE", "sister ,JANET".
+# The role words are taken possessively, each separator one way only: "son  son  son …" with
+# two spaces could otherwise be split 2^n ways.
 _CUED_NAME = re.compile(
-    rf"\b(?i:{_CUE})[ \t]*,?[ \t]+(?:(?i:{_ROLE})[ \t]*,?[ \t]+)*(?P<v>{_NAME_SEQ})"
+    rf"\b(?i:{_CUE})(?:[ \t]*,[ \t]*|[ \t]+)(?:(?i:{_ROLE})(?:[ \t]*,[ \t]*|[ \t]+))*+(?P<v>{_NAME_SEQ})"
 )
+# A family by its name: "KEEP ROMERO FAMILY AWARE", "the Okafor family".
+_FAMILY_NAME = re.compile(rf"\b(?P<v>{_NAME_WORD})[ \t]+(?i:family)\b")
 _AUTHOR_HANDLE = re.compile(
     r"\b(?i:(?:signed|dictated|read|transcribed|verified|approved|performed|protocoll?ed|prepared"
-    r"|entered|reviewed|finalized)[ \t]+by[ \t]*:?[ \t]+(?:(?:the[ \t]+)?(?:technologist|tech|resident"
+    r"|entered|reviewed|finalized|prelim(?:inary)?(?:[ \t]+read)?|wet[ \t]+read|authori[sz]ed)[ \t]+by[ \t]*:?[ \t]+(?:(?:the[ \t]+)?(?:technologist|tech|resident"
     r"|fellow|radiologist)[ \t]+)?|(?:technologist|tech)[ \t]*:?[ \t]+)(?P<v>[a-z][a-z0-9._-]{2,}[a-z0-9])\b"
 )
 
@@ -187,6 +247,46 @@ _LOWER_CASE_NAME = re.compile(
 )
 
 
+# Names in lower-case notes after a title or a relation: "daughter is mrs. marcela carlson",
+# "pt's son dwayne at bedside". Words are taken while they are census names or no frequent
+# English word ("son at bedside", "wife aware" stay).
+_LOWER_AFTER_PERSON = re.compile(
+    rf"\b(?:(?i:mrs|mr|ms|miss|dr|doctor)(?:\.[ \t]*|[ \t]+)|(?i:{_RELATION})(?:[ \t]*,[ \t]*|[ \t]+(?:(?:is|named|called)[ \t]+)?)(?:(?i:mrs|mr|ms|miss)\.?[ \t]+)?)"
+    r"(?P<v>[a-z][a-z'’-]+(?:[ \t]+[a-z][a-z'’-]+){0,2})"
+)
+
+
+def _lower_case_names(text: str) -> Iterator[Span]:
+    for match in _LOWER_AFTER_PERSON.finditer(text):
+        end = None
+        for word in re.finditer(r"[^ \t]+", match.group("v")):
+            token = word.group()
+            if is_ordinary(token) or token in _NAME_STOPS or token in _MEDIA:
+                break
+            if is_common_english(token) and not is_person_name(token):
+                break
+            end = match.start("v") + word.end()
+        if end is not None:
+            yield Span(match.start("v"), end, "NAME")
+
+
+# A surname after an initial, in any case: "Z. MILLER aware", "nsg (d. renna and j. o'brien)",
+# "q. lander rrt"; not "e.g.", "a.m.", "S. aureus" (an organism), "p.o. q.d.".
+_INITIAL_NAME = re.compile(r"(?<![\w.])[A-Za-z]\.[ \t]?(?P<v>[A-Za-z][A-Za-z'’]+(?:-[A-Za-z][A-Za-z'’]+)?)\b(?!\.\w)")
+
+
+def _initial_names(text: str) -> Iterator[Span]:
+    for match in _INITIAL_NAME.finditer(text):
+        word = match.group("v")
+        if is_ordinary(word) or _bare(word) in _EPONYMS or _bare(word) in _GRAMMAR:
+            continue
+        if match.group()[:1].isupper() and word.islower():
+            continue  # "B. fragilis", "E. faecalis": an organism's genus and species
+        if is_common_english(_bare(word)) and not is_person_name(_bare(word)):
+            continue
+        yield Span(match.start(), match.end("v"), "NAME")
+
+
 # Staff handles in sign-off and communication lines: "called to dr. … by jkim at 0315", "cc:
 # jkim, mlopez" on a line of its own, and transcription initials closing a report or before
 # its dictation stamps ("JK/mm", "JK/mm D: 03/15"). A handle is a word no lexicon knows that
@@ -198,11 +298,11 @@ _BY_HANDLE = re.compile(
 )
 _COMMUNICATION_CUE = re.compile(
     r"\b(?i:called|discussed|communicated|relayed|notified|paged|conveyed|telephoned|phoned"
-    r"|informed|d/w)\b"
+    r"|informed|d/w|given|handed|passed|reported|verbal)\b"
 )
 _CC_LINE = re.compile(r"^[ \t]*cc[ \t]*:[ \t]*(?P<v>[^\n.]{1,200})", re.MULTILINE)
 _INITIALS_PAIR = re.compile(
-    r"(?<![\w/])(?P<v>[A-Z]{2,3}/[a-z]{2,3})(?=[ \t]*(?:$|[DT][ \t]*:))", re.MULTILINE
+    r"(?<![\w/])(?P<v>[A-Z]{2,3}/[a-z]{2,3})(?=[ \t]*(?:$|[DT][ \t]*:|\d{1,2}[/.-]\d{1,2}\b))", re.MULTILINE
 )
 _SENTENCE_END = re.compile(
     r"(?<!\b[Dd]r)(?<!\b[Mm]r)(?<!\b[Mm]s)(?<!\b[Mm]rs)(?<!\b[Pp]rof)[.!?][ \t]+(?=[A-Z])|\n"
@@ -221,7 +321,13 @@ _MEDIA = frozenset(
 
 
 def _handle(word: str) -> bool:
-    return not is_ordinary(word) and _bare(word) not in _GRAMMAR and word.lower() not in _MEDIA
+    """A word no lexicon knows: "jkim", not "cough" ("CC: cough") or "consensus"."""
+    return (
+        not is_ordinary(word)
+        and _bare(word) not in _GRAMMAR
+        and word.lower() not in _MEDIA
+        and not (is_common_english(_bare(word)) and not is_person_name(_bare(word)))
+    )
 
 
 def user_name_spans(text: str) -> Iterator[Span]:
@@ -243,57 +349,87 @@ def user_name_spans(text: str) -> Iterator[Span]:
 
 
 def _name_rule_spans(text: str) -> Iterator[Span]:
+    """Names by strong evidence: a title with its full stop, a post-nominal, a field label, a
+    signing cue, a relation in brackets, typist initials, staff handles in sign-off lines."""
+    return (span for span, strong in _name_finds(text) if strong)
+
+
+def _cued_name_spans(text: str) -> Iterator[Span]:
+    """Names by weaker evidence, which the tagger must confirm: a cue ("discussed with …"), a
+    title in capitals without its stop ("DR TYRO"), lower-case names after a title, a relation
+    or before a post-nominal, an initial, a family ("the ROMERO FAMILY")."""
+    return (span for span, strong in _name_finds(text) if not strong)
+
+
+def _name_finds(text: str) -> Iterator[tuple[Span, bool]]:
     for match in _TITLED.finditer(text):
         # "DR Portable" is a modality; "Dr. White", "Dr White" and "DR. WHITE" are people.
-        title = match.group("title")
-        strong = ("." in title or not title.isupper()) and title.lower().rstrip(".") not in (
-            "nurse",
-            "sister",
-            "sr",
-        )
+        title = match.group("title").strip()
+        first_word = match.group("v").split()[0]
+        strong = (
+            "." in title
+            or not title.isupper()
+            # "DR TYRO" in a note written in capitals: no modality is a word of 4+ letters
+            # that the lexicon does not know ("DR PORTABLE", "DR CHEST" are known)
+            or (len(first_word) >= 4 and first_word.isalpha() and not is_ordinary(first_word))
+        ) and title.lower().rstrip(".") not in ("nurse", "sister", "sr")
+        if title in ("MR", "MS") and not strong:
+            continue  # "MR angiography", "MS plaques": the modality and the disease
         if span := _name_span(
             text, match.start("v"), match.end("v"), "title" if strong else "context"
         ):
-            yield span
+            yield span, strong
     for pattern, evidence in ((_POSTNOMINAL, "postnominal"), (_CUED_NAME, "context")):
         for match in pattern.finditer(text):
             if span := _name_span(text, match.start("v"), match.end("v"), evidence):
-                yield span
+                yield span, evidence == "postnominal"
     for match in _FIELD_NAME.finditer(text):
         value = match.group("v")
+        if value.islower() and "," in value and not _lower_name_words(re.split(r"[,\s]+", value)):
+            continue  # "attn: sternum,direct": lower-case words that are no name
         if "," in value or "^" in value:
-            yield Span(match.start("v"), match.end("v"), "NAME")
+            yield Span(match.start("v"), match.end("v"), "NAME"), True
         elif span := _name_span(text, match.start("v"), match.end("v")):
-            yield span
+            yield span, True
         elif not is_ordinary(value) and not _is_abbreviation(value) and value.lower() == value:
-            yield Span(match.start("v"), match.end("v"), "NAME")  # a user name: "mlopez"
+            yield Span(match.start("v"), match.end("v"), "NAME"), True  # a user name: "mlopez"
         elif value.isupper() and len(value) > 4 and not is_ordinary(value):
-            yield Span(match.start("v"), match.end("v"), "NAME")  # "RSANTOS"
+            yield Span(match.start("v"), match.end("v"), "NAME"), True  # "RSANTOS"
         elif re.fullmatch(r"[A-Z]{2,3}", value) and not is_ordinary(value):
             typist = re.match(r"/[a-z]{2,4}\b", text[match.end("v") :])  # "Ref: JP/sm"
             end = match.end("v") + (typist.end() if typist else 0)
-            yield Span(match.start("v"), end, "NAME")  # initials: "Radiographer: TJ"
+            yield Span(match.start("v"), end, "NAME"), True  # initials: "Radiographer: TJ"
     for pattern in (_AUTHOR_HANDLE, _LOWER_CASE_NAME):
         for match in pattern.finditer(text):
             if not is_ordinary(match.group("v")):
-                yield Span(match.start("v"), match.end("v"), "NAME")
+                yield Span(match.start("v"), match.end("v"), "NAME"), pattern is _AUTHOR_HANDLE
     for match in _RELATION_NAME.finditer(text):
         group = "v" if match.group("v") else "w"
         if span := _name_span(text, match.start(group), match.end(group)):
-            yield span
+            yield span, True
     for match in _SIGNED_LAST_FIRST.finditer(text):
         last, first = match.group("last"), match.group("first").split()
         while first and (is_ordinary(first[-1]) or _is_abbreviation(first[-1])):
             first.pop()  # "Nkemelu, Adaeze MBBS"
         if first and not is_ordinary(last) and not _is_abbreviation(last):
             end = match.start("first") + match.group("first").index(first[-1]) + len(first[-1])
-            yield Span(match.start("last"), end, "NAME")
+            yield Span(match.start("last"), end, "NAME"), True
     for match in _TYPIST.finditer(text):
         group = "v" if match.group("v") else "w"
         parts = re.split(r"[ \t]*/[ \t]*", match.group(group))
         if not any(is_ordinary(p) or _TITLE_ONLY.fullmatch(p) for p in parts):
-            yield Span(match.start(group), match.end(group), "NAME")
-    yield from user_name_spans(text)
+            yield Span(match.start(group), match.end(group), "NAME"), True
+    for span in user_name_spans(text):
+        yield span, True  # staff handles stay out of every vocabulary, whatever the tagger says
+    for span in (*_lower_case_names(text), *_initial_names(text)):
+        yield span, False
+    for match in _FAMILY_NAME.finditer(text):
+        word = match.group("v")
+        if not (is_ordinary(word) or _is_abbreviation(word) or _plain_word(word) or _bare(word) in _GRAMMAR):
+            yield Span(match.start("v"), match.end("v"), "NAME"), False
+    for match in _LOWER_POSTNOMINAL.finditer(text):
+        if _lower_name_words(match.group("v").split()):
+            yield Span(match.start("v"), match.end("v"), "NAME"), False
 
 
 def _propagated(text: str, spans: list[Span]) -> Iterator[Span]:

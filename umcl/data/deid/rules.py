@@ -18,12 +18,14 @@ from umcl.data.deid.lexicon import (
     _CLINICAL_ALNUM,
     _INSTITUTION_GENERIC,
     _INSTITUTION_HEADS,
+    _GRAMMAR,
     _bare,
     _is_abbreviation,
     _wordset,
     is_ordinary,
     is_word_name,
 )
+from umcl.data.deid.lists import MAX_PLACE_WORDS, is_common_english, is_person_name, is_place
 from umcl.data.deid.names import _CAPS_WORD, _CUE, _ROLE, _TITLE, _UP
 from umcl.data.deid.spans import Span
 
@@ -129,6 +131,9 @@ def _plausible_numeric_date(match: re.Match[str], text: str) -> bool:
     if not ((a <= 12 and b <= 31) or (b <= 12 and a <= 31)) or a == 0 or b == 0:
         return False
     before = text[max(0, match.start() - 12) : match.start()].lower()
+    word = re.search(r"([a-z][\w/]*)[ \t:=]*$", before)
+    if word and word.group(1) in _NOT_A_DATE_BEFORE:
+        return False  # ventilator settings: "AC 12/10/40" (rate, PEEP, FiO2)
     return not _RIB_CONTEXT.match(text[match.end() :]) and not re.search(
         r"ribs?\s*$|levels?\s*$", before
     )
@@ -156,8 +161,12 @@ def _not_temperature(match: re.Match[str], text: str) -> bool:
 
 
 def _not_spine_levels(match: re.Match[str], text: str) -> bool:
-    """'T10-T11', 'C5-C6-C7' are vertebral levels, not identifiers."""
-    return not re.fullmatch(r"[CTLS]\d{1,2}(?:-[CTLS]?\d{1,2})*", match.group())
+    """'T10-T11', 'C5-C6-C7' are vertebral levels, and '700x10', '20-30cc', '1000u' volumes,
+    rates and doses: not identifiers."""
+    value = match.group()
+    return not re.fullmatch(r"[CTLS]\d{1,2}(?:-[CTLS]?\d{1,2})*", value) and not re.fullmatch(
+        r"\d+(?:-\d+)?(?:x\d+|cc|ml|mls|mg|mcg|u|units|hr|kg|mm|cm|l|meq|mmhg|s|am|pm|h)", value, re.I
+    )
 
 
 def _username(match: re.Match[str], text: str) -> bool:
@@ -185,9 +194,19 @@ def _non_ordinary_value(match: re.Match[str], text: str) -> bool:
 def _caps_last_first(match: re.Match[str], text: str) -> bool:
     """'KOWALSKI, ANNA' is a name, 'PA, LATERAL' is not."""
     last, first = match.group("last"), match.group("first")
-    return not all(is_ordinary(w) or _is_abbreviation(w) for w in last.split()) and not (
-        is_ordinary(first) or _is_abbreviation(first)
-    )
+    words = [*last.split(), first]  # "PER-OLOF" is a name, "PER" alone a word
+    if any(is_common_english(w) and not is_person_name(w) for w in words):
+        return False  # a note in capitals: "DENIES PAIN, MEDICATED", "GRAVITY, DRAINING"
+    return not all(
+        is_ordinary(w) or (_is_abbreviation(w) and not is_person_name(w)) for w in last.split()
+    ) and not (
+        is_ordinary(first)
+        or (
+            _is_abbreviation(first)
+            and not all(is_person_name(p) for p in first.split("-"))
+            and not ("-" in first and all(p.isalpha() and len(p) >= 3 for p in first.split("-")))
+        )
+    )  # "ABERG, LARS-ERIK": short given names in capitals are names, not abbreviations
 
 
 # Under Safe Harbor a year of birth is an identifier when it implies an age over 89. Reports are
@@ -218,6 +237,81 @@ def _placeholder_free(match: re.Match[str], text: str) -> bool:
     return not all(
         is_ordinary(w) or _is_abbreviation(w) for w in re.findall(r"[\w'’]+", match.group("v"))
     )
+
+
+# Words after which a bare month/day is a date ("comparison 8/25", "Mon 7/1", "TRANS: 03/16").
+_DATE_CUE = (
+    r"on|dated|from|since|until|till|through|thru|comparison|compared(?:[ \t]+(?:with|to))?|prior"
+    r"|previous|last|seen|done|performed|obtained|admitted|admission|intubated|extubated|discharged"
+    r"|transferred|operated|surgery|trans|dict|dictated|typed|transcribed|verified|signed|date|dos"
+    r"|(?:exam|study|film|films|scan|ct|cxr|mri|x-ray|radiograph|echo|pet|us)[ \t]+(?:of|on|dated)"
+    r"|mon|tue|tues|wed|thu|thur|thurs|fri|sat|sun|monday|tuesday|wednesday|thursday|friday|saturday|sunday"
+)
+# What a date is of: "the 3/15 MDT", "the 4/22 thoracic meeting".
+_DATED_EVENT = r"mdt|mdm|meeting|clinic|conference|tumou?r[ \t]+board|appointment|visit|scan|study|exam|film"
+# What follows a fraction, a ratio or a dose, never a date.
+_NOT_A_FRACTION = (
+    r"(?![ \t]*(?i:%|strength|str\b|ns\b|normal|saline|dose|doses|of[ \t]|mg|mcg|ml|l\b|mmhg|murmur|power"
+    r"|units?|tabs?|tablets?|x\b|cm|mm|hrs?|hours?|days?|weeks?|wks?|months?|sec|split|ratio|rule|way"
+    r"|pain|scale|bl|cx|positive|negative))"
+)
+# Words before a month/day shape that make it a score, a setting or a fraction: "Grade 2/6",
+# "Power 4/5", "PS 10/5", "D5 1/2", "in 6/52" (weeks, as British notes write them).
+_NOT_A_DATE_BEFORE = frozenset(
+    "grade power strength score scale ps psv peep cpap bipap ipap epap simv ac d5 d10 pain gcs apgar"
+    " motor mrc ratio murmur vent settings setting tone reflexes".split()
+)
+# Words before a British duration ("in 3/12", "for 2/7"), which a month/day shape can also be.
+_DURATION_BEFORE = frozenset("in for after within over every each x".split())
+# What an ordinal counts when it is no date: "the 5th rib", "14th percentile", "2nd cycle".
+_ORDINAL_NOUNS = (
+    r"rib|ribs|intercostal|ics|vertebra|vertebrae|vertebral|percentile|centile|cervical|thoracic|lumbar|sacral"
+    r"|metacarpal|metatarsal|toe|finger|digit|compartment|cranial|nerve|day|week|month|year|cycle|dose"
+    r"|line|generation|order|degree|time|attempt|trimester|decade|floor|ventricle|segment|branch"
+)
+
+
+def _word_before(match: re.Match[str], text: str) -> str:
+    before = re.search(r"([A-Za-z][\w/]*)[ \t:=]*$", text[max(0, match.start("v") - 24) : match.start("v")])
+    return before.group(1).lower() if before else ""
+
+
+def _not_after_a_measure(match: re.Match[str], text: str) -> bool:
+    return _word_before(match, text) not in _NOT_A_DATE_BEFORE
+
+
+def _month_day(match: re.Match[str], text: str) -> bool:
+    """A plausible month and day, either way round (US 8/25, European 25/8), not after a word
+    that makes it a score or a setting."""
+    first, second = (int(x) for x in re.split(r"[/-]", match.group("v")))
+    if not _not_after_a_measure(match, text) or _word_before(match, text) in _DURATION_BEFORE:
+        return False
+    return (1 <= first <= 12 and 1 <= second <= 31) or (1 <= first <= 31 and 1 <= second <= 12)
+
+
+def _town_follows(match: re.Match[str], text: str) -> bool:
+    """A postcode needs its town after it: "69003 Lyon", not "10000 Units" or "1500 CC Lasix"."""
+    town = re.match(rf"[ \t]+({_UP}[\w'’-]+)", text[match.end("v") :])
+    return town is not None and not is_ordinary(town.group(1)) and not _is_abbreviation(town.group(1))
+
+
+def _town_after_postcode(match: re.Match[str], text: str) -> bool:
+    before = text[: match.start()]
+    code = re.search(
+        r"(?<![\w.,/-])(?:\d{4}[ \t]?[A-Z]{2}|\d{5}|\d{2}-\d{3}|\d{3}[ \t]\d{2})[ \t]*$", before
+    )
+    word = match.group("v").split()[0]
+    return code is not None and not is_ordinary(word) and not _is_abbreviation(word)
+
+
+def _facility_name(match: re.Match[str], text: str) -> bool:
+    """An abbreviation of a hospital, or a capitalised name whose first word is no clinical or
+    frequent English word ("Kingsmead Royal", not "Emergency" or "Radiology")."""
+    value = match.group("v")
+    if value.isupper():
+        return len(value) >= 2
+    first = value.split()[0]
+    return not is_ordinary(first) and not is_common_english(_bare(first), top=10_000)
 
 
 @dataclass(frozen=True)
@@ -303,7 +397,7 @@ _RULES: list[_Rule] = [
     _rule("DATE", rf"\b(?:0?[1-9]|1[0-2])/{_YEAR}\b"),
     _rule(
         "DATE",
-        r"\b(?:on|dated|from|since|until|through|thru)[ \t]+(?P<v>(?:0?[1-9]|1[0-2])/(?:3[01]|[12]\d|0?[1-9]))\b(?![/\d])",
+        rf"\b(?:on|dated|from|since|until|through|thru)[ \t]+(?P<v>(?:0?[1-9]|1[0-2])/(?:3[01]|[12]\d|0?[1-9]))\b(?![/\d]){_NOT_A_FRACTION}",
         "v",
         flags=_I,
     ),
@@ -312,6 +406,36 @@ _RULES: list[_Rule] = [
         r"\b(?:dob|d\.o\.b\.?|date\s+of\s+birth|birth\s*date)\s*[:#]?\s*(?P<v>\d[\d/.-]{5,9}\d)",
         "v",
         flags=_I,
+    ),
+    # month/day without a year where the words around it say it is a date: "comparison 8/25",
+    # "Admitted 12/24", "Seen Thursday 6/12", "TRANS: 03/16", "the 4/22 thoracic MDT", "CT of
+    # 29/11"; never a ratio, a dose or a fraction ("BP 120/80", "1/2 NS", "grade 2/6 murmur")
+    _rule(
+        "DATE",
+        rf"\b(?i:{_DATE_CUE})(?:[ \t]*[:,-][ \t]*|[ \t]+)(?:(?i:the|on|of)[ \t]+)?(?P<v>\d{{1,2}}/\d{{1,2}})(?![/\d]|\.\d){_NOT_A_FRACTION}",
+        "v",
+        _month_day,
+    ),
+    _rule(
+        "DATE",
+        rf"\b(?i:the)[ \t]+(?P<v>\d{{1,2}}/\d{{1,2}})(?=[ \t]+(?:\w+[ \t]+)?(?i:{_DATED_EVENT})\b)",
+        "v",
+        _month_day,
+    ),
+    # month and two-digit year, a year no day can be: "stent to RCA 12/82", "MI 3/99"
+    # ("6/52" is six weeks in British notes, never a year)
+    _rule(
+        "DATE",
+        rf"(?<![\w/.])(?P<v>(?:0?[1-9]|1[0-2])/(?!52\b)(?:3[2-9]|[4-9]\d|0\d))(?![/\d]|\.\d|[ \t]*%){_NOT_A_FRACTION}",
+        "v",
+        _not_after_a_measure,
+    ),
+    # a day of the month by its ordinal after a date preposition: "on the 14th", "since the 2nd"
+    _rule(
+        "DATE",
+        rf"\b(?i:on|since|from|until|till|by|before|after|dated)[ \t]+(?:(?i:the)[ \t]+)?(?P<v>(?:3[01]|[12]\d|0?[1-9])(?i:st|nd|rd|th))\b"
+        rf"(?![ \t]+(?:of[ \t]+)?(?:[A-Za-z]+[ \t]+){{0,2}}(?i:{_ORDINAL_NOUNS})\b)",
+        "v",
     ),
     # --- ages over 89
     _rule(
@@ -393,20 +517,17 @@ _RULES: list[_Rule] = [
     _rule(
         "SSN", r"\b\d{3}-\d{2}-\d{4}\b|\b\d{3}[ \t]\d{2}[ \t]\d{4}\b|\b[xX*#]{3}-[xX*#]{2}-\d{4}\b"
     ),
-    # DICOM UIDs ("1.2.826.0.1.3680043…"): five or more dotted parts, never a date or an address
-    _rule("ID", r"(?<![\w.])\d+(?:\.\d+){4,}(?![\w.])"),
-    # national and insurance numbers in groups: Medicare "2123 45670 1", IHI, Aadhaar
-    _rule("ID", r"\b\d{4}[ \t]\d{5}[ \t]\d(?:[ \t]?\d|/\d)?\b(?![ \t]*(?:mm|cm|x\b|%))"),
-    _rule("ID", r"\b\d{3,5}(?:[ \t]\d{3,5}){2,3}\b", valid=lambda m, t: _digits(m.group()) >= 10),
-    _rule("ID", r"\b\d{6,}\b"),
-    _rule("ID", r"\b\d+(?:[-/]\d+)+\b", valid=_long_digits),
+    _rule("ID", r"\b\d{6,}\b"),  # a run of six digits is a number of a record, not a measure
     _rule(
         "ID",
         r"\b(?=[A-Za-z0-9-]*[A-Za-z])(?=(?:[A-Za-z-]*\d){4})[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*\b",
         valid=_not_spine_levels,
     ),
-    _rule("NAME", r"\b[a-z]{3,}\d{1,4}\b", valid=_username),
-    _rule("NAME", r"(?<![\w.@])[a-z]\.[a-z]{3,}\d*\b(?![.@]\w)"),
+    # DICOM UIDs ("1.2.826.0.1.3680043…"): five or more dotted parts, never a date or an address
+    _rule("ID", r"(?<![\w.])\d+(?:\.\d+){4,}(?![\w.])"),
+    # national and insurance numbers in groups: Medicare "2123 45670 1", IHI, Aadhaar
+    _rule("ID", r"\b\d{4}[ \t]\d{5}[ \t]\d(?:[ \t]?\d|/\d)?\b(?![ \t]*(?:mm|cm|x\b|%))"),
+    _rule("ID", r"\b\d{3,5}(?:[ \t]\d{3,5}){2,3}\b", valid=lambda m, t: _digits(m.group()) >= 10),
     # --- places
     _rule("ZIP", rf"\b{_STATE}[ \t]+(?P<v>\d{{5}}(?:-\d{{4}})?)\b", "v"),
     _rule("ZIP", r"\b\d{5}-\d{4}\b"),
@@ -459,6 +580,50 @@ _RULES: list[_Rule] = [
         "v",
         _non_ordinary_value,
     ),
+    # postcodes of other countries before their town: Dutch "1016 DX Amsterdam", French and German
+    # "69003 Lyon", "50674 Köln", Polish "00-514 Warszawa", Swedish "114 28 Stockholm"
+    _rule(
+        "ZIP",
+        rf"(?<![\w.,/-])(?P<v>\d{{4}}[ \t]?(?!CC|ML|MG|MM|CM|KG|IU|HR|PM|AM|BP|HG)[A-Z]{{2}}|\d{{5}}|\d{{2}}-\d{{3}}|\d{{3}}[ \t]\d{{2}})"
+        rf"(?=[ \t]+{_UP}[\w'’-]+)",
+        "v",
+        _town_follows,
+    ),
+    _rule("ADDRESS", rf"(?<=[\dA-Z])[ \t]+(?P<v>{_UP}[\w'’-]+(?:[ \t-]{_UP}[\w'’-]+)?)", "v", _town_after_postcode),
+    # Irish Eircodes and lower-case UK postcodes ("le65 2pq")
+    _rule("ZIP", r"\b[AC-FHKNPRTV-Y]\d[\dW][ \t]?(?=[A-Z\d]{4}\b)(?=[A-Z]*\d)[A-Z\d]{4}\b"),
+    _rule("ZIP", r"\b[a-z]{1,2}\d[a-z\d]?[ \t]\d(?!cm|mm|ml|mg|kg|hr|st|nd|rd|th)[a-z]{2}\b"),
+    # vehicle plates: after their label, and the UK's shape anywhere ("LK19 XTF")
+    _rule(
+        "ID",
+        r"\b(?i:registration|reg\.?|number[ \t]+plate|licen[cs]e[ \t]+plate|plate|vehicle|rego|kenteken|kennzeichen)"
+        r"(?:[ \t]+(?i:no\.?|number|mark))?(?:[ \t]*[:#][ \t]*|[ \t]+)(?P<v>[A-Z0-9]{1,4}(?:[ \t-]?[A-Z0-9]{1,4}){1,3})\b",
+        "v",
+        lambda m, t: bool(re.search(r"\d", m.group("v")) and re.search(r"[A-Z]", m.group("v"))),
+    ),
+    _rule("ID", r"\b[A-Z]{2}\d{2}[ \t]?[A-Z]{3}\b"),
+    # street first, number after (Portuguese, Italian, Spanish, Polish, Korean, German, Japanese):
+    # "Rua das Palmeiras 310", "Via Roma 27", "ul. Marszałkowska 84/92", "Teheran-ro 152",
+    # "Sendlinger Str. 12", "Umeda 2-4-9"
+    _rule(
+        "ADDRESS",
+        rf"\b(?:(?:Rua|Via|Viale|Av\.|Avenida|Avda\.?|Calle|Carrer|ul\.|Ul\.|ulica|Ulica|al\.|Al\.|Aleja|Strada|rue|Rue|Piazza|Praça|Plac)"
+        rf"[ \t]+(?:(?i:de|da|das|do|dos|del|della|di|la|le|des)[ \t]+)*{_UP}[a-zà-ÿ'’-][\w'’-]*(?:[ \t]+{_UP}[\w'’-]*)*"
+        rf"|{_UP}[\w'’]*-(?:ro|gil|dong|daero)|{_UP}[\w'’-]*[ \t]+(?:Str\.|Straße|Strasse|Weg|Platz|Allee|Gasse))"
+        rf"[ \t]+\d{{1,5}}[a-z]?(?:/\d+)?(?:,?[ \t]+(?:m\.|apto|apt\.?|piso|int\.)[ \t]*\d+)?",
+    ),
+    _rule("ADDRESS", rf"\b{_UP}[a-z]+[ \t]+\d{{1,2}}-\d{{1,2}}-\d{{1,3}}\b", valid=lambda m, t: not is_ordinary(m.group().split()[0])),
+    _rule("ADDRESS", r"\b(?i:apto|apt\.?|piso)[ \t]*\d+\b"),
+    # a street address written in lower case: "lives at 3 mill lane"
+    _rule(
+        "ADDRESS",
+        r"\b\d{1,5}[ \t]+[a-z]+(?:[ \t]+[a-z]+)?[ \t]+(?:lane|street|st|road|rd|avenue|ave|drive|dr|close|crescent"
+        r"|court|ct|way|place|terrace|boulevard|blvd|gardens|grove|mews|parade|square)\b",
+        valid=lambda m, t: not any(w in _GRAMMAR or is_ordinary(w) for w in m.group().split()[1:-1]),
+    ),  # not "2/3 of the way", "5 cm right lane"
+    # phone numbers written with slashes or run together, and pagers by their label
+    _rule("PHONE", r"(?<![\w/])\(?\d{3}\)?/\d{3}/\d{4}\b|(?<![\w/-])\d{6}-\d{4}\b"),
+    _rule("PHONE", r"\b(?i:pg|pgr|pager|beeper|bleep)[ \t]*[#:]?[ \t]*(?P<v>\d{4,6})\b", "v"),
     # --- names with a shape of their own
     _rule("NAME", r"(?<![\w^])[^\W\d_][\w'’-]*(?:\^[\w'’-]*)+"),
     _rule(
@@ -494,11 +659,105 @@ _HEAD_FIRST = re.compile(
 )
 
 
-def _rule_spans(text: str) -> Iterator[Span]:
-    for rule in _RULES:
+# Identifiers guessed by shape or a cue alone: grouped numbers, user names, bare month/day,
+# facilities by where a patient came from, a saint's name. Ward shorthand has the same shapes
+# ("1900-0700", "mso4", "peep5", "cpap 5/5", "OSH"), so the tagger must confirm them
+# (`umcl/data/deid/__init__.py: find_phi`).
+_GUESS_RULES: list[_Rule] = [
+    # a facility named by where a patient or an image came from or went: "came into GH",
+    # "Outside CT from NWMC", "Followed by SJRH", "Prior CT at Kingsmead Royal", "transferred
+    # from Szeged"; abbreviations only as hospitals and medical centres write them (…H, …MC, …HC)
+    _rule(
+        "INSTITUTION",
+        r"\b(?i:transferred|transfer|admitted|seen|prior|previous|outside|old|external|films?|ct|cxr|mri"
+        r"|images?|imaging|studies|study|came|come|brought|arrived|discharged|followed|treated|presented"
+        r"|referred|sent|returned)\b[^.\n;]{0,25}?\b(?i:at|from|to|into|by)[ \t]+(?:(?i:the)[ \t]+)?"
+        rf"(?P<v>[A-Z]{{0,4}}(?:H|MC|HC)\b|{_UP}[a-z][\w'’-]+(?:[ \t]+{_UP}[\w'’-]+){{0,3}})",
+        "v",
+        _facility_name,
+    ),
+
+    # a saint's name is a hospital's more often than anything else in a note: "transfer to St.
+    # Mary's", "accepted by St. Agnes" (not "5 Main St" or "St. Jude" devices: the tagger decides)
+    _rule("INSTITUTION", rf"(?<!\d[ \t])\b(?:St|ST|Saint)\.?[ \t]+{_UP}[\w'’]*(?:[ \t]+{_UP}\b\.?)?"),
+    # "U Maryland", "Univ. of Iowa"
+    _rule("INSTITUTION", rf"\b(?:U|Univ)\.?[ \t]+(?:of[ \t]+)?(?P<v>{_UP}[a-z]+)", valid=lambda m, t: is_place(m.group("v"))),
+    _rule("ID", r"\b\d+(?:[-/]\d+)+\b", valid=_long_digits),
+    _rule("NAME", r"\b[a-z]{3,}\d{1,4}\b", valid=_username),
+    # a month/day with no word around it to say so: "cabg 2/7", "cultures 10/1"; ventilator
+    # settings, scores and fractions have the same shape ("cpap 5/5", "pain 8/10", "D5 1/2 NS")
+    _rule(
+        "DATE",
+        rf"(?<![\w/.])(?P<v>\d{{1,2}}/\d{{1,2}})(?![\w/]|\.\d){_NOT_A_FRACTION}",
+        "v",
+        _month_day,
+    ),
+    _rule("NAME", r"(?<![\w.@])[a-z]\.[a-z]{3,}\d*\b(?![.@]\w)"),
+]
+
+
+def _rule_spans(text: str, rules: list[_Rule] = _RULES) -> Iterator[Span]:
+    for rule in rules:
         for match in rule.pattern.finditer(text):
             if rule.valid(match, text):
                 yield Span(match.start(rule.group), match.end(rule.group), rule.label)
+
+
+def _guessed_spans(text: str) -> Iterator[Span]:
+    return _rule_spans(text, _GUESS_RULES)
+
+
+# A town written in lower case after a residence or transfer cue, found in the GeoNames list:
+# "lives in owings mills", "pt from catonsville", "moved here from eastbourne".
+_LOWER_CASE_TOWN = re.compile(
+    r"\b(?i:lives|living|resides|residing|home|moved|relocated|originally|transferred|transfer"
+    r"|from|picked[ \t]+(?:pt[ \t]+)?up|in|at|near)(?:[ \t]+(?:here|pt|up))?(?:[ \t]+(?i:in|at|of|to|from|near))?[ \t]+"
+    r"(?P<v>[a-z][a-z'-]+(?:[ \t][a-z][a-z'-]+){0,2})"
+)
+# A facility written in lower case: "TURP at reisterstown hospital", "bed on mackerer campus".
+_LOWER_CASE_FACILITY = re.compile(
+    r"\b(?P<v>[a-z][a-z'-]+(?:[ \t][a-z][a-z'-]+)?)[ \t]+(?:hospital|hosp|campus|medical[ \t]+center|rehab|memorial|clinic)\b"
+)
+# A town in capitals or title case, from the list, after a preposition of place: "job in Bel
+# Air", "shelter in Edgemere area".
+_LISTED_TOWN = re.compile(rf"\b(?i:in|from|to|near|at)[ \t]+(?P<v>{_UP}[\w'’-]+(?:[ \t]{_UP}[\w'’-]+){{0,2}})")
+
+
+def _lower_case_towns(text: str) -> Iterator[Span]:
+    """The longest run of the words after the cue that is a listed place and, alone, no frequent
+    English word ("owings mills", not "home" or "the floor")."""
+    for match in _LOWER_CASE_TOWN.finditer(text):
+        words = list(re.finditer(r"\S+", match.group("v")))
+        for n in range(min(len(words), MAX_PLACE_WORDS), 0, -1):
+            phrase = " ".join(w.group() for w in words[:n])
+            if is_place(phrase) and not (n == 1 and (is_common_english(phrase) or is_ordinary(phrase))):
+                yield Span(match.start("v"), match.start("v") + words[n - 1].end(), "ADDRESS")
+                break
+
+
+def _listed_places(text: str) -> Iterator[Span]:
+    for match in _LOWER_CASE_FACILITY.finditer(text):
+        words = list(re.finditer(r"\S+", match.group("v")))
+        for first in range(len(words)):  # "on mackerer campus": the name is the last word
+            kept = [w.group() for w in words[first:]]
+            if is_place(" ".join(kept)) or all(
+                not is_ordinary(w) and not is_common_english(w) and w not in _GRAMMAR for w in kept
+            ):
+                yield Span(match.start("v") + words[first].start(), match.end("v"), "INSTITUTION")
+                break
+    for match in _LISTED_TOWN.finditer(text):
+        words = list(re.finditer(r"\S+", match.group("v")))
+        for n in range(min(len(words), MAX_PLACE_WORDS), 0, -1):
+            phrase = " ".join(w.group() for w in words[:n])
+            if is_place(phrase) and not (n == 1 and (is_common_english(phrase) or is_ordinary(phrase) or _is_abbreviation(phrase))):
+                yield Span(match.start("v"), match.start("v") + words[n - 1].end(), "ADDRESS")
+                break
+
+
+def _place_guesses(text: str) -> Iterator[Span]:
+    """Places found by a word list after a cue, which the tagger must confirm."""
+    yield from _lower_case_towns(text)
+    yield from _listed_places(text)
 
 
 def _address_spans(text: str) -> Iterator[Span]:
@@ -524,7 +783,13 @@ def _institution_spans(text: str) -> Iterator[Span]:
             if b not in _INSTITUTION_GENERIC and not is_ordinary(w) and not _is_abbreviation(w)
         ]
         if proper:
-            yield _trim_trailing(text, match.start(), match.end(), "INSTITUTION")
+            start = match.start()
+            for word, b in zip(words, bare, strict=True):
+                if b in _INSTITUTION_GENERIC or not (is_ordinary(word) or _is_abbreviation(word)):
+                    break  # "Royal Prince Alfred Hospital" keeps "Royal"
+                start = text.index(word, start) + len(word)  # "… MALE ADMITTED FROM UNION HOSP"
+            start = len(text) - len(text[start:].lstrip())
+            yield _trim_trailing(text, start, match.end(), "INSTITUTION")
     for match in _HEAD_FIRST.finditer(text):
         yield Span(match.start(), match.end(), "INSTITUTION")
 
