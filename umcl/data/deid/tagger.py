@@ -120,10 +120,13 @@ def _word_features(word: str) -> tuple[str, ...]:
 _CONTEXT_KEYS = ("w=", "case=", "surname=", "given=", "place=", "eng=")
 
 
-def token_features(text: str, tokens: list[Token], layers: dict[str, list[Span]]) -> list[list[str]]:
-    """One feature list per token. `layers`: what each earlier layer (rules by kind, the NER)
-    found in `text`."""
-    labels = {name: _token_labels(tokens, spans) for name, spans in layers.items()}
+def layer_labels(tokens: list[Token], layers: dict[str, list[Span]]) -> dict[str, list[str | None]]:
+    """Per layer (rules by kind, the NER): the label it gave each token, if any."""
+    return {name: _token_labels(tokens, spans) for name, spans in layers.items()}
+
+
+def token_features(text: str, tokens: list[Token], labels: dict[str, list[str | None]]) -> list[list[str]]:
+    """One feature list per token; `labels`: what each earlier layer found (`layer_labels`)."""
     letters = [c for c in text if c.isalpha()]
     capitals = "caps_note" if letters and sum(c.isupper() for c in letters) > 0.7 * len(letters) else "mixed_note"  # fmt: skip
     own = [_word_features(t.text) for t in tokens]
@@ -253,15 +256,14 @@ def tag(text: str, layers: dict[str, list[Span]]) -> Tagging:
     tokens = tokens_of(text)
     if not tokens:
         return Tagging([], [], [], [])
-    features = token_features(text, tokens, layers)
+    found = layer_labels(tokens, layers)
+    features = token_features(text, tokens, found)
     crf = tagger()
     with _tagging_lock:  # the tagger holds one sequence at a time: set, tag, marginals
         crf.set(features)
         labels = crf.tag()
         phi = [1 - crf.marginal(OUTSIDE, i) for i in range(len(tokens))]
-    flagged = [False] * len(tokens)
-    for spans in layers.values():
-        flagged = [f or bool(found) for f, found in zip(flagged, _token_labels(tokens, spans), strict=True)]
+    flagged = [any(per_layer[i] for per_layer in found.values()) for i in range(len(tokens))]
     phrases = _clinical_phrases(text)
     protected = [
         not flagged[i]

@@ -29,6 +29,7 @@ from umcl.data.deid.tagger import (
     MODEL_FILE,
     OUTSIDE,
     _token_labels,
+    layer_labels,
     token_features,
     tokens_of,
 )
@@ -71,7 +72,7 @@ def example(text: str, gold: list[Span], group: str) -> Example:
 
     tokens = tokens_of(text)
     labels = [label or OUTSIDE for label in _token_labels(tokens, gold)]
-    return Example(group, token_features(text, tokens, phi_layers(text)), labels)
+    return Example(group, token_features(text, tokens, layer_labels(tokens, phi_layers(text))), labels)
 
 
 def physionet_examples(notes: Iterable[Note]) -> list[Example]:
