@@ -40,12 +40,19 @@ def announce_drift(report: dict) -> None:
     """`umcl.drift.detected` with what an automation needs: the model, the window, why."""
     emit_event(
         event=DRIFT_EVENT,
-        resource={"prefect.resource.id": f"umcl.model.{report['model']}",
-                  "prefect.resource.name": report["model"]},
-        payload={"model": report["model"], "since": report["since"], "until": report["until"],
-                 "images": report["images"], "reasons": report["reasons"],
-                 "input_p_value": report.get("input", {}).get("p_value")},
-    )  # fmt: skip
+        resource={
+            "prefect.resource.id": f"umcl.model.{report['model']}",
+            "prefect.resource.name": report["model"],
+        },
+        payload={
+            "model": report["model"],
+            "since": report["since"],
+            "until": report["until"],
+            "images": report["images"],
+            "reasons": report["reasons"],
+            "input_p_value": report.get("input", {}).get("p_value"),
+        },
+    )
 
 
 @flow(name="umcl-monitor")
@@ -55,8 +62,9 @@ def monitor(
     """Drift of [since, until) (default: the last 24 hours) for `model` (default: the champion);
     returns the verdict."""
     report = judge(project, since, until, model)
-    create_markdown_artifact(key=ARTIFACT_KEY, markdown=markdown(report),
-                             description="UMCL drift report")  # fmt: skip
+    create_markdown_artifact(
+        key=ARTIFACT_KEY, markdown=markdown(report), description="UMCL drift report"
+    )
     if drifted(report):
         announce_drift(report)
     return report["verdict"]

@@ -77,11 +77,17 @@ def announce_promotion(project: Path) -> None:
         return
     emit_event(
         event=PROMOTED,
-        resource={"prefect.resource.id": f"umcl.model.{package['model']}",
-                  "prefect.resource.name": package["model"]},
-        payload={"tag": package["model"], "previous_champion": package["previous_champion"],
-                 "metrics": package["gate"], "bento": package["bento"]},
-    )  # fmt: skip
+        resource={
+            "prefect.resource.id": f"umcl.model.{package['model']}",
+            "prefect.resource.name": package["model"],
+        },
+        payload={
+            "tag": package["model"],
+            "previous_champion": package["previous_champion"],
+            "metrics": package["gate"],
+            "bento": package["bento"],
+        },
+    )
 
 
 def _read(path: Path) -> dict | None:
@@ -149,8 +155,11 @@ def pipeline(
         failure = str(exc)
         raise
     finally:
-        create_markdown_artifact(key=ARTIFACT_KEY, markdown=summary_markdown(root, ran, failure),
-                                 description="UMCL pipeline: stages, metrics, gate decision")  # fmt: skip
+        create_markdown_artifact(
+            key=ARTIFACT_KEY,
+            markdown=summary_markdown(root, ran, failure),
+            description="UMCL pipeline: stages, metrics, gate decision",
+        )
     return ran
 
 

@@ -60,8 +60,10 @@ def retrain(
     changed = changes(project)
     champion = current_champion(project)
     if not changed and champion is not None and not force:
-        message = (f"{NOTHING_NEW}: data, params and code are as when {champion['tag']} was built "
-                   f"(raw data {champion.get('data_version', {}).get('raw_data', '?')})")  # fmt: skip
+        message = (
+            f"{NOTHING_NEW}: data, params and code are as when {champion['tag']} was built "
+            f"(raw data {champion.get('data_version', {}).get('raw_data', '?')})"
+        )
         if reason:
             message += (
                 "; retraining on the same data gives the same model: add newly labelled studies"

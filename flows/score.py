@@ -51,9 +51,11 @@ def classify_new(project: str, source: str, out: str, model: str | None) -> dict
 
 @flow(name="umcl-score")
 def score(
-    project: str = ".", source: str = "data/incoming", out: str = "predictions",
+    project: str = ".",
+    source: str = "data/incoming",
+    out: str = "predictions",
     model: str | None = None,
-) -> dict:  # fmt: skip
+) -> dict:
     """Score the files of `source` (a folder or a CSV of paths, relative to `project`) that no
     predictions file in `out` holds yet, with `model` (default: the champion)."""
     log = get_run_logger()
@@ -66,6 +68,7 @@ def score(
             f"{counts['refused']} refused, {counts['skipped']} skipped"
         )
     log.info(message)
-    create_markdown_artifact(key=ARTIFACT_KEY, markdown=f"## Scoring\n\n{message}",
-                             description="UMCL batch scoring")  # fmt: skip
+    create_markdown_artifact(
+        key=ARTIFACT_KEY, markdown=f"## Scoring\n\n{message}", description="UMCL batch scoring"
+    )
     return counts

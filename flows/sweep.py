@@ -18,6 +18,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
 from flows.pipeline import pipeline
+from umcl.atomic import write_json
 from umcl.config import load_settings
 from umcl.dvcops import exp_apply, exp_file, exp_run
 from umcl.errors import InputError
@@ -49,8 +50,14 @@ def run_candidate(project: str, name: str, experiment: str, overrides: dict) -> 
 
 
 def comparison_markdown(results: list[dict], winner: dict) -> str:
-    lines = ["## UMCL sweep", "", f"Ranked by `{PRIMARY}`; the winner goes on to the gate.", "",
-             "| candidate | overrides | zero-shot macro AUROC | R@5 | |", "|---|---|---:|---:|---|"]  # fmt: skip
+    lines = [
+        "## UMCL sweep",
+        "",
+        f"Ranked by `{PRIMARY}`; the winner goes on to the gate.",
+        "",
+        "| candidate | overrides | zero-shot macro AUROC | R@5 | |",
+        "|---|---|---:|---:|---|",
+    ]
     for r in sorted(results, key=lambda r: r[PRIMARY] or 0, reverse=True):
         shown = [f"{r[k]:.4f}" if r[k] is not None else "—" for k in (PRIMARY, "recall_at_5")]
         overrides = ", ".join(f"{k}={v}" for k, v in r["overrides"].items())
@@ -90,9 +97,12 @@ def sweep(project: str = ".", retry_delay_s: float = 10.0) -> dict:
     exp_apply(root, winner["experiment"])
     report = {"metric": PRIMARY, "winner": winner["name"], "candidates": results}
     (root / "metrics").mkdir(exist_ok=True)
-    (root / "metrics/sweep.json").write_text(json.dumps(report, indent=2) + "\n")
-    create_markdown_artifact(key="umcl-sweep", markdown=comparison_markdown(results, winner),
-                             description="UMCL sweep: candidates compared on the same test split")  # fmt: skip
+    write_json(root / "metrics/sweep.json", report)
+    create_markdown_artifact(
+        key="umcl-sweep",
+        markdown=comparison_markdown(results, winner),
+        description="UMCL sweep: candidates compared on the same test split",
+    )
     pipeline(str(root), retry_delay_s=retry_delay_s)
     return report
 

@@ -106,6 +106,18 @@ def tiny_pipeline(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 
 @pytest.fixture(scope="session")
+def reproduced(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A tiny copy of the project after one `dvc repro` (shared: a run costs a minute): its root,
+    that run's output, and its dvc.lock as the run left it, which tests that go on to change the
+    project do not change."""
+    from tests.project import make_project, run
+
+    root = make_project(tmp_path_factory.mktemp("reproduced") / "project")
+    output = run("dvc", "repro", cwd=root)
+    return {"root": root, "output": output, "lock": yaml.safe_load((root / "dvc.lock").read_text())}
+
+
+@pytest.fixture(scope="session")
 def candidates(tiny_pipeline: dict, tmp_path_factory: pytest.TempPathFactory) -> dict:
     """A trained and an untrained model, each with its `umcl evaluate` metrics (the gate and
     adapt tests share them)."""

@@ -1,13 +1,14 @@
-"""The CLI's errors: one a user can fix (`UMCLError`) is one line and exit 1; anything else is a
-bug and keeps its traceback."""
+"""The CLI: a dispatcher to the command modules of `umcl/stages/`, which own their arguments (a
+pipeline stage's paths have no defaults). Its errors: one a user can fix (`UMCLError`) is one
+line and exit 1; anything else is a bug and keeps its traceback."""
 
 import subprocess
 import sys
 
 import pytest
 
-import umcl.cli
-from umcl.cli import main
+import umcl.stages.demo
+from umcl.cli import COMMANDS, chosen_command, main
 from umcl.errors import InputError, MissingInputError, UMCLError
 
 
@@ -23,7 +24,7 @@ def test_a_bug_keeps_its_traceback(monkeypatch):
     def broken(args):
         return {}["no such key"]
 
-    monkeypatch.setattr(umcl.cli, "cmd_demo", broken)
+    monkeypatch.setattr(umcl.stages.demo, "run", broken)
     with pytest.raises(KeyError, match="no such key"):
         main(["demo"])
 
@@ -31,8 +32,10 @@ def test_a_bug_keeps_its_traceback(monkeypatch):
 def test_a_bug_in_a_real_process_exits_with_its_traceback():
     """A programming error in a stage is not dressed up as a user error: Python's own traceback
     and exit status, in a real process."""
-    script = ("import sys, umcl.cli as cli; cli.cmd_demo = lambda args: 1 / 0; "
-              "sys.exit(cli.main(['demo']))")  # fmt: skip
+    script = (
+        "import sys, umcl.cli as cli, umcl.stages.demo as demo; demo.run = lambda args: 1 / 0; "
+        "sys.exit(cli.main(['demo']))"
+    )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert result.returncode == 1 and "umcl demo: error" not in result.stderr
     assert "Traceback" in result.stderr and "ZeroDivisionError" in result.stderr
@@ -54,3 +57,26 @@ def test_a_missing_input_is_a_user_error(tmp_path, capsys):
     args = ["label", str(tmp_path / "nope.csv"), "--id-column", "id", "--text-columns", "t"]
     assert main([*args, "--out", out]) == 1
     assert "nope.csv: no such file" in capsys.readouterr().err
+
+
+def test_a_stage_is_given_its_paths_never_assumes_them(capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["validate", "--out", "data/validated"])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "the following arguments are required: --quarantine, --metrics, --locator" in err
+
+
+def test_the_dispatcher_imports_only_the_chosen_command():
+    script = (
+        "import sys; from umcl.cli import build_parser, COMMANDS; build_parser('unify'); "
+        "print(sorted(m for m in sys.modules if m.startswith('umcl.stages.')))"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "['umcl.stages.common', 'umcl.stages.unify']"
+    assert chosen_command(["--params", "validate", "-v", "unify", "--out", "x"]) == "unify"
+    assert chosen_command(["--params", "p.yaml", "no-such-command"]) is None
+    for name in COMMANDS:  # every command has its module, with its arguments and its work
+        stage = __import__(f"umcl.stages.{name.replace('-', '_')}", fromlist=["run"])
+        assert callable(stage.add_arguments) and callable(stage.run), name

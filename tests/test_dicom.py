@@ -16,6 +16,7 @@ import numpy as np
 import pydicom
 import pytest
 from PIL import Image
+from pydicom.dataset import Dataset
 from pydicom.uid import DeflatedExplicitVRLittleEndian
 
 from tests.conftest import shared_path
@@ -83,6 +84,86 @@ def test_rescale_then_window(tmp_path):
     expected = np.clip(((2 * stored - 1000) - (3095 - 0.5)) / 4095 + 0.5, 0, 1)
     np.testing.assert_allclose(image, expected, atol=1e-5)
     assert image[0, 0] == 0 and image[-1, -1] == 1  # the window clips both ends
+
+
+# PS3.3 C.11.2.1.2 and C.11.2.1.3, written out here (not pydicom's code), mapped to [0, 1].
+VOI_FUNCTIONS = {
+    "LINEAR": lambda x, c, w: np.clip((x - (c - 0.5)) / (w - 1) + 0.5, 0, 1),
+    "LINEAR_EXACT": lambda x, c, w: np.clip((x - c) / w + 0.5, 0, 1),
+    "SIGMOID": lambda x, c, w: 1 / (1 + np.exp(-4 * (x - c) / w)),
+}
+
+
+@pytest.mark.parametrize("function", list(VOI_FUNCTIONS))
+def test_the_voi_lut_function_is_honoured_as_pydicom_reads_it(tmp_path, function):
+    # A 12-bit DX with a rescale and a narrow window: the function decides the picture.
+    stored = np.rint(PICTURE * 4095)
+    path = write(tmp_path / f"{function}.dcm", stored, 12, RescaleSlope="1.5", RescaleIntercept="-100",
+                 WindowCenter="2000", WindowWidth="1200", VOILUTFunction=function)  # fmt: skip
+    image = read_dicom(path)
+    modality = stored * 1.5 - 100
+    np.testing.assert_allclose(image, VOI_FUNCTIONS[function](modality, 2000, 1200), atol=1e-5)
+    ds = pydicom.dcmread(path)
+    by_pydicom = pydicom.pixels.apply_voi_lut(
+        pydicom.pixels.apply_modality_lut(ds.pixel_array, ds), ds
+    )
+    low, high = (
+        -100,
+        4095 * 1.5 - 100,
+    )  # the output range pydicom windows into: the modality values'
+    np.testing.assert_allclose(image, (by_pydicom - low) / (high - low), atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"RescaleSlope": "", "RescaleIntercept": "0"},  # a blank number is an absent one
+        {"RescaleSlope": "1\\1", "RescaleIntercept": "0"},  # the first of several values
+        {"VOILUTFunction": ""},  # blank: LINEAR
+        {"VOILUTFunction": "linear"},
+    ],
+    ids=["blank slope", "two slopes", "blank function", "lower-case function"],
+)
+def test_header_values_reach_pydicom_as_this_module_reads_them(tmp_path, extra):
+    stored = np.rint(PICTURE * 4095)
+    window = {"WindowCenter": "2000", "WindowWidth": "1000"}
+    plain = read_dicom(write(tmp_path / "plain.dcm", stored, 12, **window))
+    image = read_dicom(write(tmp_path / "odd.dcm", stored, 12, **window, **extra))
+    np.testing.assert_allclose(image, plain, atol=1e-6)
+
+
+def test_a_voi_lut_comes_before_a_window_it_never_uses(tmp_path):
+    stored = np.rint(PICTURE * 255)
+    lut = Dataset()
+    lut.LUTDescriptor = [256, 0, 8]
+    lut.add_new("LUTData", "US", list(range(255, -1, -1)))  # inverts
+    image = read_dicom(
+        write(
+            tmp_path / "l.dcm",
+            stored,
+            8,
+            VOILUTSequence=[lut],
+            WindowCenter="128",
+            WindowWidth="0.5",
+        )
+    )
+    np.testing.assert_allclose(image, 1 - stored / 255, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("extra", "reason"),
+    [
+        ({"VOILUTFunction": "DOE^JANE"}, "VOILUTFunction is none of"),
+        ({"WindowWidth": "0"}, "window is malformed"),
+    ],
+    ids=["unknown function", "width 0"],
+)
+def test_a_window_no_function_can_use_is_refused_quoting_nothing(tmp_path, extra, reason):
+    stored = np.rint(PICTURE * 255)
+    window = {"WindowCenter": "128", "WindowWidth": "10"} | extra
+    with pytest.raises(ImageDecodeError, match=reason) as refused:
+        read_dicom(write(tmp_path / "w.dcm", stored, 8, **window))
+    assert "DOE" not in str(refused.value)  # no header value is quoted
 
 
 def test_window_of_width_one_is_a_threshold(tmp_path):

@@ -25,12 +25,12 @@ def _leaves(tree: object) -> list:
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory) -> Path:
-    return make_project(tmp_path_factory.mktemp("project"))
+def project(reproduced: dict) -> Path:
+    return reproduced["root"]
 
 
-def test_repro_runs_from_demo_to_a_bento_then_has_nothing_to_do(project):
-    out = run("dvc", "repro", cwd=project)
+def test_repro_runs_from_demo_to_a_bento_then_has_nothing_to_do(project, reproduced):
+    out = reproduced["output"]  # the first `dvc repro` of the project
     for stage in (
         "demo",
         "pseudonym_key",
@@ -88,8 +88,6 @@ def test_repro_runs_from_demo_to_a_bento_then_has_nothing_to_do(project):
 
 
 def test_a_train_param_edit_reruns_only_train(project):
-    if not (project / "dvc.lock").is_file():
-        run("dvc", "repro", cwd=project)
     champion = json.loads((project / "metrics/package.json").read_text())["model"]
     commit(project, "the first model")
     params = yaml.safe_load((project / "params.yaml").read_text())
@@ -163,8 +161,6 @@ def test_a_site_without_the_demo_generates_and_reads_none(tmp_path):
 
 
 def test_a_preset_runs_as_a_dvc_experiment_and_a_wrong_key_is_refused(project, tmp_path):
-    if not (project / "dvc.lock").is_file():
-        run("dvc", "repro", cwd=project)
     commit(project, "before the preset")
     (tmp_path / "bad.yaml").write_text("train: {lrr: 0.1}\n")
     refused = subprocess.run(["umcl", "preset", str(tmp_path / "bad.yaml")], cwd=project,

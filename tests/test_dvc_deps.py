@@ -18,54 +18,25 @@ import yaml
 
 from tests.conftest import REPO
 from tests.project import make_project, project_env
+from umcl.cli import chosen_command, stage_module
 from umcl.config import RUN_ONLY, WEIGHT_PARAMS
 from umcl.imports import import_closure, imported_modules
 from umcl.training.checkpoint import TRAINING_ENTRY
 
-CLI = REPO / "umcl/cli.py"
-
-
-def _functions(tree: ast.Module) -> dict[str, ast.FunctionDef]:
-    return {node.name: node for node in tree.body if isinstance(node, ast.FunctionDef)}
-
-
-def command_roots(command: str) -> set[str]:
-    """The modules `umcl <command>` imports: the CLI's own module-level imports, its command
-    function's, and those of the CLI helpers that function calls."""
-    tree = ast.parse(CLI.read_text())
-    functions = _functions(tree)
-    top_level = ast.Module(
-        body=[n for n in tree.body if not isinstance(n, ast.FunctionDef)], type_ignores=[]
-    )
-    roots = imported_modules(CLI, top_level)
-    pending, seen = [f"cmd_{command.replace('-', '_')}"], set()
-    assert pending[0] in functions, f"umcl/cli.py has no {pending[0]}"
-    while pending:
-        name = pending.pop()
-        if name in seen:
-            continue
-        seen.add(name)
-        roots |= imported_modules(CLI, functions[name])
-        called = {
-            n.func.id
-            for n in ast.walk(functions[name])
-            if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
-        }
-        pending.extend(called & functions.keys())
-    return roots
-
 
 def needed_files(cmd: str) -> set[str]:
+    """The project files `cmd` (a `umcl` command line) runs: its command's module under
+    `umcl/stages/` and everything that imports, and for a bento the service it packs. The
+    dispatcher (`umcl/cli.py`) is none of them: it holds no command's code."""
     words = shlex.split(cmd)
     assert words[0] == "umcl", f"{cmd!r}: every stage runs a `umcl` command"
-    functions = _functions(ast.parse(CLI.read_text()))
-    command = next(w for w in words[1:] if f"cmd_{w.replace('-', '_')}" in functions)
-    roots = command_roots(command)
+    command = chosen_command(words[1:])
+    assert command is not None, f"{cmd!r}: names no umcl command"
+    roots = {stage_module(command)}
     if "--bentofile" in words:  # the bento packs the service and runs it
         bentofile = REPO / words[words.index("--bentofile") + 1]
         roots.add(yaml.safe_load(bentofile.read_text())["service"].split(":")[0])
-    files = {str(p.relative_to(REPO)) for p in import_closure(roots)}
-    return files | {str(CLI.relative_to(REPO))}
+    return {str(p.relative_to(REPO)) for p in import_closure(roots)}
 
 
 def missing_deps(stages: dict) -> dict[str, list[str]]:
@@ -104,8 +75,10 @@ def test_a_stage_missing_an_imported_module_is_caught() -> None:
 
 
 def test_the_closure_follows_lazy_and_relative_imports_but_not_type_checking() -> None:
-    assert "umcl.data.demo" in command_roots("demo")  # imported inside cmd_demo
-    assert "umcl.config" in command_roots("demo")  # through the `_settings` helper
+    demo = {str(p.relative_to(REPO)) for p in import_closure([stage_module("demo")])}
+    assert "umcl/data/demo.py" in demo  # imported inside `run`
+    assert "umcl/config.py" in demo  # through the `settings` helper, lazily
+    assert "umcl/cli.py" not in demo
     source = """
 from typing import TYPE_CHECKING
 if TYPE_CHECKING:
@@ -117,7 +90,7 @@ def later():
 from .data import dicom
 from umcl import load
 """
-    found = imported_modules(CLI, ast.parse(source))
+    found = imported_modules(REPO / "umcl/cli.py", ast.parse(source))
     assert found == {"umcl.gate", "umcl.model.loss", "umcl.data.dicom", "umcl"}
     deid = {str(p.relative_to(REPO)) for p in import_closure(["umcl.data.deid"])}
     assert "umcl/data/deid/rules.py" in deid  # its __init__ imports relatively
@@ -128,8 +101,8 @@ def test_the_resume_fingerprint_hashes_the_code_the_train_stage_depends_on() -> 
     checkpoint's code digest covers."""
     fingerprinted = {str(p.relative_to(REPO)) for p in import_closure([TRAINING_ENTRY])}
     assert needed_files(stages()["train"]["cmd"]) == fingerprinted | {
-        "umcl/cli.py",
-        "umcl/log_privacy.py",
+        "umcl/stages/train.py",  # its arguments and messages
+        "umcl/stages/common.py",
         "umcl/config.py",
         "umcl/training/launch.py",  # starts the workers; their number enters the fingerprint
     }

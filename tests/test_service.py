@@ -7,6 +7,7 @@ or traceback."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import http.client
 import io
 import json
@@ -328,7 +329,8 @@ def test_caller_chosen_findings_and_embeddings(
         assert len(vectors) == 2 and np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
 
 
-def bad_inputs(tmp_path: Path) -> dict[str, tuple[str, list[tuple[str, bytes]], int, str]]:
+@functools.cache
+def bad_inputs() -> dict[str, tuple[str, list[tuple[str, bytes]], int, str]]:
     """name → (route, files, expected status, a phrase the error must contain)."""
     png = small_png(1, (256, 256))
     header_only = header(16, 16, modality="CR")
@@ -369,20 +371,32 @@ def gif() -> bytes:
     return buffer.getvalue()
 
 
-def test_bad_input_gets_a_4xx_and_the_server_stays_healthy(server: dict, tmp_path: Path) -> None:
-    for name, (route, files, status, phrase) in bad_inputs(tmp_path).items():
-        response = post_files(server, route, files)
-        assert response.status_code == status, f"{name}: {response.status_code} {response.text}"
-        assert phrase in response.text, f"{name}: {response.text}"
-        assert "Doe" not in response.text and files[0][0] not in response.text  # no file names
-    json_cases = {
-        "empty text list": ("embed_text", {"texts": []}, "texts is empty"),
-        "blank text": ("embed_text", {"texts": ["fine", "  "]}, "texts [1] are empty"),
-        "no images": ("classify", {"images": []}, "no images"),
-    }
-    for name, (route, payload, phrase) in json_cases.items():
-        response = httpx.post(f"{server['url']}/{route}", json=payload, timeout=60)
-        assert response.status_code == 400 and phrase in response.text, f"{name}: {response.text}"
+@pytest.mark.parametrize("name", list(bad_inputs()))
+def test_a_bad_upload_gets_a_4xx_naming_no_file(server: dict, name: str) -> None:
+    route, files, status, phrase = bad_inputs()[name]
+    response = post_files(server, route, files)
+    assert response.status_code == status, f"{response.status_code} {response.text}"
+    assert phrase in response.text, response.text
+    assert "Doe" not in response.text and files[0][0] not in response.text  # no file names
+
+
+@pytest.mark.parametrize(
+    ("route", "payload", "phrase"),
+    [
+        ("embed_text", {"texts": []}, "texts is empty"),
+        ("embed_text", {"texts": ["fine", "  "]}, "texts [1] are empty"),
+        ("classify", {"images": []}, "no images"),
+    ],
+    ids=["empty text list", "blank text", "no images"],
+)
+def test_an_empty_json_request_gets_a_400(
+    server: dict, route: str, payload: dict, phrase: str
+) -> None:
+    response = httpx.post(f"{server['url']}/{route}", json=payload, timeout=60)
+    assert response.status_code == 400 and phrase in response.text, response.text
+
+
+def test_no_findings_gets_a_400_and_the_server_stays_healthy(server: dict) -> None:
     png = small_png(2, (40, 40))
     response = post_files(server, "classify", [("ok.png", png)], findings="[]")
     assert response.status_code == 400 and "findings is empty" in response.text
@@ -556,6 +570,7 @@ def test_the_largest_accepted_image_is_decoded_and_its_memory_given_back(server:
     assert (tree_rss(server["pid"]) - before) / 2**20 < 100
 
 
+@functools.cache
 def malformed_requests() -> dict[str, tuple[Callable[[dict], httpx.Response], int, str]]:
     """name → (send it, expected status, a phrase the error must contain): every input that
     used to get a 500. A URL in a request names a loopback port nothing listens on."""
@@ -659,19 +674,23 @@ def malformed_requests() -> dict[str, tuple[Callable[[dict], httpx.Response], in
     return cases
 
 
-def test_malformed_input_gets_a_4xx_with_a_reason(server: dict) -> None:
+@pytest.mark.parametrize("name", list(malformed_requests()))
+def test_malformed_input_gets_a_4xx_with_a_reason(server: dict, name: str) -> None:
+    send, status, phrase = malformed_requests()[name]
+    response = send(server)
+    assert response.status_code == status, f"{response.status_code} {response.text}"
+    assert phrase in response.text, response.text
+    assert "Doe" not in response.text and PHI_NAME not in response.text
+    assert "?" * 41 not in response.text  # echoes are clipped to 40 characters
+
+
+def test_a_url_in_a_request_is_never_fetched(server: dict) -> None:
     listener = socket.socket()  # a text `images` field was a URL BentoML would fetch
     listener.bind(("127.0.0.1", 0))
     listener.listen()
     listener.setblocking(False)
     port = listener.getsockname()[1]
     try:
-        for name, (send, status, phrase) in malformed_requests().items():
-            response = send(server)
-            assert response.status_code == status, f"{name}: {response.status_code} {response.text}"
-            assert phrase in response.text, f"{name}: {response.text}"
-            assert "Doe" not in response.text and PHI_NAME not in response.text, name
-            assert "?" * 41 not in response.text, name  # echoes are clipped to 40 characters
         url = f"http://127.0.0.1:{port}/Jane_Doe.dcm"
         body = multipart([("images", None, url.encode())])
         response = post_raw(server, "classify", body, "multipart/form-data; boundary=b0undary")

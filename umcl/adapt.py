@@ -22,13 +22,13 @@ from __future__ import annotations
 import copy
 import logging
 import math
-import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from umcl.atomic import replacing_directory
 from umcl.calibration import (
     Calibration,
     FindingCalibration,
@@ -68,9 +68,14 @@ def sample_logits(model: UMCLModel, embeddings: torch.Tensor, names: list[str]) 
 
 
 def tune_prompts(
-    model: UMCLModel, embeddings: torch.Tensor, labels: torch.Tensor, names: list[str],
-    steps: int, lr: float, checkpoints: tuple[int, ...] = (),
-) -> dict[int, torch.Tensor]:  # fmt: skip
+    model: UMCLModel,
+    embeddings: torch.Tensor,
+    labels: torch.Tensor,
+    names: list[str],
+    steps: int,
+    lr: float,
+    checkpoints: tuple[int, ...] = (),
+) -> dict[int, torch.Tensor]:
     """`steps` Adam steps on the prompt contexts alone (towers frozen): the mean over findings of
     the BCE of their logits against the known labels. Returns the contexts at each of
     `checkpoints` (0 = the untouched ones); the model ends at `steps`."""
@@ -110,9 +115,14 @@ def folds_of(groups: np.ndarray, count: int, seed: int) -> list[np.ndarray]:
 
 
 def cross_validated_steps(
-    model: UMCLModel, embeddings: torch.Tensor, labels: torch.Tensor, names: list[str],
-    groups: np.ndarray, settings: AdaptSettings, seed: int,
-) -> tuple[int, dict[int, float | None], torch.Tensor]:  # fmt: skip
+    model: UMCLModel,
+    embeddings: torch.Tensor,
+    labels: torch.Tensor,
+    names: list[str],
+    groups: np.ndarray,
+    settings: AdaptSettings,
+    seed: int,
+) -> tuple[int, dict[int, float | None], torch.Tensor]:
     """The prompt-tuning step count with the best cross-validated macro AUROC (0: keep the
     prompts unless a count beats them by MIN_CV_GAIN), every count's AUROC, and the out-of-fold
     logits at the chosen count (what a new image of the site would get). The AUROC is each
@@ -128,9 +138,14 @@ def cross_validated_steps(
         with torch.no_grad():
             model.prompts.context.copy_(start)
         states = tune_prompts(
-            model, embeddings[train], labels[train], names, candidates[-1], settings.prompt_lr,
+            model,
+            embeddings[train],
+            labels[train],
+            names,
+            candidates[-1],
+            settings.prompt_lr,
             checkpoints=candidates,
-        )  # fmt: skip
+        )
         for steps, state in states.items():
             with torch.no_grad():
                 model.prompts.context.copy_(state)
@@ -182,9 +197,13 @@ def finite_sample_threshold(
 
 
 def fit_site_calibration(
-    logits: torch.Tensor, labels: torch.Tensor, names: list[str], method: str,
-    point: OperatingPoint, min_per_class: int,
-) -> Calibration:  # fmt: skip
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    names: list[str],
+    method: str,
+    point: OperatingPoint,
+    min_per_class: int,
+) -> Calibration:
     """`fit_calibration` with each target threshold made to hold on new images
     (`finite_sample_threshold`)."""
     fitted = fit_calibration(logits, labels, names, method, point, min_per_class)
@@ -201,9 +220,15 @@ def fit_site_calibration(
 
 
 def threshold_interval(
-    logits: torch.Tensor, truth: torch.Tensor, groups: np.ndarray, method: str,
-    point: OperatingPoint, final: FindingCalibration, settings: AdaptSettings, seed: int,
-) -> dict | None:  # fmt: skip
+    logits: torch.Tensor,
+    truth: torch.Tensor,
+    groups: np.ndarray,
+    method: str,
+    point: OperatingPoint,
+    final: FindingCalibration,
+    settings: AdaptSettings,
+    seed: int,
+) -> dict | None:
     """95 % percentile interval of a finding's threshold over bootstrap resamples of patients,
     each refitted as the point estimate was (same minimum per class) and expressed on the adapted
     model's probability scale (`final`), and how many resamples could be refitted. For a
@@ -236,9 +261,14 @@ def refittable(labels: torch.Tensor, names: list[str], min_per_class: int) -> li
 
 
 def cross_validated_operating_points(
-    logits: torch.Tensor, labels: torch.Tensor, names: list[str], base: Calibration,
-    groups: np.ndarray, settings: AdaptSettings, seed: int,
-) -> dict[str, dict[str, float]]:  # fmt: skip
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    names: list[str],
+    base: Calibration,
+    groups: np.ndarray,
+    settings: AdaptSettings,
+    seed: int,
+) -> dict[str, dict[str, float]]:
     """Per refittable finding, the sensitivity and specificity that refitting would give on the
     site's next images: each fold's images decided at the threshold refitted on the other folds
     (by patient). What `umcl adapt` promises, measured within the sample."""
@@ -247,9 +277,13 @@ def cross_validated_operating_points(
     for held in folds_of(groups, count, seed):
         train = np.setdiff1d(np.arange(len(labels)), held)
         fitted = fit_site_calibration(
-            logits[train], labels[train], names, base.method, base.operating_point,
+            logits[train],
+            labels[train],
+            names,
+            base.method,
+            base.operating_point,
             settings.min_per_class,
-        )  # fmt: skip
+        )
         probabilities = fitted.probabilities(logits[held], names)
         for k, name in enumerate(names):
             if fitted.findings[name].fitted:
@@ -268,9 +302,15 @@ def cross_validated_operating_points(
 
 
 def refit_calibration(
-    base: Calibration, logits: torch.Tensor, labels: torch.Tensor, names: list[str],
-    groups: np.ndarray, settings: AdaptSettings, seed: int, tuned_shared: bool = False,
-) -> Adapted:  # fmt: skip
+    base: Calibration,
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    names: list[str],
+    groups: np.ndarray,
+    settings: AdaptSettings,
+    seed: int,
+    tuned_shared: bool = False,
+) -> Adapted:
     """The base calibration with each of `names` refitted on the sample where it has at least
     `min_per_class` positives and negatives. `tuned_shared`: the prompts' shared context was
     tuned, so the findings it could not refit no longer score as their base calibration
@@ -288,22 +328,34 @@ def refit_calibration(
                 findings[name] = _unfitted(findings[name], dropped)
                 report[name] = {"refitted": False, "reason": f"{entry.reason}; {dropped}"}
             else:
-                report[name] = {"refitted": False, "reason": f"{entry.reason}: the base model's "
-                                "calibration and threshold are kept"}  # fmt: skip
+                report[name] = {
+                    "refitted": False,
+                    "reason": f"{entry.reason}: the base model's "
+                    "calibration and threshold are kept",
+                }
             continue
         known = ~labels[:, k].isnan()
         interval = threshold_interval(
-            logits[known, k], labels[known, k], groups[known.numpy()], base.method,
-            base.operating_point, entry, settings, seed + k,
-        )  # fmt: skip
+            logits[known, k],
+            labels[known, k],
+            groups[known.numpy()],
+            base.method,
+            base.operating_point,
+            entry,
+            settings,
+            seed + k,
+        )
         before = base.findings.get(name)
         findings[name] = entry
         report[name] = {
-            "refitted": True, "positives": entry.positives, "negatives": entry.negatives,
-            "threshold": entry.threshold, "threshold_bootstrap": interval,
+            "refitted": True,
+            "positives": entry.positives,
+            "negatives": entry.negatives,
+            "threshold": entry.threshold,
+            "threshold_bootstrap": interval,
             "base_threshold_logit": threshold_logit(before) if before else None,
             "threshold_logit": threshold_logit(entry),
-        }  # fmt: skip
+        }
     if tuned_shared:
         for name in findings.keys() - set(names):
             findings[name] = _unfitted(findings[name], dropped)
@@ -326,9 +378,14 @@ def base_calibration(model: UMCLModel, settings: Settings) -> Calibration:
 
 
 def adapt_embedded(
-    model: UMCLModel, embeddings: torch.Tensor, labels: torch.Tensor, names: list[str],
-    groups: np.ndarray, settings: Settings, prompt_tuning: bool,
-) -> Adapted:  # fmt: skip
+    model: UMCLModel,
+    embeddings: torch.Tensor,
+    labels: torch.Tensor,
+    names: list[str],
+    groups: np.ndarray,
+    settings: Settings,
+    prompt_tuning: bool,
+) -> Adapted:
     """Adapt `model` in place (its prompts, when tuned, and its calibration) to embedded site
     images with labels (n, F) over `names`."""
     adapt = settings.adapt
@@ -359,8 +416,10 @@ def adapt_embedded(
         with torch.no_grad():
             logits = sample_logits(model, embeddings, names)
     if not fittable and not tuning.get("steps"):
-        counts = {n: f"{int((labels[:, k] == 1).sum())}+/{int((labels[:, k] == 0).sum())}-"
-                  for k, n in enumerate(names)}  # fmt: skip
+        counts = {
+            n: f"{int((labels[:, k] == 1).sum())}+/{int((labels[:, k] == 0).sum())}-"
+            for k, n in enumerate(names)
+        }
         raise InputError(
             f"nothing to adapt: no finding has {adapt.min_per_class} positives and negatives in "
             f"the sample ({counts}); label more studies or lower adapt.min_per_class"
@@ -374,9 +433,10 @@ def adapt_embedded(
         logits, labels, names, base, groups, adapt, settings.seed
     )
     adapted.report = {
-        "findings": adapted.report, "prompt_tuning": tuning,
+        "findings": adapted.report,
+        "prompt_tuning": tuning,
         "cross_validated_operating_points": expected,
-    }  # fmt: skip
+    }
     return adapted
 
 
@@ -398,7 +458,7 @@ def adapt_model(
         build_reference,
         decision_thresholds,
         save_reference,
-    )  # fmt: skip
+    )
     from umcl.site_sample import read_sample
 
     prompt_tuning = settings.adapt.prompt_tuning if prompt_tuning is None else prompt_tuning
@@ -433,15 +493,17 @@ def adapt_model(
     with torch.no_grad():
         probabilities, _ = predictor.score(embeddings.numpy())
     reference = build_reference(
-        embeddings.numpy(), probabilities.numpy(), decision_thresholds(model), model.label_names,
-        settings.monitor.reference_size, settings.monitor.summary_axes, settings.seed,
-    )  # fmt: skip
-    partial = out.with_name(f".{out.name}.partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    model.save_pretrained(partial, provenance)
-    save_reference(reference, partial / REFERENCE_FILE)
-    shutil.rmtree(out, ignore_errors=True)
-    partial.rename(out)
+        embeddings.numpy(),
+        probabilities.numpy(),
+        decision_thresholds(model),
+        model.label_names,
+        settings.monitor.reference_size,
+        settings.monitor.summary_axes,
+        settings.seed,
+    )
+    with replacing_directory(out) as folder:
+        model.write_into(folder, provenance)
+        save_reference(reference, folder / REFERENCE_FILE)
     return report
 
 

@@ -55,6 +55,7 @@ import numpy as np
 import polars as pl
 from tqdm import tqdm
 
+from umcl.atomic import write_text, write_with
 from umcl.data.dicom import IMAGE_MISSING, IMAGE_UNREADABLE, DecodeLimits, ImageDecodeError
 from umcl.data.preprocess import decode_to_square
 from umcl.data.records import Skipped, contained, read_user_csv, suffix_kind, walk_files
@@ -67,10 +68,16 @@ PATH_COLUMN = "path"
 CLASSIFIED, REFUSED, SKIPPED = "classified", "refused", "skipped"
 RASTER_SUFFIXES = {".png", ".jpg", ".jpeg"}  # DICOM files are known by their preamble
 FACT_COLUMNS = {
-    "path": pl.String, "file": pl.String, "status": pl.String, "code": pl.String,
-    "message": pl.String, "study": pl.String, "series": pl.String, "view": pl.String,
+    "path": pl.String,
+    "file": pl.String,
+    "status": pl.String,
+    "code": pl.String,
+    "message": pl.String,
+    "study": pl.String,
+    "series": pl.String,
+    "view": pl.String,
     "model": pl.String,
-}  # fmt: skip
+}
 FILE_COLUMN = "file"  # the row's key
 RUN_FILE = "run.json"  # in the parts folder: what a run started with
 LOCK_FILE = ".lock"  # in the parts folder: held while a run writes
@@ -95,8 +102,9 @@ def as_text(path: str | Path) -> str:
     return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
-def listed(given: str | Path, file: Path, problem: str | None = None, refused: bool = False
-           ) -> Listed:  # fmt: skip
+def listed(
+    given: str | Path, file: Path, problem: str | None = None, refused: bool = False
+) -> Listed:
     return Listed(as_text(given), file, as_text(os.path.realpath(file)), problem, refused)
 
 
@@ -152,11 +160,23 @@ def _listed_in_csv(table: Path) -> list[Listed]:
 # -- one file -----------------------------------------------------------------------------------------
 
 
-def facts_row(item: Listed, status: str, code: str | None = None, message: str | None = None,
-              **header: str | None) -> dict[str, str | None]:  # fmt: skip
-    return {"path": item.path, "file": item.key, "status": status, "code": code,
-            "message": message, "study": header.get("study"), "series": header.get("series"),
-            "view": header.get("view")}  # fmt: skip
+def facts_row(
+    item: Listed,
+    status: str,
+    code: str | None = None,
+    message: str | None = None,
+    **header: str | None,
+) -> dict[str, str | None]:
+    return {
+        "path": item.path,
+        "file": item.key,
+        "status": status,
+        "code": code,
+        "message": message,
+        "study": header.get("study"),
+        "series": header.get("series"),
+        "view": header.get("view"),
+    }
 
 
 def coded(reason: str) -> tuple[str, str | None]:
@@ -175,8 +195,13 @@ def examine(item: Listed, size: int, limits: DecodeLimits, views: list[str]) -> 
         return Examined(facts_row(item, REFUSED if item.refused else SKIPPED, *coded(item.problem)))
     try:
         if not item.file.is_file():  # a link to a device or FIFO is never opened either
-            why = ("a folder" if item.file.is_dir() else "not a regular file (a device, FIFO or "
-                   "socket)" if item.file.exists() else "missing")  # fmt: skip
+            why = (
+                "a folder"
+                if item.file.is_dir()
+                else "not a regular file (a device, FIFO or socket)"
+                if item.file.exists()
+                else "missing"
+            )
             return Examined(facts_row(item, REFUSED, IMAGE_MISSING, f"the file is {why}"))
         if is_dicom(item.file):
             routed = route(item.file, limits)
@@ -232,23 +257,18 @@ def parts_folder(out: Path) -> Path:
     return out.with_name(out.name + PARTS_SUFFIX)
 
 
-def write_whole(path: Path, write: Callable[[Path], object]) -> None:
-    """`write(temporary)`, then renamed to `path`: a killed run leaves the file whole or absent,
-    never cut short."""
-    temporary = path.with_name(f".{path.name}.tmp")
-    write(temporary)
-    os.replace(temporary, path)
-
-
 def write_table(frame: pl.DataFrame, path: Path) -> None:
     """A table written whole, as CSV or Parquet by its suffix."""
     csv = path.suffix.lower() == ".csv"
-    write_whole(path, frame.write_csv if csv else frame.write_parquet)
+    write_with(path, frame.write_csv if csv else frame.write_parquet)
 
 
 def read_predictions(path: Path) -> pl.DataFrame:
-    return pl.read_csv(path, infer_schema=False) if path.suffix.lower() == ".csv" else (
-        pl.read_parquet(path))  # fmt: skip
+    return (
+        pl.read_csv(path, infer_schema=False)
+        if path.suffix.lower() == ".csv"
+        else (pl.read_parquet(path))
+    )
 
 
 def prediction_files(folder: Path, besides: Path | None = None) -> list[Path]:
@@ -271,8 +291,9 @@ def scored_files(files: list[Path]) -> set[str]:
         try:
             found.update(read_predictions(file).get_column(FILE_COLUMN).to_list())
         except (pl.exceptions.PolarsError, OSError) as exc:
-            log.warning("%s: not a readable predictions file, passed over (%s)", file,
-                        type(exc).__name__)  # fmt: skip
+            log.warning(
+                "%s: not a readable predictions file, passed over (%s)", file, type(exc).__name__
+            )
     return found
 
 
@@ -299,9 +320,13 @@ class BatchSettings:
 
 
 def classify_source(
-    source: Path, out: Path, model: str = "umcl:champion", findings: Iterable[str] | None = None,
-    not_in: Path | None = None, settings: BatchSettings | None = None,
-) -> dict:  # fmt: skip
+    source: Path,
+    out: Path,
+    model: str = "umcl:champion",
+    findings: Iterable[str] | None = None,
+    not_in: Path | None = None,
+    settings: BatchSettings | None = None,
+) -> dict:
     """Score every file of `source` into `out` (see the module docstring); the counts."""
     # Here, not at the top: the decode workers import this module and need no torch.
     from umcl.inference import Predictor, resolve
@@ -316,11 +341,18 @@ def classify_source(
     columns = schema(names)
     earlier_files = prediction_files(not_in, besides=out) if not_in else []
     own = {os.path.realpath(f) for f in [out, *earlier_files]}
-    listed, passed = list_source(source, lambda item: item.key in own or
-                                 Path(item.key).is_relative_to(os.path.realpath(parts)))  # fmt: skip
+    listed, passed = list_source(
+        source,
+        lambda item: item.key in own or Path(item.key).is_relative_to(os.path.realpath(parts)),
+    )
     tag = version_tag(model_digest(directory))
-    run = {"source": as_text(os.path.realpath(source)), "model": tag, "findings": names,
-           "views": list(settings.views), "limits": limits_record(settings.limits)}  # fmt: skip
+    run = {
+        "source": as_text(os.path.realpath(source)),
+        "model": tag,
+        "findings": names,
+        "views": list(settings.views),
+        "limits": limits_record(settings.limits),
+    }
     with exclusive(parts, out):
         started_with(parts, run)
         resumed = scored_files(prediction_files(parts))
@@ -329,8 +361,12 @@ def classify_source(
         score_into(parts, todo, predictor, names, columns, tag, settings)
         counts = finish(out, parts, columns)
     keys = {item.key for item in listed}
-    return {**counts, "resumed": len(resumed & keys), "scored_before": len(earlier & keys),
-            "not_listed": passed}  # fmt: skip
+    return {
+        **counts,
+        "resumed": len(resumed & keys),
+        "scored_before": len(earlier & keys),
+        "not_listed": passed,
+    }
 
 
 def limits_record(limits: DecodeLimits) -> dict:
@@ -363,19 +399,27 @@ def exclusive(parts: Path, out: Path) -> Iterator[None]:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise InputError(f"another `umcl classify` is writing {out} now; wait for it to end, "
-                             "or choose another --out") from None  # fmt: skip
+            raise InputError(
+                f"another `umcl classify` is writing {out} now; wait for it to end, "
+                "or choose another --out"
+            ) from None
         yield
 
 
 def score_into(
-    parts: Path, todo: list[Listed], predictor, names: list[str], columns: dict, tag: str,
+    parts: Path,
+    todo: list[Listed],
+    predictor,
+    names: list[str],
+    columns: dict,
+    tag: str,
     settings: BatchSettings,
-) -> None:  # fmt: skip
+) -> None:
     """Score `todo` a batch at a time, each batch's rows written as the next part."""
     scorer = predictor.scorer(names)
-    work = partial(examine, size=predictor.image_size, limits=settings.limits,
-                   views=list(settings.views))  # fmt: skip
+    work = partial(
+        examine, size=predictor.image_size, limits=settings.limits, views=list(settings.views)
+    )
     number = 1 + max((int(p.stem) for p in parts.glob("*.parquet") if p.stem.isdigit()), default=-1)
     batch: list[Examined] = []
 
@@ -422,7 +466,7 @@ def started_with(parts: Path, run: dict) -> None:
                 "same, or delete that folder to start again"
             )
         return
-    write_whole(record, lambda temporary: temporary.write_text(json.dumps(run)))
+    write_text(record, json.dumps(run))
 
 
 def finish(out: Path, parts: Path, columns: dict) -> dict[str, int]:

@@ -16,7 +16,6 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
-from torchmetrics.functional.classification import binary_calibration_error, binary_roc
 
 from umcl.config import OperatingTarget
 from umcl.errors import InputError
@@ -127,6 +126,10 @@ def choose_threshold(
 ) -> float:
     """A threshold on `probabilities` (1-D, both classes in `truth`) by the operating point, among
     the ROC thresholds (each distinct score, positive when p ≥ threshold)."""
+    # Imported where used: torchmetrics takes seconds to import, and a service that only
+    # applies a calibration never needs it.
+    from torchmetrics.functional.classification import binary_roc
+
     fpr, tpr, thresholds = binary_roc(probabilities, truth.long())
     if operating_point == "youden":
         return float(thresholds[(tpr - fpr).argmax()])
@@ -154,9 +157,12 @@ def _fit_scaling(z: torch.Tensor, y: torch.Tensor, bias: bool) -> tuple[float, f
     params = torch.zeros(2, dtype=torch.float64, requires_grad=True)  # (log a, b)
     mask = torch.tensor([1.0, 1.0 if bias else 0.0], dtype=torch.float64)
     optimizer = torch.optim.LBFGS(
-        [params], max_iter=FIT_STEPS, line_search_fn="strong_wolfe",
-        tolerance_grad=1e-10, tolerance_change=1e-14,
-    )  # fmt: skip
+        [params],
+        max_iter=FIT_STEPS,
+        line_search_fn="strong_wolfe",
+        tolerance_grad=1e-10,
+        tolerance_change=1e-14,
+    )
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad()
@@ -198,10 +204,15 @@ def fit_calibration(
         negatives = len(y) - positives
         if min(positives, negatives) < min_per_class:
             findings[name] = FindingCalibration(
-                1.0, 0.0, DEFAULT_THRESHOLD, positives, negatives, fitted=False,
+                1.0,
+                0.0,
+                DEFAULT_THRESHOLD,
+                positives,
+                negatives,
+                fitted=False,
                 reason=f"{positives} positive and {negatives} negative known validation labels; "
                 f"fitting needs at least {min_per_class} of each",
-            )  # fmt: skip
+            )
             continue
         a, b = (1.0, 0.0) if method == "none" else _fit_scaling(z, y, bias=method == "platt")
         scaled = FindingCalibration(a, b, DEFAULT_THRESHOLD, positives, negatives, fitted=True)
@@ -228,6 +239,8 @@ def expected_calibration_error(
     AUROC, a finding whose known labels are all one class is skipped and named: labels that are
     only ever recorded when present (No Finding, Support Devices in CheXpert-style tables) say
     nothing about how often the model is right when it says absent."""
+    from torchmetrics.functional.classification import binary_calibration_error  # see above
+
     per_finding, skipped, columns = {}, {}, []
     for k, name in enumerate(names):
         p, y = _known(probabilities, labels, k)
@@ -303,8 +316,12 @@ def reliability_curve(
         members = index == i
         count = int(members.sum())
         if count:
-            rows.append({
-                "bin": i, "confidence": float(p[members].mean()),
-                "frequency": float(y[members].mean()), "count": count,
-            })  # fmt: skip
+            rows.append(
+                {
+                    "bin": i,
+                    "confidence": float(p[members].mean()),
+                    "frequency": float(y[members].mean()),
+                    "count": count,
+                }
+            )
     return rows

@@ -19,7 +19,7 @@ from umcl.errors import MissingInputError, UMCLError
 SourceKind = Literal["image_text", "image_label", "text_label"]
 SourceFormat = Literal[
     "demo", "mimic_cxr", "chexpert", "chestxray14", "openi", "folders", "csv", "dicom_folder"
-]  # fmt: skip
+]
 UncertaintyPolicy = Literal["zeros", "ones", "ignore"]
 TargetMode = Literal["identity", "exact", "soft"]
 # last: the last attended token (a CLIP text tower's end-of-text token, also for prompts).
@@ -41,11 +41,32 @@ class Strict(BaseModel):
 # The projections a source's `views` may name (umcl/data/views.py keeps images by them): DICOM
 # ViewPosition's defined terms, the other values MIMIC-CXR's metadata uses, FRONTAL and LATERAL
 # (each side whatever its direction), UNKNOWN (images whose view nothing states).
-VIEW_NAMES = frozenset({
-    "PA", "AP", "LL", "RL", "RLD", "LLD", "RLO", "LLO", "LAO", "RAO", "LPO", "RPO", "AP AXIAL",
-    "PA LLD", "PA RLD", "AP LLD", "AP RLD", "SWIMMERS", "XTABLE LATERAL", "FRONTAL", "LATERAL",
-    "UNKNOWN",
-})  # fmt: skip
+VIEW_NAMES = frozenset(
+    {
+        "PA",
+        "AP",
+        "LL",
+        "RL",
+        "RLD",
+        "LLD",
+        "RLO",
+        "LLO",
+        "LAO",
+        "RAO",
+        "LPO",
+        "RPO",
+        "AP AXIAL",
+        "PA LLD",
+        "PA RLD",
+        "AP LLD",
+        "AP RLD",
+        "SWIMMERS",
+        "XTABLE LATERAL",
+        "FRONTAL",
+        "LATERAL",
+        "UNKNOWN",
+    }
+)
 
 
 def normalise_view(raw: object) -> str | None:
@@ -603,12 +624,28 @@ class Settings(Strict):
 # must list (tests/test_dvc_deps.py). The input size is the preprocess cache's, which the model
 # also records (`umcl.json: image_size`); how uncertain validation labels are read decides which
 # step `best_val` exports.
-WEIGHT_PARAMS = ("seed", "labels", "model", "prompt", "loss", "train", "preprocess.image_size",
-                 "evaluate.uncertainty")  # fmt: skip
+WEIGHT_PARAMS = (
+    "seed",
+    "labels",
+    "model",
+    "prompt",
+    "loss",
+    "train",
+    "preprocess.image_size",
+    "evaluate.uncertainty",
+)
 # Knobs that change how a stage runs (processes, how often it saves or logs), never what it
 # writes: no stage lists them in dvc.yaml, and a resumed run may change them.
-RUN_ONLY = frozenset({"train.checkpoint_every", "train.log_every", "train.workers",
-                      "train.threads", "train.rendezvous", "preprocess.workers"})  # fmt: skip
+RUN_ONLY = frozenset(
+    {
+        "train.checkpoint_every",
+        "train.log_every",
+        "train.workers",
+        "train.threads",
+        "train.rendezvous",
+        "preprocess.workers",
+    }
+)
 
 
 def weight_params(settings: Settings) -> dict:
@@ -669,8 +706,11 @@ def checkpoint_sha256(folder: Path) -> str:
     files = checkpoint_files(folder)
     key = (
         str(folder),
-        tuple((p.relative_to(folder).as_posix(), p.stat().st_size, p.stat().st_mtime_ns) for p in files),
-    )  # fmt: skip
+        tuple(
+            (p.relative_to(folder).as_posix(), p.stat().st_size, p.stat().st_mtime_ns)
+            for p in files
+        ),
+    )
     if key not in _DIGESTS:
         digest = hashlib.sha256()
         for path in files:

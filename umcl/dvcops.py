@@ -105,8 +105,14 @@ def _streamed(project: Path, args: list[str], stage: str, on_line: Callable[[str
     # The stage's own prints unbuffered, so that they arrive as they are written.
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     # Its own process group: a cancelled task takes the stage's command (dvc's child) with it.
-    with subprocess.Popen(["dvc", *args], cwd=project, env=env, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, start_new_session=True) as process:  # fmt: skip
+    with subprocess.Popen(
+        ["dvc", *args],
+        cwd=project,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    ) as process:
         try:
             pending = b""
             for chunk in iter(lambda: process.stdout.read1(2**16), b""):  # type: ignore[union-attr]
@@ -212,13 +218,23 @@ def exp_run(
 
 def exp_file(project: Path, name: str, path: str) -> str:
     """A file as experiment `name` left it (metrics are git-tracked in the experiment's commit)."""
-    refs = subprocess.run(["git", "for-each-ref", "--format=%(refname)", "refs/exps"], cwd=project,
-                          capture_output=True, text=True, check=True).stdout.split()  # fmt: skip
+    refs = subprocess.run(
+        ["git", "for-each-ref", "--format=%(refname)", "refs/exps"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     matches = [r for r in refs if r.endswith(f"/{name}")]
     if not matches:
         raise StageFailed(f"experiment {name}", f"no experiment named {name} under refs/exps")
-    return subprocess.run(["git", "show", f"{matches[0]}:{path}"], cwd=project, capture_output=True,
-                          text=True, check=True).stdout  # fmt: skip
+    return subprocess.run(
+        ["git", "show", f"{matches[0]}:{path}"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
 
 
 def exp_apply(project: Path, name: str) -> None:

@@ -19,7 +19,6 @@ count as 0 in a macro average).
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 from collections.abc import Callable
@@ -28,9 +27,9 @@ from pathlib import Path
 
 import polars as pl
 import torch
-from torchmetrics.functional.classification import binary_auroc, binary_roc
 from tqdm import tqdm
 
+from umcl.atomic import write_json, write_with
 from umcl.calibration import (
     Calibration,
     expected_calibration_error,
@@ -61,15 +60,23 @@ class Embedded:
 
 
 def split_for(
-    model: UMCLModel, triplets: pl.DataFrame, cache_dir: Path, split: str,
+    model: UMCLModel,
+    triplets: pl.DataFrame,
+    cache_dir: Path,
+    split: str,
     uncertainty: UncertaintyPolicy,
-) -> TripletDataset:  # fmt: skip
+) -> TripletDataset:
     """One split of `triplets` over the cache, refused when the cache's image size is not the
     model's."""
     return TripletDataset(
-        triplets, cache_dir, model.label_names, split=split, uncertainty=uncertainty,
-        image_size=model.image_size, image_size_from=f"the model's input size ({split} split)",
-    )  # fmt: skip
+        triplets,
+        cache_dir,
+        model.label_names,
+        split=split,
+        uncertainty=uncertainty,
+        image_size=model.image_size,
+        image_size_from=f"the model's input size ({split} split)",
+    )
 
 
 @torch.no_grad()
@@ -101,10 +108,12 @@ def embed(
         return torch.cat(parts) if parts else empty
 
     return Embedded(
-        cat(images, torch.zeros(0, dim)), cat(image_rows, torch.zeros(0, dtype=torch.long)),
-        cat(texts, torch.zeros(0, dim)), cat(text_rows, torch.zeros(0, dtype=torch.long)),
+        cat(images, torch.zeros(0, dim)),
+        cat(image_rows, torch.zeros(0, dtype=torch.long)),
+        cat(texts, torch.zeros(0, dim)),
+        cat(text_rows, torch.zeros(0, dtype=torch.long)),
         cat(labels, torch.zeros(0, len(model.label_names))),
-    )  # fmt: skip
+    )
 
 
 # -- metrics on score matrices --------------------------------------------------------------
@@ -113,6 +122,10 @@ def embed(
 def per_label_auroc(scores: torch.Tensor, labels: torch.Tensor, names: list[str]) -> dict:
     """AUROC per label over the rows whose label is known; labels without both classes are
     skipped and named. Returns {macro_auroc, per_label, skipped, roc}."""
+    # Imported where used (seconds of import): training imports this module for it, and only
+    # when it validates does it need it.
+    from torchmetrics.functional.classification import binary_auroc, binary_roc
+
     per_label, skipped, roc = {}, {}, {}
     for k, name in enumerate(names):
         known = ~labels[:, k].isnan()
@@ -159,21 +172,30 @@ def five_by_n_subset(
 
 
 def five_by_n_accuracy(
-    model: UMCLModel, images: torch.Tensor, labels: torch.Tensor, settings: EvaluateSettings,
+    model: UMCLModel,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    settings: EvaluateSettings,
     seed: int,
-) -> dict:  # fmt: skip
+) -> dict:
     """Accuracy of the argmax over the present-prompts of the 5×N classes, on test images with
     exactly one of them; skipped, with the reason, when the label space holds fewer than two."""
     five = five_by_n_classes(model.label_names)
     if len(five) < 2:
-        return {"accuracy": None, "per_class": dict.fromkeys(five, 0),
-                "skipped": f"the label space holds {len(five)} of {', '.join(FIVE_CLASSES)}; "
-                "the task needs two or more"}  # fmt: skip
+        return {
+            "accuracy": None,
+            "per_class": dict.fromkeys(five, 0),
+            "skipped": f"the label space holds {len(five)} of {', '.join(FIVE_CLASSES)}; "
+            "the task needs two or more",
+        }
     rows, classes = five_by_n_subset(labels, model.label_names, settings.five_by_n, seed)
     counts = {c: int((classes == i).sum()) for i, c in enumerate(five)}
     if not len(rows):
-        return {"accuracy": None, "per_class": counts,
-                "skipped": "no test image has exactly one of the classes"}  # fmt: skip
+        return {
+            "accuracy": None,
+            "per_class": counts,
+            "skipped": "no test image has exactly one of the classes",
+        }
     present, _ = model.encode_findings(five)
     predicted = (images[rows] @ present.cpu().T).argmax(1)
     return {"accuracy": float((predicted == classes).float().mean()), "per_class": counts}
@@ -288,9 +310,12 @@ def fit_on_validation(
     finally:
         model.train(training)
     return fit_calibration(
-        logits, data.labels[data.image_rows], names, settings.calibration,
+        logits,
+        data.labels[data.image_rows],
+        names,
+        settings.calibration,
         settings.operating_point,
-    )  # fmt: skip
+    )
 
 
 def evaluate_model(
@@ -351,9 +376,12 @@ def evaluate_model(
         }
 
     train = split_for(
-        model, triplets.filter(pl.col("image").is_not_null()), cache_dir, "train",
+        model,
+        triplets.filter(pl.col("image").is_not_null()),
+        cache_dir,
+        "train",
         training_uncertainty,
-    )  # fmt: skip
+    )
     if len(train):
         train_data = embed(model, train, settings.batch_size, "embed train split (probe)")
         torch.manual_seed(seed)
@@ -377,12 +405,14 @@ def write_roc_plots(curves: dict, directory: Path) -> None:
         shutil.rmtree(directory / kind, ignore_errors=True)
     for kind, per_label in curves.items():
         frames = [
-            pl.DataFrame({"finding": [name] * len(fpr), "fpr": fpr, "tpr": tpr},
-                         schema={"finding": pl.String, "fpr": pl.Float64, "tpr": pl.Float64})
+            pl.DataFrame(
+                {"finding": [name] * len(fpr), "fpr": fpr, "tpr": tpr},
+                schema={"finding": pl.String, "fpr": pl.Float64, "tpr": pl.Float64},
+            )
             for name, (fpr, tpr) in per_label.items()
-        ]  # fmt: skip
+        ]
         if frames:
-            pl.concat(frames).write_csv(directory / f"{kind}.csv")
+            write_with(directory / f"{kind}.csv", pl.concat(frames).write_csv)
 
 
 RELIABILITY_COLUMNS = {
@@ -400,7 +430,8 @@ def write_reliability_plots(reliability: dict[str, list[dict]], directory: Path)
         # An uncalibrated model serves its raw probabilities: its "after" is its "before" (and no
         # earlier run's curve may stand for it).
         rows = reliability.get(stage, reliability.get("before", []))
-        pl.DataFrame(rows, schema=RELIABILITY_COLUMNS).write_csv(directory / f"{stage}.csv")
+        table = pl.DataFrame(rows, schema=RELIABILITY_COLUMNS)
+        write_with(directory / f"{stage}.csv", table.write_csv)
 
 
 def headline(metrics: dict) -> dict[str, float | None]:
@@ -447,11 +478,9 @@ def run_evaluation(
         model, pl.read_parquet(triplets_path), Path(cache_dir), settings, training_uncertainty, seed
     )
     metrics["model"] = str(model_dir)
-    metrics_path.parent.mkdir(parents=True, exist_ok=True)
-    metrics_path.write_text(json.dumps(metrics, indent=2))
+    write_json(metrics_path, metrics)
     if headline_path is not None:
-        headline_path.parent.mkdir(parents=True, exist_ok=True)
-        headline_path.write_text(json.dumps(headline(metrics), indent=2) + "\n")
+        write_json(headline_path, headline(metrics))
     if plots_dir is not None:
         write_roc_plots(curves.roc, Path(plots_dir))
     if reliability_dir is not None:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import polars as pl
 
+from umcl.atomic import write_json
 from umcl.config import Settings
 from umcl.errors import MissingInputError, UMCLError
 
@@ -122,13 +123,21 @@ def rescore(
             test.write_parquet(test_file)
             cache_dir = Path(scratch) / "cache"
             build_cache(
-                test_file, cache_dir, size, locator_dir, settings.preprocess.workers,
+                test_file,
+                cache_dir,
+                size,
+                locator_dir,
+                settings.preprocess.workers,
                 DecodeLimits.from_settings(settings.decode),
-            )  # fmt: skip
+            )
         metrics, _ = evaluate_model(
-            UMCLModel.from_pretrained(model_dir), test, Path(cache_dir), settings.evaluate,
-            settings.labels.uncertainty, settings.seed,
-        )  # fmt: skip
+            UMCLModel.from_pretrained(model_dir),
+            test,
+            Path(cache_dir),
+            settings.evaluate,
+            settings.labels.uncertainty,
+            settings.seed,
+        )
     return metrics
 
 
@@ -171,9 +180,11 @@ def run_gate(
         else:
             champion_report = {"tag": champion.tag, "metrics": scores}
     checks = decide(
-        candidate, settings, champion_report["metrics"] if champion_report else None,
+        candidate,
+        settings,
+        champion_report["metrics"] if champion_report else None,
         unmeasurable(measured),
-    )  # fmt: skip
+    )
     for check in checks:
         if check.skipped:
             log.warning("gate: %s skipped: %s (gate.unmeasurable: skip)", check.name, check.skipped)
@@ -185,11 +196,9 @@ def run_gate(
         "checks": [asdict(c) for c in checks],
         "max_regression": settings.gate.max_regression,
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    write_json(out, report)
     if verdict is not None:  # a number `dvc exp show` can put beside the AUROC
-        verdict.parent.mkdir(parents=True, exist_ok=True)
-        verdict.write_text(json.dumps({"passed": int(passed)}) + "\n")
+        write_json(verdict, {"passed": int(passed)}, indent=None)
     if not passed:
         failed = "; ".join(_describe(c) for c in checks if not c.passed)
         kept = f"champion {champion.tag} stays" if champion else "no champion is set"

@@ -369,9 +369,11 @@ class Predictor:
         return self._entries(images, findings, None)
 
     def explain(
-        self, images: Iterable[ImageInput], findings: Iterable[str] | None = None,
+        self,
+        images: Iterable[ImageInput],
+        findings: Iterable[str] | None = None,
         method: Method = "similarity",
-    ) -> list[dict]:  # fmt: skip
+    ) -> list[dict]:
         """`classify`'s entries, each scored image with `"maps": {finding: (H, W) float32 in
         [0, 1]}` over the image as it was decoded (its orientation; its size, or for a large image
         the reduced scale it is decoded at, long side ≥ 1024 px): where the image shows each
@@ -381,8 +383,9 @@ class Predictor:
             raise InputError(f"method {method!r}: use one of {list(METHODS)}")
         return self._entries(images, findings, method)
 
-    def _entries(self, images: Iterable[ImageInput], findings: Iterable[str] | None,
-                 method: Method | None) -> list[dict]:  # fmt: skip
+    def _entries(
+        self, images: Iterable[ImageInput], findings: Iterable[str] | None, method: Method | None
+    ) -> list[dict]:
         names = self.finding_names(findings)
         images = _image_list(images)
         scorer = self.scorer(names)
@@ -412,12 +415,18 @@ class Predictor:
                     k = next(scored)
                     entry["findings"] = {
                         name: {"probability": float(p), "positive": bool(d), "calibrated": c}
-                        for name, p, d, c in zip(names, probabilities[k].tolist(),
-                                                 positives[k].tolist(), calibrated, strict=True)
-                    }  # fmt: skip
+                        for name, p, d, c in zip(
+                            names,
+                            probabilities[k].tolist(),
+                            positives[k].tolist(),
+                            calibrated,
+                            strict=True,
+                        )
+                    }
                     if method is not None:
-                        entry["maps"] = {name: image_map(maps[k, j], *item.shape)
-                                         for j, name in enumerate(names)}  # fmt: skip
+                        entry["maps"] = {
+                            name: image_map(maps[k, j], *item.shape) for j, name in enumerate(names)
+                        }
                 else:
                     entry["error"] = item
                 entries.append(entry)
@@ -444,8 +453,9 @@ class Predictor:
             present, absent = (e.float() for e in self.model.encode_findings(names))
             return present, absent, self.model.logit_scale.exp().float()
 
-    def scorer(self, findings: Iterable[str] | None = None
-               ) -> Callable[[np.ndarray], tuple[torch.Tensor, torch.Tensor]]:  # fmt: skip
+    def scorer(
+        self, findings: Iterable[str] | None = None
+    ) -> Callable[[np.ndarray], tuple[torch.Tensor, torch.Tensor]]:
         """A function from image embeddings (n, D) to (probabilities, positives), both (n, F),
         with the findings' prompts encoded once."""
         names = self.finding_names(findings)
@@ -455,8 +465,9 @@ class Predictor:
             torch.from_numpy(embeddings), present, absent, scale, calibration, names
         )
 
-    def score(self, embeddings: np.ndarray, findings: Iterable[str] | None = None
-              ) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    def score(
+        self, embeddings: np.ndarray, findings: Iterable[str] | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(probabilities, positives), both (n, F), of images already embedded (`embed_images`),
         as `classify` scores them."""
         return self.scorer(findings)(embeddings)

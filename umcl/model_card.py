@@ -10,6 +10,7 @@ from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from umcl.atomic import write_with
 from umcl.calibration import Calibration
 from umcl.model.umcl import ADAPTATION_KEY, describe_model, read_calibration, read_provenance
 
@@ -57,10 +58,11 @@ def operating_points(calibration: Calibration | None, metrics: dict | None) -> d
         point = {
             "threshold": round(entry.threshold, 6),
             "calibrated": calibration.calibrated(name),
-            "chosen_by": _rule(calibration.operating_point) if entry.fitted else
-                         f"default 0.5 (not fitted: {entry.reason})",
+            "chosen_by": _rule(calibration.operating_point)
+            if entry.fitted
+            else f"default 0.5 (not fitted: {entry.reason})",
             "validation": {"positives": entry.positives, "negatives": entry.negatives},
-        }  # fmt: skip
+        }
         test = tested.get("per_finding", {}).get(name)
         if test is not None:
             point["test"] = {k: test[k] for k in ("sensitivity", "specificity")}
@@ -86,17 +88,26 @@ def _eval_results(metrics: dict) -> list[EvalResult]:
     found = []
     for kind, result in metrics.get("zero_shot", {}).items():
         if result.get("macro_auroc") is not None:
-            found.append(EvalResult(
-                task_type="zero-shot-image-classification", metric_type="roc_auc",
-                metric_name=f"zero-shot macro AUROC ({kind} prompts)",
-                metric_value=round(result["macro_auroc"], 4), **common,
-            ))  # fmt: skip
+            found.append(
+                EvalResult(
+                    task_type="zero-shot-image-classification",
+                    metric_type="roc_auc",
+                    metric_name=f"zero-shot macro AUROC ({kind} prompts)",
+                    metric_value=round(result["macro_auroc"], 4),
+                    **common,
+                )
+            )
     retrieval = (metrics.get("retrieval") or {}).get("image_to_text", {})
     if retrieval.get("recall@5") is not None:
-        found.append(EvalResult(
-            task_type="image-to-text", metric_type="recall", metric_name="image→report Recall@5",
-            metric_value=round(retrieval["recall@5"], 4), **common,
-        ))  # fmt: skip
+        found.append(
+            EvalResult(
+                task_type="image-to-text",
+                metric_type="recall",
+                metric_name="image→report Recall@5",
+                metric_value=round(retrieval["recall@5"], 4),
+                **common,
+            )
+        )
     return found
 
 
@@ -123,14 +134,18 @@ def card_metadata(
     if ADAPTATION_KEY in provenance:
         adaptation = provenance[ADAPTATION_KEY]
         extra["adapted"] = {
-            "base": adaptation.get("base"), "sample_sha256": adaptation.get("sample_sha256"),
+            "base": adaptation.get("base"),
+            "sample_sha256": adaptation.get("sample_sha256"),
             "images": adaptation.get("images"),
-        }  # fmt: skip
+        }
     if gate is not None:
         extra["gated_metrics"] = {
-            "passed": gate["passed"], "metrics": gate["candidate"]["metrics"],
-            "checks": [{k: c[k] for k in ("name", "value", "threshold", "passed")} for c in gate["checks"]],
-        }  # fmt: skip
+            "passed": gate["passed"],
+            "metrics": gate["candidate"]["metrics"],
+            "checks": [
+                {k: c[k] for k in ("name", "value", "threshold", "passed")} for c in gate["checks"]
+            ],
+        }
     if data_version:
         extra["data_version"] = data_version
     results = _eval_results(metrics) if metrics else []
@@ -249,11 +264,16 @@ def _evaluation_section(metrics: dict) -> list[str]:
     if "retrieval" in metrics:
         r = metrics["retrieval"]
         lines += [
-            f"### Retrieval ({r['pairs']} test image–report pairs)", "",
-            "| direction | R@1 | R@5 | R@10 |", "|---|---:|---:|---:|",
-            *(f"| {d.replace('_', ' ')} | {_fmt(r[d]['recall@1'])} | {_fmt(r[d]['recall@5'])} | {_fmt(r[d]['recall@10'])} |" for d in ("image_to_text", "text_to_image")),
+            f"### Retrieval ({r['pairs']} test image–report pairs)",
             "",
-        ]  # fmt: skip
+            "| direction | R@1 | R@5 | R@10 |",
+            "|---|---:|---:|---:|",
+            *(
+                f"| {d.replace('_', ' ')} | {_fmt(r[d]['recall@1'])} | {_fmt(r[d]['recall@5'])} | {_fmt(r[d]['recall@10'])} |"
+                for d in ("image_to_text", "text_to_image")
+            ),
+            "",
+        ]
     if "linear_probe" in metrics:
         probe = metrics["linear_probe"]
         lines += [
@@ -295,7 +315,9 @@ def _gate_section(gated: dict) -> list[str]:
         "|---|---:|---:|---|",
     ]
     for c in gated["checks"]:
-        lines.append(f"| {c['name']} | {_fmt(c['value'])} | {_fmt(c['threshold'])} | {c['passed']} |")  # fmt: skip
+        lines.append(
+            f"| {c['name']} | {_fmt(c['value'])} | {_fmt(c['threshold'])} | {c['passed']} |"
+        )
     if not gated["checks"]:
         lines.append("| (no check configured) | | | |")
     return [*lines, ""]
@@ -312,7 +334,7 @@ def card_text(model_dir: Path, data: ModelCardData, metrics: dict | None) -> str
         "context and its negative ones with the absent context"
         if prompt["mode"] == "learned"
         else f"hand-crafted templates ('{prompt['templates']['present']} …' / '{prompt['templates']['absent']} …')"
-    )  # fmt: skip
+    )
     licence = data.license_name or data.license
     lines = [
         "# UMCL chest X-ray vision–language model",
@@ -326,15 +348,19 @@ def card_text(model_dir: Path, data: ModelCardData, metrics: dict | None) -> str
         f"embedding size {towers['embed_dim']}; images {description['image_size']} px.",
     ]
     for part, origin in sorted(description.get("pretrained", {}).items()):
-        lines.append(f"- {part} tower continued from `{origin['checkpoint']}` (sha256 `{origin['sha256'][:16]}…`).")  # fmt: skip
+        lines.append(
+            f"- {part} tower continued from `{origin['checkpoint']}` (sha256 `{origin['sha256'][:16]}…`)."
+        )
     lines.append(f"- Prompts: {prompt_text}.")
     if "loss" in params:
-        lines.append(f"- Loss: `{params['loss']['target']}` targets, weights {params['loss']['weights']}.")  # fmt: skip
+        lines.append(
+            f"- Loss: `{params['loss']['target']}` targets, weights {params['loss']['weights']}."
+        )
     if "steps" in train:
         lines.append(
             f"- Training: {train['steps']} steps on {train.get('world_size')}× {train.get('device')} "
             f"({train.get('precision')}), seed {params.get('seed')}, final loss {_fmt(train.get('final_loss'))}."
-        )  # fmt: skip
+        )
     adapted = getattr(data, "adapted", None)
     if adapted:
         lines.append(
@@ -373,4 +399,4 @@ def write_model_card(
     data_version: dict | None = None,
 ) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    model_card(model_dir, metrics, gate, data_version).save(path)
+    write_with(path, model_card(model_dir, metrics, gate, data_version).save)

@@ -21,6 +21,7 @@ import onnxruntime
 import torch
 from torch import nn
 
+from umcl.atomic import replacing_directory
 from umcl.calibration import Calibration
 from umcl.errors import InputError, UMCLError
 from umcl.inference import Predictor, resolve
@@ -64,7 +65,7 @@ def findings_table(predictor: Predictor) -> dict:
         "b": [0.0 if e is None else e.b for e in entries],
         "thresholds": [calibration.threshold(n) for n in names],
         "calibrated": [calibration.calibrated(n) for n in names],
-    }  # fmt: skip
+    }
 
 
 class ExportMismatch(UMCLError, RuntimeError):
@@ -104,18 +105,8 @@ def export_onnx(source: str | Path, out: Path) -> dict:
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise InputError(f"{out}: exists and is not an empty directory; choose a new one")
     predictor = Predictor(UMCLModel.from_pretrained(model_dir))
-    partial = out.with_name(f".{out.name}.partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    try:
-        report = _write_export(predictor, model_dir, partial)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
-    if out.exists():
-        out.rmdir()
-    partial.rename(out)
-    return report
+    with replacing_directory(out) as partial:
+        return _write_export(predictor, model_dir, partial)
 
 
 def _write_export(predictor: Predictor, model_dir: Path, partial: Path) -> dict:
@@ -127,10 +118,15 @@ def _write_export(predictor: Predictor, model_dir: Path, partial: Path) -> dict:
         # The tracer notes each Python-level shape check it fixes: the graph's shapes are those.
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         torch.onnx.export(
-            encoder, (torch.from_numpy(pixels),), partial / IMAGE_ENCODER,
-            input_names=["pixels"], output_names=["embedding"], opset_version=OPSET,
-            dynamic_axes={"pixels": {0: "n"}, "embedding": {0: "n"}}, dynamo=False,
-        )  # fmt: skip
+            encoder,
+            (torch.from_numpy(pixels),),
+            partial / IMAGE_ENCODER,
+            input_names=["pixels"],
+            output_names=["embedding"],
+            opset_version=OPSET,
+            dynamic_axes={"pixels": {0: "n"}, "embedding": {0: "n"}},
+            dynamo=False,
+        )
         expected = encoder(torch.from_numpy(pixels)).numpy()
     table = findings_table(predictor)
     session = onnxruntime.InferenceSession(
@@ -151,9 +147,12 @@ def _write_export(predictor: Predictor, model_dir: Path, partial: Path) -> dict:
         "embed_dim": int(expected.shape[1]),
         "input": INPUT,
         "opset": OPSET,
-        "checked": {"onnxruntime": onnxruntime.__version__, "max_abs_difference": apart,
-                    "max_abs_difference_probability": apart_p},
-    }  # fmt: skip
+        "checked": {
+            "onnxruntime": onnxruntime.__version__,
+            "max_abs_difference": apart,
+            "max_abs_difference_probability": apart_p,
+        },
+    }
     (partial / FINDINGS_FILE).write_text(json.dumps(report | table, indent=1) + "\n")
     if (model_dir / CARD_FILE).is_file():
         shutil.copyfile(model_dir / CARD_FILE, partial / CARD_FILE)

@@ -21,6 +21,7 @@ import yaml
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from umcl.atomic import write_json
 from umcl.errors import InputError
 from umcl.imports import source_digest
 from umcl.model.umcl import CARD_FILE, read_provenance
@@ -134,9 +135,11 @@ def build_bento(bentofile: Path, model_tag: str, lock: Path = Path("requirements
             pinned = Path(scratch) / "bentofile.yaml"
             pinned.write_text(yaml.safe_dump(spec, sort_keys=False))
             bento = bentoml.bentos.build_bentofile(
-                str(pinned), build_ctx=str(bentofile.parent), version=version,
+                str(pinned),
+                build_ctx=str(bentofile.parent),
+                version=version,
                 args={"model": model_tag},
-            )  # fmt: skip
+            )
     finally:
         if chosen is not None:
             os.environ["UMCL_MODEL"] = chosen
@@ -195,6 +198,5 @@ def package(
         "bento": bento,
         "gate": gate["candidate"]["metrics"],
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    write_json(out, report)
     return report

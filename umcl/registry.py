@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from umcl.atomic import write_text, write_with
 from umcl.errors import UMCLError
 from umcl.model.umcl import CALIBRATION_FILE, MODEL_FILE, WEIGHTS_FILE
 
@@ -105,8 +106,14 @@ def get(tag: str) -> Entry:
         raise RegistryError(f"no model {tag} in the store ({store_path()})") from None
 
 
+def bentoml_home() -> Path:
+    """BentoML's home ($BENTOML_HOME, default ~/bentoml): the model store, and the monitor's
+    records where no project names a folder for them."""
+    return Path(os.environ.get("BENTOML_HOME", Path.home() / "bentoml"))
+
+
 def store_path() -> Path:
-    return Path(os.environ.get("BENTOML_HOME", Path.home() / "bentoml")) / "models"
+    return bentoml_home() / "models"
 
 
 def champion() -> Entry | None:
@@ -145,9 +152,7 @@ def attach(entry: Entry, source: Path, name: str) -> None:
     """Put `source` into a stored model as `name` (atomically; replacing an older copy): the
     drift reference, which evaluation writes after the weights were stored, and the model card
     with the gate's verdict."""
-    partial = entry.path / f".{name}.partial"
-    shutil.copyfile(source, partial)
-    partial.replace(entry.path / name)
+    write_with(entry.path / name, lambda temporary: shutil.copyfile(source, temporary))
 
 
 def _relabel(entry: Entry, changes: dict[str, str | None]) -> None:
@@ -162,9 +167,7 @@ def _relabel(entry: Entry, changes: dict[str, str | None]) -> None:
         else:
             labels[key] = value
     info["labels"] = labels
-    partial = info_file.with_suffix(".yaml.partial")
-    partial.write_text(yaml.safe_dump(info, sort_keys=False))
-    partial.replace(info_file)
+    write_text(info_file, yaml.safe_dump(info, sort_keys=False))
 
 
 def promote(tag: str) -> Entry:

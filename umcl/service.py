@@ -374,9 +374,13 @@ class Encoder:
 
     @bentoml.api
     def finding_maps(
-        self, squares: np.ndarray, present: np.ndarray, absent: np.ndarray, scale: float,
+        self,
+        squares: np.ndarray,
+        present: np.ndarray,
+        absent: np.ndarray,
+        scale: float,
         method: str,
-    ) -> np.ndarray:  # fmt: skip
+    ) -> np.ndarray:
         """(n, F, S, S) grounding maps of (n, S, S) uint8 squares for the findings whose prompt
         embeddings `finding_prompts` gave (umcl/model/grounding.py)."""
         device = self.model.device
@@ -464,8 +468,12 @@ class UMCL:
         for attempt in range(ENCODER_ATTEMPTS):
             try:
                 return await getattr(self.encoder.to_async, method)(*args)
-            except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError,
-                    RuntimeError) as exc:  # fmt: skip
+            except (
+                aiohttp.ClientConnectionError,
+                aiohttp.ClientPayloadError,
+                TimeoutError,
+                RuntimeError,
+            ) as exc:
                 dropped = not isinstance(exc, RuntimeError) or "Connection closed" in str(exc)
                 if not dropped or attempt == ENCODER_ATTEMPTS - 1:
                     raise
@@ -509,9 +517,13 @@ class UMCL:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         present, absent, scale = await self._prompts(names)
         return score_findings(
-            torch.from_numpy(embeddings), torch.from_numpy(present), torch.from_numpy(absent),
-            scale, self.calibration, names,
-        )  # fmt: skip
+            torch.from_numpy(embeddings),
+            torch.from_numpy(present),
+            torch.from_numpy(absent),
+            scale,
+            self.calibration,
+            names,
+        )
 
     async def _decode_each(
         self, images: list[Path], display: bool = False
@@ -540,9 +552,12 @@ class UMCL:
             self.recorder.add([refused_record(self.tag, code) for code in codes if code])
 
     async def _record(
-        self, embeddings: np.ndarray, infos: list[ImageInfo], names: list[str],
+        self,
+        embeddings: np.ndarray,
+        infos: list[ImageInfo],
+        names: list[str],
         probabilities: torch.Tensor,
-    ) -> None:  # fmt: skip
+    ) -> None:
         """Record each image with the probabilities of the model's own findings (whatever the
         request asked), so that windows compare with the reference finding by finding."""
         if self.recorder is None:
@@ -574,9 +589,14 @@ class UMCL:
 
     @bentoml.api
     async def explain(
-        self, images: list[Path], findings: list[str] | None = None, method: str = "similarity",
-        display: bool = False, *, ctx: bentoml.Context,
-    ) -> dict[str, Any]:  # fmt: skip
+        self,
+        images: list[Path],
+        findings: list[str] | None = None,
+        method: str = "similarity",
+        display: bool = False,
+        *,
+        ctx: bentoml.Context,
+    ) -> dict[str, Any]:
         """`classify`'s answer, each classified upload's entry with `"maps"`: per finding, where
         the image shows it, as a base64 8-bit grey PNG of the decoded image's size (a large image's
         reduced scale, long side ≥ MIN_DECODED_SIDE; 255: where
@@ -617,8 +637,12 @@ class UMCL:
         if not kept:
             raise all_refused(refusals)
         if refusals:  # counts and codes only: the messages may quote a header
-            log.info("%d of %d images refused (%s)", len(refusals), len(images),
-                     ", ".join(sorted({error_entry(r)["code"] for r in refusals})))  # fmt: skip
+            log.info(
+                "%d of %d images refused (%s)",
+                len(refusals),
+                len(images),
+                ", ".join(sorted({error_entry(r)["code"] for r in refusals})),
+            )
         answer = await self._encoder("embed_images", np.stack([decoded[i].square for i in kept]))
         embeddings = np.array(answer, np.float32)
         probabilities, positives = await self._scores(embeddings, names)
@@ -626,16 +650,22 @@ class UMCL:
         uncalibrated = [
             n for n in names if self.calibration is None or not self.calibration.calibrated(n)
         ]
-        scored = dict(zip(kept, zip(probabilities.tolist(), positives.tolist(), strict=True),
-                          strict=True))  # fmt: skip
+        scored = dict(
+            zip(kept, zip(probabilities.tolist(), positives.tolist(), strict=True), strict=True)
+        )
         results = []
         for i, image in enumerate(_upload_names(ctx, images)):
             if i in scored:
                 p_row, d_row = scored[i]
-                results.append({"image": image, "findings": {
-                    n: {"probability": p, "positive": d}
-                    for n, p, d in zip(names, p_row, d_row, strict=True)
-                }})  # fmt: skip
+                results.append(
+                    {
+                        "image": image,
+                        "findings": {
+                            n: {"probability": p, "positive": d}
+                            for n, p, d in zip(names, p_row, d_row, strict=True)
+                        },
+                    }
+                )
             else:
                 results.append({"image": image, "error": error_entry(decoded[i])})
         body = {

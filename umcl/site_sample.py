@@ -139,8 +139,10 @@ def read_sample(csv_path: Path, label_names: list[str], square, max_images: int)
         patients.append(row.get(PATIENT_COLUMN, "").strip() or f"\0row {number}")
     if len(rows) < MIN_IMAGES:
         shown = "; ".join(f"row {r.row}: {r.reason}" for r in refused[:5])
-        raise InputError(f"{csv_path}: {len(rows)} usable rows of {len(table)}; adapting needs at "
-                         f"least {MIN_IMAGES} ({len(refused)} refused: {shown})")  # fmt: skip
+        raise InputError(
+            f"{csv_path}: {len(rows)} usable rows of {len(table)}; adapting needs at "
+            f"least {MIN_IMAGES} ({len(refused)} refused: {shown})"
+        )
     _, groups = np.unique(np.array(patients), return_inverse=True)
     digest = hashlib.sha256()
     for line in sorted(
@@ -149,9 +151,15 @@ def read_sample(csv_path: Path, label_names: list[str], square, max_images: int)
         digest.update(line.encode())
     digest.update(",".join(names).encode())
     return SiteSample(
-        names=names, squares=np.stack(squares), labels=torch.tensor(labels, dtype=torch.float32),
-        groups=groups, rows=rows, digest=digest.hexdigest(), rows_in=len(table), refused=refused,
-    )  # fmt: skip
+        names=names,
+        squares=np.stack(squares),
+        labels=torch.tensor(labels, dtype=torch.float32),
+        groups=groups,
+        rows=rows,
+        digest=digest.hexdigest(),
+        rows_in=len(table),
+        refused=refused,
+    )
 
 
 def sample_fingerprint(csv_path: Path | None, max_images: int) -> str:

@@ -87,9 +87,13 @@ def prepare_tokenizer(
 
 
 def run_tokenizer(
-    settings: Settings, train_rows: pl.DataFrame, label_names: list[str], checkpoint_dir: Path,
-    fresh: bool, runtime: Runtime,
-):  # fmt: skip
+    settings: Settings,
+    train_rows: pl.DataFrame,
+    label_names: list[str],
+    checkpoint_dir: Path,
+    fresh: bool,
+    runtime: Runtime,
+):
     """Rank 0 trains (or finds) the run's tokenizer; every rank then loads the same one."""
     directory = checkpoint_dir / "tokenizer"
     if runtime.main:
@@ -108,12 +112,19 @@ def split_sets(
     set, both refusing a cache of another image size than `preprocess.image_size`."""
     label_names = json.loads((Path(triplets).parent / "labels.json").read_text())["names"]
     table = pl.read_parquet(triplets).filter(pl.col("kind").is_in(settings.train.kinds))
-    common = {"uncertainty": settings.labels.uncertainty, "image_size": settings.preprocess.image_size}  # fmt: skip
+    common = {
+        "uncertainty": settings.labels.uncertainty,
+        "image_size": settings.preprocess.image_size,
+    }
     train_rows = table.filter(pl.col("split") == "train")
     train_set = TripletDataset(
-        train_rows, Path(cache_dir), label_names,
-        augment=settings.train.augment, seed=settings.seed, **common,
-    )  # fmt: skip
+        train_rows,
+        Path(cache_dir),
+        label_names,
+        augment=settings.train.augment,
+        seed=settings.seed,
+        **common,
+    )
     val_set = TripletDataset(
         table.filter(pl.col("split") == "val"), Path(cache_dir), label_names, **common
     )
@@ -180,7 +191,12 @@ def _train(
         set_rng_state(resumed["rng"][runtime.rank])
         start_step, best = resumed["step"], Best.from_state(resumed["best"])
         last_loss = resumed["final_loss"]  # a run resumed at its last step exports the same record
-        log.info("resuming from step %d of %d (%s)", start_step, config.steps, checkpoint_dir / CHECKPOINT)  # fmt: skip
+        log.info(
+            "resuming from step %d of %d (%s)",
+            start_step,
+            config.steps,
+            checkpoint_dir / CHECKPOINT,
+        )
     else:
         seed_fresh_run(settings.seed, runtime)
     # Some CPU kernels (seen: the second step's loss differed in the last bit between reruns)
@@ -192,9 +208,14 @@ def _train(
     loss_fn = UMCLLoss(settings.loss.target, settings.loss.weights)
     collate = Collate(model.tokenizer, model.max_length, settings.preprocess.image_size)
     batches = micro_batches(
-        train_set, collate, config.batch_size, config.workers, settings.seed, runtime,
+        train_set,
+        collate,
+        config.batch_size,
+        config.workers,
+        settings.seed,
+        runtime,
         start_step * config.accumulate,
-    )  # fmt: skip
+    )
     unused: list[str] = []
     if runtime.world > 1:  # which parameters DDP must expect without a gradient
         first = next(batches)
@@ -204,10 +225,18 @@ def _train(
     validate = Validator(val_set, collate, config.batch_size, settings.evaluate.uncertainty)
     live = open_live(log_dir, resumed is not None, start_step) if runtime.main and log_dir else None
 
-    progress = tqdm(total=config.steps, initial=start_step, desc="train", disable=not runtime.main, dynamic_ncols=True)  # fmt: skip
+    progress = tqdm(
+        total=config.steps,
+        initial=start_step,
+        desc="train",
+        disable=not runtime.main,
+        dynamic_ncols=True,
+    )
     started, samples, first_loss = time.perf_counter(), 0, None
     for step in range(start_step, config.steps):
-        result = optimiser_step(trained, model, loss_fn, batches, optimiser, schedule, config, runtime)  # fmt: skip
+        result = optimiser_step(
+            trained, model, loss_fn, batches, optimiser, schedule, config, runtime
+        )
         samples += result.samples
         done = step + 1
         progress.update(1)
@@ -230,34 +259,47 @@ def _train(
         ):
             checked = validate(model, loss_fn, runtime)
             best = keep_best(best, done, checked, model)
-            progress.set_postfix(loss=f"{last_loss:.3f}", val_auroc=_shown(checked.zero_shot_auroc))  # fmt: skip
+            progress.set_postfix(loss=f"{last_loss:.3f}", val_auroc=_shown(checked.zero_shot_auroc))
             if live is not None:
                 log_validation(live, done, checked)
         if saved:
             rng = gathered_rng_states(runtime)
             if runtime.main:
                 state = {
-                    "fingerprint": run_id, "step": done, "model": model.state_dict(),
-                    "optimizer": optimiser.state_dict(), "scheduler": schedule.state_dict(),
-                    "rng": rng, "best": best.to_state() if best else None, "final_loss": last_loss,
+                    "fingerprint": run_id,
+                    "step": done,
+                    "model": model.state_dict(),
+                    "optimizer": optimiser.state_dict(),
+                    "scheduler": schedule.state_dict(),
+                    "rng": rng,
+                    "best": best.to_state() if best else None,
+                    "final_loss": last_loss,
                     "data": {"micro_batch": done * config.accumulate},
-                }  # fmt: skip
+                }
                 save_checkpoint(checkpoint_dir / CHECKPOINT, state)
                 log.info("checkpoint at step %d written to %s", done, checkpoint_dir / CHECKPOINT)
     progress.close()
     elapsed = time.perf_counter() - started
 
     summary = {
-        "steps": config.steps, "resumed_from": start_step, "world_size": runtime.world,
-        "precision": runtime.precision, "device": runtime.device.type,
-        "first_loss": first_loss, "final_loss": last_loss,
-        "samples_per_s": samples / elapsed if elapsed > 0 and samples else None, "seconds": elapsed,
-    }  # fmt: skip
+        "steps": config.steps,
+        "resumed_from": start_step,
+        "world_size": runtime.world,
+        "precision": runtime.precision,
+        "device": runtime.device.type,
+        "first_loss": first_loss,
+        "final_loss": last_loss,
+        "samples_per_s": samples / elapsed if elapsed > 0 and samples else None,
+        "seconds": elapsed,
+    }
     if runtime.main:
         exported = select_weights(model, best, config.select, config.steps)
         summary["exported_step"] = exported
         summary["best_val"] = best.to_state() | {"weights": None} if best else None
-        training = {k: summary[k] for k in ("steps", "world_size", "precision", "device", "final_loss", "exported_step")}  # fmt: skip
+        training = {
+            k: summary[k]
+            for k in ("steps", "world_size", "precision", "device", "final_loss", "exported_step")
+        }
         export_model(model, settings, triplets, cache_dir, out_dir, training)
         if live is not None:
             live.end()

@@ -38,7 +38,7 @@ from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from umcl.data.dicom import env_number
-from umcl.data.sources import IMAGE_SUFFIXES
+from umcl.data.images import IMAGE_SUFFIXES
 
 log = logging.getLogger("umcl.service")  # the guard's lines are the service's, as before the split
 

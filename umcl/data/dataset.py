@@ -79,9 +79,10 @@ class TripletDataset(Dataset[Sample]):
             index.get(s) if has else None for s, has in zip(self.sample_ids, has_image, strict=True)
         ]
         missing = [
-            s for s, r, has in zip(self.sample_ids, self.rows, has_image, strict=True)
+            s
+            for s, r, has in zip(self.sample_ids, self.rows, has_image, strict=True)
             if has and r is None
-        ]  # fmt: skip
+        ]
         if missing:
             raise MissingInputError(
                 f"{len(missing)} images are not in the cache (e.g. {missing[0]}); rerun preprocess"

@@ -47,10 +47,21 @@ from umcl.labels import CHEXPERT_LABELS
 # Opacity before Lung Lesion. Readers must map by name; these orders make sure they do.
 MIMIC_LABEL_ORDER = sorted(CHEXPERT_LABELS)
 CHEXPERT_CSV_ORDER = [
-    "No Finding", "Enlarged Cardiomediastinum", "Cardiomegaly", "Lung Opacity", "Lung Lesion",
-    "Edema", "Consolidation", "Pneumonia", "Atelectasis", "Pneumothorax", "Pleural Effusion",
-    "Pleural Other", "Fracture", "Support Devices",
-]  # fmt: skip
+    "No Finding",
+    "Enlarged Cardiomediastinum",
+    "Cardiomegaly",
+    "Lung Opacity",
+    "Lung Lesion",
+    "Edema",
+    "Consolidation",
+    "Pneumonia",
+    "Atelectasis",
+    "Pneumothorax",
+    "Pleural Effusion",
+    "Pleural Other",
+    "Fracture",
+    "Support Devices",
+]
 LATERAL_FRACTION = 0.3
 FAULTS = {
     "mimic": ["corrupt_dicom", "truncated_dicom", "empty_report", "label_value_7"],
@@ -67,12 +78,22 @@ def generate_demo(settings: DemoSettings, out: Path, seed: int, workers: int = 0
     """Write the demo sources under `out`; return the manifest."""
     if out.exists() and any(out.iterdir()) and not (out / MANIFEST).is_file():
         # The folder is replaced whole: never one that holds something other than demo data.
-        raise InputError(f"{out} holds files that `umcl demo` did not write; choose an empty demo.out")
+        raise InputError(
+            f"{out} holds files that `umcl demo` did not write; choose an empty demo.out"
+        )
     if out.exists():
         shutil.rmtree(out)
     rng = np.random.default_rng(seed)
     # `folders` marks what is synthetic: only these may use the public demo pseudonym key.
-    manifest: dict = {"generator": DEMO_GENERATOR, "folders": sorted(FAULTS), "seed": seed, "phi": {"names": [], "mrns": [], "birth_dates": [], "accessions": [], "phones": []}, "faults": [], "records": {}, "laterals": {"mimic": 0}}
+    manifest: dict = {
+        "generator": DEMO_GENERATOR,
+        "folders": sorted(FAULTS),
+        "seed": seed,
+        "phi": {"names": [], "mrns": [], "birth_dates": [], "accessions": [], "phones": []},
+        "faults": [],
+        "records": {},
+        "laterals": {"mimic": 0},
+    }
     jobs: list[ImageJob] = []
     post: list[tuple[Path, str, tuple[int, ...]]] = []
 
@@ -91,7 +112,9 @@ def generate_demo(settings: DemoSettings, out: Path, seed: int, workers: int = 0
     faults = FaultPlan(rng, FAULTS["mimic"], n, settings.fault_rate)
     subject_of = {p.mrn: 10_000_000 + i for i, p in enumerate(dict.fromkeys(patients))}
     label_rows = []
-    views = np.random.default_rng([seed, 5])  # views and laterals: the draws above stay as they were
+    views = np.random.default_rng(
+        [seed, 5]
+    )  # views and laterals: the draws above stay as they were
     metadata: list[list[object]] = []
     root = out / "mimic"
     for i, (patient, (accession, when)) in enumerate(zip(patients, metas, strict=True)):
@@ -101,23 +124,52 @@ def generate_demo(settings: DemoSettings, out: Path, seed: int, workers: int = 0
         folder = root / "files" / f"p{str(subject)[:2]}" / f"p{subject}"
         dicom_id = "-".join(rng.bytes(4).hex() for _ in range(5))
         fault = faults.fault(i)
-        text = "   \n" if fault == "empty_report" else report_text(report, patient, accession, when, rng)
+        text = (
+            "   \n"
+            if fault == "empty_report"
+            else report_text(report, patient, accession, when, rng)
+        )
         folder.mkdir(parents=True, exist_ok=True)
         (folder / f"s{study}.txt").write_text(text)
         view = str(views.choice(["PA", "AP"]))
-        job = ImageJob(folder / f"s{study}" / f"{dicom_id}.dcm", (seed, 1, i), findings, settings.image_size, patient, accession, when, {"ViewPosition": view})
+        job = ImageJob(
+            folder / f"s{study}" / f"{dicom_id}.dcm",
+            (seed, 1, i),
+            findings,
+            settings.image_size,
+            patient,
+            accession,
+            when,
+            {"ViewPosition": view},
+        )
         jobs.append(job)
         metadata.append([dicom_id, subject, study, view])
         if views.random() < LATERAL_FRACTION:  # MIMIC-CXR studies often hold a lateral too
-            lateral_id, side = "-".join(views.bytes(4).hex() for _ in range(5)), str(views.choice(["LATERAL", "LL"]))
-            jobs.append(ImageJob(job.path.with_name(f"{lateral_id}.dcm"), (seed, 5, i), findings, settings.image_size, patient, accession, when, {"ViewPosition": side}))
+            lateral_id, side = (
+                "-".join(views.bytes(4).hex() for _ in range(5)),
+                str(views.choice(["LATERAL", "LL"])),
+            )
+            jobs.append(
+                ImageJob(
+                    job.path.with_name(f"{lateral_id}.dcm"),
+                    (seed, 5, i),
+                    findings,
+                    settings.image_size,
+                    patient,
+                    accession,
+                    when,
+                    {"ViewPosition": side},
+                )
+            )
             metadata.append([lateral_id, subject, study, side])
             manifest["laterals"]["mimic"] += 1
         labels = dict(report.labels)
         if fault == "label_value_7" or rng.random() < settings.labelled_fraction:
             if fault == "label_value_7":
                 labels[str(rng.choice(CHEXPERT_LABELS))] = 7
-            label_rows.append([subject, study, *(_label_cell(labels[name]) for name in MIMIC_LABEL_ORDER)])
+            label_rows.append(
+                [subject, study, *(_label_cell(labels[name]) for name in MIMIC_LABEL_ORDER)]
+            )
         if fault in ("corrupt_dicom", "truncated_dicom"):
             post.append((job.path, fault, job.seed))
         if fault:
@@ -149,16 +201,33 @@ def generate_demo(settings: DemoSettings, out: Path, seed: int, workers: int = 0
         relative = f"train/patient{numbers[patient.mrn]:05d}/study{study_count[patient.mrn]}/view1_frontal.dcm"
         fault = faults.fault(i)
         if fault != "missing_file":
-            job = ImageJob(root / relative, (seed, 2, i), findings, settings.image_size, patient, accession, when)
+            job = ImageJob(
+                root / relative,
+                (seed, 2, i),
+                findings,
+                settings.image_size,
+                patient,
+                accession,
+                when,
+            )
             jobs.append(job)
         if fault == "corrupt_dicom":
             post.append((root / relative, fault, (seed, 2, i)))
         if fault == "label_value_7":
             labels[str(rng.choice(CHEXPERT_LABELS))] = 7
-        row = [f"CheXpert-v1.0-small/{relative}", str(rng.choice(["Male", "Female"])), int(rng.integers(20, 90)), "Frontal", "PA"]
+        row = [
+            f"CheXpert-v1.0-small/{relative}",
+            str(rng.choice(["Male", "Female"])),
+            int(rng.integers(20, 90)),
+            "Frontal",
+            "PA",
+        ]
         rows.append(row + [_label_cell(labels[name]) for name in CHEXPERT_CSV_ORDER])
         if fault == "duplicated_id":  # the same Path listed twice, with other labels
-            rows.append(row + [_label_cell(None if name != "Fracture" else 1) for name in CHEXPERT_CSV_ORDER])
+            rows.append(
+                row
+                + [_label_cell(None if name != "Fracture" else 1) for name in CHEXPERT_CSV_ORDER]
+            )
         record = relative.removeprefix("train/").removesuffix(".dcm")
         if fault:
             manifest["faults"].append({"source": "chexpert", "record": record, "fault": fault})
@@ -181,7 +250,12 @@ def generate_demo(settings: DemoSettings, out: Path, seed: int, workers: int = 0
         text = report_text(describe(findings, rng), patient, accession, when, rng)
         report_id = f"R{i:06d}"
         fault = faults.fault(i)
-        row = [report_id, patient.mrn, f"{patient.name[1].upper()}^{patient.name[0].upper()}", f"{when:%Y-%m-%d}"]
+        row = [
+            report_id,
+            patient.mrn,
+            f"{patient.name[1].upper()}^{patient.name[0].upper()}",
+            f"{when:%Y-%m-%d}",
+        ]
         rows.append([*row, "" if fault == "empty_report" else text])
         if fault == "duplicated_id":
             rows.append([*row, text.replace("FINDINGS:", "FINDINGS: Addendum.")])
@@ -196,7 +270,9 @@ def generate_demo(settings: DemoSettings, out: Path, seed: int, workers: int = 0
     # --- a PACS export and its RIS export ----------------------------------------------------
     if settings.pacs_studies:
         manifest["folders"].append("pacs")
-        pacs_jobs, pacs_post, patients, metas = write_pacs_export(settings, out / "pacs", seed, manifest)
+        pacs_jobs, pacs_post, patients, metas = write_pacs_export(
+            settings, out / "pacs", seed, manifest
+        )
         plant(patients, metas)
         jobs += pacs_jobs
         post += pacs_post
@@ -206,12 +282,20 @@ def generate_demo(settings: DemoSettings, out: Path, seed: int, workers: int = 0
         manifest["phi"][key] = sorted(set(values))
 
     with ProcessPoolExecutor(max_workers=workers or None) as pool:
-        boxes = list(tqdm(pool.map(write_dicom, jobs, chunksize=16), total=len(jobs), desc="demo DICOMs", unit="img"))
+        boxes = list(
+            tqdm(
+                pool.map(write_dicom, jobs, chunksize=16),
+                total=len(jobs),
+                desc="demo DICOMs",
+                unit="img",
+            )
+        )
     # Where each finding was drawn, by the image's path inside the demo folder (the locator
     # leads from an image key to that path): what grounding maps are scored against.
-    manifest["regions"] = {str(job.path.relative_to(out)): box for job, box in zip(jobs, boxes, strict=True) if box}
+    manifest["regions"] = {
+        str(job.path.relative_to(out)): box for job, box in zip(jobs, boxes, strict=True) if box
+    }
     for path, fault, job_seed in post:
         corrupt(path, fault, np.random.default_rng(job_seed))
     (out / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True))
     return manifest
-

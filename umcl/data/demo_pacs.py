@@ -40,10 +40,28 @@ DX_IMAGE = "1.2.840.10008.5.1.4.1.1.1.1"  # Digital X-Ray Image Storage - For Pr
 CT_IMAGE = "1.2.840.10008.5.1.4.1.1.2"
 BASIC_TEXT_SR = "1.2.840.10008.5.1.4.1.1.88.11"
 DICOMDIR = "1.2.840.10008.1.3.10"
-RIS_COLUMNS = ["AccessionNumber", "mrn", "patient_name", "exam_date", "referring_physician", "report"]
-COUNTED = ["frontal", "lateral", "view_from_description", "structured_report", "other_modality",
-           "image_without_report", "duplicate_accession", "report_without_images"]  # fmt: skip
-NOT_DICOM = {"AUTORUN.INF": b"[autorun]\nopen=VIEWER\\viewer.exe\n", "README.TXT": b"Exported by PACS\n"}
+RIS_COLUMNS = [
+    "AccessionNumber",
+    "mrn",
+    "patient_name",
+    "exam_date",
+    "referring_physician",
+    "report",
+]
+COUNTED = [
+    "frontal",
+    "lateral",
+    "view_from_description",
+    "structured_report",
+    "other_modality",
+    "image_without_report",
+    "duplicate_accession",
+    "report_without_images",
+]
+NOT_DICOM = {
+    "AUTORUN.INF": b"[autorun]\nopen=VIEWER\\viewer.exe\n",
+    "README.TXT": b"Exported by PACS\n",
+}
 
 
 def _non_image(path: Path, sop_class: str, patient: Patient, accession: str, **extra: str) -> None:
@@ -65,10 +83,14 @@ def _non_image(path: Path, sop_class: str, patient: Patient, accession: str, **e
 
 def write_pacs_export(
     settings: DemoSettings, root: Path, seed: int, manifest: dict
-) -> tuple[list[ImageJob], list[tuple[Path, str, tuple[int, ...]]], list[Patient], list[tuple[str, date]]]:
+) -> tuple[
+    list[ImageJob], list[tuple[Path, str, tuple[int, ...]]], list[Patient], list[tuple[str, date]]
+]:
     """Write the RIS export and the non-image files under `root`; return the image jobs, the
     files to corrupt after writing, and the patients and studies (whose PHI the caller plants)."""
-    rng = np.random.default_rng([seed, 4])  # its own stream: the other demo sources stay as they were
+    rng = np.random.default_rng(
+        [seed, 4]
+    )  # its own stream: the other demo sources stay as they were
     n = settings.pacs_studies
     patients = draw_patients(rng, n, settings.max_studies_per_patient)
     metas = draw_studies(rng, patients)
@@ -83,7 +105,11 @@ def write_pacs_export(
         report = describe(findings, rng)
         first, last = patient.name
         if rng.random() < 0.5:
-            folder = dicom / f"{last.upper()}_{first.upper()}_{patient.mrn}" / f"{when:%Y%m%d}_{accession}"
+            folder = (
+                dicom
+                / f"{last.upper()}_{first.upper()}_{patient.mrn}"
+                / f"{when:%Y%m%d}_{accession}"
+            )
             names = (f"SE{k + 1}/IM{k + 1}" for k in range(10))
         else:
             folder = dicom / "EXPORT" / uid("study", accession)
@@ -98,8 +124,16 @@ def write_pacs_export(
                 counts["view_from_description"] += 1
             if rng.random() < 0.5:
                 header |= {"Modality": "DX", "SOPClassUID": DX_IMAGE}
-            job = ImageJob(folder / next(names), (seed, 4, i, k), findings, settings.image_size,
-                           patient, accession, when, header)  # fmt: skip
+            job = ImageJob(
+                folder / next(names),
+                (seed, 4, i, k),
+                findings,
+                settings.image_size,
+                patient,
+                accession,
+                when,
+                header,
+            )
             jobs.append(job)
             instance = uid("sop", *job.seed)
             counts["frontal"] += 1
@@ -112,9 +146,23 @@ def write_pacs_export(
                 manifest["faults"].append({"source": "pacs", "record": instance, "fault": fault})
             manifest["records"][f"pacs:{instance}"] = {"findings": sorted(findings)}
         if rng.random() < 0.6:
-            header = {"ViewPosition": "LL"} if rng.random() < 0.7 else {"ViewPosition": "", "SeriesDescription": "CHEST LAT"}
-            jobs.append(ImageJob(folder / next(names), (seed, 4, i, 9), findings, settings.image_size,
-                                 patient, accession, when, header))  # fmt: skip
+            header = (
+                {"ViewPosition": "LL"}
+                if rng.random() < 0.7
+                else {"ViewPosition": "", "SeriesDescription": "CHEST LAT"}
+            )
+            jobs.append(
+                ImageJob(
+                    folder / next(names),
+                    (seed, 4, i, 9),
+                    findings,
+                    settings.image_size,
+                    patient,
+                    accession,
+                    when,
+                    header,
+                )
+            )
             counts["lateral"] += 1
         if rng.random() < 0.08 or i == 0:
             _non_image(folder / next(names), BASIC_TEXT_SR, patient, accession, Modality="SR")
@@ -123,16 +171,32 @@ def write_pacs_export(
             header = {"Modality": "CT", "SOPClassUID": CT_IMAGE, "ViewPosition": ""}
             other = f"ACC{rng.integers(10_000_000, 99_999_999)}"
             manifest["phi"]["accessions"].append(other)
-            jobs.append(ImageJob(folder.parent / f"CT_{other}" / "IM1", (seed, 4, i, 8), {},
-                                 settings.image_size, patient, other, when, header))  # fmt: skip
+            jobs.append(
+                ImageJob(
+                    folder.parent / f"CT_{other}" / "IM1",
+                    (seed, 4, i, 8),
+                    {},
+                    settings.image_size,
+                    patient,
+                    other,
+                    when,
+                    header,
+                )
+            )
             counts["other_modality"] += 1
         unsigned = rng.random() < 0.04  # the RIS export was taken before the report was signed
         if unsigned and i > 1 and fault is None:
             counts["image_without_report"] += frontals
             continue
         text = "" if fault == "empty_report" else report_text(report, patient, accession, when, rng)
-        row = [accession, patient.mrn, f"{last.upper()}^{first.upper()}", f"{when:%Y-%m-%d}",
-               f"Dr. {rng.choice(LAST_NAMES)}", text]  # fmt: skip
+        row = [
+            accession,
+            patient.mrn,
+            f"{last.upper()}^{first.upper()}",
+            f"{when:%Y-%m-%d}",
+            f"Dr. {rng.choice(LAST_NAMES)}",
+            text,
+        ]
         ris.append(row)
         if i == 1:  # an addendum exported as a second row
             ris.append([*row[:-1], text.replace("FINDINGS:", "FINDINGS: Addendum.")])
@@ -140,8 +204,16 @@ def write_pacs_export(
     for patient, (_, when) in zip(patients[: max(1, n // 30)], metas, strict=False):
         other = f"ACC{rng.integers(10_000_000, 99_999_999)}"  # an order with no images exported
         manifest["phi"]["accessions"].append(other)
-        ris.append([other, patient.mrn, f"{patient.name[1].upper()}^{patient.name[0].upper()}",
-                    f"{when:%Y-%m-%d}", "Dr. Pemberton", "FINDINGS: Lungs are clear.\nIMPRESSION: Normal."])  # fmt: skip
+        ris.append(
+            [
+                other,
+                patient.mrn,
+                f"{patient.name[1].upper()}^{patient.name[0].upper()}",
+                f"{when:%Y-%m-%d}",
+                "Dr. Pemberton",
+                "FINDINGS: Lungs are clear.\nIMPRESSION: Normal.",
+            ]
+        )
         counts["report_without_images"] += 1
     _non_image(dicom / "DICOMDIR", DICOMDIR, patients[0], metas[0][0], FileSetID="EXPORT")
     counts["dicomdir"] = 1

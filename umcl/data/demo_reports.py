@@ -49,7 +49,12 @@ def sample_findings(rng: np.random.Generator, no_finding_fraction: float) -> dic
         present.add(str(rng.choice(PATHOLOGIES)))
     side = str(rng.choice(["left", "right"]))
     # Effusion-related atelectasis and pneumonia-related consolidation share the finding's side.
-    return {label: side if label in ("Atelectasis", "Consolidation", "Pleural Effusion", "Pneumonia") else str(rng.choice(["left", "right"])) for label in sorted(present)}
+    return {
+        label: side
+        if label in ("Atelectasis", "Consolidation", "Pleural Effusion", "Pneumonia")
+        else str(rng.choice(["left", "right"]))
+        for label in sorted(present)
+    }
 
 
 def _positive(label: str, side: str, rng: np.random.Generator) -> Statement:
@@ -88,11 +93,16 @@ def _positive(label: str, side: str, rng: np.random.Generator) -> Statement:
         "Pneumonia": [
             Statement("Findings consistent with pneumonia."),
             Statement(f"{s.capitalize()} lower lobe pneumonia."),
-            Statement(f"Patchy airspace opacity in the {s} lower lung compatible with pneumonia.", {"Lung Opacity": 1}),
+            Statement(
+                f"Patchy airspace opacity in the {s} lower lung compatible with pneumonia.",
+                {"Lung Opacity": 1},
+            ),
         ],
         "Atelectasis": [
             Statement(f"{s.capitalize()} basilar atelectasis."),
-            Statement(f"Linear opacity at the {s} base compatible with atelectasis.", {"Lung Opacity": 1}),
+            Statement(
+                f"Linear opacity at the {s} base compatible with atelectasis.", {"Lung Opacity": 1}
+            ),
             Statement(f"Plate-like atelectasis in the {s} lower lung."),
             Statement(f"Subsegmental atelectasis at the {s} lung base."),
         ],
@@ -110,11 +120,16 @@ def _positive(label: str, side: str, rng: np.random.Generator) -> Statement:
         "Support Devices": [
             Statement("Endotracheal tube terminates above the carina."),
             Statement("Support devices in place."),
-            Statement("Endotracheal tube and right internal jugular central venous catheter in standard position."),
+            Statement(
+                "Endotracheal tube and right internal jugular central venous catheter in standard position."
+            ),
             Statement("Lines and tubes are unchanged in position."),
         ],
         "Pleural Other": [Statement(f"Pleural thickening along the {s} lateral chest wall.")],
-        "Fracture": [Statement(f"Healing fracture of a {s} rib."), Statement(f"Acute {s} rib fracture.")],
+        "Fracture": [
+            Statement(f"Healing fracture of a {s} rib."),
+            Statement(f"Acute {s} rib fracture."),
+        ],
     }
     statement = choices[label][rng.integers(len(choices[label]))]
     return Statement(statement.text, {label: 1, **statement.labels})
@@ -133,7 +148,12 @@ _HEDGE_NOUN = {
     "Pleural Other": "pleural thickening",
     "Fracture": "a rib fracture",
 }
-_HEDGES = ("Possible {}.", "{} cannot be excluded.", "Findings may represent {}.", "Questionable {}.")
+_HEDGES = (
+    "Possible {}.",
+    "{} cannot be excluded.",
+    "Findings may represent {}.",
+    "Questionable {}.",
+)
 
 
 def _hedged(label: str, rng: np.random.Generator) -> Statement:
@@ -155,7 +175,10 @@ _NEGATION_NOUN = {
 }
 _NEGATION_SENTENCES = {
     "Cardiomegaly": ["Heart size is normal.", "The heart is not enlarged.", "Normal heart size."],
-    "Enlarged Cardiomediastinum": ["Mediastinal contours are normal.", "The mediastinum is not widened."],
+    "Enlarged Cardiomediastinum": [
+        "Mediastinal contours are normal.",
+        "The mediastinum is not widened.",
+    ],
     "Pneumothorax": ["There is no pneumothorax.", "No evidence of pneumothorax."],
     "Pleural Effusion": ["No pleural effusion.", "No effusion."],
     "Edema": ["No evidence of pulmonary edema."],
@@ -172,7 +195,11 @@ def _negations(labels: list[str], rng: np.random.Generator) -> list[Statement]:
         listable = [label for label in pending[:3] if label in _NEGATION_NOUN]
         if len(listable) >= 2 and rng.random() < 0.45:
             nouns = [_NEGATION_NOUN[label] for label in listable]
-            text = "No " + (", ".join(nouns[:-1]) + (", or " if len(nouns) > 2 else " or ") + nouns[-1]) + "."
+            text = (
+                "No "
+                + (", ".join(nouns[:-1]) + (", or " if len(nouns) > 2 else " or ") + nouns[-1])
+                + "."
+            )
             statements.append(Statement(text, dict.fromkeys(listable, 0)))
             pending = [label for label in pending if label not in listable]
             continue
@@ -209,11 +236,18 @@ def describe(findings: dict[str, str], rng: np.random.Generator) -> Report:
     absent = [label for label in PATHOLOGIES if label not in findings]
     negated = [label for label in absent if rng.random() < 0.4]
     statements += _negations(negated, rng)
-    hedged_absent = [label for label in absent if label not in negated and label in _HEDGE_NOUN and rng.random() < 0.025]
+    hedged_absent = [
+        label
+        for label in absent
+        if label not in negated and label in _HEDGE_NOUN and rng.random() < 0.025
+    ]
     statements += [_hedged(label, rng) for label in hedged_absent]
 
     pathology_stated = any(
-        value in (1, -1) for s in statements for label, value in s.labels.items() if label != "Support Devices"
+        value in (1, -1)
+        for s in statements
+        for label, value in s.labels.items()
+        if label != "Support Devices"
     )
     if not pathology_stated:
         statements.append(_NORMAL[rng.integers(2)])

@@ -15,11 +15,44 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from umcl.data.demo_reports import Report
 from umcl.data.radiograph import render_radiograph
 
-FIRST_NAMES = ["Harriet", "Oswald", "Philippa", "Desmond", "Imogen", "Cornelius", "Rosalind",
-               "Bartholomew", "Genevieve", "Thaddeus", "Marguerite", "Leopold", "Ottilie", "Ambrose"]  # fmt: skip
-LAST_NAMES = ["Abernathy", "Blackwood", "Castellano", "Drummond", "Eastwick", "Fairbanks",
-              "Goodfellow", "Hollingsworth", "Inglewood", "Jorgensen", "Kowalczyk", "Lindqvist",
-              "Montgomery", "Northcott", "Okonkwo", "Pemberton", "Quintero", "Rutherford"]  # fmt: skip
+FIRST_NAMES = [
+    "Harriet",
+    "Oswald",
+    "Philippa",
+    "Desmond",
+    "Imogen",
+    "Cornelius",
+    "Rosalind",
+    "Bartholomew",
+    "Genevieve",
+    "Thaddeus",
+    "Marguerite",
+    "Leopold",
+    "Ottilie",
+    "Ambrose",
+]
+LAST_NAMES = [
+    "Abernathy",
+    "Blackwood",
+    "Castellano",
+    "Drummond",
+    "Eastwick",
+    "Fairbanks",
+    "Goodfellow",
+    "Hollingsworth",
+    "Inglewood",
+    "Jorgensen",
+    "Kowalczyk",
+    "Lindqvist",
+    "Montgomery",
+    "Northcott",
+    "Okonkwo",
+    "Pemberton",
+    "Quintero",
+    "Rutherford",
+]
+
+
 @dataclass(frozen=True)
 class Patient:
     name: tuple[str, str]  # first, last
@@ -71,13 +104,19 @@ def write_dicom(job: ImageJob) -> dict[str, list[int]]:
         rows, columns = np.nonzero(mask)
         if rows.size:
             top = extra // 2
-            boxes[label] = [int(columns.min()), int(rows.min()) + top, int(columns.max()) + 1,
-                            int(rows.max()) + 1 + top]  # fmt: skip
+            boxes[label] = [
+                int(columns.min()),
+                int(rows.min()) + top,
+                int(columns.max()) + 1,
+                int(rows.max()) + 1 + top,
+            ]
 
     bits = int(rng.choice([12, 16]))
     top = 2**bits - 1
     monochrome1 = rng.random() < 0.25
-    stored = np.rint((1.0 - image if monochrome1 else image) * top * 0.9 + top * 0.04).astype(np.uint16)
+    stored = np.rint((1.0 - image if monochrome1 else image) * top * 0.9 + top * 0.04).astype(
+        np.uint16
+    )
     slope, intercept = [(1.0, 0.0), (1.0, -1024.0), (0.5, 0.0), (2.0, -200.0)][rng.integers(4)]
 
     sop_uid = uid("sop", *job.seed)
@@ -115,7 +154,9 @@ def write_dicom(job: ImageJob) -> dict[str, list[int]]:
     return boxes
 
 
-def report_text(report: Report, patient: Patient, accession: str, when: date, rng: np.random.Generator) -> str:
+def report_text(
+    report: Report, patient: Patient, accession: str, when: date, rng: np.random.Generator
+) -> str:
     first, last = patient.name
     header = (
         "EXAMINATION: CHEST (PA AND LAT)\n"
@@ -147,7 +188,10 @@ class FaultPlan:
 
 def draw_studies(rng: np.random.Generator, patients: list[Patient]) -> list[tuple[str, date]]:
     return [
-        (f"ACC{rng.integers(10_000_000, 99_999_999)}", date(2015, 1, 1) + timedelta(days=int(rng.integers(0, 3000))))
+        (
+            f"ACC{rng.integers(10_000_000, 99_999_999)}",
+            date(2015, 1, 1) + timedelta(days=int(rng.integers(0, 3000))),
+        )
         for _ in patients
     ]
 
@@ -158,5 +202,3 @@ def corrupt(path: Path, fault: str, rng: np.random.Generator) -> None:
         path.write_bytes(data[: len(data) * 3 // 5])
     else:  # corrupt: the header survives, the pixel data does not
         path.write_bytes(data[:132] + rng.bytes(200))
-
-

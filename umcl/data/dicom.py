@@ -1,8 +1,10 @@
 """DICOM → float32 image in [0, 1], displayed the way the header asks — within a pixel budget.
 
 Order follows the DICOM grayscale pipeline: stored values → modality LUT (rescale slope and
-intercept) → VOI LUT or window → presentation (MONOCHROME1 means low values are white, so it is
-inverted). Only pixels come out: identifying header attributes never leave this module, and no
+intercept) → VOI LUT or window (with its VOILUTFunction) → presentation (MONOCHROME1 means low
+values are white, so it is inverted). The LUTs and the window are pydicom's
+(`pydicom.pixels.apply_modality_lut`, `apply_voi_lut`, `apply_windowing`), applied a strip of
+rows at a time within the bounds below. Only pixels come out: identifying header attributes never leave this module, and no
 message quotes a header value (a message names the attribute that is wrong, never its content).
 
 Every file is treated as hostile until its header has been checked (`inspect_dicom`), and what
@@ -45,15 +47,15 @@ from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
+from pydicom.datadict import tag_for_keyword
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate, get_frame
 from pydicom.filebase import DicomBytesIO
 from pydicom.filereader import read_dataset, read_partial, read_preamble
 from pydicom.multival import MultiValue
-from pydicom.pixels import apply_modality_lut, apply_voi_lut, pixel_array
+from pydicom.pixels import apply_modality_lut, apply_voi_lut, apply_windowing, pixel_array
 from pydicom.pixels.decoders.base import get_decoder
-from pydicom.pixels.utils import _get_jpg_parameters
 from pydicom.tag import BaseTag
 from pydicom.uid import (
     UID,
@@ -497,10 +499,12 @@ def _check_modality(path: Path, ds: Dataset, limits: DecodeLimits) -> None:
     accepted = ", ".join(sorted(limits.modalities))
     named = modality_name(modality)
     described = (
-        "DICOM file has no Modality" if named == "none"
-        else "DICOM Modality is not a known one" if named == "other"
+        "DICOM file has no Modality"
+        if named == "none"
+        else "DICOM Modality is not a known one"
+        if named == "other"
         else f"DICOM Modality is {named}"
-    )  # fmt: skip
+    )
     raise ImageDecodeError(
         f"{path}: {described}; this model reads radiographs "
         f"(accepted modalities: {accepted}; UMCL_DICOM_MODALITIES)",
@@ -574,7 +578,21 @@ def _check_display_values(path: Path, ds: Dataset) -> None:
     """The numbers the display pipeline will read: refused here, before any pixel is decoded."""
     for keyword in ("RescaleSlope", "RescaleIntercept", "WindowCenter", "WindowWidth"):
         _number(path, ds, keyword)
+    _voi_function(path, ds)
     _voi_lut_bits(path, ds)
+
+
+VOI_FUNCTIONS = ("LINEAR", "LINEAR_EXACT", "SIGMOID")  # PS3.3 C.11.2.1.3
+
+
+def _voi_function(path: Path, ds: Dataset) -> str:
+    """VOILUTFunction, LINEAR when absent or blank."""
+    function = str(_value(path, ds, "VOILUTFunction") or "LINEAR").strip().upper() or "LINEAR"
+    if function not in VOI_FUNCTIONS:
+        raise ImageDecodeError(
+            f"{path}: DICOM VOILUTFunction is none of {', '.join(VOI_FUNCTIONS)}"
+        )
+    return function
 
 
 @contextlib.contextmanager
@@ -612,10 +630,15 @@ def _inspect(path: Path, limits: DecodeLimits | None) -> ImageInfo:
     pixel_count = _held_pixels(header, pixels)
     parsed = _Parsed(path, header, pixels)
     return ImageInfo(
-        "DICOM", pixels.columns, pixels.rows, pixel_count, parsed,
+        "DICOM",
+        pixels.columns,
+        pixels.rows,
+        pixel_count,
+        parsed,
         bits=_stored_bits(path, header.dataset, pixels.bits),
-        photometric=pixels.photometric, modality=_modality_term(path, header.dataset),
-    )  # fmt: skip
+        photometric=pixels.photometric,
+        modality=_modality_term(path, header.dataset),
+    )
 
 
 def _modality_term(path: Path, ds: Dataset) -> str:
@@ -821,26 +844,30 @@ def _first_frame_dataset(path: Path, header: _Header, pixels: _PixelModule) -> D
 _JPEG_MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
 
 
-def check_jpeg_stream(path: Path, data: bytes | bytearray | mmap.mmap, scans: bool = True) -> None:
+def check_jpeg_stream(
+    path: Path, data: bytes | bytearray | mmap.mmap, scans: bool = True
+) -> tuple[int, int] | None:
     """Walks a JPEG stream's marker segments (ISO 10918-1 B.1) up to the end of its first image
     (an MPO's other pictures are never decoded) and refuses one with over MAX_JPEG_SEGMENTS
     segments or, when `scans`, over MAX_JPEG_SCANS start-of-scan segments: the decoder passes
     over the whole image once per scan. A JPEG-LS stream (`scans=False`) is walked to its first
     scan only (its entropy-coded data escapes 0xFF differently). Anything that is not a
     well-formed marker sequence is left for the decoder to refuse. Costs one pass of a regular
-    expression over the scans' data."""
+    expression over the scans' data. Returns the first frame header's (rows, columns), None
+    without one."""
     if data[:2] != b"\xff\xd8":
-        return
+        return None
     pos, end, segments, scan_count, pixels = 2, len(data), 0, 0, 0
+    size: tuple[int, int] | None = None
     while pos + 1 < end:
         if data[pos] != 0xFF or data[pos + 1] in (0x00, 0xFF) or 0xD0 <= data[pos + 1] <= 0xD7:
             found = _JPEG_MARKER.search(data, pos)  # fill bytes or garbage before the next marker
             if found is None:
-                return
+                return size
             pos = found.start()
         marker = data[pos + 1]
         if marker == 0xD9:  # EOI
-            return
+            return size
         segments += 1
         if segments > MAX_JPEG_SEGMENTS:
             raise ImageDecodeError(
@@ -853,13 +880,15 @@ def check_jpeg_stream(path: Path, data: bytes | bytearray | mmap.mmap, scans: bo
         if marker in _JPEG_FRAME_MARKERS and pos + 9 <= end:
             # The largest frame counts (a second, tiny SOF does not lower the cost); a height
             # of 0 is defined later by a DNL segment: as high as a frame can be.
-            height = int.from_bytes(data[pos + 5 : pos + 7], "big") or 0xFFFF
-            pixels = max(pixels, height * int.from_bytes(data[pos + 7 : pos + 9], "big"))
+            rows = int.from_bytes(data[pos + 5 : pos + 7], "big")
+            columns = int.from_bytes(data[pos + 7 : pos + 9], "big")
+            size = size or (rows, columns)
+            pixels = max(pixels, (rows or 0xFFFF) * columns)
         pos += 2 + int.from_bytes(data[pos + 2 : pos + 4], "big")
         if marker != 0xDA:
             continue
         if not scans:
-            return
+            return size
         scan_count += 1
         if scan_count > MAX_JPEG_SCANS or scan_count * pixels > MAX_JPEG_SCAN_PIXELS:
             raise ImageDecodeError(
@@ -869,13 +898,9 @@ def check_jpeg_stream(path: Path, data: bytes | bytearray | mmap.mmap, scans: bo
             )
         found = _JPEG_MARKER.search(data, pos)  # the end of the scan's entropy-coded data
         if found is None:
-            return
+            return size
         pos = found.start()
-
-
-def _jpeg_size(frame: bytes) -> tuple[int, int] | None:
-    info = _get_jpg_parameters(frame)
-    return (info["height"], info["width"]) if "height" in info else None
+    return size
 
 
 def _jp2_codestream_start(frame: bytes) -> int | None:
@@ -939,12 +964,12 @@ def _rle_segment_length(segment: bytes, limit: int) -> int:
 def _check_first_frame(path: Path, frame: bytes, pixels: _PixelModule) -> None:
     """A compressed frame must decode to the size the header declares, not more, and a JPEG
     frame may not hold more scans than any honest encoder writes."""
-    if pixels.syntax in JPEGTransferSyntaxes or pixels.syntax in JPEGLSTransferSyntaxes:
-        check_jpeg_stream(path, frame, scans=pixels.syntax in JPEGTransferSyntaxes)
-    if pixels.syntax == RLELossless:
+    jpeg = pixels.syntax in JPEGTransferSyntaxes or pixels.syntax in JPEGLSTransferSyntaxes
+    if jpeg:
+        size = check_jpeg_stream(path, frame, scans=pixels.syntax in JPEGTransferSyntaxes)
+        fits = size == (pixels.rows, pixels.columns)
+    elif pixels.syntax == RLELossless:
         fits = _rle_expands_within(frame, pixels)
-    elif pixels.syntax in JPEGTransferSyntaxes or pixels.syntax in JPEGLSTransferSyntaxes:
-        fits = _jpeg_size(frame) == (pixels.rows, pixels.columns)
     elif pixels.syntax in JPEG2000TransferSyntaxes:
         fits = _j2k_size(frame) == (pixels.rows, pixels.columns)
     else:
@@ -977,16 +1002,6 @@ def _first_frame(path: Path, ds: Dataset, pixels: _PixelModule) -> np.ndarray:
 # --- stored values → display ---------------------------------------------------------------------
 
 
-def _window(values: np.ndarray, center: float, width: float) -> np.ndarray:
-    """DICOM PS3.3 C.11.2.1.2 linear window, mapped to [0, 1], in place."""
-    if width <= 1.0:  # a threshold at the centre (C.11.2.1.2.1 with w = 1)
-        return (values > center - 0.5).astype(np.float64)
-    np.subtract(values, center - 0.5, out=values)
-    np.divide(values, width - 1.0, out=values)
-    np.add(values, 0.5, out=values)
-    return np.clip(values, 0.0, 1.0, out=values)
-
-
 def _luminance(rgb: np.ndarray) -> np.ndarray:
     """ITU-R BT.601 luma of an (H, W, 3) array, one channel at a time to bound memory."""
     luma = rgb[..., 0] * np.float32(0.299)
@@ -995,21 +1010,39 @@ def _luminance(rgb: np.ndarray) -> np.ndarray:
     return luma
 
 
-def _modality_values(path: Path, ds: Dataset, stored: np.ndarray) -> np.ndarray:
-    """Stored values → modality values (float64, a new array the later steps may change)."""
-    if _element(path, ds, "ModalityLUTSequence"):
-        try:
-            return np.array(apply_modality_lut(stored, ds), dtype=np.float64)
-        except MemoryError:
-            raise
-        except Exception:
-            raise ImageDecodeError(f"{path}: DICOM modality LUT is malformed") from None
-    slope, intercept = _number(path, ds, "RescaleSlope"), _number(path, ds, "RescaleIntercept")
-    values = stored.astype(np.float64)
-    if slope is not None and intercept is not None:  # as pydicom's apply_modality_lut, in place
-        values *= slope
-        values += intercept
-    return values
+def _display_view(path: Path, ds: Dataset, stored: np.ndarray, photometric: str) -> Dataset:
+    """What pydicom's rescale and window read, as this module reads the header: each number its
+    first value (a blank one absent), VOILUTFunction LINEAR when blank, the bits and sign of the
+    decoded frame; the modality LUT sequence as the file has it (bounded by `_element`)."""
+    view = Dataset()
+    view.PhotometricInterpretation = photometric
+    view.BitsStored = _stored_bits(path, ds, stored.dtype.itemsize * 8)
+    view.PixelRepresentation = int(stored.dtype.kind == "i")
+    if lut := _element(path, ds, "ModalityLUTSequence"):
+        view.ModalityLUTSequence = lut
+    keywords = ("RescaleSlope", "RescaleIntercept", "WindowCenter", "WindowWidth")
+    numbers = {k: _number(path, ds, k) for k in keywords}
+    pairs = (("RescaleSlope", "RescaleIntercept"), ("WindowCenter", "WindowWidth"))
+    for pair in pairs:  # pydicom applies each only when both numbers are there
+        if all(numbers[k] is not None for k in pair):
+            for keyword in pair:  # FD: the float itself, not a DS string pydicom re-validates
+                view.add_new(tag_for_keyword(keyword), "FD", numbers[keyword])
+    view.VOILUTFunction = _voi_function(path, ds)
+    return view
+
+
+def _modality_values(path: Path, ds: Dataset, view: Dataset, stored: np.ndarray) -> np.ndarray:
+    """Stored values → modality values by pydicom (the file's modality LUT, else rescale slope
+    and intercept), as a new float64 array the later steps may change."""
+    try:
+        # The LUT's data is unpacked by the file's byte order: pydicom reads it from the file's
+        # own dataset; a rescale from the checked numbers of the view.
+        modality = apply_modality_lut(stored, ds if "ModalityLUTSequence" in view else view)
+        return np.array(modality, dtype=np.float64)
+    except MemoryError:
+        raise
+    except Exception:
+        raise ImageDecodeError(f"{path}: DICOM modality LUT is malformed") from None
 
 
 def _voi_lut_bits(path: Path, ds: Dataset) -> int | None:
@@ -1039,18 +1072,24 @@ class _Display:
     def __init__(self, path: Path, ds: Dataset, stored: np.ndarray, photometric: str) -> None:
         self.path, self.ds, self.colour = path, ds, stored.ndim == 3
         self.inverted = photometric == "MONOCHROME1"
+        self.view = None if self.colour else _display_view(path, ds, stored, photometric)
         self.lut_bits = None if self.colour else _voi_lut_bits(path, ds)
-        center, width = _number(path, ds, "WindowCenter"), _number(path, ds, "WindowWidth")
-        self.window = None if self.colour or center is None or width is None else (center, width)
+        windowed = self.view is not None and "WindowWidth" in self.view
+        # pydicom's window writes into the range of the modality values (PS3.3 C.11.2.1.2):
+        # its ends, found by windowing the lowest and highest values there are, map to [0, 1].
+        self.window_ends = None
+        if windowed and self.lut_bits is None:  # a VOI LUT comes before the window
+            low, high = self._window(np.array([-np.inf, np.inf]))
+            self.window_ends = (float(low), float(high))
         self.range: tuple[float, float] | None = None
-        if self.colour or (self.lut_bits is None and self.window is None):
+        if self.colour or (self.lut_bits is None and self.window_ends is None):
             self.range = self._range(stored)
 
     def _values(self, stored: np.ndarray) -> np.ndarray:
         """Luminance of colour, modality values of grey: values whose range min–max maps."""
-        if self.colour:
+        if self.view is None:
             return _luminance(stored)
-        return _modality_values(self.path, self.ds, stored)
+        return _modality_values(self.path, self.ds, self.view, stored)
 
     def _range(self, stored: np.ndarray) -> tuple[float, float]:
         low, high = np.inf, -np.inf
@@ -1058,6 +1097,17 @@ class _Display:
             values = self._values(stored[rows])
             low, high = min(low, float(values.min())), max(high, float(values.max()))
         return low, high
+
+    def _window(self, values: np.ndarray) -> np.ndarray:
+        """The window and its function (VOILUTFunction: LINEAR, LINEAR_EXACT or SIGMOID), by
+        pydicom."""
+        try:
+            with np.errstate(over="ignore"):  # SIGMOID far from its centre: exp → inf → 0
+                return np.asarray(apply_windowing(values, self.view), np.float64)
+        except MemoryError:
+            raise
+        except Exception:  # a width its function cannot use (LINEAR under 1, others 0)
+            raise ImageDecodeError(f"{self.path}: DICOM window is malformed") from None
 
     def convert(self, stored: np.ndarray) -> np.ndarray:
         """A strip of stored values → float64 in [0, 1] (checked finite)."""
@@ -1077,8 +1127,12 @@ class _Display:
                 raise ImageDecodeError(f"{self.path}: DICOM VOI LUT is malformed") from None
             values = np.clip(lut_out / (2**self.lut_bits - 1), 0.0, 1.0)
         else:
-            assert self.window is not None
-            values = _window(values, *self.window)
+            assert self.window_ends is not None
+            low, high = self.window_ends
+            if high == low:  # a rescale slope of 0: every value the same, black
+                values = np.zeros(values.shape, np.float64)
+            else:
+                values = np.clip((self._window(values) - low) / (high - low), 0.0, 1.0)
         if self.inverted:
             np.subtract(1.0, values, out=values)
         if not np.isfinite(values).all():

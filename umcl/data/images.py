@@ -34,6 +34,7 @@ from umcl.data.dicom import (
 from umcl.data.scaled import box_mean, reduced_shape, reduction, strips
 
 __all__ = [
+    "IMAGE_SUFFIXES",
     "DecodeLimits",
     "ImageDecodeError",
     "ImageInfo",
@@ -44,6 +45,7 @@ __all__ = [
 ]
 
 DICOM_SUFFIXES = {".dcm", ".dicom"}
+IMAGE_SUFFIXES = DICOM_SUFFIXES | {".png", ".jpg", ".jpeg"}  # what a reader or an upload decodes
 # Pillow's names. MPO is how Pillow identifies a JPEG from a camera that also stores a preview;
 # only its first picture is decoded, as for any JPEG.
 RASTER_FORMATS = ("PNG", "JPEG", "MPO")
@@ -106,9 +108,15 @@ def _pillow_refusal(
 # What the monitor records of a PNG or JPEG, in the DICOM terms it uses for DICOM files.
 RASTER_NAMES = {"MPO": "JPEG"}  # Pillow's name for a JPEG with more than one picture
 RASTER_BITS = {"1": 1, "I": 32, "F": 32}  # per sample; 8 unless named here or I;16*
-RASTER_PHOTOMETRIC = {"1": "MONOCHROME2", "L": "MONOCHROME2", "LA": "MONOCHROME2",
-                      "I": "MONOCHROME2", "F": "MONOCHROME2", "P": "PALETTE COLOR",
-                      "PA": "PALETTE COLOR"}  # fmt: skip
+RASTER_PHOTOMETRIC = {
+    "1": "MONOCHROME2",
+    "L": "MONOCHROME2",
+    "LA": "MONOCHROME2",
+    "I": "MONOCHROME2",
+    "F": "MONOCHROME2",
+    "P": "PALETTE COLOR",
+    "PA": "PALETTE COLOR",
+}
 
 
 def _open_raster(path: Path, limits: DecodeLimits) -> Image.Image:
@@ -148,10 +156,15 @@ def _raster_info(path: Path, img: Image.Image, limits: DecodeLimits) -> ImageInf
     if _orientation(img) >= 5:  # turned a quarter: the upright picture is height × width
         width, height = height, width
     return ImageInfo(
-        RASTER_NAMES.get(str(img.format), str(img.format)), width, height, width * height,
+        RASTER_NAMES.get(str(img.format), str(img.format)),
+        width,
+        height,
+        width * height,
         bits=RASTER_BITS.get(img.mode, 16 if img.mode.startswith("I;16") else 8),
-        photometric=RASTER_PHOTOMETRIC.get(img.mode, "MONOCHROME2" if img.mode.startswith("I;16") else "RGB"),
-    )  # fmt: skip
+        photometric=RASTER_PHOTOMETRIC.get(
+            img.mode, "MONOCHROME2" if img.mode.startswith("I;16") else "RGB"
+        ),
+    )
 
 
 # EXIF Orientation → the stored array as displayed, as views (ImageOps.exif_transpose's table:

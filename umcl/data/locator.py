@@ -13,6 +13,7 @@ from pathlib import Path
 
 import polars as pl
 
+from umcl.atomic import write_with
 from umcl.errors import UMCLError
 
 SCHEMA = {"image": pl.String, "path": pl.String}
@@ -23,10 +24,8 @@ class LocatorError(UMCLError, ValueError):
 
 
 def write_locator(directory: Path, source: str, keys: list[str], paths: list[str]) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
-    pl.DataFrame({"image": keys, "path": paths}, schema=SCHEMA).write_parquet(
-        directory / f"{source}.parquet"
-    )
+    frame = pl.DataFrame({"image": keys, "path": paths}, schema=SCHEMA)
+    write_with(directory / f"{source}.parquet", frame.write_parquet)
 
 
 def read_locator(directory: Path) -> dict[str, str]:

@@ -64,13 +64,26 @@ STRUCTURED_REPORT = "structured_report: a structured report or key object, not a
 FOR_PROCESSING = "for_processing: raw detector data, not an image for display"
 # ViewCodeSequence codes (SNOMED RT / CT) of the chest projections.
 VIEW_CODES = {
-    "R-10214": "PA", "399348003": "PA", "R-10206": "AP", "399182002": "AP",
-    "R-10236": "LL", "399173006": "LL", "R-10232": "RL", "399198007": "RL",
-}  # fmt: skip
+    "R-10214": "PA",
+    "399348003": "PA",
+    "R-10206": "AP",
+    "399182002": "AP",
+    "R-10236": "LL",
+    "399173006": "LL",
+    "R-10232": "RL",
+    "399198007": "RL",
+}
 # Free text that may name the view when ViewPosition is empty.
 DESCRIPTIONS = ("SeriesDescription", "ProtocolName", "AcquisitionDeviceProcessingDescription")
-IDENTIFYING = ("PatientName", "PatientID", "OtherPatientIDs", "AccessionNumber",
-               "ReferringPhysicianName", "PerformingPhysicianName", "InstitutionName")  # fmt: skip
+IDENTIFYING = (
+    "PatientName",
+    "PatientID",
+    "OtherPatientIDs",
+    "AccessionNumber",
+    "ReferringPhysicianName",
+    "PerformingPhysicianName",
+    "InstitutionName",
+)
 
 
 @dataclass(frozen=True)
@@ -239,8 +252,9 @@ def read_dicom_folder(
         except OSError:
             problem = "image_unreadable: the file cannot be read"
         if problem is not None:
-            yield Record(native_id=location, patient=None, image=inside, location=location,
-                         problem=problem)  # fmt: skip
+            yield Record(
+                native_id=location, patient=None, image=inside, location=location, problem=problem
+            )
             continue
         if isinstance(routed, Skipped):
             yield routed

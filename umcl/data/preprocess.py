@@ -18,6 +18,7 @@ import numpy as np
 import polars as pl
 from tqdm import tqdm
 
+from umcl.atomic import replacing, write_json, write_with
 from umcl.data.dicom import DecodeLimits
 from umcl.data.images import fit_square, load_image
 from umcl.data.locator import image_files
@@ -81,26 +82,27 @@ def build_cache(
     )
     cache_dir.mkdir(parents=True, exist_ok=True)
     target = cache_dir / IMAGES_FILE
-    partial_file = target.with_suffix(".partial")
-    if ids:
-        images = np.memmap(partial_file, dtype=np.uint8, mode="w+", shape=(len(ids), size, size))
-        with ProcessPoolExecutor(max_workers=workers or os.cpu_count()) as pool:
-            decoded = pool.map(
-                partial(decode_to_square, size=size, limits=limits), paths, chunksize=32
-            )
-            for row, square in enumerate(
-                tqdm(decoded, total=len(ids), desc="preprocess", unit="img")
-            ):
-                images[row] = square
-        images.flush()
-        del images
-        partial_file.replace(target)  # a killed run never leaves a half-written cache behind
-    else:
-        target.write_bytes(b"")
-    pl.DataFrame(
+    with replacing(target) as partial_file:  # a killed run never leaves a half-written cache
+        if ids:
+            shape = (len(ids), size, size)
+            images = np.memmap(partial_file, dtype=np.uint8, mode="w+", shape=shape)
+            with ProcessPoolExecutor(max_workers=workers or os.cpu_count()) as pool:
+                decoded = pool.map(
+                    partial(decode_to_square, size=size, limits=limits), paths, chunksize=32
+                )
+                for row, square in enumerate(
+                    tqdm(decoded, total=len(ids), desc="preprocess", unit="img")
+                ):
+                    images[row] = square
+            images.flush()
+            del images
+        else:
+            partial_file.write_bytes(b"")
+    index = pl.DataFrame(
         {"sample_id": ids, "row": list(range(len(ids)))},
         schema={"sample_id": pl.String, "row": pl.Int64},
-    ).write_parquet(cache_dir / INDEX_FILE)
+    )
+    write_with(cache_dir / INDEX_FILE, index.write_parquet)
     meta = {"count": len(ids), "size": size}
-    (cache_dir / META_FILE).write_text(json.dumps(meta) + "\n")
+    write_json(cache_dir / META_FILE, meta, indent=None)
     return meta

@@ -10,6 +10,8 @@ against (the pointing game in benchmarks/grounding.py).
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 Side = str  # "left" or "right" of the patient; the patient's right lung is on the image's left
@@ -23,7 +25,9 @@ def _soft(distance: np.ndarray, edge: float = 0.006) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.clip(distance / edge, -40, 40)))
 
 
-def _ellipse(x: np.ndarray, y: np.ndarray, cx: float, cy: float, rx: float, ry: float) -> np.ndarray:
+def _ellipse(
+    x: np.ndarray, y: np.ndarray, cx: float, cy: float, rx: float, ry: float
+) -> np.ndarray:
     """Normalised elliptical radius: 1 on the outline."""
     return np.sqrt(((x - cx) / rx) ** 2 + ((y - cy) / ry) ** 2)
 
@@ -36,7 +40,9 @@ def _blur(image: np.ndarray, sigma_px: float) -> np.ndarray:
     return np.real(np.fft.ifft2(np.fft.fft2(image) * kernel))
 
 
-def _segment(x: np.ndarray, y: np.ndarray, p0: tuple[float, float], p1: tuple[float, float]) -> np.ndarray:
+def _segment(
+    x: np.ndarray, y: np.ndarray, p0: tuple[float, float], p1: tuple[float, float]
+) -> np.ndarray:
     """Distance from every pixel to the segment p0–p1."""
     (x0, y0), (x1, y1) = p0, p1
     dx, dy = x1 - x0, y1 - y0
@@ -45,7 +51,7 @@ def _segment(x: np.ndarray, y: np.ndarray, p0: tuple[float, float], p1: tuple[fl
 
 
 def _polyline(x: np.ndarray, y: np.ndarray, points: list[tuple[float, float]]) -> np.ndarray:
-    return np.min([_segment(x, y, a, b) for a, b in zip(points, points[1:], strict=False)], axis=0)
+    return np.min([_segment(x, y, a, b) for a, b in itertools.pairwise(points)], axis=0)
 
 
 def _lung_x(side: Side) -> float:
@@ -53,9 +59,11 @@ def _lung_x(side: Side) -> float:
 
 
 def render_radiograph(
-    rng: np.random.Generator, findings: dict[str, Side], size: int,
+    rng: np.random.Generator,
+    findings: dict[str, Side],
+    size: int,
     regions: dict[str, np.ndarray] | None = None,
-) -> np.ndarray:  # fmt: skip
+) -> np.ndarray:
     """A `size`×`size` float32 density image showing `findings` (label → side). `regions`, when
     given, receives each drawn finding's (size, size) bool mask; the image does not change."""
     # Pose jitter: rotation, scale and shift applied to the sampling grid.
@@ -84,10 +92,18 @@ def render_radiograph(
     density += 0.12 * body * _soft(y - dome, 0.01)  # abdomen below the diaphragm
 
     # Mediastinum (wider with enlarged cardiomediastinum) and heart (cardiothoracic ratio).
-    half_width = rng.uniform(0.105, 0.125) if "Enlarged Cardiomediastinum" in findings else rng.uniform(0.05, 0.065)
-    mediastinum = _soft(half_width - np.abs(x - 0.5), 0.006) * _soft(y - 0.06, 0.01) * _soft(0.62 - y, 0.02)
+    half_width = (
+        rng.uniform(0.105, 0.125)
+        if "Enlarged Cardiomediastinum" in findings
+        else rng.uniform(0.05, 0.065)
+    )
+    mediastinum = (
+        _soft(half_width - np.abs(x - 0.5), 0.006) * _soft(y - 0.06, 0.01) * _soft(0.62 - y, 0.02)
+    )
     ratio = rng.uniform(0.58, 0.68) if "Cardiomegaly" in findings else rng.uniform(0.40, 0.48)
-    heart = _soft(1 - _ellipse(x, y, 0.55, 0.61, ratio * 0.36, 0.14), 0.01) * _soft(dome + 0.02 - y, 0.01)
+    heart = _soft(1 - _ellipse(x, y, 0.55, 0.61, ratio * 0.36, 0.14), 0.01) * _soft(
+        dome + 0.02 - y, 0.01
+    )
     if regions is not None:
         for label, mask in (("Enlarged Cardiomediastinum", mediastinum), ("Cardiomegaly", heart)):
             if label in findings:
@@ -103,9 +119,13 @@ def render_radiograph(
     for k in range(9):
         level = 0.17 + 0.062 * k + 0.06 * (np.abs(x - 0.5) - 0.25) ** 2 * 4
         ribs = np.maximum(ribs, _soft(0.009 - np.abs(y - level), 0.003))
-    ribs *= _soft(np.abs(x - 0.5) - 0.06, 0.01) * _soft(1 - _ellipse(x, y, 0.5, 0.45, 0.4, 0.36), 0.01)
+    ribs *= _soft(np.abs(x - 0.5) - 0.06, 0.01) * _soft(
+        1 - _ellipse(x, y, 0.5, 0.45, 0.4, 0.36), 0.01
+    )
     density += 0.07 * ribs
-    clavicles = np.minimum(_segment(x, y, (0.45, 0.15), (0.2, 0.1)), _segment(x, y, (0.55, 0.15), (0.8, 0.1)))
+    clavicles = np.minimum(
+        _segment(x, y, (0.45, 0.15), (0.2, 0.1)), _segment(x, y, (0.55, 0.15), (0.8, 0.1))
+    )
     density += 0.14 * _soft(0.014 - clavicles, 0.004)
 
     for label, side in findings.items():
@@ -116,7 +136,11 @@ def render_radiograph(
                 regions[label] = np.abs(drawn - density) >= REGION_CHANGE
             density = drawn
 
-    density = density + rng.normal(0, 0.012, size=x.shape) + 0.02 * _blur(rng.normal(size=x.shape), size / 8)
+    density = (
+        density
+        + rng.normal(0, 0.012, size=x.shape)
+        + 0.02 * _blur(rng.normal(size=x.shape), size / 8)
+    )
     density = np.clip(density, 0, 1) ** rng.uniform(0.85, 1.2)  # exposure / contrast jitter
     return density.astype(np.float32)
 
@@ -142,11 +166,20 @@ def _pneumothorax(rng, density, x, y, lungs, side, dome):
 def _blob(rng, x, y, lungs, side, zone, radius):
     _, lung = lungs[side]
     cx = _lung_x(side) + rng.uniform(-0.05, 0.05)
-    cy = {"upper": rng.uniform(0.28, 0.38), "mid": rng.uniform(0.40, 0.5), "lower": rng.uniform(0.55, 0.63)}[zone]
+    cy = {
+        "upper": rng.uniform(0.28, 0.38),
+        "mid": rng.uniform(0.40, 0.5),
+        "lower": rng.uniform(0.55, 0.63),
+    }[zone]
     shape = np.zeros_like(x)
     for _ in range(3):  # irregular outline from overlapping lobes
         ox, oy = rng.normal(0, radius * 0.35, size=2)
-        shape = np.maximum(shape, _soft(1 - _ellipse(x, y, cx + ox, cy + oy, radius, radius * rng.uniform(0.7, 1.1)), 0.012))
+        shape = np.maximum(
+            shape,
+            _soft(
+                1 - _ellipse(x, y, cx + ox, cy + oy, radius, radius * rng.uniform(0.7, 1.1)), 0.012
+            ),
+        )
     return shape * lung
 
 
@@ -189,7 +222,11 @@ def _lesion(rng, density, x, y, lungs, side, dome):
 def _devices(rng, density, x, y, lungs, side, dome):
     lines = [_segment(x, y, (0.5, -0.05), (0.5, rng.uniform(0.24, 0.28)))]  # endotracheal tube
     if rng.random() < 0.6:  # right internal jugular central line into the SVC
-        lines.append(_polyline(x, y, [(0.36, 0.0), (0.40, 0.12), (0.46, 0.22), (0.47, rng.uniform(0.32, 0.4))]))
+        lines.append(
+            _polyline(
+                x, y, [(0.36, 0.0), (0.40, 0.12), (0.46, 0.22), (0.47, rng.uniform(0.32, 0.4))]
+            )
+        )
     if rng.random() < 0.4:  # pacemaker generator with a lead into the heart
         box = _soft(0.035 - np.abs(x - 0.76), 0.003) * _soft(0.025 - np.abs(y - 0.2), 0.003)
         density = np.maximum(density, 0.97 * box)

@@ -172,11 +172,30 @@ def read_csv(path: Path, required: Iterable[str] = ()) -> list[dict[str, str]]:
 
 # Suffixes named in counts; any other is "other", since a suffix may be part of a name
 # (`Doe.Jane`) or a UID, and counts reach metrics and logs.
-_COUNTED_SUFFIXES = {".txt", ".csv", ".json", ".xml", ".pdf", ".tif", ".tiff", ".bmp", ".gif",
-                     ".webp", ".zip", ".gz", ".nii", ".nrrd", ".db", ".ini", ".md"}  # fmt: skip
+_COUNTED_SUFFIXES = {
+    ".txt",
+    ".csv",
+    ".json",
+    ".xml",
+    ".pdf",
+    ".tif",
+    ".tiff",
+    ".bmp",
+    ".gif",
+    ".webp",
+    ".zip",
+    ".gz",
+    ".nii",
+    ".nrrd",
+    ".db",
+    ".ini",
+    ".md",
+}
 
 
-def read_user_csv(path: Path, required: Iterable[str], max_bytes: int, what: str) -> list[dict[str, str]]:
+def read_user_csv(
+    path: Path, required: Iterable[str], max_bytes: int, what: str
+) -> list[dict[str, str]]:
     """`read_csv` of a table a user hands a command (`what` it is), refused unread when it is over
     `max_bytes`; its problems as InputError, named by the file."""
     from umcl.errors import InputError

@@ -28,6 +28,7 @@ import polars as pl
 from umcl.config import CsvColumns, SourceSettings, ValidateSettings
 from umcl.data.deid import scrub_text
 from umcl.data.dicom import DecodeLimits, ImageDecodeError, read_header_elements
+from umcl.data.images import IMAGE_SUFFIXES
 from umcl.data.pacs import header_view, read_dicom_folder
 from umcl.data.pseudonyms import Pseudonymizer
 from umcl.data.records import (
@@ -46,7 +47,6 @@ from umcl.data.views import FRONTAL, LATERAL, excluded_view, normalise_view
 from umcl.errors import UMCLError
 from umcl.labels import LabelSpace, strongest
 
-IMAGE_SUFFIXES = {".dcm", ".dicom", ".png", ".jpg", ".jpeg"}
 VALID_LABEL_VALUES = ("1", "0", "-1")
 # Ingestion-only columns: validation writes them to the quarantine and the image locator only.
 PRIVATE_COLUMNS = ["native_id", "location", "image_path", "problem"]
@@ -100,7 +100,9 @@ def _not_utf8(record: Record) -> Record:
     )
 
 
-def report_text(text: str, identifiers: Iterable[str], max_chars: int) -> tuple[str | None, str | None]:
+def report_text(
+    text: str, identifiers: Iterable[str], max_chars: int
+) -> tuple[str | None, str | None]:
     """(the de-identified findings and impression, None) of a report, or (None, problem) when
     it is too long to read or de-identification fails on it: that record is quarantined and
     the others go on. A failure's message is never kept (it could quote the report)."""
@@ -114,7 +116,10 @@ def report_text(text: str, identifiers: Iterable[str], max_chars: int) -> tuple[
     except (UMCLError, MemoryError):  # the scrubber cannot run at all (its model is missing)
         raise
     except Exception as exc:  # a library's error on one record's text (spaCy, a regex engine)
-        return None, f"deidentification_failed: {type(exc).__name__} while de-identifying the report"
+        return (
+            None,
+            f"deidentification_failed: {type(exc).__name__} while de-identifying the report",
+        )
 
 
 def to_rows(
@@ -166,10 +171,16 @@ def to_rows(
             }
         )
     schema = {
-        "sample_id": pl.String, "source": pl.String, "kind": pl.String, "patient_id": pl.String,
-        "image": pl.String, "text": pl.String, **dict.fromkeys(space.names, pl.String),
-        "label_origin": pl.String, **dict.fromkeys(PRIVATE_COLUMNS, pl.String),
-    }  # fmt: skip
+        "sample_id": pl.String,
+        "source": pl.String,
+        "kind": pl.String,
+        "patient_id": pl.String,
+        "image": pl.String,
+        "text": pl.String,
+        **dict.fromkeys(space.names, pl.String),
+        "label_origin": pl.String,
+        **dict.fromkeys(PRIVATE_COLUMNS, pl.String),
+    }
     return SourceRows(pl.DataFrame(rows, schema=schema), dict(sorted(skipped.items())))
 
 
@@ -207,10 +218,13 @@ def read_mimic_cxr(
         labels[study] = row
     metadata = sorted(root.glob("*metadata.csv"))
     views = (
-        {r["dicom_id"]: normalise_view(r["ViewPosition"]) for r in read_csv(metadata[0], ["dicom_id", "ViewPosition"])}
+        {
+            r["dicom_id"]: normalise_view(r["ViewPosition"])
+            for r in read_csv(metadata[0], ["dicom_id", "ViewPosition"])
+        }
         if metadata
         else None
-    )  # fmt: skip
+    )
     studies_with_images: set[Path] = set()
     studies_kept: set[Path] = set()
     reports: list[Path] = []
@@ -347,9 +361,23 @@ def read_chestxray14(
     to are negatives when not listed, and the rest of the label space stays unmentioned. Its
     images are all frontal (`View Position`: PA or AP).
     """
-    classes = ["Atelectasis", "Cardiomegaly", "Effusion", "Infiltration", "Mass", "Nodule",
-               "Pneumonia", "Pneumothorax", "Consolidation", "Edema", "Emphysema", "Fibrosis",
-               "Pleural_Thickening", "Hernia", "No Finding"]  # fmt: skip
+    classes = [
+        "Atelectasis",
+        "Cardiomegaly",
+        "Effusion",
+        "Infiltration",
+        "Mass",
+        "Nodule",
+        "Pneumonia",
+        "Pneumothorax",
+        "Consolidation",
+        "Edema",
+        "Emphysema",
+        "Fibrosis",
+        "Pleural_Thickening",
+        "Hernia",
+        "No Finding",
+    ]
     images = source.images or source.path / "images"
     for row in read_csv(source.path / "Data_Entry_2017.csv", ["Image Index", "Finding Labels"]):
         excluded = excluded_view(normalise_view(row.get("View Position")) or FRONTAL, source.views)

@@ -8,11 +8,11 @@ the seed, so no patient is ever in two splits and adding a source never reshuffl
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 
 import polars as pl
 
+from umcl.atomic import write_json, write_with
 from umcl.config import Settings, SplitSettings
 from umcl.data.labeler import label_reports
 from umcl.errors import MissingInputError
@@ -40,20 +40,37 @@ def label_unlabelled(rows: pl.DataFrame, space: LabelSpace, workers: int = 0) ->
         return rows
     labelled = label_reports(todo["text"].to_list(), names, space.phrases, workers)
     filled = todo.with_columns(
-        *(pl.Series(name, [None if r[name] is None else str(r[name]) for r in labelled], dtype=pl.String) for name in names),
+        *(
+            pl.Series(
+                name, [None if r[name] is None else str(r[name]) for r in labelled], dtype=pl.String
+            )
+            for name in names
+        ),
         pl.lit("labeler").alias("label_origin"),
     )
     return pl.concat([rows.filter(~needs), filled]).sort("sample_id")
 
 
-def build_triplets(validated: list[pl.DataFrame], space: LabelSpace, seed: int, split: SplitSettings, workers: int = 0) -> pl.DataFrame:
+def build_triplets(
+    validated: list[pl.DataFrame],
+    space: LabelSpace,
+    seed: int,
+    split: SplitSettings,
+    workers: int = 0,
+) -> pl.DataFrame:
     names = list(space.names)
     rows = pl.concat(validated, how="vertical") if validated else pl.DataFrame()
     rows = label_unlabelled(rows, space, workers)
-    return rows.with_columns(
-        pl.col("patient_id").map_elements(lambda p: assign_split(p, seed, split), return_dtype=pl.String).alias("split"),
-        *(pl.col(n).cast(pl.Int8) for n in names),
-    ).select([*TRIPLET_COLUMNS, *names, "label_origin"]).sort("sample_id")
+    return (
+        rows.with_columns(
+            pl.col("patient_id")
+            .map_elements(lambda p: assign_split(p, seed, split), return_dtype=pl.String)
+            .alias("split"),
+            *(pl.col(n).cast(pl.Int8) for n in names),
+        )
+        .select([*TRIPLET_COLUMNS, *names, "label_origin"])
+        .sort("sample_id")
+    )
 
 
 def summarise(triplets: pl.DataFrame, names: list[str]) -> dict:
@@ -91,16 +108,28 @@ def unify(settings: Settings, validated_dir: Path, out: Path, metrics_path: Path
     for source in settings.data.sources:
         path = validated_dir / f"{source.name}.parquet"
         if not path.is_file():
-            raise MissingInputError(f"{path}: run the validate stage first (source '{source.name}')")
+            raise MissingInputError(
+                f"{path}: run the validate stage first (source '{source.name}')"
+            )
         frames.append(pl.read_parquet(path))
-    triplets = build_triplets(frames, space, settings.seed, settings.data.split, settings.preprocess.workers)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    triplets.write_parquet(out)
-    (out.parent / "labels.json").write_text(
-        json.dumps({"names": names, "values": {"1": "positive", "0": "negative", "-1": "uncertain", "null": "not mentioned"},
-                    "synonyms": dict(space.synonyms), "uncertainty_policy": settings.labels.uncertainty}, indent=2) + "\n"
+    triplets = build_triplets(
+        frames, space, settings.seed, settings.data.split, settings.preprocess.workers
+    )
+    write_with(out, triplets.write_parquet)
+    write_json(
+        out.parent / "labels.json",
+        {
+            "names": names,
+            "values": {
+                "1": "positive",
+                "0": "negative",
+                "-1": "uncertain",
+                "null": "not mentioned",
+            },
+            "synonyms": dict(space.synonyms),
+            "uncertainty_policy": settings.labels.uncertainty,
+        },
     )
     summary = summarise(triplets, names)
-    metrics_path.parent.mkdir(parents=True, exist_ok=True)
-    metrics_path.write_text(json.dumps(summary, indent=2) + "\n")
+    write_json(metrics_path, summary)
     return summary

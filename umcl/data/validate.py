@@ -16,7 +16,6 @@ keep also as `excluded_by_view`).
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -28,12 +27,13 @@ from pathlib import Path
 import polars as pl
 from tqdm import tqdm
 
+from umcl.atomic import write_json, write_with
 from umcl.config import Settings, SourceKind
 from umcl.data.dicom import DecodeLimits, ImageDecodeError
 from umcl.data.images import load_image
-from umcl.data.scaled import MIN_DECODED_SIDE
 from umcl.data.locator import write_locator
 from umcl.data.pseudonyms import Pseudonymizer, resolve_key
+from umcl.data.scaled import MIN_DECODED_SIDE
 from umcl.data.sources import PRIVATE_COLUMNS, VALID_LABEL_VALUES, read_source
 from umcl.data.views import VIEW_EXCLUDED, VIEW_UNKNOWN
 from umcl.errors import UMCLError
@@ -209,10 +209,9 @@ def validate_sources(
             with_images["image"].to_list(),
             with_images["image_path"].to_list(),
         )
-        valid.drop(PRIVATE_COLUMNS).write_parquet(out_dir / f"{source.name}.parquet")
-        quarantined.drop("image_path", "problem").write_parquet(
-            quarantine_dir / f"{source.name}.parquet"
-        )
+        write_with(out_dir / f"{source.name}.parquet", valid.drop(PRIVATE_COLUMNS).write_parquet)
+        kept_apart = quarantined.drop("image_path", "problem")
+        write_with(quarantine_dir / f"{source.name}.parquet", kept_apart.write_parquet)
         codes = Counter(
             reason_code(r) for reasons in quarantined["reason"] for r in split_reasons(reasons)
         )
@@ -224,7 +223,9 @@ def validate_sources(
             "reasons": dict(sorted(codes.items())),
             "skipped": read.skipped,
             "excluded_by_view": sum(
-                n for r, n in read.skipped.items() if reason_code(r) in (VIEW_EXCLUDED, VIEW_UNKNOWN)
+                n
+                for r, n in read.skipped.items()
+                if reason_code(r) in (VIEW_EXCLUDED, VIEW_UNKNOWN)
             ),
         }
         assert rows.height == valid.height + quarantined.height  # nothing is dropped silently
@@ -237,7 +238,7 @@ def validate_sources(
             dict(codes),
             read.skipped,
         )
-    metrics_path.write_text(json.dumps(report, indent=2) + "\n")
+    write_json(metrics_path, report)
 
     limit = settings.validate_.max_bad_fraction
     over = {

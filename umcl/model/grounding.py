@@ -34,9 +34,13 @@ MIN_SIDE = 8  # Grad-CAM's stage: the deepest whose feature map is at least this
 
 
 def finding_maps(
-    model: UMCLModel, pixels: torch.Tensor, present: torch.Tensor, absent: torch.Tensor,
-    scale: torch.Tensor | float, method: Method = "similarity",
-) -> torch.Tensor:  # fmt: skip
+    model: UMCLModel,
+    pixels: torch.Tensor,
+    present: torch.Tensor,
+    absent: torch.Tensor,
+    scale: torch.Tensor | float,
+    method: Method = "similarity",
+) -> torch.Tensor:
     """(n, F, S, S) maps over (n, 1, S, S) images for F findings, given the findings' prompt
     embeddings (`encode_findings`) and the logit scale: each method's own measure, upsampled
     (`image_map` turns one into the image's map)."""
@@ -60,9 +64,12 @@ def image_map(square_map: np.ndarray, height: int, width: int) -> np.ndarray:
 
 
 def similarity_maps(
-    model: UMCLModel, pixels: torch.Tensor, present: torch.Tensor, absent: torch.Tensor,
+    model: UMCLModel,
+    pixels: torch.Tensor,
+    present: torch.Tensor,
+    absent: torch.Tensor,
     scale: torch.Tensor | float,
-) -> torch.Tensor:  # fmt: skip
+) -> torch.Tensor:
     """(n, F, h, w): each place's log-odds for each finding."""
     with torch.no_grad():
         places = model.image.location_embeddings(model.image.backbone_output(pixels))
@@ -70,9 +77,12 @@ def similarity_maps(
 
 
 def gradcam_maps(
-    model: UMCLModel, pixels: torch.Tensor, present: torch.Tensor, absent: torch.Tensor,
+    model: UMCLModel,
+    pixels: torch.Tensor,
+    present: torch.Tensor,
+    absent: torch.Tensor,
     scale: torch.Tensor | float,
-) -> torch.Tensor:  # fmt: skip
+) -> torch.Tensor:
     """(n, F, h, w): Grad-CAM of each finding's log-odds on the chosen stage."""
     with torch.enable_grad():
         output = model.image.backbone_output(pixels, hidden_states=True)

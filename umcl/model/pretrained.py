@@ -64,7 +64,9 @@ def _json_object(path: Path) -> dict:
     try:
         content = json.loads(path.read_text())
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"{path}: not readable JSON ({exc}); download the checkpoint again") from None  # fmt: skip
+        raise InputError(
+            f"{path}: not readable JSON ({exc}); download the checkpoint again"
+        ) from None
     if not isinstance(content, dict):
         raise InputError(f"{path}: expected a JSON object, found {type(content).__name__}")
     return content
@@ -94,7 +96,9 @@ def preprocessing(folder: Path) -> Preprocessing:
         if value is None:
             return None
         values = value if isinstance(value, list) else [value]
-        if not values or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):  # fmt: skip
+        if not values or not all(
+            isinstance(v, int | float) and not isinstance(v, bool) for v in values
+        ):
             raise InputError(
                 f"{folder / PREPROCESSOR_FILE}: {key} must be a number or a list of numbers, "
                 f"got {value!r}; or set model.image.mean/std in params"

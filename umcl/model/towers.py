@@ -54,7 +54,9 @@ def load_backbone(settings: TowerSettings, part: Part, loaded: dict | None = Non
     memoises a CLIP-style model that both towers name, so it is read once."""
     if settings.pretrained is None:
         config = dict(settings.config)
-        return Backbone(backbone_from_config(AutoConfig.for_model(config.pop("model_type"), **config)))  # fmt: skip
+        return Backbone(
+            backbone_from_config(AutoConfig.for_model(config.pop("model_type"), **config))
+        )
     path = Path(settings.pretrained)
     if not is_dual(read_config(path)):
         return Backbone(AutoModel.from_pretrained(path, local_files_only=True))
@@ -65,7 +67,9 @@ def load_backbone(settings: TowerSettings, part: Part, loaded: dict | None = Non
     whole = memo[key]
     sub, projection = _DUAL[part]
     if not hasattr(whole, sub):
-        raise InputError(f"{path}: a {whole.config.model_type} model has no {sub} for the {part} tower")  # fmt: skip
+        raise InputError(
+            f"{path}: a {whole.config.model_type} model has no {sub} for the {part} tower"
+        )
     head = getattr(whole, projection, None)
     # CLIP's temperature is a softmax's, as UMCL's; SigLIP's (with its logit_bias) a sigmoid's.
     scale = None if hasattr(whole, "logit_bias") else getattr(whole, "logit_scale", None)
@@ -205,8 +209,10 @@ def _projection(width: int, embed_dim: int, start: torch.Tensor | None, part: Pa
             log.warning(
                 "the checkpoint's %s projection maps to %d dimensions, model.embed_dim is %d: "
                 "the projection starts from random weights",
-                part, start.shape[0], embed_dim,
-            )  # fmt: skip
+                part,
+                start.shape[0],
+                embed_dim,
+            )
     return projection
 
 

@@ -26,6 +26,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import PretrainedConfig, PreTrainedTokenizerBase
 
+from umcl.atomic import replacing_directory, write_json
 from umcl.config import ModelSettings, PromptSettings, TextTowerSettings
 from umcl.errors import InputError, MissingInputError, UMCLError
 from umcl.model.pretrained import identity, normalisation, preprocessing
@@ -151,28 +152,27 @@ class UMCLModel(nn.Module):
         return model.to(device).eval()
 
     def save_pretrained(self, directory: str | Path, provenance: dict | None = None) -> Path:
-        """Everything `from_pretrained` needs, in `directory` (created); `provenance` (what the
-        training recorded) goes to its own file, apart from what defines the model."""
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        _portable(self.tokenizer).save_pretrained(directory / TOKENIZER_DIR)
+        """Everything `from_pretrained` needs, in `directory`, which it replaces whole and
+        atomically (`umcl/atomic.py`); `provenance` (what the training recorded) goes to its own
+        file, apart from what defines the model."""
+        with replacing_directory(directory) as folder:
+            self.write_into(folder, provenance)
+        return Path(directory)
+
+    def write_into(self, folder: Path, provenance: dict | None = None) -> None:
+        """The files of `save_pretrained`, in an empty `folder`: for a caller that adds files of
+        its own before it puts the folder in place."""
+        _portable(self.tokenizer).save_pretrained(folder / TOKENIZER_DIR)
         state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
-        save_file(state, directory / WEIGHTS_FILE)
-        _write_json(directory / MODEL_FILE, self.config_dict())
-        # Remove what an earlier save left, so the directory describes this model only.
-        optional = {
-            CALIBRATION_FILE: None if self.calibration is None else self.calibration.to_dict(),
-            TRAINING_FILE: provenance,
-        }
-        for name, content in optional.items():
-            if content is None:
-                (directory / name).unlink(missing_ok=True)
-            else:
-                _write_json(directory / name, content)
+        save_file(state, folder / WEIGHTS_FILE)
+        write_json(folder / MODEL_FILE, self.config_dict())
+        if self.calibration is not None:
+            write_json(folder / CALIBRATION_FILE, self.calibration.to_dict())
+        if provenance is not None:
+            write_json(folder / TRAINING_FILE, provenance)
         from umcl.model_card import write_model_card  # it reads this module's files
 
-        write_model_card(directory, directory / CARD_FILE)
-        return directory
+        write_model_card(folder, folder / CARD_FILE)
 
     def effective_settings(self) -> ModelSettings:
         """The model settings with each backbone as its full config: what rebuilds these towers
@@ -398,8 +398,10 @@ def _warn_of_size(folder: Path, image_size: int) -> None:
     if stated is not None and stated != image_size:
         log.warning(
             "%s was trained on %d px images; this model takes %d px (preprocess.image_size)",
-            folder, stated, image_size,
-        )  # fmt: skip
+            folder,
+            stated,
+            image_size,
+        )
 
 
 def _config_dict(config: PretrainedConfig) -> dict:
@@ -419,7 +421,3 @@ def _portable(tokenizer: PreTrainedTokenizerBase) -> PreTrainedTokenizerBase:
         k: v for k, v in tokenizer.init_kwargs.items() if k not in _TOKENIZER_LOAD_KEYS
     }
     return clean
-
-
-def _write_json(path: Path, content: dict) -> None:
-    path.write_text(json.dumps(content, indent=2) + "\n")

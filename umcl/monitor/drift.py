@@ -55,20 +55,33 @@ class Window:
 
     @classmethod
     def from_arrays(
-        cls, embeddings: np.ndarray, probabilities: np.ndarray, thresholds: np.ndarray,
-        refused: dict[str, int] | None = None, facts: dict | None = None, unusable: int = 0,
-    ) -> Window:  # fmt: skip
+        cls,
+        embeddings: np.ndarray,
+        probabilities: np.ndarray,
+        thresholds: np.ndarray,
+        refused: dict[str, int] | None = None,
+        facts: dict | None = None,
+        unusable: int = 0,
+    ) -> Window:
         """A window of images already embedded and scored."""
         return cls(
-            embeddings, len(embeddings), (probabilities >= thresholds).sum(axis=0),
-            probabilities.sum(axis=0), refused or {}, facts or {}, unusable,
-        )  # fmt: skip
+            embeddings,
+            len(embeddings),
+            (probabilities >= thresholds).sum(axis=0),
+            probabilities.sum(axis=0),
+            refused or {},
+            facts or {},
+            unusable,
+        )
 
 
 def window_of(
-    batches: Callable[[], Iterable[pa.Table]], dim: int, thresholds: np.ndarray,
-    max_images: int | None = None, seed: int = 0,
-) -> Window:  # fmt: skip
+    batches: Callable[[], Iterable[pa.Table]],
+    dim: int,
+    thresholds: np.ndarray,
+    max_images: int | None = None,
+    seed: int = 0,
+) -> Window:
     """The window of the store's rows that `batches()` yields (called once, or twice when more
     than `max_images` images need a sample: the first pass counts them; both passes must see
     the same rows). A classified record whose embedding is not `dim` finite numbers, or whose
@@ -103,9 +116,14 @@ def window_of(
     else:
         sample = _sample(batches, dim, findings, images, max_images, seed)
     return Window(
-        sample, images, positives, sums.astype(np.float32), _counts(refused),
-        {fact: dict(sorted(counts.items())) for fact, counts in facts.items()}, unusable,
-    )  # fmt: skip
+        sample,
+        images,
+        positives,
+        sums.astype(np.float32),
+        _counts(refused),
+        {fact: dict(sorted(counts.items())) for fact, counts in facts.items()},
+        unusable,
+    )
 
 
 def sample_rows(images: int, max_images: int, seed: int) -> np.ndarray:
@@ -114,9 +132,13 @@ def sample_rows(images: int, max_images: int, seed: int) -> np.ndarray:
 
 
 def _sample(
-    batches: Callable[[], Iterable[pa.Table]], dim: int, findings: int, images: int,
-    max_images: int, seed: int,
-) -> np.ndarray:  # fmt: skip
+    batches: Callable[[], Iterable[pa.Table]],
+    dim: int,
+    findings: int,
+    images: int,
+    max_images: int,
+    seed: int,
+) -> np.ndarray:
     """The `sample_rows` of the window's usable embeddings, read in a second pass."""
     chosen = sample_rows(images, max_images, seed)
     order = np.argsort(chosen)
@@ -236,9 +258,13 @@ def input_drift(
             f"to estimate one principal axis ({IMAGES_PER_AXIS}): keep monitor.reference_size > 0"
         )
     combined = min(1.0, len(tests) * min(t["p_value"] for t in tests.values()))
-    return {"test": " + ".join(tests), "tests": tests, "p_value": combined,
-            "reference_images": len(reference.embeddings) or reference.images,
-            "drifted": combined < settings.alpha}  # fmt: skip
+    return {
+        "test": " + ".join(tests),
+        "tests": tests,
+        "p_value": combined,
+        "reference_images": len(reference.embeddings) or reference.images,
+        "drifted": combined < settings.alpha,
+    }
 
 
 # --- prediction drift -------------------------------------------------------------------------
@@ -258,11 +284,12 @@ def prediction_drift(reference: Reference, window: Window, alpha: float) -> dict
         table = [[win_positive, n - win_positive], [ref_positive, big_n - ref_positive]]
         p_value = float(stats.fisher_exact(table)[1])
         findings[name] = {
-            "reference_rate": round(p_ref, 4), "window_rate": round(win_positive / n, 4),
+            "reference_rate": round(p_ref, 4),
+            "window_rate": round(win_positive / n, 4),
             "p_value": p_value,
             "reference_mean_probability": round(float(reference.mean_probability[index]), 4),
             "window_mean_probability": round(float(window.probability_sums[index] / n), 4),
-        }  # fmt: skip
+        }
         if p_value < alpha / len(reference.labels):
             drifted.append(name)
     return {"findings": findings, "drifted": drifted}
@@ -294,11 +321,15 @@ def quality_drift(window: Window, previous: Window | None, settings: MonitorSett
     )
     mix = {fact: window.facts.get(fact, {}) for fact in FACTS}
     report: dict = {
-        "uploads": uploads, "refused": window.refused, "unusable_records": window.unusable,
+        "uploads": uploads,
+        "refused": window.refused,
+        "unusable_records": window.unusable,
         "failure_rate": round(refused / uploads, 4) if uploads else 0.0,
-        "max_failure_rate": settings.max_failure_rate, "failure_p_value": p_refused,
-        "too_many_refused": p_refused < settings.alpha, "mix": mix,
-    }  # fmt: skip
+        "max_failure_rate": settings.max_failure_rate,
+        "failure_p_value": p_refused,
+        "too_many_refused": p_refused < settings.alpha,
+        "mix": mix,
+    }
     changed = []
     if previous is not None and min(window.images, previous.images) >= settings.min_images:
         p_values = {f: mix_change(mix[f], previous.facts.get(f, {})) for f in FACTS}
@@ -314,15 +345,25 @@ def quality_drift(window: Window, previous: Window | None, settings: MonitorSett
 
 
 def detect(
-    reference: Reference, window: Window, previous: Window | None, settings: MonitorSettings,
-    *, model: str, since: datetime, until: datetime, seed: int = 0,
-) -> dict:  # fmt: skip
+    reference: Reference,
+    window: Window,
+    previous: Window | None,
+    settings: MonitorSettings,
+    *,
+    model: str,
+    since: datetime,
+    until: datetime,
+    seed: int = 0,
+) -> dict:
     """The drift report of one window (`metrics/drift.json`)."""
     report: dict = {
-        "model": model, "since": since.isoformat(), "until": until.isoformat(),
-        "images": window.images, "min_images": settings.min_images,
+        "model": model,
+        "since": since.isoformat(),
+        "until": until.isoformat(),
+        "images": window.images,
+        "min_images": settings.min_images,
         "quality": quality_drift(window, previous, settings),
-    }  # fmt: skip
+    }
     if window.images < settings.min_images:
         # Too few to test the inputs; refusals alone can still say the world moved.
         report["verdict"] = DRIFT if report["quality"]["drifted"] else TOO_FEW

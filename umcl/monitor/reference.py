@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
+from umcl.atomic import write_with
 from umcl.config import MonitorSettings
 from umcl.errors import InputError
 
@@ -30,8 +31,15 @@ if TYPE_CHECKING:
 
 REFERENCE_FILE = "reference.safetensors"
 METADATA_KEY = "umcl_reference"
-ARRAYS = ("embeddings", "mean", "axes", "variances", "thresholds", "positive_rate",
-          "mean_probability")  # fmt: skip
+ARRAYS = (
+    "embeddings",
+    "mean",
+    "axes",
+    "variances",
+    "thresholds",
+    "positive_rate",
+    "mean_probability",
+)
 
 
 @dataclass(frozen=True)
@@ -48,9 +56,14 @@ class Reference:
 
 
 def build_reference(
-    embeddings: np.ndarray, probabilities: np.ndarray, thresholds: np.ndarray, labels: list[str],
-    size: int, axes: int, seed: int,
-) -> Reference:  # fmt: skip
+    embeddings: np.ndarray,
+    probabilities: np.ndarray,
+    thresholds: np.ndarray,
+    labels: list[str],
+    size: int,
+    axes: int,
+    seed: int,
+) -> Reference:
     """The reference of `embeddings` (n, D) with their calibrated `probabilities` (n, L) and
     each finding's decision threshold (L,)."""
     embeddings = np.asarray(embeddings, np.float64)
@@ -92,22 +105,28 @@ def reference_writer(
 
     def write(model: UMCLModel, curves: Curves) -> None:
         reference = build_reference(
-            curves.test_embeddings.numpy(), curves.test_probabilities.numpy(),
+            curves.test_embeddings.numpy(),
+            curves.test_probabilities.numpy(),
             decision_thresholds(model),
-            model.label_names, settings.reference_size, settings.summary_axes, seed,
-        )  # fmt: skip
+            model.label_names,
+            settings.reference_size,
+            settings.summary_axes,
+            seed,
+        )
         save_reference(reference, path)
 
     return write
 
 
 def save_reference(reference: Reference, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     arrays = {name: np.ascontiguousarray(getattr(reference, name)) for name in ARRAYS}
     # One metadata key: safetensors writes its metadata map in an order that changes from run
     # to run, and the file's bytes must not (dvc.lock records them).
     described = json.dumps({"labels": reference.labels, "images": reference.images})
-    save_file(arrays, str(path), metadata={METADATA_KEY: described})
+    write_with(
+        path,
+        lambda temporary: save_file(arrays, str(temporary), metadata={METADATA_KEY: described}),
+    )
 
 
 def load_reference(path: Path) -> Reference:
@@ -117,9 +136,10 @@ def load_reference(path: Path) -> Reference:
         described = json.loads((handle.metadata() or {})[METADATA_KEY])
     arrays = load_file(str(path))
     return Reference(
-        labels=described["labels"], images=int(described["images"]),
+        labels=described["labels"],
+        images=int(described["images"]),
         **{name: arrays[name] for name in ARRAYS},
-    )  # fmt: skip
+    )
 
 
 def model_reference(model_dir: Path, tag: str) -> Reference:

@@ -5,7 +5,6 @@ markdown summary (the monitor flow's Prefect artifact)."""
 from __future__ import annotations
 
 import csv
-import json
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -14,6 +13,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from umcl import registry
+from umcl.atomic import write_json
 from umcl.config import MonitorSettings
 from umcl.errors import InputError
 from umcl.monitor.drift import DRIFT, TOO_FEW, Window, detect, window_of
@@ -44,9 +44,13 @@ def moment(text: str, now: datetime | None = None) -> datetime:
 
 
 def drift_report(
-    store: Path, settings: MonitorSettings, since: datetime, until: datetime,
-    model: str | None = None, seed: int = 0,
-) -> dict:  # fmt: skip
+    store: Path,
+    settings: MonitorSettings,
+    since: datetime,
+    until: datetime,
+    model: str | None = None,
+    seed: int = 0,
+) -> dict:
     """The report of [since, until) for `model` (default: the champion), with the window of the
     same length before it as the mix's baseline."""
     if until <= since:
@@ -89,8 +93,7 @@ def drift_report(
 
 
 def write_report(report: dict, out: Path, plot_dir: Path | None) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    write_json(out, report)
     if plot_dir is None or "prediction" not in report:
         return
     plot_dir.mkdir(parents=True, exist_ok=True)
@@ -120,8 +123,11 @@ def markdown(report: dict) -> str:
     if "input" in report:
         i = report["input"]
         each = ", ".join(f"{name} p = {t['p_value']:.3g}" for name, t in i["tests"].items())
-        lines += ["", f"Input: {each} against {i['reference_images']} reference images "
-                      f"(together p = {i['p_value']:.3g})."]  # fmt: skip
+        lines += [
+            "",
+            f"Input: {each} against {i['reference_images']} reference images "
+            f"(together p = {i['p_value']:.3g}).",
+        ]
     if "prediction" in report:
         lines += ["", "| finding | reference rate | window rate | p |", "|---|---:|---:|---:|"]
         for name, row in report["prediction"]["findings"].items():
@@ -131,8 +137,11 @@ def markdown(report: dict) -> str:
                 f"{row['p_value']:.2g} |"
             )
     quality = report["quality"]
-    lines += ["", f"Refused uploads: {quality['failure_rate']:.1%} {quality['refused'] or ''}",
-              f"Input mix: {quality['mix']}"]  # fmt: skip
+    lines += [
+        "",
+        f"Refused uploads: {quality['failure_rate']:.1%} {quality['refused'] or ''}",
+        f"Input mix: {quality['mix']}",
+    ]
     if quality["unusable_records"]:
         lines.append(f"Records without finite embeddings (left out): {quality['unusable_records']}")
     if report.get("unreadable_files"):

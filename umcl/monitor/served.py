@@ -35,8 +35,10 @@ def monitor_settings(params: Path | None = None) -> tuple[MonitorSettings, Path]
         return None
     if params.is_file():
         return settings, store_folder(settings, params.resolve().parent)
-    home = Path(os.environ.get("BENTOML_HOME", Path.home() / "bentoml"))
-    return settings, Path(os.environ.get("UMCL_MONITOR_DIR") or home / "monitor").resolve()
+    from umcl.registry import bentoml_home
+
+    default = bentoml_home() / "monitor"
+    return settings, Path(os.environ.get("UMCL_MONITOR_DIR") or default).resolve()
 
 
 def store_folder(settings: MonitorSettings, project: Path) -> Path:
@@ -53,14 +55,19 @@ def start_recorder(params: Path | None = None) -> Recorder | None:
         return None
     settings, store = chosen
     return Recorder(
-        store, flush_records=settings.flush_records, flush_seconds=settings.flush_seconds,
+        store,
+        flush_records=settings.flush_records,
+        flush_seconds=settings.flush_seconds,
         retention_days=settings.retention_days,
-    )  # fmt: skip
+    )
 
 
 def decode_facts(info: ImageInfo) -> dict:
     """How an upload was encoded, in terms that say nothing of whose image it is."""
     return {
-        "format": info.format, "bits": info.bits, "photometric": info.photometric,
-        "modality": info.modality, "size_class": size_class(info.width, info.height),
-    }  # fmt: skip
+        "format": info.format,
+        "bits": info.bits,
+        "photometric": info.photometric,
+        "modality": info.modality,
+        "size_class": size_class(info.width, info.height),
+    }

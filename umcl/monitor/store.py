@@ -28,6 +28,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from umcl.atomic import write_with
+
 log = logging.getLogger(__name__)
 
 CLASSIFIED, REFUSED = "classified", "refused"
@@ -45,19 +47,21 @@ def size_class(width: int, height: int) -> str:
 
 def schema() -> pa.Schema:
     """Every column a record can hold; nothing else can be written."""
-    return pa.schema([
-        ("time", pa.timestamp("us", tz="UTC")),
-        ("model", pa.string()),
-        ("outcome", pa.string()),  # classified | refused
-        ("reason", pa.string()),  # a refusal's reason code (umcl/data/dicom.py), else null
-        ("format", pa.string()),  # PNG | JPEG | DICOM
-        ("bits", pa.int16()),
-        ("photometric", pa.string()),
-        ("modality", pa.string()),  # a DICOM defined term, "none" or "other"
-        ("size_class", pa.string()),
-        ("embedding", pa.list_(pa.float32())),
-        ("probabilities", pa.list_(pa.float32())),  # in the model's label order
-    ])  # fmt: skip
+    return pa.schema(
+        [
+            ("time", pa.timestamp("us", tz="UTC")),
+            ("model", pa.string()),
+            ("outcome", pa.string()),  # classified | refused
+            ("reason", pa.string()),  # a refusal's reason code (umcl/data/dicom.py), else null
+            ("format", pa.string()),  # PNG | JPEG | DICOM
+            ("bits", pa.int16()),
+            ("photometric", pa.string()),
+            ("modality", pa.string()),  # a DICOM defined term, "none" or "other"
+            ("size_class", pa.string()),
+            ("embedding", pa.list_(pa.float32())),
+            ("probabilities", pa.list_(pa.float32())),  # in the model's label order
+        ]
+    )
 
 
 def _day_folder(store: Path, day: date) -> Path:
@@ -68,19 +72,10 @@ def write_day(store: Path, rows: list[dict]) -> Path:
     """Write the rows of one UTC day as one file, atomically; a failed write leaves nothing."""
     folder = _day_folder(store, rows[0]["time"].astimezone(UTC).date())
     name = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:12]}.parquet"
-    partial = folder / f".{name}.partial"  # hidden: readers skip it
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        table = pa.Table.from_pylist(rows, schema=schema())
-        with partial.open("wb") as handle:
-            pq.write_table(table, handle, compression="zstd")
-            handle.flush()
-            os.fsync(handle.fileno())
-        partial.replace(folder / name)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
-    return folder / name
+    table = pa.Table.from_pylist(rows, schema=schema())
+    return write_with(
+        folder / name, lambda temporary: pq.write_table(table, temporary, compression="zstd")
+    )
 
 
 def _same_day(records: list[dict]) -> list[dict]:
@@ -205,8 +200,13 @@ class Recorder:
         if self.failures == 1:
             log.exception("monitor: could not write %d records to %s", count, self.store)
         else:
-            log.warning("monitor: writing to %s failed %d times in a row (%s); %d records given "
-                        "up so far", self.store, self.failures, type(exc).__name__, self.dropped)  # fmt: skip
+            log.warning(
+                "monitor: writing to %s failed %d times in a row (%s); %d records given up so far",
+                self.store,
+                self.failures,
+                type(exc).__name__,
+                self.dropped,
+            )
 
     def _expire(self) -> None:
         today = datetime.now(UTC).date()
@@ -234,17 +234,34 @@ def classified_records(
     """One record per classified image (facts: `decode_facts` of each)."""
     now = record_time()
     return [
-        {"time": now, "model": model, "outcome": CLASSIFIED, "reason": None, **fact,
-         "embedding": embedding.tolist(), "probabilities": probability.tolist()}
+        {
+            "time": now,
+            "model": model,
+            "outcome": CLASSIFIED,
+            "reason": None,
+            **fact,
+            "embedding": embedding.tolist(),
+            "probabilities": probability.tolist(),
+        }
         for fact, embedding, probability in zip(facts, embeddings, probabilities, strict=True)
-    ]  # fmt: skip
+    ]
 
 
 def refused_record(model: str, reason: str) -> dict:
     """A refused upload: only the reason code (never the message, which can name the file)."""
-    return {"time": record_time(), "model": model, "outcome": REFUSED, "reason": reason,
-            "format": None, "bits": None, "photometric": None, "modality": None,
-            "size_class": None, "embedding": None, "probabilities": None}  # fmt: skip
+    return {
+        "time": record_time(),
+        "model": model,
+        "outcome": REFUSED,
+        "reason": reason,
+        "format": None,
+        "bits": None,
+        "photometric": None,
+        "modality": None,
+        "size_class": None,
+        "embedding": None,
+        "probabilities": None,
+    }
 
 
 def day_folders(store: Path, since: datetime, until: datetime) -> list[Path]:
@@ -279,9 +296,13 @@ def window_files(store: Path, since: datetime, until: datetime) -> list[Path]:
 
 
 def record_batches(
-    store: Path, files: list[Path], model: str, since: datetime, until: datetime,
+    store: Path,
+    files: list[Path],
+    model: str,
+    since: datetime,
+    until: datetime,
     unreadable: set[str],
-) -> Iterator[pa.Table]:  # fmt: skip
+) -> Iterator[pa.Table]:
     """`model`'s records in [since, until) of `files`, a batch at a time; a file that cannot be
     read is added to `unreadable` (named, and left out: one damaged file never hides the rest)."""
     expected = schema()

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import random
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from umcl.atomic import write_with
 from umcl.config import Settings, weight_params
 from umcl.errors import UMCLError
 from umcl.imports import import_closure, source_digest
@@ -87,9 +87,7 @@ def gathered_rng_states(runtime: Runtime) -> list:
 
 def save_checkpoint(path: Path, state: dict) -> None:
     """Write to a temporary file, then rename: a kill mid-write never leaves a torn file."""
-    temporary = path.with_suffix(".tmp")
-    torch.save(state, temporary)
-    os.replace(temporary, path)
+    write_with(path, lambda temporary: torch.save(state, temporary))
 
 
 def load_checkpoint(path: Path, expected: str) -> dict | None:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import polars as pl
 
+from umcl.atomic import replacing_directory
 from umcl.config import Settings, weight_params
 from umcl.evaluate import fit_on_validation
 from umcl.model.umcl import UMCLModel
@@ -27,8 +28,10 @@ def select_weights(model: UMCLModel, best: Best | None, select: str, last_step: 
     model.load_state_dict(best.weights)
     log.info(
         "exporting the best validation checkpoint: step %d (zero-shot AUROC %s, loss %s)",
-        best.step, best.result.zero_shot_auroc, best.result.loss,
-    )  # fmt: skip
+        best.step,
+        best.result.zero_shot_auroc,
+        best.result.loss,
+    )
     return best.step
 
 
@@ -46,17 +49,16 @@ def export_model(
     model.eval()
     table = pl.read_parquet(triplets)
     model.calibration = fit_on_validation(model, table, Path(cache_dir), settings.evaluate)
-    out_dir = Path(out_dir)
-    if out_dir.exists():
-        shutil.rmtree(out_dir)  # no file of an earlier export survives beside the new one
     provenance = {
         "params": weight_params(settings),
         "train": training,
         "data": data_provenance(table),
         "card": settings.card.model_dump(mode="json"),  # what the model card declares
     }
-    model.save_pretrained(out_dir, provenance=provenance)
-    (out_dir / "labels.json").write_text((Path(triplets).parent / "labels.json").read_text())
+    # The whole directory is replaced: no file of an earlier export survives beside the new one.
+    with replacing_directory(out_dir) as folder:
+        model.write_into(folder, provenance)
+        shutil.copyfile(Path(triplets).parent / "labels.json", folder / "labels.json")
 
 
 def data_provenance(table: pl.DataFrame) -> list[dict]:
@@ -67,11 +69,13 @@ def data_provenance(table: pl.DataFrame) -> list[dict]:
     for (name,), rows in sorted(table.group_by("source"), key=lambda group: group[0][0]):
         rows = rows.sort("sample_id")
         splits = rows["split"].value_counts()
-        sources.append({
-            "source": name,
-            "kind": sorted(rows["kind"].unique().to_list()),
-            "samples": dict(sorted(zip(splits["split"], splits["count"], strict=True))),
-            "patients": rows["patient_id"].n_unique(),
-            "rows_sha256": hashlib.sha256(rows.write_csv().encode()).hexdigest(),
-        })  # fmt: skip
+        sources.append(
+            {
+                "source": name,
+                "kind": sorted(rows["kind"].unique().to_list()),
+                "samples": dict(sorted(zip(splits["split"], splits["count"], strict=True))),
+                "patients": rows["patient_id"].n_unique(),
+                "rows_sha256": hashlib.sha256(rows.write_csv().encode()).hexdigest(),
+            }
+        )
     return sources

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from umcl.atomic import write_text
 from umcl.training.validation import ValidationResult
 
 
@@ -22,14 +23,19 @@ def open_live(directory: Path, resume: bool, step: int):
                 lines[0],
                 *(line for line in lines[1:] if int(line.split("\t")[column]) <= step),
             ]
-            tsv.write_text("\n".join(kept) + "\n")
+            write_text(tsv, "\n".join(kept) + "\n")
     return live
 
 
 def log_step(
-    live, step: int, loss: float, parts: dict[str, float], grad_norm: float, lr: float,
+    live,
+    step: int,
+    loss: float,
+    parts: dict[str, float],
+    grad_norm: float,
+    lr: float,
     scale: float,
-) -> None:  # fmt: skip
+) -> None:
     live.step = step
     live.log_metric("train/loss", loss)
     for name, value in parts.items():

@@ -50,7 +50,9 @@ class Runtime:
 def available_cpus() -> float:
     """The CPUs this process may run on: its affinity mask, capped by a cgroup CPU quota (a
     container's `--cpus`), which `os.cpu_count()` ignores."""
-    cpus = float(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)  # fmt: skip
+    cpus = float(
+        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    )
     quota = _cgroup_quota()
     return min(cpus, quota) if quota else cpus
 

@@ -37,9 +37,12 @@ class ValidationResult:
 
 class Validator:
     def __init__(
-        self, dataset: TripletDataset, collate: Collate, batch_size: int,
+        self,
+        dataset: TripletDataset,
+        collate: Collate,
+        batch_size: int,
         scored_uncertainty: UncertaintyPolicy,
-    ) -> None:  # fmt: skip
+    ) -> None:
         """The loss sees the labels as training does (`dataset`'s policy); the AUROC is measured
         against labels read per `scored_uncertainty` (`evaluate.uncertainty`), as evaluation's."""
         self.dataset, self.collate, self.batch_size = dataset, collate, batch_size
@@ -67,10 +70,12 @@ class Validator:
             images = embeddings["image"].float()
             logits.append(
                 finding_logits(
-                    images, embeddings["present"].float(), embeddings["absent"].float(),
+                    images,
+                    embeddings["present"].float(),
+                    embeddings["absent"].float(),
                     embeddings["logit_scale"].float(),
                 ).cpu()
-            )  # fmt: skip
+            )
             truth.append(self.scored_labels[list(rows)][host["present"]["image"]])
         model.train(was_training)
         loss = (
@@ -95,14 +100,22 @@ class Best:
     weights: dict[str, torch.Tensor]
 
     def to_state(self) -> dict:
-        return {"step": self.step, "loss": self.result.loss,
-                "zero_shot_auroc": self.result.zero_shot_auroc, "weights": self.weights}  # fmt: skip
+        return {
+            "step": self.step,
+            "loss": self.result.loss,
+            "zero_shot_auroc": self.result.zero_shot_auroc,
+            "weights": self.weights,
+        }
 
     @classmethod
     def from_state(cls, state: dict | None) -> Best | None:
         if state is None:
             return None
-        return cls(state["step"], ValidationResult(state["loss"], state["zero_shot_auroc"]), state["weights"])  # fmt: skip
+        return cls(
+            state["step"],
+            ValidationResult(state["loss"], state["zero_shot_auroc"]),
+            state["weights"],
+        )
 
 
 def keep_best(best: Best | None, step: int, result: ValidationResult, model: UMCLModel) -> Best:

@@ -61,8 +61,8 @@ from umcl.data.deid.rules import (
     _address_spans,
     _guessed_spans,
     _institution_spans,
-    _place_guesses,
     _known_spans,
+    _place_guesses,
     _rule_spans,
 )
 from umcl.data.deid.spans import Span, _merge

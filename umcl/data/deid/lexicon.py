@@ -428,4 +428,6 @@ _PART_OF_EPONYM = re.compile(
 
 def _clinical_phrases(text: str) -> list[tuple[int, int]]:
     """Where `text` holds a clinical phrase whose words are names elsewhere ("angle of Louis")."""
-    return [m.span() for pattern in (_CLINICAL_PHRASE, _PART_OF_EPONYM) for m in pattern.finditer(text)]
+    return [
+        m.span() for pattern in (_CLINICAL_PHRASE, _PART_OF_EPONYM) for m in pattern.finditer(text)
+    ]

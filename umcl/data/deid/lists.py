@@ -7,7 +7,7 @@ rules only after a cue ("lives in …"), and the drug list protects words that a
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 FOLDER = Path(__file__).parent / "wordlists"
@@ -15,7 +15,7 @@ FOLDER = Path(__file__).parent / "wordlists"
 MAX_PLACE_WORDS = 3
 
 
-@lru_cache(maxsize=None)
+@cache
 def ranks(name: str) -> dict[str, int]:
     """A list as entry → rank (1 = first line: the most frequent, where the source ranks)."""
     entries = (FOLDER / f"{name}.txt").read_text().split("\n")
@@ -41,7 +41,7 @@ def is_person_name(word: str) -> bool:
     return lower in ranks("surnames") or lower in ranks("given_names")
 
 
-@lru_cache(maxsize=None)
+@cache
 def protected_drugs() -> frozenset[str]:
     """Drug names that are no census name: "lasix", "coumadin", "zosyn" (not "allen", "bill")."""
     names = {*ranks("surnames"), *ranks("given_names")}

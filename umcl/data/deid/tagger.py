@@ -125,10 +125,16 @@ def layer_labels(tokens: list[Token], layers: dict[str, list[Span]]) -> dict[str
     return {name: _token_labels(tokens, spans) for name, spans in layers.items()}
 
 
-def token_features(text: str, tokens: list[Token], labels: dict[str, list[str | None]]) -> list[list[str]]:
+def token_features(
+    text: str, tokens: list[Token], labels: dict[str, list[str | None]]
+) -> list[list[str]]:
     """One feature list per token; `labels`: what each earlier layer found (`layer_labels`)."""
     letters = [c for c in text if c.isalpha()]
-    capitals = "caps_note" if letters and sum(c.isupper() for c in letters) > 0.7 * len(letters) else "mixed_note"  # fmt: skip
+    capitals = (
+        "caps_note"
+        if letters and sum(c.isupper() for c in letters) > 0.7 * len(letters)
+        else "mixed_note"
+    )
     own = [_word_features(t.text) for t in tokens]
     out: list[list[str]] = []
     for i, token in enumerate(tokens):
@@ -145,7 +151,9 @@ def token_features(text: str, tokens: list[Token], labels: dict[str, list[str | 
                 features.append(f"{offset}:edge")
                 continue
             features += [f"{offset}:{f}" for f in own[j] if f.startswith(_CONTEXT_KEYS)]
-            features += [f"{offset}:{name}={found[j]}" for name, found in labels.items() if found[j]]
+            features += [
+                f"{offset}:{name}={found[j]}" for name, found in labels.items() if found[j]
+            ]
         if i > 0:
             features.append(f"bigram={_bigram_word(own[i - 1])}|{_bigram_word(own[i])}")
         out.append(features)
@@ -223,7 +231,9 @@ class Tagging:
     tokens: list[Token]
     labels: list[str]
     phi: list[float]
-    protected: list[bool]  # a clinical word no other layer flagged: the tagger alone never removes it
+    protected: list[
+        bool
+    ]  # a clinical word no other layer flagged: the tagger alone never removes it
 
     def spans(self) -> Iterator[Span]:
         """Runs of tokens at or over `THRESHOLD`, one span each, labelled by their majority."""

@@ -35,11 +35,26 @@ from umcl.data.deid.tagger import (
 )
 
 # The gold kinds as the tagger's labels. A year alone is not an identifier under Safe Harbor.
-PHYSIONET_LABELS = {"HCPName": "NAME", "PTName": "NAME", "RelativeProxyName": "NAME",
-                    "PTNameInitial": "NAME", "Date": "DATE", "Location": "LOCATION",
-                    "Phone": "ID", "Age": "AGE", "Other": "ID"}  # fmt: skip
-CORPUS_LABELS = {"name": "NAME", "date": "DATE", "age": "AGE", "address": "LOCATION",
-                 "zip": "LOCATION", "institution": "LOCATION", "vehicle": "ID"}  # fmt: skip
+PHYSIONET_LABELS = {
+    "HCPName": "NAME",
+    "PTName": "NAME",
+    "RelativeProxyName": "NAME",
+    "PTNameInitial": "NAME",
+    "Date": "DATE",
+    "Location": "LOCATION",
+    "Phone": "ID",
+    "Age": "AGE",
+    "Other": "ID",
+}
+CORPUS_LABELS = {
+    "name": "NAME",
+    "date": "DATE",
+    "age": "AGE",
+    "address": "LOCATION",
+    "zip": "LOCATION",
+    "institution": "LOCATION",
+    "vehicle": "ID",
+}
 # L-BFGS with elastic-net: L1 keeps the model small and drops features that do not help.
 CRF_PARAMS = {"c1": 0.05, "c2": 0.01, "max_iterations": 150, "feature.possible_transitions": True}
 
@@ -54,7 +69,11 @@ class Example:
 
 
 def gold_spans_of_note(note: Note) -> list[Span]:
-    return [Span(p.start, p.end, PHYSIONET_LABELS[p.kind]) for p in note.phi if p.kind in PHYSIONET_LABELS]  # fmt: skip
+    return [
+        Span(p.start, p.end, PHYSIONET_LABELS[p.kind])
+        for p in note.phi
+        if p.kind in PHYSIONET_LABELS
+    ]
 
 
 def gold_spans_of_entry(entry: dict) -> list[Span]:
@@ -72,7 +91,9 @@ def example(text: str, gold: list[Span], group: str) -> Example:
 
     tokens = tokens_of(text)
     labels = [label or OUTSIDE for label in _token_labels(tokens, gold)]
-    return Example(group, token_features(text, tokens, layer_labels(tokens, phi_layers(text))), labels)
+    return Example(
+        group, token_features(text, tokens, layer_labels(tokens, phi_layers(text))), labels
+    )
 
 
 def physionet_examples(notes: Iterable[Note]) -> list[Example]:
@@ -110,11 +131,11 @@ names, dates, locations, ages and other identifiers in clinical text, for `umcl/
 It runs offline on CPU; built by `python -m umcl.data.deid.train_tagger`.
 
 ## Training data
-- The PhysioNet de-identification gold standard, shared part: {counts['notes']} ICU nursing notes of
-  {counts['patients']} patients, hand-typed PHI spans (every identifier a surrogate). Distributed by
+- The PhysioNet de-identification gold standard, shared part: {counts["notes"]} ICU nursing notes of
+  {counts["patients"]} patients, hand-typed PHI spans (every identifier a surrogate). Distributed by
   PhysioNet with the deid software package 1.1 under the GNU GPL v2; Neamatullah et al. (2008),
   BMC Med Inform Decis Mak 8:32. sha256 of `id.text` + `id-phi.phrase`: {corpus_sha256(physionet)}.
-- The project's PHI corpus `{corpus.name}` ({counts['corpus']} sentences), sha256 {_sha256(corpus)}.
+- The project's PHI corpus `{corpus.name}` ({counts["corpus"]} sentences), sha256 {_sha256(corpus)}.
 - Features read the word lists in `umcl/data/deid/wordlists/` ({lists}).
 
 ## Licence
@@ -139,13 +160,21 @@ the record's known identifiers.
 def main(argv: list[str] | None = None) -> int:
     root = Path(__file__).resolve().parents[3]
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--physionet", type=Path, default=root.parent / "shared/data/physionet-deid")
+    parser.add_argument(
+        "--physionet", type=Path, default=root.parent / "shared/data/physionet-deid"
+    )
     parser.add_argument("--corpus", type=Path, default=root / "benchmarks/phi_corpus.jsonl")
-    parser.add_argument("--scores", type=Path, default=root / "benchmarks/results/deid_physionet.json",
-                        help="the cross-validated figures the card quotes (deid_physionet.py)")  # fmt: skip
+    parser.add_argument(
+        "--scores",
+        type=Path,
+        default=root / "benchmarks/results/deid_physionet.json",
+        help="the cross-validated figures the card quotes (deid_physionet.py)",
+    )
     args = parser.parse_args(argv)
     if not (args.physionet / "id.text").is_file():
-        print(f"{args.physionet}: the PhysioNet deid corpus is not here (--physionet names its folder)")
+        print(
+            f"{args.physionet}: the PhysioNet deid corpus is not here (--physionet names its folder)"
+        )
         return 1
     notes = read_corpus(args.physionet)
     examples = physionet_examples(notes) + corpus_examples(args.corpus)
@@ -153,9 +182,14 @@ def main(argv: list[str] | None = None) -> int:
     scores = "Not measured yet: run `python benchmarks/deid_physionet.py`."
     if args.scores.is_file():
         scores = json.loads(args.scores.read_text()).get("card", scores)
-    counts = {"notes": len(notes), "patients": len({n.patient for n in notes}),
-              "corpus": sum(e.group == "corpus" for e in examples)}  # fmt: skip
-    (MODEL_DIR / "MODEL_CARD.md").write_text(model_card(args.physionet, args.corpus, counts, scores))
+    counts = {
+        "notes": len(notes),
+        "patients": len({n.patient for n in notes}),
+        "corpus": sum(e.group == "corpus" for e in examples),
+    }
+    (MODEL_DIR / "MODEL_CARD.md").write_text(
+        model_card(args.physionet, args.corpus, counts, scores)
+    )
     print(f"{MODEL_FILE}: {MODEL_FILE.stat().st_size / 1e6:.2f} MB from {len(examples)} texts")
     return 0
 
