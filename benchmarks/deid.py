@@ -2,7 +2,7 @@
 
     python benchmarks/deid.py [--corpus benchmarks/phi_corpus.jsonl]
                               [--heldout benchmarks/phi_heldout.jsonl benchmarks/phi_heldout2.jsonl]
-                              [--only NAME ...]
+                              [--only NAME ...] [--operating-points]
 
 Every text goes through the ingestion path of `umcl/data/sources.py: to_rows`:
 `scrub(findings_and_impression(text), known_identifiers)`.
@@ -471,6 +471,35 @@ def table(results: dict[str, dict], kinds: list[str]) -> str:
     return _head("", list(results)) + "\n".join(rows)
 
 
+def operating_points_table(corpora: dict[str, list[dict]]) -> str:
+    """Recall and clinical sentences changed on each corpus at each operating point of the
+    tagger that `deid_physionet.py --operating-points` scores on the PhysioNet notes."""
+    from deid_physionet import OPERATING_POINTS
+
+    from umcl.data.deid import tagger
+
+    point = (tagger.THRESHOLD, tagger.CONFIRM)
+    head = " | ".join(f"{name}: recall | {name}: clinical changed" for name in corpora)
+    lines = [
+        f"| tagger threshold | confirm | {head} |",
+        "|---:|---:|" + "---:|---:|" * len(corpora),
+    ]
+    for threshold, confirm in OPERATING_POINTS:
+        tagger.THRESHOLD, tagger.CONFIRM = threshold, confirm
+        cells = []
+        for entries in corpora.values():
+            result = score(shipped(), entries, ordinary_words(entries))
+            changed, clinical = result["clinical_changed_n"]
+            cells += [
+                f"{result['recall_overall']:.3f}",
+                f"{changed}/{clinical} = {_fraction([changed, clinical], percent=True)}",
+            ]
+        mark = " (shipped)" if (threshold, confirm) == point else ""
+        lines.append(f"| {threshold}{mark} | {confirm} | " + " | ".join(cells) + " |")
+    tagger.THRESHOLD, tagger.CONFIRM = point
+    return "\n".join(lines)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", type=Path, default=ROOT / "benchmarks/phi_corpus.jsonl")
@@ -489,11 +518,19 @@ def main() -> int:
     )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/deid.json")
     parser.add_argument("--show-misses", action="store_true")
+    parser.add_argument(
+        "--operating-points",
+        action="store_true",
+        help="only the shipped scrubber at each tagger operating point of deid_physionet.py",
+    )
     args = parser.parse_args()
 
     corpus = load_corpus(args.corpus)
     ordinary = ordinary_words(corpus)
     heldout = {p.stem: load_corpus(p) for p in args.heldout if p.is_file()}
+    if args.operating_points:
+        print(operating_points_table({args.corpus.stem: corpus, **heldout}))
+        return 0
     reports = demo_reports(args.reports)
     sentences = iu_sentences(args.iu, args.iu_reports)
     results: dict[str, dict] = {}

@@ -1,6 +1,7 @@
 """The scrubber on real, hand-annotated notes: the PhysioNet de-identification corpus.
 
     python benchmarks/deid_physionet.py [--data ../shared/data/physionet-deid] [--folds 5]
+                                        [--operating-points] [--show-misses]
 
 The corpus and its reader: `umcl/data/deid/physionet.py`. The scrubber is `umcl/data/deid:
 find_phi` on each whole note, as ingestion runs it on a report, in two configurations side by
@@ -39,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from umcl.config import CsvColumns, SourceSettings  # noqa: E402
-from umcl.data.deid import find_phi  # noqa: E402
+from umcl.data.deid import find_phi, tagger  # noqa: E402
 from umcl.data.deid.physionet import Note, fold_of, read_corpus  # noqa: E402
 from umcl.data.deid.tagger import use_model  # noqa: E402
 from umcl.data.deid.train_tagger import corpus_examples, fit, physionet_examples  # noqa: E402
@@ -87,6 +88,21 @@ def score_note(note: Note, mask: list[bool]) -> dict:
             "other": other, "removed_words": removed_words}  # fmt: skip
 
 
+def misses(note: Note, mask: list[bool]) -> list[str]:
+    """Each Safe Harbor span of `note` that `mask` leaves a letter or digit of, in its context
+    (what is kept shown, what is removed as `_`)."""
+    out = []
+    for phi in note.phi:
+        if phi.kind in YEAR_ONLY:
+            continue
+        if all(mask[i] for i in range(phi.start, phi.end) if note.text[i].isalnum()):
+            continue
+        kept = "".join("_" if mask[i] else note.text[i] for i in range(phi.start, phi.end))
+        context = note.text[max(0, phi.start - 40) : phi.end + 30].replace("\n", " | ")
+        out.append(f"{phi.kind:18} {phi.text!r:26} kept {kept!r:26} in: {context}")
+    return out
+
+
 def summary(scores: list[dict]) -> dict:
     kinds: dict[str, list[int]] = {}
     words: Counter = Counter()
@@ -109,6 +125,10 @@ def summary(scores: list[dict]) -> dict:
         "non_phi_removed": [removed_other, other],
         "most_removed_non_phi": words.most_common(25),
     }
+
+
+def percent(pair: list[int]) -> str:
+    return f"{pair[0]}/{pair[1]} = {pair[0] / pair[1]:.2%}" if pair[1] else "—"
 
 
 def ratio(pair: list[int]) -> str:
@@ -152,27 +172,67 @@ def ingested(notes: list[Note], folder: Path) -> dict:
 
 
 def cross_validated(
-    notes: list[Note], folds: int, corpus: Path
+    notes: list[Note], folds: int, corpus: Path, models: Path
 ) -> tuple[list[tuple[Note, dict]], float, dict]:
-    """Each fold scored by a tagger fitted on the other folds and the project's corpus, on the
-    scrubber alone and through the ingestion path."""
+    """Each fold scored by a tagger fitted on the other folds and the project's corpus (written
+    to `models`), on the scrubber alone and through the ingestion path."""
     examples = physionet_examples(notes)
     shared = corpus_examples(corpus)
     scored, seconds, through = [], 0.0, []
-    with tempfile.TemporaryDirectory() as tmp:
-        for fold in range(folds):
-            train = [e for e in examples if fold_of(e.group, folds) != fold] + shared
-            print(f"fold {fold}: fitting on {len(train)} texts", file=sys.stderr, flush=True)
-            use_model(fit(train, Path(tmp) / f"fold{fold}.crfsuite"))
-            held = [n for n in notes if fold_of(n.patient, folds) == fold]
-            started = time.perf_counter()
-            scored += [(n, score_note(n, removed_mask(n.text, True))) for n in held]
-            seconds += time.perf_counter() - started
-            through.append(ingested(held, Path(tmp)))
+    for fold in range(folds):
+        train = [e for e in examples if fold_of(e.group, folds) != fold] + shared
+        print(f"fold {fold}: fitting on {len(train)} texts", file=sys.stderr, flush=True)
+        use_model(fit(train, models / f"fold{fold}.crfsuite"))
+        held = [n for n in notes if fold_of(n.patient, folds) == fold]
+        started = time.perf_counter()
+        for note in held:
+            mask = removed_mask(note.text, True)
+            scored.append((note, score_note(note, mask) | {"misses": misses(note, mask)}))
+        seconds += time.perf_counter() - started
+        through.append(ingested(held, models))
     use_model(None)
     merged = {"notes": sum(t["notes"] for t in through), "quarantined": sum(t["quarantined"] for t in through),
               "safe_harbor_survived": [sum(t["safe_harbor_survived"][i] for t in through) for i in (0, 1)]}  # fmt: skip
     return scored, seconds, merged
+
+
+# Operating points (tagger.THRESHOLD, tagger.CONFIRM) beside the shipped one: what lowering them
+# buys in recall and costs in words removed.
+OPERATING_POINTS = ((0.2, 0.05), (0.1, 0.02), (0.05, 0.01), (0.05, 0.005), (0.05, 0.0))
+
+
+def operating_points(notes: list[Note], folds: int, models: Path) -> list[dict]:
+    """The cross-validated folds' models scored again at each of `OPERATING_POINTS`."""
+    shipped = (tagger.THRESHOLD, tagger.CONFIRM)
+    rows = []
+    for threshold, confirm in OPERATING_POINTS:
+        tagger.THRESHOLD, tagger.CONFIRM = threshold, confirm
+        scores = []
+        for fold in range(folds):
+            use_model(models / f"fold{fold}.crfsuite")
+            held = [n for n in notes if fold_of(n.patient, folds) == fold]
+            scores += [score_note(n, removed_mask(n.text, True)) for n in held]
+        rows.append({"threshold": threshold, "confirm": confirm} | summary(scores))
+    tagger.THRESHOLD, tagger.CONFIRM = shipped
+    use_model(None)
+    return rows
+
+
+def print_operating_points(rows: list[dict]) -> None:
+    print(
+        "| tagger threshold | confirm | Safe Harbor recall, years aside | non-PHI words removed |"
+    )
+    print("|---:|---:|---:|---:|")
+    for r in rows:
+        shipped = (
+            " (shipped)"
+            if (r["threshold"], r["confirm"]) == (tagger.THRESHOLD, tagger.CONFIRM)
+            else ""
+        )
+        print(
+            f"| {r['threshold']}{shipped} | {r['confirm']} | {ratio(r['safe_harbor_recall'])} | {percent(r['non_phi_removed'])} |"
+        )
+    print()
 
 
 def print_kinds(columns: dict[str, dict]) -> None:
@@ -195,6 +255,16 @@ def main() -> int:
     parser.add_argument("--corpus", type=Path, default=ROOT / "benchmarks/phi_corpus.jsonl",
                         help="the project's PHI corpus, in every fold's training data")  # fmt: skip
     parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument(
+        "--show-misses",
+        action="store_true",
+        help="list every span the cross-validated scrubber leaves, in its context",
+    )
+    parser.add_argument(
+        "--operating-points",
+        action="store_true",
+        help="also score the folds at other tagger thresholds (OPERATING_POINTS)",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/deid_physionet.json")
     args = parser.parse_args()
     if not (args.data / "id.text").is_file():
@@ -205,7 +275,9 @@ def main() -> int:
     started = time.perf_counter()
     before = [(note, score_note(note, removed_mask(note.text, False))) for note in notes]
     before_s = time.perf_counter() - started
-    tagged, tagged_s, through = cross_validated(notes, args.folds, args.corpus)
+    with tempfile.TemporaryDirectory() as models:
+        tagged, tagged_s, through = cross_validated(notes, args.folds, args.corpus, Path(models))
+        points = operating_points(notes, args.folds, Path(models)) if args.operating_points else []
     columns = {"rules + NER": summary([s for _, s in before]) | {"notes_per_s": len(notes) / before_s},
                f"rules + NER + tagger ({args.folds}-fold, patient-wise)": summary([s for _, s in tagged]) | {"notes_per_s": len(notes) / tagged_s}}  # fmt: skip
     patients = len({n.patient for n in notes})
@@ -217,9 +289,19 @@ def main() -> int:
     print("|---:|---:|---:|---:|")
     for f, s in folds.items():
         print(f"| {f} | {s['notes']} | {ratio(s['safe_harbor_recall'])} | {ratio(s['non_phi_removed'])} |")  # fmt: skip
+    if points:
+        print(
+            "\nThe same folds at other operating points of the tagger (`umcl/data/deid/tagger.py`):\n"
+        )
+        print_operating_points(points)
     print(f"\nThrough `umcl validate`'s reader and row checks (a csv text source, each fold with its own tagger): "
           f"{through['quarantined']} of {through['notes']} notes quarantined; typed Safe Harbor PHI spans surviving in the kept text "
           f"(years aside): {ratio(through['safe_harbor_survived'])}.")  # fmt: skip
+    if args.show_misses:
+        print(
+            "\nSpans the cross-validated scrubber leaves (kept letters shown, removed ones as _):\n"
+        )
+        print("\n".join(line for _, s in tagged for line in s["misses"]))
     for name, column in columns.items():
         print(f"\n{name}: non-PHI words removed most often: " + ", ".join(f"{w} ({n})" for w, n in column["most_removed_non_phi"]))  # fmt: skip
     shipped = columns[next(reversed(columns))]
@@ -230,7 +312,13 @@ def main() -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(
         json.dumps(
-            {"columns": columns, "folds": folds, "through_ingestion": through, "card": card},
+            {
+                "columns": columns,
+                "folds": folds,
+                "through_ingestion": through,
+                "card": card,
+                "operating_points": points,
+            },
             indent=1,
         )
     )
