@@ -96,7 +96,6 @@ def sweep(project: str = ".", retry_delay_s: float = 10.0) -> dict:
     log.info("winner: %s (%s %.4f)", winner["name"], PRIMARY, winner[PRIMARY])
     exp_apply(root, winner["experiment"])
     report = {"metric": PRIMARY, "winner": winner["name"], "candidates": results}
-    (root / "metrics").mkdir(exist_ok=True)
     write_json(root / "metrics/sweep.json", report)
     create_markdown_artifact(
         key="umcl-sweep",

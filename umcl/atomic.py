@@ -55,10 +55,6 @@ def write_with(path: str | Path, write: Callable[[Path], object]) -> Path:
     return Path(path)
 
 
-def write_bytes(path: str | Path, data: bytes) -> Path:
-    return write_with(path, lambda temporary: temporary.write_bytes(data))
-
-
 def write_text(path: str | Path, text: str) -> Path:
     return write_with(path, lambda temporary: temporary.write_text(text))
 

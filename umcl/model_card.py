@@ -398,5 +398,4 @@ def write_model_card(
     gate: dict | None = None,
     data_version: dict | None = None,
 ) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     write_with(path, model_card(model_dir, metrics, gate, data_version).save)

@@ -80,7 +80,6 @@ def build_cache(
         triplets["sample_id"].to_list(),
         image_files(triplets["image"].to_list(), locator_dir),
     )
-    cache_dir.mkdir(parents=True, exist_ok=True)
     target = cache_dir / IMAGES_FILE
     with replacing(target) as partial_file:  # a killed run never leaves a half-written cache
         if ids:

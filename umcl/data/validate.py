@@ -191,7 +191,6 @@ def validate_sources(
     workers = settings.preprocess.workers
     out_dir.mkdir(parents=True, exist_ok=True)
     quarantine_dir.mkdir(parents=True, exist_ok=True)
-    metrics_path.parent.mkdir(parents=True, exist_ok=True)
     for stale in Path(locator_dir).glob("*.parquet"):  # a source dropped from params leaves none
         stale.unlink()
     key = resolve_key([s.path for s in settings.data.sources], settings.demo.folder)

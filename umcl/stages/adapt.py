@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from umcl.atomic import write_json, write_text
 from umcl.errors import InputError
 from umcl.stages.common import LOCATOR_HELP, settings
+from umcl.stages.package import add_bento_arguments
 
 if TYPE_CHECKING:
     from umcl.config import Settings
@@ -44,9 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     deploy.add_argument("--cache", type=Path, help="the image cache")
     deploy.add_argument("--locator", type=Path, help=LOCATOR_HELP)
-    bento = parser.add_mutually_exclusive_group()
-    bento.add_argument("--bentofile", type=Path, help="the bento's spec (bentofile.yaml)")
-    bento.add_argument("--no-bento", action="store_true", help="store and promote only")
+    add_bento_arguments(parser, required=False)  # needed with --deploy only: checked in `run`
 
 
 def run(args: argparse.Namespace) -> None:

@@ -7,9 +7,10 @@ import argparse
 from pathlib import Path
 
 
-def add_bento_arguments(parser: argparse.ArgumentParser) -> None:
-    """`--bentofile FILE` or `--no-bento`, one of them: the bento's spec is named, never assumed."""
-    bento = parser.add_mutually_exclusive_group(required=True)
+def add_bento_arguments(parser: argparse.ArgumentParser, required: bool = True) -> None:
+    """`--bentofile FILE` or `--no-bento`, not both: the bento's spec is named, never assumed
+    (`required`: one of them must be given)."""
+    bento = parser.add_mutually_exclusive_group(required=required)
     bento.add_argument("--bentofile", type=Path, help="the bento's spec (bentofile.yaml)")
     bento.add_argument("--no-bento", action="store_true", help="store and promote only")
 
