@@ -92,3 +92,16 @@ def test_a_device_is_written_in_place_and_a_relative_folder_is_replaced(
     with replacing_directory(".") as folder:
         (folder / "weights").write_text("v1")
     assert (tmp_path / "model" / "weights").read_text() == "v1"
+
+
+def test_leftovers_of_any_kind_never_block_a_later_write(tmp_path) -> None:
+    target = tmp_path / "metrics.json"
+    (tmp_path / ".metrics.json.partial").mkdir()  # a writer that made a folder, then died
+    write_json(target, {"a": 1})
+    assert json.loads(target.read_text()) == {"a": 1}
+    single = write_text(tmp_path / "model", "a file where a folder will go")
+    for version in ("v1", "v2"):  # the file, then the first folder, are replaced whole
+        with replacing_directory(single) as folder:
+            (folder / "weights").write_text(version)
+    assert (single / "weights").read_text() == "v2"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.json", "model"]

@@ -80,3 +80,9 @@ def test_the_dispatcher_imports_only_the_chosen_command():
     for name in COMMANDS:  # every command has its module, with its arguments and its work
         stage = __import__(f"umcl.stages.{name.replace('-', '_')}", fromlist=["run"])
         assert callable(stage.add_arguments) and callable(stage.run), name
+
+
+def test_an_abbreviated_global_option_is_refused_not_misread(capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["--para", "p.yaml", "label", "in.csv", "--id-column", "id", "--text-columns", "t"])
+    assert exited.value.code == 2 and "--para" in capsys.readouterr().err

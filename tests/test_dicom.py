@@ -6,7 +6,9 @@ benchmarks/serve_bombs.py use them too)."""
 
 from __future__ import annotations
 
+import io
 import pickle
+import struct
 import time
 import tracemalloc
 from collections.abc import Callable
@@ -17,6 +19,7 @@ import pydicom
 import pytest
 from PIL import Image
 from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence
 from pydicom.uid import DeflatedExplicitVRLittleEndian
 
 from tests.conftest import shared_path
@@ -32,6 +35,9 @@ from tests.hostile import (
     progressive_scan_bomb,
     radiograph,
     saved,
+)
+from tests.hostile import (
+    raw as raw_element,
 )
 from umcl.data.dicom import (
     IMAGE_FORMAT_UNSUPPORTED,
@@ -130,6 +136,32 @@ def test_header_values_reach_pydicom_as_this_module_reads_them(tmp_path, extra):
     plain = read_dicom(write(tmp_path / "plain.dcm", stored, 12, **window))
     image = read_dicom(write(tmp_path / "odd.dcm", stored, 12, **window, **extra))
     np.testing.assert_allclose(image, plain, atol=1e-6)
+
+
+def test_a_modality_lut_claiming_huge_output_bits_is_refused_at_once(tmp_path):
+    # pydicom would size the window's range as 2**bits: minutes and gigabytes for 2**32 - 1.
+    item = Dataset()
+    raw_element(item, "LUTDescriptor", "UL", struct.pack("<3I", 256, 0, 0xFFFFFFFF))
+    raw_element(item, "LUTData", "US", struct.pack("<256H", *range(256)))
+    ds = header(8, 8, bits=16, modality="CR", WindowCenter="30", WindowWidth="40")
+    ds.ModalityLUTSequence = Sequence([item])
+    path = tmp_path / "lut.dcm"
+    path.write_bytes(saved(ds, bytes(128)))
+    started = time.perf_counter()
+    with pytest.raises(ImageDecodeError, match="modality LUT is malformed"):
+        load_image(path)
+    assert time.perf_counter() - started < 1
+
+
+def test_a_hierarchical_jpeg_is_refused_from_its_markers():
+    # A DHP segment declares the image's size apart from its frame header: 65535² here.
+    frame = Image.new("L", (64, 64), 128)
+    buffer = io.BytesIO()
+    frame.save(buffer, "JPEG")
+    data = buffer.getvalue()
+    dhp = b"\xff\xde" + struct.pack(">HBHHB", 11, 8, 65535, 65535, 1) + b"\x01\x11\x00"
+    with pytest.raises(ImageDecodeError, match="hierarchical JPEG"):
+        check_jpeg_stream(Path("h.jpg"), data[:2] + dhp + data[2:])
 
 
 def test_a_voi_lut_comes_before_a_window_it_never_uses(tmp_path):

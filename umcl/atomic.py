@@ -23,6 +23,14 @@ def _temporary(path: Path) -> Path:
     return path.with_name(f".{path.name}.partial")
 
 
+def _remove(path: Path) -> None:
+    """Whatever is at `path`: a file, a link or a folder (a leftover of a killed run)."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
 def _flush_to_disk(path: Path) -> None:
     with path.open("rb+") as handle:
         os.fsync(handle.fileno())
@@ -39,12 +47,13 @@ def replacing(path: str | Path) -> Iterator[Path]:
         return
     temporary = _temporary(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _remove(temporary)
     try:
         yield temporary
         _flush_to_disk(temporary)
         os.replace(temporary, path)
     except BaseException:
-        temporary.unlink(missing_ok=True)
+        _remove(temporary)
         raise
 
 
@@ -71,12 +80,12 @@ def replacing_directory(path: str | Path) -> Iterator[Path]:
     not. Between the two renames `path` is briefly absent, never half-written."""
     path = Path(path).absolute()
     temporary, previous = _temporary(path), path.with_name(f".{path.name}.previous")
-    shutil.rmtree(temporary, ignore_errors=True)
+    _remove(temporary)
     temporary.mkdir(parents=True)
     try:
         yield temporary
-        shutil.rmtree(previous, ignore_errors=True)
-        if path.exists():
+        _remove(previous)
+        if path.exists() or path.is_symlink():
             path.rename(previous)
         try:
             temporary.rename(path)
@@ -85,6 +94,6 @@ def replacing_directory(path: str | Path) -> Iterator[Path]:
                 previous.rename(path)  # the earlier version back in place
             raise
     except BaseException:
-        shutil.rmtree(temporary, ignore_errors=True)
+        _remove(temporary)
         raise
-    shutil.rmtree(previous, ignore_errors=True)
+    _remove(previous)

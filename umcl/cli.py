@@ -59,7 +59,10 @@ def chosen_command(argv: list[str]) -> str | None:
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """Every command listed; the arguments of `command` only (its module imported here)."""
-    parser = argparse.ArgumentParser(prog="umcl", description=f"UMCL pipeline stages: {STAGES}.")
+    # No abbreviated options: `chosen_command` must see `--params` as written to find the command.
+    parser = argparse.ArgumentParser(
+        prog="umcl", description=f"UMCL pipeline stages: {STAGES}.", allow_abbrev=False
+    )
     parser.add_argument(
         "--params", type=Path, default=DEFAULT_PARAMS, help="settings file (default: params.yaml)"
     )

@@ -580,6 +580,7 @@ def _check_display_values(path: Path, ds: Dataset) -> None:
         _number(path, ds, keyword)
     _voi_function(path, ds)
     _voi_lut_bits(path, ds)
+    _modality_lut_bits(path, ds)
 
 
 VOI_FUNCTIONS = ("LINEAR", "LINEAR_EXACT", "SIGMOID")  # PS3.3 C.11.2.1.3
@@ -874,6 +875,10 @@ def check_jpeg_stream(
                 f"{path}: JPEG data holds over {MAX_JPEG_SEGMENTS:,} marker segments "
                 "(an image has tens)"
             )
+        if marker == 0xDE:  # DHP: a hierarchical image, whose size the frame header does not give
+            raise ImageDecodeError(
+                f"{path}: hierarchical JPEG is not supported", IMAGE_FORMAT_UNSUPPORTED
+            )
         if marker in (0x01, 0xD8):  # TEM, SOI: no length
             pos += 2
             continue
@@ -1018,8 +1023,8 @@ def _display_view(path: Path, ds: Dataset, stored: np.ndarray, photometric: str)
     view.PhotometricInterpretation = photometric
     view.BitsStored = _stored_bits(path, ds, stored.dtype.itemsize * 8)
     view.PixelRepresentation = int(stored.dtype.kind == "i")
-    if lut := _element(path, ds, "ModalityLUTSequence"):
-        view.ModalityLUTSequence = lut
+    if _modality_lut_bits(path, ds) is not None:
+        view.ModalityLUTSequence = _element(path, ds, "ModalityLUTSequence")
     keywords = ("RescaleSlope", "RescaleIntercept", "WindowCenter", "WindowWidth")
     numbers = {k: _number(path, ds, k) for k in keywords}
     pairs = (("RescaleSlope", "RescaleIntercept"), ("WindowCenter", "WindowWidth"))
@@ -1043,6 +1048,24 @@ def _modality_values(path: Path, ds: Dataset, view: Dataset, stored: np.ndarray)
         raise
     except Exception:
         raise ImageDecodeError(f"{path}: DICOM modality LUT is malformed") from None
+
+
+def _modality_lut_bits(path: Path, ds: Dataset) -> int | None:
+    """Output bits of the first modality LUT, or None when there is none. pydicom sizes the
+    window's output range by them (2**bits) before any check of its own, so a descriptor
+    claiming 2**32 - 1 bits would cost minutes and gigabytes: refused here unless 1–16."""
+    sequence = _element(path, ds, "ModalityLUTSequence")
+    if not sequence:
+        return None
+    try:
+        bits = int(sequence[0].LUTDescriptor[2])  # type: ignore[index]
+    except MemoryError:
+        raise
+    except Exception:
+        raise ImageDecodeError(f"{path}: DICOM modality LUT is malformed") from None
+    if not 1 <= bits <= 16:
+        raise ImageDecodeError(f"{path}: DICOM modality LUT is malformed")
+    return bits
 
 
 def _voi_lut_bits(path: Path, ds: Dataset) -> int | None:
