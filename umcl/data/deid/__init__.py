@@ -29,7 +29,8 @@ Three layers, measured side by side by `benchmarks/deid.py` on the project's PHI
   names, places) and decides which of their guesses stand: names found only by a cue, places by
   a word list or an institution's head word, codes and user names by shape, the NER's finds
   (`GUESSES`). Identifiers with a shape of their own (dated fields, phones, labelled numbers)
-  and names with strong evidence (a title, a post-nominal, a field label) stand whatever it says.
+  and names with strong evidence (a title, a post-nominal, a field label, a role or "per" before a
+  census name) and facilities by their head word or ward number stand whatever it says.
 
 A name the rules found is removed wherever else it occurs capitalised in the same text (the
 NER's guesses are not spread); initials before a name and an age over 89 right after one
@@ -53,7 +54,8 @@ from collections.abc import Iterable
 from umcl.data.deid.lexicon import _EPONYMS as _EPONYMS
 from umcl.data.deid.lexicon import _bare as _bare
 from umcl.data.deid.lexicon import _is_abbreviation as _is_abbreviation
-from umcl.data.deid.lexicon import is_ordinary
+from umcl.data.deid.lexicon import is_ordinary, is_word_name
+from umcl.data.deid.lists import is_common_english, ranks
 from umcl.data.deid.names import _cued_name_spans, _name_rule_spans, _propagated
 from umcl.data.deid.ner import DeidModelMissing, _ner_spans, _unexplained_capitals, ner_model
 from umcl.data.deid.ner import _model_path as _model_path
@@ -64,6 +66,7 @@ from umcl.data.deid.rules import (
     _known_spans,
     _place_guesses,
     _rule_spans,
+    facility_spans,
 )
 from umcl.data.deid.spans import Span, _merge
 from umcl.data.deid.tagger import tag
@@ -94,7 +97,7 @@ GUESSES = ("guess", "cue", "place", "ner")
 def phi_layers(text: str, ner: bool = True) -> dict[str, list[Span]]:
     """What each layer finds in `text`, by layer: identifiers with a shape of their own, codes,
     user names and dates guessed by shape, names by strong evidence and names by a cue, street
-    addresses, places and institutions, and the NER (run only where a capitalised word is left unexplained). The
+    addresses, places and institutions, facilities and wards by their head word or number, and the NER (run only where a capitalised word is left unexplained). The
     tagger reads them as features."""
     layers = {
         "shape": list(_rule_spans(text)),
@@ -103,6 +106,7 @@ def phi_layers(text: str, ner: bool = True) -> dict[str, list[Span]]:
         "cue": list(_cued_name_spans(text)),
         "address": list(_address_spans(text)),
         "place": [*_place_guesses(text), *_institution_spans(text)],
+        "facility": list(facility_spans(text)),
     }
     if ner:
         found = _merge([s for spans in layers.values() for s in spans])
@@ -119,7 +123,7 @@ def find_phi(
     if long_tokens:
         text = _LONG_TOKEN.sub(lambda m: " " * len(m.group()), text)
     layers = phi_layers(text, ner)
-    strong = [*layers["shape"], *layers["name"], *layers["address"]]
+    strong = [*layers["shape"], *layers["name"], *layers["address"], *layers["facility"]]
     spans = [*long_tokens, *_known_spans(text, known_identifiers), *strong]
     guesses = [s for name in GUESSES for s in layers.get(name, [])]
     if tagger:
@@ -145,12 +149,37 @@ _AGE_AFTER = re.compile(
 )
 
 
+# A given name right before a found name, written like it: "JON DEVAUX RRT", "DAN A.
+# FORMAN-LYONS, RRT", "Katie Mahoney".
+_WORD_BEFORE = re.compile(r"(?<![\w.'’-])(?P<v>[A-Za-z][a-z]+|[A-Z]+)[ \t]+$")
+
+
+def _given_name_before(text: str, start: int, name: str) -> int | None:
+    """Where a given name written like `name` ends right before `start`, if one does."""
+    before = _WORD_BEFORE.search(text, max(0, start - 24), start)
+    if before is None:
+        return None
+    word = before.group("v")
+    same_case = word.isupper() == name.isupper() and word[:1].isupper() == name[:1].isupper()
+    plain = is_word_name(word) or (
+        is_common_english(word, top=1_000) and not (word.istitle() and name.istitle())
+    )  # "Will", "Hope", "Guy": the census lists hold them, and most of the time they are words
+    if not same_case or plain or word.lower() not in ranks("given_names"):
+        return None
+    return before.start("v")
+
+
 def _around_names(text: str, spans: list[Span]) -> Iterable[Span]:
     for span in spans:
         if span.label != "NAME":
             continue
+        start = span.start
         if initials := _INITIALS_BEFORE.search(text, max(0, span.start - 12), span.start):
-            yield Span(initials.start(), span.end, "NAME")
+            start = initials.start()
+        if (given := _given_name_before(text, start, text[span.start : span.end])) is not None:
+            start = given
+        if start < span.start:
+            yield Span(start, span.end, "NAME")
         if age := _AGE_AFTER.match(text, span.end):
             yield Span(age.start("v"), age.end("v"), "AGE")
 

@@ -19,6 +19,7 @@ from umcl.data.deid.lexicon import (
     _is_abbreviation,
     _wordset,
     is_ordinary,
+    is_word_name,
 )
 from umcl.data.deid.lists import is_common_english, is_person_name
 from umcl.data.deid.spans import Span
@@ -205,6 +206,7 @@ _RELATION = (
 )
 _CUE = (
     r"(?:discussed[ \t]+(?:[a-z]+ly[ \t]+)?with|d/w|s/o|d/o|w/o|spoke[ \t]+(?:[a-z]+ly[ \t]+)?(?:with|to)"
+    r"|(?:speak|speaking|talk|talked|talking)[ \t]+(?:with|to)"
     r"|spoken[ \t]+(?:[a-z]+ly[ \t]+)?(?:with|to)|communicated[ \t]+(?:to|with)|contact[ \t]+person"
     r"|called[ \t]+(?:to|in[ \t]+to)|relayed[ \t]+to|conveyed[ \t]+to|reported[ \t]+to|given[ \t]+to"
     r"|phoned[ \t]+(?:to|through[ \t]+to)|paged|notified|informed|reviewed[ \t]+with|consult(?:ed)?[ \t]+with"
@@ -278,6 +280,40 @@ def _lower_case_names(text: str) -> Iterator[Span]:
             end = match.start("v") + word.end()
         if end is not None:
             yield Span(match.start("v"), end, "NAME")
+
+
+# A member of staff after their role or "per", in any case: "per carol wolfe", "md Saeed", "W/MD
+# SPEARS", "docter Sullivan". Words are taken while they are census names that are seldom words
+# ("NP grace" stays), or, after a doctor, no English or ward word at all ("md aware", "per
+# protocol", "per carevue", "md amt" stay).
+_STAFF_AFTER_ROLE = re.compile(
+    r"(?<![\w])(?P<role>(?i:per|md|np|rn|rrt|docter|doctor|dr)\.?(?:[ \t]+(?i:md|np|rn|dr|doctor)\.?)*+)[ \t]+"
+    r"(?P<initial>[A-Za-z]\.[ \t]?)?(?P<v>[A-Za-z][A-Za-z'’-]+(?:[ \t]+[A-Za-z][A-Za-z'’-]+){0,2})"
+)  # after an initial, too: "AS PER B. KARGAS"
+_DOCTOR = re.compile(r"(?i:md|dr|docter|doctor)\.?$")
+
+
+def _staff_after_role(text: str) -> Iterator[Span]:
+    for match in _STAFF_AFTER_ROLE.finditer(text):
+        end = None
+        doctor = match.group("initial") or _DOCTOR.search(match.group("role")) is not None
+        for word in re.finditer(r"[^ \t]+", match.group("v")):
+            token = word.group()
+            bare = _bare(token)
+            if is_ordinary(token) or bare in _NAME_STOPS or bare in _GRAMMAR or bare in _MEDIA:
+                break
+            eponym = _eponym_head_follows(text, match.start("v") + word.end())
+            if bare in _EPONYMS or eponym or _is_abbreviation(token.upper()):
+                break  # "per Fleischner Society", "per NG", "per RISS", "per flow"
+            if is_person_name(bare):
+                if is_word_name(token) or is_common_english(bare, top=5_000):
+                    break
+            elif not doctor or len(bare) < 4 or is_common_english(bare):
+                break
+            end = match.start("v") + word.end()
+        if end is not None:
+            start = match.start("initial") if match.group("initial") else match.start("v")
+            yield Span(start, end, "NAME")
 
 
 # A surname after an initial, in any case: "Z. MILLER aware", "nsg (d. renna and j. o'brien)",
@@ -477,6 +513,8 @@ def _name_finds(text: str) -> Iterator[tuple[Span, bool]]:
             yield Span(match.start(group), match.end(group), "NAME"), True
     for span in user_name_spans(text):
         yield span, True  # staff handles stay out of every vocabulary, whatever the tagger says
+    for span in _staff_after_role(text):
+        yield span, True  # a role and a census name or, after a doctor, no word at all
     for span in (*_lower_case_names(text), *_initial_names(text)):
         yield span, False
     for match in _FAMILY_NAME.finditer(text):

@@ -25,7 +25,13 @@ from umcl.data.deid.lexicon import (
     is_ordinary,
     is_word_name,
 )
-from umcl.data.deid.lists import MAX_PLACE_WORDS, is_common_english, is_person_name, is_place
+from umcl.data.deid.lists import (
+    MAX_PLACE_WORDS,
+    is_common_english,
+    is_person_name,
+    is_place,
+    protected_drugs,
+)
 from umcl.data.deid.names import _CAPS_WORD, _CUE, _ROLE, _TITLE, _UP
 from umcl.data.deid.spans import Span
 
@@ -295,6 +301,8 @@ _NOT_A_DATE_BEFORE = frozenset(
 )
 # Words before a British duration ("in 3/12", "for 2/7"), which a month/day shape can also be.
 _DURATION_BEFORE = frozenset(["in", "for", "after", "within", "over", "every", "each", "x"])
+# A British duration counts days, months or weeks: the number after the slash is 7, 12 or 52.
+_DURATION_DENOMINATORS = frozenset([7, 12, 52])
 # What an ordinal counts when it is no date: "the 5th rib", "14th percentile", "2nd cycle".
 _ORDINAL_NOUNS = (
     r"rib|ribs|intercostal|ics|vertebra|vertebrae|vertebral|percentile|centile|cervical|thoracic|lumbar|sacral"
@@ -318,8 +326,10 @@ def _month_day(match: re.Match[str], text: str) -> bool:
     """A plausible month and day, either way round (US 8/25, European 25/8), not after a word
     that makes it a score or a setting."""
     first, second = (int(x) for x in re.split(r"[/-]", match.group("v")))
-    if not _not_after_a_measure(match, text) or _word_before(match, text) in _DURATION_BEFORE:
+    if not _not_after_a_measure(match, text):
         return False
+    if second in _DURATION_DENOMINATORS and _word_before(match, text) in _DURATION_BEFORE:
+        return False  # "in 6/52", "for 2/7"; "plan for 10/3" and "restent in 4/21" are dates
     return (1 <= first <= 12 and 1 <= second <= 31) or (1 <= first <= 31 and 1 <= second <= 12)
 
 
@@ -403,7 +413,15 @@ _RULES: list[_Rule] = [
     ),
     _rule("DATE", rf"\b{_DAY}[ \t]+{_MONTH_CAP}(?![a-z])"),
     _rule("DATE", rf"\b{_MONTH_CAP}[ \t]+{_DAY}{_ORD}\b(?![ \t]*(?:mm|cm|%|x\b))"),
-    _rule("DATE", rf"\b{_MONTH},?[ \t]+{_YEAR}\b", flags=_I),
+    _rule("DATE", rf"\b{_MONTH},?[ \t]+(?:of[ \t]+)?{_YEAR}\b", flags=_I),
+    # a day (or a night's two days) and a month with a two-digit year after a comma, as notes
+    # head a shift: "28 Oct, 88", "1->2 nov, 96"
+    _rule(
+        "DATE",
+        rf"\b{_DAY}{_ORD}(?:[ \t]*(?:-|->|–|to)[ \t]*{_DAY}{_ORD})?[ \t]+{_MONTH},[ \t]*['’]?\d{{2}}\b"
+        rf"(?![ \t]*(?:mm|cm|%|x\b))",
+        flags=_I,
+    ),
     # a written month with a two-digit year: "5-Mar-19", "3rd Jan '19", "Mar-19", "Jan '19"
     _rule("DATE", rf"\b{_DAY}{_ORD}([/.-]){_MONTH}\1['’]?\d{{2}}(?!\d|\.\d)", flags=_I),
     _rule(
@@ -770,6 +788,20 @@ _LOWER_CASE_TOWN = re.compile(
 _LOWER_CASE_FACILITY = re.compile(
     r"\b(?P<v>[a-z][a-z'-]+(?:[ \t][a-z][a-z'-]+)?)[ \t]+(?:hospital|hosp|campus|medical[ \t]+center|rehab|memorial|clinic)\b"
 )
+# A facility named before its head word after a preposition of place, whatever its words and
+# case: "to sacred heart hospital", "FROM UNION HOSP.", "taken to Memorial Hospital", "in General
+# Hospital Medical Center", "on mackerer campus". The name is what follows the last grammar word
+# or kind of facility ("to the floor from X hospital", "at another hospital": none).
+_NAMED_BEFORE_HEAD = re.compile(
+    r"\b(?i:to|from|at|in|into|on|by|@)[ \t]+(?P<v>[A-Za-z][\w'’.-]*(?:[ \t]+[A-Za-z][\w'’.-]*){0,3}?)"
+    r"[ \t]+(?:(?P<memorial>(?i:memorial))|(?i:hospital|hosp\b|medical[ \t]+cent(?:er|re)|campus))\b"
+)  # "Memorial" is a word of the name ("Sacred Heart memorial"); the others say what it is
+_FACILITY_KINDS = _wordset(
+    """outside other another same local community psychiatric psych mental state private public
+    referring sending receiving previous prior nearest nearby closest new old their his her our
+    your this that which rehab rehabilitation nursing teaching veterans va university leave go
+    come return back get stay remain"""
+)
 # A town in capitals or title case, from the list, after a preposition of place: "job in Bel
 # Air", "shelter in Edgemere area".
 _LISTED_TOWN = re.compile(
@@ -811,6 +843,51 @@ def _listed_places(text: str) -> Iterator[Span]:
             ):
                 yield Span(match.start("v"), match.start("v") + words[n - 1].end(), "ADDRESS")
                 break
+
+
+def _named_before_head(text: str) -> Iterator[Span]:
+    for match in _NAMED_BEFORE_HEAD.finditer(text):
+        words = list(re.finditer(r"\S+", match.group("v")))
+        for k in range(len(words) - 1, -1, -1):  # the name: the words after the last kind word
+            bare = _bare(words[k].group())
+            if bare in _GRAMMAR or bare in _FACILITY_KINDS or any(c.isdigit() for c in bare):
+                words = words[k + 1 :]
+                break
+        if words:
+            end = match.end() if match.group("memorial") else match.start("v") + words[-1].end()
+            yield Span(match.start("v") + words[0].start(), end, "INSTITUTION")
+
+
+# A ward or building by its name and number after a move: "TO QUARTERMAIN 3", "back to
+# reisterstown 2"; the name is no English, clinical or drug word ("to levophed 2", "on vent 2").
+_WARD_AND_NUMBER = re.compile(
+    r"\b(?i:to|on|from|onto)[ \t]+(?P<v>[A-Za-z][a-z]{4,}|[A-Z]{5,})[ \t]*\d\b(?![.:/]\d|['’])"
+)
+
+
+def _ward_names(text: str) -> Iterator[Span]:
+    for match in _WARD_AND_NUMBER.finditer(text):
+        word = match.group("v")
+        if not (is_ordinary(word) or is_common_english(word) or word.lower() in protected_drugs()):
+            yield Span(match.start("v"), match.end("v"), "INSTITUTION")
+
+
+def facility_spans(text: str) -> Iterator[Span]:
+    """Facilities and wards by their head word or their number after a move, and their other
+    mentions in the text ("TO QUARTERMAIN 3 … QUARTERMAIN3 DEVELOPED"): no clinical wording has
+    these shapes, so they stand whatever the tagger says."""
+    found = [*_named_before_head(text), *_ward_names(text)]
+    yield from found
+    words = {
+        w.lower()
+        for s in found
+        for w in re.findall(r"[^\W\d_]{4,}", text[s.start : s.end])
+        if not (is_ordinary(w) or is_common_english(w) or _bare(w) in _INSTITUTION_GENERIC)
+    }
+    if words:
+        alternatives = "|".join(sorted(map(re.escape, words), key=len, reverse=True))
+        for match in re.finditer(rf"(?<![^\W\d_])(?:{alternatives})(?![^\W\d_])", text, _I):
+            yield Span(match.start(), match.end(), "INSTITUTION")
 
 
 def _place_guesses(text: str) -> Iterator[Span]:
