@@ -39,10 +39,12 @@ placeholders ("-", "Unknown") and names that are ordinary words ("SMALL^JOHN"), 
 where they stand as a name ("Mr Small", not "Small left effusion").
 
 The layers, one module each: `lexicon.py` (the words that are never identifiers and the
-predicates on them), `spans.py` (`Span` and the merge of overlapping spans), `rules.py`
-(identifiers with a shape of their own, and the record's known identifiers), `names.py` (names
-found by what surrounds them, and their other occurrences), `ner.py` (the spaCy layer),
-`tagger.py` (the CRF). This
+predicates on them), `spans.py` (`Span` and the merge of overlapping spans), `pattern.py` (a rule:
+pattern and validator), `rules.py` (identifiers with a shape of their own, and guesses by shape),
+`dates.py` (dates and what a month/day is not), `places.py` (addresses, institutions, towns,
+facilities and wards), `known.py` (the record's known identifiers), `names.py` (names found by
+what surrounds them, and their other occurrences), `ner.py` (the spaCy layer), `tagger.py` (the
+CRF). This
 module runs them in order (`find_phi`) and replaces what they find (`redact`, `scrub_text`).
 """
 
@@ -51,6 +53,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from umcl.data.deid.known import _known_spans
 from umcl.data.deid.lexicon import _EPONYMS as _EPONYMS
 from umcl.data.deid.lexicon import _bare as _bare
 from umcl.data.deid.lexicon import _is_abbreviation as _is_abbreviation
@@ -59,15 +62,13 @@ from umcl.data.deid.lists import is_common_english, ranks
 from umcl.data.deid.names import _cued_name_spans, _name_rule_spans, _propagated
 from umcl.data.deid.ner import DeidModelMissing, _ner_spans, _unexplained_capitals, ner_model
 from umcl.data.deid.ner import _model_path as _model_path
-from umcl.data.deid.rules import (
+from umcl.data.deid.places import (
     _address_spans,
-    _guessed_spans,
     _institution_spans,
-    _known_spans,
     _place_guesses,
-    _rule_spans,
     facility_spans,
 )
+from umcl.data.deid.rules import _guessed_spans, _rule_spans
 from umcl.data.deid.spans import Span, _merge
 from umcl.data.deid.tagger import tag
 

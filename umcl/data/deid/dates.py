@@ -1,0 +1,260 @@
+"""Dates: the written and numeric forms a report or a note gives a date in, with their times, and
+the words that tell a month/day from a score, a setting, a dose or a British duration.
+
+`DATE_RULES` run among `rules.py`'s rules before anything numeric; `_month_day` also
+validates the bare month/day that `rules.py` guesses and the tagger must confirm.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+
+from umcl.data.deid.lexicon import _wordset
+from umcl.data.deid.pattern import _I, _Rule, _rule
+
+_MONTH_NAMES = sorted(
+    _wordset(
+        "january february march april may june july august september october november december "
+        "jan feb mar apr jun jul aug sep sept oct nov dec"
+    )
+)
+_MONTH = r"(?:" + "|".join(sorted(_MONTH_NAMES, key=len, reverse=True)) + r")\.?"
+# Without a year, only a capitalised month is a date ("January 3", not "may 3").
+_MONTH_CAP = (
+    r"(?:"
+    + "|".join(
+        sorted(
+            {m.title() for m in _MONTH_NAMES} | {m.upper() for m in _MONTH_NAMES},
+            key=len,
+            reverse=True,
+        )
+    )
+    + r")\.?"
+)
+_DAY = r"(?:3[01]|[12]\d|0?[1-9])"
+_ORD = r"(?:st|nd|rd|th)?"
+_YEAR = r"(?:1[89]\d\d|20\d\d)"
+_TIME = (
+    r"(?:(?:,?[ \t]+|T)(?:at[ \t]+)?(?:[01]?\d|2[0-3]):[0-5]\d(?::[0-5]\d(?:\.\d+)?)?"
+    r"(?:[ \t]*[AaPp]\.?[Mm]\b\.?)?|[ \t]+(?:at[ \t]+)?(?:[01]\d|2[0-3])[0-5]\d[ \t]*(?:hours|hrs|h)\b)?"
+)
+_RIB_CONTEXT = re.compile(
+    r"^\s*(?:st|nd|rd|th)?\s*(?:(?:anterior|posterior|lateral|left|right|bilateral)\s+)*"
+    r"(?:ribs?|vertebra\w*|levels?)\b",
+    re.IGNORECASE,
+)
+
+
+def _plausible_numeric_date(match: re.Match[str], text: str) -> bool:
+    """03/14/2021 or 14.03.2021, but not '9-10-11 ribs' or a version number."""
+    a, b = int(match.group("a")), int(match.group("b"))
+    if not ((a <= 12 and b <= 31) or (b <= 12 and a <= 31)) or a == 0 or b == 0:
+        return False
+    before = text[max(0, match.start() - 12) : match.start()].lower()
+    word = re.search(r"([a-z][\w/]*)[ \t:=]*$", before)
+    if word and word.group(1) in _NOT_A_DATE_BEFORE:
+        return False  # ventilator settings: "AC 12/10/40" (rate, PEEP, FiO2)
+    return not _RIB_CONTEXT.match(text[match.end() :]) and not re.search(
+        r"ribs?\s*$|levels?\s*$", before
+    )
+
+
+# Under Safe Harbor a year of birth is an identifier when it implies an age over 89. Reports are
+# read years after they were written, so the age is taken as of today: this can only redact
+# more (a report of 2015 on a patient born in 1930, then 85), never less.
+_OLDEST_HARMLESS_BIRTH_YEAR = date.today().year - 89
+
+
+def _birth_year_over_89(match: re.Match[str], text: str) -> bool:
+    return int(match.group("v")) < _OLDEST_HARMLESS_BIRTH_YEAR
+
+
+# Words after which a bare month/day is a date ("comparison 8/25", "Mon 7/1", "TRANS: 03/16").
+_DATE_CUE = (
+    r"on|dated|from|since|until|till|through|thru|comparison|compared(?:[ \t]+(?:with|to))?|prior"
+    r"|previous|last|seen|done|performed|obtained|admitted|admission|intubated|extubated|discharged"
+    r"|transferred|operated|surgery|trans|dict|dictated|typed|transcribed|verified|signed|date|dos"
+    r"|(?:exam|study|film|films|scan|ct|cxr|mri|x-ray|radiograph|echo|pet|us)[ \t]+(?:of|on|dated)"
+    r"|mon|tue|tues|wed|thu|thur|thurs|fri|sat|sun|monday|tuesday|wednesday|thursday|friday|saturday|sunday"
+)
+# What a date is of: "the 3/15 MDT", "the 4/22 thoracic meeting".
+_DATED_EVENT = (
+    r"mdt|mdm|meeting|clinic|conference|tumou?r[ \t]+board|appointment|visit|scan|study|exam|film"
+)
+# What follows a fraction, a ratio or a dose, never a date.
+_NOT_A_FRACTION = (
+    r"(?![ \t]*(?i:%|strength|str\b|ns\b|normal|saline|dose|doses|of[ \t]|mg|mcg|ml|l\b|mmhg|murmur|power"
+    r"|units?|tabs?|tablets?|x\b|cm|mm|hrs?|hours?|days?|weeks?|wks?|months?|sec|split|ratio|rule|way"
+    r"|pain|scale|bl|cx|positive|negative))"
+)
+# Words before a month/day shape that make it a score, a setting or a fraction: "Grade 2/6",
+# "Power 4/5", "PS 10/5", "D5 1/2", "in 6/52" (weeks, as British notes write them).
+_NOT_A_DATE_BEFORE = frozenset(
+    [
+        "grade",
+        "power",
+        "strength",
+        "score",
+        "scale",
+        "ps",
+        "psv",
+        "peep",
+        "cpap",
+        "bipap",
+        "ipap",
+        "epap",
+        "simv",
+        "ac",
+        "d5",
+        "d10",
+        "pain",
+        "gcs",
+        "apgar",
+        "motor",
+        "mrc",
+        "ratio",
+        "murmur",
+        "vent",
+        "settings",
+        "setting",
+        "tone",
+        "reflexes",
+    ]
+)
+# Words before a British duration ("in 3/12", "for 2/7"), which a month/day shape can also be.
+_DURATION_BEFORE = frozenset(["in", "for", "after", "within", "over", "every", "each", "x"])
+# A British duration counts days, months or weeks: the number after the slash is 7, 12 or 52.
+_DURATION_DENOMINATORS = frozenset([7, 12, 52])
+# What an ordinal counts when it is no date: "the 5th rib", "14th percentile", "2nd cycle".
+_ORDINAL_NOUNS = (
+    r"rib|ribs|intercostal|ics|vertebra|vertebrae|vertebral|percentile|centile|cervical|thoracic|lumbar|sacral"
+    r"|metacarpal|metatarsal|toe|finger|digit|compartment|cranial|nerve|day|week|month|year|cycle|dose"
+    r"|line|generation|order|degree|time|attempt|trimester|decade|floor|ventricle|segment|branch"
+)
+
+
+def _word_before(match: re.Match[str], text: str) -> str:
+    before = re.search(
+        r"([A-Za-z][\w/]*)[ \t:=]*$", text[max(0, match.start("v") - 24) : match.start("v")]
+    )
+    return before.group(1).lower() if before else ""
+
+
+def _not_after_a_measure(match: re.Match[str], text: str) -> bool:
+    return _word_before(match, text) not in _NOT_A_DATE_BEFORE
+
+
+def _month_day(match: re.Match[str], text: str) -> bool:
+    """A plausible month and day, either way round (US 8/25, European 25/8), not after a word
+    that makes it a score or a setting."""
+    first, second = (int(x) for x in re.split(r"[/-]", match.group("v")))
+    if not _not_after_a_measure(match, text):
+        return False
+    if second in _DURATION_DENOMINATORS and _word_before(match, text) in _DURATION_BEFORE:
+        return False  # "in 6/52", "for 2/7"; "plan for 10/3" and "restent in 4/21" are dates
+    return (1 <= first <= 12 and 1 <= second <= 31) or (1 <= first <= 31 and 1 <= second <= 12)
+
+
+DATE_RULES: list[_Rule] = [
+    # --- dates (with their times) before anything numeric
+    _rule("DATE", rf"\b{_YEAR}([-/.])(?:0?[1-9]|1[0-2])\1{_DAY}(?!\d){_TIME}(?:Z|[+-]\d\d:?\d\d)?"),
+    _rule(
+        "DATE",
+        rf"(?<![\d.])(?P<a>\d{{1,2}})(?P<s>[/.-])(?P<b>\d{{1,2}})(?P=s)(?:\d{{4}}|\d{{2}})(?![\d])(?!\.\d){_TIME}",
+        valid=_plausible_numeric_date,
+    ),
+    _rule(
+        "DATE",
+        r"\b(?:19|20)\d\d(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\b(?:[ \t]?[T-]?[ \t]?\d{4,6}\b)?",
+    ),
+    _rule(
+        "DATE", rf"\b{_DAY}{_ORD}(?:[ \t]+of)?[ \t-]+{_MONTH},?[ \t-]+{_YEAR}\b{_TIME}", flags=_I
+    ),
+    _rule("DATE", rf"\b{_MONTH}[ \t-]+{_DAY}{_ORD},?[ \t-]+{_YEAR}\b{_TIME}", flags=_I),
+    _rule(
+        "DATE",
+        rf"\b(?:the[ \t]+)?{_DAY}(?:st|nd|rd|th)[ \t]+(?:of[ \t]+)?{_MONTH}(?![a-z])",
+        flags=_I,
+    ),
+    _rule("DATE", rf"\b{_DAY}[ \t]+{_MONTH_CAP}(?![a-z])"),
+    _rule("DATE", rf"\b{_MONTH_CAP}[ \t]+{_DAY}{_ORD}\b(?![ \t]*(?:mm|cm|%|x\b))"),
+    _rule("DATE", rf"\b{_MONTH},?[ \t]+(?:of[ \t]+)?{_YEAR}\b", flags=_I),
+    # a day (or a night's two days) and a month with a two-digit year after a comma, as notes
+    # head a shift: "28 Oct, 88", "1->2 nov, 96"
+    _rule(
+        "DATE",
+        rf"\b{_DAY}{_ORD}(?:[ \t]*(?:-|->|–|to)[ \t]*{_DAY}{_ORD})?[ \t]+{_MONTH},[ \t]*['’]?\d{{2}}\b"
+        rf"(?![ \t]*(?:mm|cm|%|x\b))",
+        flags=_I,
+    ),
+    # a written month with a two-digit year: "5-Mar-19", "3rd Jan '19", "Mar-19", "Jan '19"
+    _rule("DATE", rf"\b{_DAY}{_ORD}([/.-]){_MONTH}\1['’]?\d{{2}}(?!\d|\.\d)", flags=_I),
+    _rule(
+        "DATE",
+        rf"\b{_DAY}{_ORD}[ \t]+{_MONTH_CAP}[ \t]+['’]?\d{{2}}\b(?![ \t]*(?:mm|cm|%|x\b))",
+    ),
+    _rule("DATE", rf"\b{_MONTH_CAP}(?:-['’]?|[ \t]+['’])\d{{2}}\b(?![ \t]*(?:mm|cm|%))"),
+    # holidays name a day of the year: "Christmas Day 2019", "on Boxing Day", "Diwali 2021"
+    _rule(
+        "DATE",
+        r"\b(?:(?:Christmas(?![ \t-]+(?:tree|disease|factor))|New[ \t]+Year['’]?s)(?:[ \t]+(?:Day|Eve))?|Boxing[ \t]+Day"
+        r"|Easter(?:[ \t]+(?:Sunday|Monday|Saturday))?|Good[ \t]+Friday|Thanksgiving(?:[ \t]+Day)?"
+        r"|Diwali|Deepavali|Holi|Eid(?:[ \t-]+(?:al|ul)[ \t-]+(?:Fitr|Adha))?|Pongal|Onam|Hogmanay"
+        r"|(?:Anzac|Australia|Canada|Independence|Republic|Memorial|Labou?r|Veterans['’]?|Remembrance"
+        r"|Valentine['’]?s|St\.?[ \t]+Patrick['’]?s|Martin[ \t]+Luther[ \t]+King)[ \t]+Day"
+        r"|Halloween|Guy[ \t]+Fawkes(?:[ \t]+Night)?|Bonfire[ \t]+Night|(?:Chinese|Lunar)[ \t]+New[ \t]+Year"
+        r")\b(?:,?[ \t]+(?:of[ \t]+)?(?:1[89]\d\d|20\d\d)\b)?|\bRamadan,?[ \t]+(?:1[89]\d\d|20\d\d)\b",
+    ),
+    # a year of birth that implies an age over 89: "Born in 1928", "YOB: 1930", "b. 1927"
+    _rule(
+        "DATE",
+        r"(?:\b(?i:born|yob|y\.o\.b\.?|year[ \t]+of[ \t]+birth|birth[ \t]*year|dob|d\.o\.b\.?"
+        r"|date[ \t]+of[ \t]+birth)|(?<![\w.])b\.)[ \t]*[:#-]?[ \t]*(?:(?i:in)[ \t]+)?(?P<v>1[89]\d\d|20\d\d)\b(?![/.-]\d)",
+        "v",
+        _birth_year_over_89,
+    ),
+    _rule("DATE", rf"\b(?:0?[1-9]|1[0-2])/{_YEAR}\b"),
+    _rule(
+        "DATE",
+        rf"\b(?:on|dated|from|since|until|through|thru)[ \t]+(?P<v>(?:0?[1-9]|1[0-2])/(?:3[01]|[12]\d|0?[1-9]))\b(?![/\d]){_NOT_A_FRACTION}",
+        "v",
+        flags=_I,
+    ),
+    _rule(
+        "DATE",
+        r"\b(?:dob|d\.o\.b\.?|date\s+of\s+birth|birth\s*date)\s*[:#]?\s*(?P<v>\d[\d/.-]{5,9}\d)",
+        "v",
+        flags=_I,
+    ),
+    # month/day without a year where the words around it say it is a date: "comparison 8/25",
+    # "Admitted 12/24", "Seen Thursday 6/12", "TRANS: 03/16", "the 4/22 thoracic MDT", "CT of
+    # 29/11"; never a ratio, a dose or a fraction ("BP 120/80", "1/2 NS", "grade 2/6 murmur")
+    _rule(
+        "DATE",
+        rf"\b(?i:{_DATE_CUE})(?:[ \t]*[:,-][ \t]*|[ \t]+)(?:(?i:the|on|of)[ \t]+)?(?P<v>\d{{1,2}}/\d{{1,2}})(?![/\d]|\.\d){_NOT_A_FRACTION}",
+        "v",
+        _month_day,
+    ),
+    _rule(
+        "DATE",
+        rf"\b(?i:the)[ \t]+(?P<v>\d{{1,2}}/\d{{1,2}})(?=[ \t]+(?:\w+[ \t]+)?(?i:{_DATED_EVENT})\b)",
+        "v",
+        _month_day,
+    ),
+    # month and two-digit year, a year no day can be: "stent to RCA 12/82", "MI 3/99"
+    # ("6/52" is six weeks in British notes, never a year)
+    _rule(
+        "DATE",
+        rf"(?<![\w/.])(?P<v>(?:0?[1-9]|1[0-2])/(?!52\b)(?:3[2-9]|[4-9]\d|0\d))(?![/\d]|\.\d|[ \t]*%){_NOT_A_FRACTION}",
+        "v",
+        _not_after_a_measure,
+    ),
+    # a day of the month by its ordinal after a date preposition: "on the 14th", "since the 2nd"
+    _rule(
+        "DATE",
+        rf"\b(?i:on|since|from|until|till|by|before|after|dated)[ \t]+(?:(?i:the)[ \t]+)?(?P<v>(?:3[01]|[12]\d|0?[1-9])(?i:st|nd|rd|th))\b"
+        rf"(?![ \t]+(?:of[ \t]+)?(?:[A-Za-z]+[ \t]+){{0,2}}(?i:{_ORDINAL_NOUNS})\b)",
+        "v",
+    ),
+]

@@ -1,0 +1,219 @@
+"""Places: street addresses in the layouts of several countries, institutions by their head word,
+towns after a residence cue, facilities before their head word and wards by their number.
+
+Addresses and institutions with a head word are identifiers by shape; towns and facilities found
+by a word list after a cue are guesses the tagger must confirm (`_place_guesses`); facilities
+before their head word and wards by their number stand on their own (`facility_spans`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from umcl.data.deid.lexicon import (
+    _GRAMMAR,
+    _INSTITUTION_GENERIC,
+    _INSTITUTION_HEADS,
+    _bare,
+    _is_abbreviation,
+    _wordset,
+    is_ordinary,
+)
+from umcl.data.deid.lists import MAX_PLACE_WORDS, is_common_english, is_place, protected_drugs
+from umcl.data.deid.names import _UP
+from umcl.data.deid.pattern import _I
+from umcl.data.deid.rules import _HOME_UNIT, _PLACE, _STREET, _UNIT
+from umcl.data.deid.spans import Span
+
+# Street addresses, PO boxes and units, extended over the ", City" and ", Apt 4B" after them.
+_ADDRESS_START = re.compile(
+    rf"\b\d{{1,6}}[A-Za-z]?(?:-\d+)?[ \t]+(?:(?:[NSEW]|North|South|East|West|NE|NW|SE|SW)\.?[ \t]+)?"
+    rf"(?:(?:{_UP}[\w'’-]*|\d+(?:st|nd|rd|th))\.?[ \t]+){{1,4}}?{_STREET}\b\.?"
+    rf"|\b(?:P\.?[ \t]?O\.?[ \t]*Box|Post[ \t]+Office[ \t]+Box)[ \t]*\d+|\b{_HOME_UNIT}"
+    # the street type first (French, Spanish, Italian, Portuguese): "1 Rue de la Paix"
+    rf"|\b\d{{1,5}}(?:[ \t]?(?:bis|ter))?,?[ \t]+(?i:rue|avenue|av\.|boulevard|bd|place|chemin|allée"
+    rf"|impasse|quai|calle|avenida|avda\.?|paseo|plaza|via|viale|piazza|corso|rua|praça|travessa)"
+    rf"[ \t]+(?:(?i:de|du|des|la|le|les|del|della|delle|dei|di|da|do|dos|das)[ \t]+|(?i:d|l)['’])*"
+    rf"{_UP}[\w'’-]*(?:[ \t]+{_UP}[\w'’-]*)*"
+    # the number after the street (German, Dutch, Nordic): "Hauptstraße 12"
+    rf"|\b{_UP}[\w'’-]*(?:straße|strasse|str\.|weg|gasse|platz|allee|laan|gracht|straat|vej|gatan|gata)"
+    rf"[ \t]+\d{{1,5}}[a-z]?\b"
+)
+_ADDRESS_TAIL = re.compile(rf"(?:,[ \t]*|[ \t]+in[ \t]+)(?:{_UNIT}|(?P<place>{_PLACE}))")
+
+# Institutions: a capitalised sequence ("Mercy Regional Hospital", "Guy's and St Thomas' NHS
+# Foundation Trust", "University of Michigan Health System") with a head word and a proper name.
+_CAP_SEQUENCE = re.compile(
+    rf"{_UP}[\w'’.-]*(?:[ \t]+(?:(?:of|and|&|the|for|de|la|du|del)[ \t]+)*{_UP}[\w'’.-]*)*"
+)
+_HEAD_FIRST = re.compile(
+    rf"\b(?:Hôpital|Hopital|Hospital|Clinique|Clinica|Klinikum|Ospedale|Centre[ \t]+Hospitalier)"
+    rf"[ \t]+(?:(?:de|du|des|del|della|la|le)[ \t]+)*{_UP}[\w'’-]*(?:[ \t]+{_UP}[\w'’-]*)*"
+)
+
+
+# A town written in lower case after a residence or transfer cue, found in the GeoNames list:
+# "lives in owings mills", "pt from catonsville", "moved here from eastbourne".
+_LOWER_CASE_TOWN = re.compile(
+    r"\b(?i:lives|living|resides|residing|home|moved|relocated|originally|transferred|transfer"
+    r"|from|picked[ \t]+(?:pt[ \t]+)?up|in|at|near)(?:[ \t]+(?:here|pt|up))?(?:[ \t]+(?i:in|at|of|to|from|near))?[ \t]+"
+    r"(?P<v>[a-z][a-z'-]+(?:[ \t][a-z][a-z'-]+){0,2})"
+)
+# A facility written in lower case: "TURP at reisterstown hospital", "bed on mackerer campus".
+_LOWER_CASE_FACILITY = re.compile(
+    r"\b(?P<v>[a-z][a-z'-]+(?:[ \t][a-z][a-z'-]+)?)[ \t]+(?:hospital|hosp|campus|medical[ \t]+center|rehab|memorial|clinic)\b"
+)
+# A facility named before its head word after a preposition of place, whatever its words and
+# case: "to sacred heart hospital", "FROM UNION HOSP.", "taken to Memorial Hospital", "in General
+# Hospital Medical Center", "on mackerer campus". The name is what follows the last grammar word
+# or kind of facility ("to the floor from X hospital", "at another hospital": none).
+_NAMED_BEFORE_HEAD = re.compile(
+    r"\b(?i:to|from|at|in|into|on|by|@)[ \t]+(?P<v>[A-Za-z][\w'’.-]*(?:[ \t]+[A-Za-z][\w'’.-]*){0,3}?)"
+    r"[ \t]+(?:(?P<memorial>(?i:memorial))|(?i:hospital|hosp\b|medical[ \t]+cent(?:er|re)|campus))\b"
+)  # "Memorial" is a word of the name ("Sacred Heart memorial"); the others say what it is
+_FACILITY_KINDS = _wordset(
+    """outside other another same local community psychiatric psych mental state private public
+    referring sending receiving previous prior nearest nearby closest new old their his her our
+    your this that which rehab rehabilitation nursing teaching veterans va university leave go
+    come return back get stay remain"""
+)
+# A town in capitals or title case, from the list, after a preposition of place: "job in Bel
+# Air", "shelter in Edgemere area".
+_LISTED_TOWN = re.compile(
+    rf"\b(?i:in|from|to|near|at)[ \t]+(?P<v>{_UP}[\w'’-]+(?:[ \t]{_UP}[\w'’-]+){{0,2}})"
+)
+
+
+def _lower_case_towns(text: str) -> Iterator[Span]:
+    """The longest run of the words after the cue that is a listed place and, alone, no frequent
+    English word ("owings mills", not "home" or "the floor")."""
+    for match in _LOWER_CASE_TOWN.finditer(text):
+        words = list(re.finditer(r"\S+", match.group("v")))
+        for n in range(min(len(words), MAX_PLACE_WORDS), 0, -1):
+            phrase = " ".join(w.group() for w in words[:n])
+            if is_place(phrase) and not (
+                n == 1 and (is_common_english(phrase) or is_ordinary(phrase))
+            ):
+                yield Span(match.start("v"), match.start("v") + words[n - 1].end(), "ADDRESS")
+                break
+
+
+def _listed_places(text: str) -> Iterator[Span]:
+    for match in _LOWER_CASE_FACILITY.finditer(text):
+        words = list(re.finditer(r"\S+", match.group("v")))
+        for first in range(len(words)):  # "on mackerer campus": the name is the last word
+            kept = [w.group() for w in words[first:]]
+            if is_place(" ".join(kept)) or all(
+                not is_ordinary(w) and not is_common_english(w) and w not in _GRAMMAR for w in kept
+            ):
+                yield Span(match.start("v") + words[first].start(), match.end("v"), "INSTITUTION")
+                break
+    for match in _LISTED_TOWN.finditer(text):
+        words = list(re.finditer(r"\S+", match.group("v")))
+        for n in range(min(len(words), MAX_PLACE_WORDS), 0, -1):
+            phrase = " ".join(w.group() for w in words[:n])
+            if is_place(phrase) and not (
+                n == 1
+                and (is_common_english(phrase) or is_ordinary(phrase) or _is_abbreviation(phrase))
+            ):
+                yield Span(match.start("v"), match.start("v") + words[n - 1].end(), "ADDRESS")
+                break
+
+
+def _named_before_head(text: str) -> Iterator[Span]:
+    for match in _NAMED_BEFORE_HEAD.finditer(text):
+        words = list(re.finditer(r"\S+", match.group("v")))
+        for k in range(len(words) - 1, -1, -1):  # the name: the words after the last kind word
+            bare = _bare(words[k].group())
+            if bare in _GRAMMAR or bare in _FACILITY_KINDS or any(c.isdigit() for c in bare):
+                words = words[k + 1 :]
+                break
+        if words:
+            end = match.end() if match.group("memorial") else match.start("v") + words[-1].end()
+            yield Span(match.start("v") + words[0].start(), end, "INSTITUTION")
+
+
+# A ward or building by its name and number after a move: "TO QUARTERMAIN 3", "back to
+# reisterstown 2"; the name is no English, clinical or drug word ("to levophed 2", "on vent 2").
+_WARD_AND_NUMBER = re.compile(
+    r"\b(?i:to|on|from|onto)[ \t]+(?P<v>[A-Za-z][a-z]{4,}|[A-Z]{5,})[ \t]*\d\b(?![.:/]\d|['’])"
+)
+
+
+def _ward_names(text: str) -> Iterator[Span]:
+    for match in _WARD_AND_NUMBER.finditer(text):
+        word = match.group("v")
+        if not (is_ordinary(word) or is_common_english(word) or word.lower() in protected_drugs()):
+            yield Span(match.start("v"), match.end("v"), "INSTITUTION")
+
+
+def facility_spans(text: str) -> Iterator[Span]:
+    """Facilities and wards by their head word or their number after a move, and their other
+    mentions in the text ("TO QUARTERMAIN 3 … QUARTERMAIN3 DEVELOPED"): no clinical wording has
+    these shapes, so they stand whatever the tagger says."""
+    found = [*_named_before_head(text), *_ward_names(text)]
+    yield from found
+    words = {
+        w.lower()
+        for s in found
+        for w in re.findall(r"[^\W\d_]{4,}", text[s.start : s.end])
+        if not (is_ordinary(w) or is_common_english(w) or _bare(w) in _INSTITUTION_GENERIC)
+    }
+    if words:
+        alternatives = "|".join(sorted(map(re.escape, words), key=len, reverse=True))
+        for match in re.finditer(rf"(?<![^\W\d_])(?:{alternatives})(?![^\W\d_])", text, _I):
+            yield Span(match.start(), match.end(), "INSTITUTION")
+
+
+def _place_guesses(text: str) -> Iterator[Span]:
+    """Places found by a word list after a cue, which the tagger must confirm."""
+    yield from _lower_case_towns(text)
+    yield from _listed_places(text)
+
+
+def _address_spans(text: str) -> Iterator[Span]:
+    for match in _ADDRESS_START.finditer(text):
+        end = match.end()
+        while tail := _ADDRESS_TAIL.match(text, end):
+            place = tail.group("place")
+            if place and all(is_ordinary(w) for w in place.split()):
+                break
+            end = tail.end()
+        yield Span(match.start(), end, "ADDRESS")
+
+
+def _institution_spans(text: str) -> Iterator[Span]:
+    for match in _CAP_SEQUENCE.finditer(text):
+        words = match.group().split()
+        bare = [_bare(w) for w in words]
+        if not any(b in _INSTITUTION_HEADS for b in bare):
+            continue
+        proper = [
+            w
+            for w, b in zip(words, bare, strict=True)
+            if b not in _INSTITUTION_GENERIC and not is_ordinary(w) and not _is_abbreviation(w)
+        ]
+        if proper:
+            start = match.start()
+            for word, b in zip(words, bare, strict=True):
+                if b in _INSTITUTION_GENERIC or not (is_ordinary(word) or _is_abbreviation(word)):
+                    break  # "Royal Prince Alfred Hospital" keeps "Royal"
+                start = text.index(word, start) + len(word)  # "… MALE ADMITTED FROM UNION HOSP"
+            start = len(text) - len(text[start:].lstrip())
+            yield _trim_trailing(text, start, match.end(), "INSTITUTION")
+    for match in _HEAD_FIRST.finditer(text):
+        yield Span(match.start(), match.end(), "INSTITUTION")
+
+
+def _trim_trailing(text: str, start: int, end: int, label: str) -> Span:
+    """Drop trailing connectors and clinical words ('… Medical Center for ECMO' → '… Center')."""
+    words = list(re.finditer(r"\S+", text[start:end]))
+    while len(words) > 1:
+        bare = _bare(words[-1].group())
+        if bare in _INSTITUTION_HEADS or not (
+            is_ordinary(words[-1].group()) or _is_abbreviation(words[-1].group())
+        ):
+            break
+        words.pop()
+    return Span(start, start + words[-1].end(), label)
