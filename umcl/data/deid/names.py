@@ -3,7 +3,7 @@
 Names have no shape of their own, so these rules find a candidate by its context and
 `_name_span` decides how much of it is a name, skipping clinical words through `lexicon.py`.
 A name the rules found is then found everywhere else it is capitalised (`_propagated`). The name patterns
-here (`_UP`, `_NAME_SEQ`, `_CAPS_WORD`) are shared with `rules.py` and `ner.py`.
+here (`_UP`, `_NAME_SEQ`, `_CAPS_WORD`) are shared with `rules.py`, `places.py`, `known.py` and `ner.py`.
 """
 
 from __future__ import annotations
