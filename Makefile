@@ -18,10 +18,14 @@ export GX_ANALYTICS_ENABLED := false
 
 # requirements.lock: the exact version and hashes of every package but torch, so that installs a
 # month apart are the same. torch comes first, pinned: an unpinned one pulls a multi-GB CUDA build.
+# Which build comes from where pip looks: TORCH_INDEX=https://download.pytorch.org/whl/cpu takes
+# the CPU build on any machine (…/whl/cu128: CUDA 12.8); unset, pip's own index decides (the
+# public one gives the CUDA build; a machine with local CPU wheels gives those).
+TORCH_INDEX ?=
 $(VENV)/.installed: pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(BIN)/pip install --quiet --require-hashes --no-deps -r requirements.lock
 	$(BIN)/pip install --quiet --no-deps -e .
 	$(BIN)/pip check

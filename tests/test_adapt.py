@@ -21,7 +21,8 @@ from umcl.calibration import fit_calibration
 from umcl.cli import main
 from umcl.config import load_settings
 from umcl.data.dataset import TripletDataset
-from umcl.model.umcl import TRAINING_FILE, UMCLModel
+from umcl.model.folder import TRAINING_FILE
+from umcl.model.umcl import UMCLModel
 
 SHIFTED_IMAGES = 48
 

@@ -20,3 +20,32 @@ def test_the_upload_guard_depends_on_imaging_not_on_ingestion() -> None:
     assert {"umcl.data.dicom", "umcl.data.images"} <= loaded
     ingestion = {"umcl.data.sources", "umcl.data.deid", "umcl.data.pacs", "spacy", "polars"}
     assert not ingestion & loaded
+
+
+def test_the_import_graph_of_umcl_has_no_cycle() -> None:
+    """Every module of `umcl/` and what it imports (`umcl/imports.py`: also inside functions,
+    never under TYPE_CHECKING) form no cycle: each module can be read, and changed, after what
+    it builds on."""
+    from umcl.imports import PACKAGE, _module_name, imported_modules
+
+    graph = {
+        _module_name(path): imported_modules(path) - {_module_name(path)}
+        for path in PACKAGE.rglob("*.py")
+    }
+    cycles, visiting, done = [], [], set()
+
+    def visit(name: str) -> None:
+        if name in done:
+            return
+        if name in visiting:
+            cycles.append([*visiting[visiting.index(name) :], name])
+            return
+        visiting.append(name)
+        for imported in sorted(graph.get(name, ())):
+            visit(imported)
+        visiting.pop()
+        done.add(name)
+
+    for name in sorted(graph):
+        visit(name)
+    assert not cycles, "import cycles: " + "; ".join(" -> ".join(c) for c in cycles)

@@ -21,13 +21,8 @@ from tests.tiny import LABELS, tiny_model
 from umcl.calibration import Calibration, FindingCalibration
 from umcl.data.images import fit_square, load_image
 from umcl.inference import Predictor
-from umcl.model.umcl import (
-    CALIBRATION_FILE,
-    MODEL_FILE,
-    TRAINING_FILE,
-    UMCLModel,
-    finding_logits,
-)
+from umcl.model.folder import CALIBRATION_FILE, MODEL_FILE, TRAINING_FILE
+from umcl.model.umcl import UMCLModel, finding_logits
 
 SIZE = 32
 PROVENANCE = {"params": {"seed": 5, "preprocess": {"image_size": SIZE}}, "train": {"steps": 6}}

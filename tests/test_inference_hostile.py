@@ -23,7 +23,7 @@ from tests.tiny import LABELS, tiny_model
 from umcl.data.dicom import IMAGE_MISSING, IMAGE_TOO_LARGE, MODALITY_OUT_OF_SCOPE
 from umcl.data.images import DecodeLimits, ImageDecodeError, fit_square, load_image
 from umcl.inference import IMAGE_INVALID, IMAGE_NOT_AN_IMAGE, Predictor
-from umcl.model.umcl import MODEL_FILE, ModelLayoutError
+from umcl.model.folder import MODEL_FILE, ModelLayoutError
 
 SIZE = 32
 RNG = np.random.default_rng(7)

@@ -18,7 +18,8 @@ from tests.conftest import REPO, toy_calibration
 from tests.test_gate import gate
 from tests.tiny import tiny_model
 from umcl import registry
-from umcl.model.umcl import CARD_FILE, UMCLModel
+from umcl.model.folder import CARD_FILE
+from umcl.model.umcl import UMCLModel
 
 
 def metadata(path: Path) -> dict:

@@ -20,7 +20,8 @@ from umcl.cli import main
 from umcl.config import ModelSettings, PromptSettings
 from umcl.data.dicom import DecodeLimits, ImageDecodeError
 from umcl.inference import image_pixels, load
-from umcl.model.umcl import CARD_FILE, UMCLModel
+from umcl.model.folder import CARD_FILE
+from umcl.model.umcl import UMCLModel
 from umcl.onnx_export import FINDINGS_FILE, IMAGE_ENCODER, export_onnx, onnx_scores
 
 TOLERANCE = 1e-4

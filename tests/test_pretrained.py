@@ -42,7 +42,8 @@ from umcl.config import (
     weight_params,
 )
 from umcl.errors import InputError
-from umcl.model.umcl import UMCLModel, describe_model, read_provenance
+from umcl.model.folder import describe_model, read_provenance
+from umcl.model.umcl import UMCLModel
 from umcl.train import train
 from umcl.training.checkpoint import fingerprint
 

@@ -224,7 +224,7 @@ def test_a_demo_dicom_gets_the_probabilities_umcl_evaluate_gives(
 ) -> None:
     from umcl.data.dataset import TripletDataset
     from umcl.data.locator import image_files
-    from umcl.model.umcl import describe_model
+    from umcl.model.folder import describe_model
 
     triplets = pl.read_parquet(tiny_pipeline["triplets"]).filter(
         (pl.col("split") == "test") & pl.col("image").is_not_null()
@@ -252,7 +252,7 @@ def test_real_nih_pngs_and_a_real_dicom_through_the_bentoml_client(server: dict)
     import bentoml
 
     from umcl.data.images import fit_square, load_image
-    from umcl.model.umcl import describe_model, input_size
+    from umcl.model.folder import describe_model, input_size
 
     files = [
         shared_path("fixtures/nih-00000001_000.png"),

@@ -26,8 +26,9 @@ from tests.project import make_project, project_env
 from tests.project import run as project_run
 from tests.tiny import MODEL
 from umcl.config import parse_settings, weight_params
+from umcl.model.folder import input_size, read_provenance
 from umcl.model.tokenizer import load_tokenizer
-from umcl.model.umcl import UMCLModel, input_size, read_provenance
+from umcl.model.umcl import UMCLModel
 from umcl.train import train
 from umcl.training.checkpoint import CHECKPOINT, CheckpointError
 

@@ -39,7 +39,8 @@ from umcl.calibration import (
 from umcl.config import AdaptSettings, Settings
 from umcl.errors import InputError
 from umcl.evaluate import per_label_auroc
-from umcl.model.umcl import ADAPTATION_KEY, UMCLModel, finding_logits
+from umcl.model.folder import ADAPTATION_KEY
+from umcl.model.umcl import UMCLModel, finding_logits
 
 log = logging.getLogger(__name__)
 
@@ -452,7 +453,7 @@ def adapt_model(
     from umcl import registry
     from umcl.data.dicom import DecodeLimits
     from umcl.inference import Predictor, resolve
-    from umcl.model.umcl import read_provenance
+    from umcl.model.folder import read_provenance
     from umcl.monitor.reference import (
         REFERENCE_FILE,
         build_reference,
@@ -510,7 +511,7 @@ def adapt_model(
 def check_destination(out: Path, base_dir: Path) -> Path:
     """`out` if the adapted model may go there: not the base model's directory, neither inside
     it nor holding it, and either absent or an earlier model directory (which it replaces)."""
-    from umcl.model.umcl import MODEL_FILE
+    from umcl.model.folder import MODEL_FILE
 
     resolved, base = out.resolve(), base_dir.resolve()
     if resolved == base or base.is_relative_to(resolved) or resolved.is_relative_to(base):

@@ -107,7 +107,8 @@ def rescore(
     from umcl.data.dicom import DecodeLimits
     from umcl.data.preprocess import build_cache, cache_image_size
     from umcl.evaluate import evaluate_model
-    from umcl.model.umcl import UMCLModel, input_size
+    from umcl.model.folder import input_size
+    from umcl.model.umcl import UMCLModel
 
     test = triplets.filter(pl.col("split") == "test")
     size = input_size(model_dir)
@@ -153,7 +154,7 @@ def run_gate(
     """Decide, write `out` (gate.json) and `verdict`, and raise GateFailed when the candidate
     fails."""
     from umcl import registry
-    from umcl.model.umcl import ModelLayoutError
+    from umcl.model.folder import ModelLayoutError
 
     if not Path(candidate_metrics).is_file():
         raise MissingInputError(

@@ -10,11 +10,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from umcl.config import LabelSettings, UncertaintyPolicy
 from umcl.errors import InputError
+
+if TYPE_CHECKING:  # types only: `umcl/config.py` checks label names with this module
+    from umcl.config import LabelSettings, UncertaintyPolicy
 
 CHEXPERT_LABELS: tuple[str, ...] = (
     "No Finding",

@@ -12,7 +12,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from umcl.atomic import write_with
 from umcl.calibration import Calibration
-from umcl.model.umcl import ADAPTATION_KEY, describe_model, read_calibration, read_provenance
+from umcl.model.folder import ADAPTATION_KEY, describe_model, read_calibration, read_provenance
 
 INTENDED_USE = (
     "Research on chest X-ray representation learning: zero-shot triage experiments, retrieval, "

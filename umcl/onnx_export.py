@@ -25,7 +25,8 @@ from umcl.atomic import replacing_directory
 from umcl.calibration import Calibration
 from umcl.errors import InputError, UMCLError
 from umcl.inference import Predictor, resolve
-from umcl.model.umcl import CARD_FILE, UMCLModel
+from umcl.model.folder import CARD_FILE
+from umcl.model.umcl import UMCLModel
 from umcl.registry import model_digest, version_tag
 
 IMAGE_ENCODER = "image_encoder.onnx"

@@ -24,7 +24,7 @@ from packaging.utils import canonicalize_name
 from umcl.atomic import write_json
 from umcl.errors import InputError
 from umcl.imports import source_digest
-from umcl.model.umcl import CARD_FILE, read_provenance
+from umcl.model.folder import CARD_FILE, read_provenance
 from umcl.model_card import write_model_card
 from umcl.monitor.reference import REFERENCE_FILE
 

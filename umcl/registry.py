@@ -22,7 +22,7 @@ import yaml
 
 from umcl.atomic import write_text, write_with
 from umcl.errors import UMCLError
-from umcl.model.umcl import CALIBRATION_FILE, MODEL_FILE, WEIGHTS_FILE
+from umcl.model.folder import CALIBRATION_FILE, MODEL_FILE, WEIGHTS_FILE
 
 MODEL_NAME = "umcl"
 CHAMPION, PROMOTED_AT, ROLLED_BACK = "champion", "promoted_at", "rolled_back"

@@ -93,9 +93,10 @@ from umcl.data.scaled import MIN_DECODED_SIDE, decoded_side
 from umcl.errors import MissingInputError
 from umcl.inference import Decoded, finding_name, is_text, score_findings, square_pixels
 from umcl.log_privacy import quiet_libraries
+from umcl.model.folder import describe_model, input_size, read_calibration
 from umcl.model.grounding import METHODS, finding_maps, image_map
 from umcl.model.prompts import unpromptable
-from umcl.model.umcl import UMCLModel, describe_model, input_size, read_calibration
+from umcl.model.umcl import UMCLModel
 from umcl.monitor.served import decode_facts, start_recorder
 from umcl.monitor.store import classified_records, refused_record
 from umcl.page import PATH as PAGE_PATH

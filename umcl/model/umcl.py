@@ -1,15 +1,8 @@
 """The UMCL model: image tower + text tower + prompt learner + learned logit scale.
 
 `UMCLModel.from_config` builds a new model from the typed settings; `save_pretrained` writes a
-self-contained directory and `from_pretrained` rebuilds the model from it through that same
-`from_config`, offline and without executing pickle:
-
-    umcl.json         model settings (backbones as their full transformers configs, so no
-                      checkpoint directory is needed to load), prompt settings, labels, image_size
-    model.safetensors weights
-    tokenizer/        the tokenizer
-    calibration.json  per-finding calibration and thresholds (only when the model carries one)
-    training.json     provenance: what the training recorded (only when given)
+self-contained directory (its layout: `umcl/model/folder.py`) and `from_pretrained` rebuilds the
+model from it through that same `from_config`, offline and without executing pickle.
 """
 
 from __future__ import annotations
@@ -28,11 +21,23 @@ from transformers import PretrainedConfig, PreTrainedTokenizerBase
 
 from umcl.atomic import replacing_directory, write_json
 from umcl.config import ModelSettings, PromptSettings, TextTowerSettings
-from umcl.errors import InputError, MissingInputError, UMCLError
+from umcl.errors import InputError, MissingInputError
+from umcl.model.folder import (
+    CALIBRATION_FILE,
+    CARD_FILE,
+    MODEL_FILE,
+    TOKENIZER_DIR,
+    TRAINING_FILE,
+    WEIGHTS_FILE,
+    check_layout,
+    describe_model,
+    read_calibration,
+)
 from umcl.model.pretrained import identity, normalisation, preprocessing
 from umcl.model.prompts import PromptLearner
 from umcl.model.tokenizer import load_tokenizer, tokenize
 from umcl.model.towers import ImageTower, TextTower, load_backbone, prepare_for_training
+from umcl.model_card import write_model_card
 
 if TYPE_CHECKING:
     from umcl.calibration import Calibration
@@ -41,13 +46,6 @@ log = logging.getLogger(__name__)
 
 LOGIT_SCALE_INIT = math.log(1 / 0.07)
 LOGIT_SCALE_MAX = math.log(100)
-WEIGHTS_FILE = "model.safetensors"
-MODEL_FILE = "umcl.json"
-CALIBRATION_FILE = "calibration.json"
-TRAINING_FILE = "training.json"
-ADAPTATION_KEY = "adaptation"  # in training.json, beside what the base model's training recorded
-CARD_FILE = "README.md"  # the model card (umcl/model_card.py)
-TOKENIZER_DIR = "tokenizer"
 # Config keys that describe where a backbone came from, not what it is (a local path).
 _CONFIG_ORIGIN_KEYS = ("_name_or_path",)
 # Tokenizer kwargs that loading from a local directory adds: how it was loaded, not what it is.
@@ -170,8 +168,6 @@ class UMCLModel(nn.Module):
             write_json(folder / CALIBRATION_FILE, self.calibration.to_dict())
         if provenance is not None:
             write_json(folder / TRAINING_FILE, provenance)
-        from umcl.model_card import write_model_card  # it reads this module's files
-
         write_model_card(folder, folder / CARD_FILE)
 
     def effective_settings(self) -> ModelSettings:
@@ -319,49 +315,6 @@ def finding_logits(
     """(n, F) log-odds that each finding is present: s·(u·w_present − u·w_absent), the logit of
     the 2-way softmax over the present and absent prompts. Calibration acts on these."""
     return scale * (images @ present.T - images @ absent.T)
-
-
-def describe_model(directory: str | Path) -> dict:
-    """The model's `umcl.json`: its settings, prompts, labels and image size."""
-    path = Path(directory) / MODEL_FILE
-    if not path.is_file():
-        raise MissingInputError(f"{directory}: not a UMCL model directory (no {MODEL_FILE})")
-    return json.loads(path.read_text())
-
-
-class ModelLayoutError(UMCLError, ValueError):
-    """A model directory written by an older UMCL, before `save_pretrained`'s layout."""
-
-
-def check_layout(directory: Path, description: dict) -> None:
-    if "model" not in description or "image_size" not in description:
-        raise ModelLayoutError(
-            f"{directory}/{MODEL_FILE} is from an older UMCL layout (no model settings or "
-            "image_size): train the model again, or load it with that version and re-save it"
-        )
-
-
-def input_size(directory: Path) -> int:
-    """Side of the square images the model in `directory` takes (the cache size it trained on)."""
-    description = describe_model(directory)
-    check_layout(Path(directory), description)
-    return int(description["image_size"])
-
-
-def read_provenance(directory: str | Path) -> dict:
-    """What the training recorded (`training.json`: its weight params and summary); {} if none."""
-    path = Path(directory) / TRAINING_FILE
-    return json.loads(path.read_text()) if path.is_file() else {}
-
-
-def read_calibration(directory: str | Path) -> Calibration | None:
-    """The model's calibration (`calibration.json`), or None when it has none (identity)."""
-    path = Path(directory) / CALIBRATION_FILE
-    if not path.is_file():
-        return None
-    from umcl.calibration import Calibration
-
-    return Calibration.from_dict(json.loads(path.read_text()))
 
 
 def _with_vocabulary(
