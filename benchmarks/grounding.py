@@ -35,8 +35,8 @@ from tqdm import tqdm
 
 import umcl
 from umcl.config import load_settings
-from umcl.data.images import square_placement
 from umcl.data.locator import image_files
+from umcl.imaging.images import square_placement
 from umcl.inference import square_pixels
 from umcl.model.grounding import METHODS, gradcam_maps, similarity_maps
 
@@ -67,7 +67,7 @@ def inside(point: tuple[int, int], box: list[int]) -> bool:
 
 
 def image_size(path: Path) -> tuple[int, int]:
-    from umcl.data.images import inspect_image
+    from umcl.imaging.images import inspect_image
 
     info = inspect_image(path)
     return info.height, info.width

@@ -420,7 +420,7 @@ SHIFTS: dict[str, Shift] = {
 
 def content_box(square: np.ndarray) -> tuple[slice, slice] | None:
     """The bounding box of the square's nonzero pixels: the image inside fit_square's black
-    padding (umcl/data/images.py); None for an all-black square."""
+    padding (umcl/imaging/images.py); None for an all-black square."""
     rows, cols = np.flatnonzero(square.any(axis=1)), np.flatnonzero(square.any(axis=0))
     if rows.size == 0:
         return None

@@ -34,7 +34,7 @@ from pydicom.uid import (
     RLELossless,
 )
 
-from umcl.data.dicom import (
+from umcl.imaging.limits import (
     IMAGE_FORMAT_UNSUPPORTED,
     IMAGE_TOO_LARGE,
     IMAGE_UNREADABLE,

@@ -39,17 +39,17 @@ from tests.hostile import (
 from tests.hostile import (
     raw as raw_element,
 )
-from umcl.data.dicom import (
+from umcl.imaging.display import read_dicom
+from umcl.imaging.frame import check_jpeg_stream
+from umcl.imaging.images import fit_square, inspect_image, load_image
+from umcl.imaging.limits import (
     IMAGE_FORMAT_UNSUPPORTED,
     IMAGE_TOO_LARGE,
     IMAGE_UNREADABLE,
     MODALITY_OUT_OF_SCOPE,
     DecodeLimits,
     ImageDecodeError,
-    check_jpeg_stream,
-    read_dicom,
 )
-from umcl.data.images import fit_square, inspect_image, load_image
 
 PICTURE = np.linspace(0, 1, 48 * 32, dtype=np.float32).reshape(48, 32)
 ANY_MODALITY = DecodeLimits(modalities=None)
@@ -320,13 +320,13 @@ def test_a_dicom_costs_its_header_and_first_frame_not_its_size(tmp_path, name):
 
 def test_a_dicom_header_is_parsed_once_when_inspected_first(tmp_path, monkeypatch):
     """The service inspects every upload, then decodes it: the header it parsed is reused."""
-    from umcl.data import dicom
+    from umcl.imaging import header
 
     path = tmp_path / "a.dcm"
     path.write_bytes(radiograph())
     parses = []
-    parse = dicom._parse_until_pixels
-    monkeypatch.setattr(dicom, "_parse_until_pixels", lambda *a: parses.append(1) or parse(*a))
+    parse = header._parse_until_pixels
+    monkeypatch.setattr(header, "_parse_until_pixels", lambda *a: parses.append(1) or parse(*a))
     info = inspect_image(path)
     image = load_image(path, info=info)
     assert len(parses) == 1 and image.shape == (64, 64)

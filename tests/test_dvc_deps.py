@@ -87,11 +87,11 @@ else:
     from umcl import gate
 def later():
     import umcl.model.loss
-from .data import dicom
+from .data import pacs
 from umcl import load
 """
     found = imported_modules(REPO / "umcl/cli.py", ast.parse(source))
-    assert found == {"umcl.gate", "umcl.model.loss", "umcl.data.dicom", "umcl"}
+    assert found == {"umcl.gate", "umcl.model.loss", "umcl.data.pacs", "umcl"}
     deid = {str(p.relative_to(REPO)) for p in import_closure(["umcl.data.deid"])}
     assert "umcl/data/deid/rules.py" in deid  # its __init__ imports relatively
 

@@ -322,7 +322,7 @@ def shifted_png(source: Path, destination: Path) -> Path:
     import numpy as np
     from PIL import Image
 
-    from umcl.data.images import load_image
+    from umcl.imaging.images import load_image
 
     pixels = load_image(source)
     shifted = np.clip((0.65 - pixels) / 0.3, 0, 1) ** 0.6

@@ -14,7 +14,7 @@ from PIL import Image
 import umcl
 from tests.hostile import radiograph
 from tests.tiny import tiny_model
-from umcl.data.images import fit_square, inspect_image, unfit_square
+from umcl.imaging.images import fit_square, inspect_image, unfit_square
 from umcl.inference import Predictor
 from umcl.model.grounding import METHODS, image_map
 
@@ -65,7 +65,7 @@ def test_a_map_over_the_square_returns_to_the_image_it_came_from() -> None:
 
 
 def test_a_map_is_scaled_on_the_image_not_on_the_squares_padding() -> None:
-    from umcl.data.images import square_placement
+    from umcl.imaging.images import square_placement
 
     new_h, new_w, top, left = square_placement(40, 20, 32)  # portrait: padded left and right
     square = np.full((32, 32), 5.0, np.float32)  # the padding holds the highest values

@@ -17,7 +17,7 @@ def imported_by(module: str) -> set[str]:
 
 def test_the_upload_guard_depends_on_imaging_not_on_ingestion() -> None:
     loaded = imported_by("umcl.upload_guard")
-    assert {"umcl.data.dicom", "umcl.data.images"} <= loaded
+    assert {"umcl.imaging.header", "umcl.imaging.images"} <= loaded
     ingestion = {"umcl.data.sources", "umcl.data.deid", "umcl.data.pacs", "spacy", "polars"}
     assert not ingestion & loaded
 

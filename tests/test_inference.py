@@ -19,7 +19,7 @@ from tests.conftest import REPO, shared_path, toy_calibration
 from tests.hostile import radiograph
 from tests.tiny import LABELS, tiny_model
 from umcl.calibration import Calibration, FindingCalibration
-from umcl.data.images import fit_square, load_image
+from umcl.imaging.images import fit_square, load_image
 from umcl.inference import Predictor
 from umcl.model.folder import CALIBRATION_FILE, MODEL_FILE, TRAINING_FILE
 from umcl.model.umcl import UMCLModel, finding_logits

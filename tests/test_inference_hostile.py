@@ -20,8 +20,8 @@ import umcl
 from tests.conftest import toy_calibration
 from tests.hostile import radiograph
 from tests.tiny import LABELS, tiny_model
-from umcl.data.dicom import IMAGE_MISSING, IMAGE_TOO_LARGE, MODALITY_OUT_OF_SCOPE
-from umcl.data.images import DecodeLimits, ImageDecodeError, fit_square, load_image
+from umcl.imaging.images import DecodeLimits, ImageDecodeError, fit_square, load_image
+from umcl.imaging.limits import IMAGE_MISSING, IMAGE_TOO_LARGE, MODALITY_OUT_OF_SCOPE
 from umcl.inference import IMAGE_INVALID, IMAGE_NOT_AN_IMAGE, Predictor
 from umcl.model.folder import MODEL_FILE, ModelLayoutError
 

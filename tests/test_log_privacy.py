@@ -17,7 +17,7 @@ import yaml
 
 from tests.conftest import REPO
 from tests.hostile import header, raw, saved
-from umcl.data.images import load_image
+from umcl.imaging.images import load_image
 
 NAME = "Quentin^Roe"  # a name no other line of the log can hold
 KEY = "img-0001"

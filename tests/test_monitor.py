@@ -28,8 +28,8 @@ from tests.serving import served, small_png
 from umcl import registry
 from umcl.cli import main
 from umcl.config import MonitorSettings
-from umcl.data.dicom import COLOUR, GRAYSCALE, KNOWN_MODALITIES
 from umcl.errors import InputError
+from umcl.imaging.limits import COLOUR, GRAYSCALE, KNOWN_MODALITIES
 from umcl.monitor.drift import (
     DRIFT,
     NO_DRIFT,

@@ -18,7 +18,7 @@ from tests.conftest import REPO, toy_calibration
 from tests.tiny import LABELS, MODEL, tiny_tokenizer
 from umcl.cli import main
 from umcl.config import ModelSettings, PromptSettings
-from umcl.data.dicom import DecodeLimits, ImageDecodeError
+from umcl.imaging.limits import DecodeLimits, ImageDecodeError
 from umcl.inference import image_pixels, load
 from umcl.model.folder import CARD_FILE
 from umcl.model.umcl import UMCLModel

@@ -1,4 +1,4 @@
-"""Decoding at reduced scale (umcl/data/scaled.py): a large image comes out as the box mean of
+"""Decoding at reduced scale (umcl/imaging/scaled.py): a large image comes out as the box mean of
 its full-size decode (JPEG: libjpeg's DCT scaling, close to it), an image the model's square
 does not need shrunk comes out exactly as before, and a 36 MP DICOM frame or a 50 MP 16-bit PNG
 costs under 8 bytes a pixel."""
@@ -16,9 +16,9 @@ import pytest
 from PIL import Image
 
 from tests.hostile import header, jpeg_dicom, png16, saved, textured
-from umcl.data.dicom import DecodeLimits
-from umcl.data.images import load_image
-from umcl.data.scaled import MIN_DECODED_SIDE, box_mean, decoded_side
+from umcl.imaging.images import load_image
+from umcl.imaging.limits import DecodeLimits
+from umcl.imaging.scaled import MIN_DECODED_SIDE, box_mean, decoded_side
 from umcl.inference import image_pixels
 
 REPO = Path(__file__).resolve().parents[1]

@@ -251,7 +251,7 @@ def test_a_demo_dicom_gets_the_probabilities_umcl_evaluate_gives(
 def test_real_nih_pngs_and_a_real_dicom_through_the_bentoml_client(server: dict) -> None:
     import bentoml
 
-    from umcl.data.images import fit_square, load_image
+    from umcl.imaging.images import fit_square, load_image
     from umcl.model.folder import describe_model, input_size
 
     files = [

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import torch
 
-    from umcl.data.images import DecodeLimits
+    from umcl.imaging.images import DecodeLimits
     from umcl.inference import Predictor
 
 __version__ = "0.1.0"

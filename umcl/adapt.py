@@ -451,7 +451,7 @@ def adapt_model(
     save the result in `out` (replaced only once the new model is complete); returns the report
     (also in its `training.json`)."""
     from umcl import registry
-    from umcl.data.dicom import DecodeLimits
+    from umcl.imaging.limits import DecodeLimits
     from umcl.inference import Predictor, resolve
     from umcl.model.folder import read_provenance
     from umcl.monitor.reference import (

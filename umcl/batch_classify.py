@@ -56,11 +56,11 @@ import polars as pl
 from tqdm import tqdm
 
 from umcl.atomic import write_text, write_with
-from umcl.data.dicom import IMAGE_MISSING, IMAGE_UNREADABLE, DecodeLimits, ImageDecodeError
 from umcl.data.preprocess import decode_to_square
 from umcl.data.records import Skipped, contained, read_user_csv, suffix_kind, walk_files
 from umcl.data.views import excluded_view
 from umcl.errors import InputError, MissingInputError
+from umcl.imaging.limits import IMAGE_MISSING, IMAGE_UNREADABLE, DecodeLimits, ImageDecodeError
 
 log = logging.getLogger(__name__)
 

@@ -104,9 +104,9 @@ def rescore(
 ) -> dict:
     """`umcl evaluate`'s metrics for a stored model on this test split. A model trained at another
     image size gets the same test images decoded at its own size."""
-    from umcl.data.dicom import DecodeLimits
     from umcl.data.preprocess import build_cache, cache_image_size
     from umcl.evaluate import evaluate_model
+    from umcl.imaging.limits import DecodeLimits
     from umcl.model.folder import input_size
     from umcl.model.umcl import UMCLModel
 

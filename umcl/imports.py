@@ -23,7 +23,7 @@ ROOT_NAME = PACKAGE.name
 
 
 def module_file(name: str) -> Path | None:
-    """The file of module `name` ("umcl.data.dicom"), None when it is not one of ours."""
+    """The file of module `name` ("umcl.imaging.header"), None when it is not one of ours."""
     parts = name.split(".")
     if parts[0] != ROOT_NAME:
         return None

@@ -7,7 +7,7 @@
     results[1]  # {"image": "film.png", "error": {"code": "image_unreadable", "message": …}}
 
 Image files are decoded exactly as the preprocess stage decodes them (`load_image` +
-`fit_square`, umcl/data/images.py), so a file gets the scores the service gives its upload.
+`fit_square`, umcl/imaging/images.py), so a file gets the scores the service gives its upload.
 In-memory images follow the same rules: a PIL image is converted as its file would be; a numpy
 array or torch tensor is (H, W) grayscale or (H, W, C) channels-last with C from 1 to 4 (colour
 turns grey by the luma weights Pillow uses for a colour file, alpha is dropped), uint8 or float
@@ -31,16 +31,16 @@ import torch
 from PIL import Image
 
 from umcl.calibration import Calibration
-from umcl.data.dicom import IMAGE_MISSING, IMAGE_TOO_LARGE, IMAGE_UNREADABLE
-from umcl.data.images import (
+from umcl.errors import InputError, MissingInputError
+from umcl.imaging.images import (
     DecodeLimits,
     ImageDecodeError,
     _raster_pixels,
     fit_square,
     load_image,
 )
-from umcl.data.scaled import decoded_side, shrink
-from umcl.errors import InputError, MissingInputError
+from umcl.imaging.limits import IMAGE_MISSING, IMAGE_TOO_LARGE, IMAGE_UNREADABLE
+from umcl.imaging.scaled import decoded_side, shrink
 from umcl.model.grounding import METHODS, Method, finding_maps, image_map
 from umcl.model.prompts import unpromptable
 from umcl.model.umcl import UMCLModel, finding_logits
@@ -52,7 +52,7 @@ BATCH_SIZE = 32  # images or texts per forward pass
 CHAMPION = "champion"
 MAX_CHANNELS = 4  # grey, grey + alpha, RGB, RGBA
 # ITU-R 601-2 luma: the weights of Pillow's convert("L"), which turns a colour PNG or JPEG grey
-# in `load_image` (umcl/data/images.py); a float colour array turns grey as its file would.
+# in `load_image` (umcl/imaging/images.py); a float colour array turns grey as its file would.
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 # The service's rule for a finding name (umcl/service.py `_check_findings`), so both accept the
 # same names: stripped, at most this long, with a letter or digit.
@@ -271,7 +271,7 @@ def input_name(image: object, index: int) -> str:
 
 
 def refusal_code(exc: Exception) -> str:
-    """The reason code of an input's refusal: a decode error's own (umcl/data/dicom.py), else
+    """The reason code of an input's refusal: a decode error's own (umcl/imaging/limits.py), else
     what kind of input it was."""
     if isinstance(exc, ImageDecodeError):
         return exc.code

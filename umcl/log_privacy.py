@@ -9,7 +9,7 @@ callers install it:
   configured logging; client errors become one INFO line, other exceptions lose their message;
 - the pipeline stages (`umcl/cli.py: main`): `quiet_stage_libraries()`, so that `dvc repro` and
   CI logs hold no header value of a file that ingestion decoded. The stages' own messages quote
-  no header value (`umcl/data/dicom.py`) and are left as they are.
+  no header value (`umcl/imaging/`) and are left as they are.
 """
 
 from __future__ import annotations

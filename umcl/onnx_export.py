@@ -36,7 +36,7 @@ TOLERANCE = 1e-4  # largest |ONNX − PyTorch| of an embedding value the export 
 INPUT = (
     "pixels: float32 (n, 1, S, S) in [0, 1]: the grey image scaled (bilinear) so that its long "
     "side is S, centred on a black S×S square, rounded to multiples of 1/255 "
-    "(umcl.data.images.fit_square)"
+    "(umcl.imaging.images.fit_square)"
 )
 
 

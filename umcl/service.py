@@ -19,7 +19,7 @@ Hostile uploads are bounded three times over:
 - headers before pixels: every image's header is read first (a DICOM header is parsed once, and
   only the first frame's bytes are read after it); one over the pixel budget (UMCL_MAX_PIXELS)
   or a request over UMCL_MAX_REQUEST_PIXELS is refused before anything decodes.
-- decoding at reduced scale (umcl/data/scaled.py): a large image never exists at full size as
+- decoding at reduced scale (umcl/imaging/scaled.py): a large image never exists at full size as
   floats, only as what the format's decoder returns (1–2 bytes a sample); `DecodeGate`: decodes
   in flight across all requests hold at most UMCL_MAX_DECODE_MB of those samples, so concurrent
   large images queue instead of adding up; after a large decode the worker hands the freed
@@ -75,13 +75,8 @@ from umcl.auth import (
 )
 from umcl.calibration import Calibration
 from umcl.config import PromptSettings
-from umcl.data.dicom import (
-    IMAGE_FORMAT_UNSUPPORTED,
-    IMAGE_TOO_LARGE,
-    IMAGE_UNREADABLE,
-    env_number,
-)
-from umcl.data.images import (
+from umcl.errors import MissingInputError
+from umcl.imaging.images import (
     DecodeLimits,
     ImageDecodeError,
     ImageInfo,
@@ -89,8 +84,13 @@ from umcl.data.images import (
     inspect_image,
     load_image,
 )
-from umcl.data.scaled import MIN_DECODED_SIDE, decoded_side
-from umcl.errors import MissingInputError
+from umcl.imaging.limits import (
+    IMAGE_FORMAT_UNSUPPORTED,
+    IMAGE_TOO_LARGE,
+    IMAGE_UNREADABLE,
+    env_number,
+)
+from umcl.imaging.scaled import MIN_DECODED_SIDE, decoded_side
 from umcl.inference import Decoded, finding_name, is_text, score_findings, square_pixels
 from umcl.log_privacy import quiet_libraries
 from umcl.model.folder import describe_model, input_size, read_calibration

@@ -104,7 +104,7 @@ def read_sample(csv_path: Path, label_names: list[str], square, max_images: int)
     """Read and decode the sample: `square(path, row)` turns one image file into the model's
     (S, S) uint8 input or raises an error naming it. Paths are relative to the CSV's folder, or
     absolute (a site's archive elsewhere on its own machine)."""
-    from umcl.data.images import ImageDecodeError
+    from umcl.imaging.images import ImageDecodeError
 
     table = read_table(csv_path, label_names, max_images)
     names = [n for n in label_names if n in table[0]]

@@ -37,8 +37,8 @@ from bentoml.exceptions import BentoMLException
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from umcl.data.dicom import env_number
-from umcl.data.images import IMAGE_SUFFIXES
+from umcl.imaging.images import IMAGE_SUFFIXES
+from umcl.imaging.limits import env_number
 
 log = logging.getLogger("umcl.service")  # the guard's lines are the service's, as before the split
 

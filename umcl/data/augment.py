@@ -9,7 +9,7 @@ images and cropping down: the cache, evaluation and the service all keep one ima
 (`preprocess.image_size`, checked by `umcl/data/preprocess.py: check_cache_size`), and a crop
 of at least 80 % of the area (the default `crop_scale`) upsamples by at most ~1.12×, which costs
 little detail. Outside the source square the warp reads black, the padding colour of the cache
-(`umcl/data/images.py: fit_square`).
+(`umcl/imaging/images.py: fit_square`).
 
 Reports: sentences are dropped at random (at least one is kept) and shuffled.
 

@@ -36,16 +36,6 @@ from pydicom.dataset import Dataset
 from pydicom.uid import UID
 
 from umcl.config import VIEW_NAMES, RisColumns, SourceSettings
-from umcl.data.dicom import (
-    DecodeLimits,
-    ImageDecodeError,
-    header_codes,
-    header_text,
-    header_texts,
-    modality_name,
-    read_file_meta,
-    read_header_elements,
-)
 from umcl.data.records import (
     Record,
     Skipped,
@@ -57,6 +47,15 @@ from umcl.data.records import (
 )
 from umcl.data.reports import join_sections
 from umcl.data.views import FRONTAL, LATERAL, excluded_view, normalise_view, view_from_words
+from umcl.imaging.header import (
+    header_codes,
+    header_text,
+    header_texts,
+    modality_name,
+    read_file_meta,
+    read_header_elements,
+)
+from umcl.imaging.limits import DecodeLimits, ImageDecodeError
 from umcl.labels import LabelSpace
 
 DICOMDIR_CLASS = "1.2.840.10008.1.3.10"  # Media Storage Directory Storage

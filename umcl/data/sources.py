@@ -27,8 +27,6 @@ import polars as pl
 
 from umcl.config import CsvColumns, SourceSettings, ValidateSettings
 from umcl.data.deid import scrub_text
-from umcl.data.dicom import DecodeLimits, ImageDecodeError, read_header_elements
-from umcl.data.images import IMAGE_SUFFIXES
 from umcl.data.pacs import header_view, read_dicom_folder
 from umcl.data.pseudonyms import Pseudonymizer
 from umcl.data.records import (
@@ -45,6 +43,9 @@ from umcl.data.records import (
 from umcl.data.reports import findings_and_impression, join_sections
 from umcl.data.views import FRONTAL, LATERAL, excluded_view, normalise_view
 from umcl.errors import UMCLError
+from umcl.imaging.header import read_header_elements
+from umcl.imaging.images import IMAGE_SUFFIXES
+from umcl.imaging.limits import DecodeLimits, ImageDecodeError
 from umcl.labels import LabelSpace, strongest
 
 VALID_LABEL_VALUES = ("1", "0", "-1")

@@ -29,14 +29,14 @@ from tqdm import tqdm
 
 from umcl.atomic import write_json, write_with
 from umcl.config import Settings, SourceKind
-from umcl.data.dicom import DecodeLimits, ImageDecodeError
-from umcl.data.images import load_image
 from umcl.data.locator import write_locator
 from umcl.data.pseudonyms import Pseudonymizer, resolve_key
-from umcl.data.scaled import MIN_DECODED_SIDE
 from umcl.data.sources import PRIVATE_COLUMNS, VALID_LABEL_VALUES, read_source
 from umcl.data.views import VIEW_EXCLUDED, VIEW_UNKNOWN
 from umcl.errors import UMCLError
+from umcl.imaging.images import load_image
+from umcl.imaging.limits import DecodeLimits, ImageDecodeError
+from umcl.imaging.scaled import MIN_DECODED_SIDE
 from umcl.labels import LabelSpace
 
 log = logging.getLogger(__name__)

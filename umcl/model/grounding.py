@@ -24,8 +24,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from umcl.data.images import unfit_square
 from umcl.errors import InputError
+from umcl.imaging.images import unfit_square
 from umcl.model.umcl import UMCLModel, finding_logits
 
 Method = Literal["similarity", "gradcam"]

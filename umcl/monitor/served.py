@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from umcl.config import ConfigError, MonitorSettings, read_params
-from umcl.data.images import ImageInfo
+from umcl.imaging.images import ImageInfo
 from umcl.monitor.store import Recorder, size_class
 
 OFF = {"0", "false", "no", "off"}

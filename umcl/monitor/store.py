@@ -52,7 +52,7 @@ def schema() -> pa.Schema:
             ("time", pa.timestamp("us", tz="UTC")),
             ("model", pa.string()),
             ("outcome", pa.string()),  # classified | refused
-            ("reason", pa.string()),  # a refusal's reason code (umcl/data/dicom.py), else null
+            ("reason", pa.string()),  # a refusal's reason code (umcl/imaging/limits.py), else null
             ("format", pa.string()),  # PNG | JPEG | DICOM
             ("bits", pa.int16()),
             ("photometric", pa.string()),

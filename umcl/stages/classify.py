@@ -39,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> None:
     from umcl.batch_classify import BatchSettings, classify_source
     from umcl.config import normalise_view
-    from umcl.data.dicom import DecodeLimits
+    from umcl.imaging.limits import DecodeLimits
 
     batch = BatchSettings(
         batch_size=args.batch_size,

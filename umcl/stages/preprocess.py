@@ -16,8 +16,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from umcl.data.dicom import DecodeLimits
     from umcl.data.preprocess import build_cache
+    from umcl.imaging.limits import DecodeLimits
 
     params = settings(args)
     meta = build_cache(

@@ -2,7 +2,7 @@
 
 Readers call `scrub_text` at ingestion, so nothing downstream (quarantine, triplets, cache, logs,
 models) ever holds an identifier. Patient ids are pseudonymised apart
-(`umcl/data/pseudonyms.py`); DICOM headers are never read beyond pixels (`umcl/data/dicom.py`).
+(`umcl/data/pseudonyms.py`); DICOM headers are never read beyond pixels (`umcl/imaging/`).
 
 Three layers, measured side by side by `benchmarks/deid.py` on the project's PHI corpora and by
 `benchmarks/deid_physionet.py` on real hand-annotated notes:

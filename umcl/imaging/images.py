@@ -19,19 +19,19 @@ from typing import NoReturn
 import numpy as np
 from PIL import Image
 
-from umcl.data.dicom import (
+from umcl.imaging.display import read_dicom
+from umcl.imaging.frame import check_jpeg_stream
+from umcl.imaging.header import inspect_dicom
+from umcl.imaging.limits import (
     IMAGE_FORMAT_UNSUPPORTED,
     IMAGE_MISSING,
     IMAGE_TOO_LARGE,
     DecodeLimits,
     ImageDecodeError,
     ImageInfo,
-    check_jpeg_stream,
     check_pixel_budget,
-    inspect_dicom,
-    read_dicom,
 )
-from umcl.data.scaled import box_mean, reduced_shape, reduction, strips
+from umcl.imaging.scaled import box_mean, reduced_shape, reduction, strips
 
 __all__ = [
     "IMAGE_SUFFIXES",
