@@ -1,4 +1,4 @@
-"""How many labelled images of a new collection does adapting need? (README: A new site)
+"""How many labelled images of a new collection does adapting need? (docs/new-site.md)
 
 A model trained on Kermany's earlier batch (`python benchmarks/real_data.py --out DIR`) is adapted
 on N labelled images of the later batch (benchmarks/collection_shift.py) with `umcl adapt`'s own

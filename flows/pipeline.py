@@ -71,7 +71,7 @@ PROMOTED = "umcl.champion.promoted"
 
 def announce_promotion(project: Path) -> None:
     """Emit `umcl.champion.promoted` (tag, previous champion, gated metrics, bento) for
-    automations to react to (README: "Reacting to a new champion")."""
+    automations to react to (docs/orchestration.md: "Reacting to a new champion")."""
     package = _read(project / "metrics/package.json")
     if not package or not package.get("promoted"):  # a rebuilt bento of the same champion
         return

@@ -1,5 +1,6 @@
 """`umcl export --onnx`: the exported graph and prompt matrix score as the PyTorch model does, in
-ONNX Runtime alone, and the README's ONNX Runtime example says what `classify` says."""
+ONNX Runtime alone, and the ONNX Runtime example in docs/your-tools.md says what `classify`
+says."""
 
 from __future__ import annotations
 
@@ -103,14 +104,14 @@ def test_other_towers_export_within_the_tolerance(image: dict, tmp_path: Path) -
     assert np.abs(probabilities - expected).max() < TOLERANCE
 
 
-def readme_example() -> str:
-    text = (REPO / "README.md").read_text()
+def documented_example() -> str:
+    text = (REPO / "docs" / "your-tools.md").read_text()
     found = re.search(r"<!-- onnx-example -->\n```python\n(.*?)```", text, re.DOTALL)
-    assert found, "README has no ONNX Runtime example"
+    assert found, "docs/your-tools.md has no ONNX Runtime example"
     return found.group(1)
 
 
-def test_the_readme_scores_a_png_with_onnx_runtime_alone(
+def test_the_documented_example_scores_a_png_with_onnx_runtime_alone(
     candidates: dict, tiny_pipeline: dict, tmp_path: Path
 ) -> None:
     model_dir = candidates["trained"]["model"]
@@ -119,7 +120,7 @@ def test_the_readme_scores_a_png_with_onnx_runtime_alone(
     grey = image_pixels(frontal_dicoms(tiny_pipeline, 1)[0], "x", DecodeLimits())
     grey = grey[:, grey.shape[1] // 5 :]
     Image.fromarray(np.rint(grey * 255).astype(np.uint8)).save(tmp_path / "chest.png")
-    (tmp_path / "example.py").write_text(readme_example())
+    (tmp_path / "example.py").write_text(documented_example())
     # Only ONNX Runtime, NumPy and Pillow: the example must not need umcl or torch.
     run = subprocess.run(
         [sys.executable, "-c", "import sys; sys.modules['torch'] = sys.modules['umcl'] = None; "

@@ -2,7 +2,7 @@
 
 A model meets a new site's detectors, protocols and population with its ranking mostly intact
 and its decisions off: the calibration and thresholds were fitted on the training collection's
-validation patients. Adapting (README: A new site):
+validation patients. Adapting (docs/new-site.md):
 1. embeds the site's images once with the model's frozen towers (umcl/site_sample.py reads them);
 2. optionally tunes only the prompt context vectors on them (CoOp-style, towers frozen), the
    number of steps chosen by cross-validation within the sample (0 = keep the prompts);

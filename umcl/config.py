@@ -294,8 +294,8 @@ class TowerSettings(Strict):
     """One encoder: a local checkpoint directory, or a transformers config to build from."""
 
     # Local directory in Hugging Face format (config.json + weights); no hub look-ups. A CLIP or
-    # SigLIP folder may be named by both towers: each takes its own half (README: Starting from
-    # public weights).
+    # SigLIP folder may be named by both towers: each takes its own half
+    # (docs/pretrained-weights.md).
     pretrained: Path | None = None
     # Where that folder comes from (a Hugging Face hub id, e.g. microsoft/swin-tiny-patch4-window7-224):
     # named in the message when the folder is missing. Never fetched: UMCL is offline.
@@ -443,7 +443,7 @@ class TrainSettings(Strict):
     # Training processes per node, started by PyTorch's elastic launcher (torch.distributed.run):
     # auto = one per visible GPU (1 on a CPU); a number > 1 on a CPU runs that many gloo processes.
     devices: Literal["auto"] | Annotated[int, Field(ge=1, le=1024)] = "auto"
-    nodes: int = Field(1, ge=1)  # machines in the run; > 1 needs `rendezvous` (README)
+    nodes: int = Field(1, ge=1)  # machines in the run; > 1 needs `rendezvous` (docs/gpus.md)
     rendezvous: str | None = Field(None, pattern=r"^[A-Za-z0-9_.\-\[\]:]+:\d+$")  # host:port
     # Intra-op threads per process: auto = the CPUs this process may use (affinity, cgroup
     # quota) shared by the node's processes, less their loader workers; a number overrides it.
@@ -523,8 +523,8 @@ class CardSettings(Strict):
 
 
 class AdaptSettings(Strict):
-    """`umcl adapt` and the `adapt` stage: a model fitted to a site's labelled sample (README: A
-    new site)."""
+    """`umcl adapt` and the `adapt` stage: a model fitted to a site's labelled sample
+    (docs/new-site.md)."""
 
     # The sample: a CSV with `path` (image files, relative to it), one column per finding (1, 0,
     # -1 or blank) and optionally `patient`. null: the adapt stage adapts nothing.
@@ -563,7 +563,7 @@ class SweepSettings(Strict):
 
 class MonitorSettings(Strict):
     """What the service records of the images it classifies, and how `umcl drift` judges a window
-    of those records against the reference that travels with the model (README: Monitoring)."""
+    of those records against the reference that travels with the model (docs/monitoring.md)."""
 
     enabled: bool = True  # the service records (UMCL_MONITOR=off switches it off too)
     store: Path = Path("data/monitor")  # date-partitioned Parquet; UMCL_MONITOR_DIR overrides it
@@ -571,7 +571,7 @@ class MonitorSettings(Strict):
     flush_records: int = Field(256, ge=1)  # a batch is written when it holds this many records
     flush_seconds: float = Field(5.0, gt=0)  # ... or when its oldest record is this old
     # Test images whose embeddings are stored with the model as its reference; 0 keeps only
-    # summary statistics (mean and principal axes: only a moved mean is seen, README: Monitoring).
+    # summary statistics (mean and principal axes: only a moved mean is seen, docs/monitoring.md).
     reference_size: int = Field(1000, ge=0)
     min_images: int = Field(100, ge=2)  # a window with fewer classified images gets no verdict
     max_images: int = Field(2000, ge=2)  # a larger window's embeddings are sampled down to this

@@ -443,7 +443,7 @@ def headline(metrics: dict) -> dict[str, float | None]:
     retrieval = (metrics.get("retrieval") or {}).get("image_to_text") or {}
     calibration = metrics.get("calibration") or {}
     operating = (calibration.get("operating_points") or {}).get("macro") or {}
-    # Short names: they are `dvc exp show`'s column headers (README, "Experiments").
+    # Short names: they are `dvc exp show`'s column headers (docs/pipeline.md, "Experiments").
     figures = {
         "auroc": (zero_shot.get("learned") or {}).get("macro_auroc"),  # zero-shot, learned prompts
         "hand": (zero_shot.get("handcrafted") or {}).get("macro_auroc"),  # zero-shot, templates

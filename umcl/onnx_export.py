@@ -78,7 +78,7 @@ def onnx_scores(
     session: onnxruntime.InferenceSession, table: dict, pixels: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """(embeddings, probabilities) of `pixels` through an ONNX Runtime session and the findings
-    table: the scoring the README shows, used here to check the export."""
+    table: the scoring docs/your-tools.md shows, used here to check the export."""
     (embeddings,) = session.run(None, {"pixels": pixels})
     logits = embeddings @ np.asarray(table["weights"], np.float32).T
     a, b = np.asarray(table["a"], np.float32), np.asarray(table["b"], np.float32)

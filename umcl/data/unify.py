@@ -1,6 +1,6 @@
 """Stage `unify`: validated sources → one table of image–text–label triplets (polars).
 
-Columns as the README's "The triplet table" lists them. Reports that came without labels are labelled by the report
+Columns as docs/pipeline.md, "The triplet table", lists them. Reports that came without labels are labelled by the report
 labeler (`label_origin = labeler`). The split is deterministic from the patient pseudonym and
 the seed, so no patient is ever in two splits and adding a source never reshuffles the others.
 """

@@ -1,6 +1,6 @@
 """Any supported image file → grayscale float32 in [0, 1], and the square fit the cache uses.
 
-Supported means what the README promises: PNG, JPEG and DICOM. Dimensions are read from the
+Supported means what docs/bad-input-and-phi.md promises: PNG, JPEG and DICOM. Dimensions are read from the
 header before anything is decoded (`inspect_image`), so a small file that claims a huge picture
 is refused at once instead of being decoded (`DecodeLimits.max_pixels`, UMCL_MAX_PIXELS). A
 JPEG's marker segments are walked before Pillow opens it, and one with more scans than any

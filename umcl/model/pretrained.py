@@ -48,8 +48,8 @@ def read_config(folder: Path) -> dict:
         if (Path(folder) / "open_clip_config.json").is_file():
             hint = (
                 " It is an open_clip checkpoint (open_clip_config.json), which needs open_clip, "
-                "timm and torchvision; UMCL loads Hugging Face folders (README: Starting from "
-                "public weights)."
+                "timm and torchvision; UMCL loads Hugging Face folders "
+                "(docs/pretrained-weights.md)."
             )
         raise MissingInputError(
             f"{folder}: not a local model directory (no {CONFIG_FILE}); 'pretrained' must point "
@@ -164,5 +164,5 @@ def require_weights(model: ModelSettings) -> None:
             f"model.{part}.pretrained: {folder} holds no downloaded checkpoint. On a machine with "
             f"internet run `hf download {tower.hub_id} --local-dir {folder}` (pip install "
             f"huggingface_hub), then copy the folder here; UMCL downloads nothing at run time "
-            "(README: Starting from public weights)"
+            "(docs/pretrained-weights.md)"
         )
