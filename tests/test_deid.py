@@ -17,6 +17,7 @@ import importlib.util
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import polars as pl
@@ -637,7 +638,7 @@ STRUCTURE_IDENTIFIERS = [
     ("BACK TO FENWICK 4 WHEN BED AVAILABLE; FENWICK4 AWARE.", ["FENWICK"]),
     # dates headed as a shift, a month with "of", month/day after "for" or "in"
     ("Nursing note | 14 Feb, 91 0700-1900", ["14", "Feb", "91"]),
-    ("nursing note | 3->4 jan, 02 | 1900-0700", ["3->4", "jan", "02"]),
+    ("nursing note\n3->4 jan, 02\n1900-0700", ["3->4", "jan", "02"]),
     ("Seen in april of 2019 in clinic.", ["april", "2019"]),
     # staff after "per" or their role, and a given name before a name the rules found
     ("weaning per tobias rendell overnight", ["tobias", "rendell"]),
@@ -660,6 +661,15 @@ CASE_CLINICAL = [
     "Wanted to leave hospital; returned to the hospital; sent to another hospital.",
     "Increased to levophed 2; changed to cpap 5; F/U in 2/7.",
     "Sedation per protocol; settings per flow sheet; md aware; Per Fleischner Society guidelines.",
+    # a reviewer's look-alikes of the facility, ward, staff and shift-date rules
+    "Pt transferred to MICU. Hospital course notable for AKI; on hospital day 5; clean hospital gown.",
+    "Transferred to tertiary care hospital; seen in children's hospital; appt at outpatient medical center.",
+    "Pt upset about going to son's memorial tomorrow.",
+    "Progressed to Killip 3; white matter changes up to Fazekas 2; upgraded to Bosniak 3.",
+    "Sedation per Richmond scale; turned per Braden protocol; mobilised per Hoyer lift; md cortrak placed.",
+    "Switched to Glucerna 2 cartons; on Kinair 3 bed; speaking valve per passy muir.",
+    "PEEP weaned 8 -> 5 dec, 10 min later.",
+    "Blood cultures positive in 2/4 bottles; repeat bloods in 6/24.",
 ]
 
 
@@ -887,3 +897,21 @@ def test_the_tagger_gives_each_thread_its_own_answer() -> None:
     with ThreadPoolExecutor(4) as pool:
         together = list(pool.map(find_phi, texts))
     assert together == alone
+
+
+@pytest.mark.parametrize(
+    "unit", ["pt ", "RN ", "md ", "MD\t\t\t", "per md ", "to x ", "1->2 nov, "]
+)
+def test_a_run_of_trigger_words_costs_time_in_proportion_to_its_length(unit):
+    """Four times the text, about four times the work: a rule that reads a run of its trigger
+    words to the end from each of them ("pt pt pt …": 24 s for 40,000 characters) is quadratic."""
+    scrub_text("warm up: Dr. Okafor")
+
+    def seconds(length: int) -> float:
+        text = (unit * (length // len(unit) + 1))[:length]
+        started = time.process_time()
+        scrub_text(text)
+        return time.process_time() - started
+
+    short, long = seconds(10_000), seconds(40_000)
+    assert long < 9 * max(short, 0.05), (short, long)

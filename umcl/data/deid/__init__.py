@@ -165,7 +165,8 @@ def _given_name_before(text: str, start: int, name: str) -> int | None:
     plain = is_word_name(word) or (
         is_common_english(word, top=1_000) and not (word.istitle() and name.istitle())
     )  # "Will", "Hope", "Guy": the census lists hold them, and most of the time they are words
-    if not same_case or plain or word.lower() not in ranks("given_names"):
+    clinical = is_ordinary(word) or (word.isupper() and _is_abbreviation(word))  # "HX TIA DEVAUX"
+    if not same_case or plain or clinical or word.lower() not in ranks("given_names"):
         return None
     return before.start("v")
 

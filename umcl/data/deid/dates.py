@@ -125,7 +125,7 @@ _NOT_A_DATE_BEFORE = frozenset(
 # Words before a British duration ("in 3/12", "for 2/7"), which a month/day shape can also be.
 _DURATION_BEFORE = frozenset(["in", "for", "after", "within", "over", "every", "each", "x"])
 # A British duration counts days, months or weeks: the number after the slash is 7, 12 or 52.
-_DURATION_DENOMINATORS = frozenset([7, 12, 52])
+_DURATION_DENOMINATORS = frozenset([7, 12, 24, 52])  # days, months, hours, weeks
 # What an ordinal counts when it is no date: "the 5th rib", "14th percentile", "2nd cycle".
 _ORDINAL_NOUNS = (
     r"rib|ribs|intercostal|ics|vertebra|vertebrae|vertebral|percentile|centile|cervical|thoracic|lumbar|sacral"
@@ -151,9 +151,24 @@ def _month_day(match: re.Match[str], text: str) -> bool:
     first, second = (int(x) for x in re.split(r"[/-]", match.group("v")))
     if not _not_after_a_measure(match, text):
         return False
-    if second in _DURATION_DENOMINATORS and _word_before(match, text) in _DURATION_BEFORE:
-        return False  # "in 6/52", "for 2/7"; "plan for 10/3" and "restent in 4/21" are dates
+    if _word_before(match, text) in _DURATION_BEFORE and (
+        second in _DURATION_DENOMINATORS or first <= second <= 12
+    ):  # "in 6/52", "for 2/7", "over 12/24", "positive in 2/4 bottles"; "plan for 10/3" and
+        return False  # "restent in 4/21" are dates
     return (1 <= first <= 12 and 1 <= second <= 31) or (1 <= first <= 31 and 1 <= second <= 12)
+
+
+def _consecutive_days(match: re.Match[str], text: str) -> bool:
+    """A shift that spans two days names them one after the other ("1->2 nov"), and its month
+    is capitalised unless it heads its line."""
+    value = match.group("v")
+    days = [int(d) for d in re.findall(r"\d+", value.split(",")[0])]
+    start = match.start("v")
+    begin = text.rfind("\n", max(0, start - 200), start) + 1  # bounded: no rescan of a long line
+    line_start = (begin > 0 or start <= 200) and not text[begin:start].strip(" \t|")
+    month = re.search(r"[A-Za-z]+(?=\.?,)", value)
+    capitalised = month is not None and month.group()[:1].isupper()
+    return (len(days) < 2 or days[1] == days[0] + 1) and (line_start or capitalised)
 
 
 DATE_RULES: list[_Rule] = [
@@ -181,11 +196,15 @@ DATE_RULES: list[_Rule] = [
     _rule("DATE", rf"\b{_MONTH_CAP}[ \t]+{_DAY}{_ORD}\b(?![ \t]*(?:mm|cm|%|x\b))"),
     _rule("DATE", rf"\b{_MONTH},?[ \t]+(?:of[ \t]+)?{_YEAR}\b", flags=_I),
     # a day (or a night's two days) and a month with a two-digit year after a comma, as notes
-    # head a shift: "28 Oct, 88", "1->2 nov, 96"
+    # head a shift: "28 Oct, 88", "1->2 nov, 96" — a capitalised month, or at the start of a
+    # line ("PEEP weaned 8 -> 5 dec, 10 min later" is no date)
     _rule(
         "DATE",
-        rf"\b{_DAY}{_ORD}(?:[ \t]*(?:-|->|–|to)[ \t]*{_DAY}{_ORD})?[ \t]+{_MONTH},[ \t]*['’]?\d{{2}}\b"
+        rf"\b(?P<v>{_DAY}{_ORD}"
+        rf"(?:[ \t]*(?:-|->|–|to)[ \t]*{_DAY}{_ORD})?[ \t]+{_MONTH},[ \t]*['’]?\d{{2}}\b)"
         rf"(?![ \t]*(?:mm|cm|%|x\b))",
+        "v",
+        _consecutive_days,
         flags=_I,
     ),
     # a written month with a two-digit year: "5-Mar-19", "3rd Jan '19", "Mar-19", "Jan '19"

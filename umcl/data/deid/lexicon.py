@@ -223,7 +223,7 @@ _INSTITUTION_HEADS = _wordset(
 )
 # Eponyms and makers that are clinical, whatever follows them.
 _EPONYMS = _wordset(
-    """kerley westermark fleischner chilaiditi luftsichel pancoast morgagni bochdalek kartagener
+    """passy passy-muir kerley westermark fleischner chilaiditi luftsichel pancoast morgagni bochdalek kartagener
     dobhoff swan ganz swan-ganz port-a-cath portacath mediport pleurx impella heartmate amplatzer
     watchman mitraclip medtronic biotronik jude abbott edwards carpentier-edwards starr-edwards
     sorin guidant zoll hounsfield valsalva trendelenburg schmorl scheuermann kummell lemierre
@@ -279,7 +279,19 @@ _EPONYM_HEADS = _wordset(
     pouch point palsy joint injury nodule nodules type grade stage sequelae nerve artery
     murmur jacket brace collar frame flap occluder bar pin pins rod rods nail nails wire wires
     plate plates screw screws splint cast circulation pentad tetralogy infraction fragment
-    index dictum razor virus fever encephalitis"""
+    index dictum razor virus fever encephalitis scale scales protocol formula lift list blade bed
+    mattress"""
+)
+# Scores and classifications named after a person or a place, written before their value ("Riker
+# 4", "Killip 3", "Bosniak 3", "Fazekas 2"): before a number they are a grade, never a ward.
+_NAMED_SCALES = _wordset(
+    """riker ramsay rass killip nyha bosniak hinchey gustilo mallampati fazekas pfirrmann kellgren
+    lawrence deauville modic gleason apgar braden morse glasgow richmond pugh ranson wells salter
+    garden weber schatzker neer tanner hunt hess fisher spetzler clavien dindo lauren borrmann
+    breslow clark dukes masaoka hoehn yahr lugano ann arbor figo tnm mrc borg sofa apache saps
+    curb caprini padua chads hasbled wilkins sewell karnofsky ecog lansky rankin nihss barthel
+    norton waterlow forrester stanford debakey crawford siewert bethesda tirads birads lirads
+    pirads orads cad-rads"""
 )
 # A head noun that names a procedure or a disease by its ending ("Heller myotomy", "Hashimoto's
 # thyroiditis", "Ivor Lewis oesophagectomy").

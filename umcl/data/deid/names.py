@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from umcl.data.deid.lexicon import (
     _EPONYMS,
     _GRAMMAR,
+    _NAMED_SCALES,
     _bare,
     _eponym_head_follows,
     _is_abbreviation,
@@ -216,9 +217,10 @@ _CUE = (
 )
 # After the cue a comma may stand without its space: "SISTER,CARROLL ANNE", "sister ,JANET".
 # The role words are taken possessively, each separator one way only: "son  son  son …" with
-# two spaces could otherwise be split 2^n ways.
+# two spaces could otherwise be split 2^n ways; and at most three of them ("the patient's wife,
+# Mary"), so that a run of cue words ("pt pt pt …") is not read to its end from each of them.
 _CUED_NAME = re.compile(
-    rf"\b(?i:{_CUE})(?:[ \t]*,[ \t]*|[ \t]+)(?:(?i:{_ROLE})(?:[ \t]*,[ \t]*|[ \t]+))*+(?P<v>{_NAME_SEQ})"
+    rf"\b(?i:{_CUE})(?:[ \t]*,[ \t]*|[ \t]+)(?:(?i:{_ROLE})(?:[ \t]*,[ \t]*|[ \t]+)){{0,3}}+(?P<v>{_NAME_SEQ})"
 )
 # A family by its name: "KEEP ROMERO FAMILY AWARE", "the Okafor family".
 _FAMILY_NAME = re.compile(rf"\b(?P<v>{_NAME_WORD})[ \t]+(?i:family)\b")
@@ -287,9 +289,11 @@ def _lower_case_names(text: str) -> Iterator[Span]:
 # ("NP grace" stays), or, after a doctor, no English or ward word at all ("md aware", "per
 # protocol", "per carevue", "md amt" stay).
 _STAFF_AFTER_ROLE = re.compile(
-    r"(?<![\w])(?P<role>(?i:per|md|np|rn|rrt|docter|doctor|dr)\.?(?:[ \t]+(?i:md|np|rn|dr|doctor)\.?)*+)[ \t]+"
+    r"(?<![\w])(?P<role>(?i:per|md|np|rn|rrt|docter|doctor|dr)\.?)[ \t]+"
     r"(?P<initial>[A-Za-z]\.[ \t]?)?(?P<v>[A-Za-z][A-Za-z'’-]+(?:[ \t]+[A-Za-z][A-Za-z'’-]+){0,2})"
-)  # after an initial, too: "AS PER B. KARGAS"
+)  # after an initial, too: "AS PER B. KARGAS"; one role word only, so that a run of them ("md md
+# md …") costs one match each, never a scan to the run's end from every one of them
+_ROLE_WORD = re.compile(r"(?i:md|np|rn|rrt|dr|doctor)\.?")
 _DOCTOR = re.compile(r"(?i:md|dr|docter|doctor)\.?$")
 
 
@@ -297,9 +301,16 @@ def _staff_after_role(text: str) -> Iterator[Span]:
     for match in _STAFF_AFTER_ROLE.finditer(text):
         end = None
         doctor = match.group("initial") or _DOCTOR.search(match.group("role")) is not None
+        start = None
         for word in re.finditer(r"[^ \t]+", match.group("v")):
             token = word.group()
             bare = _bare(token)
+            if start is None and not match.group("initial") and _ROLE_WORD.fullmatch(token):
+                doctor = doctor or _DOCTOR.fullmatch(token) is not None  # "per md Saeed"
+                continue
+            start = match.start("v") + word.start() if start is None else start
+            if bare in _NAMED_SCALES:
+                break  # "per braden", "per glasgow scale"
             if is_ordinary(token) or bare in _NAME_STOPS or bare in _GRAMMAR or bare in _MEDIA:
                 break
             eponym = _eponym_head_follows(text, match.start("v") + word.end())
@@ -308,12 +319,11 @@ def _staff_after_role(text: str) -> Iterator[Span]:
             if is_person_name(bare):
                 if is_word_name(token) or is_common_english(bare, top=5_000):
                     break
-            elif not doctor or len(bare) < 4 or is_common_english(bare):
-                break
+            elif not doctor or len(bare) < 4 or is_common_english(bare) or token.islower():
+                break  # a lower-case word no list knows, after a doctor, is ward jargon ("md cortrak")
             end = match.start("v") + word.end()
-        if end is not None:
-            start = match.start("initial") if match.group("initial") else match.start("v")
-            yield Span(start, end, "NAME")
+        if end is not None and start is not None:
+            yield Span(match.start("initial") if match.group("initial") else start, end, "NAME")
 
 
 # A surname after an initial, in any case: "Z. MILLER aware", "nsg (d. renna and j. o'brien)",

@@ -17,6 +17,7 @@ from typing import Any
 
 from umcl.data.deid.lexicon import (
     _EPONYMS,
+    _NAMED_SCALES,
     _bare,
     _clinical_phrases,
     _eponym_head_follows,
@@ -101,6 +102,9 @@ _NEXT_CAPITAL = re.compile(rf"[ \t]+({_UP}[\w'’-]*)")
 _PREVIOUS_CAPITAL = re.compile(rf"({_UP}[\w'’-]*)[ \t]+$")
 
 
+_ALONE_NOT_PEOPLE = _EPONYMS | _NAMED_SCALES
+
+
 def _ner_spans(text: str) -> Iterator[Span]:
     makers = [m.span() for m in _MAKERS.finditer(text)]
     phrases = _clinical_phrases(text)
@@ -118,8 +122,8 @@ def _ner_spans(text: str) -> Iterator[Span]:
             tokens.pop(0)
         while tokens and _not_identifying(tokens[-1], text):
             tokens.pop()
-        if not tokens or all(_bare(t.text) in _EPONYMS for t in tokens):
-            continue  # "Swan-Ganz", "St. Jude": makers and eponyms on their own
+        if not tokens or all(_bare(t.text) in _ALONE_NOT_PEOPLE for t in tokens):
+            continue  # "Swan-Ganz", "St. Jude", "Fazekas 2": makers, eponyms and scales alone
         if not any(t.text[:1].isupper() for t in tokens):
             continue
         start, end = tokens[0].idx, tokens[-1].idx + len(tokens[-1].text)

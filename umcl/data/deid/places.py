@@ -12,17 +12,18 @@ import re
 from collections.abc import Iterator
 
 from umcl.data.deid.lexicon import (
+    _EPONYMS,
     _GRAMMAR,
     _INSTITUTION_GENERIC,
     _INSTITUTION_HEADS,
+    _NAMED_SCALES,
     _bare,
     _is_abbreviation,
     _wordset,
     is_ordinary,
 )
-from umcl.data.deid.lists import MAX_PLACE_WORDS, is_common_english, is_place, protected_drugs
+from umcl.data.deid.lists import MAX_PLACE_WORDS, is_common_english, is_place, ranks
 from umcl.data.deid.names import _UP
-from umcl.data.deid.pattern import _I
 from umcl.data.deid.rules import _HOME_UNIT, _PLACE, _STREET, _UNIT
 from umcl.data.deid.spans import Span
 
@@ -66,17 +67,27 @@ _LOWER_CASE_FACILITY = re.compile(
 )
 # A facility named before its head word after a preposition of place, whatever its words and
 # case: "to sacred heart hospital", "FROM UNION HOSP.", "taken to Memorial Hospital", "in General
-# Hospital Medical Center", "on mackerer campus". The name is what follows the last grammar word
-# or kind of facility ("to the floor from X hospital", "at another hospital": none).
+# Hospital Medical Center", "via sinai hospital". The name is what follows the last grammar word,
+# kind of facility or clinical abbreviation ("to the floor from X hospital", "at another
+# hospital", "to ICU hospital day 5": none); a word ends at a full stop unless it is a saint's or a
+# mount's ("to MICU. Hospital course" names nothing), and a head that a noun follows is the
+# hospital's course, day, bed or stay, no facility's name.
 _NAMED_BEFORE_HEAD = re.compile(
-    r"\b(?i:to|from|at|in|into|on|by|@)[ \t]+(?P<v>[A-Za-z][\w'’.-]*(?:[ \t]+[A-Za-z][\w'’.-]*){0,3}?)"
-    r"[ \t]+(?:(?P<memorial>(?i:memorial))|(?i:hospital|hosp\b|medical[ \t]+cent(?:er|re)|campus))\b"
+    r"\b(?i:to|from|at|in|into|by|via|near|@)[ \t]+"
+    r"(?P<v>(?:(?i:st|ste|mt)\.|[A-Za-z][\w'’-]*)(?:[ \t]+(?:(?i:st|ste|mt)\.|[A-Za-z][\w'’-]*)){0,3}?)"
+    r"[ \t]+(?:(?P<memorial>(?i:memorial))|(?i:hospital|hosp\b|medical[ \t]+(?:cent(?:er|re)|ctr)|campus))\b"
+    r"(?![ \t]*(?i:course|day|days|bed|beds|gown|gowns|setting|stay|stays|service|services|admission"
+    r"|admissions|acquired|record|records|policy|policies|staff|discharge|visit|visits|food|system|unit"
+    r"|units|ward|wards|floor|room|rooms|pharmacy|lab|laboratory|transport)\b)"
 )  # "Memorial" is a word of the name ("Sacred Heart memorial"); the others say what it is
 _FACILITY_KINDS = _wordset(
     """outside other another same local community psychiatric psych mental state private public
     referring sending receiving previous prior nearest nearby closest new old their his her our
     your this that which rehab rehabilitation nursing teaching veterans va university leave go
-    come return back get stay remain"""
+    come return back get stay remain tertiary secondary primary care district county city
+    regional academic general trauma cancer burn children childrens women womens specialist acute
+    military army federal field day main east west north south outpatient inpatient ambulatory
+    satellite affiliated partner sister step-down"""
 )
 # A town in capitals or title case, from the list, after a preposition of place: "job in Bel
 # Air", "shelter in Edgemere area".
@@ -125,26 +136,45 @@ def _named_before_head(text: str) -> Iterator[Span]:
     for match in _NAMED_BEFORE_HEAD.finditer(text):
         words = list(re.finditer(r"\S+", match.group("v")))
         for k in range(len(words) - 1, -1, -1):  # the name: the words after the last kind word
-            bare = _bare(words[k].group())
-            if bare in _GRAMMAR or bare in _FACILITY_KINDS or any(c.isdigit() for c in bare):
+            word = words[k].group()
+            bare = _bare(word)
+            if (
+                bare in _GRAMMAR
+                or bare in _FACILITY_KINDS
+                or any(c.isdigit() for c in bare)
+                or (word.isupper() and _is_abbreviation(word))
+            ):
                 words = words[k + 1 :]
                 break
+        if words and match.group("memorial") and re.search(r"['’]s?$", words[-1].group()):
+            continue  # "going to son's memorial": a memorial of someone, no place's name
         if words:
             end = match.end() if match.group("memorial") else match.start("v") + words[-1].end()
             yield Span(match.start("v") + words[0].start(), end, "INSTITUTION")
 
 
-# A ward or building by its name and number after a move: "TO QUARTERMAIN 3", "back to
-# reisterstown 2"; the name is no English, clinical or drug word ("to levophed 2", "on vent 2").
+# A ward or building by its name and number after a move, written in capitals or lower case where
+# no NER sees a name: "TO QUARTERMAIN 3", "back to reisterstown 2". The name is no English,
+# clinical, drug or scale word ("to levophed 2", "on vent 2", "PROGRESSED TO KILLIP 3"), and no
+# unit or count follows the number ("to peptamen 1 can", "nimbex 2 mcg/kg").
 _WARD_AND_NUMBER = re.compile(
-    r"\b(?i:to|on|from|onto)[ \t]+(?P<v>[A-Za-z][a-z]{4,}|[A-Z]{5,})[ \t]*\d\b(?![.:/]\d|['’])"
+    r"\b(?i:to|on|from|onto|into)[ \t]+(?P<v>[a-z]{5,}|[A-Z]{5,})[ \t]*\d\b(?![.:/]\d|['’])"
+    r"(?![ \t]*(?i:%|mg|mcg|g\b|gm|units?|u\b|ml|l\b|cc|cans?|cartons?|bottles?|packs?|tabs?|caps?"
+    r"|puffs?|drops?|degrees?|deg|cm|mm|kg|lpm|l/min|hrs?|hours?|min|mins|days?|times|x\b))"
 )
 
 
 def _ward_names(text: str) -> Iterator[Span]:
     for match in _WARD_AND_NUMBER.finditer(text):
         word = match.group("v")
-        if not (is_ordinary(word) or is_common_english(word) or word.lower() in protected_drugs()):
+        lower = word.lower()
+        if not (
+            is_ordinary(word)
+            or is_common_english(word)
+            or lower in ranks("drugs")
+            or lower in _NAMED_SCALES
+            or lower in _EPONYMS
+        ):
             yield Span(match.start("v"), match.end("v"), "INSTITUTION")
 
 
@@ -154,16 +184,18 @@ def facility_spans(text: str) -> Iterator[Span]:
     these shapes, so they stand whatever the tagger says."""
     found = [*_named_before_head(text), *_ward_names(text)]
     yield from found
+    # Other mentions, written as found (a lower-case name in lower case, capitals in capitals):
+    # each word of the text looked up once, so many names cost no more than one.
     words = {
-        w.lower()
+        w
         for s in found
         for w in re.findall(r"[^\W\d_]{4,}", text[s.start : s.end])
         if not (is_ordinary(w) or is_common_english(w) or _bare(w) in _INSTITUTION_GENERIC)
     }
     if words:
-        alternatives = "|".join(sorted(map(re.escape, words), key=len, reverse=True))
-        for match in re.finditer(rf"(?<![^\W\d_])(?:{alternatives})(?![^\W\d_])", text, _I):
-            yield Span(match.start(), match.end(), "INSTITUTION")
+        for match in re.finditer(r"[^\W\d_]{4,}", text):
+            if match.group() in words:
+                yield Span(match.start(), match.end(), "INSTITUTION")
 
 
 def _place_guesses(text: str) -> Iterator[Span]:

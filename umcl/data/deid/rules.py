@@ -190,11 +190,15 @@ def _town_follows(match: re.Match[str], text: str) -> bool:
     )
 
 
+_POSTCODE_BEFORE = re.compile(
+    r"(?<![\w.,/-])(?:\d{4}[ \t]?[A-Z]{2}|\d{5}|\d{2}-\d{3}|\d{3}[ \t]\d{2})[ \t]*$"
+)
+
+
 def _town_after_postcode(match: re.Match[str], text: str) -> bool:
-    before = text[: match.start()]
-    code = re.search(
-        r"(?<![\w.,/-])(?:\d{4}[ \t]?[A-Z]{2}|\d{5}|\d{2}-\d{3}|\d{3}[ \t]\d{2})[ \t]*$", before
-    )
+    # Searched in the few characters before the town only: the whole text before it made a run
+    # of capitals and tabs quadratic ("MD\t\t\t" * 7,000: 3 s).
+    code = _POSTCODE_BEFORE.search(text, max(0, match.start() - 24), match.start())
     word = match.group("v").split()[0]
     return code is not None and not is_ordinary(word) and not _is_abbreviation(word)
 
@@ -204,7 +208,7 @@ def _facility_name(match: re.Match[str], text: str) -> bool:
     frequent English word ("Kingsmead Royal", not "Emergency" or "Radiology")."""
     value = match.group("v")
     if value.isupper():
-        return len(value) >= 2
+        return len(value) >= 2 and not is_ordinary(value)  # "from OSH": outside hospital
     first = value.split()[0]
     return not is_ordinary(first) and not is_common_english(_bare(first), top=10_000)
 

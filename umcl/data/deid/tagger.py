@@ -24,6 +24,7 @@ from typing import Any
 
 from umcl.data.deid.lexicon import (
     _EPONYMS,
+    _NAMED_SCALES,
     _bare,
     _clinical_phrases,
     _eponym_head_follows,
@@ -280,6 +281,7 @@ def tag(text: str, layers: dict[str, list[Span]]) -> Tagging:
         and (
             is_ordinary(t.text)
             or _bare(t.text) in _EPONYMS
+            or _bare(t.text) in _NAMED_SCALES
             or _eponym_head_follows(text, t.end)
             or any(a <= t.start and t.end <= b for a, b in phrases)
             or (t.text.islower() and _GENUS_INITIAL.search(text, max(0, t.start - 4), t.start))
