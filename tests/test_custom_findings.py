@@ -95,7 +95,11 @@ def test_a_custom_finding_from_reports_to_the_service(tiny_pipeline: dict, tmp_p
     assert answer.status_code == 200, answer.text
     body = answer.json()
     assert "Rib Fracture" in body["findings"] and body["outside_label_space"] == []
-    assert set(body["results"][0]["findings"]["Rib Fracture"]) == {"probability", "positive"}
+    assert set(body["results"][0]["findings"]["Rib Fracture"]) == {
+        "probability",
+        "positive",
+        "calibrated",
+    }
 
 
 def test_umcl_label_takes_the_label_space_of_its_params(tmp_path: Path) -> None:

@@ -204,7 +204,7 @@ def served_scores(result: dict, names: list[str]) -> tuple[np.ndarray, np.ndarra
     """(probabilities, positives) of one image's entry in a /classify response."""
     findings = result["findings"]
     assert set(findings) == set(names)
-    assert all(set(v) == {"probability", "positive"} for v in findings.values())
+    assert all(set(v) == {"probability", "positive", "calibrated"} for v in findings.values())
     return (
         np.array([findings[n]["probability"] for n in names]),
         np.array([findings[n]["positive"] for n in names]),
@@ -244,7 +244,9 @@ def test_a_demo_dicom_gets_the_probabilities_umcl_evaluate_gives(
     assert body["outside_label_space"] == []
     calibration = json.loads((server["model_dir"] / "calibration.json").read_text())["findings"]
     unfitted = [n for n in names if not calibration[n]["fitted"]]
-    assert unfitted and body["uncalibrated"] == unfitted and "threshold 0.5" in body["note"]
+    flags = {n: f["calibrated"] for n, f in body["results"][0]["findings"].items()}
+    assert unfitted and [n for n in names if not flags[n]] == unfitted
+    assert "threshold 0.5" in body["note"]
     assert_same_scores(served_scores(body["results"][0], names), (probabilities[0], positives[0]))
 
 
@@ -304,7 +306,8 @@ def test_caller_chosen_findings_and_embeddings(
     body = response.json()
     assert body["findings"] == ["Cardiomegaly", "Nodule"]
     assert body["outside_label_space"] == ["Nodule"]
-    assert "Nodule" in body["uncalibrated"] and "Cardiomegaly" not in body["uncalibrated"]
+    scored = body["results"][0]["findings"]
+    assert not scored["Nodule"]["calibrated"] and scored["Cardiomegaly"]["calibrated"]
     served = served_scores(body["results"][0], ["Cardiomegaly", "Nodule"])
     names = ["Cardiomegaly", "Nodule"]
     local = umcl.load(server["tag"]).classify([tmp_path / "a.png"], names)[0]["findings"]
@@ -640,11 +643,11 @@ def malformed_requests() -> dict[str, tuple[Callable[[dict], httpx.Response], in
         ),
         "a lone surrogate in a finding name": (
             lambda server: post_files(server, "classify", [("a.png", png)], findings='["Cardio\\ud800megaly"]'),
-            400, "are not finding names",
+            400, "is not a finding name",
         ),
         "a long bad finding name": (
             lambda server: post_files(server, "classify", [("a.png", png)], findings=json.dumps(["?" * 500])),
-            400, "are not finding names",
+            400, "is not a finding name",
         ),
         "a 5000-digit integer as findings": (
             lambda server: post_files(server, "classify", [("a.png", png)], findings=digits),

@@ -16,7 +16,7 @@ import hmac
 import ipaddress
 import json
 import os
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
 import click
@@ -40,7 +40,7 @@ class AuthSetupError(UMCLError, RuntimeError):
     """The service must not start as configured (no key on an exposed host, a weak key)."""
 
 
-def api_key(environ: MutableMapping[str, str] = os.environ) -> str | None:
+def api_key(environ: Mapping[str, str] = os.environ) -> str | None:
     """The key from the environment, None when unset; a key too short to resist guessing is
     refused."""
     key = environ.get(KEY_VARIABLE, "").strip()
@@ -54,13 +54,13 @@ def api_key(environ: MutableMapping[str, str] = os.environ) -> str | None:
     return key
 
 
-def default_host(environ: MutableMapping[str, str] = os.environ) -> str:
+def default_host(environ: Mapping[str, str] = os.environ) -> str:
     """Where the service listens unless `--host` / `BENTOML_HOST` says otherwise: all
     interfaces in a container (unreachable otherwise), loopback on a workstation."""
     return ALL_INTERFACES if environ.get("BENTOML_CONTAINERIZED") == "true" else LOOPBACK_HOST
 
 
-def requested_host(environ: MutableMapping[str, str] = os.environ) -> str:
+def requested_host(environ: Mapping[str, str] = os.environ) -> str:
     """The host this `bentoml serve` binds: its `--host` option (click also reads
     `BENTOML_HOST` into it), else `BENTOML_HOST`, else `default_host`."""
     context = click.get_current_context(silent=True)
@@ -148,9 +148,9 @@ async def _refuse(scope: Scope, send: Send, status: int, message: str) -> None:
 PROXIES_VARIABLE = "UMCL_TRUSTED_PROXIES"
 
 
-def trust_only_listed_proxies(environ: MutableMapping[str, str] = os.environ) -> None:
+def trust_only_listed_proxies(proxies: str, environ: MutableMapping[str, str] = os.environ) -> None:
     """The client address the server logs is the socket's: uvicorn would otherwise take any
     loopback caller's X-Forwarded-For as the address. Proxies in front of the service are named
-    in UMCL_TRUSTED_PROXIES (comma-separated addresses or networks); none by default. Set before
-    the worker configures uvicorn, which reads FORWARDED_ALLOW_IPS then."""
-    environ["FORWARDED_ALLOW_IPS"] = environ.get(PROXIES_VARIABLE, "").strip()
+    in UMCL_TRUSTED_PROXIES (`proxies`: comma-separated addresses or networks); none by default.
+    Set before the worker configures uvicorn, which reads FORWARDED_ALLOW_IPS then."""
+    environ["FORWARDED_ALLOW_IPS"] = proxies

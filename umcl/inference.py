@@ -20,7 +20,6 @@ Scores come from `score_findings`, the one function the service (umcl/service.py
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +31,7 @@ from PIL import Image
 
 from umcl.calibration import Calibration
 from umcl.errors import InputError, MissingInputError
+from umcl.findings import calibrated_flags, checked_findings, is_text, listed, scored_findings
 from umcl.imaging.images import (
     DecodeLimits,
     ImageDecodeError,
@@ -42,7 +42,6 @@ from umcl.imaging.images import (
 from umcl.imaging.limits import IMAGE_MISSING, IMAGE_TOO_LARGE, IMAGE_UNREADABLE
 from umcl.imaging.scaled import decoded_side, shrink
 from umcl.model.grounding import METHODS, Method, finding_maps, image_map
-from umcl.model.prompts import unpromptable
 from umcl.model.umcl import UMCLModel, finding_logits
 
 if TYPE_CHECKING:
@@ -54,9 +53,6 @@ MAX_CHANNELS = 4  # grey, grey + alpha, RGB, RGBA
 # ITU-R 601-2 luma: the weights of Pillow's convert("L"), which turns a colour PNG or JPEG grey
 # in `load_image` (umcl/imaging/images.py); a float colour array turns grey as its file would.
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)
-# The service's rule for a finding name (umcl/service.py `_check_findings`), so both accept the
-# same names: stripped, at most this long, with a letter or digit.
-MAX_FINDING_CHARS = 80
 
 ImageInput = str | os.PathLike[str] | np.ndarray | torch.Tensor | Image.Image
 # Reason codes of in-memory inputs refused by `classify` (files have the decoder's codes).
@@ -210,38 +206,11 @@ def image_pixels(image: object, name: str, limits: DecodeLimits, min_side: int =
 # -- names and texts ------------------------------------------------------------------------------
 
 
-def is_text(value: str) -> bool:
-    """Encodable as UTF-8 (the tokenizer cannot take a lone surrogate), as the service checks."""
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def finding_name(name: object, index: int) -> str:
-    """A name stripped and held to the service's rule: a blank name would score the bare
-    context, and a very long one would overrun the text tower's positions."""
-    if not isinstance(name, str):
-        raise TypeError(f"finding {index} is {type(name).__name__}, not str")
-    stripped = name.strip()
-    if (
-        not re.search(r"[A-Za-z0-9]", stripped)
-        or len(stripped) > MAX_FINDING_CHARS
-        or not is_text(stripped)
-    ):
-        raise InputError(
-            f"finding {index} ({stripped[:40]!r}) is not a finding name "
-            f"(1–{MAX_FINDING_CHARS} characters, with letters)"
-        )
-    return stripped
-
-
 def text_list(texts: Iterable[str]) -> list[str]:
     """The texts as a list, each non-blank, valid Unicode text (the service's rule)."""
     if isinstance(texts, str):
         raise TypeError("texts is one string; pass a list of texts")
-    texts = _listed(texts, "texts", "texts")
+    texts = listed(texts, "texts", "texts")
     for index, text in enumerate(texts):
         if not isinstance(text, str):
             raise TypeError(f"text {index} is {type(text).__name__}, not str")
@@ -250,14 +219,6 @@ def text_list(texts: Iterable[str]) -> list[str]:
         if not is_text(text):
             raise InputError(f"text {index} is not valid Unicode text (a lone surrogate)")
     return texts
-
-
-def _listed(values: Iterable, what: str, items: str) -> list:
-    """`values` as a list; a non-iterable (None, a number) is named rather than failing in list()."""
-    try:
-        return list(values)
-    except TypeError:
-        raise TypeError(f"{what} must be a list of {items}; got {type(values).__name__}") from None
 
 
 def input_name(image: object, index: int) -> str:
@@ -297,7 +258,7 @@ def _image_list(images: Iterable[ImageInput]) -> list[ImageInput]:
     """The images as a list; a lone image is refused rather than iterated."""
     if _one_image(images):
         raise TypeError("images is one image; pass a list of images")
-    return _listed(images, "images", "images")
+    return listed(images, "images", "images")
 
 
 @dataclass(frozen=True)
@@ -391,8 +352,7 @@ class Predictor:
         scorer = self.scorer(names)
         if method is not None:  # on the model's device, for the maps
             present, absent, scale = self.prompt_embeddings(names)
-        calibration = self.model.calibration
-        calibrated = [calibration is not None and calibration.calibrated(n) for n in names]
+        calibrated = calibrated_flags(self.model.calibration, names)
         entries: list[dict] = []
         for start in range(0, len(images), self.batch_size):  # decoded a batch at a time
             batch = [
@@ -413,16 +373,9 @@ class Predictor:
                 entry: dict = {"image": input_name(images[start + i], start + i)}
                 if isinstance(item, Decoded):
                     k = next(scored)
-                    entry["findings"] = {
-                        name: {"probability": float(p), "positive": bool(d), "calibrated": c}
-                        for name, p, d, c in zip(
-                            names,
-                            probabilities[k].tolist(),
-                            positives[k].tolist(),
-                            calibrated,
-                            strict=True,
-                        )
-                    }
+                    entry["findings"] = scored_findings(
+                        names, probabilities[k].tolist(), positives[k].tolist(), calibrated
+                    )
                     if method is not None:
                         entry["maps"] = {
                             name: image_map(maps[k, j], *item.shape) for j, name in enumerate(names)
@@ -473,23 +426,9 @@ class Predictor:
         return self.scorer(findings)(embeddings)
 
     def finding_names(self, findings: Iterable[str] | None = None) -> list[str]:
-        """The names `classify` scores: the model's labels, or `findings` checked and stripped."""
-        if findings is None:
-            return self.labels
-        if isinstance(findings, str):
-            raise TypeError("findings is one string; pass a list of finding names")
-        names = [finding_name(n, i) for i, n in enumerate(_listed(findings, "findings", "names"))]
-        if not names:
-            raise InputError("findings is empty: pass None to score the model's own labels")
-        if len(set(names)) != len(names):
-            raise InputError("findings has duplicates")
-        unknown = unpromptable(names, self.labels, self.model.prompts.settings)
-        if unknown:
-            raise InputError(
-                f"{unknown} are outside this model's label space, and its class-specific "
-                f"prompts cannot express new names; known: {self.labels}"
-            )
-        return names
+        """The names `classify` scores: the model's labels, or `findings` checked and stripped
+        (the service's rule, umcl/findings.py)."""
+        return checked_findings(findings, self.labels, self.model.prompts.settings)
 
 
 # -- loading --------------------------------------------------------------------------------------

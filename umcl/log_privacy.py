@@ -18,6 +18,7 @@ import logging
 import numbers
 import re
 import traceback
+import unicodedata
 from collections.abc import Iterable, Mapping
 from http import HTTPStatus
 
@@ -79,6 +80,16 @@ class LogScrubber(logging.Filter):
 # Characters that end or rewrite a log line: C0 and C1 controls (newline, carriage return,
 # escape), and Unicode's line and paragraph separators.
 _CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+ECHO_CHARS = 40  # caller-supplied strings are echoed back no longer than this
+
+
+def clip(text: str, limit: int = ECHO_CHARS) -> str:
+    """A caller's string as it may be echoed: control characters replaced, at most `limit`
+    characters (then an ellipsis)."""
+    text = "".join("?" if unicodedata.category(c).startswith("C") else c for c in text[: limit + 1])
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def escape_controls(text: str) -> str:

@@ -14,7 +14,8 @@ fail with a 500. The guard refuses all of that with a 4xx, from the headers when
   client file name reaches the disk or the log (the clients' names, clipped, are kept in the
   request's scope under `UPLOAD_NAMES` for the response); a text part BentoML's JSON reading
   would fail on with a 500 (too deeply nested, an integer of over 4300 digits) gets a 400.
-The service's env-driven request limits are defined here, once; the service imports them.
+The limits a site sets (`RequestLimits`, read from the environment by `umcl/serving/settings.py`)
+are handed to the guard when the service adds it.
 """
 
 from __future__ import annotations
@@ -26,19 +27,21 @@ import logging
 import re
 import sys
 import time
-import unicodedata
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from pathlib import PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bentoml.exceptions import BentoMLException
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from umcl.imaging.images import IMAGE_SUFFIXES
-from umcl.imaging.limits import env_number
+from umcl.log_privacy import clip
+
+if TYPE_CHECKING:  # the guard needs the numbers, not the module that reads the environment
+    from umcl.serving.settings import RequestLimits
 
 log = logging.getLogger("umcl.service")  # the guard's lines are the service's, as before the split
 
@@ -48,14 +51,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 
-# --- the request limits: set by the environment, read by the guard and by the service ------------
-
 MB = 2**20
-MAX_UPLOAD_MB = env_number("UMCL_MAX_UPLOAD_MB", 64)
-MAX_REQUEST_MB = env_number("UMCL_MAX_REQUEST_MB", 256)
-MAX_IMAGES = int(env_number("UMCL_MAX_IMAGES", 64, integer=True))
-# Checked by the service (from the images' headers), not by the guard:
-MAX_REQUEST_PIXELS = int(env_number("UMCL_MAX_REQUEST_PIXELS", 256e6, integer=True))
 
 # --- the guard's own bounds ----------------------------------------------------------------------
 
@@ -65,20 +61,12 @@ MAX_TEXT_PARTS = 16
 MAX_PART_HEADER_BYTES = 16 * 2**10
 DRAIN_SECONDS = 3.0  # a refused body is read and discarded this long at most, so that the client
 # sees the 4xx instead of a reset connection
-ECHO_CHARS = 40  # caller-supplied strings are echoed back no longer than this
 UPLOAD_NAMES = "umcl.upload_names"  # scope key: the clients' file names, by image position
 BOUNDARY = rb"[0-9A-Za-z'()+_,./:=? -]+"  # RFC 2046 5.1.1 boundary characters
 # The bodies an API route takes. BentoML reads any other type with one of these parsers anyway
 # (a form-urlencoded `images=http://…` made it fetch that URL), so they get a 415. A body
 # without a Content-Type is JSON to BentoML, and bounded as JSON here.
 ACCEPTED_MEDIA = (b"multipart/form-data", b"application/json", b"")
-
-
-def clip(text: str, limit: int = ECHO_CHARS) -> str:
-    """A caller's string as it may be echoed: control characters replaced, at most `limit`
-    characters (then an ellipsis)."""
-    text = "".join("?" if unicodedata.category(c).startswith("C") else c for c in text[: limit + 1])
-    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def _client_file_name(raw: str) -> str:
@@ -115,8 +103,10 @@ class MultipartRewriter:
     files belong, each file named `image{i}` (its client name is kept aside, clipped, for the
     response), every size within its limit. Any violation raises `Refusal`."""
 
-    def __init__(self, boundary: bytes, files: frozenset[str], texts: frozenset[str]) -> None:
-        self.boundary, self.files, self.texts = boundary, files, texts
+    def __init__(
+        self, boundary: bytes, files: frozenset[str], texts: frozenset[str], limits: RequestLimits
+    ) -> None:
+        self.boundary, self.files, self.texts, self.limits = boundary, files, texts, limits
         self.names: list[str] = []
         self.text_parts = 0
         self.out = bytearray()
@@ -190,10 +180,10 @@ class MultipartRewriter:
 
     def _start_file(self, client_name: str) -> None:
         index = len(self.names)
-        if index >= MAX_IMAGES:
+        if index >= self.limits.images:
             raise Refusal(
                 HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                f"over {MAX_IMAGES} images in one request (UMCL_MAX_IMAGES)",
+                f"over {self.limits.images} images in one request (UMCL_MAX_IMAGES)",
             )
         name = _client_file_name(client_name)
         self.names.append(clip(name))
@@ -219,10 +209,11 @@ class MultipartRewriter:
 
     def _data(self, data: bytes, start: int, end: int) -> None:
         self.part.size += end - start
-        if self.part.image is not None and self.part.size > MAX_UPLOAD_MB * MB:
+        if self.part.image is not None and self.part.size > self.limits.upload_mb * MB:
             raise Refusal(
                 HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                f"image {self.part.image} is over the {MAX_UPLOAD_MB:g} MB limit (UMCL_MAX_UPLOAD_MB)",
+                f"image {self.part.image} is over the {self.limits.upload_mb:g} MB limit "
+                "(UMCL_MAX_UPLOAD_MB)",
             )
         if self.part.image is None:
             if self.part.size > TEXT_PART_BYTES:
@@ -305,12 +296,12 @@ class GuardedBody:
         return {"type": "http.request", "body": chunk, "more_body": more}
 
 
-def _body_limit(media: bytes) -> tuple[int, str]:
+def _body_limit(media: bytes, request_mb: float) -> tuple[int, str]:
     """Bytes a body of this media type may have, and the message that refuses more."""
     if media == b"multipart/form-data":
-        message = f"request body is over the {MAX_REQUEST_MB:g} MB limit (UMCL_MAX_REQUEST_MB)"
-        return int(MAX_REQUEST_MB * MB), message
-    limit = min(int(MAX_REQUEST_MB * MB), MAX_JSON_MB * MB)
+        message = f"request body is over the {request_mb:g} MB limit (UMCL_MAX_REQUEST_MB)"
+        return int(request_mb * MB), message
+    limit = min(int(request_mb * MB), MAX_JSON_MB * MB)
     return limit, f"request body is over the {limit / MB:g} MB limit for a body without files"
 
 
@@ -328,8 +319,13 @@ class UploadGuard:
     """ASGI middleware between the server and BentoML's request handling (see the module
     docstring). `fields` maps a route to its (file fields, text fields)."""
 
-    def __init__(self, app: Any, fields: dict[str, tuple[frozenset[str], frozenset[str]]]) -> None:
-        self.app, self.fields = app, fields
+    def __init__(
+        self,
+        app: Any,
+        fields: dict[str, tuple[frozenset[str], frozenset[str]]],
+        limits: RequestLimits,
+    ) -> None:
+        self.app, self.fields, self.limits = app, fields, limits
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
@@ -354,7 +350,7 @@ class UploadGuard:
                 f"content type {clip(media.decode('latin-1'))!r} is not accepted: send "
                 "multipart/form-data (with files) or application/json",
             )
-        limit = _body_limit(media)
+        limit = _body_limit(media, self.limits.request_mb)
         declared = headers.get(b"content-length")
         if declared is not None and not declared.strip().isdigit():
             raise Refusal(HTTPStatus.BAD_REQUEST, "Content-Length is not a number")
@@ -365,7 +361,7 @@ class UploadGuard:
         boundary = options.get(b"boundary", b"")
         if not 1 <= len(boundary) <= 70 or not re.fullmatch(BOUNDARY, boundary):
             raise Refusal(HTTPStatus.BAD_REQUEST, "multipart body without a valid boundary")
-        rewriter = MultipartRewriter(boundary, *self.fields[scope["path"]])
+        rewriter = MultipartRewriter(boundary, *self.fields[scope["path"]], self.limits)
         scope[UPLOAD_NAMES] = rewriter.names
         return GuardedBody(receive, limit, rewriter)
 

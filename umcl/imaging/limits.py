@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -74,11 +74,13 @@ class ImageDecodeError(UMCLError, ValueError):
         return (type(self), (str(self), self.code))
 
 
-def env_number(name: str, default: float, *, integer: bool = False) -> float:
+def env_number(
+    name: str, default: float, *, integer: bool = False, environ: Mapping[str, str] = os.environ
+) -> float:
     """A positive number from the environment variable `name` (`default` when unset or blank);
     `integer`: whole, rounded down (`1e6` is a million; 0.5 is refused). Anything else raises
     ValueError naming the variable. The one reader of UMCL's numeric settings."""
-    raw = os.environ.get(name, "").strip()
+    raw = environ.get(name, "").strip()
     try:
         value = float(raw) if raw else default
     except ValueError:
@@ -113,11 +115,11 @@ class DecodeLimits:
         return cls.from_names(settings.max_pixels, settings.dicom_modalities)
 
     @classmethod
-    def from_env(cls) -> DecodeLimits:
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> DecodeLimits:
         """UMCL_MAX_PIXELS and UMCL_DICOM_MODALITIES (comma-separated; `*` accepts any)."""
-        raw = os.environ.get("UMCL_DICOM_MODALITIES") or ",".join(DEFAULT_MODALITIES)
+        raw = environ.get("UMCL_DICOM_MODALITIES") or ",".join(DEFAULT_MODALITIES)
         return cls.from_names(
-            int(env_number("UMCL_MAX_PIXELS", DEFAULT_MAX_PIXELS, integer=True)),
+            int(env_number("UMCL_MAX_PIXELS", DEFAULT_MAX_PIXELS, integer=True, environ=environ)),
             re.split(r"[\s,]+", raw),
         )
 

@@ -3,29 +3,33 @@ an upload that may be recorded."""
 
 from __future__ import annotations
 
-import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from umcl.config import ConfigError, MonitorSettings, read_params
 from umcl.imaging.images import ImageInfo
 from umcl.monitor.store import Recorder, size_class
 
-OFF = {"0", "false", "no", "off"}
+
+@dataclass(frozen=True)
+class MonitorSwitches:
+    """Where the service's monitor takes its settings and keeps its records: `params_file`'s
+    `monitor` block when that file exists (UMCL_PARAMS, else ./params.yaml), `store` overriding
+    its folder (UMCL_MONITOR_DIR); `enabled` False (UMCL_MONITOR=off) records nothing."""
+
+    enabled: bool = True
+    params_file: Path = Path("params.yaml")
+    store: Path | None = None
 
 
-def params_file() -> Path:
-    """The params file a service reads its `monitor` block from: UMCL_PARAMS, else ./params.yaml."""
-    return Path(os.environ.get("UMCL_PARAMS") or "params.yaml")
-
-
-def monitor_settings(params: Path | None = None) -> tuple[MonitorSettings, Path] | None:
+def monitor_settings(switches: MonitorSwitches) -> tuple[MonitorSettings, Path] | None:
     """The settings and the store's folder of a service started here, or None when recording is
     off (`monitor.enabled: false` or UMCL_MONITOR=off). The params file's `monitor` block when it
     is here (a project checkout), else the defaults with the store under BentoML's home (a bento
     serves from its own folder); UMCL_MONITOR_DIR names the store in either case."""
-    if os.environ.get("UMCL_MONITOR", "on").strip().lower() in OFF:
+    if not switches.enabled:
         return None
-    params = params or params_file()
+    params = switches.params_file
     block = read_params(params).get("monitor", {}) if params.is_file() else {}
     try:
         settings = MonitorSettings.model_validate(block or {})
@@ -34,23 +38,20 @@ def monitor_settings(params: Path | None = None) -> tuple[MonitorSettings, Path]
     if not settings.enabled:
         return None
     if params.is_file():
-        return settings, store_folder(settings, params.resolve().parent)
+        return settings, store_folder(settings, params.resolve().parent, switches.store)
     from umcl.registry import bentoml_home
 
-    default = bentoml_home() / "monitor"
-    return settings, Path(os.environ.get("UMCL_MONITOR_DIR") or default).resolve()
+    return settings, (switches.store or bentoml_home() / "monitor").resolve()
 
 
-def store_folder(settings: MonitorSettings, project: Path) -> Path:
-    """Where a project's records are: UMCL_MONITOR_DIR, else `monitor.store` (relative to the
-    project)."""
-    if os.environ.get("UMCL_MONITOR_DIR"):
-        return Path(os.environ["UMCL_MONITOR_DIR"]).resolve()
-    return (project / settings.store).resolve()
+def store_folder(settings: MonitorSettings, project: Path, named: Path | None = None) -> Path:
+    """Where a project's records are: `named` (UMCL_MONITOR_DIR), else `monitor.store` (relative
+    to the project)."""
+    return (named or project / settings.store).resolve()
 
 
-def start_recorder(params: Path | None = None) -> Recorder | None:
-    chosen = monitor_settings(params)
+def start_recorder(switches: MonitorSwitches) -> Recorder | None:
+    chosen = monitor_settings(switches)
     if chosen is None:
         return None
     settings, store = chosen

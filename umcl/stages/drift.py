@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from umcl.stages.common import settings
@@ -35,7 +36,9 @@ def run(args: argparse.Namespace) -> None:
     monitor = settings(args).monitor
     now = datetime.now(UTC)
     until = moment(args.until, now) if args.until else now
-    store = args.store or store_folder(monitor, Path(args.params).resolve().parent)
+    named = os.environ.get("UMCL_MONITOR_DIR", "").strip()
+    project = Path(args.params).resolve().parent
+    store = args.store or store_folder(monitor, project, Path(named) if named else None)
     report = drift_report(store, monitor, moment(args.since, until), until, args.model)
     write_report(report, args.out, args.plots)
     why = f": {'; '.join(report['reasons'])}" if report.get("reasons") else ""
