@@ -175,7 +175,7 @@ def test_report_augmentation_keeps_at_least_one_of_its_own_sentences() -> None:
         assert kept and set(kept) <= set(sentences) and len(set(kept)) == len(kept)
         lengths.add(len(kept))
     assert len(lengths) > 1
-    assert TextAugment().keep == 1.0  # by default no sentence is dropped (umcl/config.py says why)
+    assert TextAugment().keep == 1.0  # no sentence dropped by default (umcl/config/model.py: why)
     whole = TextAugment(keep=1.0, shuffle=False)
     assert augment_report(REPORT, whole, sample_generator(0, 0, 0)) == REPORT
     shuffled = {

@@ -63,21 +63,27 @@ def test_every_stage_depends_on_the_code_it_runs() -> None:
 
 
 def test_a_stage_missing_an_imported_module_is_caught() -> None:
-    for stage, module in (
+    for stage, dep in (
         ("train", "umcl/labels.py"),
-        ("validate", "umcl/config.py"),
+        ("validate", "umcl/config"),  # a folder: every module in it goes missing
         ("evaluate", "umcl/calibration.py"),
     ):
         broken = copy.deepcopy(stages())
-        assert module in broken[stage]["deps"], (stage, module)
-        broken[stage]["deps"].remove(module)
-        assert missing_deps(broken) == {stage: [module]}
+        assert dep in broken[stage]["deps"], (stage, dep)
+        broken[stage]["deps"].remove(dep)
+        modules = (
+            [dep]
+            if dep.endswith(".py")
+            else sorted(str(p.relative_to(REPO)) for p in (REPO / dep).rglob("*.py"))
+        )
+        assert missing_deps(broken) == {stage: modules}
 
 
 def test_the_closure_follows_lazy_and_relative_imports_but_not_type_checking() -> None:
     demo = {str(p.relative_to(REPO)) for p in import_closure([stage_module("demo")])}
     assert "umcl/data/demo.py" in demo  # imported inside `run`
-    assert "umcl/config.py" in demo  # through the `settings` helper, lazily
+    assert "umcl/config/__init__.py" in demo  # through the `settings` helper, lazily
+    assert "umcl/config/settings.py" in demo  # and what the package's __init__ imports
     assert "umcl/cli.py" not in demo
     source = """
 from typing import TYPE_CHECKING
@@ -103,7 +109,7 @@ def test_the_resume_fingerprint_hashes_the_code_the_train_stage_depends_on() -> 
     assert needed_files(stages()["train"]["cmd"]) == fingerprinted | {
         "umcl/stages/train.py",  # its arguments and messages
         "umcl/stages/common.py",
-        "umcl/config.py",
+        "umcl/config/__init__.py",
         "umcl/training/launch.py",  # starts the workers; their number enters the fingerprint
     }
 

@@ -5,7 +5,7 @@ z = s·(u·w_present − u·w_absent) (umcl/model/umcl.py). Those probabilities 
 on the validation split each finding gets either a Platt scaling p = sigmoid(a·z + b) or a
 temperature p = sigmoid(z / T) (a = 1/T, b = 0), and a decision threshold on the calibrated
 probability chosen by the configured operating point (`evaluate.operating_point` in
-umcl/config.py). The result is saved with the model and applied by evaluation, the gate and
+umcl/config/model.py). The result is saved with the model and applied by evaluation, the gate and
 the service.
 """
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from umcl.errors import InputError
 
-if TYPE_CHECKING:  # types only: `umcl/config.py` checks label names with this module
+if TYPE_CHECKING:  # types only: `umcl/config/settings.py` checks label names with this module
     from umcl.config import LabelSettings, UncertaintyPolicy
 
 CHEXPERT_LABELS: tuple[str, ...] = (

@@ -5,7 +5,7 @@ A folder in Hugging Face format (`save_pretrained`, or a hub download) has a `co
 image checkpoint also has a `preprocessor_config.json` with the per-channel `image_mean` and
 `image_std` it was trained with and its input `size` (`crop_size` when it centre-crops). A CLIP
 or SigLIP folder's config holds a `vision_config` and a `text_config`: each tower takes its half.
-The identity is the content hash of the folder (umcl/config.py: `checkpoint_sha256`), so a moved
+The identity is the content hash of the folder (umcl/config/pretrained_id.py: `checkpoint_sha256`), so a moved
 copy is the same checkpoint and a changed file is another.
 """
 

@@ -14,7 +14,7 @@ LOCATOR_HELP = "image key → file table written by validate (as sensitive as th
 
 
 def settings(args: argparse.Namespace) -> Settings:
-    """The settings of `--params`, checked (`umcl/config.py`)."""
+    """The settings of `--params`, checked (`umcl/config/`)."""
     from umcl.config import load_settings
 
     return load_settings(args.params)
