@@ -1,5 +1,6 @@
-"""What importing a module pulls in: the upload guard, which runs before any request reaches the
-service, needs image decoding only, never ingestion (de-identification, PACS, polars)."""
+"""What importing a module pulls in, and the shape of the graph: the upload guard, which runs
+before any request reaches the service, needs image decoding only, never ingestion
+(de-identification, PACS, polars); no cycle; no module too long to hold one job."""
 
 from __future__ import annotations
 
@@ -49,3 +50,18 @@ def test_the_import_graph_of_umcl_has_no_cycle() -> None:
     for name in sorted(graph):
         visit(name)
     assert not cycles, "import cycles: " + "; ".join(" -> ".join(c) for c in cycles)
+
+
+MAX_MODULE_LINES = 600
+
+
+def test_no_module_of_umcl_is_over_600_lines() -> None:
+    """A module past a few hundred lines holds more than one job; split it by job instead."""
+    from umcl.imports import PACKAGE
+
+    long = {
+        str(path.relative_to(PACKAGE.parent)): lines
+        for path in PACKAGE.rglob("*.py")
+        if (lines := len(path.read_text().splitlines())) > MAX_MODULE_LINES
+    }
+    assert not long, f"modules over {MAX_MODULE_LINES} lines: {long}"
