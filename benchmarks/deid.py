@@ -4,7 +4,7 @@
                               [--heldout benchmarks/phi_heldout.jsonl benchmarks/phi_heldout2.jsonl]
                               [--only NAME ...] [--operating-points]
 
-Every text goes through the ingestion path of `umcl/data/sources.py: to_rows`:
+Every text goes through the ingestion path of `umcl/ingest/sources.py: to_rows`:
 `scrub(findings_and_impression(text), known_identifiers)`.
 
 **Corpus format** (JSON Lines, one object a line; `benchmarks/make_phi_corpus.py` writes ours):
@@ -31,7 +31,7 @@ Reported per candidate: recall per kind, identifiers caught overall, clinical se
 `keep` strings lost (and, for our corpus, the same for its original and its reviewer-style
 tuning section, ids `tuning-…`, and the section of issue 24's new forms, ids `forms-…`), the
 same on each held-out set (`--heldout`: written before the changes they measure and never tuned
-on; `make_phi_corpus.py` writes them too; the tagger of `umcl/data/deid/tagger.py` is trained on
+on; `make_phi_corpus.py` writes them too; the tagger of `umcl/ingest/deid/tagger.py` is trained on
 the corpus's sections, never on these), model load seconds and reports/s on demo reports (`umcl demo`'s generator:
 header, FINDINGS, IMPRESSION, planted PHI in one report in ten; known identifiers passed as the
 RIS columns are). With `../shared/data/iu-xray/indiana_reports.csv` present, also the share of
@@ -58,8 +58,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from umcl.data import deid  # noqa: E402
-from umcl.data.reports import findings_and_impression  # noqa: E402
+from umcl.ingest import deid  # noqa: E402
+from umcl.ingest.reports import findings_and_impression  # noqa: E402
 
 Scrub = Callable[[str, Iterable[str]], str]
 
@@ -318,8 +318,8 @@ def score(scrub: Scrub, corpus: list[dict], ordinary: set[str]) -> dict:
 
 def demo_reports(n: int, seed: int = 7) -> list[tuple[str, list[str]]]:
     """Reports as `umcl demo` writes them, with the RIS columns the demo reader passes along."""
-    from umcl.data.demo_reports import describe, sample_findings
-    from umcl.data.demo_studies import draw_patients, draw_studies, report_text
+    from umcl.demo.reports import describe, sample_findings
+    from umcl.demo.studies import draw_patients, draw_studies, report_text
 
     rng = np.random.default_rng(seed)
     patients = draw_patients(rng, n, 3)
@@ -353,7 +353,7 @@ def iu_sentences(path: Path, limit: int) -> list[str]:
 def cold_start() -> float:
     """Seconds for a fresh process to import the scrubber and scrub its first text with the NER."""
     code = (
-        "import time; t = time.perf_counter(); from umcl.data.deid import scrub_text; "
+        "import time; t = time.perf_counter(); from umcl.ingest.deid import scrub_text; "
         "scrub_text('Gunnar Lindqvist came from Mount Sinai Queens.'); print(time.perf_counter() - t)"
     )
     run = subprocess.run(
@@ -476,7 +476,7 @@ def operating_points_table(corpora: dict[str, list[dict]]) -> str:
     tagger that `deid_physionet.py --operating-points` scores on the PhysioNet notes."""
     from deid_physionet import OPERATING_POINTS
 
-    from umcl.data.deid import tagger
+    from umcl.ingest.deid import tagger
 
     point = (tagger.THRESHOLD, tagger.CONFIRM)
     head = " | ".join(f"{name}: recall | {name}: clinical changed" for name in corpora)

@@ -5,7 +5,7 @@
 The IU reports were de-identified by their publisher (identifiers became "XXXX"), so what the
 scrubber still removes from them is, nearly always, clinical wording taken for an identifier.
 Each report (indication, comparison, findings and impression, one field a line, as a RIS export
-holds them) goes through `umcl/data/deid: find_phi`; every removed span is listed with its
+holds them) goes through `umcl/ingest/deid: find_phi`; every removed span is listed with its
 context in `benchmarks/results/deid_iu_changes.md`, so each one can be reviewed by eye, with the
 count of reports changed printed as a table.
 """
@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from umcl.data.deid import find_phi  # noqa: E402
+from umcl.ingest.deid import find_phi  # noqa: E402
 
 FIELDS = ("indication", "comparison", "findings", "impression")
 

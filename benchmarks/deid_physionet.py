@@ -3,11 +3,11 @@
     python benchmarks/deid_physionet.py [--data ../shared/data/physionet-deid] [--folds 5]
                                         [--operating-points] [--show-misses]
 
-The corpus and its reader: `umcl/data/deid/physionet.py`. The scrubber is `umcl/data/deid:
+The corpus and its reader: `umcl/ingest/deid/physionet.py`. The scrubber is `umcl/ingest/deid:
 find_phi` on each whole note, as ingestion runs it on a report, in two configurations side by
-side: the rules and the NER alone, and with the learned tagger (`umcl/data/deid/tagger.py`)
+side: the rules and the NER alone, and with the learned tagger (`umcl/ingest/deid/tagger.py`)
 trained by patient-wise cross-validation: for each fold, the recipe of
-`umcl/data/deid/train_tagger.py` is fitted on the other folds' patients and the project's PHI
+`umcl/ingest/deid/train_tagger.py` is fitted on the other folds' patients and the project's PHI
 corpus, and scores only the fold's notes, so every patient is scored once, by a model that
 never saw them.
 
@@ -40,13 +40,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from umcl.config import CsvColumns, SourceSettings  # noqa: E402
-from umcl.data.deid import find_phi, tagger  # noqa: E402
-from umcl.data.deid.physionet import Note, fold_of, read_corpus  # noqa: E402
-from umcl.data.deid.tagger import use_model  # noqa: E402
-from umcl.data.deid.train_tagger import corpus_examples, fit, physionet_examples  # noqa: E402
-from umcl.data.pseudonyms import Pseudonymizer  # noqa: E402
-from umcl.data.sources import read_source  # noqa: E402
-from umcl.data.validate import validate_rows  # noqa: E402
+from umcl.ingest.deid import find_phi, tagger  # noqa: E402
+from umcl.ingest.deid.physionet import Note, fold_of, read_corpus  # noqa: E402
+from umcl.ingest.deid.tagger import use_model  # noqa: E402
+from umcl.ingest.deid.train_tagger import corpus_examples, fit, physionet_examples  # noqa: E402
+from umcl.ingest.pseudonyms import Pseudonymizer  # noqa: E402
+from umcl.ingest.sources import read_source  # noqa: E402
+from umcl.ingest.validate import validate_rows  # noqa: E402
 from umcl.labels import LabelSpace  # noqa: E402
 
 WORD = re.compile(r"[^\W_]+")  # letters and digits: what a span's removal is judged on
@@ -291,7 +291,7 @@ def main() -> int:
         print(f"| {f} | {s['notes']} | {ratio(s['safe_harbor_recall'])} | {ratio(s['non_phi_removed'])} |")  # fmt: skip
     if points:
         print(
-            "\nThe same folds at other operating points of the tagger (`umcl/data/deid/tagger.py`):\n"
+            "\nThe same folds at other operating points of the tagger (`umcl/ingest/deid/tagger.py`):\n"
         )
         print_operating_points(points)
     print(f"\nThrough `umcl validate`'s reader and row checks (a csv text source, each fold with its own tagger): "

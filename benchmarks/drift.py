@@ -39,8 +39,8 @@ from tqdm import tqdm
 import umcl
 from umcl import registry
 from umcl.config import load_settings
-from umcl.data.locator import image_files
 from umcl.imaging.images import inspect_image, load_image
+from umcl.ingest.locator import image_files
 from umcl.monitor.drift import DRIFT, Window, detect, window_of
 from umcl.monitor.reference import model_reference
 from umcl.monitor.served import decode_facts

@@ -35,13 +35,13 @@ from tqdm import tqdm
 
 import umcl
 from umcl.config import load_settings
-from umcl.data.locator import image_files
 from umcl.imaging.images import square_placement
 from umcl.inference import square_pixels
+from umcl.ingest.locator import image_files
 from umcl.model.grounding import METHODS, gradcam_maps, similarity_maps
 
 REPO = Path(__file__).resolve().parents[1]
-CHEST_CENTRE = (0.5, 0.45)  # umcl/data/radiograph.py: the lungs' centre line and mid-height
+CHEST_CENTRE = (0.5, 0.45)  # umcl/demo/radiograph.py: the lungs' centre line and mid-height
 RAW_MAPS = {"similarity": similarity_maps, "gradcam": gradcam_maps}
 
 

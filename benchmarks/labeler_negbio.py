@@ -20,8 +20,8 @@ from pathlib import Path
 
 import polars as pl
 
-from umcl.data.labeler import label_report
-from umcl.data.reports import join_sections
+from umcl.ingest.labeler import label_report
+from umcl.ingest.reports import join_sections
 from umcl.labels import LabelSpace
 
 NOT_COMPARABLE = {"Lung Opacity", "Pleural Other"}

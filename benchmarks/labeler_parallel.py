@@ -17,8 +17,8 @@ from pathlib import Path
 
 import polars as pl
 
-from umcl.data.labeler import label_reports
-from umcl.data.reports import join_sections
+from umcl.ingest.labeler import label_reports
+from umcl.ingest.reports import join_sections
 from umcl.labels import LabelSpace
 
 

@@ -22,12 +22,12 @@ from torch.utils.data import DataLoader, Dataset
 
 from umcl.config import DemoSettings, SourceSettings, SplitSettings, load_settings
 from umcl.data.dataset import Collate, Sample, TripletDataset
-from umcl.data.demo import generate_demo
-from umcl.data.locator import image_files, write_locator
 from umcl.data.preprocess import build_cache, decode_to_square
-from umcl.data.pseudonyms import DEMO_KEY, Pseudonymizer
-from umcl.data.sources import PRIVATE_COLUMNS, read_source
-from umcl.data.unify import build_triplets
+from umcl.demo.generator import generate_demo
+from umcl.ingest.locator import image_files, write_locator
+from umcl.ingest.pseudonyms import DEMO_KEY, Pseudonymizer
+from umcl.ingest.sources import PRIVATE_COLUMNS, read_source
+from umcl.ingest.unify import build_triplets
 from umcl.labels import CHEXPERT_LABELS, LabelSpace
 from umcl.model.tokenizer import train_wordpiece
 

@@ -51,12 +51,12 @@ import umcl
 from umcl.calibration import choose_threshold, expected_calibration_error, operating_point_json
 from umcl.config import Settings, load_settings
 from umcl.data.dataset import TripletDataset
-from umcl.data.locator import image_files
 from umcl.data.preprocess import build_cache
-from umcl.data.unify import unify
-from umcl.data.validate import validate_sources
 from umcl.evaluate import zero_shot
 from umcl.inference import Predictor, square_pixels
+from umcl.ingest.locator import image_files
+from umcl.ingest.unify import unify
+from umcl.ingest.validate import validate_sources
 from umcl.model.pretrained import normalisation
 from umcl.model.towers import ImageTower, build_backbone
 from umcl.model.umcl import decay_groups

@@ -26,7 +26,7 @@ from pathlib import Path
 import httpx
 import polars as pl
 
-from umcl.data.locator import image_files
+from umcl.ingest.locator import image_files
 
 REPO = Path(__file__).resolve().parents[1]
 CONCURRENCY = (1, 8, 32)

@@ -21,7 +21,7 @@ import numpy as np
 import polars as pl
 
 from umcl.config import SplitSettings
-from umcl.data.unify import build_triplets, summarise
+from umcl.ingest.unify import build_triplets, summarise
 from umcl.labels import CHEXPERT_LABELS, LabelSpace
 
 NAMES = list(CHEXPERT_LABELS)

@@ -26,7 +26,7 @@ import umcl
 from tests.conftest import REPO, saved_random_model
 from umcl.batch_classify import CLASSIFIED, REFUSED, SKIPPED, parts_folder
 from umcl.cli import main
-from umcl.data.records import walk_files
+from umcl.ingest.records import walk_files
 from umcl.registry import model_digest
 
 

@@ -43,9 +43,9 @@ def test_a_bug_in_a_real_process_exits_with_its_traceback():
 
 def test_the_project_errors_are_user_errors_and_keep_their_builtin_types():
     from umcl.config import ConfigError
-    from umcl.data.records import SourceError
     from umcl.gate import GateFailed
     from umcl.imaging.limits import ImageDecodeError
+    from umcl.ingest.records import SourceError
 
     for error in (ConfigError, ImageDecodeError, SourceError, GateFailed, InputError):
         assert issubclass(error, UMCLError)

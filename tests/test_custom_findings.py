@@ -18,7 +18,7 @@ from tests.conftest import REPO, tiny_params
 from tests.serving import served, small_png
 from umcl import registry
 from umcl.cli import main
-from umcl.data.labeler import label_report
+from umcl.ingest.labeler import label_report
 from umcl.labels import CHEXPERT_LABELS
 
 # The demo's reports say "Acute left rib fracture." and "No acute rib fracture.": a site that

@@ -1,4 +1,4 @@
-"""De-identification of report text (`umcl/data/deid/`) through the ingestion text path.
+"""De-identification of report text (`umcl/ingest/deid/`) through the ingestion text path.
 
 The corpus (`benchmarks/phi_corpus.jsonl`, with its reviewer-style tuning section) is read by a
 real `format: csv` source, so each text goes through `to_rows` →
@@ -24,10 +24,10 @@ import polars as pl
 import pytest
 
 from umcl.config import CsvColumns, SourceSettings
-from umcl.data.deid import find_phi, ner_model, scrub_text
-from umcl.data.pseudonyms import Pseudonymizer
-from umcl.data.reports import findings_and_impression
-from umcl.data.sources import read_source
+from umcl.ingest.deid import find_phi, ner_model, scrub_text
+from umcl.ingest.pseudonyms import Pseudonymizer
+from umcl.ingest.reports import findings_and_impression
+from umcl.ingest.sources import read_source
 from umcl.labels import LabelSpace
 
 REPO = Path(__file__).resolve().parents[1]
@@ -572,7 +572,7 @@ def test_ner_loads_offline_by_path():
         "import socket\n"
         "def refuse(*args, **kwargs): raise OSError('network used')\n"
         "socket.socket.connect = refuse; socket.create_connection = refuse; socket.getaddrinfo = refuse\n"
-        "from umcl.data.deid import scrub_text\n"
+        "from umcl.ingest.deid import scrub_text\n"
         "print(scrub_text('Gunnar Lindqvist came from Mount Sinai Queens.'))\n"
     )
     run = subprocess.run(
@@ -817,7 +817,7 @@ def test_the_physionet_reader_places_every_annotated_span() -> None:
     from tests.conftest import shared_path
 
     folder = shared_path("physionet-deid")
-    from umcl.data.deid import physionet
+    from umcl.ingest.deid import physionet
 
     spec = importlib.util.spec_from_file_location("deid_physionet", REPO / "benchmarks/deid_physionet.py")  # fmt: skip
     benchmark = importlib.util.module_from_spec(spec)
@@ -834,7 +834,7 @@ def test_the_physionet_reader_places_every_annotated_span() -> None:
 def test_the_tagger_runs_offline_and_its_card_names_its_data() -> None:
     """The CRF loads from the package (no download), and the card beside it names its training
     data, licence and data hashes."""
-    from umcl.data.deid import tagger
+    from umcl.ingest.deid import tagger
 
     assert tagger.MODEL_FILE.is_file() and tagger.MODEL_FILE.stat().st_size < 5_000_000
     card = (tagger.MODEL_DIR / "MODEL_CARD.md").read_text()
@@ -850,9 +850,9 @@ def test_the_tagger_holds_no_word_outside_its_vocabularies() -> None:
     surrogate names are not in it (a census surname is known only as "a census surname")."""
     import pycrfsuite
 
-    from umcl.data.deid import tagger
-    from umcl.data.deid.lexicon import is_ordinary
-    from umcl.data.deid.lists import ranks
+    from umcl.ingest.deid import tagger
+    from umcl.ingest.deid.lexicon import is_ordinary
+    from umcl.ingest.deid.lists import ranks
 
     info = pycrfsuite.Tagger()
     info.open(str(tagger.MODEL_FILE))

@@ -3,7 +3,7 @@ import filecmp
 import pydicom
 
 from umcl.config import DemoSettings
-from umcl.data.demo import generate_demo
+from umcl.demo.generator import generate_demo
 
 
 def small(**extra) -> DemoSettings:

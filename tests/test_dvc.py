@@ -12,7 +12,7 @@ import yaml
 
 from tests.project import commit, make_project, project_env, run
 from umcl.config import DemoSettings
-from umcl.data.demo import generate_demo
+from umcl.demo.generator import generate_demo
 from umcl.dvcops import out_of_date
 
 pytestmark = pytest.mark.slow

@@ -81,7 +81,7 @@ def test_a_stage_missing_an_imported_module_is_caught() -> None:
 
 def test_the_closure_follows_lazy_and_relative_imports_but_not_type_checking() -> None:
     demo = {str(p.relative_to(REPO)) for p in import_closure([stage_module("demo")])}
-    assert "umcl/data/demo.py" in demo  # imported inside `run`
+    assert "umcl/demo/generator.py" in demo  # imported inside `run`
     assert "umcl/config/__init__.py" in demo  # through the `settings` helper, lazily
     assert "umcl/config/settings.py" in demo  # and what the package's __init__ imports
     assert "umcl/cli.py" not in demo
@@ -93,13 +93,13 @@ else:
     from umcl import gate
 def later():
     import umcl.model.loss
-from .data import pacs
+from .ingest import pacs
 from umcl import load
 """
     found = imported_modules(REPO / "umcl/cli.py", ast.parse(source))
-    assert found == {"umcl.gate", "umcl.model.loss", "umcl.data.pacs", "umcl"}
-    deid = {str(p.relative_to(REPO)) for p in import_closure(["umcl.data.deid"])}
-    assert "umcl/data/deid/rules.py" in deid  # its __init__ imports relatively
+    assert found == {"umcl.gate", "umcl.model.loss", "umcl.ingest.pacs", "umcl"}
+    deid = {str(p.relative_to(REPO)) for p in import_closure(["umcl.ingest.deid"])}
+    assert "umcl/ingest/deid/rules.py" in deid  # its __init__ imports relatively
 
 
 def test_the_resume_fingerprint_hashes_the_code_the_train_stage_depends_on() -> None:

@@ -308,7 +308,7 @@ def frontal_images_outside_the_test_split(project: Path) -> list[Path]:
     reference (drawn from the test split) must not call drift."""
     import polars as pl
 
-    from umcl.data.locator import image_files
+    from umcl.ingest.locator import image_files
 
     triplets = pl.read_parquet(project / "data/unified/triplets.parquet")
     keys = triplets.filter(pl.col("image").is_not_null() & (pl.col("split") != "test"))["image"]

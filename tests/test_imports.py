@@ -19,7 +19,7 @@ def imported_by(module: str) -> set[str]:
 def test_the_upload_guard_depends_on_imaging_not_on_ingestion() -> None:
     loaded = imported_by("umcl.upload_guard")
     assert {"umcl.imaging.header", "umcl.imaging.images"} <= loaded
-    ingestion = {"umcl.data.sources", "umcl.data.deid", "umcl.data.pacs", "spacy", "polars"}
+    ingestion = {"umcl.ingest.sources", "umcl.ingest.deid", "umcl.ingest.pacs", "spacy", "polars"}
     assert not ingestion & loaded
 
 

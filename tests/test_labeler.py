@@ -5,7 +5,7 @@ import sys
 import pytest
 
 from tests.conftest import shared_path
-from umcl.data.labeler import label_report
+from umcl.ingest.labeler import label_report
 
 
 def test_reproduces_the_chexpert_labelled_samples_exactly():
@@ -101,7 +101,7 @@ def test_label_command_writes_one_column_per_label(tmp_path):
 
 
 def test_many_reports_label_the_same_on_one_process_and_on_several():
-    from umcl.data.labeler import PARALLEL_FROM, label_reports
+    from umcl.ingest.labeler import PARALLEL_FROM, label_reports
 
     reports = [
         "No pleural effusion. Possible small pneumothorax.",

@@ -20,11 +20,11 @@ from pydicom.uid import ExplicitVRLittleEndian
 
 from tests.conftest import shared_path
 from umcl.config import ConfigError, SourceSettings, load_settings
-from umcl.data.pacs import header_view
-from umcl.data.pseudonyms import Pseudonymizer
-from umcl.data.sources import PRIVATE_COLUMNS, read_source
-from umcl.data.validate import reason_code
 from umcl.imaging.limits import DecodeLimits
+from umcl.ingest.pacs import header_view
+from umcl.ingest.pseudonyms import Pseudonymizer
+from umcl.ingest.sources import PRIVATE_COLUMNS, read_source
+from umcl.ingest.validate import reason_code
 from umcl.labels import LabelSpace
 
 PSEUDONYMS = Pseudonymizer("a-test-key-of-some-length")

@@ -11,8 +11,8 @@ import torch
 
 from tests.tiny import MODEL, tiny_tokenizer
 from umcl.data.dataset import Collate, TripletDataset
-from umcl.data.unify import TRIPLET_COLUMNS
 from umcl.errors import MissingInputError
+from umcl.ingest.unify import TRIPLET_COLUMNS
 from umcl.labels import CHEXPERT_LABELS
 
 EXPECTED_REASON = {
@@ -129,7 +129,7 @@ def test_no_planted_phi_in_any_output(tiny_pipeline):
 
 def test_labeler_agrees_with_demo_label_tables(tiny_pipeline):
     """Image–report studies that have a label row: the labeler reading the report agrees."""
-    from umcl.data.labeler import label_report
+    from umcl.ingest.labeler import label_report
 
     triplets = pl.read_parquet(tiny_pipeline["triplets"]).filter(
         (pl.col("source") == "mimic") & (pl.col("label_origin") == "dataset")
@@ -177,7 +177,7 @@ def test_too_many_bad_rows_stops_with_a_clear_message(tiny_pipeline, tmp_path):
     import yaml
 
     from umcl.config import parse_settings
-    from umcl.data.validate import ValidationFailed, validate_sources
+    from umcl.ingest.validate import ValidationFailed, validate_sources
 
     raw = yaml.safe_load(tiny_pipeline["params"].read_text())
     raw["validate"]["max_bad_fraction"] = 0.01

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from umcl.data.pseudonyms import (
+from umcl.ingest.pseudonyms import (
     DEMO_KEY,
     KEY_ENV,
     Pseudonymizer,
@@ -70,7 +70,7 @@ def test_params_with_a_key_are_refused(tmp_path: Path):
 
     params = tmp_path / "params.yaml"
     params.write_text(
-        "data:\n  sources: [{name: a, kind: text_label, format: demo, path: x}]\n"
+        "data:\n  sources: [{name: a, kind: text_label, format: csv, path: x, columns: {id: i, text: [t]}}]\n"
         "  pseudonym_key: secret\n"
     )
     with pytest.raises(ConfigError, match="pseudonym_key is no longer read from params"):

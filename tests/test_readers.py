@@ -9,8 +9,8 @@ from PIL import Image
 
 from tests.conftest import shared_path
 from umcl.config import CsvColumns, SourceSettings
-from umcl.data.pseudonyms import Pseudonymizer
-from umcl.data.sources import read_source
+from umcl.ingest.pseudonyms import Pseudonymizer
+from umcl.ingest.sources import read_source
 from umcl.labels import LabelSpace
 
 SPACE = LabelSpace()
@@ -223,7 +223,7 @@ def test_mimic_orphans_are_counted_and_undecodable_reports_quarantined(tmp_path)
     ],
 )
 def test_unusable_tables_stop_with_the_file_named(tmp_path, content, message):
-    from umcl.data.sources import SourceError
+    from umcl.ingest.sources import SourceError
 
     (tmp_path / "notes.csv").write_bytes(content)
     columns = CsvColumns(id="id", text=["note"] if b"note" in content else [], labels=[])
@@ -235,7 +235,7 @@ def test_ingestion_refuses_bombs_and_out_of_scope_objects_with_a_reason(tmp_path
     """The service's decoding guards hold at ingestion: each object is quarantined by reason."""
     from tests.hostile import header, jpeg_claiming, saved
     from umcl.config import parse_settings
-    from umcl.data.validate import validate_sources
+    from umcl.ingest.validate import validate_sources
 
     root = tmp_path / "raw/site"
     png(root / "NORMAL/person1_a.png")
@@ -310,7 +310,7 @@ def test_a_long_report_cell_is_read_and_orphan_projections_are_counted(tmp_path)
     ],
 )
 def test_utf16_nul_bytes_and_truncated_rows_stop(tmp_path, content, message):
-    from umcl.data.sources import SourceError
+    from umcl.ingest.sources import SourceError
 
     (tmp_path / "notes.csv").write_bytes(content)
     with pytest.raises(SourceError, match=rf"notes\.csv: .*{message}"):

@@ -223,7 +223,7 @@ def test_a_demo_dicom_gets_the_probabilities_umcl_evaluate_gives(
     server: dict, tiny_pipeline: dict
 ) -> None:
     from umcl.data.dataset import TripletDataset
-    from umcl.data.locator import image_files
+    from umcl.ingest.locator import image_files
     from umcl.model.folder import describe_model
 
     triplets = pl.read_parquet(tiny_pipeline["triplets"]).filter(

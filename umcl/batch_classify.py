@@ -3,9 +3,9 @@ a CSV of paths scored by a saved model, one row per file.
 
 SOURCE is a folder (every file under it, sorted) or a CSV with a `path` column (paths relative to
 the CSV's folder, or absolute). Each file is taken as ingestion takes it: a DICOM file (known by its
-preamble, whatever its name) is routed by its header (`umcl/data/pacs.py: route`: a structured
+preamble, whatever its name) is routed by its header (`umcl/ingest/pacs.py: route`: a structured
 report, a For Processing image, a modality out of scope, a header cut short), then held to the
-views rule (`umcl/data/views.py`); a PNG or JPEG by its suffix; then decoded within the decode
+views rule (`umcl/ingest/views.py`); a PNG or JPEG by its suffix; then decoded within the decode
 limits exactly as `umcl.load(...).classify` decodes it. Every file gets a row:
 
     path      the file as the folder walk or the CSV gives it (a name that is not UTF-8 with
@@ -57,10 +57,10 @@ from tqdm import tqdm
 
 from umcl.atomic import write_text, write_with
 from umcl.data.preprocess import decode_to_square
-from umcl.data.records import Skipped, contained, read_user_csv, suffix_kind, walk_files
-from umcl.data.views import excluded_view
 from umcl.errors import InputError, MissingInputError
 from umcl.imaging.limits import IMAGE_MISSING, IMAGE_UNREADABLE, DecodeLimits, ImageDecodeError
+from umcl.ingest.records import Skipped, contained, read_user_csv, suffix_kind, walk_files
+from umcl.ingest.views import excluded_view
 
 log = logging.getLogger(__name__)
 
@@ -188,7 +188,7 @@ def coded(reason: str) -> tuple[str, str | None]:
 def examine(item: Listed, size: int, limits: DecodeLimits, views: list[str]) -> Examined:
     """A file → its row facts and square: routed, held to the views, decoded within the limits.
     Runs in the decode workers; a bad file is a row, never an exception."""
-    from umcl.data.pacs import Routed, is_dicom, route
+    from umcl.ingest.pacs import Routed, is_dicom, route
 
     header: dict[str, str | None] = {}
     if item.problem is not None:  # never opened

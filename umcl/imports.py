@@ -7,7 +7,7 @@ dependencies to the code each stage really imports (`tests/test_dvc_deps.py`).
 Every `import umcl…` / `from umcl… import …` counts, also inside functions (the CLI and the
 service import lazily) — except under `if TYPE_CHECKING:`, which never runs. A package's
 `__init__.py` counts when a name is imported from the package itself
-(`from umcl.data.deid import scrub`); the parents Python also runs on the way to a submodule do
+(`from umcl.ingest.deid import scrub`); the parents Python also runs on the way to a submodule do
 not (ours define names only, and `dvc.yaml` lists the folders whose `__init__` does work).
 """
 

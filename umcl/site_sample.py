@@ -56,9 +56,9 @@ class SiteSample:
 
 
 def read_table(csv_path: Path, label_names: list[str], max_images: int) -> list[dict[str, str]]:
-    """The CSV's rows (umcl/data/records.py `read_csv`: one strict reader for every table), after
+    """The CSV's rows (umcl/ingest/records.py `read_csv`: one strict reader for every table), after
     checking its size, its columns and its row count."""
-    from umcl.data.records import read_user_csv
+    from umcl.ingest.records import read_user_csv
 
     if not csv_path.is_file():
         raise MissingInputError(f"{csv_path}: not a file (the site sample's labels CSV)")
@@ -78,7 +78,7 @@ def read_table(csv_path: Path, label_names: list[str], max_images: int) -> list[
 
 
 def _labels(row: dict[str, str], names: list[str]) -> tuple[list[float], str | None]:
-    from umcl.data.sources import normalise_label_value
+    from umcl.ingest.sources import normalise_label_value
 
     values = []
     for name in names:
@@ -165,7 +165,7 @@ def read_sample(csv_path: Path, label_names: list[str], square, max_images: int)
 def sample_fingerprint(csv_path: Path | None, max_images: int) -> str:
     """sha256 of the table and of every file it lists (what `dvc repro` reruns the adapt stage
     on), or "none" without a sample. Nothing is decoded; a missing file is hashed as missing."""
-    from umcl.data.records import SourceError, read_csv
+    from umcl.ingest.records import SourceError, read_csv
 
     if csv_path is None:
         return "none"

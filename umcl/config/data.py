@@ -13,11 +13,11 @@ from pydantic import Field, field_validator, model_validator
 from umcl.config.base import SourceKind, Strict, UncertaintyPolicy
 
 SourceFormat = Literal[
-    "demo", "mimic_cxr", "chexpert", "chestxray14", "openi", "folders", "csv", "dicom_folder"
+    "mimic_cxr", "chexpert", "chestxray14", "openi", "folders", "csv", "dicom_folder"
 ]
 
 
-# The projections a source's `views` may name (umcl/data/views.py keeps images by them): DICOM
+# The projections a source's `views` may name (umcl/ingest/views.py keeps images by them): DICOM
 # ViewPosition's defined terms, the other values MIMIC-CXR's metadata uses, FRONTAL and LATERAL
 # (each side whatever its direction), UNKNOWN (images whose view nothing states).
 VIEW_NAMES = frozenset(
@@ -92,7 +92,7 @@ class SourceSettings(Strict):
     columns: CsvColumns | RisColumns | None = None
     images: Path | None = None  # image folder, where the format keeps images apart (openi)
     reports: Path | None = None  # the RIS export (CSV) of a `dicom_folder` source
-    # The projections kept, where the format says which an image shows (umcl/data/views.py);
+    # The projections kept, where the format says which an image shows (umcl/ingest/views.py);
     # UNKNOWN keeps images whose view nothing states.
     views: list[str] = Field(default_factory=lambda: ["PA", "AP"], min_length=1)
     patient_pattern: str | None = (
@@ -171,7 +171,7 @@ class DataSettings(Strict):
     @model_validator(mode="before")
     @classmethod
     def _no_key_in_params(cls, raw: Any) -> Any:
-        # A key in params reaches git, dvc.lock and model metadata (umcl/data/pseudonyms.py).
+        # A key in params reaches git, dvc.lock and model metadata (umcl/ingest/pseudonyms.py).
         if isinstance(raw, dict) and "pseudonym_key" in raw:
             raise ValueError(
                 "pseudonym_key is no longer read from params: delete it and set the key in the "

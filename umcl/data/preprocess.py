@@ -19,11 +19,11 @@ import polars as pl
 from tqdm import tqdm
 
 from umcl.atomic import replacing, write_json, write_with
-from umcl.data.locator import image_files
 from umcl.errors import UMCLError
 from umcl.imaging.images import fit_square, load_image
 from umcl.imaging.limits import DecodeLimits
 from umcl.imaging.scaled import decoded_side
+from umcl.ingest.locator import image_files
 
 IMAGES_FILE, INDEX_FILE, META_FILE = "images.u8", "index.parquet", "meta.json"
 

@@ -1,4 +1,4 @@
-"""`umcl demo`: the synthetic demo studies (`umcl/data/demo.py`)."""
+"""`umcl demo`: the synthetic demo studies (`umcl/demo/generator.py`)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from umcl.data.demo import generate_demo
+    from umcl.demo.generator import generate_demo
 
     params = settings(args)
     out = args.out or params.demo.folder

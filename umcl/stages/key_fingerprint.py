@@ -1,5 +1,5 @@
 """`umcl key-fingerprint`: a one-way fingerprint of the pseudonym key, so that DVC reruns
-ingestion when the key changes (`umcl/data/pseudonyms.py`)."""
+ingestion when the key changes (`umcl/ingest/pseudonyms.py`)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from umcl.data.pseudonyms import fingerprint, resolve_key
+    from umcl.ingest.pseudonyms import fingerprint, resolve_key
 
     params = settings(args)
     key = resolve_key([s.path for s in params.data.sources], params.demo.folder)

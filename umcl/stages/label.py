@@ -1,5 +1,5 @@
 """`umcl label`: free-text reports labelled, one column per finding (1, 0, -1, blank), by the
-project's labeler (`umcl/data/labeler.py`)."""
+project's labeler (`umcl/ingest/labeler.py`)."""
 
 from __future__ import annotations
 
@@ -21,8 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> None:
     import polars as pl
 
-    from umcl.data.labeler import label_reports
-    from umcl.data.reports import join_sections
+    from umcl.ingest.labeler import label_reports
+    from umcl.ingest.reports import join_sections
     from umcl.labels import LabelSpace
 
     if not args.input.is_file():

@@ -1,5 +1,5 @@
 """`umcl unify`: the validated sources as one triplet table, labelled and split by patient
-(`umcl/data/unify.py`)."""
+(`umcl/ingest/unify.py`)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from umcl.data.unify import unify
+    from umcl.ingest.unify import unify
 
     summary = unify(settings(args), args.validated, args.out, args.metrics)
     print(

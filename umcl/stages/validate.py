@@ -1,5 +1,5 @@
 """`umcl validate`: every source read, de-identified, checked with Great Expectations, bad rows
-quarantined with their reasons (`umcl/data/validate.py`)."""
+quarantined with their reasons (`umcl/ingest/validate.py`)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from umcl.data.validate import validate_sources
+    from umcl.ingest.validate import validate_sources
 
     report = validate_sources(settings(args), args.out, args.quarantine, args.metrics, args.locator)
     for name, r in report.items():

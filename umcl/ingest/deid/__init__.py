@@ -2,7 +2,7 @@
 
 Readers call `scrub_text` at ingestion, so nothing downstream (quarantine, triplets, cache, logs,
 models) ever holds an identifier. Patient ids are pseudonymised apart
-(`umcl/data/pseudonyms.py`); DICOM headers are never read beyond pixels (`umcl/imaging/`).
+(`umcl/ingest/pseudonyms.py`); DICOM headers are never read beyond pixels (`umcl/imaging/`).
 
 Three layers, measured side by side by `benchmarks/deid.py` on the project's PHI corpora and by
 `benchmarks/deid_physionet.py` on real hand-annotated notes:
@@ -53,24 +53,24 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from umcl.data.deid.known import _known_spans
-from umcl.data.deid.lexicon import _EPONYMS as _EPONYMS
-from umcl.data.deid.lexicon import _bare as _bare
-from umcl.data.deid.lexicon import _is_abbreviation as _is_abbreviation
-from umcl.data.deid.lexicon import is_ordinary, is_word_name
-from umcl.data.deid.lists import is_common_english, ranks
-from umcl.data.deid.names import _cued_name_spans, _name_rule_spans, _propagated
-from umcl.data.deid.ner import DeidModelMissing, _ner_spans, _unexplained_capitals, ner_model
-from umcl.data.deid.ner import _model_path as _model_path
-from umcl.data.deid.places import (
+from umcl.ingest.deid.known import _known_spans
+from umcl.ingest.deid.lexicon import _EPONYMS as _EPONYMS
+from umcl.ingest.deid.lexicon import _bare as _bare
+from umcl.ingest.deid.lexicon import _is_abbreviation as _is_abbreviation
+from umcl.ingest.deid.lexicon import is_ordinary, is_word_name
+from umcl.ingest.deid.lists import is_common_english, ranks
+from umcl.ingest.deid.names import _cued_name_spans, _name_rule_spans, _propagated
+from umcl.ingest.deid.ner import DeidModelMissing, _ner_spans, _unexplained_capitals, ner_model
+from umcl.ingest.deid.ner import _model_path as _model_path
+from umcl.ingest.deid.places import (
     _address_spans,
     _institution_spans,
     _place_guesses,
     facility_spans,
 )
-from umcl.data.deid.rules import _guessed_spans, _rule_spans
-from umcl.data.deid.spans import Span, _merge
-from umcl.data.deid.tagger import tag
+from umcl.ingest.deid.rules import _guessed_spans, _rule_spans
+from umcl.ingest.deid.spans import Span, _merge
+from umcl.ingest.deid.tagger import tag
 
 # The `x as x` imports are re-exports for `benchmarks/deid.py`: its presidio candidates reuse the
 # model's path and the lexicon's clinical-word filter as `deid.<name>`.

@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 from datetime import date
 
-from umcl.data.deid.lexicon import _wordset
-from umcl.data.deid.pattern import _I, _Rule, _rule
+from umcl.ingest.deid.lexicon import _wordset
+from umcl.ingest.deid.pattern import _I, _Rule, _rule
 
 _MONTH_NAMES = sorted(
     _wordset(

@@ -5,7 +5,7 @@
   `mimic-cxr-2.0.0-metadata.csv` with each image's ViewPosition; some studies add a lateral);
 - `chexpert/`: images with labels like CheXpert (`train.csv`: `Path` + 1.0/0.0/-1.0/blank);
 - `reports/`: a RIS export of reports with no images (`reports.csv`);
-- `pacs/`: a PACS export in vendor layouts with a RIS export keyed by accession (`demo_pacs.py`).
+- `pacs/`: a PACS export in vendor layouts with a RIS export keyed by accession (`pacs.py`).
 
 Images are real DICOM files that vary as real ones do (12/16-bit, MONOCHROME1, rescale, window).
 PHI is planted on purpose (names, MRNs, birth dates, accession numbers, phone numbers) in DICOM
@@ -27,9 +27,10 @@ import numpy as np
 from tqdm import tqdm
 
 from umcl.config import DemoSettings
-from umcl.data.demo_pacs import write_pacs_export
-from umcl.data.demo_reports import describe, sample_findings
-from umcl.data.demo_studies import (
+from umcl.demo.manifest import DEMO_GENERATOR, MANIFEST
+from umcl.demo.pacs import write_pacs_export
+from umcl.demo.reports import describe, sample_findings
+from umcl.demo.studies import (
     FaultPlan,
     ImageJob,
     Patient,
@@ -39,7 +40,6 @@ from umcl.data.demo_studies import (
     report_text,
     write_dicom,
 )
-from umcl.data.pseudonyms import DEMO_GENERATOR, MANIFEST
 from umcl.errors import InputError
 from umcl.labels import CHEXPERT_LABELS
 

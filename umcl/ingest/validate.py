@@ -29,14 +29,14 @@ from tqdm import tqdm
 
 from umcl.atomic import write_json, write_with
 from umcl.config import Settings, SourceKind
-from umcl.data.locator import write_locator
-from umcl.data.pseudonyms import Pseudonymizer, resolve_key
-from umcl.data.sources import PRIVATE_COLUMNS, VALID_LABEL_VALUES, read_source
-from umcl.data.views import VIEW_EXCLUDED, VIEW_UNKNOWN
 from umcl.errors import UMCLError
 from umcl.imaging.images import load_image
 from umcl.imaging.limits import DecodeLimits, ImageDecodeError
 from umcl.imaging.scaled import MIN_DECODED_SIDE
+from umcl.ingest.locator import write_locator
+from umcl.ingest.pseudonyms import Pseudonymizer, resolve_key
+from umcl.ingest.sources import PRIVATE_COLUMNS, VALID_LABEL_VALUES, read_source
+from umcl.ingest.views import VIEW_EXCLUDED, VIEW_UNKNOWN
 from umcl.labels import LabelSpace
 
 log = logging.getLogger(__name__)

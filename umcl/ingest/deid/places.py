@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from umcl.data.deid.lexicon import (
+from umcl.ingest.deid.lexicon import (
     _EPONYMS,
     _GRAMMAR,
     _INSTITUTION_GENERIC,
@@ -22,10 +22,10 @@ from umcl.data.deid.lexicon import (
     _wordset,
     is_ordinary,
 )
-from umcl.data.deid.lists import MAX_PLACE_WORDS, is_common_english, is_place, ranks
-from umcl.data.deid.names import _UP
-from umcl.data.deid.rules import _HOME_UNIT, _PLACE, _STREET, _UNIT
-from umcl.data.deid.spans import Span
+from umcl.ingest.deid.lists import MAX_PLACE_WORDS, is_common_english, is_place, ranks
+from umcl.ingest.deid.names import _UP
+from umcl.ingest.deid.rules import _HOME_UNIT, _PLACE, _STREET, _UNIT
+from umcl.ingest.deid.spans import Span
 
 # Street addresses, PO boxes and units, extended over the ", City" and ", Apt 4B" after them.
 _ADDRESS_START = re.compile(

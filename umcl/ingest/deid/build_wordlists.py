@@ -1,6 +1,6 @@
-"""Build the word lists the learned tagger reads (`umcl/data/deid/wordlists/`), from public sources.
+"""Build the word lists the learned tagger reads (`umcl/ingest/deid/wordlists/`), from public sources.
 
-    pip install -e '.[deid-lexicons]' && python -m umcl.data.deid.build_wordlists
+    pip install -e '.[deid-lexicons]' && python -m umcl.ingest.deid.build_wordlists
 
 The lists are plain text in the repository (one lower-case entry a line, most frequent first
 where the source ranks), so a run never needs these packages; this command rebuilds them

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from umcl.data.deid.lexicon import (
+from umcl.ingest.deid.lexicon import (
     _EPONYMS,
     _GRAMMAR,
     _NAMED_SCALES,
@@ -22,8 +22,8 @@ from umcl.data.deid.lexicon import (
     is_ordinary,
     is_word_name,
 )
-from umcl.data.deid.lists import is_common_english, is_person_name
-from umcl.data.deid.spans import Span
+from umcl.ingest.deid.lists import is_common_english, is_person_name
+from umcl.ingest.deid.spans import Span
 
 _UP = r"[A-ZÀ-ÖØ-Þ]"  # an upper-case letter, accented ones included
 _NAME_WORD = rf"{_UP}[\w'’]*(?:-{_UP}[\w'’]*)*"

@@ -13,8 +13,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from umcl.data.deid.dates import _NOT_A_FRACTION, DATE_RULES, _month_day
-from umcl.data.deid.lexicon import (
+from umcl.ingest.deid.dates import _NOT_A_FRACTION, DATE_RULES, _month_day
+from umcl.ingest.deid.lexicon import (
     _CLINICAL_ALNUM,
     _GRAMMAR,
     _bare,
@@ -22,14 +22,14 @@ from umcl.data.deid.lexicon import (
     _wordset,
     is_ordinary,
 )
-from umcl.data.deid.lists import (
+from umcl.ingest.deid.lists import (
     is_common_english,
     is_person_name,
     is_place,
 )
-from umcl.data.deid.names import _CAPS_WORD, _UP
-from umcl.data.deid.pattern import _I, _Rule, _rule
-from umcl.data.deid.spans import Span
+from umcl.ingest.deid.names import _CAPS_WORD, _UP
+from umcl.ingest.deid.pattern import _I, _Rule, _rule
+from umcl.ingest.deid.spans import Span
 
 # --- the rules: (label, pattern, group to redact, validator) ---------------------------------
 _STATES = sorted(
@@ -439,7 +439,7 @@ _RULES: list[_Rule] = [
 # Identifiers guessed by shape or a cue alone: grouped numbers, user names, bare month/day,
 # facilities by where a patient came from, a saint's name. Ward shorthand has the same shapes
 # ("1900-0700", "mso4", "peep5", "cpap 5/5", "OSH"), so the tagger must confirm them
-# (`umcl/data/deid/__init__.py: find_phi`).
+# (`umcl/ingest/deid/__init__.py: find_phi`).
 _GUESS_RULES: list[_Rule] = [
     # a facility named by where a patient or an image came from or went: "came into GH",
     # "Outside CT from NWMC", "Followed by SJRH", "Prior CT at Kingsmead Royal", "transferred

@@ -7,9 +7,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 
-from umcl.data.deid.lexicon import _wordset, is_word_name
-from umcl.data.deid.names import _CUE, _ROLE, _TITLE
-from umcl.data.deid.spans import Span
+from umcl.ingest.deid.lexicon import _wordset, is_word_name
+from umcl.ingest.deid.names import _CUE, _ROLE, _TITLE
+from umcl.ingest.deid.spans import Span
 
 # What RIS exports write in an identifier column when there is no identifier.
 _PLACEHOLDERS = _wordset(

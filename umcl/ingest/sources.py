@@ -26,10 +26,14 @@ from pathlib import Path
 import polars as pl
 
 from umcl.config import CsvColumns, SourceSettings, ValidateSettings
-from umcl.data.deid import scrub_text
-from umcl.data.pacs import header_view, read_dicom_folder
-from umcl.data.pseudonyms import Pseudonymizer
-from umcl.data.records import (
+from umcl.errors import UMCLError
+from umcl.imaging.header import read_header_elements
+from umcl.imaging.images import IMAGE_SUFFIXES
+from umcl.imaging.limits import DecodeLimits, ImageDecodeError
+from umcl.ingest.deid import scrub_text
+from umcl.ingest.pacs import header_view, read_dicom_folder
+from umcl.ingest.pseudonyms import Pseudonymizer
+from umcl.ingest.records import (
     Record,
     Skipped,
     SourceError,
@@ -40,12 +44,8 @@ from umcl.data.records import (
     suffix_kind,
     walk_files,
 )
-from umcl.data.reports import findings_and_impression, join_sections
-from umcl.data.views import FRONTAL, LATERAL, excluded_view, normalise_view
-from umcl.errors import UMCLError
-from umcl.imaging.header import read_header_elements
-from umcl.imaging.images import IMAGE_SUFFIXES
-from umcl.imaging.limits import DecodeLimits, ImageDecodeError
+from umcl.ingest.reports import findings_and_impression, join_sections
+from umcl.ingest.views import FRONTAL, LATERAL, excluded_view, normalise_view
 from umcl.labels import LabelSpace, strongest
 
 VALID_LABEL_VALUES = ("1", "0", "-1")
@@ -523,21 +523,8 @@ def read_csv_source(
         )
 
 
-DEMO_REPORT_COLUMNS = CsvColumns(
-    id="report_id", patient="mrn", text=["report"], identifiers=["mrn", "patient_name", "exam_date"]
-)
-
-
-def read_demo(
-    source: SourceSettings, space: LabelSpace, limits: DecodeLimits
-) -> Iterator[Record | Skipped]:
-    """The demo's RIS report export (reports.csv): a CSV with known columns and PHI."""
-    return read_csv_source(source, space, limits, DEMO_REPORT_COLUMNS)
-
-
 Reader = Callable[[SourceSettings, LabelSpace, DecodeLimits], Iterable[Record | Skipped]]
 READERS: dict[str, Reader] = {
-    "demo": read_demo,
     "mimic_cxr": read_mimic_cxr,
     "chexpert": read_chexpert,
     "chestxray14": read_chestxray14,

@@ -15,7 +15,8 @@ from importlib import util as import_util
 from pathlib import Path
 from typing import Any
 
-from umcl.data.deid.lexicon import (
+from umcl.errors import UMCLError
+from umcl.ingest.deid.lexicon import (
     _EPONYMS,
     _NAMED_SCALES,
     _bare,
@@ -24,9 +25,8 @@ from umcl.data.deid.lexicon import (
     _is_abbreviation,
     is_ordinary,
 )
-from umcl.data.deid.names import _UP
-from umcl.data.deid.spans import Span
-from umcl.errors import UMCLError
+from umcl.ingest.deid.names import _UP
+from umcl.ingest.deid.spans import Span
 
 _NER_LABELS = {
     "PERSON": "NAME",

@@ -7,7 +7,7 @@ from features that mostly do not depend on case: whether the word is in the publ
 words), in the radiology lexicon (`lexicon.py`), what the rules and the NER said about it, and the
 same about its neighbours. Only words of those vocabularies enter as themselves, so the model
 holds no name of its training notes: a surname is known to it as "a census surname", never as
-itself. Trained by `python -m umcl.data.deid.train_tagger` (the model card beside the weights says
+itself. Trained by `python -m umcl.ingest.deid.train_tagger` (the model card beside the weights says
 on what), loaded once per process, run on CPU by python-crfsuite.
 """
 
@@ -22,7 +22,8 @@ from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
-from umcl.data.deid.lexicon import (
+from umcl.errors import UMCLError
+from umcl.ingest.deid.lexicon import (
     _EPONYMS,
     _NAMED_SCALES,
     _bare,
@@ -31,9 +32,8 @@ from umcl.data.deid.lexicon import (
     _is_abbreviation,
     is_ordinary,
 )
-from umcl.data.deid.lists import ranks
-from umcl.data.deid.spans import Span
-from umcl.errors import UMCLError
+from umcl.ingest.deid.lists import ranks
+from umcl.ingest.deid.spans import Span
 
 MODEL_DIR = Path(__file__).parent / "tagger"
 MODEL_FILE = MODEL_DIR / "model.crfsuite"
@@ -194,7 +194,7 @@ def tagger() -> Any:
         if _tagger is None:
             if not MODEL_FILE.is_file():
                 raise TaggerMissing(
-                    f"{MODEL_FILE} is missing: python -m umcl.data.deid.train_tagger builds it"
+                    f"{MODEL_FILE} is missing: python -m umcl.ingest.deid.train_tagger builds it"
                 )
             import pycrfsuite
 

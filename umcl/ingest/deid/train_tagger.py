@@ -1,6 +1,6 @@
 """Train the de-identification tagger (`tagger.py`) and write its model card.
 
-    python -m umcl.data.deid.train_tagger [--physionet ../shared/data/physionet-deid]
+    python -m umcl.ingest.deid.train_tagger [--physionet ../shared/data/physionet-deid]
                                           [--corpus benchmarks/phi_corpus.jsonl]
 
 Training data: the PhysioNet gold standard's notes (`physionet.py`) and the project's own PHI
@@ -21,10 +21,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from umcl.data.deid.lists import FOLDER as WORDLISTS
-from umcl.data.deid.physionet import Note, corpus_sha256, read_corpus
-from umcl.data.deid.spans import Span
-from umcl.data.deid.tagger import (
+from umcl.ingest.deid.lists import FOLDER as WORDLISTS
+from umcl.ingest.deid.physionet import Note, corpus_sha256, read_corpus
+from umcl.ingest.deid.spans import Span
+from umcl.ingest.deid.tagger import (
     MODEL_DIR,
     MODEL_FILE,
     OUTSIDE,
@@ -87,7 +87,7 @@ def gold_spans_of_entry(entry: dict) -> list[Span]:
 
 
 def example(text: str, gold: list[Span], group: str) -> Example:
-    from umcl.data.deid import phi_layers
+    from umcl.ingest.deid import phi_layers
 
     tokens = tokens_of(text)
     labels = [label or OUTSIDE for label in _token_labels(tokens, gold)]
@@ -127,8 +127,8 @@ def model_card(physionet: Path, corpus: Path, counts: dict[str, int], scores: st
     return f"""# De-identification tagger (CRF)
 
 A conditional random field over word tokens (python-crfsuite, L-BFGS, {CRF_PARAMS}) that labels
-names, dates, locations, ages and other identifiers in clinical text, for `umcl/data/deid/`.
-It runs offline on CPU; built by `python -m umcl.data.deid.train_tagger`.
+names, dates, locations, ages and other identifiers in clinical text, for `umcl/ingest/deid/`.
+It runs offline on CPU; built by `python -m umcl.ingest.deid.train_tagger`.
 
 ## Training data
 - The PhysioNet de-identification gold standard, shared part: {counts["notes"]} ICU nursing notes of
@@ -136,7 +136,7 @@ It runs offline on CPU; built by `python -m umcl.data.deid.train_tagger`.
   PhysioNet with the deid software package 1.1 under the GNU GPL v2; Neamatullah et al. (2008),
   BMC Med Inform Decis Mak 8:32. sha256 of `id.text` + `id-phi.phrase`: {corpus_sha256(physionet)}.
 - The project's PHI corpus `{corpus.name}` ({counts["corpus"]} sentences), sha256 {_sha256(corpus)}.
-- Features read the word lists in `umcl/data/deid/wordlists/` ({lists}).
+- Features read the word lists in `umcl/ingest/deid/wordlists/` ({lists}).
 
 ## Licence
 The weights are derived from data distributed under the GNU GPL v2 and are offered under the same
@@ -152,7 +152,7 @@ notes' surrogate names are not in the model.
 
 ## Limits
 Trained on US ICU nursing notes and hand-written report sentences; other note types, languages
-and sites can differ. It adds to the rules and the NER of `umcl/data/deid/`; it does not replace
+and sites can differ. It adds to the rules and the NER of `umcl/ingest/deid/`; it does not replace
 the record's known identifiers.
 """
 

@@ -23,8 +23,8 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian
 
 from umcl.config import DemoSettings
-from umcl.data.demo_reports import describe, sample_findings
-from umcl.data.demo_studies import (
+from umcl.demo.reports import describe, sample_findings
+from umcl.demo.studies import (
     LAST_NAMES,
     FaultPlan,
     ImageJob,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from umcl.data.deid.lists import protected_drugs
+from umcl.ingest.deid.lists import protected_drugs
 
 
 def _wordset(text: str) -> frozenset[str]:

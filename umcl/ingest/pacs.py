@@ -36,17 +36,6 @@ from pydicom.dataset import Dataset
 from pydicom.uid import UID
 
 from umcl.config import VIEW_NAMES, RisColumns, SourceSettings
-from umcl.data.records import (
-    Record,
-    Skipped,
-    contained,
-    has_surrogates,
-    read_csv,
-    suffix_kind,
-    walk_files,
-)
-from umcl.data.reports import join_sections
-from umcl.data.views import FRONTAL, LATERAL, excluded_view, normalise_view, view_from_words
 from umcl.imaging.header import (
     header_codes,
     header_text,
@@ -56,6 +45,17 @@ from umcl.imaging.header import (
     read_header_elements,
 )
 from umcl.imaging.limits import DecodeLimits, ImageDecodeError
+from umcl.ingest.records import (
+    Record,
+    Skipped,
+    contained,
+    has_surrogates,
+    read_csv,
+    suffix_kind,
+    walk_files,
+)
+from umcl.ingest.reports import join_sections
+from umcl.ingest.views import FRONTAL, LATERAL, excluded_view, normalise_view, view_from_words
 from umcl.labels import LabelSpace
 
 DICOMDIR_CLASS = "1.2.840.10008.1.3.10"  # Media Storage Directory Storage

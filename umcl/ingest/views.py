@@ -18,7 +18,7 @@ import re
 from collections.abc import Iterable, Sequence
 
 from umcl.config import VIEW_NAMES, normalise_view
-from umcl.data.records import Skipped
+from umcl.ingest.records import Skipped
 
 __all__ = ["FRONTAL", "LATERAL", "UNKNOWN", "excluded_view", "normalise_view", "view_from_words"]
 

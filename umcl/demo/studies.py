@@ -12,8 +12,8 @@ import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-from umcl.data.demo_reports import Report
-from umcl.data.radiograph import render_radiograph
+from umcl.demo.radiograph import render_radiograph
+from umcl.demo.reports import Report
 
 FIRST_NAMES = [
     "Harriet",

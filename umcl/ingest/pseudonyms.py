@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from umcl.demo.manifest import demo_folders
 from umcl.errors import UMCLError
 
 KEY_ENV = "UMCL_PSEUDONYM_KEY"
@@ -26,9 +26,6 @@ KEY_FILE = Path(".umcl/pseudonym.key")
 DEMO_KEY = "umcl-demo-key"
 MIN_KEY_LENGTH = 16  # characters, for this key and the service's API key (umcl/auth.py)
 MAKE_A_KEY = "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
-# `umcl demo` writes this manifest; its `folders` are the synthetic ones, the demo key's only use.
-MANIFEST = "manifest.json"
-DEMO_GENERATOR = "umcl demo"
 
 
 class PseudonymKeyError(UMCLError, ValueError):
@@ -71,27 +68,6 @@ def resolve_key(
             "new pseudonym."
         )
     return DEMO_KEY
-
-
-def demo_folders(demo_root: Path | None) -> list[Path]:
-    """The folders `umcl demo` wrote under `demo_root`, as its manifest lists them: data there is
-    synthetic. A folder without that manifest is not demo data, wherever it lies."""
-    if demo_root is None:  # the demo is off
-        return []
-    manifest = Path(demo_root) / MANIFEST
-    try:
-        content = json.loads(manifest.read_text())
-    except (OSError, ValueError):
-        return []
-    if not isinstance(content, dict) or content.get("generator") != DEMO_GENERATOR:
-        return []
-    names = content.get("folders")
-    # Plain folder names only: "..", "/" or "a/b" in a manifest must not widen what is synthetic.
-    return [
-        (Path(demo_root) / name).resolve()
-        for name in (names if isinstance(names, list) else [])
-        if isinstance(name, str) and name not in ("", ".", "..") and Path(name).name == name
-    ]
 
 
 def fingerprint(key: str) -> str:

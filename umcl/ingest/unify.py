@@ -14,8 +14,8 @@ import polars as pl
 
 from umcl.atomic import write_json, write_with
 from umcl.config import Settings, SplitSettings
-from umcl.data.labeler import label_reports
 from umcl.errors import MissingInputError
+from umcl.ingest.labeler import label_reports
 from umcl.labels import LabelSpace
 
 TRIPLET_COLUMNS = ["sample_id", "source", "kind", "patient_id", "split", "image", "text"]
