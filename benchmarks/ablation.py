@@ -80,9 +80,14 @@ def settings_for(base: dict, change: dict, seed: int, augment: bool):
 
 
 def run_variant(
-    base: dict, name: str, change: dict, seed: int, augment: bool, work: Path,
+    base: dict,
+    name: str,
+    change: dict,
+    seed: int,
+    augment: bool,
+    work: Path,
     triplets: pl.DataFrame,
-) -> dict:  # fmt: skip
+) -> dict:
     settings = settings_for(base, change, seed, augment)
     out = work / f"{name.split()[0]}-{seed}-{'aug' if augment else 'plain'}"
     started = time.perf_counter()
@@ -97,7 +102,9 @@ def run_variant(
     )
     zero_shot = metrics["zero_shot"].get("learned") or metrics["zero_shot"]["handcrafted"]
     return {
-        "variant": name, "augment": augment, "seed": seed,
+        "variant": name,
+        "augment": augment,
+        "seed": seed,
         "minutes": (time.perf_counter() - started) / 60,
         "zero_shot_macro_auroc": zero_shot["macro_auroc"],
         "zero_shot_handcrafted_macro_auroc": metrics["zero_shot"]["handcrafted"]["macro_auroc"],
@@ -105,7 +112,7 @@ def run_variant(
         "image_to_text_recall@5": metrics["retrieval"]["image_to_text"]["recall@5"],
         "linear_probe_macro_auroc": metrics["linear_probe"]["macro_auroc"],
         "labels_evaluated": sorted(zero_shot["per_label"]),
-    }  # fmt: skip
+    }
 
 
 def summarise(runs: list[dict]) -> list[dict]:

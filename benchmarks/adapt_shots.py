@@ -103,10 +103,13 @@ def main() -> None:
     truth = torch.tensor([i.pneumonia for i in later], dtype=torch.long)
     base_context, base_calibration = model.prompts.context.detach().clone(), model.calibration
     result: dict = {
-        "model": str(args.model), "later_batch": collection_shift.describe({"B": later})["B"],
-        "operating_point": base_calibration.operating_point, "draws": args.draws,
-        "unadapted": measured(*scores_at(model, embeddings), truth), "by_size": {},
-    }  # fmt: skip
+        "model": str(args.model),
+        "later_batch": collection_shift.describe({"B": later})["B"],
+        "operating_point": base_calibration.operating_point,
+        "draws": args.draws,
+        "unadapted": measured(*scores_at(model, embeddings), truth),
+        "by_size": {},
+    }
     started = time.perf_counter()
     for size in SIZES:
         result["by_size"][size] = {}
@@ -136,14 +139,18 @@ def main() -> None:
                 calibration, model.calibration = model.calibration, base_calibration
                 before = measured(*scores_at(model, embeddings[rest]), truth[rest])
                 model.calibration = calibration
-                runs.append(after | {
-                    "auroc_change": after["auroc"] - before["auroc"],
-                    "refitted": float(refitted),
-                    "met": float(meets(after)),
-                })  # fmt: skip
+                runs.append(
+                    after
+                    | {
+                        "auroc_change": after["auroc"] - before["auroc"],
+                        "refitted": float(refitted),
+                        "met": float(meets(after)),
+                    }
+                )
             result["by_size"][size][method] = summary(runs) | {
-                "prompt_steps": steps, "cross_validated_auroc": cross_validated if tuning else None,
-            }  # fmt: skip
+                "prompt_steps": steps,
+                "cross_validated_auroc": cross_validated if tuning else None,
+            }
             print(f"N={size} {method}: done", flush=True)
     result["seconds"] = {"embed": embed_seconds, "adapt": time.perf_counter() - started}
     args.results.parent.mkdir(parents=True, exist_ok=True)
@@ -159,24 +166,31 @@ def print_table(result: dict) -> None:
         f"the later batch's other patients at the adapted operating point "
         f"({result['operating_point']}); mean ± sd over draws\n"
     )
-    print("| N | adapting | sensitivity | specificity | AUROC | AUROC change (same images) "
-          "| specificity at sensitivity ≥ 0.90 | draws with sens ≥ 0.90 and spec ≥ 0.80 "
-          "| prompt steps chosen |")  # fmt: skip
+    print(
+        "| N | adapting | sensitivity | specificity | AUROC | AUROC change (same images) "
+        "| specificity at sensitivity ≥ 0.90 | draws with sens ≥ 0.90 and spec ≥ 0.80 "
+        "| prompt steps chosen |"
+    )
     print("|---:|---|---:|---:|---:|---:|---:|---:|---|")
     base = result["unadapted"]
     met = meets(base)
-    print(f"| 0 | none | {base['sensitivity']:.3f} | {base['specificity']:.3f} | {base['auroc']:.3f} "
-          f"| | {base[SPEC_AT_SENS]:.3f} | {'yes' if met else 'no'} | |")  # fmt: skip
+    print(
+        f"| 0 | none | {base['sensitivity']:.3f} | {base['specificity']:.3f} | {base['auroc']:.3f} "
+        f"| | {base[SPEC_AT_SENS]:.3f} | {'yes' if met else 'no'} | |"
+    )
     for size, methods in result["by_size"].items():
         for method, s in methods.items():
-            cells = [f"{s[k][0]:.3f} ± {s[k][1]:.3f}" for k in
-                     ("sensitivity", "specificity", "auroc", "auroc_change",
-                      SPEC_AT_SENS)]  # fmt: skip
+            cells = [
+                f"{s[k][0]:.3f} ± {s[k][1]:.3f}"
+                for k in ("sensitivity", "specificity", "auroc", "auroc_change", SPEC_AT_SENS)
+            ]
             steps = sorted(set(s["prompt_steps"])) if METHODS[method] else ""
             print(f"| {size} | {method} | {' | '.join(cells)} | {s['met'][0]:.0%} | {steps} |")
     seconds = result["seconds"]
-    print(f"\nTime: embedding the later batch {seconds['embed']:.0f} s, every adaptation "
-          f"{seconds['adapt']:.0f} s.")  # fmt: skip
+    print(
+        f"\nTime: embedding the later batch {seconds['embed']:.0f} s, every adaptation "
+        f"{seconds['adapt']:.0f} s."
+    )
 
 
 if __name__ == "__main__":

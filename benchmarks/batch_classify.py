@@ -34,8 +34,14 @@ def write_params(folder: Path, width: int, studies: int) -> Path:
     """params.yaml with the demo written under `folder`: a PACS export of `studies` studies at
     `width` px, the other sources as small as they may be."""
     params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["demo"].update(out=[str(folder / "demo")], image_text_studies=40, image_label_studies=30,
-                          text_label_studies=30, pacs_studies=studies, image_size=width)  # fmt: skip
+    params["demo"].update(
+        out=[str(folder / "demo")],
+        image_text_studies=40,
+        image_label_studies=30,
+        text_label_studies=30,
+        pacs_studies=studies,
+        image_size=width,
+    )
     for source in params["data"]["sources"]:  # the sources read the demo where it is written
         for key in ("path", "reports"):
             if key in source:
@@ -58,15 +64,27 @@ def random_model(params: Path, out: Path) -> Path:
     labels = list(LabelSpace.from_settings(settings.labels).names)
     tokenizer = train_wordpiece([n.lower() for n in labels] + ["no acute disease"], 200)
     torch.manual_seed(0)
-    model = UMCLModel.from_config(settings.model, settings.prompt, labels, tokenizer,
-                                  settings.preprocess.image_size)  # fmt: skip
+    model = UMCLModel.from_config(
+        settings.model, settings.prompt, labels, tokenizer, settings.preprocess.image_size
+    )
     return model.save_pretrained(out)
 
 
 def timed_run(params: Path, export: Path, model: Path, out: Path, workers: int) -> dict:
     out.unlink(missing_ok=True)
-    command = [UMCL, "--params", str(params), "classify", str(export), "--out", str(out),
-               "--model", str(model), "--workers", str(workers)]  # fmt: skip
+    command = [
+        UMCL,
+        "--params",
+        str(params),
+        "classify",
+        str(export),
+        "--out",
+        str(out),
+        "--model",
+        str(model),
+        "--workers",
+        str(workers),
+    ]
     start = time.perf_counter()
     result = subprocess.run(command, capture_output=True, text=True, check=True)
     seconds = time.perf_counter() - start
@@ -91,28 +109,37 @@ def main() -> None:
             folder = root / f"w{width}"
             folder.mkdir()
             params = write_params(folder, width, args.studies)
-            subprocess.run([UMCL, "--params", str(params), "demo"], check=True,
-                           capture_output=True)  # fmt: skip
+            subprocess.run([UMCL, "--params", str(params), "demo"], check=True, capture_output=True)
             model = random_model(params, folder / "model") if width == 128 else root / "w128/model"
             export = folder / "demo/pacs/dicom"
             runs: dict[int, list[dict]] = {1: [], 2: []}
             for _ in range(args.rounds):
                 for workers in runs:
-                    runs[workers].append(timed_run(params, export, model,
-                                                   folder / "predictions.parquet", workers))  # fmt: skip
+                    runs[workers].append(
+                        timed_run(params, export, model, folder / "predictions.parquet", workers)
+                    )
             base = statistics.median(r["files"] / r["seconds"] for r in runs[1])
             for workers, done in runs.items():
                 rate = statistics.median(r["files"] / r["seconds"] for r in done)
-                rows.append({"width": width, "workers": workers, "files": done[0]["files"],
-                             "classified": done[0]["classified"], "files_per_s": rate,
-                             "ratio": rate / base})  # fmt: skip
+                rows.append(
+                    {
+                        "width": width,
+                        "workers": workers,
+                        "files": done[0]["files"],
+                        "classified": done[0]["classified"],
+                        "files_per_s": rate,
+                        "ratio": rate / base,
+                    }
+                )
     print(
         "| DICOM width | decode processes | files (classified) | files/s (median) | vs 1 process |"
     )
     print("|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['width']} px | {r['workers']} | {r['files']} ({r['classified']}) | "
-              f"{r['files_per_s']:.1f} | {r['ratio']:.2f}× |")  # fmt: skip
+        print(
+            f"| {r['width']} px | {r['workers']} | {r['files']} ({r['classified']}) | "
+            f"{r['files_per_s']:.1f} | {r['ratio']:.2f}× |"
+        )
     args.results.write_text(json.dumps({"rounds": args.rounds, "rows": rows}, indent=2) + "\n")
 
 

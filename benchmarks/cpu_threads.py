@@ -57,8 +57,11 @@ def measure(threads: str, steps: int, busy: bool) -> dict:
     try:
         done = subprocess.run(
             [sys.executable, __file__, "--one", threads, "--steps", str(steps)],
-            capture_output=True, text=True, check=True, cwd=ROOT,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=ROOT,
+        )
     finally:
         if spinner is not None:
             spinner.kill()
@@ -89,12 +92,16 @@ def main() -> None:
                 print(f"  threads={threads} busy={busy}: {result}", file=sys.stderr)
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     print(f"\n{cpus} CPUs, {args.steps} steps, median of {args.repeats} runs\n")
-    print("| train.threads | intra-op threads | s/step alone | s/step beside a busy process | slow-down |")  # fmt: skip
+    print(
+        "| train.threads | intra-op threads | s/step alone | s/step beside a busy process | slow-down |"
+    )
     print("|---|---:|---:|---:|---:|")
     for threads in args.threads:
         alone = statistics.median(times[(threads, False)])
         beside = statistics.median(times[(threads, True)])
-        print(f"| {threads} | {used[threads]} | {alone:.2f} | {beside:.2f} | {beside / alone:.1f}× |")  # fmt: skip
+        print(
+            f"| {threads} | {used[threads]} | {alone:.2f} | {beside:.2f} | {beside / alone:.1f}× |"
+        )
 
 
 if __name__ == "__main__":

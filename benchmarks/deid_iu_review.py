@@ -59,8 +59,12 @@ def main() -> int:
     print(f"| {len(rows)} | {reports_changed} | {len(changes)} | {len(rows) / seconds:.0f} |")
     print("\nRemoved: " + ", ".join(f"{w} ({n})" for w, n in words.most_common()))
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    lines = [f"# What the scrubber removes from the {len(rows)} IU reports", "",
-             "`python benchmarks/deid_iu_review.py`: one line per removed span (report uid, label, the span, its context).", ""]  # fmt: skip
+    lines = [
+        f"# What the scrubber removes from the {len(rows)} IU reports",
+        "",
+        "`python benchmarks/deid_iu_review.py`: one line per removed span (report uid, label, the span, its context).",
+        "",
+    ]
     lines += [
         f"- {uid} `{label}` **{removed}**: …{context}…" for uid, label, removed, context in changes
     ]

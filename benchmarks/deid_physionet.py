@@ -84,8 +84,13 @@ def score_note(note: Note, mask: list[bool]) -> dict:
             removed_other += gone
             if gone:
                 removed_words[word.group().lower()] += 1
-    return {"caught": caught, "removed_phi": removed_phi, "removed_other": removed_other,
-            "other": other, "removed_words": removed_words}  # fmt: skip
+    return {
+        "caught": caught,
+        "removed_phi": removed_phi,
+        "removed_other": removed_other,
+        "other": other,
+        "removed_words": removed_words,
+    }
 
 
 def misses(note: Note, mask: list[bool]) -> list[str]:
@@ -146,7 +151,9 @@ def ingested(notes: list[Note], folder: Path) -> dict:
         writer.writerow(["id", "patient", "report"])
         writer.writerows([f"{n.patient}-{n.note}", n.patient, n.text] for n in notes)
     columns = CsvColumns(id="id", patient="patient", text=["report"])
-    source = SourceSettings(name="physionet", kind="text_label", format="csv", path=path, columns=columns)  # fmt: skip
+    source = SourceSettings(
+        name="physionet", kind="text_label", format="csv", path=path, columns=columns
+    )
     rows = read_source(source, LabelSpace(), Pseudonymizer("a-benchmark-key-of-some-length")).rows
     valid, quarantined = validate_rows(rows, "text_label", list(LabelSpace().names))
     kept = valid["text"].to_list()
@@ -166,9 +173,12 @@ def ingested(notes: list[Note], folder: Path) -> dict:
             ):
                 survived[phi.kind] += 1
     safe = [k for k in total if k not in YEAR_ONLY]
-    return {"notes": len(notes), "quarantined": quarantined.height,
-            "survived": {k: [survived[k], total[k]] for k in sorted(total)},
-            "safe_harbor_survived": [sum(survived[k] for k in safe), sum(total[k] for k in safe)]}  # fmt: skip
+    return {
+        "notes": len(notes),
+        "quarantined": quarantined.height,
+        "survived": {k: [survived[k], total[k]] for k in sorted(total)},
+        "safe_harbor_survived": [sum(survived[k] for k in safe), sum(total[k] for k in safe)],
+    }
 
 
 def cross_validated(
@@ -191,8 +201,13 @@ def cross_validated(
         seconds += time.perf_counter() - started
         through.append(ingested(held, models))
     use_model(None)
-    merged = {"notes": sum(t["notes"] for t in through), "quarantined": sum(t["quarantined"] for t in through),
-              "safe_harbor_survived": [sum(t["safe_harbor_survived"][i] for t in through) for i in (0, 1)]}  # fmt: skip
+    merged = {
+        "notes": sum(t["notes"] for t in through),
+        "quarantined": sum(t["quarantined"] for t in through),
+        "safe_harbor_survived": [
+            sum(t["safe_harbor_survived"][i] for t in through) for i in (0, 1)
+        ],
+    }
     return scored, seconds, merged
 
 
@@ -242,18 +257,42 @@ def print_kinds(columns: dict[str, dict]) -> None:
     kinds = sorted({k for c in columns.values() for k in c["recall"]})
     for kind in kinds:
         label = f"{kind} (a year alone may stand)" if kind in YEAR_ONLY else kind
-        print(f"| {label} | " + " | ".join(ratio(c["recall"].get(kind, [0, 0])) for c in columns.values()) + " |")  # fmt: skip
-    print("| **Safe Harbor kinds, years aside** | " + " | ".join(f"**{ratio(c['safe_harbor_recall'])}**" for c in columns.values()) + " |")  # fmt: skip
-    print("| token precision | " + " | ".join(ratio(c["token_precision"]) for c in columns.values()) + " |")  # fmt: skip
-    print("| **non-PHI words removed** | " + " | ".join(f"**{ratio(c['non_phi_removed'])}**" for c in columns.values()) + " |")  # fmt: skip
-    print("| notes/s, one core | " + " | ".join(f"{c['notes_per_s']:.1f}" for c in columns.values()) + " |\n")  # fmt: skip
+        print(
+            f"| {label} | "
+            + " | ".join(ratio(c["recall"].get(kind, [0, 0])) for c in columns.values())
+            + " |"
+        )
+    print(
+        "| **Safe Harbor kinds, years aside** | "
+        + " | ".join(f"**{ratio(c['safe_harbor_recall'])}**" for c in columns.values())
+        + " |"
+    )
+    print(
+        "| token precision | "
+        + " | ".join(ratio(c["token_precision"]) for c in columns.values())
+        + " |"
+    )
+    print(
+        "| **non-PHI words removed** | "
+        + " | ".join(f"**{ratio(c['non_phi_removed'])}**" for c in columns.values())
+        + " |"
+    )
+    print(
+        "| notes/s, one core | "
+        + " | ".join(f"{c['notes_per_s']:.1f}" for c in columns.values())
+        + " |\n"
+    )
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared/data/physionet-deid")
-    parser.add_argument("--corpus", type=Path, default=ROOT / "benchmarks/phi_corpus.jsonl",
-                        help="the project's PHI corpus, in every fold's training data")  # fmt: skip
+    parser.add_argument(
+        "--corpus",
+        type=Path,
+        default=ROOT / "benchmarks/phi_corpus.jsonl",
+        help="the project's PHI corpus, in every fold's training data",
+    )
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument(
         "--show-misses",
@@ -278,37 +317,57 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as models:
         tagged, tagged_s, through = cross_validated(notes, args.folds, args.corpus, Path(models))
         points = operating_points(notes, args.folds, Path(models)) if args.operating_points else []
-    columns = {"rules + NER": summary([s for _, s in before]) | {"notes_per_s": len(notes) / before_s},
-               f"rules + NER + tagger ({args.folds}-fold, patient-wise)": summary([s for _, s in tagged]) | {"notes_per_s": len(notes) / tagged_s}}  # fmt: skip
+    columns = {
+        "rules + NER": summary([s for _, s in before]) | {"notes_per_s": len(notes) / before_s},
+        f"rules + NER + tagger ({args.folds}-fold, patient-wise)": summary([s for _, s in tagged])
+        | {"notes_per_s": len(notes) / tagged_s},
+    }
     patients = len({n.patient for n in notes})
-    print(f"## The scrubber on the PhysioNet deid corpus ({args.data}): {len(notes)} notes, "
-          f"{patients} patients, {sum(len(n.phi) for n in notes)} PHI spans\n")  # fmt: skip
+    print(
+        f"## The scrubber on the PhysioNet deid corpus ({args.data}): {len(notes)} notes, "
+        f"{patients} patients, {sum(len(n.phi) for n in notes)} PHI spans\n"
+    )
     print_kinds(columns)
-    folds = {f: summary([s for n, s in tagged if fold_of(n.patient, args.folds) == f]) for f in range(args.folds)}  # fmt: skip
-    print(f"| fold (patients by number mod {args.folds}), with the tagger | notes | Safe Harbor recall | non-PHI words removed |")  # fmt: skip
+    folds = {
+        f: summary([s for n, s in tagged if fold_of(n.patient, args.folds) == f])
+        for f in range(args.folds)
+    }
+    print(
+        f"| fold (patients by number mod {args.folds}), with the tagger | notes | Safe Harbor recall | non-PHI words removed |"
+    )
     print("|---:|---:|---:|---:|")
     for f, s in folds.items():
-        print(f"| {f} | {s['notes']} | {ratio(s['safe_harbor_recall'])} | {ratio(s['non_phi_removed'])} |")  # fmt: skip
+        print(
+            f"| {f} | {s['notes']} | {ratio(s['safe_harbor_recall'])} | {ratio(s['non_phi_removed'])} |"
+        )
     if points:
         print(
             "\nThe same folds at other operating points of the tagger (`umcl/ingest/deid/tagger.py`):\n"
         )
         print_operating_points(points)
-    print(f"\nThrough `umcl validate`'s reader and row checks (a csv text source, each fold with its own tagger): "
-          f"{through['quarantined']} of {through['notes']} notes quarantined; typed Safe Harbor PHI spans surviving in the kept text "
-          f"(years aside): {ratio(through['safe_harbor_survived'])}.")  # fmt: skip
+    print(
+        f"\nThrough `umcl validate`'s reader and row checks (a csv text source, each fold with its own tagger): "
+        f"{through['quarantined']} of {through['notes']} notes quarantined; typed Safe Harbor PHI spans surviving in the kept text "
+        f"(years aside): {ratio(through['safe_harbor_survived'])}."
+    )
     if args.show_misses:
         print(
             "\nSpans the cross-validated scrubber leaves (kept letters shown, removed ones as _):\n"
         )
         print("\n".join(line for _, s in tagged for line in s["misses"]))
     for name, column in columns.items():
-        print(f"\n{name}: non-PHI words removed most often: " + ", ".join(f"{w} ({n})" for w, n in column["most_removed_non_phi"]))  # fmt: skip
+        print(
+            f"\n{name}: non-PHI words removed most often: "
+            + ", ".join(f"{w} ({n})" for w, n in column["most_removed_non_phi"])
+        )
     shipped = columns[next(reversed(columns))]
-    card = (f"Patient-wise {args.folds}-fold cross-validation on the PhysioNet shared part ({len(notes)} notes, {patients} patients; "
-            f"`python benchmarks/deid_physionet.py`), the whole scrubber with the tagger: Safe Harbor recall (years aside) "
-            f"{ratio(shipped['safe_harbor_recall'])}; non-PHI words removed {ratio(shipped['non_phi_removed'])}; per kind: "
-            + ", ".join(f"{k} {ratio(v)}" for k, v in shipped["recall"].items()) + ".")  # fmt: skip
+    card = (
+        f"Patient-wise {args.folds}-fold cross-validation on the PhysioNet shared part ({len(notes)} notes, {patients} patients; "
+        f"`python benchmarks/deid_physionet.py`), the whole scrubber with the tagger: Safe Harbor recall (years aside) "
+        f"{ratio(shipped['safe_harbor_recall'])}; non-PHI words removed {ratio(shipped['non_phi_removed'])}; per kind: "
+        + ", ".join(f"{k} {ratio(v)}" for k, v in shipped["recall"].items())
+        + "."
+    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(
         json.dumps(

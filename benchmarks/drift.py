@@ -53,7 +53,9 @@ TAG = "umcl:benchmark"  # the records' model tag: they never reach a store
 
 def split_files(split: str, limit: int, seed: int) -> list[Path]:
     triplets = pl.read_parquet(REPO / "data/unified/triplets.parquet")
-    keys = sorted(set(triplets.filter(pl.col("image").is_not_null() & (pl.col("split") == split))["image"]))  # fmt: skip
+    keys = sorted(
+        set(triplets.filter(pl.col("image").is_not_null() & (pl.col("split") == split))["image"])
+    )
     if not keys:
         sys.exit(f"no {split} images: run `dvc repro` first")
     files = [REPO / f for f in image_files(keys, REPO / "data/locator")]
@@ -116,7 +118,9 @@ def window_from(pool: list[dict], rows: np.ndarray, dim: int, thresholds: np.nda
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument(
         "--windows", type=int, default=40, help="windows per cell (no drift: twice)"
     )
@@ -157,13 +161,24 @@ def main() -> None:
     for size in args.sizes:
         for name, pool in pools.items():
             count = 2 * args.windows if name == "no drift" else args.windows
-            hits = {"any": 0, "input": 0, "mmd alone": 0, "input (summary)": 0, "prediction": 0, "quality": 0}  # fmt: skip
+            hits = {
+                "any": 0,
+                "input": 0,
+                "mmd alone": 0,
+                "input (summary)": 0,
+                "prediction": 0,
+                "quality": 0,
+            }
             cell = settings.model_copy(update={"min_images": min(settings.min_images, size)})
             for w in tqdm(range(count), desc=f"{name} ×{size}", leave=False):
                 window = window_from(
                     pool, rng.choice(len(pool), size, replace=False), *dim_and_thresholds
                 )
-                before = window_from(pools["no drift"], rng.choice(len(pools["no drift"]), size, replace=False), *dim_and_thresholds)  # fmt: skip
+                before = window_from(
+                    pools["no drift"],
+                    rng.choice(len(pools["no drift"]), size, replace=False),
+                    *dim_and_thresholds,
+                )
                 when = {"model": entry.tag, "since": started, "until": started, "seed": w}
                 report = detect(reference, window, before, cell, **when)
                 summary = detect(summary_only, window, before, cell, **when)
@@ -173,21 +188,48 @@ def main() -> None:
                 hits["input (summary)"] += summary["input"]["drifted"]
                 hits["prediction"] += bool(report["prediction"]["drifted"])
                 hits["quality"] += report["quality"]["drifted"]
-            rows.append({"shift": name, "window": size, "windows": count,
-                         **{k: v / count for k, v in hits.items()}})  # fmt: skip
-            print(f"{name:<10} n={size:<4} " + "  ".join(f"{k} {v / count:.2f}" for k, v in hits.items()), flush=True)  # fmt: skip
+            rows.append(
+                {
+                    "shift": name,
+                    "window": size,
+                    "windows": count,
+                    **{k: v / count for k, v in hits.items()},
+                }
+            )
+            print(
+                f"{name:<10} n={size:<4} "
+                + "  ".join(f"{k} {v / count:.2f}" for k, v in hits.items()),
+                flush=True,
+            )
 
-    print(f"\nmodel {entry.tag}; reference: {len(reference.embeddings)} test-image embeddings of "
-          f"{reference.images}; alpha {settings.alpha} per test; {settings.permutations} permutations")  # fmt: skip
-    print("| shift | window | windows | verdict drift | input | MMD alone (at alpha) | input, summary only | prediction | quality |")  # fmt: skip
+    print(
+        f"\nmodel {entry.tag}; reference: {len(reference.embeddings)} test-image embeddings of "
+        f"{reference.images}; alpha {settings.alpha} per test; {settings.permutations} permutations"
+    )
+    print(
+        "| shift | window | windows | verdict drift | input | MMD alone (at alpha) | input, summary only | prediction | quality |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['shift']} | {r['window']} | {r['windows']} | {r['any']:.2f} | {r['input']:.2f} | {r['mmd alone']:.2f} "
-              f"| {r['input (summary)']:.2f} | {r['prediction']:.2f} | {r['quality']:.2f} |")  # fmt: skip
+        print(
+            f"| {r['shift']} | {r['window']} | {r['windows']} | {r['any']:.2f} | {r['input']:.2f} | {r['mmd alone']:.2f} "
+            f"| {r['input (summary)']:.2f} | {r['prediction']:.2f} | {r['quality']:.2f} |"
+        )
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"model": entry.tag, "reference_images": reference.images,
-                                    "reference_sample": len(reference.embeddings), "alpha": settings.alpha,
-                                    "permutations": settings.permutations, "rows": rows}, indent=2) + "\n")  # fmt: skip
+    args.out.write_text(
+        json.dumps(
+            {
+                "model": entry.tag,
+                "reference_images": reference.images,
+                "reference_sample": len(reference.embeddings),
+                "alpha": settings.alpha,
+                "permutations": settings.permutations,
+                "rows": rows,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     print(f"→ {args.out}")
 
 

@@ -41,7 +41,34 @@ from umcl.training.runtime import distribute, start_runtime, stop_runtime
 from umcl.training.step import optimiser_for, optimiser_step, unreached_parameters
 
 ROOT = Path(__file__).resolve().parents[1]
-WORDS = ["the", "heart", "size", "is", "normal", "mild", "moderate", "severe", "enlarged", "no", "focal", "consolidation", "pleural", "effusion", "pneumothorax", "edema", "atelectasis", "opacity", "left", "right", "lower", "lobe", "stable", "unchanged", "tube", "line"]  # fmt: skip
+WORDS = [
+    "the",
+    "heart",
+    "size",
+    "is",
+    "normal",
+    "mild",
+    "moderate",
+    "severe",
+    "enlarged",
+    "no",
+    "focal",
+    "consolidation",
+    "pleural",
+    "effusion",
+    "pneumothorax",
+    "edema",
+    "atelectasis",
+    "opacity",
+    "left",
+    "right",
+    "lower",
+    "lobe",
+    "stable",
+    "unchanged",
+    "tube",
+    "line",
+]
 
 
 def synthetic_tokenizer() -> PreTrainedTokenizerBase:
@@ -107,7 +134,9 @@ def measure(
     batches = itertools.repeat(batch)
 
     def step() -> None:
-        optimiser_step(trained, model, loss_fn, batches, optimiser, schedule, settings.train, runtime)  # fmt: skip
+        optimiser_step(
+            trained, model, loss_fn, batches, optimiser, schedule, settings.train, runtime
+        )
 
     def sync() -> None:
         if runtime.device.type == "cuda":
@@ -136,10 +165,13 @@ def measure(
     median = statistics.median(times)
     memory = torch.cuda.max_memory_allocated() / 2**30 if runtime.device.type == "cuda" else None
     result = {
-        "step_s": median, "processes": runtime.world,
+        "step_s": median,
+        "processes": runtime.world,
         "samples_per_s": len(batch["sample_ids"]) * runtime.world / median,
-        "flops": flops, "warmup_s": warmup_s, "memory_gib": memory,
-    }  # fmt: skip
+        "flops": flops,
+        "warmup_s": warmup_s,
+        "memory_gib": memory,
+    }
     main_rank = runtime.main
     stop_runtime(runtime, trained)
     return result if main_rank else None
@@ -152,7 +184,10 @@ def without_absent_weights(settings: Settings) -> Settings:
     for part in ("image", "text"):
         tower = getattr(settings.model, part)
         if tower.pretrained is not None and not (tower.pretrained / "config.json").is_file():
-            print(f"{tower.pretrained} not downloaded: the {part} tower gets random weights (same architecture and speed)", file=sys.stderr)  # fmt: skip
+            print(
+                f"{tower.pretrained} not downloaded: the {part} tower gets random weights (same architecture and speed)",
+                file=sys.stderr,
+            )
             towers[part] = tower.model_copy(update={"pretrained": None})
     return settings.model_copy(update={"model": settings.model.model_copy(update=towers)})
 
@@ -161,8 +196,17 @@ def launched(argv: list[str], processes: int, compiled: bool) -> dict:
     """`measure` in `processes` DDP processes started by torchrun, as the train stage does."""
     with tempfile.TemporaryDirectory() as scratch:
         out = Path(scratch) / "result.json"
-        command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-                   f"--nproc-per-node={processes}", __file__, *argv, "--worker", str(out)]  # fmt: skip
+        command = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc-per-node={processes}",
+            __file__,
+            *argv,
+            "--worker",
+            str(out),
+        ]
         if compiled:
             command.append("--compiled")
         subprocess.run(command, check=True)
@@ -205,16 +249,22 @@ def main() -> None:
         settings.model.text.max_length,
     )
     if args.worker is not None:
-        result = measure(settings, tokenizer, batch, args.device, args.compiled, args.steps, args.warmup)  # fmt: skip
+        result = measure(
+            settings, tokenizer, batch, args.device, args.compiled, args.steps, args.warmup
+        )
         if result is not None:
             args.worker.write_text(json.dumps(result))
         return
     counts = args.devices or sorted({1, torch.cuda.device_count() if device.type == "cuda" else 1})
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-    print(f"## UMCL training step, {args.params.name}: {settings.model.image.config.get('model_type')} + "
-          f"{settings.model.text.config.get('model_type')}, batch {len(batch['sample_ids'])} per process, "
-          f"{settings.preprocess.image_size} px, {name}, torch {torch.__version__}\n")  # fmt: skip
-    print("| mode | processes | samples/s | ms/step | TFLOP/s | MFU | peak memory GiB (one device) | warm-up s |")  # fmt: skip
+    print(
+        f"## UMCL training step, {args.params.name}: {settings.model.image.config.get('model_type')} + "
+        f"{settings.model.text.config.get('model_type')}, batch {len(batch['sample_ids'])} per process, "
+        f"{settings.preprocess.image_size} px, {name}, torch {torch.__version__}\n"
+    )
+    print(
+        "| mode | processes | samples/s | ms/step | TFLOP/s | MFU | peak memory GiB (one device) | warm-up s |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     flops = None
     for processes, compiled in itertools.product(counts, (False, True)):
@@ -226,10 +276,16 @@ def main() -> None:
             r = launched(argv, processes, compiled)
         flops = r["flops"] or flops
         tflops = flops * processes / r["step_s"] / 1e12 if flops else float("nan")
-        mfu = f"{100 * tflops / (args.peak_tflops * processes):.1f}%" if device.type == "cuda" else "n/a"  # fmt: skip
+        mfu = (
+            f"{100 * tflops / (args.peak_tflops * processes):.1f}%"
+            if device.type == "cuda"
+            else "n/a"
+        )
         memory = f"{r['memory_gib']:.1f}" if r["memory_gib"] is not None else "n/a"
         mode = "torch.compile" if compiled else "eager"
-        print(f"| {mode} | {processes} | {r['samples_per_s']:.0f} | {1000 * r['step_s']:.0f} | {tflops:.1f} | {mfu} | {memory} | {r['warmup_s']:.0f} |")  # fmt: skip
+        print(
+            f"| {mode} | {processes} | {r['samples_per_s']:.0f} | {1000 * r['step_s']:.0f} | {tflops:.1f} | {mfu} | {memory} | {r['warmup_s']:.0f} |"
+        )
     print(
         f"\nFLOPs per step and process (counted, eager): {flops / 1e12:.2f} TFLOP ({flops / len(batch['sample_ids']) / 1e9:.1f} GFLOP per sample)"
     )

@@ -85,8 +85,9 @@ def peak_points(predictor, decoded, names: list[str], method: str) -> list[tuple
     for values in raw:
         row, column = np.unravel_index(int(values.argmax()), (cells_y, cells_x))
         y, x = (row + 0.5) * size / cells_y, (column + 0.5) * size / cells_x  # in the square
-        points.append((int((y - top) / new_h * decoded.shape[0]),
-                       int((x - left) / new_w * decoded.shape[1])))  # fmt: skip
+        points.append(
+            (int((y - top) / new_h * decoded.shape[0]), int((x - left) / new_w * decoded.shape[1]))
+        )
     return points
 
 
@@ -145,8 +146,10 @@ def main() -> None:
             fx, fy = fixed.get(finding, CHEST_CENTRE)
             record["fixed"].append(float(inside((int(fy * height), int(fx * width)), box)))
     columns = [*METHODS, "random", "centre", "fixed"]
-    table = {finding: {c: float(np.mean(v[c])) for c in columns} | {"n": len(v["random"])}
-             for finding, v in sorted(hits.items())}  # fmt: skip
+    table = {
+        finding: {c: float(np.mean(v[c])) for c in columns} | {"n": len(v["random"])}
+        for finding, v in sorted(hits.items())
+    }
     every = [h for v in hits.values() for h in zip(*(v[c] for c in columns), strict=True)]
     overall = dict(zip(columns, np.mean(every, axis=0).tolist(), strict=True)) | {"n": len(every)}
     print(f"| finding | n | {' | '.join(columns)} | maps not better than the best fixed point |")
@@ -155,8 +158,9 @@ def main() -> None:
         failing = [m for m in METHODS if row[m] <= row["fixed"]]
         cells = " | ".join(f"{row[c]:.2f}" for c in columns)
         print(f"| {finding} | {row['n']} | {cells} | {', '.join(failing) or '—'} |")
-    args.results.write_text(json.dumps({"model": args.model, "findings": table, "all": overall},
-                                       indent=2) + "\n")  # fmt: skip
+    args.results.write_text(
+        json.dumps({"model": args.model, "findings": table, "all": overall}, indent=2) + "\n"
+    )
 
 
 if __name__ == "__main__":

@@ -2733,8 +2733,27 @@ def _listed(identifiers: dict[str, list[str]]) -> list[dict[str, str]]:
 def entries() -> list[dict]:
     """The corpus, one dict per line of the JSONL file."""
     out: list[dict] = []
-    groups = [NAMES, DATES, AGES, PHONES, FAXES, EMAILS, ADDRESSES, ZIPS, MRNS, ACCESSIONS, SSNS,
-              HEALTH_PLANS, ACCOUNTS, URLS, IPS, INSTITUTIONS, DEVICES, LICENSES, MIXED]  # fmt: skip
+    groups = [
+        NAMES,
+        DATES,
+        AGES,
+        PHONES,
+        FAXES,
+        EMAILS,
+        ADDRESSES,
+        ZIPS,
+        MRNS,
+        ACCESSIONS,
+        SSNS,
+        HEALTH_PLANS,
+        ACCOUNTS,
+        URLS,
+        IPS,
+        INSTITUTIONS,
+        DEVICES,
+        LICENSES,
+        MIXED,
+    ]
     for group in groups:
         for text, identifiers, keep in group:
             _check(text, identifiers, keep)

@@ -65,9 +65,12 @@ def main() -> None:
                     runs.setdefault((setting, concurrency), []).append(result)
                     if setting == "on":
                         answered += requests - result["errors"]
-                    print(f"round {round_ + 1} recorder {setting:<3} c={concurrency:<3} "
-                          f"{result['requests_per_s']:6.1f} req/s p50 {result['p50_ms']:6.1f} ms "
-                          f"p99 {result['p99_ms']:6.1f} ms errors {result['errors']}", flush=True)  # fmt: skip
+                    print(
+                        f"round {round_ + 1} recorder {setting:<3} c={concurrency:<3} "
+                        f"{result['requests_per_s']:6.1f} req/s p50 {result['p50_ms']:6.1f} ms "
+                        f"p99 {result['p99_ms']:6.1f} ms errors {result['errors']}",
+                        flush=True,
+                    )
     finally:
         for server in servers.values():
             server.stop()  # SIGTERM: the recording service writes its last batch
@@ -75,31 +78,52 @@ def main() -> None:
     table, unreadable = read_records(store, tag, started, datetime.now(UTC))
     rows = []
     for (setting, concurrency), results in runs.items():
-        rows.append({
-            "recorder": setting, "concurrency": concurrency, "rounds": len(results),
-            "requests_per_s": statistics.median(r["requests_per_s"] for r in results),
-            "p50_ms": statistics.median(r["p50_ms"] for r in results),
-            "p99_ms": statistics.median(r["p99_ms"] for r in results),
-            "errors": sum(r["errors"] for r in results),
-        })  # fmt: skip
+        rows.append(
+            {
+                "recorder": setting,
+                "concurrency": concurrency,
+                "rounds": len(results),
+                "requests_per_s": statistics.median(r["requests_per_s"] for r in results),
+                "p50_ms": statistics.median(r["p50_ms"] for r in results),
+                "p99_ms": statistics.median(r["p99_ms"] for r in results),
+                "errors": sum(r["errors"] for r in results),
+            }
+        )
     print("\n| concurrency | recorder | requests/s (median) | p50 ms | p99 ms | errors |")
     print("|---:|---|---:|---:|---:|---:|")
     for r in sorted(rows, key=lambda r: (r["concurrency"], r["recorder"])):
-        print(f"| {r['concurrency']} | {r['recorder']} | {r['requests_per_s']:.1f} | {r['p50_ms']:.1f} "
-              f"| {r['p99_ms']:.1f} | {r['errors']} |")  # fmt: skip
+        print(
+            f"| {r['concurrency']} | {r['recorder']} | {r['requests_per_s']:.1f} | {r['p50_ms']:.1f} "
+            f"| {r['p99_ms']:.1f} | {r['errors']} |"
+        )
     ratios = {}
     for concurrency in CONCURRENCY:
-        on, off = (next(r for r in rows if r["recorder"] == s and r["concurrency"] == concurrency)
-                   for s in ("on", "off"))  # fmt: skip
+        on, off = (
+            next(r for r in rows if r["recorder"] == s and r["concurrency"] == concurrency)
+            for s in ("on", "off")
+        )
         ratios[concurrency] = on["requests_per_s"] / off["requests_per_s"]
         print(f"throughput recorder on / off, c={concurrency}: {ratios[concurrency]:.3f}×")
     stored = 0 if table is None else table.num_rows
-    print(f"records in the store: {stored} of {answered} answered requests; unreadable files: {len(unreadable)}")  # fmt: skip
+    print(
+        f"records in the store: {stored} of {answered} answered requests; unreadable files: {len(unreadable)}"
+    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(
-        {"model": tag, "rounds": args.rounds, "requests": args.requests, "rows": rows,
-         "throughput_ratio_on_off": ratios, "records": stored, "answered": answered},
-        indent=2) + "\n")  # fmt: skip
+    args.out.write_text(
+        json.dumps(
+            {
+                "model": tag,
+                "rounds": args.rounds,
+                "requests": args.requests,
+                "rows": rows,
+                "throughput_ratio_on_off": ratios,
+                "records": stored,
+                "answered": answered,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     print(f"→ {args.out}")
 
 

@@ -93,19 +93,23 @@ def parse_args() -> argparse.Namespace:
         "--threads", type=positive_int, help="override train.threads (UMCL training)"
     )
     parser.add_argument(
-        "--text-pretrained", type=Path,
+        "--text-pretrained",
+        type=Path,
         help="a local BERT-family folder as the text tower (e.g. the MiniLM wheel's), instead of "
         "the preset's from-scratch one",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--text-lr-scale", type=float, default=0.1,
+        "--text-lr-scale",
+        type=float,
+        default=0.1,
         help="with --text-pretrained: its learning rate is train.lr × this",
-    )  # fmt: skip
+    )
     parser.add_argument("--results", type=Path, default=RESULTS, help="where the JSON goes")
     parser.add_argument(
-        "--whole-collection", action="store_true",
+        "--whole-collection",
+        action="store_true",
         help="train on both Kermany batches (no collection-shift figures)",
-    )  # fmt: skip
+    )
     return parser.parse_args()
 
 
@@ -274,9 +278,12 @@ class TowerClassifier(nn.Module):
         backbone = build_backbone(image)
         channels = getattr(backbone.config, "num_channels", 1)
         self.tower = ImageTower(
-            backbone, image.pooling, settings.model.embed_dim, *normalisation(image, channels),
+            backbone,
+            image.pooling,
+            settings.model.embed_dim,
+            *normalisation(image, channels),
             standardise=image.standardise,
-        )  # fmt: skip
+        )
         self.head = nn.Linear(settings.model.embed_dim, 1)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -630,9 +637,13 @@ def run(
     truth = {s: pneumonia_truth(rows) for s, rows in splits.items()}
     with timed(seconds, "supervised_train"):
         train_set = TripletDataset(
-            splits["train"], cache, names,
-            augment=settings.train.augment, seed=settings.seed, image_size=size,
-        )  # fmt: skip
+            splits["train"],
+            cache,
+            names,
+            augment=settings.train.augment,
+            seed=settings.seed,
+            image_size=size,
+        )
         classifier = train_supervised(settings, train_set, truth["train"])
     with timed(seconds, "scoring"):
         predictor = umcl.load(work / "model")

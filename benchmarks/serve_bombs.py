@@ -283,7 +283,7 @@ def cases() -> dict[str, tuple[str, int, Send]]:
         200,
         at_once([("a.png", biggest)], 4),
     )
-    return table  # fmt: skip
+    return table
 
 
 # Cases that decode large images: the pixels they decode, for the bytes-a-pixel column.
@@ -323,8 +323,15 @@ def main() -> None:
     env = untrained_store(workdir / "bentoml") if args.untrained else {}
     if args.model:
         env["UMCL_MODEL"] = args.model
-    for name in ("UMCL_MAX_UPLOAD_MB", "UMCL_MAX_REQUEST_MB", "UMCL_MAX_IMAGES", "UMCL_MAX_PIXELS",
-                 "UMCL_MAX_REQUEST_PIXELS", "UMCL_MAX_DECODE_MB", "UMCL_DICOM_MODALITIES"):  # fmt: skip
+    for name in (
+        "UMCL_MAX_UPLOAD_MB",
+        "UMCL_MAX_REQUEST_MB",
+        "UMCL_MAX_IMAGES",
+        "UMCL_MAX_PIXELS",
+        "UMCL_MAX_REQUEST_PIXELS",
+        "UMCL_MAX_DECODE_MB",
+        "UMCL_DICOM_MODALITIES",
+    ):
         os.environ.pop(name, None)  # the defaults are what is measured
     table = cases()
     server = Server(env, workdir / "serve.log")
@@ -338,7 +345,10 @@ def main() -> None:
             for name, (sent, expected, send) in table.items():
                 result = measure(server, lambda send=send: send(client, server.url))
                 rows.append({"case": name, "sent": sent, "expected": expected, **result})
-                print(f"{name:55s} {result['statuses']} {result['seconds']:6.2f} s  peak +{result['peak_growth_mb']:6.1f} MB  after +{result['growth_after_mb']:6.1f} MB", flush=True)  # fmt: skip
+                print(
+                    f"{name:55s} {result['statuses']} {result['seconds']:6.2f} s  peak +{result['peak_growth_mb']:6.1f} MB  after +{result['growth_after_mb']:6.1f} MB",
+                    flush=True,
+                )
     finally:
         server.stop()
     log = (workdir / "serve.log").read_text()
@@ -352,7 +362,9 @@ def main() -> None:
         status = "/".join(map(str, r["statuses"]))
         pixels = DECODED_PIXELS.get(r["case"])
         per_pixel = f"{r['peak_growth_mb'] * MB / pixels:.1f}" if pixels else ""
-        print(f"| {r['case']} | {r['sent']} | {status} | {r['seconds']:.2f} | {r['peak_growth_mb']:+.0f} MB | {per_pixel} | {r['growth_after_mb']:+.0f} MB |")  # fmt: skip
+        print(
+            f"| {r['case']} | {r['sent']} | {status} | {r['seconds']:.2f} | {r['peak_growth_mb']:+.0f} MB | {per_pixel} | {r['growth_after_mb']:+.0f} MB |"
+        )
     print(
         f"\nserver log: {len(log.splitlines())} lines; file names, tracebacks or header values in it: {leaks or 'none'}"
     )

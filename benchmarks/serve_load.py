@@ -58,9 +58,12 @@ class Server:
         bentoml = Path(sys.executable).parent / "bentoml"
         self.process = subprocess.Popen(
             [str(bentoml), "serve", target, "--port", str(self.port)],
-            cwd=REPO, env={**os.environ, **env, "PYTHONUNBUFFERED": "1"}, stdout=self.log,
-            stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+            cwd=REPO,
+            env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         self.url = f"http://127.0.0.1:{self.port}"
 
     def wait_ready(self, timeout: float = 180) -> None:
@@ -146,8 +149,11 @@ def main() -> None:
             for concurrency in CONCURRENCY:
                 result = asyncio.run(load(server.url, image, args.requests, concurrency))
                 rows.append({"adaptive_batching": batching, **result})
-                print(f"batching {'on ' if batching else 'off'} c={concurrency:<3} {result['requests_per_s']:7.1f} req/s "
-                      f"p50 {result['p50_ms']:7.1f} ms  p99 {result['p99_ms']:7.1f} ms  errors {result['errors']}", flush=True)  # fmt: skip
+                print(
+                    f"batching {'on ' if batching else 'off'} c={concurrency:<3} {result['requests_per_s']:7.1f} req/s "
+                    f"p50 {result['p50_ms']:7.1f} ms  p99 {result['p99_ms']:7.1f} ms  errors {result['errors']}",
+                    flush=True,
+                )
         finally:
             server.stop()
 
@@ -155,8 +161,10 @@ def main() -> None:
         "\n| concurrency | batching | requests/s | p50 ms | p99 ms | errors |\n|---:|---|---:|---:|---:|---:|"
     )
     for r in rows:
-        print(f"| {r['concurrency']} | {'on' if r['adaptive_batching'] else 'off'} | {r['requests_per_s']:.1f} "
-              f"| {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['errors']} |")  # fmt: skip
+        print(
+            f"| {r['concurrency']} | {'on' if r['adaptive_batching'] else 'off'} | {r['requests_per_s']:.1f} "
+            f"| {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['errors']} |"
+        )
     print("\nthroughput, batching on / off:")
     for c in CONCURRENCY:
         on, off = (

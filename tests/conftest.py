@@ -25,10 +25,14 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
 
 for name, value in {
-    "HF_HUB_OFFLINE": "1", "DVC_NO_ANALYTICS": "1", "DO_NOT_TRACK": "1",
-    "BENTOML_DO_NOT_TRACK": "true", "GX_ANALYTICS_ENABLED": "false",
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
-}.items():  # fmt: skip
+    "HF_HUB_OFFLINE": "1",
+    "DVC_NO_ANALYTICS": "1",
+    "DO_NOT_TRACK": "1",
+    "BENTOML_DO_NOT_TRACK": "true",
+    "GX_ANALYTICS_ENABLED": "false",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
+}.items():
     os.environ.setdefault(name, value)
 # A model store of the test session's own, never the user's ~/bentoml. Set before anything imports
 # bentoml: BentoML reads it once per process.
@@ -54,9 +58,14 @@ def tiny_params(root: Path) -> dict:
     """Demo params shrunk to seconds; every planted fault kind still occurs at least once."""
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["demo"].update(
-        out=[str(root / "raw/demo")], image_text_studies=40, image_label_studies=30,
-        text_label_studies=30, pacs_studies=24, image_size=64, fault_rate=0.02,
-    )  # fmt: skip
+        out=[str(root / "raw/demo")],
+        image_text_studies=40,
+        image_label_studies=30,
+        text_label_studies=30,
+        pacs_studies=24,
+        image_size=64,
+        fault_rate=0.02,
+    )
     for source in params["data"]["sources"]:
         for key in ("path", "reports"):
             if key in source:
@@ -77,22 +86,50 @@ def tiny_pipeline(tmp_path_factory: pytest.TempPathFactory) -> dict:
     params_file = root / "params.yaml"
     params_file.write_text(yaml.safe_dump(tiny_params(root)))
     paths = {
-        "root": root, "params": params_file, "validated": root / "validated",
-        "quarantine": root / "quarantine", "triplets": root / "unified/triplets.parquet",
-        "cache": root / "cache", "metrics": root / "metrics", "locator": root / "locator",
-    }  # fmt: skip
+        "root": root,
+        "params": params_file,
+        "validated": root / "validated",
+        "quarantine": root / "quarantine",
+        "triplets": root / "unified/triplets.parquet",
+        "cache": root / "cache",
+        "metrics": root / "metrics",
+        "locator": root / "locator",
+    }
     log_stream = io.StringIO()
     handler = logging.StreamHandler(log_stream)
     logging.getLogger().addHandler(handler)
     commands = [
         ["demo"],
-        ["validate", "--out", str(paths["validated"]), "--quarantine", str(paths["quarantine"]),
-         "--locator", str(paths["locator"]), "--metrics", str(paths["metrics"] / "validation.json")],
-        ["unify", "--validated", str(paths["validated"]), "--out", str(paths["triplets"]),
-         "--metrics", str(paths["metrics"] / "unify.json")],
-        ["preprocess", "--triplets", str(paths["triplets"]), "--locator", str(paths["locator"]),
-         "--out", str(paths["cache"])],
-    ]  # fmt: skip
+        [
+            "validate",
+            "--out",
+            str(paths["validated"]),
+            "--quarantine",
+            str(paths["quarantine"]),
+            "--locator",
+            str(paths["locator"]),
+            "--metrics",
+            str(paths["metrics"] / "validation.json"),
+        ],
+        [
+            "unify",
+            "--validated",
+            str(paths["validated"]),
+            "--out",
+            str(paths["triplets"]),
+            "--metrics",
+            str(paths["metrics"] / "unify.json"),
+        ],
+        [
+            "preprocess",
+            "--triplets",
+            str(paths["triplets"]),
+            "--locator",
+            str(paths["locator"]),
+            "--out",
+            str(paths["cache"]),
+        ],
+    ]
     try:
         for command in commands:
             with contextlib.redirect_stdout(log_stream), contextlib.redirect_stderr(log_stream):
@@ -129,14 +166,42 @@ def candidates(tiny_pipeline: dict, tmp_path_factory: pytest.TempPathFactory) ->
     params_file = root / "params.yaml"
     params_file.write_text(yaml.safe_dump(params))
     data = ["--triplets", str(tiny_pipeline["triplets"]), "--cache", str(tiny_pipeline["cache"])]
-    assert main(["--params", str(params_file), "train", *data, "--out", str(root / "trained"),
-                 "--checkpoints", str(root / "checkpoints"), "--live", str(root / "live")]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "--params",
+                str(params_file),
+                "train",
+                *data,
+                "--out",
+                str(root / "trained"),
+                "--checkpoints",
+                str(root / "checkpoints"),
+                "--live",
+                str(root / "live"),
+            ]
+        )
+        == 0
+    )
     saved_random_model(tiny_pipeline, root / "random")
     found = {"params": params, "data": data, "locator": tiny_pipeline["locator"]}
     for name in ("trained", "random"):
         metrics = root / f"{name}.json"
-        assert main(["--params", str(params_file), "evaluate", "--model", str(root / name), *data,
-                     "--metrics", str(metrics)]) == 0  # fmt: skip
+        assert (
+            main(
+                [
+                    "--params",
+                    str(params_file),
+                    "evaluate",
+                    "--model",
+                    str(root / name),
+                    *data,
+                    "--metrics",
+                    str(metrics),
+                ]
+            )
+            == 0
+        )
         found[name] = {"model": root / name, "metrics": metrics}
     return found
 

@@ -306,7 +306,9 @@ def hostile_files() -> dict[str, Hostile]:
     or costing seconds to decode."""
     side = BOMB_SIDE
     return {
-        "JPEG header claiming 13000²": Hostile("claims.jpg", jpeg_claiming(side, side), IMAGE_TOO_LARGE, True),
+        "JPEG header claiming 13000²": Hostile(
+            "claims.jpg", jpeg_claiming(side, side), IMAGE_TOO_LARGE, True
+        ),
         "PNG of 13000² zeros": Hostile("zeros.png", png_of_zeros(side), IMAGE_TOO_LARGE, True),
         "PNG of 14000² zeros (over Pillow's own limit)": Hostile(
             "pillow.png", png_of_zeros(PILLOW_BOMB_SIDE), IMAGE_TOO_LARGE, True
@@ -331,27 +333,37 @@ def hostile_files() -> dict[str, Hostile]:
         ),
         "JPEG 2000 frame with a zero-length JP2 box": Hostile(
             "box.dcm",
-            saved(header(64, 64, syntax=JPEG2000Lossless), encapsulate([jp2_with_empty_box()]), True),
+            saved(
+                header(64, 64, syntax=JPEG2000Lossless), encapsulate([jp2_with_empty_box()]), True
+            ),
             IMAGE_UNREADABLE,
             False,
         ),
         "JPEG-LS frame of noise": Hostile("noise.dcm", jpeg_ls_noise(), IMAGE_UNREADABLE, False),
         "JPEG frame larger than its DICOM header": Hostile(
             "frame.dcm",
-            saved(header(64, 64, syntax=JPEGBaseline8Bit), encapsulate([jpeg_claiming(side, side)]), True),
+            saved(
+                header(64, 64, syntax=JPEGBaseline8Bit),
+                encapsulate([jpeg_claiming(side, side)]),
+                True,
+            ),
             IMAGE_UNREADABLE,
             False,
         ),
         "DICOM JPEG frame with 30,000 scans": Hostile(
             "scans.dcm",
-            saved(header(4_000, 4_000, syntax=JPEGBaseline8Bit), encapsulate([progressive_scan_bomb()]), True),
+            saved(
+                header(4_000, 4_000, syntax=JPEGBaseline8Bit),
+                encapsulate([progressive_scan_bomb()]),
+                True,
+            ),
             IMAGE_UNREADABLE,
             False,
         ),
         "DICOM of 120,000 empty fragments": Hostile(
             "fragments.dcm", fragments_dicom(120_000), IMAGE_UNREADABLE, False
         ),
-    }  # fmt: skip
+    }
 
 
 def fragments_dicom(count: int) -> bytes:
@@ -370,8 +382,11 @@ def large_dicoms() -> dict[str, tuple[Large | bytes, str | None]]:
         "64² DX + 300 MB of zeros after the pixel data": (trailing_zeros(300), None),
         "64² DX + 63 MB of empty elements after the pixel data": (trailing_elements(63), None),
         "40 uncompressed 16-bit frames of 2000² (320 MB)": (uncompressed_frames(40), None),
-        "3.6 MB header of 450,000 empty elements": (header_of_empty_elements(450_000), IMAGE_TOO_LARGE),
-    }  # fmt: skip
+        "3.6 MB header of 450,000 empty elements": (
+            header_of_empty_elements(450_000),
+            IMAGE_TOO_LARGE,
+        ),
+    }
 
 
 def multiframe_bomb() -> bytes:
@@ -393,27 +408,40 @@ def malformed_headers() -> dict[str, tuple[Dataset, str]]:
 
     return {
         "non-numeric WindowCenter": (
-            raw(header(16, 16, WindowWidth="100"), "WindowCenter", "DS", b"Doe^Jane"), IMAGE_UNREADABLE,
+            raw(header(16, 16, WindowWidth="100"), "WindowCenter", "DS", b"Doe^Jane"),
+            IMAGE_UNREADABLE,
         ),
         "non-numeric RescaleSlope": (
-            raw(header(16, 16, RescaleIntercept="0"), "RescaleSlope", "DS", b"Doe^Jane"), IMAGE_UNREADABLE,
+            raw(header(16, 16, RescaleIntercept="0"), "RescaleSlope", "DS", b"Doe^Jane"),
+            IMAGE_UNREADABLE,
         ),
         "infinite RescaleIntercept": (
-            raw(header(16, 16, RescaleSlope="1"), "RescaleIntercept", "DS", b"inf "), IMAGE_UNREADABLE,
+            raw(header(16, 16, RescaleSlope="1"), "RescaleIntercept", "DS", b"inf "),
+            IMAGE_UNREADABLE,
         ),
-        "non-numeric NumberOfFrames": (raw(header(16, 16), "NumberOfFrames", "IS", b"Doe^Jane"), IMAGE_UNREADABLE),
+        "non-numeric NumberOfFrames": (
+            raw(header(16, 16), "NumberOfFrames", "IS", b"Doe^Jane"),
+            IMAGE_UNREADABLE,
+        ),
         "VOI LUT with 0 output bits": (voi_lut([256, 0, 0], 256), IMAGE_UNREADABLE),
         "VOI LUT shorter than its descriptor": (voi_lut([4096, 0, 12], 3), IMAGE_UNREADABLE),
         "a 600 KB VOI LUT sequence": (
-            raw(header(16, 16), "VOILUTSequence", "SQ", defined_length_item(600 * 2**10)), IMAGE_TOO_LARGE,
+            raw(header(16, 16), "VOILUTSequence", "SQ", defined_length_item(600 * 2**10)),
+            IMAGE_TOO_LARGE,
         ),
         "no Rows": (raw(header(16, 16), "Rows", "US", b""), IMAGE_UNREADABLE),
         "palette colour": (header(16, 16, photometric="PALETTE COLOR"), IMAGE_FORMAT_UNSUPPORTED),
-        "1-bit pixels": (header(16, 16, BitsAllocated=1, BitsStored=1, HighBit=0), IMAGE_FORMAT_UNSUPPORTED),
+        "1-bit pixels": (
+            header(16, 16, BitsAllocated=1, BitsStored=1, HighBit=0),
+            IMAGE_FORMAT_UNSUPPORTED,
+        ),
         "CT slice": (header(16, 16, modality="CT"), MODALITY_OUT_OF_SCOPE),
         "no Modality": (header(16, 16, modality=None), MODALITY_OUT_OF_SCOPE),
-        "a name as Modality": (raw(header(16, 16), "Modality", "CS", b"DOE JANE"), MODALITY_OUT_OF_SCOPE),
-    }  # fmt: skip
+        "a name as Modality": (
+            raw(header(16, 16), "Modality", "CS", b"DOE JANE"),
+            MODALITY_OUT_OF_SCOPE,
+        ),
+    }
 
 
 def defined_length_item(size: int) -> bytes:

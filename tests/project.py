@@ -30,14 +30,30 @@ def run(*command: str, cwd: Path) -> str:
 
 def commit(root: Path, message: str) -> None:
     run("git", "add", "-A", cwd=root)
-    run("git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", message, "--allow-empty", cwd=root)  # fmt: skip
+    run(
+        "git",
+        "-c",
+        "user.email=t@t",
+        "-c",
+        "user.name=t",
+        "commit",
+        "-qm",
+        message,
+        "--allow-empty",
+        cwd=root,
+    )
 
 
 def make_project(root: Path) -> Path:
     """The tracked and new files of this repository (no data, metrics or lock), tiny params."""
     root.mkdir(parents=True, exist_ok=True)
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO,
-                           capture_output=True, text=True, check=True).stdout.split()  # fmt: skip
+    files = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     for name in files:
         if (REPO / name).is_file() and not name.startswith(("data/", "metrics/", "dvc.lock")):
             (root / name).parent.mkdir(parents=True, exist_ok=True)

@@ -39,18 +39,22 @@ def site(candidates: dict, tiny_pipeline: dict, tmp_path_factory: pytest.TempPat
     a real export can hold: a missing file, a bad label, no label, a duplicate, a non-image."""
     root = tmp_path_factory.mktemp("site")
     model = UMCLModel.from_pretrained(candidates["trained"]["model"])
-    data = TripletDataset(tiny_pipeline["triplets"], tiny_pipeline["cache"], model.label_names,
-                          uncertainty="zeros")  # fmt: skip
-    labelled = [i for i in range(len(data)) if data.rows[i] is not None
-                and not data.labels[i].isnan().all()][:SHIFTED_IMAGES]  # fmt: skip
+    data = TripletDataset(
+        tiny_pipeline["triplets"], tiny_pipeline["cache"], model.label_names, uncertainty="zeros"
+    )
+    labelled = [
+        i for i in range(len(data)) if data.rows[i] is not None and not data.labels[i].isnan().all()
+    ][:SHIFTED_IMAGES]
     assert len(labelled) == SHIFTED_IMAGES, "the tiny demo has too few labelled images"
     rows, squares = [], []
     for n, i in enumerate(labelled):
         square = shifted(np.asarray(data.images[data.rows[i]]))
         Image.fromarray(square).save(root / f"img{n}.png")
         squares.append(square)
-        label = {name: "" if np.isnan(v) else str(int(v))
-                 for name, v in zip(model.label_names, data.labels[i].tolist(), strict=True)}  # fmt: skip
+        label = {
+            name: "" if np.isnan(v) else str(int(v))
+            for name, v in zip(model.label_names, data.labels[i].tolist(), strict=True)
+        }
         rows.append({"path": f"img{n}.png", "patient": f"P{n // 2}", **label})
     good = len(rows)
     (root / "notes.png").write_text("not an image")
@@ -64,14 +68,22 @@ def site(candidates: dict, tiny_pipeline: dict, tmp_path_factory: pytest.TempPat
         {**rows[4], "path": "notes.png"},  # not an image
     ]
     pl.DataFrame(rows).write_csv(root / "site.csv")
-    return {"root": root, "csv": root / "site.csv", "good": good, "rows": len(rows),
-            "squares": np.stack(squares), "labels": data.labels[labelled]}  # fmt: skip
+    return {
+        "root": root,
+        "csv": root / "site.csv",
+        "good": good,
+        "rows": len(rows),
+        "squares": np.stack(squares),
+        "labels": data.labels[labelled],
+    }
 
 
 def params_file(candidates: dict, tmp_path: Path, **adapt) -> Path:
-    params = {**candidates["params"], "adapt": {"bootstrap": 30, **adapt},
-              "gate": {"min_zero_shot_auroc": None, "min_recall_at_5": None,
-                       "max_regression": 0.01}}  # fmt: skip
+    params = {
+        **candidates["params"],
+        "adapt": {"bootstrap": 30, **adapt},
+        "gate": {"min_zero_shot_auroc": None, "min_recall_at_5": None, "max_regression": 0.01},
+    }
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(params))
     return path
@@ -82,18 +94,63 @@ def test_the_adapted_champion_moves_to_the_site_passes_the_gate_is_served_and_ro
 ) -> None:
     params = params_file(candidates, tmp_path)
     trained = candidates["trained"]
-    assert main(["--params", str(params), "gate", "--metrics", str(trained["metrics"]),
-                 *candidates["data"], "--locator", str(candidates["locator"]),
-                 "--out", str(tmp_path / "gate.json")]) == 0  # fmt: skip
-    assert main(["package", "--model", str(trained["model"]), "--metrics", str(trained["metrics"]),
-                 "--gate", str(tmp_path / "gate.json"), "--out", str(tmp_path / "p.json"),
-                 "--no-bento"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "--params",
+                str(params),
+                "gate",
+                "--metrics",
+                str(trained["metrics"]),
+                *candidates["data"],
+                "--locator",
+                str(candidates["locator"]),
+                "--out",
+                str(tmp_path / "gate.json"),
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "package",
+                "--model",
+                str(trained["model"]),
+                "--metrics",
+                str(trained["metrics"]),
+                "--gate",
+                str(tmp_path / "gate.json"),
+                "--out",
+                str(tmp_path / "p.json"),
+                "--no-bento",
+            ]
+        )
+        == 0
+    )
     base = registry.champion()
     out, report_file = tmp_path / "adapted", tmp_path / "adapt.json"
-    code = main(["--params", str(params), "adapt", "--model", "umcl:champion", "--labels",
-                 str(site["csv"]), "--out", str(out), "--report", str(report_file),
-                 "--deploy", str(tmp_path / "deploy"), *candidates["data"],
-                 "--locator", str(candidates["locator"]), "--no-bento"])  # fmt: skip
+    code = main(
+        [
+            "--params",
+            str(params),
+            "adapt",
+            "--model",
+            "umcl:champion",
+            "--labels",
+            str(site["csv"]),
+            "--out",
+            str(out),
+            "--report",
+            str(report_file),
+            "--deploy",
+            str(tmp_path / "deploy"),
+            *candidates["data"],
+            "--locator",
+            str(candidates["locator"]),
+            "--no-bento",
+        ]
+    )
     printed = capsys.readouterr()
     assert code == 0, printed.err
     report = json.loads(report_file.read_text())
@@ -119,8 +176,14 @@ def test_the_adapted_champion_moves_to_the_site_passes_the_gate_is_served_and_ro
     with torch.no_grad():
         logits = sample_logits(base_model, base_model.encode_image(pixels), base_model.label_names)
     calibration = base_model.calibration
-    direct = fit_calibration(logits, site["labels"], base_model.label_names, calibration.method,
-                             calibration.operating_point, min_per_class=5)  # fmt: skip
+    direct = fit_calibration(
+        logits,
+        site["labels"],
+        base_model.label_names,
+        calibration.method,
+        calibration.operating_point,
+        min_per_class=5,
+    )
     refitted = [n for n, f in report["findings"].items() if f["refitted"]]
     assert refitted, report["findings"]
     for name in base_model.label_names:
@@ -159,8 +222,9 @@ def test_the_adapted_champion_moves_to_the_site_passes_the_gate_is_served_and_ro
     # Served: the real service answers with the adapted model's scores.
     image = (site["root"] / "img0.png").read_bytes()
     with served({"UMCL_MODEL": "", "UMCL_MONITOR": "off"}, tmp_path / "serve.log") as server:
-        response = httpx.post(f"{server.url}/classify", files={"images": ("a.png", image)},
-                              timeout=60)  # fmt: skip
+        response = httpx.post(
+            f"{server.url}/classify", files={"images": ("a.png", image)}, timeout=60
+        )
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["model"] == champion.tag
@@ -178,8 +242,11 @@ def test_the_adapted_champion_moves_to_the_site_passes_the_gate_is_served_and_ro
 def test_prompt_tuning_moves_only_the_contexts_and_a_thin_finding_keeps_its_calibration(
     candidates: dict, site: dict, tmp_path: Path
 ) -> None:
-    settings = load_settings(params_file(candidates, tmp_path, prompt_steps=[5, 20],
-                                         prompt_lr=0.05, folds=3, min_per_class=5))  # fmt: skip
+    settings = load_settings(
+        params_file(
+            candidates, tmp_path, prompt_steps=[5, 20], prompt_lr=0.05, folds=3, min_per_class=5
+        )
+    )
     model = UMCLModel.from_pretrained(candidates["trained"]["model"])
     before = {k: v.clone() for k, v in model.state_dict().items()}
     pixels = torch.from_numpy(site["squares"].astype(np.float32) / 255)[:, None]
@@ -208,9 +275,19 @@ def test_a_sample_naming_findings_the_model_lacks_is_refused(
 ) -> None:
     table = pl.read_csv(site["csv"], infer_schema=False).with_columns(pl.lit("1").alias("Gout"))
     table.write_csv(tmp_path / "bad.csv")
-    code = main(["--params", str(params_file(candidates, tmp_path)), "adapt", "--model",
-                 str(candidates["trained"]["model"]), "--labels", str(tmp_path / "bad.csv"),
-                 "--out", str(tmp_path / "out")])  # fmt: skip
+    code = main(
+        [
+            "--params",
+            str(params_file(candidates, tmp_path)),
+            "adapt",
+            "--model",
+            str(candidates["trained"]["model"]),
+            "--labels",
+            str(tmp_path / "bad.csv"),
+            "--out",
+            str(tmp_path / "out"),
+        ]
+    )
     assert code == 1
     err = capsys.readouterr().err
     assert "['Gout'] are not findings of this model" in err and not (tmp_path / "out").exists()
@@ -225,8 +302,19 @@ def test_a_sample_naming_findings_the_model_lacks_is_refused(
     # Too few of each class for every finding: nothing to adapt, and no model is written.
     thin = pl.read_csv(site["csv"], infer_schema=False).head(6)
     thin.write_csv(site["root"] / "thin.csv")
-    code = main(["--params", str(params_file(candidates, tmp_path)), "adapt", "--model", model,
-                 "--labels", str(site["root"] / "thin.csv"), "--out", str(tmp_path / "out")])  # fmt: skip
+    code = main(
+        [
+            "--params",
+            str(params_file(candidates, tmp_path)),
+            "adapt",
+            "--model",
+            model,
+            "--labels",
+            str(site["root"] / "thin.csv"),
+            "--out",
+            str(tmp_path / "out"),
+        ]
+    )
     assert code == 1 and "nothing to adapt" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 

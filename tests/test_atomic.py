@@ -51,9 +51,11 @@ def test_a_killed_writer_leaves_the_earlier_file_whole(tmp_path: Path) -> None:
     target = write_text(tmp_path / "table.csv", "earlier\n")
     child = subprocess.Popen(
         [sys.executable, "-c", _SLOW_WRITER, str(target)],
-        stdout=subprocess.PIPE, text=True, start_new_session=True,
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
-    )  # fmt: skip
+    )
     assert child.stdout is not None and child.stdout.readline().strip() == "writing"
     os.killpg(child.pid, signal.SIGKILL)
     child.wait(timeout=30)

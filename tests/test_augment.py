@@ -23,9 +23,14 @@ SIZE = 32
 N = 8
 REPORT = "heart size is normal. no pleural effusion! is there a pneumothorax? lungs are clear."
 STILL = {  # no geometric or photometric change at all
-    "crop_scale": (1.0, 1.0), "crop_ratio": (1.0, 1.0), "rotate_degrees": 0.0, "translate": 0.0,
-    "brightness": 0.0, "contrast": 0.0, "gamma": 0.0,
-}  # fmt: skip
+    "crop_scale": (1.0, 1.0),
+    "crop_ratio": (1.0, 1.0),
+    "rotate_degrees": 0.0,
+    "translate": 0.0,
+    "brightness": 0.0,
+    "contrast": 0.0,
+    "gamma": 0.0,
+}
 
 
 def write_cache(cache_dir: Path, images: np.ndarray, ids: list[str]) -> None:
@@ -126,9 +131,15 @@ def test_no_mirroring_by_default_and_always_with_hflip_one() -> None:
 
 def test_strong_augmentation_stays_in_range_and_shape() -> None:
     strong = ImageAugment(
-        crop_scale=(0.3, 1.0), rotate_degrees=45, translate=0.3, brightness=1.0, contrast=1.0,
-        gamma=1.0, noise_std=0.5, blur_sigma=3.0,
-    )  # fmt: skip
+        crop_scale=(0.3, 1.0),
+        rotate_degrees=45,
+        translate=0.3,
+        brightness=1.0,
+        contrast=1.0,
+        gamma=1.0,
+        noise_std=0.5,
+        blur_sigma=3.0,
+    )
     image = torch.rand(1, SIZE, SIZE, generator=torch.Generator().manual_seed(2))
     for i in range(30):
         out = augment_image(image, strong, sample_generator(0, 0, i))
@@ -149,14 +160,21 @@ def test_augmentation_never_touches_the_global_rng() -> None:
 
 def test_sentences_split_on_lowercase_reports_but_not_inside_numbers_or_abbreviations() -> None:
     assert split_sentences(TEXTS[0]) == [
-        "heart size is normal.", "no pleural effusion.", "lungs are clear.",
-    ]  # fmt: skip
-    assert split_sentences("Nodule of 2.5 cm in the RUL.\nNo effusion.  Stable, e.g. the heart.") == [
-        "Nodule of 2.5 cm in the RUL.", "No effusion.", "Stable, e.g. the heart.",
-    ]  # fmt: skip
+        "heart size is normal.",
+        "no pleural effusion.",
+        "lungs are clear.",
+    ]
+    assert split_sentences(
+        "Nodule of 2.5 cm in the RUL.\nNo effusion.  Stable, e.g. the heart."
+    ) == [
+        "Nodule of 2.5 cm in the RUL.",
+        "No effusion.",
+        "Stable, e.g. the heart.",
+    ]
     assert split_sentences("IMPRESSION: 1. cardiomegaly. 2. no edema.") == [
-        "IMPRESSION: 1. cardiomegaly.", "2. no edema.",
-    ]  # fmt: skip
+        "IMPRESSION: 1. cardiomegaly.",
+        "2. no edema.",
+    ]
     assert split_sentences(REPORT)[1:3] == ["no pleural effusion!", "is there a pneumothorax?"]
     assert split_sentences("   ") == []
 

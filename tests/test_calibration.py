@@ -136,9 +136,10 @@ def test_no_method_keeps_raw_scores_but_chooses_thresholds() -> None:
 def test_round_trip_through_json_is_exact() -> None:
     calibration = fit_calibration(*overconfident(500, seed=3), NAMES, "platt", {"specificity": 0.7})
     calibration = Calibration(
-        calibration.method, calibration.operating_point,
+        calibration.method,
+        calibration.operating_point,
         calibration.findings | {"Edema": FindingCalibration(1.0, 0.0, 0.5, 1, 9, False, "too few")},
-    )  # fmt: skip
+    )
     again = Calibration.from_dict(json.loads(json.dumps(calibration.to_dict())))
     assert again == calibration
     logits = overconfident(50, seed=4)[0]

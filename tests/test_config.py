@@ -73,10 +73,15 @@ def test_label_names_that_map_to_no_label_are_refused():
     ):
         parse_settings(raw)
     raw = base()
-    raw["data"]["sources"].append({
-        "name": "notes", "kind": "text_label", "format": "csv", "path": "n.csv",
-        "columns": {"id": "uid", "text": ["report"], "labels": ["effusion", "Cardiomegally"]},
-    })  # fmt: skip
+    raw["data"]["sources"].append(
+        {
+            "name": "notes",
+            "kind": "text_label",
+            "format": "csv",
+            "path": "n.csv",
+            "columns": {"id": "uid", "text": ["report"], "labels": ["effusion", "Cardiomegally"]},
+        }
+    )
     with pytest.raises(
         ConfigError, match=r"data\.sources\.4\.columns\.labels\.1: 'Cardiomegally' maps to no label"
     ):
@@ -133,9 +138,13 @@ def test_custom_findings_join_the_label_space_and_clashes_are_refused():
     raw["labels"]["custom"].append({"name": "hernia", "phrases": ["paraesophageal hernia"]})
     with pytest.raises(ConfigError, match="hernia"):
         parse_settings(raw)
-    for bad in ({"name": "Hernia", "phrases": []}, {"name": "Hernia", "phrases": ["  "]},
-                {"name": "Hernia ", "phrases": ["hernia"]}, {"name": "12", "phrases": ["hernia"]},
-                {"name": "Hernia", "phrases": ["--"]}):  # fmt: skip
+    for bad in (
+        {"name": "Hernia", "phrases": []},
+        {"name": "Hernia", "phrases": ["  "]},
+        {"name": "Hernia ", "phrases": ["hernia"]},
+        {"name": "12", "phrases": ["hernia"]},
+        {"name": "Hernia", "phrases": ["--"]},
+    ):
         raw["labels"]["custom"] = [bad]
         with pytest.raises(ConfigError, match=r"labels\.custom\.0\.(name|phrases)"):
             parse_settings(raw)

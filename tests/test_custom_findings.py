@@ -60,30 +60,79 @@ def test_a_custom_finding_from_reports_to_the_service(tiny_pipeline: dict, tmp_p
         name: tmp_path / name for name in ("validated", "quarantine", "locator", "cache", "model")
     }
     triplets, metrics = tmp_path / "unified/triplets.parquet", tmp_path / "metrics"
-    run_cli(params_file, "validate", "--out", str(out["validated"]), "--quarantine",
-            str(out["quarantine"]), "--locator", str(out["locator"]), "--metrics", str(metrics / "v.json"))  # fmt: skip
-    run_cli(params_file, "unify", "--validated", str(out["validated"]), "--out", str(triplets),
-            "--metrics", str(metrics / "u.json"))  # fmt: skip
+    run_cli(
+        params_file,
+        "validate",
+        "--out",
+        str(out["validated"]),
+        "--quarantine",
+        str(out["quarantine"]),
+        "--locator",
+        str(out["locator"]),
+        "--metrics",
+        str(metrics / "v.json"),
+    )
+    run_cli(
+        params_file,
+        "unify",
+        "--validated",
+        str(out["validated"]),
+        "--out",
+        str(triplets),
+        "--metrics",
+        str(metrics / "u.json"),
+    )
     table = pl.read_parquet(triplets)
     assert json.loads((triplets.parent / "labels.json").read_text())["names"] == [
         *CHEXPERT_LABELS,
         "Rib Fracture",
     ]
     from_reports = table.filter(pl.col("label_origin") == "labeler")
-    expected = [label_report(t, ["Rib Fracture"], {"Rib Fracture": RIB_FRACTURE["phrases"]})["Rib Fracture"]
-                for t in from_reports["text"]]  # fmt: skip
+    expected = [
+        label_report(t, ["Rib Fracture"], {"Rib Fracture": RIB_FRACTURE["phrases"]})["Rib Fracture"]
+        for t in from_reports["text"]
+    ]
     assert from_reports["Rib Fracture"].to_list() == expected
     assert {0} <= set(
         from_reports["Rib Fracture"].drop_nulls().to_list()
     )  # "No acute rib fracture."
 
-    run_cli(params_file, "preprocess", "--triplets", str(triplets), "--locator", str(out["locator"]),
-            "--out", str(out["cache"]))  # fmt: skip
-    run_cli(params_file, "train", "--triplets", str(triplets), "--cache", str(out["cache"]),
-            "--out", str(out["model"]), "--checkpoints", str(tmp_path / "checkpoints"),
-            "--live", str(tmp_path / "live"))  # fmt: skip
-    run_cli(params_file, "evaluate", "--model", str(out["model"]), "--triplets", str(triplets),
-            "--cache", str(out["cache"]), "--metrics", str(metrics / "eval.json"))  # fmt: skip
+    run_cli(
+        params_file,
+        "preprocess",
+        "--triplets",
+        str(triplets),
+        "--locator",
+        str(out["locator"]),
+        "--out",
+        str(out["cache"]),
+    )
+    run_cli(
+        params_file,
+        "train",
+        "--triplets",
+        str(triplets),
+        "--cache",
+        str(out["cache"]),
+        "--out",
+        str(out["model"]),
+        "--checkpoints",
+        str(tmp_path / "checkpoints"),
+        "--live",
+        str(tmp_path / "live"),
+    )
+    run_cli(
+        params_file,
+        "evaluate",
+        "--model",
+        str(out["model"]),
+        "--triplets",
+        str(triplets),
+        "--cache",
+        str(out["cache"]),
+        "--metrics",
+        str(metrics / "eval.json"),
+    )
     zero_shot = json.loads((metrics / "eval.json").read_text())["zero_shot"]["learned"]
     scored_or_named = {**zero_shot["per_label"], **zero_shot["skipped"]}
     assert "Rib Fracture" in scored_or_named  # an AUROC, or the reason it has none
@@ -113,10 +162,24 @@ def test_umcl_label_takes_the_label_space_of_its_params(tmp_path: Path) -> None:
     )
     labelled = tmp_path / "labels.csv"
     subprocess.run(
-        [sys.executable, "-m", "umcl.cli", "--params", str(params_file), "label", str(reports),
-         "--id-column", "id", "--text-columns", "text", "--out", str(labelled)],
-        check=True, cwd=tmp_path,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "umcl.cli",
+            "--params",
+            str(params_file),
+            "label",
+            str(reports),
+            "--id-column",
+            "id",
+            "--text-columns",
+            "text",
+            "--out",
+            str(labelled),
+        ],
+        check=True,
+        cwd=tmp_path,
+    )
     rows = {r["id"]: r for r in csv.DictReader(labelled.open())}
     assert [rows[k]["Rib Fracture"] for k in "abc"] == ["1", "0", ""]
     assert rows["a"]["Fracture"] == "1"  # the built-in finding is still read

@@ -45,9 +45,11 @@ def test_two_process_gloo_matches_one_process(tmp_path: Path) -> None:
     for i, (target, imageless) in enumerate(cases):
         out = tmp_path / f"{i}.pt"
         mp.spawn(
-            _rank, args=(str(tmp_path / f"init-{i}"), str(out), target, imageless), nprocs=2,
+            _rank,
+            args=(str(tmp_path / f"init-{i}"), str(out), target, imageless),
+            nprocs=2,
             join=True,
-        )  # fmt: skip
+        )
         distributed = torch.load(out, weights_only=True)
         loss, grads = step(tiny_model(), tiny_batch(N, imageless=imageless), target)
         assert abs(distributed["loss"] - loss) < 1e-5

@@ -508,8 +508,18 @@ def test_header_fields_dates_phones_and_titled_names_are_scrubbed():
         "FINDINGS: Small effusion. Discussed with Dr. Ottilie Pemberton at (617) 555-0134 on March 4, 2021."
     )
     clean = scrub_text(report)
-    for secret in ("Harriet", "Blackwood", "4829371", "03/14/1952", "ACC12345678", "2021-05-02",
-                   "Ottilie", "Pemberton", "555-0134", "March 4"):  # fmt: skip
+    for secret in (
+        "Harriet",
+        "Blackwood",
+        "4829371",
+        "03/14/1952",
+        "ACC12345678",
+        "2021-05-02",
+        "Ottilie",
+        "Pemberton",
+        "555-0134",
+        "March 4",
+    ):
         assert secret not in clean, secret
     assert "Small effusion." in clean
 
@@ -787,17 +797,38 @@ def test_a_report_too_long_to_read_is_quarantined_and_the_others_ingest(
         writer = csv.writer(handle)
         writer.writerow(["id", "report"])
         writer.writerows([f"r{i}", text] for i, text in enumerate(texts))
-    source = {"name": "ris", "kind": "text_label", "format": "csv", "path": str(path),
-              "columns": {"id": "id", "text": ["report"]}}  # fmt: skip
+    source = {
+        "name": "ris",
+        "kind": "text_label",
+        "format": "csv",
+        "path": str(path),
+        "columns": {"id": "id", "text": ["report"]},
+    }
     params = tmp_path / "params.yaml"
     # One bad record in three: over the default bad fraction a real export stays under.
-    settings = {"demo": {"out": []}, "data": {"sources": [source]}, "validate": {"max_bad_fraction": 0.5}}  # fmt: skip
+    settings = {
+        "demo": {"out": []},
+        "data": {"sources": [source]},
+        "validate": {"max_bad_fraction": 0.5},
+    }
     params.write_text(json.dumps(settings))
     monkeypatch.setenv("UMCL_PSEUDONYM_KEY", "a-test-key-of-some-length")
     out = {name: tmp_path / name for name in ("validated", "quarantine", "locator")}
-    code = main(["--params", str(params), "validate", "--out", str(out["validated"]),
-                 "--quarantine", str(out["quarantine"]), "--locator", str(out["locator"]),
-                 "--metrics", str(tmp_path / "validation.json")])  # fmt: skip
+    code = main(
+        [
+            "--params",
+            str(params),
+            "validate",
+            "--out",
+            str(out["validated"]),
+            "--quarantine",
+            str(out["quarantine"]),
+            "--locator",
+            str(out["locator"]),
+            "--metrics",
+            str(tmp_path / "validation.json"),
+        ]
+    )
     assert code == 0
     report = json.loads((tmp_path / "validation.json").read_text())["ris"]
     assert (report["rows_in"], report["rows_valid"], report["rows_quarantined"]) == (3, 2, 1)
@@ -819,7 +850,9 @@ def test_the_physionet_reader_places_every_annotated_span() -> None:
     folder = shared_path("physionet-deid")
     from umcl.ingest.deid import physionet
 
-    spec = importlib.util.spec_from_file_location("deid_physionet", REPO / "benchmarks/deid_physionet.py")  # fmt: skip
+    spec = importlib.util.spec_from_file_location(
+        "deid_physionet", REPO / "benchmarks/deid_physionet.py"
+    )
     benchmark = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(benchmark)
     notes = physionet.read_corpus(folder)
@@ -891,8 +924,10 @@ def test_the_tagger_gives_each_thread_its_own_answer() -> None:
     answers they get alone (without the lock: out-of-range errors and wrong spans)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    texts = [f"extubated {i % 9 + 1}/{i % 27 + 1}, daughter {name} at the bedside." for i, name in
-             enumerate(["marcela", "dwayne", "rosalie", "ernesto"] * 25)]  # fmt: skip
+    texts = [
+        f"extubated {i % 9 + 1}/{i % 27 + 1}, daughter {name} at the bedside."
+        for i, name in enumerate(["marcela", "dwayne", "rosalie", "ernesto"] * 25)
+    ]
     alone = [find_phi(t) for t in texts]
     with ThreadPoolExecutor(4) as pool:
         together = list(pool.map(find_phi, texts))

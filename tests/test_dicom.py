@@ -84,8 +84,15 @@ def test_monochrome1_is_inverted(tmp_path):
 def test_rescale_then_window(tmp_path):
     # Stored 0..4095, modality values = 2 * stored - 1000; window on modality values.
     stored = np.rint(PICTURE * 4095)
-    path = write(tmp_path / "w.dcm", stored, 12, RescaleSlope="2", RescaleIntercept="-1000",
-                 WindowCenter="3095", WindowWidth="4096")  # fmt: skip
+    path = write(
+        tmp_path / "w.dcm",
+        stored,
+        12,
+        RescaleSlope="2",
+        RescaleIntercept="-1000",
+        WindowCenter="3095",
+        WindowWidth="4096",
+    )
     image = read_dicom(path)
     expected = np.clip(((2 * stored - 1000) - (3095 - 0.5)) / 4095 + 0.5, 0, 1)
     np.testing.assert_allclose(image, expected, atol=1e-5)
@@ -104,8 +111,16 @@ VOI_FUNCTIONS = {
 def test_the_voi_lut_function_is_honoured_as_pydicom_reads_it(tmp_path, function):
     # A 12-bit DX with a rescale and a narrow window: the function decides the picture.
     stored = np.rint(PICTURE * 4095)
-    path = write(tmp_path / f"{function}.dcm", stored, 12, RescaleSlope="1.5", RescaleIntercept="-100",
-                 WindowCenter="2000", WindowWidth="1200", VOILUTFunction=function)  # fmt: skip
+    path = write(
+        tmp_path / f"{function}.dcm",
+        stored,
+        12,
+        RescaleSlope="1.5",
+        RescaleIntercept="-100",
+        WindowCenter="2000",
+        WindowWidth="1200",
+        VOILUTFunction=function,
+    )
     image = read_dicom(path)
     modality = stored * 1.5 - 100
     np.testing.assert_allclose(image, VOI_FUNCTIONS[function](modality, 2000, 1200), atol=1e-5)

@@ -163,8 +163,13 @@ def test_a_site_without_the_demo_generates_and_reads_none(tmp_path):
 def test_a_preset_runs_as_a_dvc_experiment_and_a_wrong_key_is_refused(project, tmp_path):
     commit(project, "before the preset")
     (tmp_path / "bad.yaml").write_text("train: {lrr: 0.1}\n")
-    refused = subprocess.run(["umcl", "preset", str(tmp_path / "bad.yaml")], cwd=project,
-                             env=project_env(project), capture_output=True, text=True)  # fmt: skip
+    refused = subprocess.run(
+        ["umcl", "preset", str(tmp_path / "bad.yaml")],
+        cwd=project,
+        env=project_env(project),
+        capture_output=True,
+        text=True,
+    )
     assert refused.returncode == 1 and "train.lrr" in refused.stderr
     # The preset continues the image tower from a checkpoint in the git-ignored weights/, which
     # the experiment's temporary copy must see.

@@ -45,8 +45,11 @@ def missing_deps(stages: dict) -> dict[str, list[str]]:
     missing = {}
     for name, stage in stages.items():
         deps = [str(d).rstrip("/") for d in stage.get("deps", [])]
-        uncovered = [f for f in sorted(needed_files(stage["cmd"]))
-                     if not any(f == d or f.startswith(d + "/") for d in deps)]  # fmt: skip
+        uncovered = [
+            f
+            for f in sorted(needed_files(stage["cmd"]))
+            if not any(f == d or f.startswith(d + "/") for d in deps)
+        ]
         if uncovered:
             missing[name] = uncovered
     return missing
@@ -117,8 +120,11 @@ def test_the_resume_fingerprint_hashes_the_code_the_train_stage_depends_on() -> 
 def unlisted(read: list[str], declared: list[str]) -> list[str]:
     """Keys read that no declared params key covers (a key covers what lies under it), except the
     RUN_ONLY knobs, which change how a stage runs, not what it writes."""
-    return [k for k in read if k not in RUN_ONLY
-            and not any(k == p or k.startswith(p + ".") for p in declared)]  # fmt: skip
+    return [
+        k
+        for k in read
+        if k not in RUN_ONLY and not any(k == p or k.startswith(p + ".") for p in declared)
+    ]
 
 
 def test_the_train_stage_lists_every_param_that_shapes_the_weights() -> None:
@@ -135,8 +141,13 @@ def test_every_stage_lists_the_params_it_reads(tmp_path: Path) -> None:
     for name, stage in stages().items():  # dvc.yaml lists them in an order that runs
         out = tmp_path / f"{name}.json"
         command = shlex.split(stage["cmd"].replace("${item}", demo_out))
-        result = subprocess.run([sys.executable, "-m", "tests.params_read", str(out), *command],
-                                cwd=project, env=project_env(project), capture_output=True, text=True)  # fmt: skip
+        result = subprocess.run(
+            [sys.executable, "-m", "tests.params_read", str(out), *command],
+            cwd=project,
+            env=project_env(project),
+            capture_output=True,
+            text=True,
+        )
         assert result.returncode == 0, f"{name}: {result.stderr[-3000:]}"
         reads[name] = json.loads(out.read_text())
     assert "train.steps" in reads["train"] and "decode.max_pixels" in reads["validate"]

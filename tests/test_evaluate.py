@@ -105,10 +105,27 @@ def test_five_by_n_takes_single_finding_images_capped_per_class() -> None:
 def test_evaluate_a_random_model_is_at_chance(tiny_pipeline: dict, tmp_path: Path) -> None:
     pipeline_model(tiny_pipeline).save_pretrained(tmp_path / "model")
     metrics_path, card = tmp_path / "eval.json", tmp_path / "card.md"
-    code = main(["--params", str(tiny_pipeline["params"]), "evaluate", "--model", str(tmp_path / "model"),
-                 "--triplets", str(tiny_pipeline["triplets"]), "--cache", str(tiny_pipeline["cache"]),
-                 "--metrics", str(metrics_path), "--plots", str(tmp_path / "roc"), "--card", str(card),
-                 "--headline", str(tmp_path / "headline.json")])  # fmt: skip
+    code = main(
+        [
+            "--params",
+            str(tiny_pipeline["params"]),
+            "evaluate",
+            "--model",
+            str(tmp_path / "model"),
+            "--triplets",
+            str(tiny_pipeline["triplets"]),
+            "--cache",
+            str(tiny_pipeline["cache"]),
+            "--metrics",
+            str(metrics_path),
+            "--plots",
+            str(tmp_path / "roc"),
+            "--card",
+            str(card),
+            "--headline",
+            str(tmp_path / "headline.json"),
+        ]
+    )
     assert code == 0
     metrics = json.loads(metrics_path.read_text())
     learned = metrics["zero_shot"]["learned"]["macro_auroc"]
@@ -154,9 +171,11 @@ def test_a_validation_split_without_images_leaves_every_finding_raw_and_named(
     for method in ("platt", "temperature", "none"):
         with caplog.at_level("WARNING", logger="umcl.evaluate"):
             calibration = fit_on_validation(
-                model, reports_only_val, tiny_pipeline["cache"],
+                model,
+                reports_only_val,
+                tiny_pipeline["cache"],
                 EvaluateSettings(calibration=method),
-            )  # fmt: skip
+            )
         assert "validation split has no images" in caplog.text
         assert set(calibration.findings) == set(model.label_names)
         for entry in calibration.findings.values():
@@ -175,18 +194,28 @@ def test_evaluation_reports_calibration_and_writes_reliability(
     model.save_pretrained(tmp_path / "model")
     settings, metrics_path = EvaluateSettings(), tmp_path / "eval.json"
     metrics = run_evaluation(
-        tmp_path / "model", tiny_pipeline["triplets"], tiny_pipeline["cache"], settings, "zeros",
-        0, metrics_path, reliability_dir=tmp_path / "reliability",
-    )  # fmt: skip
+        tmp_path / "model",
+        tiny_pipeline["triplets"],
+        tiny_pipeline["cache"],
+        settings,
+        "zeros",
+        0,
+        metrics_path,
+        reliability_dir=tmp_path / "reliability",
+    )
     report = json.loads(metrics_path.read_text())["calibration"]
     assert report == metrics["calibration"]
     assert (report["method"], report["operating_point"]) == ("platt", {"sensitivity": 0.8})
     assert report["not_fitted"] == {unfitted: "too few"}
     # Calibration is monotone per finding: the AUROC (of the raw scores) is what it would be.
     uncalibrated, _ = evaluate_model(
-        pipeline_model(tiny_pipeline), pl.read_parquet(tiny_pipeline["triplets"]),
-        tiny_pipeline["cache"], settings, "zeros", 0,
-    )  # fmt: skip
+        pipeline_model(tiny_pipeline),
+        pl.read_parquet(tiny_pipeline["triplets"]),
+        tiny_pipeline["cache"],
+        settings,
+        "zeros",
+        0,
+    )
     assert "calibration" not in uncalibrated
     assert uncalibrated["zero_shot"] == metrics["zero_shot"]
 
@@ -240,9 +269,13 @@ def test_uncertain_test_labels_are_read_per_evaluate_uncertainty(tiny_pipeline: 
 
     def scores(table: pl.DataFrame, uncertainty: str) -> dict:
         metrics, _ = evaluate_model(
-            model, table, tiny_pipeline["cache"], EvaluateSettings(uncertainty=uncertainty),
-            "zeros", 0,
-        )  # fmt: skip
+            model,
+            table,
+            tiny_pipeline["cache"],
+            EvaluateSettings(uncertainty=uncertainty),
+            "zeros",
+            0,
+        )
         return metrics["zero_shot"]
 
     assert scores(hedged, "ignore") == scores(triplets, "ignore")

@@ -112,7 +112,7 @@ def test_the_run_log_shows_training_as_it_runs_and_promotion_is_an_event(flowed:
         FlowRunFilterId,
         LogFilter,
         LogFilterFlowRunId,
-    )  # fmt: skip
+    )
     from prefect.events.filters import EventFilter, EventNameFilter
 
     from flows.pipeline import PROMOTED
@@ -246,13 +246,23 @@ def test_a_served_retrain_deployment_runs_when_triggered(flowed: Path, prefect_a
     env = {**project_env(flowed), "PREFECT_API_URL": prefect_api}
     serve = subprocess.Popen(
         [sys.executable, "-m", "flows.serve", "--project", str(flowed), "--cron", "0 3 * * *"],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
-    )  # fmt: skip
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 120
         while True:
-            triggered = subprocess.run(["prefect", "deployment", "run", "umcl-retrain/nightly"], env=env,
-                                       capture_output=True, text=True, cwd=REPO)  # fmt: skip
+            triggered = subprocess.run(
+                ["prefect", "deployment", "run", "umcl-retrain/nightly"],
+                env=env,
+                capture_output=True,
+                text=True,
+                cwd=REPO,
+            )
             if triggered.returncode == 0 or time.monotonic() > deadline:
                 break
             time.sleep(2)  # the deployment appears once `serve` has registered it
@@ -279,9 +289,16 @@ def test_a_served_retrain_deployment_runs_when_triggered(flowed: Path, prefect_a
 
         from flows.monitor import DRIFT_EVENT
 
-        emit_event(event=DRIFT_EVENT, resource={"prefect.resource.id": "umcl.model.umcl:test"},
-                   payload={"model": "umcl:test", "since": "then", "until": "now",
-                            "reasons": ["input embeddings differ from the reference"]})  # fmt: skip
+        emit_event(
+            event=DRIFT_EVENT,
+            resource={"prefect.resource.id": "umcl.model.umcl:test"},
+            payload={
+                "model": "umcl:test",
+                "since": "then",
+                "until": "now",
+                "reasons": ["input embeddings differ from the reference"],
+            },
+        )
 
         async def drift_runs() -> list:
             async with get_client() as client:
@@ -366,8 +383,10 @@ def test_the_monitor_flow_finds_drift_in_shifted_images_and_none_in_the_sites_ow
         windows = {"own": classify(server.url, own), "shifted": classify(server.url, shifted)}
     # `served` stops the service with SIGTERM: its shutdown hook wrote the last batch.
     with inside(project):
-        verdicts = {name: monitor(project=str(project), since=since, until=until, model=tag)
-                    for name, (since, until) in windows.items()}  # fmt: skip
+        verdicts = {
+            name: monitor(project=str(project), since=since, until=until, model=tag)
+            for name, (since, until) in windows.items()
+        }
         report = json.loads((project / "metrics/drift.json").read_text())
     assert verdicts == {"own": NO_DRIFT, "shifted": DRIFT}, report
     assert report["images"] == 40 and report["input"]["drifted"], (
@@ -384,8 +403,21 @@ def test_the_monitor_flow_finds_drift_in_shifted_images_and_none_in_the_sites_ow
     assert records.num_rows == 80 and unreadable == []
     assert_only_closed_vocabulary(records, tag)
     rendered = tmp_path / "drift-plot"
-    run("dvc", "plots", "show", "plots/drift/positive_rate.csv", "--template", "drift_rates",
-        "-x", "finding", "-y", "positive_rate", "-o", str(rendered), cwd=project)  # fmt: skip
+    run(
+        "dvc",
+        "plots",
+        "show",
+        "plots/drift/positive_rate.csv",
+        "--template",
+        "drift_rates",
+        "-x",
+        "finding",
+        "-y",
+        "positive_rate",
+        "-o",
+        str(rendered),
+        cwd=project,
+    )
     html = (rendered / "index.html").read_text()
     assert all(name in html for name in report["prediction"]["findings"]) and "window" in html
 

@@ -49,15 +49,38 @@ def gate(candidates: dict, which: str, tmp_path: Path, **gate_params) -> tuple[i
     params_file = tmp_path / f"params-{which}.yaml"
     params_file.write_text(yaml.safe_dump(params))
     out = tmp_path / f"gate-{which}.json"
-    code = main(["--params", str(params_file), "gate", "--metrics", str(candidates[which]["metrics"]),
-                 *candidates["data"], "--locator", str(candidates["locator"]), "--out", str(out)])  # fmt: skip
+    code = main(
+        [
+            "--params",
+            str(params_file),
+            "gate",
+            "--metrics",
+            str(candidates[which]["metrics"]),
+            *candidates["data"],
+            "--locator",
+            str(candidates["locator"]),
+            "--out",
+            str(out),
+        ]
+    )
     return code, json.loads(out.read_text())
 
 
 def package(candidates: dict, which: str, tmp_path: Path) -> int:
-    return main(["package", "--model", str(candidates[which]["model"]), "--metrics",
-                 str(candidates[which]["metrics"]), "--gate", str(tmp_path / f"gate-{which}.json"),
-                 "--out", str(tmp_path / "package.json"), "--no-bento"])  # fmt: skip
+    return main(
+        [
+            "package",
+            "--model",
+            str(candidates[which]["model"]),
+            "--metrics",
+            str(candidates[which]["metrics"]),
+            "--gate",
+            str(tmp_path / f"gate-{which}.json"),
+            "--out",
+            str(tmp_path / "package.json"),
+            "--no-bento",
+        ]
+    )
 
 
 def primary(candidates: dict, which: str) -> float:
@@ -152,7 +175,10 @@ def test_a_minimum_the_test_split_cannot_measure_fails_or_is_skipped_as_asked() 
         assert checks[f"min_{PRIMARY}"].passed  # what was measured is still judged
     # Without labelled test images nothing is judged: the zero-shot minimum fails under skip too.
     empty = {"retrieval": {}}
-    checks = {c.name: c for c in decide(gated_metrics(empty), parse_settings(params), None, unmeasurable(empty))}  # fmt: skip
+    checks = {
+        c.name: c
+        for c in decide(gated_metrics(empty), parse_settings(params), None, unmeasurable(empty))
+    }
     assert not checks[f"min_{PRIMARY}"].passed and checks["min_recall_at_5"].skipped
     # A measured value never counts as unmeasurable: a low Recall@5 fails under skip too.
     low = {"retrieval": {"image_to_text": {"recall@5": 0.05}}} | metrics

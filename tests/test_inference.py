@@ -268,8 +268,9 @@ def test_parameter_groups_cover_every_parameter_once() -> None:
     # Every trainable one: the text tower pools by mean, so BERT's pooler is frozen (unused).
     named = {n: p for n, p in model.named_parameters() if p.requires_grad}
     assert {n for n, p in model.named_parameters() if not p.requires_grad} == {
-        "text.backbone.pooler.dense.weight", "text.backbone.pooler.dense.bias"
-    }  # fmt: skip
+        "text.backbone.pooler.dense.weight",
+        "text.backbone.pooler.dense.bias",
+    }
     ids = [id(p) for p in decay["params"] + rest["params"]]
     assert len(ids) == len(set(ids)) == len(named)
     decayed = {name for name, p in named.items() if any(p is q for q in decay["params"])}

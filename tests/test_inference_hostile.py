@@ -160,8 +160,9 @@ def test_arrays_tensors_and_pil_images_are_held_to_the_pixel_budget(model_dir: P
         with pytest.raises(ImageDecodeError, match=r"^image 1: .*400\.0 megapixels") as caught:
             predictor.embed_images([GREY, image])
         assert caught.value.code == IMAGE_TOO_LARGE
-        assert_refused(predictor, [GREY, image], 1, r"^image 1: .*400\.0 megapixels",
-                       IMAGE_TOO_LARGE)  # fmt: skip
+        assert_refused(
+            predictor, [GREY, image], 1, r"^image 1: .*400\.0 megapixels", IMAGE_TOO_LARGE
+        )
     small = umcl.load(model_dir, limits=DecodeLimits(max_pixels=1_000))
     for image in (GREY, Image.fromarray(GREY), torch.from_numpy(GREY)):
         assert_refused(small, [image], 0, r"over the 0.001 MP limit", IMAGE_TOO_LARGE)

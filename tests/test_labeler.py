@@ -83,10 +83,22 @@ def test_label_command_writes_one_column_per_label(tmp_path):
     )
     out = tmp_path / "labels.csv"
     subprocess.run(
-        [sys.executable, "-m", "umcl.cli", "label", str(source), "--id-column", "uid",
-         "--text-columns", "findings", "impression", "--out", str(out)],
+        [
+            sys.executable,
+            "-m",
+            "umcl.cli",
+            "label",
+            str(source),
+            "--id-column",
+            "uid",
+            "--text-columns",
+            "findings",
+            "impression",
+            "--out",
+            str(out),
+        ],
         check=True,
-    )  # fmt: skip
+    )
     rows = list(csv.DictReader(out.open()))
     assert (
         list(rows[0])[:3] == ["uid", "No Finding", "Enlarged Cardiomediastinum"]

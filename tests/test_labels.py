@@ -12,10 +12,18 @@ def test_default_space_is_the_14_chexpert_observations():
 
 @pytest.mark.parametrize(
     ("source_name", "label"),
-    [("Effusion", "Pleural Effusion"), ("Nodule", "Lung Lesion"), ("Mass", "Lung Lesion"),
-     ("Infiltration", "Lung Opacity"), ("normal", "No Finding"), ("NORMAL", "No Finding"),
-     ("PNEUMONIA", "Pneumonia"), ("pleural_thickening", "Pleural Other"), ("Hernia", None)],
-)  # fmt: skip
+    [
+        ("Effusion", "Pleural Effusion"),
+        ("Nodule", "Lung Lesion"),
+        ("Mass", "Lung Lesion"),
+        ("Infiltration", "Lung Opacity"),
+        ("normal", "No Finding"),
+        ("NORMAL", "No Finding"),
+        ("PNEUMONIA", "Pneumonia"),
+        ("pleural_thickening", "Pleural Other"),
+        ("Hernia", None),
+    ],
+)
 def test_synonyms_map_by_name(source_name, label):
     assert LabelSpace().resolve(source_name) == label
 

@@ -78,7 +78,9 @@ def test_threads_share_the_free_cpus(monkeypatch: pytest.MonkeyPatch) -> None:
 def set_train(project: Path, **knobs) -> None:
     """Dropout and augmentation off (every rank draws its own masks), select the last step."""
     params = yaml.safe_load((project / "params.yaml").read_text())
-    params["model"]["text"]["config"].update(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)  # fmt: skip
+    params["model"]["text"]["config"].update(
+        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0
+    )
     params["train"]["augment"]["enabled"] = False
     params["train"].update(
         warmup_steps=3, lr=2e-3, log_every=1, eval_every=5, select="last", workers=0
@@ -111,9 +113,21 @@ def test_dvc_repro_on_two_processes_trains_the_one_process_weights(tmp_path: Pat
 
     # One process at the same global batch (2 × 4), its own checkpoints, the same data.
     set_train(project, steps=20, batch_size=8, devices=1, checkpoint_every=20)
-    project_run("umcl", "train", "--triplets", "data/unified/triplets.parquet", "--cache",
-                "data/cache", "--out", str(tmp_path / "one/model"), "--checkpoints",
-                str(tmp_path / "one/checkpoints"), "--live", str(tmp_path / "one/live"), cwd=project)  # fmt: skip
+    project_run(
+        "umcl",
+        "train",
+        "--triplets",
+        "data/unified/triplets.parquet",
+        "--cache",
+        "data/cache",
+        "--out",
+        str(tmp_path / "one/model"),
+        "--checkpoints",
+        str(tmp_path / "one/checkpoints"),
+        "--live",
+        str(tmp_path / "one/live"),
+        cwd=project,
+    )
     two = load_file(project / "models/candidate/model.safetensors")
     one = load_file(tmp_path / "one/model/model.safetensors")
     assert two.keys() == one.keys()

@@ -53,10 +53,26 @@ def test_a_stage_log_withholds_pydicoms_warnings(tmp_path: Path) -> None:
     )
     env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONWARNINGS": "always"}  # no warning deduped
     result = subprocess.run(
-        [sys.executable, "-m", "umcl.cli", "--params", "params.yaml", "preprocess",
-         "--triplets", "triplets.parquet", "--locator", "locator", "--out", "cache"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "umcl.cli",
+            "--params",
+            "params.yaml",
+            "preprocess",
+            "--triplets",
+            "triplets.parquet",
+            "--locator",
+            "locator",
+            "--out",
+            "cache",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     log = result.stdout + result.stderr
     assert result.returncode == 0, log[-3000:]
     assert json.loads((tmp_path / "cache/meta.json").read_text())["count"] == 1

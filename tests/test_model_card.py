@@ -31,10 +31,20 @@ def test_save_pretrained_writes_a_card_whose_metadata_names_what_the_folder_hold
 ) -> None:
     model = tiny_model()
     model.calibration = toy_calibration(list(model.label_names))
-    declared = {"license": "other", "license_name": "a data use agreement",
-                "datasets": {"site": "Site PACS 2024"}}  # fmt: skip
-    data = [{"source": "site", "kind": ["image_text"], "samples": {"train": 9, "test": 2},
-             "patients": 5, "rows_sha256": "0" * 64}]  # fmt: skip
+    declared = {
+        "license": "other",
+        "license_name": "a data use agreement",
+        "datasets": {"site": "Site PACS 2024"},
+    }
+    data = [
+        {
+            "source": "site",
+            "kind": ["image_text"],
+            "samples": {"train": 9, "test": 2},
+            "patients": 5,
+            "rows_sha256": "0" * 64,
+        }
+    ]
     model.save_pretrained(tmp_path / "m", {"params": {"seed": 1}, "data": data, "card": declared})
     card = metadata(tmp_path / "m" / CARD_FILE)
     assert card["license"] == "other" and card["license_name"] == "a data use agreement"
@@ -70,7 +80,9 @@ def test_a_trained_model_names_its_data_and_the_bento_carries_the_gated_card(
         assert source["patients"] == rows["patient_id"].n_unique()
     # No pseudonym, image key or path of the data in the card: only counts and hashes.
     text = (trained / CARD_FILE).read_text()
-    for value in table["patient_id"].unique().to_list()[:50] + table["image"].drop_nulls().to_list()[:50]:  # fmt: skip
+    for value in (
+        table["patient_id"].unique().to_list()[:50] + table["image"].drop_nulls().to_list()[:50]
+    ):
         assert value not in text
     assert str(tiny_pipeline["root"]) not in text
 
@@ -81,11 +93,26 @@ def test_a_trained_model_names_its_data_and_the_bento_carries_the_gated_card(
     # `umcl package` in a process of its own: building a bento imports the service, which fixes
     # its model at import (this test process would keep that model for later tests' bentos).
     subprocess.run(
-        [sys.executable, "-m", "umcl.cli", "package", "--model", str(trained),
-         "--metrics", str(candidates["trained"]["metrics"]), "--gate", str(tmp_path / "gate-trained.json"),
-         "--out", str(tmp_path / "package.json"), "--bentofile", str(REPO / "bentofile.yaml")],
-        check=True, cwd=REPO, capture_output=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "umcl.cli",
+            "package",
+            "--model",
+            str(trained),
+            "--metrics",
+            str(candidates["trained"]["metrics"]),
+            "--gate",
+            str(tmp_path / "gate-trained.json"),
+            "--out",
+            str(tmp_path / "package.json"),
+            "--bentofile",
+            str(REPO / "bentofile.yaml"),
+        ],
+        check=True,
+        cwd=REPO,
+        capture_output=True,
+    )
     report = json.loads((tmp_path / "package.json").read_text())
     # A bento refers to its model in the store; `bentoml export` (what travels to another
     # machine, what `containerize` packs) copies the stored model, card included, into it.
@@ -102,7 +129,9 @@ def test_a_trained_model_names_its_data_and_the_bento_carries_the_gated_card(
     assert card["gated_metrics"]["passed"] is True
     assert card["gated_metrics"]["metrics"] == verdict["candidate"]["metrics"]
     evaluated = json.loads(candidates["trained"]["metrics"].read_text())
-    results = {r["metrics"][0]["name"]: r["metrics"][0]["value"] for r in card["model-index"][0]["results"]}  # fmt: skip
+    results = {
+        r["metrics"][0]["name"]: r["metrics"][0]["value"] for r in card["model-index"][0]["results"]
+    }
     assert results["zero-shot macro AUROC (learned prompts)"] == pytest.approx(
         evaluated["zero_shot"]["learned"]["macro_auroc"], abs=1e-4
     )

@@ -60,8 +60,13 @@ from umcl.monitor.store import (
 
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 FUTURE = datetime(2100, 1, 1, tzinfo=UTC)
-FACTS = {"format": "PNG", "bits": 8, "photometric": "MONOCHROME2", "modality": "none",
-         "size_class": "<512"}  # fmt: skip
+FACTS = {
+    "format": "PNG",
+    "bits": 8,
+    "photometric": "MONOCHROME2",
+    "modality": "none",
+    "size_class": "<512",
+}
 
 
 def unit_rows(rng: np.random.Generator, n: int, dim: int = 16, shift: float = 0.0) -> np.ndarray:
@@ -82,7 +87,12 @@ def records(n: int, model: str = "umcl:test", dim: int = 16, seed: int = 0) -> l
 
 
 def test_a_batch_is_written_whole_and_read_back_by_model_and_time(tmp_path: Path) -> None:
-    write_batch(tmp_path, records(5) + records(3, model="umcl:other") + [refused_record("umcl:test", "image_unreadable")])  # fmt: skip
+    write_batch(
+        tmp_path,
+        records(5)
+        + records(3, model="umcl:other")
+        + [refused_record("umcl:test", "image_unreadable")],
+    )
     table, unreadable = read_records(tmp_path, "umcl:test", EPOCH, FUTURE)
     assert unreadable == [] and table.num_rows == 6
     assert table.schema.names == schema().names
@@ -125,7 +135,11 @@ def test_retention_deletes_only_day_folders_past_it(tmp_path: Path) -> None:
     (tmp_path / "notes").mkdir()
     deleted = delete_expired(tmp_path, retention_days=30, today=date(2026, 11, 29))
     assert deleted == ["date=2026-08-01"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["date=2026-11-01", "date=2026-11-28", "notes"]  # fmt: skip
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "date=2026-11-01",
+        "date=2026-11-28",
+        "notes",
+    ]
 
 
 def test_the_recorder_writes_by_count_by_age_and_on_close(tmp_path: Path) -> None:
@@ -163,9 +177,14 @@ def reference_of(
     embeddings: np.ndarray, probabilities: np.ndarray, size: int = 1000, axes: int = 8
 ):
     return build_reference(
-        embeddings, probabilities, np.full(probabilities.shape[1], 0.5), ["A", "B", "C"],
-        size=size, axes=axes, seed=0,
-    )  # fmt: skip
+        embeddings,
+        probabilities,
+        np.full(probabilities.shape[1], 0.5),
+        ["A", "B", "C"],
+        size=size,
+        axes=axes,
+        seed=0,
+    )
 
 
 @pytest.mark.parametrize("size", [400, 0], ids=["mmd", "summary"])
@@ -204,7 +223,13 @@ def test_the_verdict_reads_refusals_and_a_thin_window() -> None:
 
     def window(n: int, refused: int) -> Window:
         facts = {"format": {"PNG": n}}
-        return Window.from_arrays(unit_rows(rng, n), rng.random((n, 3)), reference.thresholds, {"image_unreadable": refused} if refused else {}, facts)  # fmt: skip
+        return Window.from_arrays(
+            unit_rows(rng, n),
+            rng.random((n, 3)),
+            reference.thresholds,
+            {"image_unreadable": refused} if refused else {},
+            facts,
+        )
 
     assert detect(reference, window(10, 0), None, settings, **args)["verdict"] == TOO_FEW
     thin_but_refused = detect(reference, window(10, 5), None, settings, **args)
@@ -217,7 +242,11 @@ def test_a_reference_round_trips_and_keeps_no_more_than_asked(tmp_path: Path) ->
     reference = reference_of(unit_rows(rng, 50), rng.random((50, 3)), size=20)
     save_reference(reference, tmp_path / "r.safetensors")
     again = load_reference(tmp_path / "r.safetensors")
-    assert again.embeddings.shape == (20, 16) and again.images == 50 and again.labels == ["A", "B", "C"]  # fmt: skip
+    assert (
+        again.embeddings.shape == (20, 16)
+        and again.images == 50
+        and again.labels == ["A", "B", "C"]
+    )
     assert np.allclose(again.mean, reference.mean)
     summary = reference_of(unit_rows(rng, 50), rng.random((50, 3)), size=0, axes=8)
     assert summary.embeddings.shape == (0, 16) and summary.axes.shape == (8, 16)
@@ -251,8 +280,11 @@ def test_killing_the_service_mid_load_loses_at_most_the_unflushed_batch(
     params["monitor"] = {"flush_records": 100_000, "flush_seconds": flush_seconds}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     store = tmp_path / "store"
-    env = {"UMCL_MODEL": entry.tag, "UMCL_MONITOR_DIR": str(store),
-           "UMCL_PARAMS": str(tmp_path / "params.yaml")}  # fmt: skip
+    env = {
+        "UMCL_MODEL": entry.tag,
+        "UMCL_MONITOR_DIR": str(store),
+        "UMCL_PARAMS": str(tmp_path / "params.yaml"),
+    }
     answered: list[float] = []
     sent: list[int] = []  # list.append is atomic across threads
     stop = threading.Event()
@@ -306,7 +338,9 @@ def test_a_summary_of_too_few_images_is_refused_not_trusted() -> None:
     with pytest.raises(InputError, match="reference_size > 0"):
         input_drift(small, unit_rows(rng, 30), MonitorSettings())
     sampled = reference_of(unit_rows(rng, 40), rng.random((40, 3)), size=40)
-    assert set(input_drift(sampled, unit_rows(rng, 30), MonitorSettings(permutations=50))["tests"]) == {"mmd"}  # fmt: skip
+    assert set(
+        input_drift(sampled, unit_rows(rng, 30), MonitorSettings(permutations=50))["tests"]
+    ) == {"mmd"}
 
 
 def test_a_foreign_schema_is_named_and_a_castable_one_read(tmp_path: Path) -> None:
@@ -315,8 +349,12 @@ def test_a_foreign_schema_is_named_and_a_castable_one_read(tmp_path: Path) -> No
 
     (written,) = write_batch(tmp_path, records(3))
     table = pq.read_table(written)
-    pq.write_table(table.cast(table.schema.set(table.schema.get_field_index("bits"), pa.field("bits", pa.int32()))),
-                   written.parent / "wider-bits.parquet")  # fmt: skip
+    pq.write_table(
+        table.cast(
+            table.schema.set(table.schema.get_field_index("bits"), pa.field("bits", pa.int32()))
+        ),
+        written.parent / "wider-bits.parquet",
+    )
     pq.write_table(table.drop_columns(["modality"]), written.parent / "older.parquet")
     read, unreadable = read_records(tmp_path, "umcl:test", EPOCH, FUTURE)
     assert read.num_rows == 6
@@ -349,7 +387,9 @@ def test_a_lone_refusal_is_not_drift_and_a_nan_record_is_left_out() -> None:
     args = {"model": "umcl:t", "since": EPOCH, "until": FUTURE}
 
     def of(rows: list[dict]) -> Window:
-        return window_of(lambda: [pa.Table.from_pylist(rows, schema=schema())], 16, reference.thresholds)  # fmt: skip
+        return window_of(
+            lambda: [pa.Table.from_pylist(rows, schema=schema())], 16, reference.thresholds
+        )
 
     lone = of([refused_record("umcl:test", "image_unreadable")])
     assert detect(reference, lone, None, settings, **args)["verdict"] == TOO_FEW
@@ -365,8 +405,13 @@ def test_a_lone_refusal_is_not_drift_and_a_nan_record_is_left_out() -> None:
 
 
 def test_a_window_start_out_of_the_calendar_is_a_clear_error() -> None:
-    for text in ("1000000d", "99999999999999999999h", "yesterday", "9999-12-31T23:59:59-14:00",
-                 "0001-01-01T00:00:00+14:00"):  # fmt: skip
+    for text in (
+        "1000000d",
+        "99999999999999999999h",
+        "yesterday",
+        "9999-12-31T23:59:59-14:00",
+        "0001-01-01T00:00:00+14:00",
+    ):
         with pytest.raises(InputError):
             moment(text)
 
@@ -405,16 +450,23 @@ def test_drift_over_a_million_records_stays_under_a_gigabyte(
     dim, labels = description["model"]["embed_dim"], description["labels"]
     rng = np.random.default_rng(9)
     reference = build_reference(
-        unit_rows(rng, 300, dim), rng.random((300, len(labels))), np.full(len(labels), 0.5),
-        labels, size=200, axes=4, seed=0,
-    )  # fmt: skip
+        unit_rows(rng, 300, dim),
+        rng.random((300, len(labels))),
+        np.full(len(labels), 0.5),
+        labels,
+        size=200,
+        axes=4,
+        seed=0,
+    )
     save_reference(reference, model_dir / REFERENCE_FILE)
     entry, _ = registry.add(model_dir, {"test": True})
     registry.promote(entry.tag)
     rows = classified_records(
-        entry.tag, [FACTS] * 1000, unit_rows(rng, 1000, dim).astype(np.float32),
+        entry.tag,
+        [FACTS] * 1000,
+        unit_rows(rng, 1000, dim).astype(np.float32),
         rng.random((1000, len(labels))),
-    )  # fmt: skip
+    )
     block = pa.Table.from_pylist(rows, schema=schema())
     store = tmp_path / "store"
     folder = store / f"date={datetime.now(UTC).date().isoformat()}"
@@ -429,11 +481,26 @@ def test_drift_over_a_million_records_stays_under_a_gigabyte(
         "print('peak', re.search(r'VmHWM:\\s+(\\d+)', Path('/proc/self/status').read_text())[1]); sys.exit(code)"
     )
     run = subprocess.run(
-        [sys.executable, "-c", script, "--params", str(tiny_pipeline["params"]), "drift",
-         "--since", "1d", "--store", str(store), "--out", str(tmp_path / "drift.json"),
-         "--plots", str(tmp_path / "plots")],
-        capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-c",
+            script,
+            "--params",
+            str(tiny_pipeline["params"]),
+            "drift",
+            "--since",
+            "1d",
+            "--store",
+            str(store),
+            "--out",
+            str(tmp_path / "drift.json"),
+            "--plots",
+            str(tmp_path / "plots"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     report = json.loads((tmp_path / "drift.json").read_text())
     assert report["images"] == 1_000_000

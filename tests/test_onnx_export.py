@@ -77,13 +77,35 @@ def test_the_export_scores_as_the_pytorch_model_in_onnx_runtime(
     "image",
     [
         dict(MODEL["image"], standardise="percentile"),
-        {"config": {"model_type": "vit", "image_size": 32, "patch_size": 8, "num_channels": 1, "hidden_size": 16,
-                    "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 32}, "pooling": "cls"},
-        {"config": {"model_type": "swin", "image_size": 32, "patch_size": 4, "num_channels": 1, "embed_dim": 8,
-                    "depths": [1, 1], "num_heads": [1, 2], "window_size": 4}, "pooling": "pooler"},
+        {
+            "config": {
+                "model_type": "vit",
+                "image_size": 32,
+                "patch_size": 8,
+                "num_channels": 1,
+                "hidden_size": 16,
+                "num_hidden_layers": 1,
+                "num_attention_heads": 2,
+                "intermediate_size": 32,
+            },
+            "pooling": "cls",
+        },
+        {
+            "config": {
+                "model_type": "swin",
+                "image_size": 32,
+                "patch_size": 4,
+                "num_channels": 1,
+                "embed_dim": 8,
+                "depths": [1, 1],
+                "num_heads": [1, 2],
+                "window_size": 4,
+            },
+            "pooling": "pooler",
+        },
     ],
     ids=["convnext-percentile", "vit", "swin"],
-)  # fmt: skip
+)
 def test_other_towers_export_within_the_tolerance(image: dict, tmp_path: Path) -> None:
     settings = ModelSettings.model_validate(dict(MODEL, image=image))
     model = UMCLModel.from_config(settings, PromptSettings(), LABELS, tiny_tokenizer(), 32)
@@ -123,10 +145,17 @@ def test_the_documented_example_scores_a_png_with_onnx_runtime_alone(
     (tmp_path / "example.py").write_text(documented_example())
     # Only ONNX Runtime, NumPy and Pillow: the example must not need umcl or torch.
     run = subprocess.run(
-        [sys.executable, "-c", "import sys; sys.modules['torch'] = sys.modules['umcl'] = None; "
-         "exec(open('example.py').read())"],
-        cwd=tmp_path, capture_output=True, text=True, check=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-c",
+            "import sys; sys.modules['torch'] = sys.modules['umcl'] = None; "
+            "exec(open('example.py').read())",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     printed = dict(line.rsplit(": ", 1) for line in run.stdout.splitlines())
     (result,) = load(model_dir).classify([tmp_path / "chest.png"])
     assert set(printed) == set(result["findings"])

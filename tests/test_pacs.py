@@ -28,8 +28,12 @@ from umcl.ingest.validate import reason_code
 from umcl.labels import LabelSpace
 
 PSEUDONYMS = Pseudonymizer("a-test-key-of-some-length")
-RIS_LEVEL = ("duplicate_accession", "report_without_images", "report_without_kept_image",
-             "report_without_accession")  # fmt: skip
+RIS_LEVEL = (
+    "duplicate_accession",
+    "report_without_images",
+    "report_without_kept_image",
+    "report_without_accession",
+)
 
 
 def by_code(skipped: dict[str, int]) -> dict[str, int]:
@@ -155,10 +159,14 @@ def read_export(root: Path, rows: list[tuple[str, str]], **extra) -> tuple[pl.Da
         "acc,mrn,report\n" + "".join(f"{a},{m},FINDINGS: No effusion.\n" for a, m in rows)
     )
     source = SourceSettings(
-        name="site", kind="image_text", format="dicom_folder", path=root / "dicom",
-        reports=root / "ris.csv", columns={"accession": "acc", "text": ["report"], "patient": "mrn"},
+        name="site",
+        kind="image_text",
+        format="dicom_folder",
+        path=root / "dicom",
+        reports=root / "ris.csv",
+        columns={"accession": "acc", "text": ["report"], "patient": "mrn"},
         **extra,
-    )  # fmt: skip
+    )
     read = read_source(source, LabelSpace(), PSEUDONYMS, DecodeLimits())
     return read.rows, read.skipped
 
@@ -241,9 +249,18 @@ def test_an_unreadable_header_or_a_path_out_is_quarantined_never_opened(tmp_path
 
 def test_a_dicom_folder_source_needs_its_ris_export_and_columns(tmp_path):
     params = {
-        "data": {"sources": [{"name": "site", "kind": "image_text", "format": "dicom_folder",
-                              "path": "data/raw/site/dicom", "columns": {"accession": "acc"}}]},
-    }  # fmt: skip
+        "data": {
+            "sources": [
+                {
+                    "name": "site",
+                    "kind": "image_text",
+                    "format": "dicom_folder",
+                    "path": "data/raw/site/dicom",
+                    "columns": {"accession": "acc"},
+                }
+            ]
+        },
+    }
     (tmp_path / "p.yaml").write_text(json.dumps(params))
     with pytest.raises(ConfigError, match="needs 'reports'"):
         load_settings(tmp_path / "p.yaml")
@@ -256,9 +273,18 @@ def test_a_dicom_folder_source_needs_its_ris_export_and_columns(tmp_path):
 def test_a_demo_that_no_source_reads_is_refused(tmp_path):
     params = {
         "demo": {"out": ["data/raw/demo"]},
-        "data": {"sources": [{"name": "site", "kind": "text_label", "format": "csv",
-                              "path": "data/raw/site", "columns": {"id": "id", "text": ["t"]}}]},
-    }  # fmt: skip
+        "data": {
+            "sources": [
+                {
+                    "name": "site",
+                    "kind": "text_label",
+                    "format": "csv",
+                    "path": "data/raw/site",
+                    "columns": {"id": "id", "text": ["t"]},
+                }
+            ]
+        },
+    }
     (tmp_path / "p.yaml").write_text(json.dumps(params))
     with pytest.raises(ConfigError, match=r"set demo.out: \[\]"):
         load_settings(tmp_path / "p.yaml")
@@ -326,19 +352,30 @@ def test_the_datasets_own_class_and_presentation_intent_are_read(tmp_path):
     write(tmp_path / "dicom/4")
     rows, skipped = read_export(tmp_path, [("A1", "m")])
     assert rows.height == 1
-    assert skipped == {"for_processing: raw detector data, not an image for display": 2,
-                       "structured_report: a structured report or key object, not an image": 1}  # fmt: skip
+    assert skipped == {
+        "for_processing: raw detector data, not an image for display": 2,
+        "structured_report: a structured report or key object, not an image": 1,
+    }
 
 
 def test_every_part_of_every_identifying_value_is_scrubbed(tmp_path):
-    write(tmp_path / "dicom/1", PatientName="Yamada^Tarou=山田^太郎=やまだ^たろう",
-          SpecificCharacterSet=["", "ISO 2022 IR 87"], OtherPatientIDs=["OPID-1", "OPID-2"])  # fmt: skip
+    write(
+        tmp_path / "dicom/1",
+        PatientName="Yamada^Tarou=山田^太郎=やまだ^たろう",
+        SpecificCharacterSet=["", "ISO 2022 IR 87"],
+        OtherPatientIDs=["OPID-1", "OPID-2"],
+    )
     (tmp_path / "ris.csv").write_text(
         "acc,mrn,report\nA1,m,FINDINGS: 山田 太郎 (OPID-2). Tarou Yamada. No effusion.\n"
     )
-    source = SourceSettings(name="site", kind="image_text", format="dicom_folder",
-                            path=tmp_path / "dicom", reports=tmp_path / "ris.csv",
-                            columns={"accession": "acc", "text": ["report"], "patient": "mrn"})  # fmt: skip
+    source = SourceSettings(
+        name="site",
+        kind="image_text",
+        format="dicom_folder",
+        path=tmp_path / "dicom",
+        reports=tmp_path / "ris.csv",
+        columns={"accession": "acc", "text": ["report"], "patient": "mrn"},
+    )
     text = read_source(source, LabelSpace(), PSEUDONYMS).rows["text"][0]
     assert "No effusion" in text
     for value in ("山田", "太郎", "OPID-2", "Tarou", "Yamada"):

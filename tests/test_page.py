@@ -30,8 +30,12 @@ pytestmark = pytest.mark.skipif(
 @pytest.fixture(scope="module")
 def tag(tiny_pipeline: dict, tmp_path_factory: pytest.TempPathFactory) -> str:
     labels = json.loads((tiny_pipeline["triplets"].parent / "labels.json").read_text())["names"]
-    model = saved_random_model(tiny_pipeline, tmp_path_factory.mktemp("page") / "model", seed=8,
-                               calibration=toy_calibration(labels))  # fmt: skip
+    model = saved_random_model(
+        tiny_pipeline,
+        tmp_path_factory.mktemp("page") / "model",
+        seed=8,
+        calibration=toy_calibration(labels),
+    )
     entry, _ = registry.add(model, {"test": True})
     return entry.tag
 
@@ -42,8 +46,13 @@ def browser():
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu",
-                     "--disable-dev-shm-usage", "--window-size=1400,1000"):  # fmt: skip
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--window-size=1400,1000",
+    ):
         options.add_argument(argument)
     return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
 
@@ -104,7 +113,9 @@ def test_a_person_uploads_a_dicom_and_a_png_sees_every_finding_and_opens_a_map(
                     "const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"
                     "for (let i = 0; i < d.length; i += 4) {"
                     "  if (d[i] !== d[i + 1] || d[i + 1] !== d[i + 2]) return true; }"
-                    "return false;", card)  # fmt: skip
+                    "return false;",
+                    card,
+                )
                 assert coloured
             driver.save_screenshot(str(ARTIFACTS / f"page-{'key' if key else 'open'}.png"))
     finally:

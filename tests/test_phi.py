@@ -68,11 +68,25 @@ def write_site_reports(folder: Path, rows: int = 36) -> None:
         writer.writerow(["report_id", "mrn", "patient_name", "findings", "impression"])
         for i in range(rows):
             planted = sentences[i % len(sentences)][0]
-            writer.writerow([f"RIS{700000 + i}", f"7{i:07d}", "QUARRINGTON^WILHELMINA",
-                             f"{planted} {CLINICAL[i % len(CLINICAL)]}", CLINICAL[(i + 2) % len(CLINICAL)]])  # fmt: skip
+            writer.writerow(
+                [
+                    f"RIS{700000 + i}",
+                    f"7{i:07d}",
+                    "QUARRINGTON^WILHELMINA",
+                    f"{planted} {CLINICAL[i % len(CLINICAL)]}",
+                    CLINICAL[(i + 2) % len(CLINICAL)],
+                ]
+            )
         for i in range(30):
-            writer.writerow([f"RIS{800000 + i}", f"8{i // 3:07d}", "QUARRINGTON^WILHELMINA",
-                             CLINICAL[i % len(CLINICAL)], f"{SIGN_OFFS[i % 3]} {STAFF_INITIALS}"])  # fmt: skip
+            writer.writerow(
+                [
+                    f"RIS{800000 + i}",
+                    f"8{i // 3:07d}",
+                    "QUARRINGTON^WILHELMINA",
+                    CLINICAL[i % len(CLINICAL)],
+                    f"{SIGN_OFFS[i % 3]} {STAFF_INITIALS}",
+                ]
+            )
 
 
 def searchable(path: Path) -> str:
@@ -85,8 +99,18 @@ def searchable(path: Path) -> str:
 def produced_files(project: Path) -> list[Path]:
     """Everything after ingestion: tables, cache, models, metrics, the lock, the store and bentos.
     Not the raw data, the quarantine or the image locator (raw-data sensitivity, never packaged)."""
-    roots = ["data/validated", "data/unified", "data/cache", "models", "metrics", "plots",
-             "reports", ".bentoml", "dvc.lock", "params.yaml"]  # fmt: skip
+    roots = [
+        "data/validated",
+        "data/unified",
+        "data/cache",
+        "models",
+        "metrics",
+        "plots",
+        "reports",
+        ".bentoml",
+        "dvc.lock",
+        "params.yaml",
+    ]
     files = []
     for name in roots:
         root = project / name
@@ -99,8 +123,12 @@ def site(tmp_path_factory) -> dict:
     project = make_project(tmp_path_factory.mktemp("site"))
     write_site_reports(project / "data/raw/site")
     params = yaml.safe_load((project / "params.yaml").read_text())
-    columns = {"id": "report_id", "patient": "mrn", "text": ["findings", "impression"],
-               "identifiers": ["mrn", "patient_name"]}  # fmt: skip
+    columns = {
+        "id": "report_id",
+        "patient": "mrn",
+        "text": ["findings", "impression"],
+        "identifiers": ["mrn", "patient_name"],
+    }
     params["data"]["sources"].append(
         {
             "name": "site",

@@ -16,10 +16,13 @@ from umcl.ingest.unify import TRIPLET_COLUMNS
 from umcl.labels import CHEXPERT_LABELS
 
 EXPECTED_REASON = {
-    "corrupt_dicom": "image_unreadable", "truncated_dicom": "image_unreadable",
-    "missing_file": "image_missing", "empty_report": "empty_text",
-    "label_value_7": "label_out_of_range", "duplicated_id": "duplicate_id",
-}  # fmt: skip
+    "corrupt_dicom": "image_unreadable",
+    "truncated_dicom": "image_unreadable",
+    "missing_file": "image_missing",
+    "empty_report": "empty_text",
+    "label_value_7": "label_out_of_range",
+    "duplicated_id": "duplicate_id",
+}
 
 
 def test_every_planted_fault_is_quarantined_with_its_reason(tiny_pipeline):

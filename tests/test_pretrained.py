@@ -57,14 +57,47 @@ def save_vision(kind: str, folder: Path, size: int = 32) -> Path:
     processor's preprocessor_config.json (transformers' PIL processors: no torchvision)."""
     torch.manual_seed(0)
     if kind == "convnext":
-        model = ConvNextModel(ConvNextConfig(num_channels=3, patch_size=4, hidden_sizes=[8, 16], depths=[1, 1], num_stages=2, image_size=size))  # fmt: skip
-        processor = ConvNextImageProcessor(size={"shortest_edge": size}, image_mean=MEAN, image_std=STD)  # fmt: skip
+        model = ConvNextModel(
+            ConvNextConfig(
+                num_channels=3,
+                patch_size=4,
+                hidden_sizes=[8, 16],
+                depths=[1, 1],
+                num_stages=2,
+                image_size=size,
+            )
+        )
+        processor = ConvNextImageProcessor(
+            size={"shortest_edge": size}, image_mean=MEAN, image_std=STD
+        )
     elif kind == "swin":
-        model = SwinModel(SwinConfig(image_size=size, patch_size=4, embed_dim=8, depths=[1, 1], num_heads=[1, 2], window_size=4))  # fmt: skip
-        processor = ViTImageProcessor(size={"height": size, "width": size}, image_mean=MEAN, image_std=STD)  # fmt: skip
+        model = SwinModel(
+            SwinConfig(
+                image_size=size,
+                patch_size=4,
+                embed_dim=8,
+                depths=[1, 1],
+                num_heads=[1, 2],
+                window_size=4,
+            )
+        )
+        processor = ViTImageProcessor(
+            size={"height": size, "width": size}, image_mean=MEAN, image_std=STD
+        )
     else:
-        model = ViTModel(ViTConfig(image_size=size, patch_size=8, hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32))  # fmt: skip
-        processor = ViTImageProcessor(size={"height": size, "width": size}, image_mean=MEAN, image_std=STD)  # fmt: skip
+        model = ViTModel(
+            ViTConfig(
+                image_size=size,
+                patch_size=8,
+                hidden_size=16,
+                num_hidden_layers=2,
+                num_attention_heads=2,
+                intermediate_size=32,
+            )
+        )
+        processor = ViTImageProcessor(
+            size={"height": size, "width": size}, image_mean=MEAN, image_std=STD
+        )
     model.save_pretrained(folder)
     processor.save_pretrained(folder)
     return folder
@@ -90,15 +123,33 @@ def save_clip(folder: Path, projection_dim: int = 16) -> Path:
     """A CLIP folder as a site downloads one: model, tokenizer and image processor."""
     tokenizer = clip_tokenizer()
     torch.manual_seed(0)
-    text = {"vocab_size": len(tokenizer), "hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1,
-            "num_attention_heads": 2, "max_position_embeddings": 256, "bos_token_id": tokenizer.bos_token_id,
-            "eos_token_id": tokenizer.eos_token_id, "pad_token_id": tokenizer.pad_token_id}  # fmt: skip
-    vision = {"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
-              "image_size": 32, "patch_size": 8}  # fmt: skip
-    model = CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=projection_dim))  # fmt: skip
+    text = {
+        "vocab_size": len(tokenizer),
+        "hidden_size": 16,
+        "intermediate_size": 32,
+        "num_hidden_layers": 1,
+        "num_attention_heads": 2,
+        "max_position_embeddings": 256,
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+        "pad_token_id": tokenizer.pad_token_id,
+    }
+    vision = {
+        "hidden_size": 16,
+        "intermediate_size": 32,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "image_size": 32,
+        "patch_size": 8,
+    }
+    model = CLIPModel(
+        CLIPConfig(text_config=text, vision_config=vision, projection_dim=projection_dim)
+    )
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
-    CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(folder)  # fmt: skip
+    CLIPImageProcessor(
+        size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}
+    ).save_pretrained(folder)
     return folder
 
 
@@ -106,7 +157,14 @@ def train_from(pipeline: dict, out: Path, model: dict, steps: int = 2) -> tuple:
     """`umcl.train.train` on the tiny pipeline with `model`; (settings, summary)."""
     params = yaml.safe_load(pipeline["params"].read_text())
     params["model"] = model
-    params["train"] = {"steps": steps, "batch_size": 8, "warmup_steps": 1, "checkpoint_every": 5, "log_every": 1, "eval_every": steps}  # fmt: skip
+    params["train"] = {
+        "steps": steps,
+        "batch_size": 8,
+        "warmup_steps": 1,
+        "checkpoint_every": 5,
+        "log_every": 1,
+        "eval_every": steps,
+    }
     settings = parse_settings(params)
     summary = train(
         settings, pipeline["triplets"], pipeline["cache"], out / "model", out / "checkpoints"
@@ -120,16 +178,21 @@ def assert_reloads_identically(settings, directory: Path) -> None:
     predictor = umcl.load(directory)
     description = describe_model(directory)
     rebuilt = UMCLModel.from_config(
-        settings.model, PromptSettings.model_validate(description["prompt"]),
-        description["labels"], predictor.model.tokenizer, description["image_size"],
-    ).eval()  # fmt: skip
+        settings.model,
+        PromptSettings.model_validate(description["prompt"]),
+        description["labels"],
+        predictor.model.tokenizer,
+        description["image_size"],
+    ).eval()
     rebuilt.load_state_dict(load_file(directory / "model.safetensors"))
     squares = (torch.rand(3, 32, 32, generator=torch.Generator().manual_seed(1)) * 255).byte()
     texts = ["no pleural effusion.", "moderate cardiomegaly."]
     with torch.no_grad():
         images = rebuilt.encode_image(squares.float().unsqueeze(1) / 255)
-        assert torch.equal(torch.from_numpy(predictor.embed_images(list(squares.numpy()))), images)  # fmt: skip
-        assert torch.equal(torch.from_numpy(predictor.embed_texts(texts)), rebuilt.encode_text(texts))  # fmt: skip
+        assert torch.equal(torch.from_numpy(predictor.embed_images(list(squares.numpy()))), images)
+        assert torch.equal(
+            torch.from_numpy(predictor.embed_texts(texts)), rebuilt.encode_text(texts)
+        )
 
 
 @pytest.mark.parametrize("kind", ["convnext", "swin", "vit"])
@@ -181,12 +244,16 @@ def test_a_clip_folder_gives_both_towers_trains_and_reloads(
 
 def test_a_clip_folder_starts_from_its_projections_and_temperature(tmp_path: Path) -> None:
     folder = save_clip(tmp_path / "clip")
-    settings = ModelSettings.model_validate({
-        "embed_dim": 16,
-        "image": {"pretrained": str(folder), "pooling": "pooler"},
-        "text": {"pretrained": str(folder), "pooling": "last", "max_length": 64},
-    })  # fmt: skip
-    model = UMCLModel.from_config(settings, PromptSettings(), LABELS, CLIPTokenizer.from_pretrained(folder), 32)  # fmt: skip
+    settings = ModelSettings.model_validate(
+        {
+            "embed_dim": 16,
+            "image": {"pretrained": str(folder), "pooling": "pooler"},
+            "text": {"pretrained": str(folder), "pooling": "last", "max_length": 64},
+        }
+    )
+    model = UMCLModel.from_config(
+        settings, PromptSettings(), LABELS, CLIPTokenizer.from_pretrained(folder), 32
+    )
     clip = CLIPModel.from_pretrained(folder).eval()
     assert torch.equal(model.image.projection.weight, clip.visual_projection.weight)
     assert torch.equal(model.text.projection.weight, clip.text_projection.weight)
@@ -204,10 +271,15 @@ def test_a_clip_folder_starts_from_its_projections_and_temperature(tmp_path: Pat
         # Prompts enter as token embeddings, which CLIPTextModel has no argument for.
         present, _ = model.encode_findings()
         grey = images.expand(-1, 3, -1, -1)
-        mean, std = torch.tensor(clip_mean()).view(1, 3, 1, 1), torch.tensor(clip_std()).view(1, 3, 1, 1)  # fmt: skip
+        mean, std = (
+            torch.tensor(clip_mean()).view(1, 3, 1, 1),
+            torch.tensor(clip_std()).view(1, 3, 1, 1),
+        )
         theirs = clip.get_image_features(pixel_values=(grey - mean) / std)
         theirs = getattr(theirs, "pooler_output", theirs)
-        assert torch.allclose(model.encode_image(images), torch.nn.functional.normalize(theirs, dim=-1), atol=1e-6)  # fmt: skip
+        assert torch.allclose(
+            model.encode_image(images), torch.nn.functional.normalize(theirs, dim=-1), atol=1e-6
+        )
     assert present.shape == (len(LABELS), 16)
 
 
@@ -220,10 +292,13 @@ def clip_std() -> list[float]:
 
 
 def image_only_settings(folder: Path, **image) -> ModelSettings:
-    return ModelSettings.model_validate({
-        "embed_dim": 16, "image": {"pretrained": str(folder), "pooling": "pooler"} | image,
-        "text": TINY_TEXT,
-    })  # fmt: skip
+    return ModelSettings.model_validate(
+        {
+            "embed_dim": 16,
+            "image": {"pretrained": str(folder), "pooling": "pooler"} | image,
+            "text": TINY_TEXT,
+        }
+    )
 
 
 def build(settings: ModelSettings, image_size: int = 32) -> UMCLModel:
@@ -270,16 +345,29 @@ def test_lock_freezes_the_backbone_but_its_last_layers_and_lr_scale_sets_group_r
 ) -> None:
     folder = save_vision("vit", tmp_path / "vit")
     text = TINY_TEXT | {"lock": True}
-    settings = ModelSettings.model_validate({
-        "embed_dim": 16, "text": text,
-        "image": {"pretrained": str(folder), "pooling": "cls", "lock": True, "unlocked_layers": 1, "lr_scale": 0.1},
-    })  # fmt: skip
+    settings = ModelSettings.model_validate(
+        {
+            "embed_dim": 16,
+            "text": text,
+            "image": {
+                "pretrained": str(folder),
+                "pooling": "cls",
+                "lock": True,
+                "unlocked_layers": 1,
+                "lr_scale": 0.1,
+            },
+        }
+    )
     model = build(settings)
     trainable = {n for n, p in model.image.backbone.named_parameters() if p.requires_grad}
-    assert trainable and all(n.startswith(("layers.1.", "layernorm.", "pooler.")) for n in trainable)  # fmt: skip
+    assert trainable and all(
+        n.startswith(("layers.1.", "layernorm.", "pooler.")) for n in trainable
+    )
     assert any(n.startswith("layers.1.") for n in trainable)  # transformers 5: ViTModel.layers
     assert not any(p.requires_grad for p in model.text.backbone.parameters())
-    assert model.image.projection.weight.requires_grad and model.text.projection.weight.requires_grad  # fmt: skip
+    assert (
+        model.image.projection.weight.requires_grad and model.text.projection.weight.requires_grad
+    )
 
     groups = model.parameter_groups(0.05, lr=1e-3)
     grouped = [id(p) for g in groups for p in g["params"]]
@@ -342,7 +430,10 @@ def test_the_checkpoint_counts_by_its_content_not_its_path(tmp_path: Path) -> No
         yaml.safe_load((Path(__file__).parents[1] / "params.yaml").read_text())
         | {"model": MODEL | {"image": {"pretrained": str(moved), "pooling": "pooler"}}}
     )
-    assert weight_params(settings)["model"]["image"]["pretrained"] == f"sha256:{checkpoint_sha256(moved)}"  # fmt: skip
+    assert (
+        weight_params(settings)["model"]["image"]["pretrained"]
+        == f"sha256:{checkpoint_sha256(moved)}"
+    )
 
 
 def test_an_open_clip_folder_is_refused_saying_what_loads(tmp_path: Path) -> None:
@@ -364,13 +455,23 @@ def test_a_locked_real_minilm_text_tower_trains_only_its_last_layer(
     model = {
         "embed_dim": 16,
         "image": {"pretrained": str(folder), "pooling": "pooler", "lr_scale": 0.1},
-        "text": {"pretrained": str(directory), "pooling": "mean", "max_length": 32, "lock": True, "unlocked_layers": 1},
-    }  # fmt: skip
+        "text": {
+            "pretrained": str(directory),
+            "pooling": "mean",
+            "max_length": 32,
+            "lock": True,
+            "unlocked_layers": 1,
+        },
+    }
     settings, _ = train_from(tiny_pipeline, tmp_path, model)
     assert_reloads_identically(settings, tmp_path / "model")
     original = load_file(directory / "model.safetensors")
     trained = load_file(tmp_path / "model/model.safetensors")
-    text = {k.removeprefix("text.backbone."): v for k, v in trained.items() if k.startswith("text.backbone.")}  # fmt: skip
+    text = {
+        k.removeprefix("text.backbone."): v
+        for k, v in trained.items()
+        if k.startswith("text.backbone.")
+    }
     last = max(int(k.split(".")[2]) for k in text if k.startswith("encoder.layer."))
     for name, weights in original.items():
         name = name.removeprefix("bert.")
@@ -378,7 +479,10 @@ def test_a_locked_real_minilm_text_tower_trains_only_its_last_layer(
             moved = not torch.equal(text[name], weights)
             assert moved == name.startswith(f"encoder.layer.{last}."), name
     saved = json.loads((tmp_path / "model/umcl.json").read_text())
-    assert saved["pretrained"]["text"] == {"checkpoint": "model", "sha256": checkpoint_sha256(directory)}  # fmt: skip
+    assert saved["pretrained"]["text"] == {
+        "checkpoint": "model",
+        "sha256": checkpoint_sha256(directory),
+    }
 
 
 def test_a_siglip_folder_gives_both_towers_and_reloads(tmp_path: Path) -> None:
@@ -387,17 +491,24 @@ def test_a_siglip_folder_gives_both_towers_and_reloads(tmp_path: Path) -> None:
     from transformers import SiglipConfig, SiglipModel
 
     tokenizer = tiny_tokenizer()
-    tower = {"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2}  # fmt: skip
+    tower = {
+        "hidden_size": 16,
+        "intermediate_size": 32,
+        "num_hidden_layers": 1,
+        "num_attention_heads": 2,
+    }
     config = SiglipConfig(
         text_config=tower | {"vocab_size": len(tokenizer), "max_position_embeddings": 64},
         vision_config=tower | {"image_size": 32, "patch_size": 8},
     )
     SiglipModel(config).save_pretrained(tmp_path / "siglip")
-    settings = ModelSettings.model_validate({
-        "embed_dim": 16,
-        "image": {"pretrained": str(tmp_path / "siglip"), "pooling": "pooler"},
-        "text": {"pretrained": str(tmp_path / "siglip"), "pooling": "last", "max_length": 64},
-    })  # fmt: skip
+    settings = ModelSettings.model_validate(
+        {
+            "embed_dim": 16,
+            "image": {"pretrained": str(tmp_path / "siglip"), "pooling": "pooler"},
+            "text": {"pretrained": str(tmp_path / "siglip"), "pooling": "last", "max_length": 64},
+        }
+    )
     model = UMCLModel.from_config(settings, PromptSettings(), LABELS, tokenizer, 32).eval()
     assert model.logit_scale.item() == pytest.approx(math.log(1 / 0.07))  # a sigmoid's: not taken
     model.save_pretrained(tmp_path / "m")

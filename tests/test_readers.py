@@ -167,10 +167,12 @@ def test_paths_out_of_the_source_are_quarantined_and_stray_files_counted(tmp_pat
     assert problems["NORMAL/person2_b"].startswith("path_outside_source")
     assert problems["NORMAL/person1_a"] is None and problems["NORMAL/person3_c"] is None
     assert read.skipped == {  # a name in a suffix (Doe.Jane) is never counted by name
-        "not_an_image_file: no suffix": 1, "not_an_image_file: other suffix": 1,
-        "not_an_image_file: suffix .tif": 1, "not_an_image_file: suffix .txt": 1,
+        "not_an_image_file: no suffix": 1,
+        "not_an_image_file: other suffix": 1,
+        "not_an_image_file: suffix .tif": 1,
+        "not_an_image_file: suffix .txt": 1,
         "symlinked_folder: not followed": 1,
-    }  # fmt: skip
+    }
 
 
 def test_table_paths_that_leave_the_source_are_quarantined(tmp_path):
@@ -245,8 +247,13 @@ def test_ingestion_refuses_bombs_and_out_of_scope_objects_with_a_reason(tmp_path
     (root / "PNEUMONIA/person3_ct.dcm").write_bytes(saved(header(8, 8, modality="CT"), bytes(64)))
     (root / "PNEUMONIA/person4_x.tif").write_bytes(b"II*\x00")
     source = {"name": "site", "kind": "image_label", "format": "folders", "path": str(root)}
-    settings = parse_settings({"data": {"sources": [source]}, "validate": {"max_bad_fraction": 0.5},
-                               "preprocess": {"workers": 1}})  # fmt: skip
+    settings = parse_settings(
+        {
+            "data": {"sources": [source]},
+            "validate": {"max_bad_fraction": 0.5},
+            "preprocess": {"workers": 1},
+        }
+    )
     monkeypatch.setenv("UMCL_PSEUDONYM_KEY", "a-key-for-this-test-only")
     report = validate_sources(
         settings, tmp_path / "v", tmp_path / "q", tmp_path / "m.json", tmp_path / "l"

@@ -95,8 +95,10 @@ def test_a_large_jpeg_is_scaled_while_it_decodes(tmp_path):
 def test_an_image_the_square_does_not_need_shrunk_decodes_exactly_as_before(tmp_path):
     side = 2 * MIN_DECODED_SIDE - 1  # the largest long side kept whole
     stored = textured(900, side).astype(np.uint16) * 16
-    for path in (dicom(tmp_path / "a.dcm", stored, WindowCenter="2000", WindowWidth="3000"),
-                 png(tmp_path / "a.png", stored)):  # fmt: skip
+    for path in (
+        dicom(tmp_path / "a.dcm", stored, WindowCenter="2000", WindowWidth="3000"),
+        png(tmp_path / "a.png", stored),
+    ):
         assert np.array_equal(load_image(path, min_side=MIN_DECODED_SIDE), load_image(path))
 
 

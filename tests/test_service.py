@@ -101,8 +101,12 @@ def server(tiny_pipeline: dict, tmp_path_factory: pytest.TempPathFactory):
     bentoml = Path(sys.executable).parent / "bentoml"
     process = subprocess.Popen(
         [str(bentoml), "serve", "umcl.service:UMCL", "--port", str(port)],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
@@ -504,34 +508,44 @@ def hostile_requests() -> dict[str, tuple[Callable[[dict], httpx.Response], int]
         return lambda server: post_files(server, "classify", named)
 
     cases = {
-        name: (upload([bomb.data], Path(bomb.file_name).suffix), 413 if bomb.code == "image_too_large" else 400)
+        name: (
+            upload([bomb.data], Path(bomb.file_name).suffix),
+            413 if bomb.code == "image_too_large" else 400,
+        )
         for name, bomb in hostile_files().items()
-    }  # fmt: skip
+    }
     cases["200-frame DICOM (first frame only)"] = (upload([multiframe_bomb()], ".dcm"), 200)
     cases["DICOM + 0.9 MB of zeros after its pixel data"] = (
-        upload([trailing_zeros(0.9).data()], ".dcm"), 200,
-    )  # fmt: skip
+        upload([trailing_zeros(0.9).data()], ".dcm"),
+        200,
+    )
     cases["DICOM + 0.9 MB of empty elements after its pixel data"] = (
-        upload([trailing_elements(0.9)], ".dcm"), 200,
-    )  # fmt: skip
+        upload([trailing_elements(0.9)], ".dcm"),
+        200,
+    )
     cases["12 uncompressed 16-bit frames of 200² (first frame only)"] = (
-        upload([uncompressed_frames(12, 200).data()], ".dcm"), 200,
-    )  # fmt: skip
+        upload([uncompressed_frames(12, 200).data()], ".dcm"),
+        200,
+    )
     cases["64 JPEG headers claiming 13000² each"] = (
-        upload([jpeg_claiming(13_000, 13_000)] * 64, ".jpg"), 413,
-    )  # fmt: skip
+        upload([jpeg_claiming(13_000, 13_000)] * 64, ".jpg"),
+        413,
+    )
     cases["6 × 49 MP JPEG headers (over the request's pixel budget)"] = (
-        upload([jpeg_claiming(7_000, 7_000)] * 6, ".jpg"), 413,
-    )  # fmt: skip
+        upload([jpeg_claiming(7_000, 7_000)] * 6, ".jpg"),
+        413,
+    )
     parts = [("images", f"{PHI_NAME}_{i}.png", bytes(int(0.9 * 2**20))) for i in range(5)]
     body = multipart(parts)  # 4.5 MB, each file under the 1 MB limit
     content_type = "multipart/form-data; boundary=b0undary"
     cases["request over UMCL_MAX_REQUEST_MB (Content-Length)"] = (
-        lambda server: post_raw(server, "classify", body, content_type), 413,
-    )  # fmt: skip
+        lambda server: post_raw(server, "classify", body, content_type),
+        413,
+    )
     cases["request over UMCL_MAX_REQUEST_MB (streamed)"] = (
-        lambda server: post_raw(server, "classify", chunks(body), content_type), 413,
-    )  # fmt: skip
+        lambda server: post_raw(server, "classify", chunks(body), content_type),
+        413,
+    )
     return cases
 
 
@@ -595,85 +609,140 @@ def malformed_requests() -> dict[str, tuple[Callable[[dict], httpx.Response], in
             lambda server: post_files(
                 server, "classify", [("a.png", png)], findings=json.dumps(["x" * 2**20])
             ),
-            413, "'findings' is over 1024 KB",
+            413,
+            "'findings' is over 1024 KB",
         ),
         "a text field named images": (
-            lambda server: post_raw(server, "classify", multipart([("images", None, b"http://127.0.0.1:9/x")]), multipart_type),
-            400, "field 'images' must be files",
+            lambda server: post_raw(
+                server,
+                "classify",
+                multipart([("images", None, b"http://127.0.0.1:9/x")]),
+                multipart_type,
+            ),
+            400,
+            "field 'images' must be files",
         ),
         "a file in findings": (
-            lambda server: post_raw(server, "classify", multipart([("images", "a.png", png), ("findings", "f.json", b"[]")]), multipart_type),
-            400, "field 'findings' must be text",
+            lambda server: post_raw(
+                server,
+                "classify",
+                multipart([("images", "a.png", png), ("findings", "f.json", b"[]")]),
+                multipart_type,
+            ),
+            400,
+            "field 'findings' must be text",
         ),
         "an unknown field": (
-            lambda server: post_raw(server, "classify", multipart([("images", "a.png", png), ("?" * 100, None, b"1")]), multipart_type),
-            400, f"unknown field '{'?' * 40}…'",
+            lambda server: post_raw(
+                server,
+                "classify",
+                multipart([("images", "a.png", png), ("?" * 100, None, b"1")]),
+                multipart_type,
+            ),
+            400,
+            f"unknown field '{'?' * 40}…'",
         ),
         "multipart without a boundary": (
-            lambda server: post_raw(server, "classify", multipart([("images", "a.png", png)]), "multipart/form-data"),
-            400, "without a valid boundary",
+            lambda server: post_raw(
+                server, "classify", multipart([("images", "a.png", png)]), "multipart/form-data"
+            ),
+            400,
+            "without a valid boundary",
         ),
         "multipart that is not multipart": (
             lambda server: post_raw(server, "classify", b"\x00garbage" * 100, multipart_type),
-            400, "malformed multipart body",
+            400,
+            "malformed multipart body",
         ),
         "multipart without its closing boundary": (
-            lambda server: post_raw(server, "classify", multipart([("images", "a.png", png)])[:-14], multipart_type),
-            400, "ends before its closing boundary",
+            lambda server: post_raw(
+                server, "classify", multipart([("images", "a.png", png)])[:-14], multipart_type
+            ),
+            400,
+            "ends before its closing boundary",
         ),
         "malformed JSON": (
             lambda server: post_raw(server, "embed_text", b'{"texts": ["a"', "application/json"),
-            400, "validation error",
+            400,
+            "validation error",
         ),
         "image paths in JSON": (
-            lambda server: httpx.post(f"{server['url']}/classify", json={"images": ["/etc/passwd"]}, timeout=60),
-            400, "validation error",
+            lambda server: httpx.post(
+                f"{server['url']}/classify", json={"images": ["/etc/passwd"]}, timeout=60
+            ),
+            400,
+            "validation error",
         ),
         "deeply nested findings": (
             lambda server: post_files(server, "classify", [("a.png", png)], findings="[" * 100_000),
-            400, "'findings' is nested too deeply",
+            400,
+            "'findings' is nested too deeply",
         ),
         "deeply nested texts": (
-            lambda server: post_raw(server, "embed_text", b'{"texts": ' + b"[" * 100_000, "application/json"),
-            400, "validation error",
+            lambda server: post_raw(
+                server, "embed_text", b'{"texts": ' + b"[" * 100_000, "application/json"
+            ),
+            400,
+            "validation error",
         ),
         "a lone surrogate in a text": (
-            lambda server: post_raw(server, "embed_text", multipart([("texts", None, b'["\\ud800"]')]), multipart_type),
-            400, "are not valid Unicode text",
+            lambda server: post_raw(
+                server, "embed_text", multipart([("texts", None, b'["\\ud800"]')]), multipart_type
+            ),
+            400,
+            "are not valid Unicode text",
         ),
         "a lone surrogate in a finding name": (
-            lambda server: post_files(server, "classify", [("a.png", png)], findings='["Cardio\\ud800megaly"]'),
-            400, "is not a finding name",
+            lambda server: post_files(
+                server, "classify", [("a.png", png)], findings='["Cardio\\ud800megaly"]'
+            ),
+            400,
+            "is not a finding name",
         ),
         "a long bad finding name": (
-            lambda server: post_files(server, "classify", [("a.png", png)], findings=json.dumps(["?" * 500])),
-            400, "is not a finding name",
+            lambda server: post_files(
+                server, "classify", [("a.png", png)], findings=json.dumps(["?" * 500])
+            ),
+            400,
+            "is not a finding name",
         ),
         "a 5000-digit integer as findings": (
             lambda server: post_files(server, "classify", [("a.png", png)], findings=digits),
-            400, "'findings' holds a number of over 4300 digits",
+            400,
+            "'findings' holds a number of over 4300 digits",
         ),
         "a 5000-digit integer in findings": (
             lambda server: post_files(server, "classify", [("a.png", png)], findings=f"[{digits}]"),
-            400, "'findings' holds a number of over 4300 digits",
+            400,
+            "'findings' holds a number of over 4300 digits",
         ),
         "a 5000-digit integer in a JSON body": (
-            lambda server: post_raw(server, "embed_text", f'{{"texts": [{digits}]}}'.encode(), "application/json"),
-            400, "validation error",
+            lambda server: post_raw(
+                server, "embed_text", f'{{"texts": [{digits}]}}'.encode(), "application/json"
+            ),
+            400,
+            "validation error",
         ),
         "a form-urlencoded image URL": (
-            lambda server: post_raw(server, "classify", b"images=http://127.0.0.1:9/x.png", form_type),
-            415, "'application/x-www-form-urlencoded' is not accepted",
+            lambda server: post_raw(
+                server, "classify", b"images=http://127.0.0.1:9/x.png", form_type
+            ),
+            415,
+            "'application/x-www-form-urlencoded' is not accepted",
         ),
         "a form-urlencoded 5000-digit finding": (
-            lambda server: post_raw(server, "classify", f"images=x&findings={digits}".encode(), form_type),
-            415, "is not accepted",
+            lambda server: post_raw(
+                server, "classify", f"images=x&findings={digits}".encode(), form_type
+            ),
+            415,
+            "is not accepted",
         ),
         "texts as text/plain": (
             lambda server: post_raw(server, "embed_text", b"no acute disease", "text/plain"),
-            415, "'text/plain' is not accepted",
+            415,
+            "'text/plain' is not accepted",
         ),
-    }  # fmt: skip
+    }
     return cases
 
 
@@ -775,16 +844,34 @@ async def _load(url: str, requests: list[tuple[str, dict]], concurrency: int) ->
 
 def test_a_bounded_load_with_one_in_five_malformed_gets_no_5xx(server: dict) -> None:
     good = {"files": [("images", ("a.png", small_png(6), "image/png"))]}
-    bad = [
-        {"files": [("images", (f"{PHI_NAME}.{b.file_name}", b.data, "application/octet-stream"))]}
-        for b in hostile_files().values()
-    ] + [
-        {"files": [("images", (f"{PHI_NAME}.dcm", saved(ds, bytes(256)), "application/octet-stream"))]}
-        for ds, _ in malformed_headers().values()
-    ] + [
-        {"content": multipart([("images", None, b"x")]), "headers": {"content-type": "multipart/form-data; boundary=b0undary"}},
-        {"content": b"--", "headers": {"content-type": "multipart/form-data"}},
-    ]  # fmt: skip
+    bad = (
+        [
+            {
+                "files": [
+                    ("images", (f"{PHI_NAME}.{b.file_name}", b.data, "application/octet-stream"))
+                ]
+            }
+            for b in hostile_files().values()
+        ]
+        + [
+            {
+                "files": [
+                    (
+                        "images",
+                        (f"{PHI_NAME}.dcm", saved(ds, bytes(256)), "application/octet-stream"),
+                    )
+                ]
+            }
+            for ds, _ in malformed_headers().values()
+        ]
+        + [
+            {
+                "content": multipart([("images", None, b"x")]),
+                "headers": {"content-type": "multipart/form-data; boundary=b0undary"},
+            },
+            {"content": b"--", "headers": {"content-type": "multipart/form-data"}},
+        ]
+    )
     requests = [("classify", bad[i // 5 % len(bad)] if i % 5 == 0 else good) for i in range(160)]
     started = time.perf_counter()
     results = asyncio.run(_load(server["url"], requests, concurrency=32))

@@ -113,9 +113,13 @@ def serve_env(**extra: str) -> dict[str, str]:
 def test_bentoml_serve_refuses_an_exposed_host_without_a_key(args: list[str], extra: dict) -> None:
     bentoml = Path(sys.executable).parent / "bentoml"
     finished = subprocess.run(
-        [str(bentoml), "serve", "umcl.service:UMCL", "--port", "1", *args], cwd=REPO,
-        env=serve_env(**extra), capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        [str(bentoml), "serve", "umcl.service:UMCL", "--port", "1", *args],
+        cwd=REPO,
+        env=serve_env(**extra),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert finished.returncode != 0
     assert "refusing to serve on 0.0.0.0 without UMCL_API_KEY" in finished.stdout + finished.stderr
 

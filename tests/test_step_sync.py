@@ -103,9 +103,10 @@ def test_the_training_loop_reads_only_on_log_and_checkpoint_steps(
     lines, first = inspect.getsourcelines(UMCLLoss.has_terms)
     host_only = {f"loss.py:{n}" for n in range(first, first + len(lines))}
     step_reads = sum(
-        n for k, n in calls.items()
+        n
+        for k, n in calls.items()
         if ("step.py" in k or "loss.py" in k) and k.split()[1] not in host_only
-    )  # fmt: skip
+    )
     assert step_reads == 3, dict(calls)  # StepResult.read at steps 1, 5 and 10
     loop_reads = {k: n for k, n in calls.items() if "train.py" in k}
     assert sum(loop_reads.values()) == 2, loop_reads  # the logit scale, logged at steps 5 and 10
@@ -139,5 +140,13 @@ def test_only_a_convolutional_tower_goes_channels_last() -> None:
     from umcl.training.runtime import prefers_channels_last
 
     assert prefers_channels_last(tiny_model().image)  # ConvNeXt
-    vit = AutoConfig.for_model("vit", image_size=32, patch_size=8, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)  # fmt: skip
+    vit = AutoConfig.for_model(
+        "vit",
+        image_size=32,
+        patch_size=8,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+    )
     assert not prefers_channels_last(AutoModel.from_config(vit))

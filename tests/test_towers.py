@@ -88,11 +88,21 @@ def test_a_real_local_checkpoint_is_the_text_tower(tmp_path: Path) -> None:
     from umcl.model.tokenizer import load_tokenizer
 
     tokenizer = load_tokenizer(directory)
-    settings = ModelSettings.model_validate({
-        "embed_dim": 32,
-        "image": {"config": {"model_type": "convnext", "num_channels": 1, "hidden_sizes": [8, 16], "depths": [1, 1], "num_stages": 2}},
-        "text": {"pretrained": str(directory), "pooling": "mean"},
-    })  # fmt: skip
+    settings = ModelSettings.model_validate(
+        {
+            "embed_dim": 32,
+            "image": {
+                "config": {
+                    "model_type": "convnext",
+                    "num_channels": 1,
+                    "hidden_sizes": [8, 16],
+                    "depths": [1, 1],
+                    "num_stages": 2,
+                }
+            },
+            "text": {"pretrained": str(directory), "pooling": "mean"},
+        }
+    )
     model = UMCLModel.from_config(settings, PromptSettings(), LABELS, tokenizer, 32).eval()
     assert model.text.backbone.config.num_hidden_layers == 6 and len(tokenizer) == 30522
     weights = load_file(directory / "model.safetensors")

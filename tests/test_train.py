@@ -75,9 +75,12 @@ def test_training_learns_and_the_model_loads_back(tiny_pipeline: dict, tmp_path:
     loaded = UMCLModel.from_pretrained(tmp_path / "model")
     settings = parse_settings(params_for(tiny_pipeline, select="last"))
     rebuilt = UMCLModel.from_config(
-        settings.model, loaded.prompts.settings, loaded.label_names,
-        load_tokenizer(tmp_path / "model/tokenizer"), settings.preprocess.image_size,
-    )  # fmt: skip
+        settings.model,
+        loaded.prompts.settings,
+        loaded.label_names,
+        load_tokenizer(tmp_path / "model/tokenizer"),
+        settings.preprocess.image_size,
+    )
     rebuilt.load_state_dict(
         torch.load(tmp_path / "checkpoints" / CHECKPOINT, weights_only=True)["model"]
     )
@@ -121,8 +124,13 @@ def test_a_cache_of_another_size_is_refused(tiny_pipeline: dict, tmp_path: Path)
     params = params_for(tiny_pipeline)
     params["preprocess"] = {**params.get("preprocess", {}), "image_size": 48}
     with pytest.raises(ValueError, match=r"32×32.*48×48"):
-        train(parse_settings(params), tiny_pipeline["triplets"], tiny_pipeline["cache"],
-              tmp_path / "model", tmp_path / "checkpoints")  # fmt: skip
+        train(
+            parse_settings(params),
+            tiny_pipeline["triplets"],
+            tiny_pipeline["cache"],
+            tmp_path / "model",
+            tmp_path / "checkpoints",
+        )
     assert not (tmp_path / "model").exists()
 
 
@@ -148,8 +156,18 @@ def test_a_checkpoint_from_other_params_is_not_resumed(
 
 def train_arguments(pipeline: dict, out: Path) -> list[str]:
     """`umcl train` options for the tiny pipeline's data, writing under `out`."""
-    return ["--triplets", str(pipeline["triplets"]), "--cache", str(pipeline["cache"]), "--out", str(out / "model"),
-            "--checkpoints", str(out / "checkpoints"), "--live", str(out / "live")]  # fmt: skip
+    return [
+        "--triplets",
+        str(pipeline["triplets"]),
+        "--cache",
+        str(pipeline["cache"]),
+        "--out",
+        str(out / "model"),
+        "--checkpoints",
+        str(out / "checkpoints"),
+        "--live",
+        str(out / "live"),
+    ]
 
 
 # The kill-and-resume run: a kill less than a checkpoint interval past the first checkpoint
@@ -173,10 +191,18 @@ def kill_test_params(project: Path) -> int:
     # threads pinned: on a CPU the intra-op thread count decides the order of some sums, and
     # `threads: auto` subtracts the loader workers, which this test changes between runs.
     params["train"].update(
-        steps=KILL_STEPS, batch_size=KILL_BATCH, accumulate=KILL_ACCUMULATE, warmup_steps=5,
-        checkpoint_every=every, log_every=1, lr=2e-3, workers=0, threads=1, eval_every=7,
+        steps=KILL_STEPS,
+        batch_size=KILL_BATCH,
+        accumulate=KILL_ACCUMULATE,
+        warmup_steps=5,
+        checkpoint_every=every,
+        log_every=1,
+        lr=2e-3,
+        workers=0,
+        threads=1,
+        eval_every=7,
         select="best_val",
-    )  # fmt: skip
+    )
     params["train"]["augment"]["enabled"] = True
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     return every
@@ -199,8 +225,14 @@ def kill_repro_train(project: Path, past: int, log: Path, timeout: float = 300) 
     """Start `dvc repro train` in a process group of its own and SIGKILL the whole group once
     the checkpoint exists and the logged step has reached `past`; the step last seen."""
     with log.open("w") as out:
-        process = subprocess.Popen(["dvc", "repro", "train"], cwd=project, env=project_env(project),
-                                   stdout=out, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+        process = subprocess.Popen(
+            ["dvc", "repro", "train"],
+            cwd=project,
+            env=project_env(project),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     checkpoint, deadline = project / "models/checkpoints" / CHECKPOINT, time.monotonic() + timeout
     seen = 0
     while not (checkpoint.exists() and seen >= past):
@@ -263,8 +295,19 @@ def test_kill_and_resume_ends_with_the_uninterrupted_weights(tmp_path: Path) -> 
 def test_torchrun_trains_with_two_gloo_processes(tiny_pipeline: dict, tmp_path: Path) -> None:
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump(params_for(tiny_pipeline, steps=6, batch_size=4)))
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "umcl.cli",
-               "--params", str(params), "train", *train_arguments(tiny_pipeline, tmp_path)]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "umcl.cli",
+        "--params",
+        str(params),
+        "train",
+        *train_arguments(tiny_pipeline, tmp_path),
+    ]
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert (

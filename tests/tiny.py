@@ -21,13 +21,33 @@ TEXTS = [
 
 MODEL = {
     "embed_dim": 16,
-    "image": {"config": {"model_type": "convnext", "num_channels": 1, "patch_size": 4, "hidden_sizes": [8, 16], "depths": [1, 1], "num_stages": 2}, "pooling": "pooler"},
-    "text": {
-        "config": {"model_type": "bert", "hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 32,
-                   "max_position_embeddings": 128, "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0},
-        "pooling": "mean", "max_length": 64, "vocab_size": 200,
+    "image": {
+        "config": {
+            "model_type": "convnext",
+            "num_channels": 1,
+            "patch_size": 4,
+            "hidden_sizes": [8, 16],
+            "depths": [1, 1],
+            "num_stages": 2,
+        },
+        "pooling": "pooler",
     },
-}  # fmt: skip
+    "text": {
+        "config": {
+            "model_type": "bert",
+            "hidden_size": 16,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "intermediate_size": 32,
+            "max_position_embeddings": 128,
+            "hidden_dropout_prob": 0.0,
+            "attention_probs_dropout_prob": 0.0,
+        },
+        "pooling": "mean",
+        "max_length": 64,
+        "vocab_size": 200,
+    },
+}
 
 
 def tiny_model(
@@ -50,9 +70,13 @@ def tiny_tokenizer(labels: list[str] = LABELS) -> PreTrainedTokenizerFast:
 
 
 def tiny_batch(
-    n: int = 8, size: int = IMAGE_SIZE, seed: int = 0, model=None, rows: slice = slice(None),
+    n: int = 8,
+    size: int = IMAGE_SIZE,
+    seed: int = 0,
+    model=None,
+    rows: slice = slice(None),
     imageless: range = range(0),
-) -> Batch:  # fmt: skip
+) -> Batch:
     """A mixed batch in the `Collate` format: pairs, image-only and text-only samples, and a
     pair without labels. Tokenised with `model`'s tokenizer, else with `tiny_model`'s.
     `rows` keeps some of the n samples (a DDP rank's share); the draws stay those of all n.
