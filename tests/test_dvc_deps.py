@@ -65,12 +65,45 @@ def test_every_stage_depends_on_the_code_it_runs() -> None:
     assert missing_deps(stages()) == {}
 
 
+def test_no_stage_lists_code_it_does_not_run() -> None:
+    """Each source dependency holds a module the stage runs: an edit elsewhere reruns nothing."""
+    unneeded = {}
+    for name, stage in stages().items():
+        needed = needed_files(stage["cmd"])
+        extra = [
+            d
+            for d in map(str, stage.get("deps", []))
+            if d.startswith("umcl")
+            and not d.endswith(".html")  # the page the service serves, read by umcl/page.py
+            and not any(f == d or f.startswith(d.rstrip("/") + "/") for f in needed)
+            and not (d.endswith("/__init__.py") and any(f.startswith(d[:-11]) for f in needed))
+        ]
+        if extra:
+            unneeded[name] = extra
+    assert unneeded == {}
+
+
 def test_no_stage_depends_on_the_dispatcher() -> None:
     """`umcl/cli.py` lists the commands and their one-line help: editing it reruns no stage."""
     for name, stage in stages().items():
         deps = [str(d).rstrip("/") for d in stage.get("deps", [])]
         covering = [d for d in deps if d == "umcl/cli.py" or "umcl/cli.py".startswith(d + "/")]
         assert not covering, (name, covering)
+
+
+def test_the_bento_packs_every_module_the_service_imports() -> None:
+    """bentofile.yaml names what the bento packs one by one (no training, ingestion or CLI
+    code); it must hold the service's whole import closure and each package's __init__."""
+    import pathspec
+
+    bentofile = yaml.safe_load((REPO / "bentofile.yaml").read_text())
+    packed = pathspec.GitIgnoreSpec.from_lines(bentofile["include"])
+    service = bentofile["service"].split(":")[0]
+    needed = {p.relative_to(REPO) for p in import_closure([service])}
+    needed |= {package / "__init__.py" for f in needed for package in f.parents if package.parts}
+    missing = sorted(str(f) for f in needed if not packed.match_file(str(f)))
+    assert not missing, f"bentofile.yaml does not pack {missing}"
+    assert not packed.match_file("umcl/cli.py")
 
 
 def test_a_stage_missing_an_imported_module_is_caught() -> None:

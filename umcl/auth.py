@@ -22,7 +22,7 @@ from typing import Any
 import click
 
 from umcl.errors import UMCLError
-from umcl.ingest.pseudonyms import MAKE_A_KEY, MIN_KEY_LENGTH
+from umcl.keys import MAKE_A_KEY, MIN_KEY_LENGTH
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

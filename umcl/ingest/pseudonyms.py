@@ -18,14 +18,13 @@ from pathlib import Path
 
 from umcl.demo.manifest import demo_folders
 from umcl.errors import UMCLError
+from umcl.keys import MAKE_A_KEY, MIN_KEY_LENGTH
 
 KEY_ENV = "UMCL_PSEUDONYM_KEY"
 KEY_FILE = Path(".umcl/pseudonym.key")
 # The synthetic demo has no real patients; its data may use a public key so `make run` needs no
 # set-up. Any source outside the demo's folder needs a secret of the site's own.
 DEMO_KEY = "umcl-demo-key"
-MIN_KEY_LENGTH = 16  # characters, for this key and the service's API key (umcl/auth.py)
-MAKE_A_KEY = "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
 
 
 class PseudonymKeyError(UMCLError, ValueError):
