@@ -17,6 +17,7 @@ default: H200 SXM, 989). Memory is the peak allocated on one device.
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import json
 import random
@@ -130,13 +131,18 @@ def measure(
     optimiser, schedule = optimiser_for(model, settings.train, runtime.device)
     loss_fn = UMCLLoss(settings.loss.target, settings.loss.weights)
     unused = unreached_parameters(model, loss_fn, batch, runtime) if runtime.world > 1 else []
-    trained = distribute(model, runtime, unused)
     batches = itertools.repeat(batch)
-
-    def step() -> None:
-        optimiser_step(
-            trained, model, loss_fn, batches, optimiser, schedule, settings.train, runtime
-        )
+    step = functools.partial(
+        optimiser_step,
+        distribute(model, runtime, unused),
+        model,
+        loss_fn,
+        batches,
+        optimiser,
+        schedule,
+        settings.train,
+        runtime,
+    )
 
     def sync() -> None:
         if runtime.device.type == "cuda":
@@ -173,7 +179,8 @@ def measure(
         "memory_gib": memory,
     }
     main_rank = runtime.main
-    stop_runtime(runtime, trained)
+    del step  # it holds the DDP module, which must be gone before the process group
+    stop_runtime(runtime)
     return result if main_rank else None
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -20,12 +21,32 @@ def project_env(root: Path) -> dict[str, str]:
     return env
 
 
-def run(*command: str, cwd: Path) -> str:
-    result = subprocess.run(command, cwd=cwd, env=project_env(cwd), capture_output=True, text=True)
-    assert result.returncode == 0, (
-        f"{' '.join(command)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+def run(*command: str, cwd: Path, timeout: float = 600) -> str:
+    """Run `command` in a session of its own; past `timeout` the whole session (torchrun's
+    launcher and workers included) is killed and the test fails with what it printed, well
+    inside pytest's own limit."""
+    with subprocess.Popen(
+        command,
+        cwd=cwd,
+        env=project_env(cwd),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    ) as process:
+        try:
+            stdout, stderr = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            stdout, stderr = process.communicate()
+            raise AssertionError(
+                f"{' '.join(command)} still running after {timeout:.0f} s, killed:\n"
+                f"{stdout[-3000:]}\n{stderr[-3000:]}"
+            ) from None
+    assert process.returncode == 0, (
+        f"{' '.join(command)} failed:\n{stdout[-3000:]}\n{stderr[-3000:]}"
     )
-    return result.stdout + result.stderr
+    return stdout + stderr
 
 
 def commit(root: Path, message: str) -> None:

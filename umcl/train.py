@@ -303,7 +303,8 @@ def _train(
         export_model(model, settings, triplets, cache_dir, out_dir, training)
         if live is not None:
             live.end()
-    stop_runtime(runtime, trained)
+    del trained  # its reducer must be gone before the process group (stop_runtime)
+    stop_runtime(runtime)
     return summary
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import gc
 import logging
 import os
 import signal
@@ -158,12 +159,18 @@ def distribute(model: nn.Module, runtime: Runtime, unused: list[str]) -> nn.Modu
     return DistributedDataParallel(model, find_unused_parameters=bool(unused))
 
 
-def stop_runtime(runtime: Runtime, trained: nn.Module) -> None:
+def stop_runtime(runtime: Runtime) -> None:
     """Leave the process group once every rank is done. All gloo/NCCL work must be finished and
-    DDP's reducer freed first: tearing the group down under a live reducer deadlocked gloo's
-    worker thread on the GIL (seen here)."""
+    every DDP reducer freed first: tearing the group down under a live reducer deadlocked gloo's
+    worker thread on the GIL (seen here, and in CI while the training loop's frame still held
+    its DDP module). So the caller drops its DDP module first, and one still alive is refused."""
     if runtime.world == 1:
         return
     dist.barrier()
-    del trained
+    gc.collect()  # a module freed only by the cycle collector is gone before the check
+    if any(isinstance(o, DistributedDataParallel) for o in gc.get_objects()):
+        raise RuntimeError(
+            "a DistributedDataParallel module is still referenced while the process group is "
+            "destroyed (its reducer would deadlock the teardown): drop it before stop_runtime"
+        )
     dist.destroy_process_group()
