@@ -655,6 +655,26 @@ STRUCTURE_IDENTIFIERS = [
     ("K REPLETED PER MD OYELARAN.", ["OYELARAN"]),
     ("AS PER J. WOZNIAK-PT TO BE TURNED Q2H", ["WOZNIAK"]),
     ("RT NOTE: JARED HARTWELL RRT", ["JARED", "HARTWELL"]),
+    # a census given name and surname after a cue, a short given name in capitals
+    ("WILL SPEAK WITH ROSALIND KETTERING RE DISPO.", ["ROSALIND", "KETTERING"]),
+    ("PLAN D/W JOHN WHITAKER, PT AWARE", ["JOHN", "WHITAKER"]),
+    # a month/day beside the study or sample it dates
+    ("11/23 CXR SHOWED NEW RLL INFILTRATE", ["11/23"]),
+    ("sputum cx 9/30 pending; cultures 10/2 NGTD", ["9/30", "10/2"]),
+    # where a patient lives, in any case
+    ("LIVES IN CATONSVILLE WITH DAUGHTER", ["CATONSVILLE"]),
+    ("lives alone in ellicott city", ["ellicott"]),
+    ("SOCIAL: LIVES WITH WIFE AND SON IN TOWSON.", ["TOWSON"]),
+    # capitals before a post-nominal, a relation and a given name between commas
+    ("LINE OK TO USE PER GIDEON MARKOWSKI NP", ["GIDEON", "MARKOWSKI"]),
+    ("Family: Daughter, Jo, updated by phone.", ["Jo"]),
+    ("1 dtr rosalba speaks english", ["rosalba"]),
+    ("Family at bedside. Bernadette is family contact.", ["Bernadette"]),
+    ("Desmond, her son, called twice overnight.", ["Desmond"]),
+    # a place's head word after it, dates after intubation
+    ("Evaluated by Frederick Rehab for placement.", ["Frederick", "Rehab"]),
+    ("extub 6/14, reintub 6/15", ["6/14", "6/15"]),
+    ("(head ct 11/20 neg)", ["11/20"]),
 ]
 CASE_CLINICAL = [
     "BP 120/80, HR 88; given 1/2 NS; grade 2/6 murmur; 3/4 of the lung; T2/FLAIR; 2/3 strength.",
@@ -680,6 +700,14 @@ CASE_CLINICAL = [
     "Switched to Glucerna 2 cartons; on Kinair 3 bed; speaking valve per passy muir.",
     "PEEP weaned 8 -> 5 dec, 10 min later.",
     "Blood cultures positive in 2/4 bottles; repeat bloods in 6/24.",
+    # look-alikes of the cue, study-date and residence rules
+    "Discussed with Heart Failure team; spoke with family about it; talked with ICU team.",
+    "Cultures 2/4 bottles positive; BCx 1/2 sets pos; cx 2/4 pos; pain 8/10, CXR clear.",
+    "Lives in a house with stairs; lives at home; LIVES IN ASSISTED LIVING.",
+    "Plan per John Hopkins protocol.",
+    "PT SEEN BY ICU NP; HEPARIN DRIP RN AWARE; ON CALL HOUSE OFFICER MD AWARE.",
+    "Lives alone and walks in the park; lives with wife in a two story house in town.",
+    "Sputum is thick; Hope is family's wish; this is the daughter's first visit.",
 ]
 
 

@@ -129,7 +129,8 @@ def find_phi(
     guesses = [s for name in GUESSES for s in layers.get(name, [])]
     if tagger:
         tagging = tag(text, layers)
-        guesses = [s for s in guesses if tagging.confirms(s)]
+        people = [*layers["name"], *layers["cue"]]
+        guesses = [s for s in guesses if tagging.confirms(s, _people_inside(s, people))]
         spans += tagging.spans()
     spans += guesses
     # The rules' names only (not the NER's or the places'): a guess of the NER does not spread.
@@ -137,7 +138,30 @@ def find_phi(
     rules = [*layers["shape"], *layers["name"], *(s for s in guesses if s in by_rules)]
     spans += _propagated(text, rules)
     merged = _merge(spans)
-    return _merge([*merged, *_around_names(text, merged)])
+    return _merge([*merged, *_around_names(text, merged), *_head_words_after_places(text, merged)])
+
+
+def _people_inside(span: Span, people: list[Span]) -> list[Span]:
+    """The names found inside a guessed place or code: they cannot confirm it."""
+    if span.label == "NAME":
+        return []
+    return [p for p in people if span.start <= p.start and p.end <= span.end]
+
+
+# What a place's name is the name of, right after it: "Baltimore Rehab", "Union Memorial".
+_HEAD_AFTER = re.compile(
+    r"[ \t]+(?i:rehab|hospital|hosp|medical[ \t]+cent(?:er|re)|clinic|cent(?:er|re)|memorial|campus"
+    r"|nursing[ \t]+home|health[ \t]+cent(?:er|re))\b"
+)
+
+
+def _head_words_after_places(text: str, spans: list[Span]) -> Iterable[Span]:
+    """A found place or institution with the head word that follows it: "Seen by [Baltimore]
+    Rehab" leaves the name's other half otherwise."""
+    for span in spans:
+        head = _HEAD_AFTER.match(text, span.end)
+        if head and span.label in ("INSTITUTION", "LOCATION", "ADDRESS"):
+            yield Span(span.start, head.end(), span.label)
 
 
 # Initials before a name ("J. Smith", "A.K. Sharma") and an age right after one ("Ms Ada

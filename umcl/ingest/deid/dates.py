@@ -73,7 +73,8 @@ def _birth_year_over_89(match: re.Match[str], text: str) -> bool:
 # Words after which a bare month/day is a date ("comparison 8/25", "Mon 7/1", "TRANS: 03/16").
 _DATE_CUE = (
     r"on|dated|from|since|until|till|through|thru|comparison|compared(?:[ \t]+(?:with|to))?|prior"
-    r"|previous|last|seen|done|performed|obtained|admitted|admission|intubated|extubated|discharged"
+    r"|previous|last|seen|done|performed|obtained|admitted|admission|(?:re)?intub(?:ated)?|(?:re)?extub(?:ated)?"
+    r"|intubation|extubation|discharged"
     r"|transferred|operated|surgery|trans|dict|dictated|typed|transcribed|verified|signed|date|dos"
     r"|(?:exam|study|film|films|scan|ct|cxr|mri|x-ray|radiograph|echo|pet|us)[ \t]+(?:of|on|dated)"
     r"|mon|tue|tues|wed|thu|thur|thurs|fri|sat|sun|monday|tuesday|wednesday|thursday|friday|saturday|sunday"
@@ -82,11 +83,16 @@ _DATE_CUE = (
 _DATED_EVENT = (
     r"mdt|mdm|meeting|clinic|conference|tumou?r[ \t]+board|appointment|visit|scan|study|exam|film"
 )
+# Studies and samples a note dates by their day: "10/16 CXR", "cultures 10/1".
+_STUDY = (
+    r"cxr|ct|cta|mri|mra|kub|echo|tte|tee|ekg|ecg|eeg|us|u/s|ultrasound|x-?ray|films?|scan|doppler"
+    r"|cath|bronch|bronchoscopy|egd|colonoscopy|lp|cultures?|cx|bcx|ucx|sputum[ \t]+cx|labs"
+)
 # What follows a fraction, a ratio or a dose, never a date.
 _NOT_A_FRACTION = (
     r"(?![ \t]*(?i:%|strength|str\b|ns\b|normal|saline|dose|doses|of[ \t]|mg|mcg|ml|l\b|mmhg|murmur|power"
     r"|units?|tabs?|tablets?|x\b|cm|mm|hrs?|hours?|days?|weeks?|wks?|months?|sec|split|ratio|rule|way"
-    r"|pain|scale|bl|cx|positive|negative))"
+    r"|pain|scale|bl|cx|positive|negative|bottles?|sets?\b))"
 )
 # Words before a month/day shape that make it a score, a setting or a fraction: "Grade 2/6",
 # "Power 4/5", "PS 10/5", "D5 1/2", "in 6/52" (weeks, as British notes write them).
@@ -151,11 +157,17 @@ def _month_day(match: re.Match[str], text: str) -> bool:
     first, second = (int(x) for x in re.split(r"[/-]", match.group("v")))
     if not _not_after_a_measure(match, text):
         return False
-    if _word_before(match, text) in _DURATION_BEFORE and (
-        second in _DURATION_DENOMINATORS or first <= second <= 12
-    ):  # "in 6/52", "for 2/7", "over 12/24", "positive in 2/4 bottles"; "plan for 10/3" and
-        return False  # "restent in 4/21" are dates
+    if _word_before(match, text) in _DURATION_BEFORE and second in _DURATION_DENOMINATORS:
+        return False  # "in 6/52", "for 2/7", "over 12/24"; "plan for 10/3", "for 3/11" are dates
     return (1 <= first <= 12 and 1 <= second <= 31) or (1 <= first <= 31 and 1 <= second <= 12)
+
+
+def _uncounted_month_day(match: re.Match[str], text: str) -> bool:
+    """A month/day, unless it counts what it follows: "cx 2/4 pos" (2 of 4 positive) is none,
+    "head ct 11/20 neg" is a date."""
+    first, second = (int(x) for x in re.split(r"[/-]", match.group("v")))
+    counted = re.match(r"[ \t]*(?i:pos|neg|\+|-)", text[match.end("v") :])
+    return _month_day(match, text) and not (counted and first <= second <= 12)
 
 
 def _consecutive_days(match: re.Match[str], text: str) -> bool:
@@ -260,6 +272,21 @@ DATE_RULES: list[_Rule] = [
         rf"\b(?i:the)[ \t]+(?P<v>\d{{1,2}}/\d{{1,2}})(?=[ \t]+(?:\w+[ \t]+)?(?i:{_DATED_EVENT})\b)",
         "v",
         _month_day,
+    ),
+    # a month/day right before or after the study or sample it dates: "10/16 CXR", "CXR 10/16
+    # showed", "cultures 10/1", "sputum cx 9/30" (a count of cultures is followed by what it
+    # counts: "cultures 2/4 positive" is none)
+    _rule(
+        "DATE",
+        rf"(?<![\w/.])(?P<v>\d{{1,2}}/\d{{1,2}})(?![/\d]|\.\d)(?=[ \t]+(?i:{_STUDY})\b)",
+        "v",
+        _uncounted_month_day,
+    ),
+    _rule(
+        "DATE",
+        rf"\b(?i:{_STUDY})[ \t]+(?P<v>\d{{1,2}}/\d{{1,2}})(?![/\d]|\.\d){_NOT_A_FRACTION}",
+        "v",
+        _uncounted_month_day,
     ),
     # month and two-digit year, a year no day can be: "stent to RCA 12/82", "MI 3/99"
     # ("6/52" is six weeks in British notes, never a year)

@@ -22,7 +22,7 @@ from umcl.ingest.deid.lexicon import (
     is_ordinary,
     is_word_name,
 )
-from umcl.ingest.deid.lists import is_common_english, is_person_name
+from umcl.ingest.deid.lists import is_common_english, is_person_name, ranks
 from umcl.ingest.deid.spans import Span
 
 _UP = r"[A-ZÀ-ÖØ-Þ]"  # an upper-case letter, accented ones included
@@ -83,6 +83,38 @@ def _lower_name_words(words: list[str]) -> bool:
     )
 
 
+def _census_full_name(words: list[str]) -> bool:
+    """A census given name and a census surname, neither an English, clinical or drug word that
+    names also are ("KATIE MAHONEY", "carol wolfe"; not "Grace Hall", "Will Brown", "Heart
+    Failure"): after a cue, such a pair names a person whatever the tagger says."""
+    if len(words) < 2:
+        return False
+    bare = [_bare(w).replace("'", "").replace("’", "") for w in words]
+    return (
+        bare[0] in ranks("given_names")
+        and bare[-1] in ranks("surnames")
+        and not any(is_word_name(w) for w in words)
+    )
+
+
+def _short_given_name(token: str, following: str) -> bool:
+    """A census given name of three or four capitals (which would read as an abbreviation)
+    right before a census surname in capitals: "JOHN SMITH", "ANNE MUNROE"."""
+    nxt = re.match(r"[ \t]+([A-Z][A-Z'’-]+)(?![\w])", following)
+    return (
+        token.isupper()
+        and token.isalpha()
+        and 3 <= len(token) <= 4
+        and token.lower() in ranks("given_names")
+        and not is_ordinary(token)
+        and nxt is not None
+        and len(nxt.group(1)) >= 3
+        and _bare(nxt.group(1)).replace("'", "").replace("’", "") in ranks("surnames")
+        and not is_ordinary(nxt.group(1))
+        and not _is_abbreviation(nxt.group(1))
+    )
+
+
 def _family_name_first(token: str, following: str) -> bool:
     """A census surname in capitals right before a capitalised given name ("WONG Siu Ming")."""
     nxt = re.match(r"[ \t]+([^\s,;:()]+)", following)
@@ -106,7 +138,7 @@ def _name_span(text: str, start: int, end: int, evidence: str = "context") -> Sp
     "Mrs") ordinary words are names too ("Dr. White"), and before a post-nominal (", MD") once
     a name-like word started the name ("Radiologist John Small, MD" → "John Small").
     """
-    first = last = None
+    first = last = given_only = None
     for word in re.finditer(r"[^\s,;:()]+", text[start:end]):
         token, word_end = word.group(), start + word.end()
         if (
@@ -135,11 +167,16 @@ def _name_span(text: str, start: int, end: int, evidence: str = "context") -> Sp
             last is not None
             and token.isupper()
             and token.isalpha()
+            and len(token) > 2  # "… MAHONEY RE PLAN": "RE" is a census name, and "regarding"
             and is_person_name(token)
             and not is_ordinary(token)
         ):
             last = word_end
             continue  # "CARROLL ANNE": a short given name in capitals, not an abbreviation
+        if last is None and _short_given_name(token, text[word_end:end]):
+            first = start + word.start() if first is None else first
+            last = given_only = word_end
+            continue  # "JOHN SMITH": four capitals are a given name before a surname
         if _is_abbreviation(token) and _family_name_first(token, text[word_end:end]):
             first = start + word.start() if first is None else first
             last = word_end
@@ -152,8 +189,8 @@ def _name_span(text: str, start: int, end: int, evidence: str = "context") -> Sp
                 break
         first = start + word.start() if first is None else first
         last = word_end
-    if first is None or last is None:
-        return None
+    if first is None or last is None or last == given_only:
+        return None  # a given name whose surname did not follow it ("JOHN HOPKINS PROTOCOL")
     return Span(first, last, "NAME")
 
 
@@ -173,6 +210,26 @@ _POSTNOMINAL = re.compile(
     rf"(?P<v>{_NAME_SEQ})[ \t]*,?[ \t]+(?:MD|M\.D\.|DO|D\.O\.|RN|NP|PA-C|PhD|MBBS|MBChB|FRCR|FRCPC"
     rf"|FRANZCR|DMRD|DNB|MRCP|RRT|CRNA|ARNP|DNP|APRN|LPN|RT\(R\))\b"
 )
+# A name in capitals before its post-nominal: "PER WARREN KAVALIUNAS NP", "JARED HARTWELL RRT".
+_CAPS_POSTNOMINAL = re.compile(
+    rf"(?<![\w'’-])(?P<v>{_CAPS_WORD}(?:[ \t]+{_CAPS_WORD}){{1,2}})[ \t]*,?[ \t]+"
+    r"(?:NP|RN|MD|RRT|PA|PA-C|CRNA|LPN|ARNP|APRN)\b(?![ \t]*[:/-])"
+)
+
+
+def _caps_name_words(words: list[str]) -> bool:
+    """Words of a name in capitals: none a clinical, grammar or plain English word, none an
+    abbreviation unless it is a census given name ("JOHN", "ANNE")."""
+    return all(
+        len(w) >= 3
+        and not is_ordinary(w)
+        and not _plain_word(w)
+        and _bare(w) not in _GRAMMAR
+        and (not _is_abbreviation(w) or _bare(w) in ranks("given_names"))
+        for w in words
+    )
+
+
 _FIELD_LABEL = (
     r"(?:patient(?:'s)?(?:[ \t]+name)?|pt(?:[ \t]+name)?|name|attending|resident|fellow|radiologist"
     r"|technologist|tech|referring(?:[ \t]+(?:physician|provider|doctor|clinician|md))?"
@@ -201,7 +258,7 @@ _ROLE = (
 )
 _RELATION = (
     r"(?:son|daughter|wife|husband|spouse|partner|mother|father|mum|mom|dad|sister|brother|sibling"
-    r"|niece|nephew|grandson|granddaughter|grandchild|grandmother|grandfather|aunt|uncle|cousin"
+    r"|niece|nephew|grandson|granddaughter|grandchild|grandmother|grandfather|aunt|uncle|cousin|dtr|dau"
     r"|(?:son|daughter|mother|father|sister|brother)-in-law|carer|caregiver|guardian|friend"
     r"|neighbou?r|relative|attendant|gp|nok|next[ \t]+of[ \t]+kin|key[ \t]+worker|social[ \t]+worker)"
 )
@@ -236,6 +293,15 @@ _TITLE_WORD = rf"(?:{_TITLE}|MR|MS|PROF|Shri|Smt|Sri)\.?"
 _RELATION_NAME = re.compile(
     rf"\b(?i:{_RELATION})['’]?s?[ \t]*\([ \t]*(?:{_TITLE_WORD}[ \t]+)?(?P<v>{_NAME_SEQ})[ \t]*\)"
     rf"|(?:{_TITLE_WORD}[ \t]+)?(?P<w>{_NAME_SEQ})[ \t]*\([ \t]*(?:the[ \t]+)?(?:patient['’]?s[ \t]+)?(?i:{_RELATION})[ \t]*\)"
+)
+# A relation and a given name set off by commas: "Son, Ed, was updated", "wife, Mary, at bedside".
+_RELATION_COMMA_NAME = re.compile(
+    rf"\b(?i:{_RELATION})[ \t]*,[ \t]*(?P<v>{_UP}[a-z]+(?:[ \t]+{_UP}[a-z'’-]+)?)[ \t]*,"
+)
+# A given name said to be a relation: "Anne is family contact", "Marcus, her son, called".
+_NAME_IS_RELATION = re.compile(
+    rf"(?<![\w'’-])(?P<v>{_UP}[a-z]+(?:[ \t]+{_UP}[a-z'’-]+)?)(?:[ \t]+(?:is|was)|[ \t]*,)[ \t]+"
+    rf"(?:(?:the|her|his|their|pt'?s|patient'?s)[ \t]+)?(?i:{_RELATION}|family[ \t]+contact)\b"
 )
 # Surname, forename after a signing cue, with no colon: "Signed by Okoro, Chidi".
 _SIGNED_LAST_FIRST = re.compile(
@@ -463,6 +529,20 @@ def _cued_name_spans(text: str) -> Iterator[Span]:
     return (span for span, strong in _name_finds(text) if not strong)
 
 
+def _cued_names(text: str) -> Iterator[tuple[Span, bool]]:
+    """Names after a cue, strong when they are a census given name and surname. A cue whose words
+    hold no name may hide the next cue ("SON TO SPEAK WITH KATIE MAHONEY"): the search goes on
+    from where its words started (they are three at most, so this stays linear)."""
+    position = 0
+    while match := _CUED_NAME.search(text, position):
+        span = _name_span(text, match.start("v"), match.end("v"), "context")
+        if span is None:
+            position = match.start("v")
+            continue
+        yield span, _census_full_name(text[span.start : span.end].split())
+        position = match.end("v")
+
+
 def _name_finds(text: str) -> Iterator[tuple[Span, bool]]:
     for match in _TITLED.finditer(text):
         # "DR Portable" is a modality; "Dr. White", "Dr White" and "DR. WHITE" are people.
@@ -481,10 +561,16 @@ def _name_finds(text: str) -> Iterator[tuple[Span, bool]]:
             text, match.start("v"), match.end("v"), "title" if strong else "context"
         ):
             yield span, strong
-    for pattern, evidence in ((_POSTNOMINAL, "postnominal"), (_CUED_NAME, "context")):
-        for match in pattern.finditer(text):
-            if span := _name_span(text, match.start("v"), match.end("v"), evidence):
-                yield span, evidence == "postnominal"
+    for match in _CAPS_POSTNOMINAL.finditer(text):
+        words = list(re.finditer(r"\S+", match.group("v")))
+        while len(words) >= 2 and not _caps_name_words([w.group() for w in words]):
+            words.pop(0)  # "PER WARREN KAVALIUNAS NP": the name is what follows the cue
+        if len(words) >= 2:
+            yield Span(match.start("v") + words[0].start(), match.end("v"), "NAME"), True
+    for match in _POSTNOMINAL.finditer(text):
+        if span := _name_span(text, match.start("v"), match.end("v"), "postnominal"):
+            yield span, True
+    yield from _cued_names(text)
     for match in _FIELD_NAME.finditer(text):
         value = match.group("v")
         if value.islower() and "," in value and not _lower_name_words(re.split(r"[,\s]+", value)):
@@ -505,6 +591,16 @@ def _name_finds(text: str) -> Iterator[tuple[Span, bool]]:
         for match in pattern.finditer(text):
             if not is_ordinary(match.group("v")):
                 yield Span(match.start("v"), match.end("v"), "NAME"), pattern is _AUTHOR_HANDLE
+    for match in _NAME_IS_RELATION.finditer(text):
+        first = _bare(match.group("v").split()[0])
+        if first in ranks("given_names") and not is_word_name(first) and first not in _GRAMMAR:
+            yield Span(match.start("v"), match.end("v"), "NAME"), True
+    for match in _RELATION_COMMA_NAME.finditer(text):
+        if _bare(match.group("v").split()[0]) in ranks("given_names"):
+            yield (
+                Span(match.start("v"), match.end("v"), "NAME"),
+                True,
+            )  # "Ed", though "ED" is a word
     for match in _RELATION_NAME.finditer(text):
         group = "v" if match.group("v") else "w"
         if span := _name_span(text, match.start(group), match.end(group)):

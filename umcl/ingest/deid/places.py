@@ -178,11 +178,34 @@ def _ward_names(text: str) -> Iterator[Span]:
             yield Span(match.start("v"), match.end("v"), "INSTITUTION")
 
 
+# Where a patient lives, in any case: "LIVES IN HAMPTON", "resides in owings mills", "lives
+# alone in Rockville". Only a residence says so: "in", "from" or "at" alone precede wards,
+# drugs and times as often.
+_HOME_TOWN = re.compile(
+    r"\b(?i:lives?|lived|living|resides|residing|resident|moved|relocated)(?:[ \t]+[A-Za-z]+){0,5}?"
+    r"[ \t]+(?i:in|at|near|outside)[ \t]+(?P<v>[A-Za-z][\w'’-]*(?:[ \t]+[A-Za-z][\w'’-]*){0,2})"
+)  # "LIVES WITH SON AND FAMILY IN ROCKVILLE", "both live in hampton, ma"
+
+
+def _home_towns(text: str) -> Iterator[Span]:
+    """The longest run of words after a residence that the place list knows and that is, alone,
+    no frequent English or clinical word ("lives in HAMPTON"; not "lives in a house")."""
+    for match in _HOME_TOWN.finditer(text):
+        words = list(re.finditer(r"\S+", match.group("v")))
+        for n in range(min(len(words), MAX_PLACE_WORDS), 0, -1):
+            phrase = " ".join(_bare(w.group()) for w in words[:n])
+            if is_place(phrase) and not (
+                n == 1 and (is_common_english(phrase, top=5_000) or is_ordinary(phrase))
+            ):
+                yield Span(match.start("v"), match.start("v") + words[n - 1].end(), "ADDRESS")
+                break
+
+
 def facility_spans(text: str) -> Iterator[Span]:
     """Facilities and wards by their head word or their number after a move, and their other
     mentions in the text ("TO QUARTERMAIN 3 … QUARTERMAIN3 DEVELOPED"): no clinical wording has
     these shapes, so they stand whatever the tagger says."""
-    found = [*_named_before_head(text), *_ward_names(text)]
+    found = [*_named_before_head(text), *_ward_names(text), *_home_towns(text)]
     yield from found
     # Other mentions, written as found (a lower-case name in lower case, capitals in capitals):
     # each word of the text looked up once, so many names cost no more than one.

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from umcl.ingest.deid.dates import _NOT_A_FRACTION, DATE_RULES, _month_day
+from umcl.ingest.deid.dates import _NOT_A_FRACTION, DATE_RULES, _uncounted_month_day
 from umcl.ingest.deid.lexicon import (
     _CLINICAL_ALNUM,
     _GRAMMAR,
@@ -300,7 +300,9 @@ _RULES: list[_Rule] = [
     _rule("PHONE", r"\b(?:ext(?:ension)?|x)\.?[ \t]*(?P<v>\d{3,6})\b", "v", flags=_I),
     # --- numbers with the shape of an identifier
     _rule(
-        "PHONE", r"(?<![\w+])(?:\+?1[ \t.-]?)?(?:\(\d{3}\)[ \t]?|\d{3}[ \t.-])\d{3}[ \t.-]\d{4}\b"
+        "PHONE",
+        r"(?<![\w+])(?:\+?1[ \t.-]?)?(?:\(\d{3}\)[ \t]?|\d{3}[ \t.-])\d{3}[ \t.-]\d{4}\b"
+        r"(?:[ \t]*(?i:x|ext\.?|extension)[ \t]*\d{1,6}\b)?",  # and its extension: "… 0780 x45"
     ),
     _rule(
         "PHONE", r"(?<![\w])\+\d{1,3}(?:[ \t.-]?\(?\d{1,5}\)?){2,5}\b", valid=_international_phone
@@ -446,7 +448,7 @@ _GUESS_RULES: list[_Rule] = [
     # from Szeged"; abbreviations only as hospitals and medical centres write them (…H, …MC, …HC)
     _rule(
         "INSTITUTION",
-        r"\b(?i:transferred|transfer|admitted|seen|prior|previous|outside|old|external|films?|ct|cxr|mri"
+        r"\b(?i:tr?ans?ferr?e?d|transfer|admitted|seen|prior|previous|outside|old|external|films?|ct|cxr|mri"
         r"|images?|imaging|studies|study|came|come|brought|arrived|discharged|followed|treated|presented"
         r"|referred|sent|returned)\b[^.\n;]{0,25}?\b(?i:at|from|to|into|by)[ \t]+(?:(?i:the)[ \t]+)?"
         rf"(?P<v>[A-Z]{{0,4}}(?:H|MC|HC)\b|{_UP}[a-z][\w'’-]+(?:[ \t]+{_UP}[\w'’-]+){{0,3}})",
@@ -472,7 +474,7 @@ _GUESS_RULES: list[_Rule] = [
         "DATE",
         rf"(?<![\w/.])(?P<v>\d{{1,2}}/\d{{1,2}})(?![\w/]|\.\d){_NOT_A_FRACTION}",
         "v",
-        _month_day,
+        _uncounted_month_day,
     ),
     _rule("NAME", r"(?<![\w.@])[a-z]\.[a-z]{3,}\d*\b(?![.@]\w)"),
 ]

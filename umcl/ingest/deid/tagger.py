@@ -249,11 +249,15 @@ class Tagging:
                 yield Span(self.tokens[run[0]].start, self.tokens[run[-1]].end, label)
                 run = []
 
-    def confirms(self, span: Span) -> bool:
-        """Does the tagger give any token of `span` at least `CONFIRM`?"""
+    def confirms(self, span: Span, besides: Sequence[Span] = ()) -> bool:
+        """Does the tagger give any token of `span` at least `CONFIRM`? Tokens inside `besides`
+        (another layer's finds within it) do not count: a person's name inside a run of capitals
+        says nothing of whether the run names a place."""
         i = max(0, bisect.bisect_right(self.starts, span.start) - 1)  # tokens sorted, disjoint
         while i < len(self.tokens) and self.tokens[i].start < span.end:
-            if self.tokens[i].end > span.start and self.phi[i] >= CONFIRM:
+            token = self.tokens[i]
+            inside = any(b.start <= token.start and token.end <= b.end for b in besides)
+            if token.end > span.start and self.phi[i] >= CONFIRM and not inside:
                 return True
             i += 1
         return False
