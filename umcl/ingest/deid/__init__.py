@@ -43,9 +43,9 @@ predicates on them), `spans.py` (`Span` and the merge of overlapping spans), `pa
 pattern and validator), `rules.py` (identifiers with a shape of their own, and guesses by shape),
 `dates.py` (dates and what a month/day is not), `places.py` (addresses, institutions, towns,
 facilities and wards), `known.py` (the record's known identifiers), `names.py` (names found by
-what surrounds them, and their other occurrences), `ner.py` (the spaCy layer), `tagger.py` (the
-CRF). This
-module runs them in order (`find_phi`) and replaces what they find (`redact`, `scrub_text`).
+what surrounds them, and their other occurrences), `handles.py` (staff user names and initials
+in sign-off lines), `ner.py` (the spaCy layer), `tagger.py` (the CRF). This module runs them in
+order (`find_phi`) and replaces what they find (`redact`, `scrub_text`).
 """
 
 from __future__ import annotations

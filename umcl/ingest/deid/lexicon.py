@@ -443,3 +443,29 @@ def _clinical_phrases(text: str) -> list[tuple[int, int]]:
     return [
         m.span() for pattern in (_CLINICAL_PHRASE, _PART_OF_EPONYM) for m in pattern.finditer(text)
     ]
+
+
+# How a result is passed on, not who passed it: "communicated by email", "paged by bleep".
+_MEDIA = frozenset(
+    [
+        "email",
+        "e-mail",
+        "mail",
+        "pager",
+        "page",
+        "bleep",
+        "fax",
+        "text",
+        "sms",
+        "voicemail",
+        "letter",
+        "telephone",
+        "phone",
+        "teams",
+        "chat",
+        "epic",
+        "portal",
+        "tannoy",
+        "intercom",
+    ]
+)

@@ -11,9 +11,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
+from umcl.ingest.deid.handles import user_name_spans
 from umcl.ingest.deid.lexicon import (
     _EPONYMS,
     _GRAMMAR,
+    _MEDIA,
     _NAMED_SCALES,
     _bare,
     _eponym_head_follows,
@@ -409,111 +411,6 @@ def _initial_names(text: str) -> Iterator[Span]:
         if is_common_english(_bare(word)) and not is_person_name(_bare(word)):
             continue
         yield Span(match.start(), match.end("v"), "NAME")
-
-
-# Staff handles in sign-off and communication lines: "called to dr. … by jkim at 0315", "cc:
-# jkim, mlopez" on a line of its own, and transcription initials closing a report or before
-# its dictation stamps ("JK/mm", "JK/mm D: 03/15"). A handle is a word no lexicon knows that
-# ends its clause after a communication verb: "by mouth", "by consensus", "limited by habitus"
-# and "notified by resp therapist" stay.
-_BY_HANDLE = re.compile(
-    r"\b(?i:by)[ \t]+(?P<v>[a-z][a-z0-9]{1,15})"
-    r"(?=[ \t]+at[ \t]+\d|[ \t]+on[ \t]+\d|[ \t]*[.;,]?[ \t]*(?:$|\n)|[ \t]*[.;][ \t])"
-)
-_COMMUNICATION_CUE = re.compile(
-    r"\b(?i:called|discussed|communicated|relayed|notified|paged|conveyed|telephoned|phoned"
-    r"|informed|d/w|given|handed|passed|reported|verbal)\b"
-)
-_CC_LINE = re.compile(r"^[ \t]*cc[ \t]*:[ \t]*(?P<v>[^\n.]{1,200})", re.MULTILINE)
-_INITIALS_PAIR = re.compile(
-    r"(?<![\w/])(?P<v>[A-Z]{2,3}/[a-z]{2,3})(?=[ \t]*(?:$|[DT][ \t]*:|\d{1,2}[/.-]\d{1,2}\b))",
-    re.MULTILINE,
-)
-_SENTENCE_END = re.compile(
-    r"(?<!\b[Dd]r)(?<!\b[Mm]r)(?<!\b[Mm]s)(?<!\b[Mm]rs)(?<!\b[Pp]rof)[.!?][ \t]+(?=[A-Z])|\n"
-)
-# Routes and frequencies after a drug's route ("SC/bid", "IV/tid"): never a typist's initials.
-_DOSING = frozenset(
-    [
-        "po",
-        "im",
-        "sc",
-        "sq",
-        "iv",
-        "pr",
-        "sl",
-        "prn",
-        "ng",
-        "og",
-        "pv",
-        "top",
-        "bid",
-        "tid",
-        "qid",
-        "qd",
-        "qod",
-        "qhs",
-        "hs",
-        "qam",
-        "qpm",
-        "stat",
-        "daily",
-    ]
-)
-
-
-# How a result is passed on, not who passed it: "communicated by email", "paged by bleep".
-_MEDIA = frozenset(
-    [
-        "email",
-        "e-mail",
-        "mail",
-        "pager",
-        "page",
-        "bleep",
-        "fax",
-        "text",
-        "sms",
-        "voicemail",
-        "letter",
-        "telephone",
-        "phone",
-        "teams",
-        "chat",
-        "epic",
-        "portal",
-        "tannoy",
-        "intercom",
-    ]
-)
-
-
-def _handle(word: str) -> bool:
-    """A word no lexicon knows: "jkim", not "cough" ("CC: cough") or "consensus"."""
-    return (
-        not is_ordinary(word)
-        and _bare(word) not in _GRAMMAR
-        and word.lower() not in _MEDIA
-        and not (is_common_english(_bare(word)) and not is_person_name(_bare(word)))
-    )
-
-
-def user_name_spans(text: str) -> Iterator[Span]:
-    """Staff user names and initials by where they stand (see `_BY_HANDLE`)."""
-    for match in _BY_HANDLE.finditer(text):
-        # The sentence so far ("dr. smith" does not end one; ". The" does).
-        sentence = _SENTENCE_END.split(text[max(0, match.start() - 120) : match.start()])[-1]
-        if _COMMUNICATION_CUE.search(sentence) and _handle(match.group("v")):
-            yield Span(match.start("v"), match.end("v"), "NAME")
-    for match in _CC_LINE.finditer(text):
-        for word in re.finditer(r"[^\W\d_][\w'’-]*", match.group("v")):
-            if _handle(word.group()):
-                start = match.start("v") + word.start()
-                yield Span(start, start + len(word.group()), "NAME")
-    for match in _INITIALS_PAIR.finditer(text):
-        upper, lower = match.group("v").split("/")
-        if not is_ordinary(upper) and lower not in _DOSING:
-            yield Span(match.start("v"), match.end("v"), "NAME")
 
 
 def _name_rule_spans(text: str) -> Iterator[Span]:
