@@ -675,6 +675,11 @@ STRUCTURE_IDENTIFIERS = [
     ("Evaluated by Frederick Rehab for placement.", ["Frederick", "Rehab"]),
     ("extub 6/14, reintub 6/15", ["6/14", "6/15"]),
     ("(head ct 11/20 neg)", ["11/20"]),
+    # a phone's extension written onto it or after a colon; a culture's date, not its bottles
+    ("Call back at (443)555-0192x31 after rounds.", ["443", "0192", "31"]),
+    ("Pager 410-555-0148, ext: 2207", ["0148", "2207"]),
+    ("NO GROWTH TO DATE FROM 7/28 CULTURES", ["7/28"]),
+    ("ucx 3/9 neg, bcx 11/18 pending", ["3/9", "11/18"]),
 ]
 CASE_CLINICAL = [
     "BP 120/80, HR 88; given 1/2 NS; grade 2/6 murmur; 3/4 of the lung; T2/FLAIR; 2/3 strength.",
@@ -708,6 +713,12 @@ CASE_CLINICAL = [
     "PT SEEN BY ICU NP; HEPARIN DRIP RN AWARE; ON CALL HOUSE OFFICER MD AWARE.",
     "Lives alone and walks in the park; lives with wife in a two story house in town.",
     "Sputum is thick; Hope is family's wish; this is the daughter's first visit.",
+    # found by a reviewer of these rules: bottles before a culture word, devices before a
+    # post-nominal, a kind of home, a title-cased cue word
+    "2/4 blood cultures grew GPC; 1/2 UCx positive; cx 1/2 staph epi.",
+    "PT ON HIFLOW VAPOTHERM, NP AWARE.",
+    "Lives in uptown apartment; resides in a downtown condo.",
+    "Patient Awake And Comfortable; Nil By Mouth.",
 ]
 
 

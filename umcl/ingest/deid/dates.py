@@ -84,15 +84,18 @@ _DATED_EVENT = (
     r"mdt|mdm|meeting|clinic|conference|tumou?r[ \t]+board|appointment|visit|scan|study|exam|film"
 )
 # Studies and samples a note dates by their day: "10/16 CXR", "cultures 10/1".
-_STUDY = (
+_IMAGING = (
     r"cxr|ct|cta|mri|mra|kub|echo|tte|tee|ekg|ecg|eeg|us|u/s|ultrasound|x-?ray|films?|scan|doppler"
-    r"|cath|bronch|bronchoscopy|egd|colonoscopy|lp|cultures?|cx|bcx|ucx|sputum[ \t]+cx|labs"
+    r"|cath|bronch|bronchoscopy|egd|colonoscopy|lp|labs"
 )
+# Cultures: a month/day before or after the word ("cultures 10/1", "FROM 8/29 CULTURES"), but
+# a fraction of at most four counts bottles ("2/4 cultures grew", "1/2 BCx positive").
+_CULTURE = r"cultures?|cx|bcx|ucx|sputum[ \t]+cx"
 # What follows a fraction, a ratio or a dose, never a date.
 _NOT_A_FRACTION = (
     r"(?![ \t]*(?i:%|strength|str\b|ns\b|normal|saline|dose|doses|of[ \t]|mg|mcg|ml|l\b|mmhg|murmur|power"
     r"|units?|tabs?|tablets?|x\b|cm|mm|hrs?|hours?|days?|weeks?|wks?|months?|sec|split|ratio|rule|way"
-    r"|pain|scale|bl|cx|positive|negative|bottles?|sets?\b))"
+    r"|pain|scale|bl|cx|bcx|ucx|cultures?|positive|negative|bottles?|sets?\b))"
 )
 # Words before a month/day shape that make it a score, a setting or a fraction: "Grade 2/6",
 # "Power 4/5", "PS 10/5", "D5 1/2", "in 6/52" (weeks, as British notes write them).
@@ -168,6 +171,14 @@ def _uncounted_month_day(match: re.Match[str], text: str) -> bool:
     first, second = (int(x) for x in re.split(r"[/-]", match.group("v")))
     counted = re.match(r"[ \t]*(?i:pos|neg|\+|-)", text[match.end("v") :])
     return _month_day(match, text) and not (counted and first <= second <= 12)
+
+
+def _not_bottles(match: re.Match[str], text: str) -> bool:
+    """A month/day beside a culture word, unless it counts bottles: at most four of a set of two
+    or four ("cx 1/2 staph epi", "2/4 cultures"); "cultures 10/1", "ucx 4/5" are dates. (A date
+    of the first days of January to April written this way is read as a count.)"""
+    first, second = (int(x) for x in re.split(r"[/-]", match.group("v")))
+    return _month_day(match, text) and not first <= second <= 4
 
 
 def _consecutive_days(match: re.Match[str], text: str) -> bool:
@@ -278,15 +289,27 @@ DATE_RULES: list[_Rule] = [
     # counts: "cultures 2/4 positive" is none)
     _rule(
         "DATE",
-        rf"(?<![\w/.])(?P<v>\d{{1,2}}/\d{{1,2}})(?![/\d]|\.\d)(?=[ \t]+(?i:{_STUDY})\b)",
+        rf"(?<![\w/.])(?P<v>\d{{1,2}}/\d{{1,2}})(?![/\d]|\.\d)(?=[ \t]+(?i:{_IMAGING})\b)",
         "v",
         _uncounted_month_day,
     ),
     _rule(
         "DATE",
-        rf"\b(?i:{_STUDY})[ \t]+(?P<v>\d{{1,2}}/\d{{1,2}})(?![/\d]|\.\d){_NOT_A_FRACTION}",
+        rf"\b(?i:{_IMAGING})[ \t]+(?P<v>\d{{1,2}}/\d{{1,2}})(?![/\d]|\.\d){_NOT_A_FRACTION}",
         "v",
         _uncounted_month_day,
+    ),
+    _rule(
+        "DATE",
+        rf"\b(?i:{_CULTURE})[ \t]+(?P<v>\d{{1,2}}/\d{{1,2}})(?![/\d]|\.\d){_NOT_A_FRACTION}",
+        "v",
+        _not_bottles,
+    ),
+    _rule(
+        "DATE",
+        rf"(?<![\w/.])(?P<v>\d{{1,2}}/\d{{1,2}})(?![/\d]|\.\d)(?=[ \t]+(?i:{_CULTURE})\b)",
+        "v",
+        _not_bottles,
     ),
     # month and two-digit year, a year no day can be: "stent to RCA 12/82", "MI 3/99"
     # ("6/52" is six weeks in British notes, never a year)

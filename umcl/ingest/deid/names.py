@@ -67,12 +67,24 @@ def _given_name_word(token: str, following: str) -> bool:
 
 def _plain_word(token: str) -> bool:
     """A frequent English word written where case says nothing (all capitals or all lower
-    case) that is no census name: "DENIES", "STARTED", "currently"."""
-    bare = _bare(token)
+    case) that is barely a name: "DENIES", "STARTED", "currently", "ALERT"."""
+    return (token.isupper() or token.islower()) and _word_not_name(token)
+
+
+# Past this rank the census's surnames are rarer than the English words that share their
+# spelling ("alert" is the 66,111th surname and the 4,014th English word; "Mahoney" the 1,071st).
+_RARE_SURNAME = 50_000
+# The census's most frequent given names, which stand without the tagger after a relation.
+_COMMON_GIVEN = 1_000
+
+
+def _word_not_name(token: str, top: int = 30_000) -> bool:
+    """One of the `top` English words that is no given name and at most a rare surname."""
+    bare = _bare(token).replace("'", "").replace("’", "")
     return (
-        (token.isupper() or token.islower())
-        and is_common_english(bare)
-        and not is_person_name(bare)
+        is_common_english(bare, top)
+        and bare not in ranks("given_names")
+        and ranks("surnames").get(bare, _RARE_SURNAME + 1) > _RARE_SURNAME
     )
 
 
@@ -163,8 +175,10 @@ def _name_span(text: str, start: int, end: int, evidence: str = "context") -> Sp
         if token.lower() in _NAME_STOPS:
             break  # "DR. SMITH AT 1400"
         short = len(token.strip(".")) <= 2  # "LI" after "Dr." is a name, "ICU" after "per" is not
-        if evidence == "context" and _plain_word(token):
-            break  # "PT ALERT AND ORIENTED", "as per carevue": no case says it is a name
+        # "PT ALERT AND ORIENTED", "as per carevue"; capitalised, only the 10,000 most frequent
+        # words, which hold few names no census lists ("Patient Alert And …"; "Son Rahul" stays)
+        if evidence == "context" and (_plain_word(token) or _word_not_name(token, top=10_000)):
+            break
         if (
             last is not None
             and token.isupper()
@@ -462,7 +476,8 @@ def _name_finds(text: str) -> Iterator[tuple[Span, bool]]:
         words = list(re.finditer(r"\S+", match.group("v")))
         while len(words) >= 2 and not _caps_name_words([w.group() for w in words]):
             words.pop(0)  # "PER WARREN KAVALIUNAS NP": the name is what follows the cue
-        if len(words) >= 2:
+        # A census given name opens it: "AIRVO OPTIFLOW, NP AWARE" names two devices
+        if len(words) >= 2 and _bare(words[0].group()) in ranks("given_names"):
             yield Span(match.start("v") + words[0].start(), match.end("v"), "NAME"), True
     for match in _POSTNOMINAL.finditer(text):
         if span := _name_span(text, match.start("v"), match.end("v"), "postnominal"):
@@ -490,8 +505,12 @@ def _name_finds(text: str) -> Iterator[tuple[Span, bool]]:
                 yield Span(match.start("v"), match.end("v"), "NAME"), pattern is _AUTHOR_HANDLE
     for match in _NAME_IS_RELATION.finditer(text):
         first = _bare(match.group("v").split()[0])
-        if first in ranks("given_names") and not is_word_name(first) and first not in _GRAMMAR:
-            yield Span(match.start("v"), match.end("v"), "NAME"), True
+        rank = ranks("given_names").get(first)
+        if rank and not is_word_name(first) and first not in _GRAMMAR:
+            # A common given name stands ("Anne is family contact"); a rarer one shares its
+            # spelling with clinical shorthand more often ("Brady, wife at bedside", "Peg, her
+            # daughter's concern"): the tagger decides.
+            yield Span(match.start("v"), match.end("v"), "NAME"), rank <= _COMMON_GIVEN
     for match in _RELATION_COMMA_NAME.finditer(text):
         if _bare(match.group("v").split()[0]) in ranks("given_names"):
             yield (

@@ -187,6 +187,13 @@ _HOME_TOWN = re.compile(
 )  # "LIVES WITH SON AND FAMILY IN ROCKVILLE", "both live in hampton, ma"
 
 
+# A kind of home after the word: it describes the home ("lives in uptown apartment").
+_DWELLING = re.compile(
+    r"[ \t]+(?i:apartments?|apt|house|home|flat|condo|building|complex|facility|residence|shelter"
+    r"|community|estate|cottage|bungalow)\b"
+)
+
+
 def _home_towns(text: str) -> Iterator[Span]:
     """The longest run of words after a residence that the place list knows and that is, alone,
     no frequent English or clinical word ("lives in HAMPTON"; not "lives in a house")."""
@@ -194,8 +201,11 @@ def _home_towns(text: str) -> Iterator[Span]:
         words = list(re.finditer(r"\S+", match.group("v")))
         for n in range(min(len(words), MAX_PLACE_WORDS), 0, -1):
             phrase = " ".join(_bare(w.group()) for w in words[:n])
-            if is_place(phrase) and not (
-                n == 1 and (is_common_english(phrase, top=5_000) or is_ordinary(phrase))
+            after = text[match.start("v") + words[n - 1].end() :]
+            if (
+                is_place(phrase)
+                and not (n == 1 and (is_common_english(phrase, top=5_000) or is_ordinary(phrase)))
+                and not _DWELLING.match(after)
             ):
                 yield Span(match.start("v"), match.start("v") + words[n - 1].end(), "ADDRESS")
                 break

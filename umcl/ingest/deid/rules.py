@@ -301,8 +301,8 @@ _RULES: list[_Rule] = [
     # --- numbers with the shape of an identifier
     _rule(
         "PHONE",
-        r"(?<![\w+])(?:\+?1[ \t.-]?)?(?:\(\d{3}\)[ \t]?|\d{3}[ \t.-])\d{3}[ \t.-]\d{4}\b"
-        r"(?:[ \t]*(?i:x|ext\.?|extension)[ \t]*\d{1,6}\b)?",  # and its extension: "… 0780 x45"
+        r"(?<![\w+])(?:\+?1[ \t.-]?)?(?:\(\d{3}\)[ \t]?|\d{3}[ \t.-])\d{3}[ \t.-]\d{4}"
+        r"(?:,?[ \t]*\(?(?i:x|ext|extn|extension|\#)\.?[ \t]*:?[ \t]*\d{1,6}\b|\b)",  # "0780 x45", "0780x45"
     ),
     _rule(
         "PHONE", r"(?<![\w])\+\d{1,3}(?:[ \t.-]?\(?\d{1,5}\)?){2,5}\b", valid=_international_phone
