@@ -678,7 +678,6 @@ STRUCTURE_IDENTIFIERS = [
     # a phone's extension written onto it or after a colon; a culture's date, not its bottles
     ("Call back at (443)555-0192x31 after rounds.", ["443", "0192", "31"]),
     ("Pager 410-555-0148, ext: 2207", ["0148", "2207"]),
-    ("NO GROWTH TO DATE FROM 7/28 CULTURES", ["7/28"]),
     ("ucx 3/9 neg, bcx 11/18 pending", ["3/9", "11/18"]),
 ]
 CASE_CLINICAL = [

@@ -88,8 +88,8 @@ _IMAGING = (
     r"cxr|ct|cta|mri|mra|kub|echo|tte|tee|ekg|ecg|eeg|us|u/s|ultrasound|x-?ray|films?|scan|doppler"
     r"|cath|bronch|bronchoscopy|egd|colonoscopy|lp|labs"
 )
-# Cultures: a month/day before or after the word ("cultures 10/1", "FROM 8/29 CULTURES"), but
-# a fraction of at most four counts bottles ("2/4 cultures grew", "1/2 BCx positive").
+# Cultures: a month/day only after the word ("cultures 10/1"); before it a fraction counts
+# bottles ("2/4 cultures grew", "1/2 BCx positive").
 _CULTURE = r"cultures?|cx|bcx|ucx|sputum[ \t]+cx"
 # What follows a fraction, a ratio or a dose, never a date.
 _NOT_A_FRACTION = (
@@ -174,9 +174,9 @@ def _uncounted_month_day(match: re.Match[str], text: str) -> bool:
 
 
 def _not_bottles(match: re.Match[str], text: str) -> bool:
-    """A month/day beside a culture word, unless it counts bottles: at most four of a set of two
-    or four ("cx 1/2 staph epi", "2/4 cultures"); "cultures 10/1", "ucx 4/5" are dates. (A date
-    of the first days of January to April written this way is read as a count.)"""
+    """A month/day after a culture word, unless it counts bottles: at most four of a set of two
+    or four ("cx 1/2 staph epi", "bcx 2/4"); "cultures 10/1", "ucx 4/5" are dates. (A date of
+    the first days of January to April written this way is read as a count.)"""
     first, second = (int(x) for x in re.split(r"[/-]", match.group("v")))
     return _month_day(match, text) and not first <= second <= 4
 
@@ -302,12 +302,6 @@ DATE_RULES: list[_Rule] = [
     _rule(
         "DATE",
         rf"\b(?i:{_CULTURE})[ \t]+(?P<v>\d{{1,2}}/\d{{1,2}})(?![/\d]|\.\d){_NOT_A_FRACTION}",
-        "v",
-        _not_bottles,
-    ),
-    _rule(
-        "DATE",
-        rf"(?<![\w/.])(?P<v>\d{{1,2}}/\d{{1,2}})(?![/\d]|\.\d)(?=[ \t]+(?i:{_CULTURE})\b)",
         "v",
         _not_bottles,
     ),
