@@ -35,10 +35,15 @@ def is_common_english(word: str, top: int = 30_000) -> bool:
     return rank is not None and rank <= top
 
 
+def census_key(word: str) -> str:
+    """A word as the census lists write names: "O'Brien" as "obrien"."""
+    return word.lower().replace("'", "").replace("’", "")
+
+
 def is_person_name(word: str) -> bool:
-    """A census surname or given name; the census writes "O'Brien" as "obrien"."""
-    lower = word.lower().replace("'", "").replace("’", "")
-    return lower in ranks("surnames") or lower in ranks("given_names")
+    """A census surname or given name."""
+    key = census_key(word)
+    return key in ranks("surnames") or key in ranks("given_names")
 
 
 @cache

@@ -24,7 +24,7 @@ from umcl.ingest.deid.lexicon import (
     is_ordinary,
     is_word_name,
 )
-from umcl.ingest.deid.lists import is_common_english, is_person_name, ranks
+from umcl.ingest.deid.lists import census_key, is_common_english, is_person_name, ranks
 from umcl.ingest.deid.spans import Span
 
 _UP = r"[A-ZÀ-ÖØ-Þ]"  # an upper-case letter, accented ones included
@@ -80,7 +80,7 @@ _COMMON_GIVEN = 1_000
 
 def _word_not_name(token: str, top: int = 30_000) -> bool:
     """One of the `top` English words that is no given name and at most a rare surname."""
-    bare = _bare(token).replace("'", "").replace("’", "")
+    bare = census_key(_bare(token))
     return (
         is_common_english(bare, top)
         and bare not in ranks("given_names")
@@ -103,7 +103,7 @@ def _census_full_name(words: list[str]) -> bool:
     Failure"): after a cue, such a pair names a person whatever the tagger says."""
     if len(words) < 2:
         return False
-    bare = [_bare(w).replace("'", "").replace("’", "") for w in words]
+    bare = [census_key(_bare(w)) for w in words]
     return (
         bare[0] in ranks("given_names")
         and bare[-1] in ranks("surnames")
@@ -123,7 +123,7 @@ def _short_given_name(token: str, following: str) -> bool:
         and not is_ordinary(token)
         and nxt is not None
         and len(nxt.group(1)) >= 3
-        and _bare(nxt.group(1)).replace("'", "").replace("’", "") in ranks("surnames")
+        and census_key(_bare(nxt.group(1))) in ranks("surnames")
         and not is_ordinary(nxt.group(1))
         and not _is_abbreviation(nxt.group(1))
     )
