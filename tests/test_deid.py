@@ -679,6 +679,39 @@ STRUCTURE_IDENTIFIERS = [
     ("Call back at (443)555-0192x31 after rounds.", ["443", "0192", "31"]),
     ("Pager 410-555-0148, ext: 2207", ["0148", "2207"]),
     ("ucx 3/9 neg, bcx 11/18 pending", ["3/9", "11/18"]),
+    # sign-off lines: initials parted by a colon or anywhere in a dictation line, handles after
+    # "signed off by", "verified electronically by:", both ends of a read-back
+    ("Final report transcribed 0815 / RBW:tk", ["RBW", "tk"]),
+    ("Dictated by Dr Ames and typed LM/qs on the ward.", ["LM/qs"]),
+    ("Addendum JW/dp: measurements corrected.", ["JW/dp"]),
+    ("Study signed off by kfarouk before noon.", ["kfarouk"]),
+    ("Approved electronically by: tdelacroix", ["tdelacroix"]),
+    ("Critical finding read back by RN lmbeki to hwestover, 0210.", ["lmbeki", "hwestover"]),
+    # header lines, family-name-first orders, staff in capitals after their role, Dutch titles
+    ("re: wojciechowski, bartosz m - chest pa/lat", ["wojciechowski", "bartosz"]),
+    ("PATIENT LABEL  OYELOWO KENNETH  M  UNIT NO 5541203", ["OYELOWO", "KENNETH"]),
+    ("Client: MBEKI-DLAMINI, THANDIWE NOMSA", ["MBEKI", "THANDIWE", "NOMSA"]),
+    ("Interpreter booked for Tran Thi Huong and her husband.", ["Tran", "Huong"]),
+    ("BED 4: HOANG VAN PHUC, DAY 2 POST-OP", ["HOANG", "PHUC"]),
+    ("LINES CHECKED WITH CHARGE NURSE ZANELE MOKOENA AT 2200", ["ZANELE", "MOKOENA"]),
+    ("Verwezen door mevr. K. van der Berg-Smit.", ["Berg-Smit"]),
+    # day.month. without a year, an ordinal after "for the", a day by its name
+    ("Re-admitted 03.11. with fever.", ["03.11"]),
+    ("Listed for the 19th for bronchoscopy.", ["19th"]),
+    ("Symptoms began on Bastille Day; fell on St Brigid's Day.", ["Bastille", "Brigid"]),
+    ("NGUYEN VAN AN AT BEDSIDE", ["NGUYEN", " AN "]),
+    ("re: brown, david - chest x-ray", ["brown", "david"]),
+    ("LINES FLUSHED BY NURSE KAREN LEE, NO CONCERNS", ["KAREN", "LEE"]),
+    ("Relayed to sister ms. o'donoghue-price by phone.", ["donoghue"]),
+    # a town before its region's code, ages in years and months or after a bracketed sex
+    ("Films couriered from Toowoomba, QLD.", ["Toowoomba"]),
+    ("97y4m male, confusion.", ["97y4m"]),
+    ("(F) 94 presenting with a fall.", ["94"]),
+    # a DICOM dump's institution keyword, hospitals' abbreviations after "requested from"
+    ("(0008,0080) InstitutionName: ALDERWOOD COMMUNITY", ["ALDERWOOD"]),
+    ("Old films requested from SVMC and CRH.", ["SVMC", "CRH"]),
+    # a relation and a name closing the sentence
+    ("Consent witnessed by her nephew, Tendai.", ["Tendai"]),
 ]
 CASE_CLINICAL = [
     "BP 120/80, HR 88; given 1/2 NS; grade 2/6 murmur; 3/4 of the lung; T2/FLAIR; 2/3 strength.",
@@ -695,6 +728,37 @@ CASE_CLINICAL = [
     "Wanted to leave hospital; returned to the hospital; sent to another hospital.",
     "Increased to levophed 2; changed to cpap 5; F/U in 2/7.",
     "Sedation per protocol; settings per flow sheet; md aware; Per Fleischner Society guidelines.",
+    # look-alikes of the sign-off rules: views, ratios, histories, a read-back to a team
+    "Dictated: AP/lat views of the chest; I:E ratio 1:2; FEV1:fvc 0.62.",
+    "Addendum: PA/lat obtained; h/o COPD, c/o dyspnoea; s/p CABG.",
+    "Result called to the ward, read back to team.",
+    "Signed off by the team; read back by nursing staff.",
+    # look-alikes of the header, family-first, staff, date, town and age rules
+    "RE: CHEST PAIN, query PE. Re: left lower lobe collapse.",
+    "Le Fort II fracture; ho chi minh bundle not seen.",
+    "CHARGE NURSE AWARE OF PLAN; RESIDENT PAGED, FELLOW AWARE; PHYSIO CHEST PT DONE.",
+    "Nodule 2.5 cm, on 12.50 mg; scan 1.10 mSv; on Hospital Day 3, Post-op Day 2, on Day 5.",
+    "for the 2nd time, for the 3rd cycle; Chest, PA and lateral; Stable, OK.",
+    "(F) 95 kg; (M) 92%; (L) 95 mm.",
+    "Von Hippel-Lindau disease; Popliteal (Baker) cyst; St. Jude valve (St. Jude) in place.",
+    "Cough 2/52, fever 3/7; bladder about 1/2 full; lives with son, Alert.",
+    "Middle lobe collapse from nodal compression, in keeping with Brock syndrome.",
+    # a reviewer's look-alikes of this session's rules (each changed by a first version of them)
+    "ETT/ogt: secured at 22 cm at the lip. MAP/cvp: 65 and 8 after fluid bolus.",
+    "Addendum to typed report: RUQ/epi tenderness has improved.",
+    "Critical INR read back to ortho. Glucose 1.9 read back to triage. Result read back to sender.",
+    "Report signed off by physio. Read back by RN taking the call.",
+    "Results read back by charge nurse and verified.",
+    "RE: HENOCH SCHONLEIN PURPURA. Plan: do Thu Echo.",
+    "Heparin low mw. Enoxaparin given instead. Fluids: high mw Dextran 40 infused.",
+    "Lactate on admission 2.10, now 1.05. Creatinine previous 1.02. Lactate prior 2.11; now 1.4.",
+    "Referred for the 3rd and 4th toes buddy strapping; listed for the 2nd, 3rd and 4th ribs fixation.",
+    "Planned for the 2nd stage revision. Anxious on Apheresis Day.",
+    "Status: Mobile, OK to discharge. Catheter: Foley, DC today. Lines: Hickman, DC when afebrile.",
+    "Pulse (M) 98 irregular, apex 110. Pressures obtained from RHC and LHC.",
+    "Rash 3/7, itch 2/7. Headache 10/7, worse in mornings.",
+    "NURSE WILL CALL MD IF SBP < 90; NURSE MAY CALL FAMILY. RE: HILL SACHS LESION.",
+    "Lives with son, Alert. Accompanied by daughter; re: white cell count.",
     # a reviewer's look-alikes of the facility, ward, staff and shift-date rules
     "Pt transferred to MICU. Hospital course notable for AKI; on hospital day 5; clean hospital gown.",
     "Transferred to tertiary care hospital; seen in children's hospital; appt at outpatient medical center.",
@@ -955,6 +1019,20 @@ def test_second_heldout_set_is_scored_and_no_worse_than_its_first_score():
     # sentences changed (5.6 %); before this issue's code, 0.553 and 11.1 %
     assert result["recall_overall"] >= 0.75, result["misses"]
     assert result["clinical_changed"] <= 0.06, result["misses"]
+
+
+def test_third_heldout_set_is_scored_and_no_worse_than_its_first_score():
+    """`benchmarks/phi_heldout3.jsonl` was written by a reviewer who had read neither the
+    scrubber nor the other corpora, before the code it measures. A regression guard: see RESULTS."""
+    heldout = bench.load_corpus(REPO / "benchmarks/phi_heldout3.jsonl")
+    for entry in heldout:
+        assert all(i["text"] in entry["text"] for i in entry["identifiers"])
+    phi = [e for e in heldout if e["identifiers"]]
+    assert len(phi) >= 100 and len(heldout) - len(phi) >= 80
+    result = bench.score(bench.shipped(), heldout, bench.ordinary_words(heldout))
+    # its first score (the scrubber of 73b96e6): 0.863 of 182 identifiers, 1 of 88 changed
+    assert result["recall_overall"] >= 0.86, result["misses"]
+    assert result["clinical_changed"] <= 0.02, result["misses"]
 
 
 def test_the_tagger_gives_each_thread_its_own_answer() -> None:

@@ -79,6 +79,13 @@ _DATE_CUE = (
     r"|(?:exam|study|film|films|scan|ct|cxr|mri|x-ray|radiograph|echo|pet|us)[ \t]+(?:of|on|dated)"
     r"|mon|tue|tues|wed|thu|thur|thurs|fri|sat|sun|monday|tuesday|wednesday|thursday|friday|saturday|sunday"
 )
+# Date words after which day.month. is a date: the day something happened, not a measure's
+# "on admission", "prior", "last" ("Lactate on admission 2.10, now 1.05").
+_DOTTED_DATE_CUE = (
+    r"on|dated|from|since|until|till|admitted|discharged|seen|operated|transferred|born|dob"
+    r"|mon|tue|tues|wed|thu|thur|thurs|fri|sat|sun|monday|tuesday|wednesday|thursday|friday"
+    r"|saturday|sunday"
+)
 # What a date is of: "the 3/15 MDT", "the 4/22 thoracic meeting".
 _DATED_EVENT = (
     r"mdt|mdm|meeting|clinic|conference|tumou?r[ \t]+board|appointment|visit|scan|study|exam|film"
@@ -95,7 +102,7 @@ _CULTURE = r"cultures?|cx|bcx|ucx|sputum[ \t]+cx"
 _NOT_A_FRACTION = (
     r"(?![ \t]*(?i:%|strength|str\b|ns\b|normal|saline|dose|doses|of[ \t]|mg|mcg|ml|l\b|mmhg|murmur|power"
     r"|units?|tabs?|tablets?|x\b|cm|mm|hrs?|hours?|days?|weeks?|wks?|months?|sec|split|ratio|rule|way"
-    r"|pain|scale|bl|cx|bcx|ucx|cultures?|positive|negative|bottles?|sets?\b))"
+    r"|pain|scale|bl|cx|bcx|ucx|cultures?|positive|negative|bottles?|sets?\b|full|empty|filled))"
 )
 # Words before a month/day shape that make it a score, a setting or a fraction: "Grade 2/6",
 # "Power 4/5", "PS 10/5", "D5 1/2", "in 6/52" (weeks, as British notes write them).
@@ -133,6 +140,14 @@ _NOT_A_DATE_BEFORE = frozenset(
 )
 # Words before a British duration ("in 3/12", "for 2/7"), which a month/day shape can also be.
 _DURATION_BEFORE = frozenset(["in", "for", "after", "within", "over", "every", "each", "x"])
+# Symptoms a British duration follows: "cough 2/52, fever 3/7".
+_SYMPTOMS = _wordset(
+    "fever fevers febrile cough coughing pain sob dyspnoea dyspnea breathlessness wheeze wheezing"
+    " vomiting nausea diarrhoea diarrhea headache headaches malaise symptoms symptomatic illness"
+    " haemoptysis hemoptysis sputum rigors chills lethargy rash itch itching dysuria frequency"
+    " confusion loss swelling bleeding discharge constipation anorexia fatigue tiredness"
+    " palpitations dizziness syncope jaundice haematuria hematuria melaena melena reflux"
+)
 # A British duration counts days, months or weeks: the number after the slash is 7, 12 or 52.
 _DURATION_DENOMINATORS = frozenset([7, 12, 24, 52])  # days, months, hours, weeks
 # What an ordinal counts when it is no date: "the 5th rib", "14th percentile", "2nd cycle".
@@ -160,8 +175,11 @@ def _month_day(match: re.Match[str], text: str) -> bool:
     first, second = (int(x) for x in re.split(r"[/-]", match.group("v")))
     if not _not_after_a_measure(match, text):
         return False
-    if _word_before(match, text) in _DURATION_BEFORE and second in _DURATION_DENOMINATORS:
+    before = _word_before(match, text)
+    if before in _DURATION_BEFORE and second in _DURATION_DENOMINATORS:
         return False  # "in 6/52", "for 2/7", "over 12/24"; "plan for 10/3", "for 3/11" are dates
+    if before in _SYMPTOMS and second in _DURATION_DENOMINATORS:
+        return False  # how long a symptom has lasted: "cough 2/52", "fever 3/7", "rigors 10/7"
     return (1 <= first <= 12 and 1 <= second <= 31) or (1 <= first <= 31 and 1 <= second <= 12)
 
 
@@ -237,14 +255,17 @@ DATE_RULES: list[_Rule] = [
         rf"\b{_DAY}{_ORD}[ \t]+{_MONTH_CAP}[ \t]+['’]?\d{{2}}\b(?![ \t]*(?:mm|cm|%|x\b))",
     ),
     _rule("DATE", rf"\b{_MONTH_CAP}(?:-['’]?|[ \t]+['’])\d{{2}}\b(?![ \t]*(?:mm|cm|%))"),
-    # holidays name a day of the year: "Christmas Day 2019", "on Boxing Day", "Diwali 2021"
+    # holidays name a day of the year: "Christmas Day 2019", "on Boxing Day", "Diwali 2021", a
+    # saint's day ("St Stephen's Day")
     _rule(
         "DATE",
         r"\b(?:(?:Christmas(?![ \t-]+(?:tree|disease|factor))|New[ \t]+Year['’]?s)(?:[ \t]+(?:Day|Eve))?|Boxing[ \t]+Day"
         r"|Easter(?:[ \t]+(?:Sunday|Monday|Saturday))?|Good[ \t]+Friday|Thanksgiving(?:[ \t]+Day)?"
         r"|Diwali|Deepavali|Holi|Eid(?:[ \t-]+(?:al|ul)[ \t-]+(?:Fitr|Adha))?|Pongal|Onam|Hogmanay"
         r"|(?:Anzac|Australia|Canada|Independence|Republic|Memorial|Labou?r|Veterans['’]?|Remembrance"
-        r"|Valentine['’]?s|St\.?[ \t]+Patrick['’]?s|Martin[ \t]+Luther[ \t]+King)[ \t]+Day"
+        r"|Valentine['’]?s|Martin[ \t]+Luther[ \t]+King|Waitangi|Heritage|Victoria|Family|Bastille"
+        r"|Freedom|Youth|Reconciliation|Emancipation|Presidents['’]?|Columbus|Mother['’]?s|Father['’]?s"
+        r"|St\.?[ \t]+[A-Z][a-z]+['’]?s)[ \t]+Day|Juneteenth"
         r"|Halloween|Guy[ \t]+Fawkes(?:[ \t]+Night)?|Bonfire[ \t]+Night|(?:Chinese|Lunar)[ \t]+New[ \t]+Year"
         r")\b(?:,?[ \t]+(?:of[ \t]+)?(?:1[89]\d\d|20\d\d)\b)?|\bRamadan,?[ \t]+(?:1[89]\d\d|20\d\d)\b",
     ),
@@ -312,6 +333,32 @@ DATE_RULES: list[_Rule] = [
         rf"(?<![\w/.])(?P<v>(?:0?[1-9]|1[0-2])/(?!52\b)(?:3[2-9]|[4-9]\d|0\d))(?![/\d]|\.\d|[ \t]*%){_NOT_A_FRACTION}",
         "v",
         _not_after_a_measure,
+    ),
+    # day.month. without a year, as European notes write it: with its closing stop before the
+    # next word after a date word ("admitted 22.11. with", "on 3.04. the"), or before punctuation
+    # after what it dates ("MDT 17.05, please list"). Never after a value's words ("Lactate on
+    # admission 2.10, now 1.05", "Creatinine previous 1.02.": lab values have the same shape).
+    _rule(
+        "DATE",
+        rf"\b(?i:{_DOTTED_DATE_CUE})(?:[ \t]*[:,-][ \t]*|[ \t]+)"
+        rf"(?P<v>{_DAY}\.(?:0[1-9]|1[0-2])\.)(?=[ \t]+[A-Za-z])",
+        "v",
+    ),
+    _rule(
+        "DATE",
+        rf"\b(?i:{_DATED_EVENT})[ \t]+(?P<v>{_DAY}\.(?:0[1-9]|1[0-2])\.?)(?=[ \t]*(?:[,;)]|$))",
+        "v",
+        flags=re.MULTILINE,
+    ),
+    # booked for a day: "listed for the 19th for bronchoscopy", "for the 28th at 09:00" (what
+    # follows closes it: "for the 2nd stage", "for the 3rd and 4th toes", "for the 2nd, 3rd and
+    # 4th ribs" are none)
+    _rule(
+        "DATE",
+        r"\b(?i:for[ \t]+the)[ \t]+(?P<v>(?:3[01]|[12]\d|0?[1-9])(?i:st|nd|rd|th))\b"
+        r"(?=[ \t]*(?:[.;)]|,(?![ \t]*\d)|$|(?i:at|for|@)\b))",
+        "v",
+        flags=re.MULTILINE,
     ),
     # a day of the month by its ordinal after a date preposition: "on the 14th", "since the 2nd"
     _rule(

@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterator
 
 from umcl.ingest.deid.lexicon import _GRAMMAR, _MEDIA, _bare, is_ordinary
-from umcl.ingest.deid.lists import is_common_english, is_person_name
+from umcl.ingest.deid.lists import census_key, is_common_english, is_person_name, ranks
 from umcl.ingest.deid.spans import Span
 
 # Staff handles in sign-off and communication lines: "called to dr. … by jkim at 0315", "cc:
@@ -21,11 +21,25 @@ _BY_HANDLE = re.compile(
 )
 _COMMUNICATION_CUE = re.compile(
     r"\b(?i:called|discussed|communicated|relayed|notified|paged|conveyed|telephoned|phoned"
-    r"|informed|d/w|given|handed|passed|reported|verbal)\b"
+    r"|informed|d/w|given|handed|passed|reported|verbal|read[ -]?back)\b"
 )
 _CC_LINE = re.compile(r"^[ \t]*cc[ \t]*:[ \t]*(?P<v>[^\n.]{1,200})", re.MULTILINE)
+# A colon may part them too ("AKO:pf" closing a line).
 _INITIALS_PAIR = re.compile(
-    r"(?<![\w/])(?P<v>[A-Z]{2,3}/[a-z]{2,3})(?=[ \t]*(?:$|[DT][ \t]*:|\d{1,2}[/.-]\d{1,2}\b))",
+    r"(?<![\w/:])(?P<v>[A-Z]{2,3}[/:][a-z]{2,3})(?=[ \t]*(?:$|[DT][ \t]*:|\d{1,2}[/.-]\d{1,2}\b))",
+    re.MULTILINE,
+)
+# Right after the word that says it was typed or dictated, or after its time: "typed AG/ht.",
+# "Addendum KP/rn: …", "Dictated 10:42 / AKO:pf" ("Addendum: RUQ/epi tenderness" is no pair).
+_DICTATED_PAIR = re.compile(
+    r"\b(?i:typed|dictated|dict|transcribed|addendum|initials)(?:[ \t]+(?i:by))?"
+    r"(?:[ \t]+\d{1,2}:\d{2}[ \t]*/?)?[ \t]+(?P<v>[A-Z]{2,3}[/:][a-z]{2,3})(?![\w/])"
+)
+# A closed-loop read-back names both ends: "read back by RN ejohansson to cxu".
+_READ_BACK = re.compile(r"\b(?i:read[ -]?back)\b")
+_TO_HANDLE = re.compile(
+    r"\bto[ \t]+(?:(?i:rn|dr\.?|nurse|md)[ \t]+)?(?P<v>[a-z][a-z0-9]{2,15})"
+    r"(?=[ \t]*[.;,]|[ \t]+at[ \t]+\d|[ \t]*$)",
     re.MULTILINE,
 )
 _SENTENCE_END = re.compile(
@@ -71,6 +85,21 @@ def _handle(word: str) -> bool:
     )
 
 
+def user_name_shaped(word: str) -> bool:
+    """An initial or two and a census surname ("hwestover", "ejohansson"), or letters and
+    digits ("jdoe2"): how user names are made; a ward's shorthand ("paeds", "ccot") is neither."""
+    if re.fullmatch(r"[a-z]{2,}\d{1,4}", word):
+        return True
+    return (
+        len(word) >= 5
+        and not is_common_english(word)
+        and any(
+            census_key(word[k:]) in ranks("surnames") and not is_common_english(word[k:])
+            for k in (1, 2)
+        )
+    )
+
+
 def user_name_spans(text: str) -> Iterator[Span]:
     """Staff user names and initials by where they stand (see `_BY_HANDLE`)."""
     for match in _BY_HANDLE.finditer(text):
@@ -78,12 +107,18 @@ def user_name_spans(text: str) -> Iterator[Span]:
         sentence = _SENTENCE_END.split(text[max(0, match.start() - 120) : match.start()])[-1]
         if _COMMUNICATION_CUE.search(sentence) and _handle(match.group("v")):
             yield Span(match.start("v"), match.end("v"), "NAME")
+    for match in _TO_HANDLE.finditer(text):
+        sentence = _SENTENCE_END.split(text[max(0, match.start() - 120) : match.start()])[-1]
+        word = match.group("v")
+        # Stricter than a handle after "by": a user name's shape ("read back to triage" is none).
+        if _READ_BACK.search(sentence) and _handle(word) and user_name_shaped(word):
+            yield Span(match.start("v"), match.end("v"), "NAME")
     for match in _CC_LINE.finditer(text):
         for word in re.finditer(r"[^\W\d_][\w'’-]*", match.group("v")):
             if _handle(word.group()):
                 start = match.start("v") + word.start()
                 yield Span(start, start + len(word.group()), "NAME")
-    for match in _INITIALS_PAIR.finditer(text):
-        upper, lower = match.group("v").split("/")
-        if not is_ordinary(upper) and lower not in _DOSING:
+    for match in (*_INITIALS_PAIR.finditer(text), *_DICTATED_PAIR.finditer(text)):
+        upper, lower = re.split(r"[/:]", match.group("v"))
+        if not is_ordinary(upper) and not is_ordinary(lower) and lower not in _DOSING:
             yield Span(match.start("v"), match.end("v"), "NAME")

@@ -192,6 +192,15 @@ miliary name names surname forename sex gender postcode pincode suburb zip medic
 aadhaar ihi nhi uhid ur urn bat batwing wing wings golfer golfer's housemaid housemaid's
 boxer boxer's hangman hangman's shoveler shoveler's tennis jumper's runner's swimmer's
 """
+# Hospital services and teams as notes shorten them ("read back to ortho", "per neuro", "signed
+# off by physio"): never a person or a place.
+_SERVICES = """
+ortho orthopaedics orthopedics physio physiotherapy haem haematology heme hematology onc oncology
+hemonc haemonc obs gyn obgyn paeds peds paediatrics pediatrics scbu nnu ccot rrt triage
+anaesthetics anaesthesia anesthesia anaes gastro cardio cards resp neuro nephro uro urology derm
+rheum endo ent maxfax plastics psych geris gerontology palliative micro rads surg slt ot
+dietetics dietitian tvn
+"""
 # Laboratory and bedside abbreviations written in mixed case ("Hb 9.8", "Hgb", "SpO2"), and the
 # short forms of Indian, UK and Australian reports ("K/C/O", "B/L", "Rt", "SpR", "RACF").
 _LAB_AND_SHORT_FORMS = """
@@ -237,7 +246,7 @@ _EPONYMS = _wordset(
     koch pott ghon ranke assmann salter-harris hill-sachs bankart widal mantoux schatzker
     segond lisfranc monteggia galeazzi colles osgood-schlatter perthes romanus forestier
     cushing crohn paget parkinson alzheimer hashimoto marfan hirschsprung hickam occam haller
-    hampton lyme legionnaires brock ortner mallory-weiss williams-campbell lady-windermere
+    hampton lyme legionnaires brock ortner hippel lindau hippel-lindau von-hippel-lindau mallory-weiss williams-campbell lady-windermere
     epstein-barr coxsackie norwalk hantaan hanta ebola marburg lassa nipah hendra zika dengue
     chikungunya powassan"""
 )
@@ -303,7 +312,7 @@ _DISEASE_OR_PROCEDURE = re.compile(
 # ("Kerley B lines", "Baker's cyst", "Garden III fracture", "Salter-Harris type 2 fracture").
 # A second eponym may come first ("Austin Flint murmur", "Grey Turner sign").
 _EPONYM_LINK = re.compile(
-    r"^(?:['’]s?)?(?:[ \t-]+[A-Z][a-z]+(?:['’]s?)?(?=[ \t-]+[a-z]))?"
+    r"^(?:['’]s?)?\)?(?:[ \t-]+[A-Z][a-z]+(?:['’]s?)?(?=[ \t-]+[a-z]))?"
     r"(?:[-\s]*(?:[A-Za-z]|[IVX]{1,4}[A-Fa-f]?|[Tt][Yy][Pp][Ee][\s-]*(?:\d+|[IVX]+)"
     r"|\d+[A-Ca-c]?)\b)?[\s-]*(?P<head>[A-Za-z]+)"
 )
@@ -358,7 +367,9 @@ def is_word_name(word: str) -> bool:
 
 _WORDS = frozenset(
     w.lower()
-    for w in (_FUNCTION_WORDS + _CLINICAL_WORDS + _INSTITUTION_WORDS + _LAB_AND_SHORT_FORMS).split()
+    for w in (
+        _FUNCTION_WORDS + _CLINICAL_WORDS + _INSTITUTION_WORDS + _LAB_AND_SHORT_FORMS + _SERVICES
+    ).split()
 )
 # Grammar words that are also given names ("Will", "May", "Hope"): after a cue and before a
 # surname they are the first name ("phoned to Will Brown"), not a role word to skip.

@@ -25,6 +25,7 @@ from umcl.ingest.deid.lexicon import (
     is_word_name,
 )
 from umcl.ingest.deid.lists import census_key, is_common_english, is_person_name, ranks
+from umcl.ingest.deid.name_orders import name_order_spans
 from umcl.ingest.deid.spans import Span
 
 _UP = r"[A-ZÀ-ÖØ-Þ]"  # an upper-case letter, accented ones included
@@ -215,7 +216,7 @@ _TITLE = (
     r"(?:[Dd]r|DR|[Dd]octor|DOCTOR|Mrs|Mr|Ms|Mx|Miss|MRS|MISS|Prof|Professor|[Nn]urse|Sister|Sr)"
 )
 _TITLED = re.compile(
-    rf"\b(?P<title>(?:{_TITLE}|mrs|mr|ms|MR|MS)(?:\.[ \t]*|[ \t]+))(?P<v>{_NAME_SEQ}|{_CAPS_WORD}(?:[ \t]{_CAPS_WORD}){{0,2}})"
+    rf"\b(?P<title>(?:{_TITLE}|mrs|mr|ms|MR|MS|Mw|mw\.(?=[ \t]*[A-Z]\.)|[Mm]evr|[Dd]hr|Mme|Mlle)(?:\.[ \t]*|[ \t]+))(?P<v>{_NAME_SEQ}|{_CAPS_WORD}(?:[ \t]{_CAPS_WORD}){{0,2}})"
 )  # "Dr.King": a title's full stop may end it without a space
 # A name in lower case before its post-nominal: "irene snell, rn", "mary o'hara np aware".
 _LOWER_POSTNOMINAL = re.compile(
@@ -299,8 +300,10 @@ _CUED_NAME = re.compile(
 _FAMILY_NAME = re.compile(rf"\b(?P<v>{_NAME_WORD})[ \t]+(?i:family)\b")
 _AUTHOR_HANDLE = re.compile(
     r"\b(?i:(?:signed|dictated|read|transcribed|verified|approved|performed|protocoll?ed|prepared"
-    r"|entered|reviewed|finalized|prelim(?:inary)?(?:[ \t]+read)?|wet[ \t]+read|authori[sz]ed)[ \t]+by[ \t]*:?[ \t]+(?:(?:the[ \t]+)?(?:technologist|tech|resident"
-    r"|fellow|radiologist)[ \t]+)?|(?:technologist|tech)[ \t]*:?[ \t]+)(?P<v>[a-z][a-z0-9._-]{2,}[a-z0-9])\b"
+    r"|entered|reviewed|finalized|prelim(?:inary)?(?:[ \t]+read)?|wet[ \t]+read|authori[sz]ed)"
+    r"(?:[ \t]+(?:off|back|electronically))?[ \t]+by[ \t]*:?[ \t]+(?:(?:the[ \t]+)?(?:technologist|tech"
+    r"|resident|fellow|radiologist|rn|nurse|dr\.?|md)[ \t]+)?|(?:technologist|tech)[ \t]*:?[ \t]+)"
+    r"(?P<v>[a-z][a-z0-9._-]{2,}[a-z0-9])\b"
 )
 
 # A relation and a name in brackets, either way round: "Son (Rahul)", "GP (Dr Helen O'Neill)",
@@ -312,8 +315,9 @@ _RELATION_NAME = re.compile(
 )
 # A relation and a given name set off by commas: "Son, Ed, was updated", "wife, Mary, at bedside".
 _RELATION_COMMA_NAME = re.compile(
-    rf"\b(?i:{_RELATION})[ \t]*,[ \t]*(?P<v>{_UP}[a-z]+(?:[ \t]+{_UP}[a-z'’-]+)?)[ \t]*,"
-)
+    rf"\b(?i:{_RELATION})[ \t]*,[ \t]*(?P<v>{_UP}[a-z]+(?:[ \t]+{_UP}[a-z'’-]+)?)[ \t]*(?P<end>,|[.;](?:[ \t]|$)|$)",
+    re.MULTILINE,
+)  # or closing the sentence: "discussed with her grandson, Kwabena."
 # A given name said to be a relation: "Anne is family contact", "Marcus, her son, called".
 _NAME_IS_RELATION = re.compile(
     rf"(?<![\w'’-])(?P<v>{_UP}[a-z]+(?:[ \t]+{_UP}[a-z'’-]+)?)(?:[ \t]+(?:is|was)|[ \t]*,)[ \t]+"
@@ -352,7 +356,11 @@ _LOWER_AFTER_PERSON = re.compile(
 )
 
 
-def _lower_case_names(text: str) -> Iterator[Span]:
+_TITLE_STOP = re.compile(r"\b(?i:mrs|mr|ms|miss|dr)\.")
+
+
+def _lower_case_names(text: str) -> Iterator[tuple[Span, bool]]:
+    """Strong after a title with its stop ("ms. d'ambrosio-kent"), else for the tagger to confirm."""
     for match in _LOWER_AFTER_PERSON.finditer(text):
         end = None
         for word in re.finditer(r"[^ \t]+", match.group("v")):
@@ -363,7 +371,8 @@ def _lower_case_names(text: str) -> Iterator[Span]:
                 break
             end = match.start("v") + word.end()
         if end is not None:
-            yield Span(match.start("v"), end, "NAME")
+            titled = _TITLE_STOP.search(text, match.start(), match.start("v")) is not None
+            yield Span(match.start("v"), end, "NAME"), titled
 
 
 # A member of staff after their role or "per", in any case: "per carol wolfe", "md Saeed", "W/MD
@@ -501,8 +510,12 @@ def _name_finds(text: str) -> Iterator[tuple[Span, bool]]:
             yield Span(match.start("v"), end, "NAME"), True  # initials: "Radiographer: TJ"
     for pattern in (_AUTHOR_HANDLE, _LOWER_CASE_NAME):
         for match in pattern.finditer(text):
-            if not is_ordinary(match.group("v")):
-                yield Span(match.start("v"), match.end("v"), "NAME"), pattern is _AUTHOR_HANDLE
+            value = match.group("v")
+            if is_ordinary(value) or (
+                pattern is _AUTHOR_HANDLE and is_common_english(value) and not is_person_name(value)
+            ):
+                continue  # "read back by RN taking the call", "signed off by charge nurse"
+            yield Span(match.start("v"), match.end("v"), "NAME"), pattern is _AUTHOR_HANDLE
     for match in _NAME_IS_RELATION.finditer(text):
         first = _bare(match.group("v").split()[0])
         rank = ranks("given_names").get(first)
@@ -512,7 +525,11 @@ def _name_finds(text: str) -> Iterator[tuple[Span, bool]]:
             # daughter's concern"): the tagger decides.
             yield Span(match.start("v"), match.end("v"), "NAME"), rank <= _COMMON_GIVEN
     for match in _RELATION_COMMA_NAME.finditer(text):
-        if _bare(match.group("v").split()[0]) in ranks("given_names"):
+        first = match.group("v").split()[0]
+        closing = match.group("end") != ","  # then no word at all, nor a census name that is one
+        if (
+            _bare(first) in ranks("given_names") and not (closing and _plain_word(first.lower()))
+        ) or (closing and not (is_ordinary(first) or is_common_english(_bare(first)))):
             yield (
                 Span(match.start("v"), match.end("v"), "NAME"),
                 True,
@@ -533,11 +550,14 @@ def _name_finds(text: str) -> Iterator[tuple[Span, bool]]:
         parts = re.split(r"[ \t]*/[ \t]*", match.group(group))
         if not any(is_ordinary(p) or _TITLE_ONLY.fullmatch(p) for p in parts):
             yield Span(match.start(group), match.end(group), "NAME"), True
+    for span in name_order_spans(text):
+        yield span, True  # a header's name, a family name first, staff after a role in capitals
     for span in user_name_spans(text):
         yield span, True  # staff handles stay out of every vocabulary, whatever the tagger says
     for span in _staff_after_role(text):
         yield span, True  # a role and a census name or, after a doctor, no word at all
-    for span in (*_lower_case_names(text), *_initial_names(text)):
+    yield from _lower_case_names(text)
+    for span in _initial_names(text):
         yield span, False
     for match in _FAMILY_NAME.finditer(text):
         word = match.group("v")

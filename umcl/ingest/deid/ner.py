@@ -25,7 +25,8 @@ from umcl.ingest.deid.lexicon import (
     _is_abbreviation,
     is_ordinary,
 )
-from umcl.ingest.deid.names import _UP
+from umcl.ingest.deid.lists import is_place
+from umcl.ingest.deid.names import _UP, _word_not_name
 from umcl.ingest.deid.spans import Span
 
 _NER_LABELS = {
@@ -126,6 +127,8 @@ def _ner_spans(text: str) -> Iterator[Span]:
             continue  # "Swan-Ganz", "St. Jude", "Fazekas 2": makers, eponyms and scales alone
         if not any(t.text[:1].isupper() for t in tokens):
             continue
+        if len(tokens) == 1 and _word_not_name(tokens[0].text) and not is_place(tokens[0].text):
+            continue  # "lives with son, Alert.": a frequent English word that is barely a name
         start, end = tokens[0].idx, tokens[-1].idx + len(tokens[-1].text)
         if label != "NAME" and len(tokens) == 1 and _opens_sentence(text, start, end):
             continue  # "Scimitar vein …", "Osteopenia.": a clinical word the lexicon lacks

@@ -237,7 +237,40 @@ def _place_guesses(text: str) -> Iterator[Span]:
     yield from _listed_places(text)
 
 
+# A town before its state's or province's code: "(Perth, WA)", "Towson, MD 21204", "Kingston,
+# ON" (US, Canadian and Australian codes, in capitals; the town must be on the place list and,
+# alone, none of the 1,000 most frequent English words or a clinical word: "Chest, PA" stays).
+# Codes that are also clinical abbreviations ("Foley, DC", "Mobile, OK", "Chest, PA", "SC",
+# "NT", "CA 19-9", "PE", "MS", "LA", "IN", "OR") are left out.
+_REGION = (
+    r"AL|AK|AZ|AR|CO|DE|FL|GA|IL|IA|KS|KY|MD|MA|MI|MN|MO|MT|NV|NH|NJ|NM|NY|NC|ND|OH|RI|SD|TN|TX"
+    r"|UT|VT|VA|WA|WV|WI|WY|BC|QC|SK|YT|NU|NSW|VIC|QLD|TAS"
+)
+_TOWN_AND_REGION = re.compile(
+    rf"(?<![\w'’-])(?P<v>{_UP}[\w'’-]+(?:[ \t]+{_UP}[\w'’-]+){{0,2}}),[ \t]*(?:{_REGION})\b(?![.'’-]?\w)"
+)
+
+
+def _towns_before_regions(text: str) -> Iterator[Span]:
+    for match in _TOWN_AND_REGION.finditer(text):
+        words = match.group("v").split()
+        for first in range(len(words)):  # "Seen in Ellicott City, MD": the longest listed tail
+            phrase = " ".join(words[first:])
+            if is_place(phrase) and not (
+                first == len(words) - 1
+                and (
+                    is_common_english(phrase, top=1_000)
+                    or is_ordinary(phrase)
+                    or _bare(phrase) in _EPONYMS
+                )
+            ):
+                start = match.end("v") - len(phrase)
+                yield Span(start, match.end("v"), "ADDRESS")
+                break
+
+
 def _address_spans(text: str) -> Iterator[Span]:
+    yield from _towns_before_regions(text)
     for match in _ADDRESS_START.finditer(text):
         end = match.end()
         while tail := _ADDRESS_TAIL.match(text, end):

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from umcl.ingest.deid.dates import _NOT_A_FRACTION, DATE_RULES, _uncounted_month_day
 from umcl.ingest.deid.lexicon import (
     _CLINICAL_ALNUM,
+    _EPONYMS,
     _GRAMMAR,
     _bare,
     _is_abbreviation,
@@ -236,6 +237,21 @@ _RULES: list[_Rule] = [
         r"\b(?:9\d|1[01]\d)[ \t]*-?[ \t]*(?:years?|yrs?|yo|y/o|y\.o\.?|y)\b\.?(?:[ \t]*-?[ \t]*old)?",
         flags=_I,
     ),
+    # years and months, as a paediatric or geriatric header writes them: "92y9m", "101 y 2 mo"
+    _rule(
+        "AGE",
+        r"\b(?:9\d|1[01]\d)[ \t]*(?:y|yrs?)[ \t]*\d{1,2}[ \t]*(?:m|mo|mos|months?)\b",
+        flags=_I,
+    ),
+    # the sex in brackets before the age where a line or a field opens: "(M) 96 with
+    # haemoptysis", "(M), 97, fall" ("Pulse (M) 98 irregular" is a monitor's reading)
+    _rule(
+        "AGE",
+        rf"\((?:[MF]|male|female)\)[ \t]*,?[ \t]*(?P<v>9\d|1[01]\d)\b{_NOT_AGE_UNIT}",
+        "v",
+        _after_break,
+        flags=_I,
+    ),
     _rule("AGE", r"\bage[sd]?\b[ \t]*[:=]?[ \t]*(?:of[ \t]+)?(?:9\d|1[01]\d)\b", flags=_I),
     _rule("AGE", r"\b(?:9\d|1[01]\d)(?:[MF]|[ \t]?(?:yo|y/o)[ \t]?[MF])\b", valid=_not_temperature),
     _rule(
@@ -353,10 +369,11 @@ _RULES: list[_Rule] = [
         "v",
         _non_ordinary_value,
     ),
-    # institution fields of RIS and DICOM headers: "Institution: ST MARY'S GENERAL"
+    # institution fields of RIS and DICOM headers: "Institution: ST MARY'S GENERAL",
+    # "InstitutionName: …" (a DICOM dump's keyword)
     _rule(
         "INSTITUTION",
-        r"\b(?i:institution(?:[ \t]+name)?|hospital(?:[ \t]+name)?|facility(?:[ \t]+name)?"
+        r"\b(?i:institution(?:[ \t]*name)?|hospital(?:[ \t]*name)?|facility(?:[ \t]*name)?"
         r"|(?:referring|sending|performing|treating|transferring)[ \t]+(?:hospital|facility|institution|centre|center|site))"
         r"[ \t]*:[ \t]*(?P<v>[^\s:;,.][^\n:;]*?)(?=[ \t]*(?:$|\n|;|[ \t]{2,}|\.(?:[ \t]|$)|,[ \t]*[A-Z][a-z]+[ \t]*:))",
         "v",
@@ -445,20 +462,25 @@ _RULES: list[_Rule] = [
 _GUESS_RULES: list[_Rule] = [
     # a facility named by where a patient or an image came from or went: "came into GH",
     # "Outside CT from NWMC", "Followed by SJRH", "Prior CT at Kingsmead Royal", "transferred
-    # from Szeged"; abbreviations only as hospitals and medical centres write them (…H, …MC, …HC)
+    # from Szeged", "records requested from SVMC and CRH"; abbreviations only as hospitals and
+    # medical centres write them (…H, …MC, …HC)
     _rule(
         "INSTITUTION",
         r"\b(?i:tr?ans?ferr?e?d|transfer|admitted|seen|prior|previous|outside|old|external|films?|ct|cxr|mri"
         r"|images?|imaging|studies|study|came|come|brought|arrived|discharged|followed|treated|presented"
-        r"|referred|sent|returned)\b[^.\n;]{0,25}?\b(?i:at|from|to|into|by)[ \t]+(?:(?i:the)[ \t]+)?"
-        rf"(?P<v>[A-Z]{{0,4}}(?:H|MC|HC)\b|{_UP}[a-z][\w'’-]+(?:[ \t]+{_UP}[\w'’-]+){{0,3}})",
+        r"|referred|sent|returned|requested|received|faxed|records|reports?)\b[^.\n;]{0,25}?"
+        r"\b(?i:at|from|to|into|by)[ \t]+(?:(?i:the)[ \t]+)?"
+        rf"(?P<v>[A-Z]{{0,4}}(?:H|MC|HC)\b(?:[ \t]+(?:and|or|&)[ \t]+[A-Z]{{0,4}}(?:H|MC|HC)\b)?"
+        rf"|{_UP}[a-z][\w'’-]+(?:[ \t]+{_UP}[\w'’-]+){{0,3}})",
         "v",
         _facility_name,
     ),
     # a saint's name is a hospital's more often than anything else in a note: "transfer to St.
-    # Mary's", "accepted by St. Agnes" (not "5 Main St" or "St. Jude" devices: the tagger decides)
+    # Mary's", "accepted by St. Agnes" (not "5 Main St"; the tagger decides)
     _rule(
-        "INSTITUTION", rf"(?<!\d[ \t])\b(?:St|ST|Saint)\.?[ \t]+{_UP}[\w'’]*(?:[ \t]+{_UP}\b\.?)?"
+        "INSTITUTION",
+        rf"(?<!\d[ \t])\b(?:St|ST|Saint)\.?[ \t]+(?P<saint>{_UP}[\w'’]*)(?:[ \t]+{_UP}\b\.?)?",
+        valid=lambda m, t: _bare(m.group("saint")) not in _EPONYMS,  # "St. Jude" valves
     ),
     # "U Maryland", "Univ. of Iowa"
     _rule(

@@ -24,6 +24,7 @@ from typing import Any
 
 from umcl.errors import UMCLError
 from umcl.ingest.deid.lexicon import (
+    _EPONYM_HEADS,
     _EPONYMS,
     _NAMED_SCALES,
     _bare,
@@ -32,7 +33,8 @@ from umcl.ingest.deid.lexicon import (
     _is_abbreviation,
     is_ordinary,
 )
-from umcl.ingest.deid.lists import ranks
+from umcl.ingest.deid.lists import is_common_english, ranks
+from umcl.ingest.deid.places import _DWELLING
 from umcl.ingest.deid.spans import Span
 
 MODEL_DIR = Path(__file__).parent / "tagger"
@@ -286,10 +288,23 @@ def tag(text: str, layers: dict[str, list[Span]]) -> Tagging:
             is_ordinary(t.text)
             or _bare(t.text) in _EPONYMS
             or _bare(t.text) in _NAMED_SCALES
+            or (t.text.islower() and _bare(t.text) in _EPONYM_HEADS)
+            or _describes_a_home(text, t)
             or _eponym_head_follows(text, t.end)
             or any(a <= t.start and t.end <= b for a, b in phrases)
             or (t.text.islower() and _GENUS_INITIAL.search(text, max(0, t.start - 4), t.start))
         )
         for i, t in enumerate(tokens)
-    ]  # "Normal heart size", "Mediport catheter", "Hampton hump", "circle of Willis", "E. faecalis"
+    ]  # "Normal heart size", "Mediport catheter", "Hampton hump", "circle of Willis", "E. faecalis",
+    # "Brock syndrome" (a head noun in lower case is never an identifier)
     return Tagging(tokens, labels, phi, protected)
+
+
+def _describes_a_home(text: str, token: Token) -> bool:
+    """A frequent English word in lower case before a kind of home describes it ("uptown
+    apartment", "downtown condo"); `places.py`'s home towns skip it the same way."""
+    return (
+        token.text.islower()
+        and is_common_english(token.text, top=20_000)
+        and _DWELLING.match(text, token.end) is not None
+    )

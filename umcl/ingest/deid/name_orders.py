@@ -1,0 +1,152 @@
+"""Names by the order their words stand in, whatever the case: a header line's `LAST, FIRST` or
+`LAST FIRST`, Vietnamese family-name-first names, and a member of staff in capitals after their
+role. One of the name layers (`names.py` yields them with its own, as strong evidence)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+
+from umcl.ingest.deid.lexicon import (
+    _GRAMMAR,
+    _bare,
+    _is_abbreviation,
+    _wordset,
+    is_ordinary,
+    is_word_name,
+)
+from umcl.ingest.deid.lists import census_key, is_common_english, ranks
+from umcl.ingest.deid.spans import Span
+
+_UP = r"[A-ZÀ-ÖØ-Þ]"
+_CAPS = rf"{_UP}[A-ZÀ-ÖØ-Þ'’]+(?:-{_UP}[A-ZÀ-ÖØ-Þ'’]+)*"
+_LOWER = r"[a-zà-öø-ÿ][a-zà-öø-ÿ'’]+(?:-[a-zà-öø-ÿ][a-zà-öø-ÿ'’]+)*"
+
+# A header line that opens with who the record is about, without a field colon or with one
+# that `names.py`'s field labels do not know: "re: przybylski, tomasz j", "PATIENT LABEL
+# ABERNATHY KEITH  M", "Client: N'DIAYE-FALL, AMINATA KHADY".
+_HEADER = re.compile(
+    r"^[ \t]*(?i:re|client|patient[ \t]+label|label|worklist|pt[ \t]+label)(?:[ \t]*:[ \t]*|[ \t]+)"
+    rf"(?P<v>{_CAPS},?[ \t]+{_CAPS}(?:[ \t]+{_CAPS}){{0,2}}|{_LOWER},?[ \t]+{_LOWER}(?:[ \t]+{_LOWER})?)"
+    r"(?![\w'’-])",
+    re.MULTILINE,
+)
+
+# Vietnamese names put the family name first and a middle name after it ("Nguyen Van An",
+# "DO THI THU TRANG"): a frequent family name before one of the frequent middle names, and one
+# or two given names. "Le Fort" has no middle name; "Ho Chi Minh" no middle name of the list.
+_VIETNAMESE = re.compile(
+    r"(?<![\w'’-])(?P<v>(?=[A-ZĐ])(?i:nguy[eễ]n|tr[aầ]n|l[eê]|ph[aạ]m|ho[aà]ng|hu[yỳ]nh|phan|v[uũ]|v[oõ]|[dđ][aặ]ng"
+    r"|b[uù]i|[dđ][oỗ]|h[oồ]|ng[oô]|d[uư][oơ]ng|l[yý]|tr[uư][oơ]ng|[dđ]inh|l[aâ]m|mai|t[aạ]|cao)"
+    r"[ \t]+(?i:v[aă]n|th[iị]|[dđ][uứ]c|h[uữ]u|ng[oọ]c|qu[oố]c|thanh|c[oô]ng|xu[aâ]n)"
+    r"(?:[ \t]+[\wÀ-ỹ]+){1,2})(?![\w'’-])"
+)
+
+# A member of staff in capitals after their role: "CHARGE NURSE OLUWAKEMI ADEYINKA", "IV NURSE
+# VIRGINIA SALLESE CALLED". Each word is no English, clinical or grammar word, or the first is
+# a census given name ("VIRGINIA"); two words at least, so "NURSE AWARE" and "RN CARE" stay.
+_STAFF_CAPS = re.compile(
+    r"(?<![\w'’-])(?:NURSE|PHYSIO|PHYSIOTHERAPIST|THERAPIST|PHARMACIST|DIETITIAN|DIETICIAN"
+    r"|SOCIAL[ \t]+WORKER|CASE[ \t]+MANAGER|CHAPLAIN|INTERPRETER|RESIDENT|FELLOW|ATTENDING)[ \t]+"
+    rf"(?P<v>{_CAPS}(?:[ \t]+{_CAPS}){{1,2}})(?![\w'’-])"
+)
+
+
+def _no_word(token: str) -> bool:
+    """A word of a name here: a census given name that is no frequent English word ("JOHN",
+    "tomasz"), or no English, clinical or grammar word at all ("ADEYINKA", "przybylski");
+    "self", "CHEST", "AWARE" are words."""
+    bare = _bare(token)
+    if len(bare) < 2 or is_ordinary(token) or bare in _GRAMMAR:
+        return False
+    if census_key(bare) in ranks("given_names") and not is_common_english(bare, top=5_000):
+        return True
+    return len(bare) >= 3 and not _is_abbreviation(token) and not is_common_english(bare)
+
+
+_FREQUENT_SURNAME = 5_000
+
+
+def _name_words(words: list[str], first_may_be_given: bool = True) -> int:
+    """How many of the leading words are a name's, 0 unless two are: each no word at all; or a
+    census given name first; or a frequent census surname and a given name either way round,
+    though English has the surname ("re: smith, john", "NURSE ANNE LEE")."""
+    keys = [census_key(_bare(w)) for w in words]
+    count = 0
+    for index, word in enumerate(words):
+        given = keys[index] in ranks("given_names")
+        frequent_surname = (
+            ranks("surnames").get(keys[index], _FREQUENT_SURNAME + 1) <= _FREQUENT_SURNAME
+        )
+        pair = frequent_surname and (
+            (index == 0 and len(words) > 1 and keys[1] in ranks("given_names"))
+            or (index == 1 and keys[0] in ranks("given_names") and not is_word_name(words[0]))
+        )  # not "NURSE WILL CALL", "NURSE MAY CALL MD": a given name that is mostly a word
+        first_given = given and (
+            (index == 0 and first_may_be_given)
+            or (
+                index == 1
+                and ranks("surnames").get(keys[0], _FREQUENT_SURNAME + 1) <= _FREQUENT_SURNAME
+            )
+        )
+        if not (_no_word(word) or first_given or pair):
+            break
+        count += 1
+    return count if count >= 2 else 0
+
+
+def _header_names(text: str) -> Iterator[Span]:
+    for match in _HEADER.finditer(text):
+        words = list(re.finditer(r"[^\s,]+", match.group("v")))
+        count = _name_words([w.group() for w in words])
+        if "," not in match.group("v") and not any(
+            census_key(_bare(w.group())) in ranks("given_names") for w in words[:count]
+        ):
+            continue  # without a comma a given name must say so: "RE: HENOCH SCHONLEIN PURPURA"
+        if count:
+            start = match.start("v")
+            yield Span(start, start + words[count - 1].end(), "NAME")
+
+
+def _matches(pattern: re.Pattern[str], accept: Callable[[list[str]], int]) -> Callable:
+    def find(text: str) -> Iterator[Span]:
+        for match in pattern.finditer(text):
+            words = list(re.finditer(r"\S+", match.group("v")))
+            if count := accept([w.group() for w in words]):
+                start = match.start("v")
+                yield Span(start, start + words[count - 1].end(), "NAME")
+
+    return find
+
+
+# Words that never follow a Vietnamese name as one of its given names.
+_NOT_GIVEN = _wordset(
+    "the this that his her and or but at in on to of for with was is who has had will"
+)
+
+
+def _vietnamese_words(words: list[str]) -> int:
+    """The family and middle names and the capitalised given names after them: "Nguyen Van An",
+    "NGUYEN VAN LONG"; a longer clinical or English word ends them ("LE VAN TAM CALLED")."""
+    count = 2
+    for word in words[2:]:
+        if not word[:1].isupper() or word.lower() in _NOT_GIVEN:
+            break
+        if is_ordinary(word) and not (word.lower() in _GRAMMAR and not word.islower()):
+            break  # "Ho Van Transfer", "Minh Bed 4"; "An", "AN" of "Nguyen Van An" a name
+        if is_common_english(_bare(word)) and len(word) > 4:
+            break  # "LE VAN TAM CALLED"; most given names are one short syllable, whatever
+            # English shares it ("LONG", "HA")
+        count += 1
+    return count if count > 2 else 0
+
+
+_vietnamese_names = _matches(_VIETNAMESE, _vietnamese_words)
+_staff_in_capitals = _matches(_STAFF_CAPS, _name_words)
+
+
+def name_order_spans(text: str) -> Iterator[Span]:
+    """Names by their order (see the patterns above)."""
+    yield from _header_names(text)
+    yield from _vietnamese_names(text)
+    yield from _staff_in_capitals(text)
