@@ -43,8 +43,9 @@ predicates on them), `spans.py` (`Span` and the merge of overlapping spans), `pa
 pattern and validator), `rules.py` (identifiers with a shape of their own, and guesses by shape),
 `dates.py` (dates and what a month/day is not), `places.py` (addresses, institutions, towns,
 facilities and wards), `known.py` (the record's known identifiers), `names.py` (names found by
-what surrounds them, and their other occurrences), `handles.py` (staff user names and initials
-in sign-off lines), `ner.py` (the spaCy layer), `tagger.py` (the CRF). This module runs them in
+what surrounds them, and their other occurrences), `name_orders.py` (names by the order of their
+words: header lines, family name first, staff after a role), `handles.py` (staff user names and
+initials in sign-off lines), `ner.py` (the spaCy layer), `tagger.py` (the CRF). This module runs them in
 order (`find_phi`) and replaces what they find (`redact`, `scrub_text`).
 """
 
@@ -59,6 +60,7 @@ from umcl.ingest.deid.lexicon import _bare as _bare
 from umcl.ingest.deid.lexicon import _is_abbreviation as _is_abbreviation
 from umcl.ingest.deid.lexicon import is_ordinary, is_word_name
 from umcl.ingest.deid.lists import is_common_english, ranks
+from umcl.ingest.deid.name_orders import name_order_spans
 from umcl.ingest.deid.names import _cued_name_spans, _name_rule_spans, _propagated
 from umcl.ingest.deid.ner import DeidModelMissing, _ner_spans, _unexplained_capitals, ner_model
 from umcl.ingest.deid.ner import _model_path as _model_path
@@ -103,7 +105,7 @@ def phi_layers(text: str, ner: bool = True) -> dict[str, list[Span]]:
     layers = {
         "shape": list(_rule_spans(text)),
         "guess": list(_guessed_spans(text)),
-        "name": list(_name_rule_spans(text)),
+        "name": [*_name_rule_spans(text), *name_order_spans(text)],
         "cue": list(_cued_name_spans(text)),
         "address": list(_address_spans(text)),
         "place": [*_place_guesses(text), *_institution_spans(text)],

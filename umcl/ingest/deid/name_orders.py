@@ -1,6 +1,6 @@
 """Names by the order their words stand in, whatever the case: a header line's `LAST, FIRST` or
 `LAST FIRST`, Vietnamese family-name-first names, and a member of staff in capitals after their
-role. One of the name layers (`names.py` yields them with its own, as strong evidence)."""
+role. Strong evidence: `find_phi` adds them to the names of `names.py`'s rules."""
 
 from __future__ import annotations
 
@@ -16,10 +16,9 @@ from umcl.ingest.deid.lexicon import (
     is_word_name,
 )
 from umcl.ingest.deid.lists import census_key, is_common_english, ranks
+from umcl.ingest.deid.names import _CAPS_WORD
 from umcl.ingest.deid.spans import Span
 
-_UP = r"[A-ZÀ-ÖØ-Þ]"
-_CAPS = rf"{_UP}[A-ZÀ-ÖØ-Þ'’]+(?:-{_UP}[A-ZÀ-ÖØ-Þ'’]+)*"
 _LOWER = r"[a-zà-öø-ÿ][a-zà-öø-ÿ'’]+(?:-[a-zà-öø-ÿ][a-zà-öø-ÿ'’]+)*"
 
 # A header line that opens with who the record is about, without a field colon or with one
@@ -27,7 +26,7 @@ _LOWER = r"[a-zà-öø-ÿ][a-zà-öø-ÿ'’]+(?:-[a-zà-öø-ÿ][a-zà-öø-ÿ'
 # ABERNATHY KEITH  M", "Client: N'DIAYE-FALL, AMINATA KHADY".
 _HEADER = re.compile(
     r"^[ \t]*(?i:re|client|patient[ \t]+label|label|worklist|pt[ \t]+label)(?:[ \t]*:[ \t]*|[ \t]+)"
-    rf"(?P<v>{_CAPS},?[ \t]+{_CAPS}(?:[ \t]+{_CAPS}){{0,2}}|{_LOWER},?[ \t]+{_LOWER}(?:[ \t]+{_LOWER})?)"
+    rf"(?P<v>{_CAPS_WORD},?[ \t]+{_CAPS_WORD}(?:[ \t]+{_CAPS_WORD}){{0,2}}|{_LOWER},?[ \t]+{_LOWER}(?:[ \t]+{_LOWER})?)"
     r"(?![\w'’-])",
     re.MULTILINE,
 )
@@ -48,7 +47,7 @@ _VIETNAMESE = re.compile(
 _STAFF_CAPS = re.compile(
     r"(?<![\w'’-])(?:NURSE|PHYSIO|PHYSIOTHERAPIST|THERAPIST|PHARMACIST|DIETITIAN|DIETICIAN"
     r"|SOCIAL[ \t]+WORKER|CASE[ \t]+MANAGER|CHAPLAIN|INTERPRETER|RESIDENT|FELLOW|ATTENDING)[ \t]+"
-    rf"(?P<v>{_CAPS}(?:[ \t]+{_CAPS}){{1,2}})(?![\w'’-])"
+    rf"(?P<v>{_CAPS_WORD}(?:[ \t]+{_CAPS_WORD}){{1,2}})(?![\w'’-])"
 )
 
 

@@ -25,7 +25,6 @@ from umcl.ingest.deid.lexicon import (
     is_word_name,
 )
 from umcl.ingest.deid.lists import census_key, is_common_english, is_person_name, ranks
-from umcl.ingest.deid.name_orders import name_order_spans
 from umcl.ingest.deid.spans import Span
 
 _UP = r"[A-ZÀ-ÖØ-Þ]"  # an upper-case letter, accented ones included
@@ -550,8 +549,6 @@ def _name_finds(text: str) -> Iterator[tuple[Span, bool]]:
         parts = re.split(r"[ \t]*/[ \t]*", match.group(group))
         if not any(is_ordinary(p) or _TITLE_ONLY.fullmatch(p) for p in parts):
             yield Span(match.start(group), match.end(group), "NAME"), True
-    for span in name_order_spans(text):
-        yield span, True  # a header's name, a family name first, staff after a role in capitals
     for span in user_name_spans(text):
         yield span, True  # staff handles stay out of every vocabulary, whatever the tagger says
     for span in _staff_after_role(text):
