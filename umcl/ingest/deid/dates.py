@@ -70,6 +70,10 @@ def _birth_year_over_89(match: re.Match[str], text: str) -> bool:
     return int(match.group("v")) < _OLDEST_HARMLESS_BIRTH_YEAR
 
 
+_WEEKDAY = (
+    r"mon|tue|tues|wed|thu|thur|thurs|fri|sat|sun|monday|tuesday|wednesday|thursday|friday|saturday"
+    r"|sunday"
+)
 # Words after which a bare month/day is a date ("comparison 8/25", "Mon 7/1", "TRANS: 03/16").
 _DATE_CUE = (
     r"on|dated|from|since|until|till|through|thru|comparison|compared(?:[ \t]+(?:with|to))?|prior"
@@ -77,15 +81,11 @@ _DATE_CUE = (
     r"|intubation|extubation|discharged"
     r"|transferred|operated|surgery|trans|dict|dictated|typed|transcribed|verified|signed|date|dos"
     r"|(?:exam|study|film|films|scan|ct|cxr|mri|x-ray|radiograph|echo|pet|us)[ \t]+(?:of|on|dated)"
-    r"|mon|tue|tues|wed|thu|thur|thurs|fri|sat|sun|monday|tuesday|wednesday|thursday|friday|saturday|sunday"
+    rf"|{_WEEKDAY}"
 )
 # Date words after which day.month. is a date: the day something happened, not a measure's
 # "on admission", "prior", "last" ("Lactate on admission 2.10, now 1.05").
-_DOTTED_DATE_CUE = (
-    r"on|dated|from|since|until|till|admitted|discharged|seen|operated|transferred|born|dob"
-    r"|mon|tue|tues|wed|thu|thur|thurs|fri|sat|sun|monday|tuesday|wednesday|thursday|friday"
-    r"|saturday|sunday"
-)
+_DOTTED_DATE_CUE = rf"on|dated|from|since|until|till|admitted|discharged|seen|operated|transferred|born|dob|{_WEEKDAY}"
 # What a date is of: "the 3/15 MDT", "the 4/22 thoracic meeting".
 _DATED_EVENT = (
     r"mdt|mdm|meeting|clinic|conference|tumou?r[ \t]+board|appointment|visit|scan|study|exam|film"
@@ -176,10 +176,10 @@ def _month_day(match: re.Match[str], text: str) -> bool:
     if not _not_after_a_measure(match, text):
         return False
     before = _word_before(match, text)
-    if before in _DURATION_BEFORE and second in _DURATION_DENOMINATORS:
-        return False  # "in 6/52", "for 2/7", "over 12/24"; "plan for 10/3", "for 3/11" are dates
-    if before in _SYMPTOMS and second in _DURATION_DENOMINATORS:
-        return False  # how long a symptom has lasted: "cough 2/52", "fever 3/7", "rigors 10/7"
+    if second in _DURATION_DENOMINATORS and (before in _DURATION_BEFORE or before in _SYMPTOMS):
+        # "in 6/52", "for 2/7", "over 12/24", how long a symptom has lasted ("cough 2/52", "fever
+        # 3/7", "rigors 10/7"); "plan for 10/3", "for 3/11" are dates
+        return False
     return (1 <= first <= 12 and 1 <= second <= 31) or (1 <= first <= 31 and 1 <= second <= 12)
 
 

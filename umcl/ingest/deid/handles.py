@@ -100,18 +100,26 @@ def user_name_shaped(word: str) -> bool:
     )
 
 
+def _sentence_before(text: str, start: int) -> str:
+    """The sentence so far, within 120 characters ("dr. smith" does not end one; ". The" does)."""
+    return _SENTENCE_END.split(text[max(0, start - 120) : start])[-1]
+
+
 def user_name_spans(text: str) -> Iterator[Span]:
     """Staff user names and initials by where they stand (see `_BY_HANDLE`)."""
     for match in _BY_HANDLE.finditer(text):
-        # The sentence so far ("dr. smith" does not end one; ". The" does).
-        sentence = _SENTENCE_END.split(text[max(0, match.start() - 120) : match.start()])[-1]
-        if _COMMUNICATION_CUE.search(sentence) and _handle(match.group("v")):
+        if _COMMUNICATION_CUE.search(_sentence_before(text, match.start())) and _handle(
+            match.group("v")
+        ):
             yield Span(match.start("v"), match.end("v"), "NAME")
     for match in _TO_HANDLE.finditer(text):
-        sentence = _SENTENCE_END.split(text[max(0, match.start() - 120) : match.start()])[-1]
         word = match.group("v")
         # Stricter than a handle after "by": a user name's shape ("read back to triage" is none).
-        if _READ_BACK.search(sentence) and _handle(word) and user_name_shaped(word):
+        if (
+            _READ_BACK.search(_sentence_before(text, match.start()))
+            and _handle(word)
+            and user_name_shaped(word)
+        ):
             yield Span(match.start("v"), match.end("v"), "NAME")
     for match in _CC_LINE.finditer(text):
         for word in re.finditer(r"[^\W\d_][\w'’-]*", match.group("v")):

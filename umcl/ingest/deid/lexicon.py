@@ -230,6 +230,11 @@ _INSTITUTION_HEADS = _wordset(
     adventist baptist methodist presbyterian lutheran episcopal deaconess hosp rehab campus
     building pavilion"""
 )
+# A kind of home after the word: it describes the home ("lives in uptown apartment").
+_DWELLING = re.compile(
+    r"[ \t]+(?i:apartments?|apt|house|home|flat|condo|building|complex|facility|residence|shelter"
+    r"|community|estate|cottage|bungalow)\b"
+)
 # Eponyms and makers that are clinical, whatever follows them.
 _EPONYMS = _wordset(
     """passy passy-muir kerley westermark fleischner chilaiditi luftsichel pancoast morgagni bochdalek kartagener

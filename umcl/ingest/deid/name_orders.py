@@ -66,28 +66,20 @@ def _no_word(token: str) -> bool:
 _FREQUENT_SURNAME = 5_000
 
 
-def _name_words(words: list[str], first_may_be_given: bool = True) -> int:
+def _name_words(words: list[str]) -> int:
     """How many of the leading words are a name's, 0 unless two are: each no word at all; or a
     census given name first; or a frequent census surname and a given name either way round,
     though English has the surname ("re: smith, john", "NURSE ANNE LEE")."""
     keys = [census_key(_bare(w)) for w in words]
+    given = [k in ranks("given_names") for k in keys]
+    frequent = [ranks("surnames").get(k, _FREQUENT_SURNAME + 1) <= _FREQUENT_SURNAME for k in keys]
     count = 0
     for index, word in enumerate(words):
-        given = keys[index] in ranks("given_names")
-        frequent_surname = (
-            ranks("surnames").get(keys[index], _FREQUENT_SURNAME + 1) <= _FREQUENT_SURNAME
-        )
-        pair = frequent_surname and (
-            (index == 0 and len(words) > 1 and keys[1] in ranks("given_names"))
-            or (index == 1 and keys[0] in ranks("given_names") and not is_word_name(words[0]))
+        pair = frequent[index] and (
+            (index == 0 and len(words) > 1 and given[1])
+            or (index == 1 and given[0] and not is_word_name(words[0]))
         )  # not "NURSE WILL CALL", "NURSE MAY CALL MD": a given name that is mostly a word
-        first_given = given and (
-            (index == 0 and first_may_be_given)
-            or (
-                index == 1
-                and ranks("surnames").get(keys[0], _FREQUENT_SURNAME + 1) <= _FREQUENT_SURNAME
-            )
-        )
+        first_given = given[index] and (index == 0 or (index == 1 and frequent[0]))
         if not (_no_word(word) or first_given or pair):
             break
         count += 1
@@ -107,15 +99,15 @@ def _header_names(text: str) -> Iterator[Span]:
             yield Span(start, start + words[count - 1].end(), "NAME")
 
 
-def _matches(pattern: re.Pattern[str], accept: Callable[[list[str]], int]) -> Callable:
-    def find(text: str) -> Iterator[Span]:
-        for match in pattern.finditer(text):
-            words = list(re.finditer(r"\S+", match.group("v")))
-            if count := accept([w.group() for w in words]):
-                start = match.start("v")
-                yield Span(start, start + words[count - 1].end(), "NAME")
-
-    return find
+def _names_by(
+    pattern: re.Pattern[str], accept: Callable[[list[str]], int], text: str
+) -> Iterator[Span]:
+    """Each match's leading words that `accept` counts as a name."""
+    for match in pattern.finditer(text):
+        words = list(re.finditer(r"\S+", match.group("v")))
+        if count := accept([w.group() for w in words]):
+            start = match.start("v")
+            yield Span(start, start + words[count - 1].end(), "NAME")
 
 
 # Words that never follow a Vietnamese name as one of its given names.
@@ -140,12 +132,8 @@ def _vietnamese_words(words: list[str]) -> int:
     return count if count > 2 else 0
 
 
-_vietnamese_names = _matches(_VIETNAMESE, _vietnamese_words)
-_staff_in_capitals = _matches(_STAFF_CAPS, _name_words)
-
-
 def name_order_spans(text: str) -> Iterator[Span]:
     """Names by their order (see the patterns above)."""
     yield from _header_names(text)
-    yield from _vietnamese_names(text)
-    yield from _staff_in_capitals(text)
+    yield from _names_by(_VIETNAMESE, _vietnamese_words, text)
+    yield from _names_by(_STAFF_CAPS, _name_words, text)

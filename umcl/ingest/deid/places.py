@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterator
 
 from umcl.ingest.deid.lexicon import (
+    _DWELLING,
     _EPONYMS,
     _GRAMMAR,
     _INSTITUTION_GENERIC,
@@ -185,13 +186,6 @@ _HOME_TOWN = re.compile(
     r"\b(?i:lives?|lived|living|resides|residing|resident|moved|relocated)(?:[ \t]+[A-Za-z]+){0,5}?"
     r"[ \t]+(?i:in|at|near|outside)[ \t]+(?P<v>[A-Za-z][\w'’-]*(?:[ \t]+[A-Za-z][\w'’-]*){0,2})"
 )  # "LIVES WITH SON AND FAMILY IN ROCKVILLE", "both live in hampton, ma"
-
-
-# A kind of home after the word: it describes the home ("lives in uptown apartment").
-_DWELLING = re.compile(
-    r"[ \t]+(?i:apartments?|apt|house|home|flat|condo|building|complex|facility|residence|shelter"
-    r"|community|estate|cottage|bungalow)\b"
-)
 
 
 def _home_towns(text: str) -> Iterator[Span]:

@@ -24,6 +24,7 @@ from typing import Any
 
 from umcl.errors import UMCLError
 from umcl.ingest.deid.lexicon import (
+    _DWELLING,
     _EPONYM_HEADS,
     _EPONYMS,
     _NAMED_SCALES,
@@ -34,7 +35,6 @@ from umcl.ingest.deid.lexicon import (
     is_ordinary,
 )
 from umcl.ingest.deid.lists import is_common_english, ranks
-from umcl.ingest.deid.places import _DWELLING
 from umcl.ingest.deid.spans import Span
 
 MODEL_DIR = Path(__file__).parent / "tagger"
