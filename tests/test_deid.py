@@ -524,6 +524,13 @@ def test_header_fields_dates_phones_and_titled_names_are_scrubbed():
     assert "Small effusion." in clean
 
 
+def test_a_hospital_in_capitals_leaves_the_words_before_it() -> None:
+    """A run of capitals with an institution's head word is the hospital only from after its
+    last verb or preposition: the note's own words stay."""
+    assert scrub_text("WAS SEEN BY BEACON HILL REHAB TODAY.") == "WAS SEEN BY [INSTITUTION] TODAY."
+    assert "University of" not in scrub_text("Seen at the University of Michigan Hospital.")
+
+
 def test_known_identifiers_are_removed_anywhere():
     clean = scrub_text(
         "Compared with prior study of Blackwood, no change. Harriet was told. Ref 7654321.",
@@ -712,6 +719,16 @@ STRUCTURE_IDENTIFIERS = [
     ("Old films requested from SVMC and CRH.", ["SVMC", "CRH"]),
     # a relation and a name closing the sentence
     ("Consent witnessed by her nephew, Tendai.", ["Tendai"]),
+    # hospitals named in common words, without a head word or with one after a verb in capitals
+    ("Discharged to Good Samaritan rehab on Friday.", ["Samaritan"]),
+    ("PLAN: TRANSFER TO HOLY FAMILY WHEN BED AVAILABLE", ["HOLY", "FAMILY"]),
+    ("records faxed from Our Lady of Lourdes", ["Lourdes"]),
+    ("moved to a bed on riverbend campus overnight", ["riverbend"]),
+    # names with no cue that only a person's name spells; a given name before a middle initial
+    ("LINES CHANGED BY B. HARGREAVES THIS AM", ["HARGREAVES"]),
+    ("ROSALIND PEMBERTON FROM CASE MANAGEMENT CALLED", ["ROSALIND", "PEMBERTON"]),
+    ("spoke w/ gwendolyn ashcroft re: placement", ["gwendolyn", "ashcroft"]),
+    ("\nDON R. WHITFIELD, RRT\n", ["DON", "WHITFIELD"]),
 ]
 CASE_CLINICAL = [
     "BP 120/80, HR 88; given 1/2 NS; grade 2/6 murmur; 3/4 of the lung; T2/FLAIR; 2/3 strength.",
@@ -782,6 +799,12 @@ CASE_CLINICAL = [
     "PT ON HIFLOW VAPOTHERM, NP AWARE.",
     "Lives in uptown apartment; resides in a downtown condo.",
     "Patient Awake And Comfortable; Nil By Mouth.",
+    # eponyms and organisms beside the name rules, "on" before a hospital day or diet
+    "Mallory Weiss tear at the GE junction; E. FAECALIS and E. FAECIUM in urine.",
+    "S. MALTOPHILIA AND K. OXYTOCA IN SPUTUM; Argyll Robertson pupils.",
+    "Patient asked for the chaplain and a holy cross.",
+    "ON HOSPITAL DAY 3, ON REGULAR HOSPITAL DIET.",
+    "Lives on campus in student housing.",
 ]
 
 

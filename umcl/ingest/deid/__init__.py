@@ -140,7 +140,9 @@ def find_phi(
     rules = [*layers["shape"], *layers["name"], *(s for s in guesses if s in by_rules)]
     spans += _propagated(text, rules)
     merged = _merge(spans)
-    return _merge([*merged, *_around_names(text, merged), *_head_words_after_places(text, merged)])
+    # The names before the merge: a name inside a span merged under another label keeps its
+    # initials and given name ("DAN A. FORMAN-LYONS, RRT").
+    return _merge([*merged, *_around_names(text, spans), *_head_words_after_places(text, merged)])
 
 
 def _people_inside(span: Span, people: list[Span]) -> list[Span]:
@@ -169,6 +171,7 @@ def _head_words_after_places(text: str, spans: list[Span]) -> Iterable[Span]:
 # Initials before a name ("J. Smith", "A.K. Sharma") and an age right after one ("Ms Ada
 # Lovelace, 95,", "Mrs Jones (94)"): only ages over 89 are identifiers.
 _INITIALS_BEFORE = re.compile(r"(?<![\w.])(?:[A-Z]\.[ \t]?){1,3}[ \t]*$")
+_INITIAL_OPENS = re.compile(r"[A-Z]\.[ \t]?\w")
 _AGE_AFTER = re.compile(
     r"(?:['’]s)?[ \t]*(?:,|\()[ \t]*(?:aged[ \t]+)?(?P<v>(?:9\d|1[01]\d)(?:[ \t]*(?:y|yo|yrs?|years?)\b)?)"
     r"(?=[ \t]*(?:[,);:.]|-|$|\n)(?![.,]?\d))",
@@ -181,8 +184,10 @@ _AGE_AFTER = re.compile(
 _WORD_BEFORE = re.compile(r"(?<![\w.'’-])(?P<v>[A-Za-z][a-z]+|[A-Z]+)[ \t]+$")
 
 
-def _given_name_before(text: str, start: int, name: str) -> int | None:
-    """Where a given name written like `name` ends right before `start`, if one does."""
+def _given_name_before(text: str, start: int, name: str, initial: bool) -> int | None:
+    """Where a given name written like `name` ends right before `start`, if one does. Before a
+    middle initial (`initial`: "DAN A. FORMAN-LYONS") a given name that is also an abbreviation
+    counts: no abbreviation stands before an initial and a name."""
     before = _WORD_BEFORE.search(text, max(0, start - 24), start)
     if before is None:
         return None
@@ -191,7 +196,9 @@ def _given_name_before(text: str, start: int, name: str) -> int | None:
     plain = is_word_name(word) or (
         is_common_english(word, top=1_000) and not (word.istitle() and name.istitle())
     )  # "Will", "Hope", "Guy": the census lists hold them, and most of the time they are words
-    clinical = is_ordinary(word) or (word.isupper() and _is_abbreviation(word))  # "HX TIA DEVAUX"
+    clinical = is_ordinary(word) or (
+        word.isupper() and _is_abbreviation(word) and not initial
+    )  # "HX TIA DEVAUX"
     if not same_case or plain or clinical or word.lower() not in ranks("given_names"):
         return None
     return before.start("v")
@@ -202,9 +209,12 @@ def _around_names(text: str, spans: list[Span]) -> Iterable[Span]:
         if span.label != "NAME":
             continue
         start = span.start
-        if initials := _INITIALS_BEFORE.search(text, max(0, span.start - 12), span.start):
+        name = text[span.start : span.end]
+        initials = _INITIALS_BEFORE.search(text, max(0, span.start - 12), span.start)
+        if initials:
             start = initials.start()
-        if (given := _given_name_before(text, start, text[span.start : span.end])) is not None:
+        initial = initials is not None or _INITIAL_OPENS.match(name) is not None
+        if (given := _given_name_before(text, start, name, initial)) is not None:
             start = given
         if start < span.start:
             yield Span(start, span.end, "NAME")

@@ -115,7 +115,8 @@ disease diseases process processes etiology infection infectious inflammatory in
 aspiration bronchitis bronchiolitis asthma copd chf ards sarcoidosis tuberculosis tb histoplasmosis
 infarct infarction embolism emboli embolus thrombus thrombosis hemorrhage haemorrhage hematoma
 contusion laceration trauma traumatic injury injuries postoperative postsurgical post-operative
-post-surgical postprocedural post-procedural surgical surgery resection resected lobectomy
+postop post-op preop pre-op periop post-surgical postprocedural post-procedural surgical surgery
+resection resected lobectomy
 pneumonectomy wedge thoracotomy thoracentesis thoracostomy pleurodesis biopsy cabg
 tavr tavi avr mvr ablation vertebroplasty kyphoplasty fusion laminectomy arthroplasty
 hardware device devices tube tubes line lines catheter catheters drain drains lead leads wire
@@ -253,7 +254,7 @@ _EPONYMS = _wordset(
     cushing crohn paget parkinson alzheimer hashimoto marfan hirschsprung hickam occam haller
     hampton lyme legionnaires brock ortner hippel lindau hippel-lindau von-hippel-lindau mallory-weiss williams-campbell lady-windermere
     epstein-barr coxsackie norwalk hantaan hanta ebola marburg lassa nipah hendra zika dengue
-    chikungunya powassan"""
+    chikungunya powassan henoch schonlein schönlein henoch-schonlein kugelberg welander werdnig"""
 )
 # Organisms by genus and species, and their short forms ("Histoplasma capsulatum", "Staph"):
 # Latin names that read like surnames to a capitalisation rule or the NER.
@@ -275,7 +276,9 @@ _ORGANISMS = _wordset(
     catarrhalis burnetii pestis tularensis anthracis immitis posadasii dermatitidis neoformans
     gattii albicans glabrata auris israelii asteroides maltophilia
     baumannii difficile pertussis monocytogenes meningitidis gonorrhoeae typhi jejuni pylori
-    pallidum burgdorferi gondii stercoralis granulosus westermani mansoni coli"""
+    pallidum burgdorferi gondii stercoralis granulosus westermani mansoni coli faecalis faecium
+    cloacae aerogenes marcescens mirabilis fragilis oxytoca freundii viridans lugdunensis hominis
+    perfringens trachomatis vaginalis lamblia vulnificus cepacia saprophyticus haemolyticus"""
 )
 _EPONYMS = _EPONYMS | _ORGANISMS
 # (Eponyms that are also common names, "Simon focus", "Weber B", "Garden III", "Brodie abscess",
@@ -294,7 +297,7 @@ _EPONYM_HEADS = _wordset(
     murmur jacket brace collar frame flap occluder bar pin pins rod rods nail nails wire wires
     plate plates screw screws splint cast circulation pentad tetralogy infraction fragment
     index dictum razor virus fever encephalitis scale scales protocol formula lift list blade bed
-    mattress"""
+    mattress tear tears pupil pupils"""
 )
 # Scores and classifications named after a person or a place, written before their value ("Riker
 # 4", "Killip 3", "Bosniak 3", "Fazekas 2"): before a number they are a grade, never a ward.
@@ -409,11 +412,21 @@ _AFFIXES = _wordset(
 )
 
 
+# A species' Latin ending, which reads as a species after a genus initial in capitals too:
+# "A. XYLOSOXIDANS", "P. OVALE", "S. JAPONICUM".
+_LATIN_EPITHET = re.compile(r"(?:um|ae|ii|is|us|ans|ens|ale|oides|ica|ata|ella)$")
+# A vertebral level or a span of them: "T10-T11", "L4-5", "C7".
+_LEVEL = r"(?:c[1-8]|t(?:1[0-2]|[1-9])|l[1-5]|s[1-5])"
+_SPINAL_LEVELS = re.compile(rf"{_LEVEL}(?:-(?:{_LEVEL}|\d{{1,2}}))?")
+
+
 @lru_cache(maxsize=65536)
 def is_ordinary(word: str) -> bool:
     """A word of radiology reports or of English grammar: never an identifier on its own."""
     bare = _bare(word)
     if bare in _WORDS or bare in protected_drugs() or not any(c.isalpha() for c in bare):
+        return True
+    if _SPINAL_LEVELS.fullmatch(bare):
         return True
     parts = [p for p in bare.split("-") if p]
     if len(parts) > 1:

@@ -1,6 +1,7 @@
 """Names by the order their words stand in, whatever the case: a header line's `LAST, FIRST` or
-`LAST FIRST`, Vietnamese family-name-first names, and a member of staff in capitals after their
-role. Strong evidence: `find_phi` adds them to the names of `names.py`'s rules."""
+`LAST FIRST`, Vietnamese family-name-first names, a member of staff in capitals after their
+role, and, with no cue at all, a given name and surname (or an initial and surname) that only a
+person's name spells. Strong evidence: `find_phi` adds them to the names of `names.py`'s rules."""
 
 from __future__ import annotations
 
@@ -8,8 +9,12 @@ import re
 from collections.abc import Callable, Iterator
 
 from umcl.ingest.deid.lexicon import (
+    _EPONYMS,
     _GRAMMAR,
+    _NAMED_SCALES,
     _bare,
+    _clinical_phrases,
+    _eponym_head_follows,
     _is_abbreviation,
     _wordset,
     is_ordinary,
@@ -132,8 +137,65 @@ def _vietnamese_words(words: list[str]) -> int:
     return count if count > 2 else 0
 
 
+# Past this rank an English word is rarer than the names it spells ("agnes", "munroe"): a
+# census given name and surname both beyond it name a person with no cue around them.
+_UNCOMMON_WORD = 10_000
+# A census given name and surname written alike, anywhere ("AGNES MUNROE", "irene snell, rn",
+# "Frances Giggey"); the second word is read ahead so that "mary theresa kondouli" gives both pairs.
+_BARE_FULL_NAME = re.compile(
+    r"(?<![\w'’.-])(?P<g>[A-Z][a-z]{2,}|[a-z]{3,}|[A-Z]{3,})"
+    r"(?=[ \t]+(?P<s>[A-Z][a-z'’]{2,}(?:-[A-Z][a-z'’]+)?|[a-z'’]{3,}(?:-[a-z'’]+)?|[A-Z'’]{3,}(?:-[A-Z'’]+)?)(?![\w'’-]))"
+)
+# An initial and a census surname in capitals: "M. PEPPLER PLACING STITCH", "E. WELSH AWARE".
+_INITIAL_AND_SURNAME = re.compile(r"(?<![\w.'’])[A-Z]\.[ \t]?(?P<s>[A-Z][A-Z'’-]{2,})(?![\w'’-])")
+
+
+def _uncommon_name_word(word: str, census: str, text: str, end: int) -> bool:
+    """A word of the census list `census` that is no English word of the first `_UNCOMMON_WORD`,
+    no clinical, drug or scale word, no abbreviation and no eponym before its head noun."""
+    bare = census_key(_bare(word))
+    return (
+        bare in ranks(census)
+        and not is_word_name(word)
+        and not is_common_english(bare, _UNCOMMON_WORD)
+        and bare not in ranks("drugs")
+        and bare not in _EPONYMS
+        and bare not in _NAMED_SCALES
+        and not (word.isupper() and _is_abbreviation(word))
+        and not _eponym_head_follows(text, end)
+    )
+
+
+def _uncued_names(text: str) -> Iterator[Span]:
+    """Names with no cue around them that only a person's name spells: a census given name and
+    surname, both uncommon words and one of them no English word at all ("pia mater", "scarlet
+    rash" are words), written alike; an initial before a surname that is no English word (not
+    "R. FLANK": L. and R. are sides)."""
+    phrases = _clinical_phrases(text)
+    for match in _BARE_FULL_NAME.finditer(text):
+        given, surname = match.group("g"), match.group("s")
+        alike = (given.isupper(), given.islower()) == (surname.isupper(), surname.islower())
+        if (
+            alike
+            and not (is_common_english(_bare(given)) and is_common_english(_bare(surname)))
+            and _uncommon_name_word(given, "given_names", text, match.end("g"))
+            and _uncommon_name_word(surname, "surnames", text, match.end("s"))
+            and not any(a < match.end("s") and match.start("g") < b for a, b in phrases)
+        ):
+            yield Span(match.start("g"), match.end("s"), "NAME")
+    for match in _INITIAL_AND_SURNAME.finditer(text):
+        surname = match.group("s")
+        if (
+            match.group()[0] not in "LR"
+            and not is_common_english(_bare(surname))
+            and _uncommon_name_word(surname, "surnames", text, match.end("s"))
+        ):
+            yield Span(match.start(), match.end(), "NAME")
+
+
 def name_order_spans(text: str) -> Iterator[Span]:
     """Names by their order (see the patterns above)."""
     yield from _header_names(text)
     yield from _names_by(_VIETNAMESE, _vietnamese_words, text)
     yield from _names_by(_STAFF_CAPS, _name_words, text)
+    yield from _uncued_names(text)

@@ -15,6 +15,7 @@ from umcl.ingest.deid.handles import user_name_spans
 from umcl.ingest.deid.lexicon import (
     _EPONYMS,
     _GRAMMAR,
+    _LATIN_EPITHET,
     _MEDIA,
     _NAMED_SCALES,
     _bare,
@@ -74,6 +75,8 @@ def _plain_word(token: str) -> bool:
 # Past this rank the census's surnames are rarer than the English words that share their
 # spelling ("alert" is the 66,111th surname and the 4,014th English word; "Mahoney" the 1,071st).
 _RARE_SURNAME = 50_000
+# The census's most frequent surnames: after a side's initial they are still names.
+_COMMON_SURNAME = 5_000
 # The census's most frequent given names, which stand without the tagger after a relation.
 _COMMON_GIVEN = 1_000
 
@@ -430,6 +433,11 @@ def _initial_names(text: str) -> Iterator[Span]:
             continue
         if match.group()[:1].isupper() and word.islower():
             continue  # "B. fragilis", "E. faecalis": an organism's genus and species
+        if _LATIN_EPITHET.search(word.lower()) and census_key(_bare(word)) not in ranks("surnames"):
+            continue  # "A. XYLOSOXIDANS", "P. OVALE": a species in capitals
+        side = match.group()[:1] in "LRlr" and is_common_english(_bare(word))
+        if side and ranks("surnames").get(census_key(_bare(word)), _RARE_SURNAME) > _COMMON_SURNAME:
+            continue  # "R. FLANK PAIN", "l. brow": a side ("R. MILLER" stays a name)
         if is_common_english(_bare(word)) and not is_person_name(_bare(word)):
             continue
         yield Span(match.start(), match.end("v"), "NAME")

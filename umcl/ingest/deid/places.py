@@ -3,7 +3,8 @@ towns after a residence cue, facilities before their head word and wards by thei
 
 Addresses and institutions with a head word are identifiers by shape; towns and facilities found
 by a word list after a cue are guesses the tagger must confirm (`_place_guesses`); facilities
-before their head word and wards by their number stand on their own (`facility_spans`).
+before their head word, wards by their number and hospitals known by common words ("Good Sam")
+after a preposition stand on their own (`facility_spans`).
 """
 
 from __future__ import annotations
@@ -46,8 +47,9 @@ _ADDRESS_TAIL = re.compile(rf"(?:,[ \t]*|[ \t]+in[ \t]+)(?:{_UNIT}|(?P<place>{_P
 
 # Institutions: a capitalised sequence ("Mercy Regional Hospital", "Guy's and St Thomas' NHS
 # Foundation Trust", "University of Michigan Health System") with a head word and a proper name.
+_NAME_CONNECTORS = ("of", "and", "&", "the", "for", "de", "la", "du", "del")
 _CAP_SEQUENCE = re.compile(
-    rf"{_UP}[\w'’.-]*(?:[ \t]+(?:(?:of|and|&|the|for|de|la|du|del)[ \t]+)*{_UP}[\w'’.-]*)*"
+    rf"{_UP}[\w'’.-]*(?:[ \t]+(?:(?:{'|'.join(_NAME_CONNECTORS)})[ \t]+)*{_UP}[\w'’.-]*)*"
 )
 _HEAD_FIRST = re.compile(
     rf"\b(?:Hôpital|Hopital|Hospital|Clinique|Clinica|Klinikum|Ospedale|Centre[ \t]+Hospitalier)"
@@ -81,6 +83,11 @@ _NAMED_BEFORE_HEAD = re.compile(
     r"|admissions|acquired|record|records|policy|policies|staff|discharge|visit|visits|food|system|unit"
     r"|units|ward|wards|floor|room|rooms|pharmacy|lab|laboratory|transport)\b)"
 )  # "Memorial" is a word of the name ("Sacred Heart memorial"); the others say what it is
+# On a campus: "surgical bed on mackerer campus" ("on" before any other head word is a hospital
+# day, bed or diet more often than a name).
+_ON_CAMPUS = re.compile(
+    r"\b(?i:on|onto)[ \t]+(?P<v>[A-Za-z][\w'’-]*(?:[ \t]+[A-Za-z][\w'’-]*)?)[ \t]+(?i:campus)\b"
+)
 _FACILITY_KINDS = _wordset(
     """outside other another same local community psychiatric psych mental state private public
     referring sending receiving previous prior nearest nearby closest new old their his her our
@@ -133,8 +140,16 @@ def _listed_places(text: str) -> Iterator[Span]:
                 break
 
 
+def _unknown_word(word: str) -> bool:
+    """No clinical, grammar, frequent English word or kind of facility: a name's word."""
+    bare = _bare(word)
+    return not (
+        is_ordinary(word) or is_common_english(bare) or bare in _GRAMMAR or bare in _FACILITY_KINDS
+    )
+
+
 def _named_before_head(text: str) -> Iterator[Span]:
-    for match in _NAMED_BEFORE_HEAD.finditer(text):
+    for match in [*_NAMED_BEFORE_HEAD.finditer(text), *_ON_CAMPUS.finditer(text)]:
         words = list(re.finditer(r"\S+", match.group("v")))
         for k in range(len(words) - 1, -1, -1):  # the name: the words after the last kind word
             word = words[k].group()
@@ -147,10 +162,13 @@ def _named_before_head(text: str) -> Iterator[Span]:
             ):
                 words = words[k + 1 :]
                 break
-        if words and match.group("memorial") and re.search(r"['’]s?$", words[-1].group()):
+        memorial = "memorial" in match.re.groupindex and match.group("memorial")
+        if words and memorial and re.search(r"['’]s?$", words[-1].group()):
             continue  # "going to son's memorial": a memorial of someone, no place's name
+        if match.re is _ON_CAMPUS and not all(_unknown_word(w.group()) for w in words):
+            continue  # "on college campus", "on the hospital campus", "on icy campus walkway"
         if words:
-            end = match.end() if match.group("memorial") else match.start("v") + words[-1].end()
+            end = match.end() if memorial else match.start("v") + words[-1].end()
             yield Span(match.start("v") + words[0].start(), end, "INSTITUTION")
 
 
@@ -205,12 +223,47 @@ def _home_towns(text: str) -> Iterator[Span]:
                 break
 
 
+# Hospitals whose names are common words, written without a head word, in any case: "transferred
+# from Good Sam", "screened by HOLY CROSS REHAB", "go to Sacred Heart", "rehab(sacred heart
+# Memorial)". Names many US and UK hospitals share (religious foundations and the best known),
+# taken only after a move and its preposition or before a head word: none of them is clinical
+# wording, and the cue keeps "a holy cross on the wall" a cross.
+_HOSPITAL_NAME = (
+    r"(?:sacred[ \t]+heart|holy[ \t]+(?:cross|family|name|redeemer|spirit|trinity)"
+    r"|good[ \t]+(?:sam|samaritan|shepherd)|our[ \t]+lady[ \t]+of[ \t]+[a-z]+|mount[ \t]+sinai"
+    r"|mt\.?[ \t]+sinai|cedars[ \t-]+sinai|beth[ \t]+israel|johns[ \t]+hopkins|mass[ \t]+general)"
+)
+_HOSPITAL_HEAD = (
+    r"(?:memorial|hospital|hosp|rehab|medical[ \t]+cent(?:er|re)|campus|clinic|nursing[ \t]+home)"
+)
+# Without a head word, only after a move or a stay and its preposition: "transferred from",
+# "go to", "seen at" ("brought in by good samaritan" is a passer-by, "faith in the Holy Spirit"
+# and "artifact from holy cross pendant" are no places).
+_MOVED = (
+    r"(?:transfer(?:red|ring)?|xfer(?:red)?|sent|admitted|discharged|d/c(?:'?d)?|going|go|goes|went"
+    r"|return(?:ed|ing|s)?|came|come|arrived|moved|taken|brought|seen|followed|accepted|referred"
+    r"|records|films|imaging|stay(?:ed)?|was|is|been|prior|previously|slated)"
+)
+_NAMED_HOSPITAL = re.compile(
+    rf"\b(?i:{_MOVED})(?:[ \t]+[A-Za-z]+)?[ \t]+(?i:to|from|at|in|into|via)[ \t]+(?:(?i:the)[ \t]+)?"
+    rf"(?P<v>(?i:{_HOSPITAL_NAME})(?:[ \t]+(?i:{_HOSPITAL_HEAD}))?)\b"
+    rf"|\b(?P<w>(?i:{_HOSPITAL_NAME})[ \t]+(?i:{_HOSPITAL_HEAD}))\b"
+)
+
+
+def _named_hospitals(text: str) -> Iterator[Span]:
+    for match in _NAMED_HOSPITAL.finditer(text):
+        group = "v" if match.group("v") else "w"
+        yield Span(match.start(group), match.end(group), "INSTITUTION")
+
+
 def facility_spans(text: str) -> Iterator[Span]:
     """Facilities and wards by their head word or their number after a move, and their other
     mentions in the text ("TO QUARTERMAIN 3 … QUARTERMAIN3 DEVELOPED"): no clinical wording has
     these shapes, so they stand whatever the tagger says."""
     found = [*_named_before_head(text), *_ward_names(text), *_home_towns(text)]
     yield from found
+    yield from _named_hospitals(text)
     # Other mentions, written as found (a lower-case name in lower case, capitals in capitals):
     # each word of the text looked up once, so many names cost no more than one.
     words = {
@@ -292,10 +345,21 @@ def _institution_spans(text: str) -> Iterator[Span]:
                 if b in _INSTITUTION_GENERIC or not (is_ordinary(word) or _is_abbreviation(word)):
                     break  # "Royal Prince Alfred Hospital" keeps "Royal"
                 start = text.index(word, start) + len(word)  # "… MALE ADMITTED FROM UNION HOSP"
+            start = max(start, _after_last_verb_or_preposition(match, bare))
             start = len(text) - len(text[start:].lstrip())
             yield _trim_trailing(text, start, match.end(), "INSTITUTION")
     for match in _HEAD_FIRST.finditer(text):
         yield Span(match.start(), match.end(), "INSTITUTION")
+
+
+def _after_last_verb_or_preposition(match: re.Match[str], bare: list[str]) -> int:
+    """Where the name starts in a run of capitals: after the last grammar word before its head
+    word that joins no name ("SCREENED BY HOLY CROSS REHAB" → "HOLY CROSS REHAB"; "University
+    of Michigan Hospital" keeps "of")."""
+    head = next(i for i, b in enumerate(bare) if b in _INSTITUTION_HEADS)
+    offsets = [m.start() for m in re.finditer(r"\S+", match.group())]
+    cut = [i for i in range(head) if bare[i] in _GRAMMAR and bare[i] not in _NAME_CONNECTORS]
+    return match.start() + offsets[cut[-1] + 1] if cut else match.start()
 
 
 def _trim_trailing(text: str, start: int, end: int, label: str) -> Span:
