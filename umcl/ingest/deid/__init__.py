@@ -65,6 +65,7 @@ from umcl.ingest.deid.names import _cued_name_spans, _name_rule_spans, _propagat
 from umcl.ingest.deid.ner import DeidModelMissing, _ner_spans, _unexplained_capitals, ner_model
 from umcl.ingest.deid.ner import _model_path as _model_path
 from umcl.ingest.deid.places import (
+    _HOSPITAL_HEAD,
     _address_spans,
     _institution_spans,
     _place_guesses,
@@ -153,10 +154,7 @@ def _people_inside(span: Span, people: list[Span]) -> list[Span]:
 
 
 # What a place's name is the name of, right after it: "Baltimore Rehab", "Union Memorial".
-_HEAD_AFTER = re.compile(
-    r"[ \t]+(?i:rehab|hospital|hosp|medical[ \t]+cent(?:er|re)|clinic|cent(?:er|re)|memorial|campus"
-    r"|nursing[ \t]+home|health[ \t]+cent(?:er|re))\b"
-)
+_HEAD_AFTER = re.compile(rf"[ \t]+(?i:{_HOSPITAL_HEAD}|cent(?:er|re)|health[ \t]+cent(?:er|re))\b")
 
 
 def _head_words_after_places(text: str, spans: list[Span]) -> Iterable[Span]:

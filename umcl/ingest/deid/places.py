@@ -148,28 +148,41 @@ def _unknown_word(word: str) -> bool:
     )
 
 
+def _name_after_kind_words(match: re.Match[str]) -> list[re.Match[str]]:
+    """The words of the name in `match`'s group `v`: those after its last grammar word, kind of
+    facility, number or clinical abbreviation."""
+    words = list(re.finditer(r"\S+", match.group("v")))
+    for k in range(len(words) - 1, -1, -1):
+        word = words[k].group()
+        bare = _bare(word)
+        if (
+            bare in _GRAMMAR
+            or bare in _FACILITY_KINDS
+            or any(c.isdigit() for c in bare)
+            or (word.isupper() and _is_abbreviation(word))
+        ):
+            return words[k + 1 :]
+    return words
+
+
 def _named_before_head(text: str) -> Iterator[Span]:
-    for match in [*_NAMED_BEFORE_HEAD.finditer(text), *_ON_CAMPUS.finditer(text)]:
-        words = list(re.finditer(r"\S+", match.group("v")))
-        for k in range(len(words) - 1, -1, -1):  # the name: the words after the last kind word
-            word = words[k].group()
-            bare = _bare(word)
-            if (
-                bare in _GRAMMAR
-                or bare in _FACILITY_KINDS
-                or any(c.isdigit() for c in bare)
-                or (word.isupper() and _is_abbreviation(word))
-            ):
-                words = words[k + 1 :]
-                break
-        memorial = "memorial" in match.re.groupindex and match.group("memorial")
+    for match in _NAMED_BEFORE_HEAD.finditer(text):
+        words = _name_after_kind_words(match)
+        memorial = match.group("memorial")
         if words and memorial and re.search(r"['’]s?$", words[-1].group()):
             continue  # "going to son's memorial": a memorial of someone, no place's name
-        if match.re is _ON_CAMPUS and not all(_unknown_word(w.group()) for w in words):
-            continue  # "on college campus", "on the hospital campus", "on icy campus walkway"
         if words:
             end = match.end() if memorial else match.start("v") + words[-1].end()
             yield Span(match.start("v") + words[0].start(), end, "INSTITUTION")
+
+
+def _campus_names(text: str) -> Iterator[Span]:
+    for match in _ON_CAMPUS.finditer(text):
+        words = _name_after_kind_words(match)
+        # "on college campus", "on the hospital campus", "on icy campus walkway": no name
+        if words and all(_unknown_word(w.group()) for w in words):
+            start = match.start("v")
+            yield Span(start + words[0].start(), start + words[-1].end(), "INSTITUTION")
 
 
 # A ward or building by its name and number after a move, written in capitals or lower case where
@@ -261,7 +274,12 @@ def facility_spans(text: str) -> Iterator[Span]:
     """Facilities and wards by their head word or their number after a move, and their other
     mentions in the text ("TO QUARTERMAIN 3 … QUARTERMAIN3 DEVELOPED"): no clinical wording has
     these shapes, so they stand whatever the tagger says."""
-    found = [*_named_before_head(text), *_ward_names(text), *_home_towns(text)]
+    found = [
+        *_named_before_head(text),
+        *_campus_names(text),
+        *_ward_names(text),
+        *_home_towns(text),
+    ]
     yield from found
     yield from _named_hospitals(text)
     # Other mentions, written as found (a lower-case name in lower case, capitals in capitals):
