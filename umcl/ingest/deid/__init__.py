@@ -12,7 +12,8 @@ Three layers, measured side by side by `benchmarks/deid.py` on the project's PHI
   forms (with their times, two-digit years, holidays, years of birth implying an age over 89),
   ages over 89 ("93 y/o", "F/93", "Pt is 93", DICOM's "091Y"), phone/fax/pager numbers, SSNs,
   grouped national and insurance numbers, DICOM UIDs, e-mail, URLs, IP addresses, ZIP and
-  postal codes, street addresses, institution names ("… Hospital", "Hôpital …"), names by title
+  postal codes, street addresses, institution names ("… Hospital", "Hôpital …") and employers
+  ("CEO of IBM"), names by title
   ("Dr.", "Mrs"), by post-nominal ("…, MD"), by field ("Radiologist: LAST, FIRST", "DOE^JOHN")
   and by what is said around them ("discussed with …", "her daughter …", "Son (Rahul)", "Signed
   by Okoro, Chidi"), user names ("jdoe1987"), typist initials ("RJT/ab"), and the record's own
@@ -44,7 +45,8 @@ pattern and validator), `rules.py` (identifiers with a shape of their own, and g
 `dates.py` (dates and what a month/day is not), `places.py` (addresses, institutions, towns,
 facilities and wards), `known.py` (the record's known identifiers), `names.py` (names found by
 what surrounds them, and their other occurrences), `name_orders.py` (names by the order of their
-words: header lines, family name first, staff after a role), `handles.py` (staff user names and
+words: header lines, family name first, staff after a role), `name_contexts.py` (names by what the
+sentence does with them: whose home, who is addressed, who was told), `handles.py` (staff user names and
 initials in sign-off lines), `ner.py` (the spaCy layer), `tagger.py` (the CRF). This module runs them in
 order (`find_phi`) and replaces what they find (`redact`, `scrub_text`).
 """
@@ -60,6 +62,7 @@ from umcl.ingest.deid.lexicon import _bare as _bare
 from umcl.ingest.deid.lexicon import _is_abbreviation as _is_abbreviation
 from umcl.ingest.deid.lexicon import is_ordinary, is_word_name
 from umcl.ingest.deid.lists import is_common_english, ranks
+from umcl.ingest.deid.name_contexts import name_context_spans
 from umcl.ingest.deid.name_orders import name_order_spans
 from umcl.ingest.deid.names import _cued_name_spans, _name_rule_spans, _propagated
 from umcl.ingest.deid.ner import DeidModelMissing, _ner_spans, _unexplained_capitals, ner_model
@@ -106,7 +109,7 @@ def phi_layers(text: str, ner: bool = True) -> dict[str, list[Span]]:
     layers = {
         "shape": list(_rule_spans(text)),
         "guess": list(_guessed_spans(text)),
-        "name": [*_name_rule_spans(text), *name_order_spans(text)],
+        "name": [*_name_rule_spans(text), *name_order_spans(text), *name_context_spans(text)],
         "cue": list(_cued_name_spans(text)),
         "address": list(_address_spans(text)),
         "place": [*_place_guesses(text), *_institution_spans(text)],

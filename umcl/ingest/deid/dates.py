@@ -98,12 +98,19 @@ _IMAGING = (
 # Cultures: a month/day only after the word ("cultures 10/1"); before it a fraction counts
 # bottles ("2/4 cultures grew", "1/2 BCx positive").
 _CULTURE = r"cultures?|cx|bcx|ucx|sputum[ \t]+cx"
-# What follows a fraction, a ratio or a dose, never a date.
-_NOT_A_FRACTION = (
-    r"(?![ \t]*(?i:%|strength|str\b|ns\b|normal|saline|dose|doses|of[ \t]|mg|mcg|ml|l\b|mmhg|murmur|power"
+# What follows a measure, a ratio or a dose, never a date.
+_NOT_A_MEASURE = (
+    r"(?![ \t]*(?i:%|strength|str\b|ns\b|normal|saline|dose|doses|of[ \t]|mg|mcg|ml|cc\b|l\b|mmhg|murmur|power"
     r"|units?|tabs?|tablets?|x\b|cm|mm|hrs?|hours?|days?|weeks?|wks?|months?|sec|split|ratio|rule|way"
-    r"|pain|scale|bl|cx|bcx|ucx|cultures?|positive|negative|bottles?|sets?\b|full|empty|filled))"
+    r"|pain|scale))"
 )
+# What a fraction counts: bottles, sets, a share ("2/4 cultures", "3/10 positive", "7/8 full").
+_COUNTED_WORDS = r"bl|cx|bcx|ucx|cultures?|positive|negative|bottles?|sets?\b|full|empty|filled"
+_COUNTED = re.compile(rf"[ \t]*(?i:{_COUNTED_WORDS})")
+# What follows a fraction, never a date. After a date word ("from 8/29 cultures") only a count of
+# a few (`_not_a_count`) is taken for one.
+_NOT_A_FRACTION = rf"{_NOT_A_MEASURE}(?![ \t]*(?i:{_COUNTED_WORDS}))"
+_MOST_COUNTED = 6  # a set of culture bottles, a share in sixths at most
 # Words before a month/day shape that make it a score, a setting or a fraction: "Grade 2/6",
 # "Power 4/5", "PS 10/5", "D5 1/2", "in 6/52" (weeks, as British notes write them).
 _NOT_A_DATE_BEFORE = frozenset(
@@ -158,10 +165,9 @@ _ORDINAL_NOUNS = (
 )
 
 
-def _word_before(match: re.Match[str], text: str) -> str:
-    before = re.search(
-        r"([A-Za-z][\w/]*)[ \t:=]*$", text[max(0, match.start("v") - 24) : match.start("v")]
-    )
+def _word_before(match: re.Match[str], text: str, group: str = "v") -> str:
+    start = match.start(group)
+    before = re.search(r"([A-Za-z][\w/]*)[ \t:=]*$", text[max(0, start - 24) : start])
     return before.group(1).lower() if before else ""
 
 
@@ -169,11 +175,19 @@ def _not_after_a_measure(match: re.Match[str], text: str) -> bool:
     return _word_before(match, text) not in _NOT_A_DATE_BEFORE
 
 
+def _not_a_count(match: re.Match[str], text: str) -> bool:
+    """Not a count of what follows: "2/4 cultures" and "1/2 full" are counts, "8/29 cultures"
+    is the day they were drawn."""
+    first, second = (int(x) for x in re.split(r"[/-]", match.group("v")))
+    counted = _COUNTED.match(text, match.end("v")) is not None
+    return not (counted and first <= second <= _MOST_COUNTED)
+
+
 def _month_day(match: re.Match[str], text: str) -> bool:
     """A plausible month and day, either way round (US 8/25, European 25/8), not after a word
-    that makes it a score or a setting."""
+    that makes it a score or a setting, nor a count of what follows it."""
     first, second = (int(x) for x in re.split(r"[/-]", match.group("v")))
-    if not _not_after_a_measure(match, text):
+    if not _not_after_a_measure(match, text) or not _not_a_count(match, text):
         return False
     before = _word_before(match, text)
     if second in _DURATION_DENOMINATORS and (before in _DURATION_BEFORE or before in _SYMPTOMS):
@@ -210,6 +224,33 @@ def _consecutive_days(match: re.Match[str], text: str) -> bool:
     month = re.search(r"[A-Za-z]+(?=\.?,)", value)
     capitalised = month is not None and month.group()[:1].isupper()
     return (len(days) < 2 or days[1] == days[0] + 1) and (line_start or capitalised)
+
+
+def _no_closing_quote(match: re.Match[str], text: str) -> bool:
+    """No quote closes after a word later on the line: "'10 out of 10'" is quoted, "CABG '79,
+    AVR '05" are years."""
+    rest = text[match.end() : match.end() + 80].split("\n", 1)[0]
+    return re.search(r"\w['’](?!\d)", rest) is None
+
+
+def _month_not_a_verb(match: re.Match[str], text: str) -> bool:
+    if match.group("m").lower() not in ("may", "march"):
+        return True
+    return _word_before(match, text, "m") in ("in", "since", "from", "until", "till", "of", "by")
+
+
+# Words of intake, output and the measures a year-like number counts there ("I/O in 2000 out
+# 1500", "s/p surgery EBL 1975 ml").
+_VOLUME_WORDS = re.compile(
+    r"\b(?i:out|i/o|i&o|intake|output|uop|uo|ebl|fluids?|total|po|ivf|cc|ml|mls|g|kg|grams?|infant"
+    r"|weight|wt|net|balance)\b"
+)
+
+
+def _not_a_volume(match: re.Match[str], text: str) -> bool:
+    """A year, unless intake, output or a measure is counted around it."""
+    around = text[max(0, match.start("v") - 30) : match.end("v") + 20]
+    return _VOLUME_WORDS.search(around) is None
 
 
 DATE_RULES: list[_Rule] = [
@@ -269,6 +310,33 @@ DATE_RULES: list[_Rule] = [
         r"|Halloween|Guy[ \t]+Fawkes(?:[ \t]+Night)?|Bonfire[ \t]+Night|(?:Chinese|Lunar)[ \t]+New[ \t]+Year"
         r")\b(?:,?[ \t]+(?:of[ \t]+)?(?:1[89]\d\d|20\d\d)\b)?|\bRamadan,?[ \t]+(?:1[89]\d\d|20\d\d)\b",
     ),
+    # a two-digit year by its apostrophe: "CABG x4 '79", "last used in may 15'" (a month before
+    # it: "in 15'" alone is fifteen minutes in European notes, "5'10" a height; a quote closed
+    # later is no year, "'10 out of 10'"; "may" and "march" are verbs unless a preposition
+    # leads: "ambulated may 50'" is a distance)
+    _rule("DATE", r"(?<![\w'’])['’](?P<v>\d\d)(?![\w'’%+]|[.,]\d)", "v", _no_closing_quote),
+    _rule(
+        "DATE",
+        rf"\b(?P<m>{_MONTH})[ \t]+\d\d['’](?![\w'’])",
+        valid=_month_not_a_verb,
+        flags=_I,
+    ),
+    # a year said with what happened in it, or the year a patient is asked for: "s/p resection
+    # 1977", "in 2019", "it's 2019" (after "s/p" only years no clock time can be: "s/p lasix 1930"
+    # is half past seven; "born in 1950" is left to the year-of-birth rule below)
+    _rule(
+        "DATE",
+        rf"(?<![Bb]orn[ \t])(?<!BORN[ \t])\b(?i:in|it['’]?s|it[ \t]+(?:is|was)|(?:the[ \t]+)?year[ \t]+(?:is|was))[ \t]+(?P<v>{_YEAR})\b"
+        rf"(?![/.:-]\d){_NOT_A_FRACTION}",
+        "v",
+        _not_a_volume,
+    ),
+    _rule(
+        "DATE",
+        rf"\b(?i:s/p)(?:[ \t]+[A-Za-z][\w/-]*){{1,2}}[ \t]+(?P<v>19[6-9]\d)\b(?![/.:-]\d){_NOT_A_FRACTION}",
+        "v",
+        _not_a_volume,
+    ),
     # a year of birth that implies an age over 89: "Born in 1928", "YOB: 1930", "b. 1927"
     _rule(
         "DATE",
@@ -280,8 +348,9 @@ DATE_RULES: list[_Rule] = [
     _rule("DATE", rf"\b(?:0?[1-9]|1[0-2])/{_YEAR}\b"),
     _rule(
         "DATE",
-        rf"\b(?:on|dated|from|since|until|through|thru)[ \t]+(?P<v>(?:0?[1-9]|1[0-2])/(?:3[01]|[12]\d|0?[1-9]))\b(?![/\d]){_NOT_A_FRACTION}",
+        rf"\b(?:on|dated|from|since|until|through|thru)[ \t]+(?P<v>(?:0?[1-9]|1[0-2])/(?:3[01]|[12]\d|0?[1-9]))\b(?![/\d]){_NOT_A_MEASURE}",
         "v",
+        _not_a_count,
         flags=_I,
     ),
     _rule(
@@ -295,7 +364,7 @@ DATE_RULES: list[_Rule] = [
     # 29/11"; never a ratio, a dose or a fraction ("BP 120/80", "1/2 NS", "grade 2/6 murmur")
     _rule(
         "DATE",
-        rf"\b(?i:{_DATE_CUE})(?:[ \t]*[:,-][ \t]*|[ \t]+)(?:(?i:the|on|of)[ \t]+)?(?P<v>\d{{1,2}}/\d{{1,2}})(?![/\d]|\.\d){_NOT_A_FRACTION}",
+        rf"\b(?i:{_DATE_CUE})(?:[ \t]*[:,-][ \t]*|[ \t]+)(?:(?i:the|on|of)[ \t]+)?(?P<v>\d{{1,2}}/\d{{1,2}})(?![/\d]|\.\d){_NOT_A_MEASURE}",
         "v",
         _month_day,
     ),

@@ -123,7 +123,7 @@ hardware device devices tube tubes line lines catheter catheters drain drains le
 wires clip clips staple staples suture sutures stent stents graft grafts prosthesis prosthetic
 implant implants pacemaker pacer defibrillator icd aicd port ports generator battery pump
 balloon filter shunt valve coil coils sheath cannula endotracheal tracheostomy nasogastric
-orogastric enteric feeding gastrostomy jejunostomy chest-tube pigtail picc central venous arterial
+orogastric enteric feeding gastrostomy jejunostomy chest-tube pigtail picc central venous arterial aline a-line artline art-line
 jugular subclavian internal external femoral brachial cephalic basilic cavoatrial junction
 tip tips terminate terminates terminating termination courses coursing projects projecting
 projection overlies overlie position positioned positioning placement placed replaced removed

@@ -270,6 +270,32 @@ def _named_hospitals(text: str) -> Iterator[Span]:
         yield Span(match.start(group), match.end(group), "INSTITUTION")
 
 
+# Where someone works, after what they do there: "HUSBAND CEO OF IBM", "works at Home Depot",
+# "retired from Bethlehem Steel". The employer is a capitalised name that opens with no clinical,
+# generic or frequent word ("director of ICU", "works for the County", "RETIRED FROM NAVY" stay;
+# "working with" is a therapy's: "WORKING WITH SPEECH").
+_EMPLOYER = re.compile(
+    r"\b(?i:works?|worked|working|employed|retired|ceo|cfo|coo|president|owner|founder|manager"
+    r"|director|engineer|executive|chairman|employee)[ \t]+(?i:at|for|by|from|of)[ \t]+"
+    rf"(?:(?i:the)[ \t]+)?(?P<v>{_UP}[\w&'’.-]*(?:[ \t]+{_UP}[\w&'’.-]*){{0,3}})"
+)
+
+
+def _employers(text: str) -> Iterator[Span]:
+    for match in _EMPLOYER.finditer(text):
+        first = match.group("v").split()[0]
+        bare = _bare(first)
+        if (
+            is_ordinary(first)
+            or bare in _INSTITUTION_GENERIC
+            or bare in _GRAMMAR
+            or is_common_english(bare, top=5_000)
+        ):  # "RETIRED FROM ARMY", "WORKS AT RESTAURANT", "works for himself"
+            continue
+        end = match.start("v") + len(match.group("v").rstrip(".,"))  # "OF IBM." ends the sentence
+        yield _trim_trailing(text, match.start("v"), end, "INSTITUTION")
+
+
 def facility_spans(text: str) -> Iterator[Span]:
     """Facilities and wards by their head word or their number after a move, and their other
     mentions in the text ("TO QUARTERMAIN 3 … QUARTERMAIN3 DEVELOPED"): no clinical wording has
@@ -282,6 +308,7 @@ def facility_spans(text: str) -> Iterator[Span]:
     ]
     yield from found
     yield from _named_hospitals(text)
+    yield from _employers(text)
     # Other mentions, written as found (a lower-case name in lower case, capitals in capitals):
     # each word of the text looked up once, so many names cost no more than one.
     words = {

@@ -177,6 +177,20 @@ def _after_break(match: re.Match[str], text: str) -> bool:
     return (not before or before[-1] in "\n:;(,-") and _not_temperature(match, text)
 
 
+# What a history opens with after "s/p": a side, an injury, an operation or an event.
+_HISTORY_AFTER_SP = (
+    r"(?:left|right|lt|rt|l|r|b/l|bilat|bilateral|fall|mvc|mva|fx|fracture|trauma|cabg|avr|mvr|tavr"
+    r"|tavi|pci|ptca|stent|surgery|repair|resection|transplant|arrest|cardiac|cva|stroke|mi|stemi"
+    r"|amputation|tkr|thr|tka|tha|orif|hip|knee|[a-z]*(?:ectomy|otomy|ostomy|plasty|pexy))\b"
+)
+
+
+def _not_a_field_value(match: re.Match[str], text: str) -> bool:
+    """The line before does not end with a field's colon ("Sats:" then "98 s/p neb")."""
+    before = text[max(0, match.start() - 200) : match.start()].rstrip(" \t|\n")
+    return not before.endswith(":")
+
+
 def _placeholder_free(match: re.Match[str], text: str) -> bool:
     return not all(
         is_ordinary(w) or _is_abbreviation(w) for w in re.findall(r"[\w'’]+", match.group("v"))
@@ -277,6 +291,18 @@ _RULES: list[_Rule] = [
     ),
     _rule(
         "AGE", rf"(?<![\w/])[MF][ \t]*,?[ \t]+(?:9\d|1[01]\d)\b{_NOT_AGE_UNIT}", valid=_after_break
+    ),
+    # an age opening a line before the history it introduces: "98 s/p left hip fx", "92 w/ h/o
+    # CHF" (a line, not a field's value: "Sat: 98 s/p suction", "Sats:" and "98 s/p neb" on the
+    # next line, "100 w/ NRB" are readings; "102 s/p tylenol", "115 s/p fluid bolus" too: after
+    # "s/p" only an operation, an injury or an event)
+    _rule(
+        "AGE",
+        rf"(?m:^)[ \t]*(?P<v>9\d|1[01]\d)(?=[ \t]+(?i:s/p[ \t]+(?:{_HISTORY_AFTER_SP})|h/o|hx[ \t]+of|p/w"
+        r"|(?:w/|with)[ \t]*(?:a[ \t]+)?(?:h/o|hx|history|pmh)|presents|presented|presenting|admitted"
+        r"|transferred)(?![\w/]))",
+        "v",
+        _not_a_field_value,
     ),
     # after a word for the patient: "Pt, 93, with cough", "Elderly (91) lady"
     _rule(
