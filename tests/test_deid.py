@@ -742,6 +742,7 @@ STRUCTURE_IDENTIFIERS = [
     ("STAYING AT MARGUERITE'S APARTMENT", ["MARGUERITE"]),
     ('pt keeps repeating "Siobhan, where is my bag"', ["Siobhan"]),
     ("HR to 130s, RN deborah notified, lopressor given", ["deborah"]),
+    ("K 6.1, RESIDENT KEVIN AT BEDSIDE", ["KEVIN"]),
     ("eval by bernadette ogunwale from speech this am", ["bernadette", "ogunwale"]),
     ("DIRECTLY WITH MRS T. ABOUT GOALS", ["T."]),
     ("WIFE IS A MANAGER AT LOCKHEED MARTIN.", ["LOCKHEED", "MARTIN"]),
@@ -828,7 +829,7 @@ CASE_CLINICAL = [
     "Sats:\n98 s/p neb, 100 w/ NRB",
     "Stays at her daughter's house; lives at the patient's home; at friend's apartment.",
     '"Help, I cannot breathe," patient said; "Nurse, my chest hurts."',
-    "MD also aware; RN will be made aware; NP now aware; resident paged.",
+    "MD also aware; RN will be made aware; NP now aware; resident paged; RN DON AWARE OF FALL.",
     "Positive Homans sign; known Addison disease; works with PT daily; director of ICU.",
     "Aline dampened overnight; a-line re-zeroed.",
     # found by a reviewer of these rules in their first version

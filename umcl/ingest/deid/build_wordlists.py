@@ -35,9 +35,18 @@ def _package_file(package: str, name: str) -> Path:
     return Path(spec.origin).parent / name
 
 
-def _census(name: str) -> list[str]:
-    lines = _package_file("names", name).read_text().splitlines()
-    return [line.split()[0].lower() for line in lines if line.strip()]
+def _census(*names: str) -> list[str]:
+    """The names of one or more census lists, most frequent first. Each line is `NAME PERCENT
+    CUMULATIVE RANK`; the female and male given-name lists each count their own half of the
+    people, so merging them by percent ranks "james" beside "mary", not after every woman's name.
+    A name on both lists takes its larger share; ties keep the lists' order."""
+    share: dict[str, float] = {}
+    for name in names:
+        for line in _package_file("names", name).read_text().splitlines():
+            if line.strip():
+                word, percent = line.split()[:2]
+                share[word.lower()] = max(share.get(word.lower(), 0.0), float(percent))
+    return sorted(share, key=lambda word: -share[word])  # stable: ties as the files list them
 
 
 def _places() -> list[str]:
@@ -77,7 +86,7 @@ def _unique_ascii(words: Iterable[str]) -> list[str]:
 def main() -> None:
     lists = {
         "surnames.txt": _census("dist.all.last"),
-        "given_names.txt": _census("dist.female.first") + _census("dist.male.first"),
+        "given_names.txt": _census("dist.female.first", "dist.male.first"),
         "places.txt": _places(),
         "drugs.txt": _drugs(),
         "english.txt": _english(),

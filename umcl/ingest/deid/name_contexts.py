@@ -114,6 +114,8 @@ def _told_staff(text: str) -> Iterator[Span]:
     for match in _TOLD_STAFF.finditer(text):
         word = match.group("v")
         rank = ranks("given_names").get(census_key(_bare(word)))
+        if word.isupper() and len(word) <= 3:
+            continue  # "RN DON AWARE": the director of nursing, as three capitals write it
         if rank is not None and rank <= _COMMON_GIVEN and _census_word(word):
             yield Span(match.start("v"), match.end("v"), "NAME")
 

@@ -526,7 +526,7 @@ def _name_finds(text: str) -> Iterator[tuple[Span, bool]]:
     for match in _NAME_IS_RELATION.finditer(text):
         first = _bare(match.group("v").split()[0])
         rank = ranks("given_names").get(first)
-        if rank and not is_word_name(first) and first not in _GRAMMAR:
+        if rank is not None and not is_word_name(first) and first not in _GRAMMAR:
             # A common given name stands ("Anne is family contact"); a rarer one shares its
             # spelling with clinical shorthand more often ("Brady, wife at bedside", "Peg, her
             # daughter's concern"): the tagger decides.
