@@ -1,10 +1,10 @@
 """Names by what the sentence does with them, whatever their case: whose home a patient was at
 ("at seymour black's house"), who is spoken to in the patient's quoted words ("Elaine, I
 know"), which member of staff was made aware ("NP grace made aware") or came from which service
-("mary theresa kondouli from speech"), a title before an initial alone ("MS S. CARE"). Each shape takes only census given names or
-surnames that are no clinical word (the initial excepted), so "at the neighbor's house", "MD
-aware" and "NP also aware" stay. Strong evidence: `find_phi` adds them to the names of
-`names.py`'s rules."""
+("mary theresa kondouli from speech"), a title before an initial alone ("MS S. CARE"). Each
+shape takes only census given names or surnames that are no clinical word (the initial
+excepted), so "at the neighbor's house", "MD aware" and "NP also aware" stay. Strong evidence:
+`find_phi` adds them to the names of `names.py`'s rules."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from umcl.ingest.deid.lexicon import (
     is_word_name,
 )
 from umcl.ingest.deid.lists import census_key, is_common_english, ranks
+from umcl.ingest.deid.name_orders import _no_word
 from umcl.ingest.deid.names import _RELATION
 from umcl.ingest.deid.spans import Span
 
@@ -47,7 +48,7 @@ _TITLED_INITIAL = re.compile(
     r"\b(?:Mrs|Mr|Ms|Miss|Dr|MRS|MR|MS|MISS|DR)\.?[ \t]+(?P<v>[A-Z]\.)(?=[ \t,;)]|$)"
 )
 # Who came from which service: up to three words before "from speech", "of case management"
-# ("mary theresa kondouli from speech and swallow", "Bill from pharmacy").
+# ("mary theresa kondouli from speech and swallow", "karen from case management").
 _SERVICE = (
     r"speech|swallow|pt|ot|physical[ \t]+therapy|occupational[ \t]+therapy|nutrition|dietary"
     r"|social[ \t]+work|sw|case[ \t]+management|cm|pharmacy|respiratory|rt|iv[ \t]+team|palliative"
@@ -84,7 +85,7 @@ def _home_owners(text: str) -> Iterator[Span]:
         owner = words[-1].group()
         given = words[0].group() if len(words) == 2 else None
         if given is not None and census_key(_bare(given)) not in ranks("given_names"):
-            given = None  # "at the Smith's house", "at his daughter's home": the last word alone
+            given = None  # "at his daughter's home": the first word is no given name
         if not _census_word(owner) or re.fullmatch(_RELATION, owner, re.IGNORECASE):
             continue  # "at cousin's house"
         if given is None and (
@@ -122,8 +123,8 @@ def _told_staff(text: str) -> Iterator[Span]:
 
 def _staff_from_services(text: str) -> Iterator[Span]:
     """From the first census given name of the words before the service to the service's
-    preposition, each later word an uncommon census name or no English word at all ("someone
-    from PT", "pt seen from OT", "Crystal Light from dietary" stay)."""
+    preposition, each later word a word of a name (`name_orders._no_word`: "someone from PT",
+    "pt seen from OT", "Crystal Light from dietary" stay)."""
     for match in _FROM_SERVICE.finditer(text):
         words = list(re.finditer(r"\S+", match.group("v")))
         for first, word in enumerate(words):
@@ -135,34 +136,12 @@ def _staff_from_services(text: str) -> Iterator[Span]:
                 and not is_common_english(_bare(token), _COMMON_WORD)
             ):
                 rest = [w.group() for w in words[first + 1 :]]
-                if all(_uncommon_census_word(w) or _no_word(w) for w in rest):
+                if all(_no_word(w) for w in rest):
                     yield Span(match.start("v") + word.start(), match.end("v"), "NAME")
                 break
 
 
-def _uncommon_census_word(token: str) -> bool:
-    """A census name that is no frequent English word ("theresa"; not "Crystal Light", "Dale
-    holder")."""
-    return _census_word(token) and not is_common_english(_bare(token), _UNCOMMON_WORD)
-
-
-def _no_word(token: str) -> bool:
-    """A word no list knows: no English, clinical or grammar word ("kondouli")."""
-    bare = _bare(token)
-    return (
-        len(bare) >= 4
-        and not is_ordinary(token)
-        and not is_common_english(bare)
-        and bare not in _GRAMMAR
-    )
-
-
-def name_context_spans(text: str) -> Iterator[Span]:
-    """Names by what the sentence does with them (see the patterns above)."""
-    yield from _home_owners(text)
-    yield from _addressed(text)
-    yield from _told_staff(text)
-    yield from _staff_from_services(text)
+def _titled_initials(text: str) -> Iterator[Span]:
     for match in _TITLED_INITIAL.finditer(text):
         after = re.match(r"[ \t]*([A-Za-z]+)", text[match.end("v") : match.end("v") + 40])
         following = after.group(1) if after else ""
@@ -171,3 +150,12 @@ def name_context_spans(text: str) -> Iterator[Span]:
         ):
             continue  # "MS S. viridans", "severe MR E. coli": mitral stenosis and regurgitation
         yield Span(match.start("v"), match.end("v"), "NAME")
+
+
+def name_context_spans(text: str) -> Iterator[Span]:
+    """Names by what the sentence does with them (see the patterns above)."""
+    yield from _home_owners(text)
+    yield from _addressed(text)
+    yield from _told_staff(text)
+    yield from _staff_from_services(text)
+    yield from _titled_initials(text)
