@@ -20,7 +20,7 @@ from umcl.ingest.deid.lexicon import (
     is_ordinary,
     is_word_name,
 )
-from umcl.ingest.deid.lists import census_key, is_common_english, ranks
+from umcl.ingest.deid.lists import census_key, is_common_english, is_person_name, ranks
 from umcl.ingest.deid.name_orders import _no_word
 from umcl.ingest.deid.names import _RELATION
 from umcl.ingest.deid.spans import Span
@@ -30,10 +30,6 @@ _WORD = r"[A-Za-z][A-Za-z'’-]*[A-Za-z]"
 # Whose home: one or two words and a possessive before a dwelling, after a preposition of place.
 _POSSESSOR = re.compile(
     rf"\b(?i:at|to|from|in|near|outside|by)[ \t]+(?P<v>(?:{_WORD}[ \t]+)?{_WORD})(?i:['’]s)(?={_DWELLING.pattern})"
-)
-# Before a possessive these make it a common noun's: "at the pastor's house", "at his boss's".
-_DETERMINERS = frozenset(
-    ["the", "a", "an", "his", "her", "their", "my", "our", "your", "its", "this", "that"]
 )
 # Who is spoken to: a given name opening quoted speech, before its comma.
 _ADDRESSED = re.compile(r"[\"“][ \t]*(?P<v>[A-Z][a-z]+),")
@@ -69,13 +65,12 @@ _COMMON_WORD = 1_000
 def _census_word(word: str) -> bool:
     """A census given name or surname that is no clinical, grammar or drug word and no eponym."""
     bare = _bare(word)
-    key = census_key(bare)
     return (
-        (key in ranks("given_names") or key in ranks("surnames"))
+        is_person_name(bare)
         and not is_ordinary(word)
         and bare not in _GRAMMAR
         and bare not in _EPONYMS
-        and key not in ranks("drugs")  # "Allegra from pharmacy"
+        and census_key(bare) not in ranks("drugs")  # "Allegra from pharmacy"
     )
 
 
@@ -91,9 +86,9 @@ def _home_owners(text: str) -> Iterator[Span]:
         if given is None and (
             is_common_english(_bare(owner), _COMMON_WORD)
             or owner.islower()
-            or (len(words) == 2 and _bare(words[0].group()) in _DETERMINERS)
-        ):
-            continue  # "at church's house", "at the Pastor's house", "at tia's house": a word's
+            or (len(words) == 2 and _bare(words[0].group()) in _GRAMMAR)
+        ):  # a determiner makes it a common noun's: "at the Pastor's house", "at his boss's"
+            continue  # "at church's house", "at tia's house": a word's
         start = match.start("v") + words[0 if given else -1].start()
         yield Span(start, match.end("v"), "NAME")
 
