@@ -746,6 +746,22 @@ STRUCTURE_IDENTIFIERS = [
     ("eval by bernadette ogunwale from speech this am", ["bernadette", "ogunwale"]),
     ("DIRECTLY WITH MRS T. ABOUT GOALS", ["T."]),
     ("WIFE IS A MANAGER AT LOCKHEED MARTIN.", ["LOCKHEED", "MARTIN"]),
+    # who opens a sentence before what people do, a member of staff between their role and
+    # what they did, a surname in capitals before its forename, a relative after a family word
+    ("Dolores slept poorly, asking for her son.", ["Dolores"]),
+    ("Kevin rang at 2100 to ask about his mother.", ["Kevin"]),
+    ("Marguerite Ashworth requests a call back.", ["Marguerite", "Ashworth"]),
+    ("K. RAJAGOPALAN PERFORMED THE ECHO.", ["RAJAGOPALAN"]),
+    ("RRT Okonkwo-Bamidele suctioned and changed circuit.", ["Okonkwo", "Bamidele"]),
+    ("wristband: HALVORSEN, Ingrid", ["HALVORSEN", "Ingrid"]),
+    ("spoke with nephew Oluwadamilare at bedside", ["Oluwadamilare"]),
+    ("granddaughter Tamsin called for an update", ["Tamsin"]),
+    # a document's number, years of operations, a European postcode and town
+    ("Progress note #58213 amended.", ["58213"]),
+    ("PMH: thyroidectomy 1983, THR (L) 2009, CABG x3 1998.", ["1983", "2009", "1998"]),
+    ("Lives at Kastanienallee 14, 10435 Berlin.", ["10435", "Berlin"]),
+    ("Breast ca dx 2004; DM2 since 1987.", ["2004", "1987"]),
+    ("- 97 female with fall at home", ["97"]),
 ]
 CASE_CLINICAL = [
     "BP 120/80, HR 88; given 1/2 NS; grade 2/6 murmur; 3/4 of the lung; T2/FLAIR; 2/3 strength.",
@@ -839,6 +855,25 @@ CASE_CLINICAL = [
     "MS S. viridans endocarditis; severe MR E. coli UTI.",
     "Stays at the pastor's house; RETIRED FROM ARMY; WORKING WITH SPEECH.",
     "Allegra from pharmacy given; Flonase from pharmacy due.",
+    # look-alikes of this stop's rules: services and devices before what people do, capitals
+    # before a comma, British durations, amounts after a document or an operation
+    "Pulm feels this is aspiration; Lab rang with K 6.2; Foley fell out.",
+    "Patient slept well. Grace period noted. Everyone agreed.",
+    "RT Adjusted vent. RN Foley placed. MD Team aware.",
+    "IMPRESSION, Stable. LUNGS, Clear. HEART, Normal size.",
+    "3/7 history of cough, 2/12 weight loss, 6/52 hx of fevers.",
+    "Note 1500 mL output; report 2 of 3.",
+    "surgery 2000 ml EBL; laparotomy 2015 then to PACU at 2130.",
+    "NPO since 1930; no urine output since 2000. HR 95 male nurse at bedside.",
+    # found by a reviewer of these rules in their first version: shift and ward words, kin words
+    # before a verb, organisms and sides after an initial, signs and stains before a finding,
+    # devices after a role, clock times after a note's title or an operation, homes by initials
+    "Nocte slept well. Junior called re: fluids. Girlfriend rang the ward twice. Mum rang.",
+    "P. falciparum present. L. knee examined. MISTY MESENTERY PRESENT.",
+    "ROMBERG, Neg. YEAST, Scanty. SHILEY, Cuffed size 8.",
+    "RN Mepilex changed. RT Hamilton adjusted. Resident Nightfloat aware.",
+    "Nursing note 0700 pt stable. Verbal report 1415 to ward RN. Lap chole at 1945.",
+    "Tx from NH. Xfer from BH unit. Surgery done 1950, pt to PACU.",
 ]
 
 
@@ -1085,14 +1120,16 @@ def test_second_heldout_set_is_scored_and_no_worse_than_its_first_score():
         ("phi_heldout3", 100, 80, 0.86, 0.02),
         # its first score (the scrubber of a7f2baf): 0.828 of 203 identifiers, 3 of 106 changed
         ("phi_heldout4", 120, 100, 0.82, 0.03),
+        # its first score (the scrubber of 257628b): 0.870 of 238 identifiers, 5 of 114 changed
+        ("phi_heldout5", 130, 110, 0.87, 0.045),
     ],
 )
 def test_a_blind_heldout_set_is_scored_and_no_worse_than_its_first_score(
     name, least_phi, least_clinical, least_recall, most_changed
 ):
-    """`benchmarks/phi_heldout3.jsonl` and `phi_heldout4.jsonl` were each written by a reviewer
-    who had read neither the scrubber nor the other corpora, before the code they measure. A
-    regression guard: see RESULTS."""
+    """`benchmarks/phi_heldout3.jsonl` to `phi_heldout5.jsonl` were each written by a reviewer
+    who had read neither the scrubber nor the other corpora, before the code they first measured.
+    A regression guard: see RESULTS."""
     heldout = bench.load_corpus(REPO / f"benchmarks/{name}.jsonl")
     for entry in heldout:
         assert all(i["text"] in entry["text"] for i in entry["identifiers"])

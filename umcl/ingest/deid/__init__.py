@@ -156,17 +156,35 @@ def _people_inside(span: Span, people: list[Span]) -> list[Span]:
     return [p for p in people if span.start <= p.start and p.end <= span.end]
 
 
-# What a place's name is the name of, right after it: "Baltimore Rehab", "Union Memorial".
-_HEAD_AFTER = re.compile(rf"[ \t]+(?i:{_HOSPITAL_HEAD}|cent(?:er|re)|health[ \t]+cent(?:er|re))\b")
+# What a place's name is the name of, right after it: "Baltimore Rehab", "Union Memorial",
+# "St. Anne's Ward"; after a person's name only a hospital's own head words ("Mercy Regional";
+# "Mr Smith rehab potential", "Dr Jones Hospital course", "Dr Okafor Regional anaesthesia" stay).
+_HEAD_AFTER = re.compile(
+    rf"[ \t]+(?i:{_HOSPITAL_HEAD}|cent(?:er|re)|health[ \t]+cent(?:er|re)|regional|ward|wing)\b"
+)
+_HOSPITAL_AFTER_NAME = re.compile(
+    r"[ \t]+(?:Regional|Memorial|Infirmary|Medical[ \t]+Cent(?:er|re))\b(?![ \t]+[a-z])"
+)
+
+# A European postcode and its town after a street address: "Rue Haute 12, 1000 Bruxelles",
+# "Hauptstr. 5, D-80331 München" ("12 Main Street, 1000 ml" stays).
+_POSTCODE_TOWN_AFTER = re.compile(
+    r",[ \t]*(?:[A-Z]{1,2}-)?\d{4,5}[ \t]+(?=[A-ZÀ-Þ])[^\W\d_]+(?:-[^\W\d_]+)*"
+)
 
 
 def _head_words_after_places(text: str, spans: list[Span]) -> Iterable[Span]:
-    """A found place or institution with the head word that follows it: "Seen by [Baltimore]
-    Rehab" leaves the name's other half otherwise."""
+    """A found place or institution with the head word that follows it ("Seen by [Baltimore]
+    Rehab" leaves the name's other half otherwise), an address with its postcode and town."""
     for span in spans:
-        head = _HEAD_AFTER.match(text, span.end)
-        if head and span.label in ("INSTITUTION", "LOCATION", "ADDRESS"):
-            yield Span(span.start, head.end(), span.label)
+        if span.label in ("INSTITUTION", "LOCATION", "ADDRESS"):
+            head = _HEAD_AFTER.match(text, span.end)
+            if head:
+                yield Span(span.start, head.end(), span.label)
+            if span.label == "ADDRESS" and (town := _POSTCODE_TOWN_AFTER.match(text, span.end)):
+                yield Span(span.start, town.end(), "ADDRESS")
+        elif span.label == "NAME" and (head := _HOSPITAL_AFTER_NAME.match(text, span.end)):
+            yield Span(span.start, head.end(), "INSTITUTION")
 
 
 # Initials before a name ("J. Smith", "A.K. Sharma") and an age right after one ("Ms Ada

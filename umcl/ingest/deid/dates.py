@@ -155,6 +155,12 @@ _SYMPTOMS = _wordset(
     " confusion loss swelling bleeding discharge constipation anorexia fatigue tiredness"
     " palpitations dizziness syncope jaundice haematuria hematuria melaena melena reflux"
 )
+# Words after a British duration that opens what it measures: "3/7 history of fever", "2/12
+# weight loss", "6/52 hx", "2/7 ago".
+_DURATION_AFTER = _SYMPTOMS | _wordset(
+    "history hx hist ago duration weight wt post course f/u coryza coryzal increased increasing"
+    " worsening worse progressive productive unintentional poor reduced feeling loose off urti"
+)
 # A British duration counts days, months or weeks: the number after the slash is 7, 12 or 52.
 _DURATION_DENOMINATORS = frozenset([7, 12, 24, 52])  # days, months, hours, weeks
 # What an ordinal counts when it is no date: "the 5th rib", "14th percentile", "2nd cycle".
@@ -193,6 +199,14 @@ def _month_day(match: re.Match[str], text: str) -> bool:
     if second in _DURATION_DENOMINATORS and (before in _DURATION_BEFORE or before in _SYMPTOMS):
         # "in 6/52", "for 2/7", "over 12/24", how long a symptom has lasted ("cough 2/52", "fever
         # 3/7", "rigors 10/7"); "plan for 10/3", "for 3/11" are dates
+        return False
+    after = re.match(r"[ \t]+([A-Za-z/]+)", text[match.end("v") : match.end("v") + 24])
+    if (
+        second in _DURATION_DENOMINATORS
+        and after
+        and after.group(1).lower() in _DURATION_AFTER
+        and not re.fullmatch(_DATE_CUE, before)
+    ):  # "3/7 history of fever"; "admitted 6/24 fever", "clinic 11/12 history" are dates
         return False
     return (1 <= first <= 12 and 1 <= second <= 31) or (1 <= first <= 31 and 1 <= second <= 12)
 
@@ -247,10 +261,24 @@ _VOLUME_WORDS = re.compile(
 )
 
 
+# An operation: its suffix, a procedure's abbreviation or what was done.
+_OPERATION = (
+    r"\w+(?:ectomy|ectomies|otomy|ostomy|plasty|pexy|scopy|rrhaphy|desis)|cabg|tkr|thr|tka|tha|avr|mvr"
+    r"|tavi|tavr|pci|ptca|orif|turp|cea|evar|appy|chole|repair|replacement|transplant|bypass"
+    r"|stent|stenting|resection|excision|fixation|fusion|amputation|ablation|surgery|operation"
+)
+
+
 def _not_a_volume(match: re.Match[str], text: str) -> bool:
     """A year, unless intake, output or a measure is counted around it."""
     around = text[max(0, match.start("v") - 30) : match.end("v") + 20]
     return _VOLUME_WORDS.search(around) is None
+
+
+def _no_clock_time_after_since(match: re.Match[str], text: str) -> bool:
+    """A year after a diagnosis; after "since" only 1960-1999, which no clock time can be."""
+    since = match.group().lower().startswith("since")
+    return _not_a_volume(match, text) and (not since or 1960 <= int(match.group("v")) <= 1999)
 
 
 DATE_RULES: list[_Rule] = [
@@ -336,6 +364,27 @@ DATE_RULES: list[_Rule] = [
         rf"\b(?i:s/p)(?:[ \t]+[A-Za-z][\w/-]*){{1,2}}[ \t]+(?P<v>19[6-9]\d)\b(?![/.:-]\d){_NOT_A_FRACTION}",
         "v",
         _not_a_volume,
+    ),
+    # the year of a diagnosis, and a year after "since" before 2000: "breast ca dx 2004", "DM2
+    # since 1998" ("since 2000" is eight in the evening as often; "since 1930" half past seven)
+    _rule(
+        "DATE",
+        rf"\b(?i:dx|dx['’]?d|diagnosed|diagnosis|since)[ \t]+(?P<v>{_YEAR})\b(?![/.:-]\d){_NOT_A_FRACTION}",
+        "v",
+        _no_clock_time_after_since,
+    ),
+    # the year of an operation in a history list: "appendicectomy 1972, TKR (R) 2011", "CABG x3
+    # 1998", "hysterectomy 2003 for fibroids" (its side or count between them, and an item's end
+    # or its reason after; a sentence's stop only after a year no clock time can be; a clock time
+    # has other words around it: "lap chole at 1945", "surgery done 1950", "ablation ended
+    # 2010.", "PCR 1975 copies")
+    _rule(
+        "DATE",
+        rf"\b(?i:{_OPERATION})(?:[ \t]+(?:\([A-Za-z]{{1,5}}\)|[LR]|x[ \t]?\d)){{0,2}}[ \t]+"
+        r"(?P<v>19[6-9]\d(?=[ \t]*\.(?!\d))|(?:19[3-9]\d|20[0-3]\d)(?=[ \t]*(?:[,;)]|$|(?i:and|with|for|x[ \t]?\d)\b)))",
+        "v",
+        _not_a_volume,
+        flags=re.MULTILINE,
     ),
     # a year of birth that implies an age over 89: "Born in 1928", "YOB: 1930", "b. 1927"
     _rule(

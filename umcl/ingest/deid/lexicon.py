@@ -231,6 +231,18 @@ _INSTITUTION_HEADS = _wordset(
     adventist baptist methodist presbyterian lutheran episcopal deaconess hosp rehab campus
     building pavilion"""
 )
+# Family members a name may follow: "granddaughter Priyanka called", "spoke with niece Ama".
+_KIN = (
+    r"(?:wife|husband|son|daughter|mother|father|sister|brother|grandson|granddaughter|grandchild|grandmother"
+    r"|grandfather|grandma|grandpa|niece|nephew|aunt|uncle|cousin|stepson|stepdaughter|mum|mom|dad"
+    r"|fianc[eé]e?|boyfriend|girlfriend)"
+)
+# Whom a patient is related to, or who cares for them: "son-in-law", "carer", "next of kin".
+_RELATION = (
+    rf"(?:(?:son|daughter|mother|father|sister|brother)-in-law|{_KIN}|spouse|partner|sibling|dtr|dau"
+    r"|carer|caregiver|guardian|friend|neighbou?r|relative|attendant|gp|nok|next[ \t]+of[ \t]+kin"
+    r"|key[ \t]+worker|social[ \t]+worker)"
+)
 # A kind of home after the word: it describes the home ("lives in uptown apartment").
 _DWELLING = re.compile(
     r"[ \t]+(?i:apartments?|apt|house|home|flat|condo|building|complex|facility|residence|shelter"
@@ -254,7 +266,9 @@ _EPONYMS = _wordset(
     cushing crohn paget parkinson alzheimer hashimoto marfan hirschsprung hickam occam haller
     hampton lyme legionnaires brock ortner hippel lindau hippel-lindau von-hippel-lindau mallory-weiss williams-campbell lady-windermere
     epstein-barr coxsackie norwalk hantaan hanta ebola marburg lassa nipah hendra zika dengue
-    chikungunya powassan henoch schonlein schönlein henoch-schonlein kugelberg welander werdnig"""
+    chikungunya powassan henoch schonlein schönlein henoch-schonlein kugelberg welander werdnig
+    romberg babinski homans mcmurray blumberg cullen spurling faber apley lachman phalen tinel
+    finkelstein kernig brudzinski trousseau chvostek gail shiley bivona portex"""
 )
 # Organisms by genus and species, and their short forms ("Histoplasma capsulatum", "Staph"):
 # Latin names that read like surnames to a capitalisation rule or the NER.

@@ -1,10 +1,13 @@
 """Names by what the sentence does with them, whatever their case: whose home a patient was at
 ("at seymour black's house"), who is spoken to in the patient's quoted words ("Elaine, I
 know"), which member of staff was made aware ("NP grace made aware") or came from which service
-("mary theresa kondouli from speech"), a title before an initial alone ("MS S. CARE"). Each
-shape takes only census given names or surnames that are no clinical word (the initial
-excepted), so "at the neighbor's house", "MD aware" and "NP also aware" stay. Strong evidence:
-`find_phi` adds them to the names of `names.py`'s rules."""
+("mary theresa kondouli from speech"), a title before an initial alone ("MS S. CARE"), who
+opens a sentence doing what people do ("Kevin rang", "Mildred Oyewole requests update") and who
+did what only staff do after their role ("RRT Okonkwo-Bamidele suctioned"). Each shape takes
+only census names or words spelt as no English word is, none a clinical word (the initial
+excepted), so "at the neighbor's house", "MD aware", "NP also aware", "Nocte slept" and "RN
+Mepilex changed" stay. Strong evidence: `find_phi` adds them to the names of `names.py`'s
+rules."""
 
 from __future__ import annotations
 
@@ -16,13 +19,14 @@ from umcl.ingest.deid.lexicon import (
     _EPONYMS,
     _GRAMMAR,
     _LATIN_EPITHET,
+    _RELATION,
     _bare,
+    _is_abbreviation,
     is_ordinary,
     is_word_name,
 )
 from umcl.ingest.deid.lists import census_key, is_common_english, is_person_name, ranks
 from umcl.ingest.deid.name_orders import _no_word
-from umcl.ingest.deid.names import _RELATION
 from umcl.ingest.deid.spans import Span
 
 _WORD = r"[A-Za-z][A-Za-z'’-]*[A-Za-z]"
@@ -54,6 +58,44 @@ _FROM_SERVICE = re.compile(
     r"(?<![\w'’.-])(?P<v>[A-Za-z][A-Za-z'’-]+(?:[ \t]+[A-Za-z][A-Za-z'’-]+){0,2})[ \t]+"
     rf"(?i:from|of)[ \t]+(?:(?i:the)[ \t]+)?(?i:{_SERVICE})\b"
 )
+# Who did what people do, opening a sentence: "Kevin rang", "Sandra visited", "Mildred Oyewole
+# requests update", "GWENDOLYN ACHTERBERG SIGNED CONSENT", "K. VENKATARAMAN PERFORMED ULTRASOUND".
+# Alone, a frequent census given name that is no word ("Junior called", "Nana visited" stay);
+# with a surname written alike, a census given name that is no frequent word ("gene panel
+# reviewed", "JUNIOR HOUSEMAN NOTIFIED" stay; nor is "present" what a person does here: "MISTY
+# MESENTERY PRESENT"), or an initial that is no side ("L. knee examined") before a capitalised
+# surname that is no organism ("P. falciparum present").
+_OPENS_SENTENCE = r"(?:^|(?<=[.!?;][ \t])|(?<=[.!?;][ \t]{2}))[ \t]*"
+_PERSON_DID = (
+    r"rang|phoned|called|visited|says|said|states|stated|wants|wanted|asked|asks|denies|denied"
+    r"|complains|complained|agrees|agreed|refused|declined|feels|felt|slept|ate|vomited|woke|cried"
+    r"|(?:is|was|has[ \t]+been)[ \t]+(?:vomiting|tearful|crying|confused|agitated|sleeping|eating)"
+)
+_SUBJECT = re.compile(
+    rf"{_OPENS_SENTENCE}(?P<v>[A-Z][a-z]+(?:[-'’][A-Z][a-z]+)?)[ \t]+(?:{_PERSON_DID})\b",
+    re.MULTILINE,
+)
+_PEOPLE_DID = (
+    rf"{_PERSON_DID}|requests|requested|updated|notified|informed|signed|reviewed|performed"
+    r"|sutured|examined|evaluated|assessed|consented|paged|aware|at[ \t]+(?:the[ \t]+)?bedside"
+)
+_FULL_NAME_SUBJECT = re.compile(
+    rf"{_OPENS_SENTENCE}(?P<g>[A-Za-z][a-z]+|[A-Z]+|[A-Z]\.)[ \t]+(?P<s>[A-Za-z][A-Za-z'’-]*[A-Za-z])"
+    rf"(?:[ \t]*,[ \t]*(?i:{_RELATION})[ \t]*,)?[ \t]+(?i:{_PEOPLE_DID})\b",
+    re.MULTILINE,
+)
+# Which member of staff did what only staff do, after their role: "RRT Okonkwo-Bamidele
+# suctioned", "PA-C Siobhán Ní Bhriain evaluated". Each word is a census name or is spelt
+# as no English word is (a hyphen between capitals, a letter outside ASCII), and none is a
+# clinical, drug or frequent English word ("RN Glidescope placed", "RT Hamilton adjusted",
+# "Resident Nightfloat aware" stay: devices are placed and changed, jargon is made aware).
+_CAPITALISED = r"(?=[A-ZÀ-ÖØ-Þ])[^\W\d_]+(?:[-'’](?=[A-ZÀ-ÖØ-Þ])[^\W\d_]+)*"
+_STAFF_ACTED = re.compile(
+    r"(?<![\w/-])(?:RT|RRT|RN|NP|PA|PA-C|MD|Dr\.?|OT|PT|SLP|CRNA|LPN|HCA|CNA|SW|Resident|Fellow"
+    r"|Intern|Registrar|resident|fellow|intern|registrar|physio|Physio|therapist)[ \t]+"
+    rf"(?P<v>{_CAPITALISED}(?:[ \t]+{_CAPITALISED}){{0,2}})[ \t]+(?=(?:evaluated|assessed|examined"
+    r"|reviewed|saw|suctioned|extubated|consulted|spoke|came[ \t]+to[ \t]+see)\b)"
+)
 # Past this census rank a given name after a role is more often a word than a name.
 _COMMON_GIVEN = 1_000
 # Past this rank an English word is rarer than the names it spells ("elaine", "theresa").
@@ -62,16 +104,20 @@ _UNCOMMON_WORD = 10_000
 _COMMON_WORD = 1_000
 
 
+def _no_clinical_word(word: str) -> bool:
+    """No clinical, grammar or drug word and no eponym ("Allegra from pharmacy")."""
+    bare = _bare(word)
+    return not (
+        is_ordinary(word)
+        or bare in _GRAMMAR
+        or bare in _EPONYMS
+        or census_key(bare) in ranks("drugs")
+    )
+
+
 def _census_word(word: str) -> bool:
     """A census given name or surname that is no clinical, grammar or drug word and no eponym."""
-    bare = _bare(word)
-    return (
-        is_person_name(bare)
-        and not is_ordinary(word)
-        and bare not in _GRAMMAR
-        and bare not in _EPONYMS
-        and census_key(bare) not in ranks("drugs")  # "Allegra from pharmacy"
-    )
+    return is_person_name(_bare(word)) and _no_clinical_word(word)
 
 
 def _home_owners(text: str) -> Iterator[Span]:
@@ -136,6 +182,72 @@ def _staff_from_services(text: str) -> Iterator[Span]:
                 break
 
 
+def _name_word(word: str) -> bool:
+    """No clinical word, no word that is also a name ("Grace") and no abbreviation in capitals."""
+    return (
+        _no_clinical_word(word)
+        and not is_word_name(word)
+        and not (word.isupper() and _is_abbreviation(word))
+    )
+
+
+def _subjects(text: str) -> Iterator[Span]:
+    for match in _SUBJECT.finditer(text):
+        word = match.group("v")
+        rank = ranks("given_names").get(census_key(_bare(word)))
+        if (
+            rank is not None
+            and rank <= _COMMON_GIVEN
+            and _name_word(word)
+            and not re.fullmatch(_RELATION, word, re.IGNORECASE)
+            and not is_common_english(_bare(word), _COMMON_WORD)
+        ):  # "Kevin rang"; not "Patient slept", "Son rang", "Grace slept", "Junior called"
+            yield Span(match.start("v"), match.end("v"), "NAME")
+
+
+def _forename(given: str, surname: str) -> bool:
+    """An initial that is no side before a surname that is no organism ("L. knee", "P.
+    falciparum"), or a census given name that is no frequent word, written as its surname is."""
+    if given.endswith("."):
+        return (
+            given[0] not in "LR"
+            and not surname.islower()
+            and not _LATIN_EPITHET.search(surname.lower())
+        )
+    alike = (given.isupper(), given.islower()) == (surname.isupper(), surname.islower())
+    return (
+        alike
+        and census_key(_bare(given)) in ranks("given_names")
+        and _name_word(given)
+        and not is_common_english(_bare(given), _UNCOMMON_WORD)
+    )
+
+
+def _full_name_subjects(text: str) -> Iterator[Span]:
+    for match in _FULL_NAME_SUBJECT.finditer(text):
+        given, surname = match.group("g"), match.group("s")
+        if (
+            _forename(given, surname)
+            and _name_word(surname)
+            and not is_common_english(_bare(surname))
+        ):
+            yield Span(match.start("g"), match.end("s"), "NAME")
+
+
+def _spelt_as_a_name(word: str) -> bool:
+    parts = re.split(r"[-'’]", word)
+    return is_person_name(_bare(word)) or len(parts) > 1 or any(ord(c) > 127 for c in word)
+
+
+def _staff_acted(text: str) -> Iterator[Span]:
+    for match in _STAFF_ACTED.finditer(text):
+        words = match.group("v").split()
+        if all(
+            _name_word(w) and _spelt_as_a_name(w) and not is_common_english(_bare(w)) for w in words
+        ):
+            yield Span(match.start("v"), match.end("v"), "NAME")
+
+
 def _titled_initials(text: str) -> Iterator[Span]:
     for match in _TITLED_INITIAL.finditer(text):
         after = re.match(r"[ \t]*([A-Za-z]+)", text[match.end("v") : match.end("v") + 40])
@@ -154,3 +266,6 @@ def name_context_spans(text: str) -> Iterator[Span]:
     yield from _told_staff(text)
     yield from _staff_from_services(text)
     yield from _titled_initials(text)
+    yield from _subjects(text)
+    yield from _full_name_subjects(text)
+    yield from _staff_acted(text)

@@ -149,6 +149,13 @@ _BARE_FULL_NAME = re.compile(
 # An initial and a census surname in capitals: "M. PEPPLER PLACING STITCH", "E. WELSH AWARE".
 _INITIAL_AND_SURNAME = re.compile(r"(?<![\w.'’])[A-Z]\.[ \t]?(?P<s>[A-Z][A-Z'’-]{2,})(?![\w'’-])")
 
+# A surname in capitals, its comma and a forename or an initial, as wristbands, bed boards
+# and worklists write them: "HALVORSEN, Ingrid", "BED 4 - MCGRATH, S.".
+_CAPS_COMMA_GIVEN = re.compile(
+    r"(?<![\w'’.-])(?P<s>[A-Z][A-Z'’]{2,}(?:-[A-Z][A-Z'’]+)?),[ \t]*"
+    r"(?P<g>[A-Z][a-z]{1,}(?:-[a-z]+)?|[A-Z]\.)(?![\w'’-])"
+)
+
 
 def _uncommon_name_word(word: str, census: str, text: str, end: int) -> bool:
     """A word of the census list `census` that is no English word of the first `_UNCOMMON_WORD`,
@@ -193,9 +200,27 @@ def _uncued_names(text: str) -> Iterator[Span]:
             yield Span(match.start(), match.end(), "NAME")
 
 
+def _caps_comma_given(text: str) -> Iterator[Span]:
+    """A census surname that is no frequent word before a census given name that is no word,
+    or an initial ("ROMBERG, Neg.", "YEAST, Scanty.", "SHILEY, Cuffed" and "IMPRESSION, Stable"
+    stay: a forename no list knows is as often a finding)."""
+    for match in _CAPS_COMMA_GIVEN.finditer(text):
+        given = match.group("g")
+        bare = _bare(given)
+        forename = given.endswith(".") or (
+            census_key(bare) in ranks("given_names")
+            and not is_word_name(given)
+            and bare not in _GRAMMAR
+            and not is_common_english(bare, _UNCOMMON_WORD)
+        )
+        if forename and _uncommon_name_word(match.group("s"), "surnames", text, match.end("s")):
+            yield Span(match.start("s"), match.end("g"), "NAME")
+
+
 def name_order_spans(text: str) -> Iterator[Span]:
     """Names by their order (see the patterns above)."""
     yield from _header_names(text)
     yield from _names_by(_VIETNAMESE, _vietnamese_words, text)
     yield from _names_by(_STAFF_CAPS, _name_words, text)
     yield from _uncued_names(text)
+    yield from _caps_comma_given(text)

@@ -15,9 +15,11 @@ from umcl.ingest.deid.handles import user_name_spans
 from umcl.ingest.deid.lexicon import (
     _EPONYMS,
     _GRAMMAR,
+    _KIN,
     _LATIN_EPITHET,
     _MEDIA,
     _NAMED_SCALES,
+    _RELATION,
     _bare,
     _eponym_head_follows,
     _is_abbreviation,
@@ -271,15 +273,9 @@ _FIELD_NAME = re.compile(
     rf"|{_NAME_WORD}(?:[ \t]{_NAME_WORD})?,[ \t]*{_NAME_WORD}(?:[ \t][A-Z]\b\.?)?|{_NAME_SEQ}|[A-Za-z][\w.'’-]*[A-Za-z0-9])"
 )
 _ROLE = (
-    r"(?:the|his|her|their|patient'?s?|pt'?s?|wife|husband|son|daughter|mother|father|sister|brother"
+    rf"(?:the|his|her|their|patient'?s?|pt'?s?|{_KIN}"
     r"|partner|carer|caregiver|friend|nurse|resident|fellow|attending|technologist|tech|colleague"
     r"|physician|doctor|surgeon|clinician|provider|covering|ordering|referring|on-call|RN|NP|PA)"
-)
-_RELATION = (
-    r"(?:son|daughter|wife|husband|spouse|partner|mother|father|mum|mom|dad|sister|brother|sibling"
-    r"|niece|nephew|grandson|granddaughter|grandchild|grandmother|grandfather|aunt|uncle|cousin|dtr|dau"
-    r"|(?:son|daughter|mother|father|sister|brother)-in-law|carer|caregiver|guardian|friend"
-    r"|neighbou?r|relative|attendant|gp|nok|next[ \t]+of[ \t]+kin|key[ \t]+worker|social[ \t]+worker)"
 )
 _CUE = (
     r"(?:discussed[ \t]+(?:[a-z]+ly[ \t]+)?with|d/w|s/o|d/o|w/o|spoke[ \t]+(?:[a-z]+ly[ \t]+)?(?:with|to)"
@@ -289,7 +285,7 @@ _CUE = (
     r"|phoned[ \t]+(?:to|through[ \t]+to)|paged|notified|informed|reviewed[ \t]+with|consult(?:ed)?[ \t]+with"
     r"|per|accompanied[ \t]+by|escorted[ \t]+by|(?:signed|dictated|reported|read|transcribed|verified|approved"
     r"|performed|protocoll?ed|requested|referred|ordered|prepared|provided|seen|examined|entered|vetted)[ \t]+by"
-    r"|patient|pt|(?:wife|husband|son|daughter|mother|father|sister|brother|partner|carer|caregiver|friend|nurse))"
+    rf"|patient|pt|{_KIN}|partner|carer|caregiver|friend|nurse)"
 )
 # After the cue a comma may stand without its space: "SISTER,CARROLL ANNE", "sister ,JANET".
 # The role words are taken possessively, each separator one way only: "son  son  son …" with
@@ -345,8 +341,8 @@ _TITLE_ONLY = re.compile(rf"(?i:{_TITLE}|mr|ms|mrs|prof)\.?")
 # Names typed in lower case after a title or a conversation: "dr smith", "spoke to jsmith".
 _LOWER_CASE_NAME = re.compile(
     r"\b(?:(?i:dr|doctor)\.?|(?i:discussed[ \t]+with|spoke[ \t]+(?:with|to)|paged|d/w))"
-    r"[ \t]+(?P<v>(?![a-z]+ly\b|overhead\b|stat\b|again\b|twice\b)[a-z][a-z'’-]{3,})\b"
-)
+    rf"[ \t]+(?P<v>(?![a-z]+ly\b|overhead\b|stat\b|again\b|twice\b|(?:{_RELATION}|{_ROLE})\b)[a-z][a-z'’-]{{3,}})\b"
+)  # not the relation or role before the name: "spoke with granddaughter Priyanka"
 
 
 # Names in lower-case notes after a title or a relation: "daughter is mrs. marcela carlson",
@@ -362,14 +358,18 @@ _TITLE_STOP = re.compile(r"\b(?i:mrs|mr|ms|miss|dr)\.")
 
 
 def _lower_case_names(text: str) -> Iterator[tuple[Span, bool]]:
-    """Strong after a title with its stop ("ms. d'ambrosio-kent"), else for the tagger to confirm."""
+    """Strong after a title with its stop ("ms. d'ambrosio-kent"), else for the tagger to confirm.
+    A word right after a relation is a given name or no word ("mum rang" stays)."""
     for match in _LOWER_AFTER_PERSON.finditer(text):
-        end = None
+        end, kin = None, re.match(rf"(?i:{_RELATION})", match.group()) is not None
         for word in re.finditer(r"[^ \t]+", match.group("v")):
             token = word.group()
             if is_ordinary(token) or token in _NAME_STOPS or token in _MEDIA:
                 break
-            if is_common_english(token) and not is_person_name(token):
+            given = census_key(token) in ranks("given_names")
+            if is_common_english(token) and not (
+                given if kin and end is None else is_person_name(token)
+            ):
                 break
             end = match.start("v") + word.end()
         if end is not None:

@@ -171,6 +171,17 @@ _NOT_AGE_UNIT = (
 )
 
 
+# A vital sign or a lab value before a number: "HR 95 male nurse at bedside" reads no age.
+_READING_BEFORE = re.compile(
+    r"\b(?i:hr|bp|sats?|spo2|sao2|o2|rr|temp|pulse|map|cvp|gcs|fio2|wt|weight|ht|height|glucose|bs"
+    r"|hgb|hct|plt)[ \t:=]*$"
+)
+
+
+def _not_a_reading(match: re.Match[str], text: str) -> bool:
+    return _READING_BEFORE.search(text, max(0, match.start("v") - 12), match.start("v")) is None
+
+
 def _after_break(match: re.Match[str], text: str) -> bool:
     """'M 95 SOB' opens a line or a field; 'level M 95' does not."""
     before = text[: match.start()].rstrip(" \t")
@@ -218,12 +229,16 @@ def _town_after_postcode(match: re.Match[str], text: str) -> bool:
     return code is not None and not is_ordinary(word) and not _is_abbreviation(word)
 
 
+_GENERIC_FACILITIES = frozenset(["NH", "BH", "MH", "PH", "LTCH", "SNH", "ALF", "OSH", "CH"])
+
+
 def _facility_name(match: re.Match[str], text: str) -> bool:
     """An abbreviation of a hospital, or a capitalised name whose first word is no clinical or
     frequent English word ("Kingsmead Royal", not "Emergency" or "Radiology")."""
     value = match.group("v")
     if value.isupper():
-        return len(value) >= 2 and not is_ordinary(value)  # "from OSH": outside hospital
+        # "from OSH", "tx from NH", "from BH unit": an outside, nursing or behavioural health home
+        return len(value) >= 2 and not is_ordinary(value) and value not in _GENERIC_FACILITIES
     first = value.split()[0]
     return not is_ordinary(first) and not is_common_english(_bare(first), top=10_000)
 
@@ -304,6 +319,13 @@ _RULES: list[_Rule] = [
         "v",
         _not_a_field_value,
     ),
+    # before a word for the patient: "- 92 female with fall", "96 widow from home"
+    _rule(
+        "AGE",
+        r"\b(?P<v>9\d|1[01]\d)(?=[ \t]+(?i:female|male|woman|man|lady|gentleman|gent|widow|widower)\b)",
+        "v",
+        _not_a_reading,
+    ),
     # after a word for the patient: "Pt, 93, with cough", "Elderly (91) lady"
     _rule(
         "AGE",
@@ -331,6 +353,14 @@ _RULES: list[_Rule] = [
         flags=_I,
     ),
     _rule("ID", rf"\b(?:{_WEAK_ID_LABEL}){_SEP}{_ID_VALUE}", "v", _weak_label_value, flags=_I),
+    # the number of a note or a document, by its sign: "Report #48213", "letter no. 5521" (a
+    # bare number after a note's title is its time: "nursing note 0700", "note 1500 cc out")
+    _rule(
+        "ID",
+        r"\b(?:note|report|document|letter)[ \t]*(?:#|no\.|number)[ \t]*:?[ \t]*(?P<v>\d{4,})\b",
+        "v",
+        flags=_I,
+    ),
     _rule(
         "PHONE",
         rf"\b{_PHONE_LABEL}\.?(?:\s*(?:no\.?|number|#))?{_SEP}(?P<v>\+?\(?\d[\d \t().-]{{2,}}\d)",
@@ -492,7 +522,7 @@ _GUESS_RULES: list[_Rule] = [
     # medical centres write them (…H, …MC, …HC)
     _rule(
         "INSTITUTION",
-        r"\b(?i:tr?ans?ferr?e?d|transfer|admitted|seen|prior|previous|outside|old|external|films?|ct|cxr|mri"
+        r"\b(?i:tr?ans?ferr?e?d|transfer|tx|xfer(?:r?ed)?|admitted|seen|prior|previous|outside|old|external|films?|ct|cxr|mri"
         r"|images?|imaging|studies|study|came|come|brought|arrived|discharged|followed|treated|presented"
         r"|referred|sent|returned|requested|received|faxed|records|reports?)\b[^.\n;]{0,25}?"
         r"\b(?i:at|from|to|into|by)[ \t]+(?:(?i:the)[ \t]+)?"
