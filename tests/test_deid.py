@@ -1120,8 +1120,8 @@ def test_second_heldout_set_is_scored_and_no_worse_than_its_first_score():
         ("phi_heldout3", 100, 80, 0.86, 0.02),
         # its first score (the scrubber of a7f2baf): 0.828 of 203 identifiers, 3 of 106 changed
         ("phi_heldout4", 120, 100, 0.82, 0.03),
-        # its first score (the scrubber of 257628b): 0.870 of 238 identifiers, 5 of 114 changed
-        ("phi_heldout5", 130, 110, 0.87, 0.045),
+        # its first score (the scrubber of 257628b): 207 of 238 identifiers (0.870), 5 of 114 changed
+        ("phi_heldout5", 130, 110, 0.869, 0.045),
     ],
 )
 def test_a_blind_heldout_set_is_scored_and_no_worse_than_its_first_score(

@@ -157,8 +157,9 @@ def _people_inside(span: Span, people: list[Span]) -> list[Span]:
 
 
 # What a place's name is the name of, right after it: "Baltimore Rehab", "Union Memorial",
-# "St. Anne's Ward"; after a person's name only a hospital's own head words ("Mercy Regional";
-# "Mr Smith rehab potential", "Dr Jones Hospital course", "Dr Okafor Regional anaesthesia" stay).
+# "St. Anne's Ward"; after a person's name only a hospital's own head words before no
+# lower-case word ("Mercy Regional."; "Mr Smith rehab potential", "Dr Jones Hospital course"
+# stay).
 _HEAD_AFTER = re.compile(
     rf"[ \t]+(?i:{_HOSPITAL_HEAD}|cent(?:er|re)|health[ \t]+cent(?:er|re)|regional|ward|wing)\b"
 )
@@ -169,7 +170,7 @@ _HOSPITAL_AFTER_NAME = re.compile(
 # A European postcode and its town after a street address: "Rue Haute 12, 1000 Bruxelles",
 # "Hauptstr. 5, D-80331 München" ("12 Main Street, 1000 ml" stays).
 _POSTCODE_TOWN_AFTER = re.compile(
-    r",[ \t]*(?:[A-Z]{1,2}-)?\d{4,5}[ \t]+(?=[A-ZÀ-Þ])[^\W\d_]+(?:-[^\W\d_]+)*"
+    r",[ \t]*(?:[A-Z]{1,2}-)?\d{4,5}[ \t]+(?P<town>(?=[A-ZÀ-Þ])[^\W\d_]+(?:-[^\W\d_]+)*)"
 )
 
 
@@ -181,7 +182,8 @@ def _head_words_after_places(text: str, spans: list[Span]) -> Iterable[Span]:
             head = _HEAD_AFTER.match(text, span.end)
             if head:
                 yield Span(span.start, head.end(), span.label)
-            if span.label == "ADDRESS" and (town := _POSTCODE_TOWN_AFTER.match(text, span.end)):
+            town = _POSTCODE_TOWN_AFTER.match(text, span.end) if span.label == "ADDRESS" else None
+            if town and not is_ordinary(town.group("town")):  # "12 Main Street, 2000 Units given"
                 yield Span(span.start, town.end(), "ADDRESS")
         elif span.label == "NAME" and (head := _HOSPITAL_AFTER_NAME.match(text, span.end)):
             yield Span(span.start, head.end(), "INSTITUTION")

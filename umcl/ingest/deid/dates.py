@@ -158,10 +158,10 @@ _SYMPTOMS = _wordset(
 # Words after a British duration that opens what it measures: "3/7 history of fever", "2/12
 # weight loss", "6/52 hx", "2/7 ago".
 _DURATION_AFTER = _SYMPTOMS | _wordset(
-    "history hx hist ago duration weight wt post course f/u coryza coryzal increased increasing"
-    " worsening worse progressive productive unintentional poor reduced feeling loose off urti"
+    "history hx hist ago duration weight wt coryza coryzal increased increasing worsening worse"
+    " progressive productive unintentional poor reduced feeling loose urti"
 )
-# A British duration counts days, months or weeks: the number after the slash is 7, 12 or 52.
+# A British duration counts days, months, hours or weeks: the number after the slash is 7, 12, 24 or 52.
 _DURATION_DENOMINATORS = frozenset([7, 12, 24, 52])  # days, months, hours, weeks
 # What an ordinal counts when it is no date: "the 5th rib", "14th percentile", "2nd cycle".
 _ORDINAL_NOUNS = (
@@ -202,11 +202,11 @@ def _month_day(match: re.Match[str], text: str) -> bool:
         return False
     after = re.match(r"[ \t]+([A-Za-z/]+)", text[match.end("v") : match.end("v") + 24])
     if (
-        second in _DURATION_DENOMINATORS
+        second in (7, 12, 52)
         and after
         and after.group(1).lower() in _DURATION_AFTER
-        and not re.fullmatch(_DATE_CUE, before)
-    ):  # "3/7 history of fever"; "admitted 6/24 fever", "clinic 11/12 history" are dates
+        and not re.fullmatch(rf"{_DATE_CUE}|{_DATED_EVENT}", before)
+    ):  # "3/7 history of fever"; "admitted 6/12 fever", "clinic 11/12 history" are dates
         return False
     return (1 <= first <= 12 and 1 <= second <= 31) or (1 <= first <= 31 and 1 <= second <= 12)
 

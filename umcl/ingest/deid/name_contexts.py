@@ -85,15 +85,15 @@ _FULL_NAME_SUBJECT = re.compile(
     re.MULTILINE,
 )
 # Which member of staff did what only staff do, after their role: "RRT Okonkwo-Bamidele
-# suctioned", "PA-C Siobhán Ní Bhriain evaluated". Each word is a census name or is spelt
-# as no English word is (a hyphen between capitals, a letter outside ASCII), and none is a
-# clinical, drug or frequent English word ("RN Glidescope placed", "RT Hamilton adjusted",
+# suctioned", "PA-C Siobhán Ní Bhriain evaluated", in any case. One word is a census name or is
+# spelt as no English word is (a hyphen or an apostrophe between its parts, a letter outside
+# ASCII), and none is a clinical, drug or frequent English word ("RN Glidescope placed", "RT Hamilton adjusted",
 # "Resident Nightfloat aware" stay: devices are placed and changed, jargon is made aware).
 _CAPITALISED = r"(?=[A-ZÀ-ÖØ-Þ])[^\W\d_]+(?:[-'’](?=[A-ZÀ-ÖØ-Þ])[^\W\d_]+)*"
 _STAFF_ACTED = re.compile(
-    r"(?<![\w/-])(?:RT|RRT|RN|NP|PA|PA-C|MD|Dr\.?|OT|PT|SLP|CRNA|LPN|HCA|CNA|SW|Resident|Fellow"
-    r"|Intern|Registrar|resident|fellow|intern|registrar|physio|Physio|therapist)[ \t]+"
-    rf"(?P<v>{_CAPITALISED}(?:[ \t]+{_CAPITALISED}){{0,2}})[ \t]+(?=(?:evaluated|assessed|examined"
+    r"(?<![\w/-])(?i:rt|rrt|rn|np|pa|pa-c|md|dr\.?|ot|pt|slp|crna|lpn|hca|cna|sw|resident|fellow"
+    r"|intern|registrar|physio|therapist)[ \t]+"
+    rf"(?P<v>{_CAPITALISED}(?:[ \t]+{_CAPITALISED}){{0,2}})[ \t]+(?=(?i:evaluated|assessed|examined"
     r"|reviewed|saw|suctioned|extubated|consulted|spoke|came[ \t]+to[ \t]+see)\b)"
 )
 # Past this census rank a given name after a role is more often a word than a name.
@@ -209,11 +209,8 @@ def _forename(given: str, surname: str) -> bool:
     """An initial that is no side before a surname that is no organism ("L. knee", "P.
     falciparum"), or a census given name that is no frequent word, written as its surname is."""
     if given.endswith("."):
-        return (
-            given[0] not in "LR"
-            and not surname.islower()
-            and not _LATIN_EPITHET.search(surname.lower())
-        )
+        latin = _LATIN_EPITHET.search(surname.lower()) and not is_person_name(_bare(surname))
+        return given[0] not in "LR" and not surname.islower() and not latin  # "K. Davis" stays one
     alike = (given.isupper(), given.islower()) == (surname.isupper(), surname.islower())
     return (
         alike
@@ -242,8 +239,9 @@ def _spelt_as_a_name(word: str) -> bool:
 def _staff_acted(text: str) -> Iterator[Span]:
     for match in _STAFF_ACTED.finditer(text):
         words = match.group("v").split()
-        if all(
-            _name_word(w) and _spelt_as_a_name(w) and not is_common_english(_bare(w)) for w in words
+        tested = [w for w in words if len(w) > 2]  # "Ní", "Ó": a two-letter particle is no word
+        if all(_name_word(w) and not is_common_english(_bare(w)) for w in tested) and any(
+            _spelt_as_a_name(w) for w in words
         ):
             yield Span(match.start("v"), match.end("v"), "NAME")
 

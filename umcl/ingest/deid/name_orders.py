@@ -153,7 +153,7 @@ _INITIAL_AND_SURNAME = re.compile(r"(?<![\w.'’])[A-Z]\.[ \t]?(?P<s>[A-Z][A-Z'�
 # and worklists write them: "HALVORSEN, Ingrid", "BED 4 - MCGRATH, S.".
 _CAPS_COMMA_GIVEN = re.compile(
     r"(?<![\w'’.-])(?P<s>[A-Z][A-Z'’]{2,}(?:-[A-Z][A-Z'’]+)?),[ \t]*"
-    r"(?P<g>[A-Z][a-z]{1,}(?:-[a-z]+)?|[A-Z]\.)(?![\w'’-])"
+    r"(?P<g>[A-Z][a-z]{1,}(?:-[A-Z]?[a-z]+)?|[A-Z]\.)(?![\w'’-])"
 )
 
 
@@ -207,13 +207,18 @@ def _caps_comma_given(text: str) -> Iterator[Span]:
     for match in _CAPS_COMMA_GIVEN.finditer(text):
         given = match.group("g")
         bare = _bare(given)
-        forename = given.endswith(".") or (
-            census_key(bare) in ranks("given_names")
-            and not is_word_name(given)
-            and bare not in _GRAMMAR
-            and not is_common_english(bare, _UNCOMMON_WORD)
-        )
-        if forename and _uncommon_name_word(match.group("s"), "surnames", text, match.end("s")):
+        forename = given.endswith(".") or all(
+            census_key(part) in ranks("given_names")
+            and not is_word_name(part)
+            and part not in _GRAMMAR
+            and not is_common_english(part, _UNCOMMON_WORD)
+            for part in bare.split("-")
+        )  # "Anne-Marie": each part a given name
+        surname = match.group("s")
+        if forename and all(
+            _uncommon_name_word(part, "surnames", text, match.end("s"))
+            for part in surname.split("-")
+        ):  # "SMITH-JONES": each part a surname
             yield Span(match.start("s"), match.end("g"), "NAME")
 
 

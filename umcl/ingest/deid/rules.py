@@ -171,10 +171,11 @@ _NOT_AGE_UNIT = (
 )
 
 
-# A vital sign or a lab value before a number: "HR 95 male nurse at bedside" reads no age.
+# A vital sign, a lab value or a bed before a number: "HR 95 male nurse at bedside", "Hb 90
+# male", "Bed 101 female" read no age.
 _READING_BEFORE = re.compile(
     r"\b(?i:hr|bp|sats?|spo2|sao2|o2|rr|temp|pulse|map|cvp|gcs|fio2|wt|weight|ht|height|glucose|bs"
-    r"|hgb|hct|plt)[ \t:=]*$"
+    r"|hb|hgb|hct|plt|bed|room|rm|bay)[ \t:=#]*$"
 )
 
 
@@ -322,7 +323,7 @@ _RULES: list[_Rule] = [
     # before a word for the patient: "- 92 female with fall", "96 widow from home"
     _rule(
         "AGE",
-        r"\b(?P<v>9\d|1[01]\d)(?=[ \t]+(?i:female|male|woman|man|lady|gentleman|gent|widow|widower)\b)",
+        r"(?<![\w.,/])(?P<v>9\d|1[01]\d)(?=[ \t]+(?i:female|male|woman|man|lady|gentleman|gent|widow|widower)\b)",
         "v",
         _not_a_reading,
     ),
@@ -357,7 +358,7 @@ _RULES: list[_Rule] = [
     # bare number after a note's title is its time: "nursing note 0700", "note 1500 cc out")
     _rule(
         "ID",
-        r"\b(?:note|report|document|letter)[ \t]*(?:#|no\.|number)[ \t]*:?[ \t]*(?P<v>\d{4,})\b",
+        r"\b(?:note|report|document|letter)[ \t]*(?:#|no\.|number)(?:[ \t]*:)?[ \t]*(?P<v>\d{4,})\b",
         "v",
         flags=_I,
     ),
