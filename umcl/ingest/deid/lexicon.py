@@ -243,6 +243,14 @@ _RELATION = (
     r"|carer|caregiver|guardian|friend|neighbou?r|relative|attendant|gp|nok|next[ \t]+of[ \t]+kin"
     r"|key[ \t]+worker|social[ \t]+worker)"
 )
+_RELATION_WORD = re.compile(rf"(?i:{_RELATION})")
+
+
+def is_relation(word: str) -> bool:
+    """A relation or carer, the whole word: "Mom", "son-in-law", "next of kin"."""
+    return _RELATION_WORD.fullmatch(word) is not None
+
+
 # A kind of home after the word: it describes the home ("lives in uptown apartment").
 _DWELLING = re.compile(
     r"[ \t]+(?i:apartments?|apt|house|home|flat|condo|building|complex|facility|residence|shelter"

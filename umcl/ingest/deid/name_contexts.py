@@ -23,6 +23,7 @@ from umcl.ingest.deid.lexicon import (
     _bare,
     _is_abbreviation,
     is_ordinary,
+    is_relation,
     is_word_name,
 )
 from umcl.ingest.deid.lists import census_key, is_common_english, is_person_name, ranks
@@ -127,7 +128,7 @@ def _home_owners(text: str) -> Iterator[Span]:
         given = words[0].group() if len(words) == 2 else None
         if given is not None and census_key(_bare(given)) not in ranks("given_names"):
             given = None  # "at his daughter's home": the first word is no given name
-        if not _census_word(owner) or re.fullmatch(_RELATION, owner, re.IGNORECASE):
+        if not _census_word(owner) or is_relation(owner):
             continue  # "at cousin's house"
         if given is None and (
             is_common_english(_bare(owner), _COMMON_WORD)
@@ -199,7 +200,7 @@ def _subjects(text: str) -> Iterator[Span]:
             rank is not None
             and rank <= _COMMON_GIVEN
             and _name_word(word)
-            and not re.fullmatch(_RELATION, word, re.IGNORECASE)
+            and not is_relation(word)
             and not is_common_english(_bare(word), _COMMON_WORD)
         ):  # "Kevin rang"; not "Patient slept", "Son rang", "Grace slept", "Junior called"
             yield Span(match.start("v"), match.end("v"), "NAME")

@@ -349,7 +349,7 @@ _LOWER_CASE_NAME = re.compile(
 # "pt's son dwayne at bedside". Words are taken while they are census names or no frequent
 # English word ("son at bedside", "wife aware" stay).
 _LOWER_AFTER_PERSON = re.compile(
-    rf"\b(?:(?i:mrs|mr|ms|miss|dr|doctor)(?:\.[ \t]*|[ \t]+)|(?i:{_RELATION})(?:[ \t]*,[ \t]*|[ \t]+(?:(?:is|named|called)[ \t]+)?)(?:(?i:mrs|mr|ms|miss)\.?[ \t]+)?)"
+    rf"\b(?:(?i:mrs|mr|ms|miss|dr|doctor)(?:\.[ \t]*|[ \t]+)|(?P<kin>(?i:{_RELATION}))(?:[ \t]*,[ \t]*|[ \t]+(?:(?:is|named|called)[ \t]+)?)(?:(?i:mrs|mr|ms|miss)\.?[ \t]+)?)"
     r"(?P<v>[a-z][a-z'’-]+(?:[ \t]+[a-z][a-z'’-]+){0,2})"
 )
 
@@ -361,7 +361,7 @@ def _lower_case_names(text: str) -> Iterator[tuple[Span, bool]]:
     """Strong after a title with its stop ("ms. d'ambrosio-kent"), else for the tagger to confirm.
     A word right after a relation is a given name or no word ("mum rang" stays)."""
     for match in _LOWER_AFTER_PERSON.finditer(text):
-        end, kin = None, re.match(rf"(?i:{_RELATION})", match.group()) is not None
+        end, kin = None, match.group("kin") is not None
         for word in re.finditer(r"[^ \t]+", match.group("v")):
             token = word.group()
             if is_ordinary(token) or token in _NAME_STOPS or token in _MEDIA:

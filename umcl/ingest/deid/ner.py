@@ -19,12 +19,12 @@ from umcl.errors import UMCLError
 from umcl.ingest.deid.lexicon import (
     _EPONYMS,
     _NAMED_SCALES,
-    _RELATION,
     _bare,
     _clinical_phrases,
     _eponym_head_follows,
     _is_abbreviation,
     is_ordinary,
+    is_relation,
 )
 from umcl.ingest.deid.lists import is_place
 from umcl.ingest.deid.names import _UP, _word_not_name
@@ -130,7 +130,7 @@ def _ner_spans(text: str) -> Iterator[Span]:
             continue
         if len(tokens) == 1 and _word_not_name(tokens[0].text) and not is_place(tokens[0].text):
             continue  # "lives with son, Alert.": a frequent English word that is barely a name
-        if len(tokens) == 1 and re.fullmatch(_RELATION, tokens[0].text, re.IGNORECASE):
+        if len(tokens) == 1 and is_relation(tokens[0].text):
             continue  # "at Mom's house": a relation, not the name of one
         start, end = tokens[0].idx, tokens[-1].idx + len(tokens[-1].text)
         if label != "NAME" and len(tokens) == 1 and _opens_sentence(text, start, end):
