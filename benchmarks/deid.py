@@ -1,7 +1,7 @@
 """De-identifiers side by side on a PHI corpus: recall per identifier kind, clinical text kept, speed.
 
     python benchmarks/deid.py [--corpus benchmarks/phi_corpus.jsonl]
-                              [--heldout benchmarks/phi_heldout.jsonl … phi_heldout5.jsonl]
+                              [--heldout benchmarks/phi_heldout.jsonl … phi_heldout6.jsonl]
                               [--only NAME ...] [--operating-points]
 
 Every text goes through the ingestion path of `umcl/ingest/sources.py: to_rows`:
@@ -31,10 +31,11 @@ Reported per candidate: recall per kind, identifiers caught overall, clinical se
 `keep` strings lost (and, for our corpus, the same for its original and its reviewer-style
 tuning section, ids `tuning-…`, and the section of issue 24's new forms, ids `forms-…`), the
 same on each held-out set (`--heldout`: each written before the changes it first measured;
-`make_phi_corpus.py` writes the first two, `phi_heldout3.jsonl` to `phi_heldout5.jsonl` are their
+`make_phi_corpus.py` writes the first two, `phi_heldout3.jsonl` to `phi_heldout6.jsonl` are their
 own sources, each written as it stands by a reviewer who had read neither the scrubber nor the
 other corpora: the fourth before the code that followed 29aa86d, the fifth before the code that
-followed 4da672c, for which the fourth's misses were read, so that the first two and the fourth
+followed 4da672c, for which the fourth's misses were read, the sixth before the code that
+followed fd95d57, for which the fifth's were, so that the first two, the fourth and the fifth
 are development sets now; the tagger of `umcl/ingest/deid/tagger.py` is trained on the corpus's
 sections, never on these), model load seconds and reports/s on demo reports (`umcl demo`'s generator:
 header, FINDINGS, IMPRESSION, planted PHI in one report in ten; known identifiers passed as the
@@ -523,6 +524,7 @@ def main() -> int:
             ROOT / "benchmarks/phi_heldout3.jsonl",
             ROOT / "benchmarks/phi_heldout4.jsonl",
             ROOT / "benchmarks/phi_heldout5.jsonl",
+            ROOT / "benchmarks/phi_heldout6.jsonl",
         ],
         help="corpora scored beside the first, never tuned on (none to skip)",
     )

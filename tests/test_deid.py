@@ -762,6 +762,29 @@ STRUCTURE_IDENTIFIERS = [
     ("Lives at Kastanienallee 14, 10435 Berlin.", ["10435", "Berlin"]),
     ("Breast ca dx 2004; DM2 since 1987.", ["2004", "1987"]),
     ("- 97 female with fall at home", ["97"]),
+    # a surname after its particles, a relation's nickname or bracket, a relation's name in
+    # capitals, a field's initials, a note's author, an audit line's user, written dates, a
+    # hospital by its initials, a saint's or another language's hospital, reference numbers
+    ("SEEN BY DR K. VAN DEN BOSCH TODAY", ["BOSCH", "DEN"]),
+    ("letter copied to dr farid bin hashim", ["farid", "hashim"]),
+    ("Discussed with Dr. Lucia de la Fuente.", ["Lucia", "Fuente"]),
+    ("Niece 'Dotty' brought his glasses.", ["Dotty"]),
+    ("Plan agreed with Orla (daughter, NOK).", ["Orla"]),
+    ("SON ANTHONY FERRANTE AT BEDSIDE, UPDATED.", ["ANTHONY", "FERRANTE"]),
+    ("Sonographer: J.K.   Reporting: see below", ["J.K"]),
+    ("REQUESTING PHYSICIAN: TAN BOON-KIAT, NUH A&E", ["TAN", "BOON", "KIAT"]),
+    ("Progress note (jkowalczyk): afebrile overnight.", ["jkowalczyk"]),
+    ("Report edited by user mfitzgerald3 at 14:02.", ["mfitzgerald3"]),
+    ("last reviewed in clinic on 12 september", ["12 september"]),
+    ("seen on the fourteenth of March for the same", ["fourteenth"]),
+    ("Prior CT at SCGH showed no nodule.", ["SCGH"]),
+    ("Outside films from st. columba's reviewed.", ["columba"]),
+    ("discharged to krankenhaus lindenhof for rehab", ["lindenhof"]),
+    ("Police ref 2219/44 attached to the request.", ["2219"]),
+    ("Claim no. 31 552 908 pending.", ["31", "552", "908"]),
+    # a reviewer's: who ordered a rate, and a visit to the ER on a day in August
+    ("Heparin increased to 1200 units/hr per md saeed.", ["saeed"]),
+    ("Seen in ER 6/8 after fall.", ["6/8"]),
 ]
 CASE_CLINICAL = [
     "BP 120/80, HR 88; given 1/2 NS; grade 2/6 murmur; 3/4 of the lung; T2/FLAIR; 2/3 strength.",
@@ -874,6 +897,26 @@ CASE_CLINICAL = [
     "RN Mepilex changed. RT Hamilton adjusted. Resident Nightfloat aware.",
     "Nursing note 0700 pt stable. Verbal report 1415 to ward RN. Lap chole at 1945.",
     "Tx from NH. Xfer from BH unit. Surgery done 1950, pt to PACU.",
+    # next to the shapes of this change: rates after "per", receptor scores, adjectives that are
+    # names elsewhere, hormones and findings in initials after "at", a stage's "st", brackets
+    # and quotes around clinical words, a lab's reference range
+    "45 Gy in 25 fractions, 1.8 Gy per fraction; 40 mg per day.",
+    "ER 7/8, PR 0/8 (Allred), HER2 2+.",
+    "Frank pus from the drain; bright red bleeding PR.",
+    "Repeat TSH at GP was normal; known LVH on echo.",
+    "ST elevation in V2-V4; no st depression.",
+    "Nursing note (cont): pt settled. Progress note (prn): analgesia given.",
+    "Potassium 3.2 (ref 3.5-5.0), sodium 139.",
+    # found by a reviewer of these rules in their first version
+    "Consent (mother) obtained. Visit (wife) this afternoon. Deaf (partner), uses BSL.",
+    'Daughter "Doesn\'t seem herself today". Son "Happy" for discharge.',
+    "Nursing note (contd): settled. Dietetic note (nbm): plan PN if NBM > 5 days.",
+    "CPAP user ResMed; login BadgerNet failed. Consultant: T.B.C.",
+    "A fall in Hb by 20 may warrant transfusion; swelling since 2 may be related.",
+    "MAY FIRST NEED CT HEAD. IV Aug second dose given.",
+    "F/U at PAH clinic; follow-up MRI in IIH showed empty sella; transferred to DGH.",
+    "Taking st john's wort. Referred to klinik kesihatan for BP monitoring.",
+    "Platelet number 150 000/uL. SISTER ALPHA THALASSAEMIA TRAIT.",
 ]
 
 
@@ -1122,12 +1165,14 @@ def test_second_heldout_set_is_scored_and_no_worse_than_its_first_score():
         ("phi_heldout4", 120, 100, 0.82, 0.03),
         # its first score (the scrubber of 257628b): 207 of 238 identifiers (0.870), 5 of 114 changed
         ("phi_heldout5", 130, 110, 0.869, 0.045),
+        # its first score (the scrubber of 0b34cb2): 268 of 293 identifiers (0.915), 14 of 123 changed
+        ("phi_heldout6", 130, 120, 0.914, 0.114),
     ],
 )
 def test_a_blind_heldout_set_is_scored_and_no_worse_than_its_first_score(
     name, least_phi, least_clinical, least_recall, most_changed
 ):
-    """`benchmarks/phi_heldout3.jsonl` to `phi_heldout5.jsonl` were each written by a reviewer
+    """`benchmarks/phi_heldout3.jsonl` to `phi_heldout6.jsonl` were each written by a reviewer
     who had read neither the scrubber nor the other corpora, before the code they first measured.
     A regression guard: see RESULTS."""
     heldout = bench.load_corpus(REPO / f"benchmarks/{name}.jsonl")

@@ -58,13 +58,13 @@ from collections.abc import Iterable
 
 from umcl.ingest.deid.known import _known_spans
 from umcl.ingest.deid.lexicon import _EPONYMS as _EPONYMS
+from umcl.ingest.deid.lexicon import _GRAMMAR, is_ordinary, is_word_name
 from umcl.ingest.deid.lexicon import _bare as _bare
 from umcl.ingest.deid.lexicon import _is_abbreviation as _is_abbreviation
-from umcl.ingest.deid.lexicon import is_ordinary, is_word_name
-from umcl.ingest.deid.lists import is_common_english, ranks
+from umcl.ingest.deid.lists import is_common_english, is_person_name, ranks
 from umcl.ingest.deid.name_contexts import name_context_spans
 from umcl.ingest.deid.name_orders import name_order_spans
-from umcl.ingest.deid.names import _cued_name_spans, _name_rule_spans, _propagated
+from umcl.ingest.deid.names import _PARTICLE, _cued_name_spans, _name_rule_spans, _propagated
 from umcl.ingest.deid.ner import DeidModelMissing, _ner_spans, _unexplained_capitals, ner_model
 from umcl.ingest.deid.ner import _model_path as _model_path
 from umcl.ingest.deid.places import (
@@ -225,6 +225,30 @@ def _given_name_before(text: str, start: int, name: str, initial: bool) -> int |
     return before.start("v")
 
 
+# A surname after a found name's particles, where a rule stopped at them: "DR [R. VAN] DER BERG",
+# "dr [hamid] bin yusof", "[Maria] de la Cruz"; written as the name is ("Dr Smith de novo" stays).
+_PARTICLES_AFTER = re.compile(
+    rf"(?P<p>(?:[ \t]+{_PARTICLE}){{0,3}})[ \t]+(?P<v>[^\W\d_][\w'’]*(?:-[^\W\d_][\w'’]*)*)"
+)
+
+
+def _surname_after_particles(text: str, name: Span) -> Span | None:
+    found = text[name.start : name.end]
+    after = _PARTICLES_AFTER.match(text, name.end)
+    if after is None or not (after.group("p") or re.fullmatch(_PARTICLE, found.split()[-1])):
+        return None
+    word = after.group("v")
+    alike = (word.isupper(), word.islower()) == (found.isupper(), found.islower())
+    if not alike or is_ordinary(word) or _bare(word) in _GRAMMAR or _bare(word) in _EPONYMS:
+        return None
+    last = (after.group("p") or found).split()[-1]
+    if f"{last} {word}".lower() in ("de novo", "el escorial"):  # "DR SMITH DE NOVO LESION"
+        return None
+    if is_common_english(_bare(word)) and not is_person_name(_bare(word)):
+        return None
+    return Span(name.start, after.end(), "NAME")
+
+
 def _around_names(text: str, spans: list[Span]) -> Iterable[Span]:
     for span in spans:
         if span.label != "NAME":
@@ -239,6 +263,8 @@ def _around_names(text: str, spans: list[Span]) -> Iterable[Span]:
             start = given
         if start < span.start:
             yield Span(start, span.end, "NAME")
+        if surname := _surname_after_particles(text, span):
+            yield surname
         if age := _AGE_AFTER.match(text, span.end):
             yield Span(age.start("v"), age.end("v"), "AGE")
 

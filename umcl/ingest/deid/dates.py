@@ -33,6 +33,28 @@ _MONTH_CAP = (
     + r")\.?"
 )
 _DAY = r"(?:3[01]|[12]\d|0?[1-9])"
+# A month's full name in any case after a day and a date's preposition: "on 5 august", "since 2
+# may" (without one, "3 march" can be steps; an abbreviation, "dec", a decrease).
+_FULL_MONTH = (
+    r"(?:january|february|march|april|may|june|july|august|september|october|november|december)"
+)
+_FULL_MONTH_CAP = (
+    "(?:"
+    + "|".join(m for name in _FULL_MONTH[3:-1].split("|") for m in (name.title(), name.upper()))
+    + ")"
+)
+_UNITS = ["first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth"]
+# A day of the month in words: "the twenty-first of February", "March the third".
+_DAY_WORD = "|".join(
+    sorted(
+        [*_UNITS, "tenth", "eleventh", "twelfth", "thirteenth", "fourteenth", "fifteenth"]
+        + ["sixteenth", "seventeenth", "eighteenth", "nineteenth", "twentieth", "thirtieth"]
+        + [f"twenty[ -]{u}" for u in _UNITS]
+        + ["thirty[ -]first"],
+        key=len,
+        reverse=True,
+    )
+)
 _ORD = r"(?:st|nd|rd|th)?"
 _YEAR = r"(?:1[89]\d\d|20\d\d)"
 _TIME = (
@@ -177,8 +199,19 @@ def _word_before(match: re.Match[str], text: str, group: str = "v") -> str:
     return before.group(1).lower() if before else ""
 
 
+# Hormone receptors scored out of 8 (Allred): "ER 8/8, PR 6/8"; "seen in ER 3/14" is a visit.
+_RECEPTORS = frozenset(["er", "pr", "allred"])
+_VISITED = re.compile(
+    r"\b(?i:in|to|from|at|via|presented|attended|seen|discharged|visit(?:ed)?)[ \t]+(?:the[ \t]+)?"
+    r"(?i:er|pr)[ \t:]*$"
+)
+
+
 def _not_after_a_measure(match: re.Match[str], text: str) -> bool:
-    return _word_before(match, text) not in _NOT_A_DATE_BEFORE
+    before = _word_before(match, text)
+    if before in _RECEPTORS and re.search(r"/0?8$", match.group("v")):
+        return _VISITED.search(text, max(0, match.start("v") - 40), match.start("v")) is not None
+    return before not in _NOT_A_DATE_BEFORE
 
 
 def _not_a_count(match: re.Match[str], text: str) -> bool:
@@ -247,6 +280,12 @@ def _no_closing_quote(match: re.Match[str], text: str) -> bool:
     return re.search(r"\w['’](?!\d)", rest) is None
 
 
+def _month_not_before_a_verb(match: re.Match[str], text: str) -> bool:
+    """ "since 2 may be related": "may" and "march" before a lower-case word are verbs."""
+    verb = match.group("m").lower() in ("may", "march")
+    return not (verb and re.match(r"[ \t]+[a-z]", text[match.end() : match.end() + 2]))
+
+
 def _month_not_a_verb(match: re.Match[str], text: str) -> bool:
     if match.group("m").lower() not in ("may", "march"):
         return True
@@ -303,6 +342,19 @@ DATE_RULES: list[_Rule] = [
         flags=_I,
     ),
     _rule("DATE", rf"\b{_DAY}[ \t]+{_MONTH_CAP}(?![a-z])"),
+    _rule(
+        "DATE",
+        rf"\b(?:on|since|from|until|till|by|before|after|dated?)[ \t]+(?:the[ \t]+)?"
+        rf"(?P<v>{_DAY}{_ORD}[ \t]+(?:of[ \t]+)?(?P<m>{_FULL_MONTH}))(?![a-z])",
+        "v",
+        _month_not_before_a_verb,
+        flags=_I,
+    ),
+    _rule(
+        "DATE",
+        rf"\b(?:the[ \t]+)?(?i:{_DAY_WORD})[ \t]+of[ \t]+(?i:{_FULL_MONTH})(?![a-z])"
+        rf"|\b{_FULL_MONTH_CAP}[ \t]+the[ \t]+(?i:{_DAY_WORD})\b",
+    ),
     _rule("DATE", rf"\b{_MONTH_CAP}[ \t]+{_DAY}{_ORD}\b(?![ \t]*(?:mm|cm|%|x\b))"),
     _rule("DATE", rf"\b{_MONTH},?[ \t]+(?:of[ \t]+)?{_YEAR}\b", flags=_I),
     # a day (or a night's two days) and a month with a two-digit year after a comma, as notes

@@ -35,6 +35,16 @@ _DICTATED_PAIR = re.compile(
     r"\b(?i:typed|dictated|dict|transcribed|addendum|initials)(?:[ \t]+(?i:by))?"
     r"(?:[ \t]+\d{1,2}:\d{2}[ \t]*/?)?[ \t]+(?P<v>[A-Z]{2,3}[/:][a-z]{2,3})(?![\w/])"
 )
+# Who wrote a note, in brackets after its title ("Nursing note (nkowalski):", "Addendum 3/4
+# (ch):"), and who an audit line names ("opened by user rpatel2", "login: jdoe").
+_AUTHOR_IN_BRACKETS = re.compile(
+    r"\b(?i:note|notes|addendum|entry|update|amendment|comment|progress)\b[^\n()]{0,24}"
+    r"\([ \t]*(?P<v>[a-z][a-z0-9._]{1,15})[ \t]*\)[ \t]*:"
+)
+_AUDIT_USER = re.compile(
+    r"\b(?i:user(?:[ \t]*(?:name|id))?|username|login|logon)(?P<sep>[ \t]*[:=#])?[ \t]*"
+    r"(?P<v>[A-Za-z][A-Za-z0-9._-]{1,20}[A-Za-z0-9])(?![\w@])"
+)
 # A closed-loop read-back names both ends: "read back by RN ejohansson to cxu".
 _READ_BACK = re.compile(r"\b(?i:read[ -]?back)\b")
 _TO_HANDLE = re.compile(
@@ -120,6 +130,15 @@ def user_name_spans(text: str) -> Iterator[Span]:
             and _handle(word)
             and user_name_shaped(word)
         ):
+            yield Span(match.start("v"), match.end("v"), "NAME")
+    for match in _AUTHOR_IN_BRACKETS.finditer(text):
+        if _handle(match.group("v")) and user_name_shaped(match.group("v")):
+            yield Span(match.start("v"), match.end("v"), "NAME")
+    for match in _AUDIT_USER.finditer(text):
+        word = match.group("v")
+        # without a colon, only a user name's shape: "CPAP user ResMed", "login BadgerNet" stay
+        shaped = match.group("sep") or (word.islower() and user_name_shaped(word))
+        if _handle(word) and shaped and not (word.isupper() and len(word) <= 4):  # "login: ICU"
             yield Span(match.start("v"), match.end("v"), "NAME")
     for match in _CC_LINE.finditer(text):
         for word in re.finditer(r"[^\W\d_][\w'’-]*", match.group("v")):

@@ -251,6 +251,20 @@ def is_relation(word: str) -> bool:
     return _RELATION_WORD.fullmatch(word) is not None
 
 
+# A number and its unit before "per" and what it is counted in after: a rate ("2 Gy per
+# fraction", "40 mg per day"); "1200 units/hr per md saeed" says who ordered it.
+_RATE_BEFORE = re.compile(r"\d[\d.,]*[ \t]*(?:[^\W\d_]{1,8}(?:/[^\W\d_]{1,4})?[ \t]*)?$")
+_RATE_AFTER = re.compile(
+    r"[ \t]*(?i:fractions?|fx|doses?|days?|d|hours?|hrs?|h|minutes?|mins?|kg|weeks?|wks?|months?"
+    r"|sessions?|cycles?|treatments?|l|litres?|liters?|ml|meals?|shifts?|breaths?|beats?)\b"
+)
+
+
+def is_rate(text: str, per_start: int, per_end: int) -> bool:
+    before = _RATE_BEFORE.search(text, max(0, per_start - 24), per_start) is not None
+    return before and _RATE_AFTER.match(text, per_end) is not None
+
+
 # A kind of home after the word: it describes the home ("lives in uptown apartment").
 _DWELLING = re.compile(
     r"[ \t]+(?i:apartments?|apt|house|home|flat|condo|building|complex|facility|residence|shelter"
@@ -258,7 +272,7 @@ _DWELLING = re.compile(
 )
 # Eponyms and makers that are clinical, whatever follows them.
 _EPONYMS = _wordset(
-    """passy passy-muir kerley westermark fleischner chilaiditi luftsichel pancoast morgagni bochdalek kartagener
+    """passy passy-muir allred kerley westermark fleischner chilaiditi luftsichel pancoast morgagni bochdalek kartagener
     dobhoff swan ganz swan-ganz port-a-cath portacath mediport pleurx impella heartmate amplatzer
     watchman mitraclip medtronic biotronik jude abbott edwards carpentier-edwards starr-edwards
     sorin guidant zoll hounsfield valsalva trendelenburg schmorl scheuermann kummell lemierre
@@ -362,6 +376,10 @@ _CLINICAL_PHRASE = re.compile(
     r"|Norwalk|Powassan|Hantaan|Coxsackie|Epstein[ \t-]+Barr|Lyme|Ebola|Marburg)"
     r"(?:[ \t]+(?:spotted|hemorrhagic|haemorrhagic|respiratory|tick|equine|encephalitis|virus|fever"
     r"|disease|syndrome|orthohantavirus|borreliosis)\b)+"
+    # adjectives that are given names elsewhere: "Frank blood in the bag", "Bright red bleeding"
+    r"|(?:Frank|Bright)(?:[ \t]+red)?[ \t]+(?:blood|bleeding|pus|ha?emoptysis|ha?ematuria|mela?ena"
+    r"|ha?emorrhage|aspiration|rupture|perforation|dislocation|malignancy|invasion|herniation"
+    r"|necrosis|pneumoperitoneum|o?edema|consolidation|abscess|obstruction|ischa?emia|sepsis)"
     # the hyphenated eponyms also written with a space: "Churg Strauss", "Swyer James"
     + "".join(
         "|" + r"[ \t-]+".join(map(re.escape, e.split("-")))

@@ -3,7 +3,8 @@
 know"), which member of staff was made aware ("NP grace made aware") or came from which service
 ("mary theresa kondouli from speech"), a title before an initial alone ("MS S. CARE"), who
 opens a sentence doing what people do ("Kevin rang", "Mildred Oyewole requests update") and who
-did what only staff do after their role ("RRT Okonkwo-Bamidele suctioned"). Each shape takes
+did what only staff do after their role ("RRT Okonkwo-Bamidele suctioned"), and who a relation
+is (a nickname in quotes, "son 'Junior'"; a name in capitals, "DAUGHTER MARIA"). Each shape takes
 only census names or words spelt as no English word is, none a clinical word (the initial
 excepted), so "at the neighbor's house", "MD aware", "NP also aware", "Nocte slept" and "RN
 Mepilex changed" stay. Strong evidence: `find_phi` adds them to the names of `names.py`'s
@@ -28,6 +29,7 @@ from umcl.ingest.deid.lexicon import (
 )
 from umcl.ingest.deid.lists import census_key, is_common_english, is_person_name, ranks
 from umcl.ingest.deid.name_orders import _no_word
+from umcl.ingest.deid.names import _PARTICLE_WORDS
 from umcl.ingest.deid.spans import Span
 
 _WORD = r"[A-Za-z][A-Za-z'’-]*[A-Za-z]"
@@ -97,6 +99,17 @@ _STAFF_ACTED = re.compile(
     rf"(?P<v>{_CAPITALISED}(?:[ \t]+{_CAPITALISED}){{0,2}})[ \t]+(?=(?i:evaluated|assessed|examined"
     r"|reviewed|saw|suctioned|extubated|consulted|spoke|came[ \t]+to[ \t]+see)\b)"
 )
+# Who a relation is: a word in quotes right after one ("son 'Junior'", "grandson \"Kiki\"").
+_NICKNAME = re.compile(
+    rf"\b(?i:{_RELATION})[ \t]+[\"“'‘](?P<v>[A-Z][a-z]+(?:[ \t-][A-Z][a-z]+)?)[\"”'’](?![A-Za-z])"
+)
+# A relation and the name after it in capitals: "WITH HER DAUGHTER-IN-LAW MARIA DE LA CRUZ WHO
+# TRANSLATED" (the lower-case form is `names.py`'s): a census given name first, no frequent word.
+_CAPS_AFTER_RELATION = re.compile(
+    rf"(?<![\w'’-])(?P<kin>[A-Z][A-Z'’-]*)[ \t]+(?:(?:IS|NAMED|CALLED)[ \t]+)?"
+    rf"(?P<v>[A-Z][A-Z'’-]+(?:[ \t]+(?:(?i:{_PARTICLE_WORDS})[ \t]+){{0,2}}[A-Z][A-Z'’-]+){{0,2}})"
+)
+_GREEK_LETTERS = frozenset(["alpha", "beta", "gamma", "delta", "kappa", "sigma", "theta", "omega"])
 # Past this census rank a given name after a role is more often a word than a name.
 _COMMON_GIVEN = 1_000
 # Past this rank an English word is rarer than the names it spells ("elaine", "theresa").
@@ -247,6 +260,38 @@ def _staff_acted(text: str) -> Iterator[Span]:
             yield Span(match.start("v"), match.end("v"), "NAME")
 
 
+def _relations_named(text: str) -> Iterator[Span]:
+    for match in _NICKNAME.finditer(text):
+        words = match.group("v").split()
+        first = _bare(words[0])
+        if all(_no_clinical_word(w) and not is_relation(w) for w in words) and (
+            census_key(first) in ranks("given_names") or not is_common_english(first)
+        ):  # "son 'Kiki'"; 'Son "Okay"', 'Daughter "Fine"' stay
+            yield Span(match.start("v"), match.end("v"), "NAME")
+    for match in _CAPS_AFTER_RELATION.finditer(text):
+        if not is_relation(match.group("kin")):
+            continue
+        words = match.group("v").split()
+        given = words[0].lower()
+        if (
+            census_key(given) not in ranks("given_names")
+            or not _name_word(given)
+            or given in _GREEK_LETTERS
+        ):
+            continue  # "WIFE WILL BRING", "SON AT BEDSIDE", "SISTER ALPHA THALASSAEMIA TRAIT"
+        end = match.start("v") + len(words[0])
+        for word in re.finditer(r"\S+", match.group("v")):
+            token = word.group().lower()
+            if word.start() == 0:
+                continue
+            if re.fullmatch(_PARTICLE_WORDS, token):
+                continue
+            if not _no_word(token):
+                break
+            end = match.start("v") + word.end()
+        yield Span(match.start("v"), end, "NAME")
+
+
 def _titled_initials(text: str) -> Iterator[Span]:
     for match in _TITLED_INITIAL.finditer(text):
         after = re.match(r"[ \t]*([A-Za-z]+)", text[match.end("v") : match.end("v") + 40])
@@ -268,3 +313,4 @@ def name_context_spans(text: str) -> Iterator[Span]:
     yield from _subjects(text)
     yield from _full_name_subjects(text)
     yield from _staff_acted(text)
+    yield from _relations_named(text)

@@ -1,6 +1,6 @@
 """Names by the order their words stand in, whatever the case: a header line's `LAST, FIRST` or
 `LAST FIRST`, Vietnamese family-name-first names, a member of staff in capitals after their
-role, and, with no cue at all, a given name and surname (or an initial and surname) that only a
+role or in any case after a role or "per" ("md Saeed", "per carol wolfe"), and, with no cue at all, a given name and surname (or an initial and surname) that only a
 person's name spells. Strong evidence: `find_phi` adds them to the names of `names.py`'s rules."""
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from umcl.ingest.deid.lexicon import (
     _EPONYMS,
     _GRAMMAR,
+    _MEDIA,
     _NAMED_SCALES,
     _bare,
     _clinical_phrases,
@@ -18,10 +19,11 @@ from umcl.ingest.deid.lexicon import (
     _is_abbreviation,
     _wordset,
     is_ordinary,
+    is_rate,
     is_word_name,
 )
-from umcl.ingest.deid.lists import census_key, is_common_english, ranks
-from umcl.ingest.deid.names import _CAPS_WORD
+from umcl.ingest.deid.lists import census_key, is_common_english, is_person_name, ranks
+from umcl.ingest.deid.names import _CAPS_WORD, _NAME_STOPS
 from umcl.ingest.deid.spans import Span
 
 _LOWER = r"[a-zà-öø-ÿ][a-zà-öø-ÿ'’]+(?:-[a-zà-öø-ÿ][a-zà-öø-ÿ'’]+)*"
@@ -222,6 +224,50 @@ def _caps_comma_given(text: str) -> Iterator[Span]:
             yield Span(match.start("s"), match.end("g"), "NAME")
 
 
+# A member of staff after their role or "per", in any case: "per carol wolfe", "md Saeed", "W/MD
+# SPEARS", "docter Sullivan". Words are taken while they are census names that are seldom words
+# ("NP grace" stays), or, after a doctor, no English or ward word at all ("md aware", "per
+# protocol", "per carevue", "md amt" stay).
+_STAFF_AFTER_ROLE = re.compile(
+    r"(?<![\w])(?P<role>(?i:per|md|np|rn|rrt|docter|doctor|dr)\.?)[ \t]+"
+    r"(?P<initial>[A-Za-z]\.[ \t]?)?(?P<v>[A-Za-z][A-Za-z'’-]+(?:[ \t]+[A-Za-z][A-Za-z'’-]+){0,2})"
+)  # after an initial, too: "AS PER B. KARGAS"; one role word only, so that a run of them ("md md
+# md …") costs one match each, never a scan to the run's end from every one of them
+_ROLE_WORD = re.compile(r"(?i:md|np|rn|rrt|dr|doctor)\.?")
+_DOCTOR = re.compile(r"(?i:md|dr|docter|doctor)\.?$")
+
+
+def _staff_after_role(text: str) -> Iterator[Span]:
+    for match in _STAFF_AFTER_ROLE.finditer(text):
+        if match.group("role").lower() == "per" and is_rate(text, match.start(), match.end("role")):
+            continue  # "2 Gy per fraction", "10 mg per day": a rate, not who said it
+        end = None
+        doctor = match.group("initial") or _DOCTOR.search(match.group("role")) is not None
+        start = None
+        for word in re.finditer(r"[^ \t]+", match.group("v")):
+            token = word.group()
+            bare = _bare(token)
+            if start is None and not match.group("initial") and _ROLE_WORD.fullmatch(token):
+                doctor = doctor or _DOCTOR.fullmatch(token) is not None  # "per md Saeed"
+                continue
+            start = match.start("v") + word.start() if start is None else start
+            if bare in _NAMED_SCALES:
+                break  # "per braden", "per glasgow scale"
+            if is_ordinary(token) or bare in _NAME_STOPS or bare in _GRAMMAR or bare in _MEDIA:
+                break
+            eponym = _eponym_head_follows(text, match.start("v") + word.end())
+            if bare in _EPONYMS or eponym or _is_abbreviation(token.upper()):
+                break  # "per Fleischner Society", "per NG", "per RISS", "per flow"
+            if is_person_name(bare):
+                if is_word_name(token) or is_common_english(bare, top=5_000):
+                    break
+            elif not doctor or len(bare) < 4 or is_common_english(bare) or token.islower():
+                break  # a lower-case word no list knows, after a doctor, is ward jargon ("md cortrak")
+            end = match.start("v") + word.end()
+        if end is not None and start is not None:
+            yield Span(match.start("initial") if match.group("initial") else start, end, "NAME")
+
+
 def name_order_spans(text: str) -> Iterator[Span]:
     """Names by their order (see the patterns above)."""
     yield from _header_names(text)
@@ -229,3 +275,4 @@ def name_order_spans(text: str) -> Iterator[Span]:
     yield from _names_by(_STAFF_CAPS, _name_words, text)
     yield from _uncued_names(text)
     yield from _caps_comma_given(text)
+    yield from _staff_after_role(text)

@@ -18,7 +18,6 @@ from umcl.ingest.deid.lexicon import (
     _KIN,
     _LATIN_EPITHET,
     _MEDIA,
-    _NAMED_SCALES,
     _RELATION,
     _bare,
     _eponym_head_follows,
@@ -32,10 +31,11 @@ from umcl.ingest.deid.spans import Span
 
 _UP = r"[A-ZÀ-ÖØ-Þ]"  # an upper-case letter, accented ones included
 _NAME_WORD = rf"{_UP}[\w'’]*(?:-{_UP}[\w'’]*)*"
-_PARTICLE = (
-    r"(?i:van|von|de|del|della|der|den|da|di|du|le|la|los|las|ter|ten|bin|binti|bint|ben|ibn|al|el"
-    r"|dos|das|do|zu|st\.?)"
+_PARTICLE_WORDS = (
+    r"van|von|de|del|della|der|den|da|di|du|le|la|los|las|ter|ten|bin|binti|bint|ben|ibn|al|el"
+    r"|dos|das|do|zu|st\.?"
 )
+_PARTICLE = rf"(?i:{_PARTICLE_WORDS})"
 # Words of a name are one space apart: two spaces separate the fields of a RIS header
 # ("Name: Mrs Savitri Devi  Age: 94Y").
 _NAME_SEQ = (
@@ -254,7 +254,7 @@ def _caps_name_words(words: list[str]) -> bool:
 _FIELD_LABEL = (
     r"(?:patient(?:'s)?(?:[ \t]+name)?|pt(?:[ \t]+name)?|name|attending|resident|fellow|radiologist"
     r"|technologist|tech|referring(?:[ \t]+(?:physician|provider|doctor|clinician|md))?"
-    r"|ordering(?:[ \t]+(?:physician|provider|doctor|clinician|md))?|ref(?:erred)?(?:[ \t]+by)?"
+    r"|(?:ordering|requesting)(?:[ \t]+(?:physician|provider|doctor|clinician|md|dr))?|ref(?:erred)?(?:[ \t]+by)?"
     r"|provider|pcp|gp|physician|consultant|surgeon|reading[ \t]+physician|(?:electronically[ \t]+)?signed(?:[ \t]+by)?"
     r"|radiographer|sonographer|typist|secretary|transcriptionist|registrar|reporter|author"
     r"|reporting[ \t]+(?:radiologist|doctor|clinician)|(?:checked|authori[sz]ed)[ \t]+by"
@@ -270,7 +270,13 @@ _FIELD_NAME = re.compile(
     rf"\b(?i:{_FIELD_LABEL})[ \t]*:[ \t]*(?:(?i:{_FOREIGN_TITLE})[ \t]+)?"
     rf"(?P<v>{_CAPS_WORD}(?:[ \t](?:{_PARTICLE}[ \t])?{_CAPS_WORD})?,[ \t]*{_CAPS_WORD}(?:[ \t](?:{_PARTICLE}[ \t]){{0,2}}{_CAPS_WORD}){{0,3}}(?:[ \t][A-Z]\b\.?)?"
     rf"|[a-z][a-z'’-]+,[ \t]*[a-z][a-z'’-]+(?:[ \t][a-z]\b)?"
-    rf"|{_NAME_WORD}(?:[ \t]{_NAME_WORD})?,[ \t]*{_NAME_WORD}(?:[ \t][A-Z]\b\.?)?|{_NAME_SEQ}|[A-Za-z][\w.'’-]*[A-Za-z0-9])"
+    rf"|{_NAME_WORD}(?:[ \t]{_NAME_WORD})?,[ \t]*{_NAME_WORD}(?:[ \t][A-Z]\b\.?)?|{_NAME_SEQ}|[A-Za-z][\w.'’-]*[A-Za-z0-9])(?!&)"
+)  # "…, QMH A&E": a department's initial is no name's
+# Initials with their stops after who made or typed the images ("Radiographer: C.M."); "T.B.C.",
+# "N.K." and "N.B." are no one's.
+_STAFF_INITIALS = re.compile(
+    r"(?i:radiographer|sonographer|technologist|tech|typist|transcriptionist|secretary|scribe)"
+    r"[ \t]*:[ \t]*(?!T\.B\.[AC]|N\.[KAB]\.|A\.N\.P)(?P<v>(?:[A-Z]\.){2,3})(?![\w.])"
 )
 _ROLE = (
     rf"(?:the|his|her|their|patient'?s?|pt'?s?|{_KIN}"
@@ -309,8 +315,8 @@ _AUTHOR_HANDLE = re.compile(
 _TITLE_WORD = rf"(?:{_TITLE}|MR|MS|PROF|Shri|Smt|Sri)\.?"
 _RELATION_NAME = re.compile(
     rf"\b(?i:{_RELATION})['’]?s?[ \t]*\([ \t]*(?:{_TITLE_WORD}[ \t]+)?(?P<v>{_NAME_SEQ})[ \t]*\)"
-    rf"|(?:{_TITLE_WORD}[ \t]+)?(?P<w>{_NAME_SEQ})[ \t]*\([ \t]*(?:the[ \t]+)?(?:patient['’]?s[ \t]+)?(?i:{_RELATION})[ \t]*\)"
-)
+    rf"|(?:{_TITLE_WORD}[ \t]+)?(?P<w>{_NAME_SEQ})[ \t]*\([ \t]*(?:the[ \t]+)?(?:patient['’]?s[ \t]+)?(?i:{_RELATION})[ \t]*[),;/]"
+)  # "Maeve (wife, NOK)"
 # A relation and a given name set off by commas: "Son, Ed, was updated", "wife, Mary, at bedside".
 _RELATION_COMMA_NAME = re.compile(
     rf"\b(?i:{_RELATION})[ \t]*,[ \t]*(?P<v>{_UP}[a-z]+(?:[ \t]+{_UP}[a-z'’-]+)?)[ \t]*(?P<end>,|[.;](?:[ \t]|$)|$)",
@@ -375,48 +381,6 @@ def _lower_case_names(text: str) -> Iterator[tuple[Span, bool]]:
         if end is not None:
             titled = _TITLE_STOP.search(text, match.start(), match.start("v")) is not None
             yield Span(match.start("v"), end, "NAME"), titled
-
-
-# A member of staff after their role or "per", in any case: "per carol wolfe", "md Saeed", "W/MD
-# SPEARS", "docter Sullivan". Words are taken while they are census names that are seldom words
-# ("NP grace" stays), or, after a doctor, no English or ward word at all ("md aware", "per
-# protocol", "per carevue", "md amt" stay).
-_STAFF_AFTER_ROLE = re.compile(
-    r"(?<![\w])(?P<role>(?i:per|md|np|rn|rrt|docter|doctor|dr)\.?)[ \t]+"
-    r"(?P<initial>[A-Za-z]\.[ \t]?)?(?P<v>[A-Za-z][A-Za-z'’-]+(?:[ \t]+[A-Za-z][A-Za-z'’-]+){0,2})"
-)  # after an initial, too: "AS PER B. KARGAS"; one role word only, so that a run of them ("md md
-# md …") costs one match each, never a scan to the run's end from every one of them
-_ROLE_WORD = re.compile(r"(?i:md|np|rn|rrt|dr|doctor)\.?")
-_DOCTOR = re.compile(r"(?i:md|dr|docter|doctor)\.?$")
-
-
-def _staff_after_role(text: str) -> Iterator[Span]:
-    for match in _STAFF_AFTER_ROLE.finditer(text):
-        end = None
-        doctor = match.group("initial") or _DOCTOR.search(match.group("role")) is not None
-        start = None
-        for word in re.finditer(r"[^ \t]+", match.group("v")):
-            token = word.group()
-            bare = _bare(token)
-            if start is None and not match.group("initial") and _ROLE_WORD.fullmatch(token):
-                doctor = doctor or _DOCTOR.fullmatch(token) is not None  # "per md Saeed"
-                continue
-            start = match.start("v") + word.start() if start is None else start
-            if bare in _NAMED_SCALES:
-                break  # "per braden", "per glasgow scale"
-            if is_ordinary(token) or bare in _NAME_STOPS or bare in _GRAMMAR or bare in _MEDIA:
-                break
-            eponym = _eponym_head_follows(text, match.start("v") + word.end())
-            if bare in _EPONYMS or eponym or _is_abbreviation(token.upper()):
-                break  # "per Fleischner Society", "per NG", "per RISS", "per flow"
-            if is_person_name(bare):
-                if is_word_name(token) or is_common_english(bare, top=5_000):
-                    break
-            elif not doctor or len(bare) < 4 or is_common_english(bare) or token.islower():
-                break  # a lower-case word no list knows, after a doctor, is ward jargon ("md cortrak")
-            end = match.start("v") + word.end()
-        if end is not None and start is not None:
-            yield Span(match.start("initial") if match.group("initial") else start, end, "NAME")
 
 
 # A surname after an initial, in any case: "Z. MILLER aware", "nsg (d. renna and j. o'brien)",
@@ -515,6 +479,8 @@ def _name_finds(text: str) -> Iterator[tuple[Span, bool]]:
             typist = re.match(r"/[a-z]{2,4}\b", text[match.end("v") :])  # "Ref: JP/sm"
             end = match.end("v") + (typist.end() if typist else 0)
             yield Span(match.start("v"), end, "NAME"), True  # initials: "Radiographer: TJ"
+    for match in _STAFF_INITIALS.finditer(text):
+        yield Span(match.start("v"), match.end("v"), "NAME"), True
     for pattern in (_AUTHOR_HANDLE, _LOWER_CASE_NAME):
         for match in pattern.finditer(text):
             value = match.group("v")
@@ -559,8 +525,6 @@ def _name_finds(text: str) -> Iterator[tuple[Span, bool]]:
             yield Span(match.start(group), match.end(group), "NAME"), True
     for span in user_name_spans(text):
         yield span, True  # staff handles stay out of every vocabulary, whatever the tagger says
-    for span in _staff_after_role(text):
-        yield span, True  # a role and a census name or, after a doctor, no word at all
     yield from _lower_case_names(text)
     for span in _initial_names(text):
         yield span, False

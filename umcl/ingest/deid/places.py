@@ -24,9 +24,9 @@ from umcl.ingest.deid.lexicon import (
     _wordset,
     is_ordinary,
 )
-from umcl.ingest.deid.lists import MAX_PLACE_WORDS, is_common_english, is_place, ranks
+from umcl.ingest.deid.lists import MAX_PLACE_WORDS, census_key, is_common_english, is_place, ranks
 from umcl.ingest.deid.names import _UP
-from umcl.ingest.deid.rules import _HOME_UNIT, _PLACE, _STREET, _UNIT
+from umcl.ingest.deid.rules import _HOME_UNIT, _NOT_A_HOSPITAL, _PLACE, _STREET, _UNIT
 from umcl.ingest.deid.spans import Span
 
 # Street addresses, PO boxes and units, extended over the ", City" and ", Apt 4B" after them.
@@ -296,6 +296,64 @@ def _employers(text: str) -> Iterator[Span]:
         yield _trim_trailing(text, match.start("v"), end, "INSTITUTION")
 
 
+# A hospital by its initials, which end in its H ("RPAH", "TTSH", "QMH"): after a study, a
+# letter or a move and its preposition ("Previous MRI at RPAH", "referral letter from TTSH"), or
+# before a department ("QMH A&E"); `rules.py`'s guesses take the same initials after more cues,
+# for the tagger to confirm. Hormones, findings and kinds of hospital are none (`_NOT_A_HOSPITAL`).
+_STUDY_OR_MOVE = (
+    rf"{_MOVED}|previous|outside|letter|report|reported|scan|scanned|study|studies|mri|ct|cxr|pet"
+    r"|us|x-?ray|done|performed|obtained|treated|operated|delivered|admission|follow-?up|f/u"
+)
+_HOSPITAL_INITIALS = re.compile(
+    rf"\b(?i:{_STUDY_OR_MOVE})(?:[ \t]+[A-Za-z]+)?[ \t]+(?i:to|from|at|in|by)[ \t]+"
+    r"(?P<v>[A-Z]{2,5}H)\b(?![&'’-])(?![ \t]+(?i:clinic|service|team|protocol|pathway|crisis"
+    r"|work-?up|eia|features|appearances|criteria|score|level)\b)"
+    r"|\b(?P<w>[A-Z]{2,5}H)[ \t]+(?=(?:A&E|ED|ICU|ITU|(?i:emergency|casualty))\b)"
+)
+# A saint's hospital in lower case: "prior study from st. vincent's", "at st marys" (a census
+# given name or no English word after "st", with its possessive; "st elevation" has none).
+_SAINTS = re.compile(
+    r"\b(?i:from|at|to|in|via)[ \t]+(?P<v>(?:st|saint)\.?[ \t]+(?P<saint>[a-z]{3,})(?:['’]s|s)\b)"
+    r"(?![ \t]+(?:wort|fire|dance|valve))"
+)
+# A hospital head word of another language first, in any case: "klinik kesihatan ampang",
+# "krankenhaus nord", "ziekenhuis gelderse vallei" (capitalised ones are `_HEAD_FIRST`'s).
+_FOREIGN_HEAD_FIRST = re.compile(
+    r"\b(?i:klinik|klinikum|krankenhaus|ziekenhuis|h[ôo]pital|ospedale|cl[íi]nica|sjukhus"
+    r"|sykehus|sygehus|szpital|nemocnice|rumah[ \t]+sakit|puskesmas|hastanesi|spital|sairaala)"
+    r"(?P<v>(?:[ \t]+[A-Za-zÀ-ÿ'’-]{2,}){1,3})"
+)
+
+
+# Words of a kind of hospital, not its name: "klinik kesihatan" (a health clinic), "rumah sakit
+# umum" (a general hospital), "klinik pakar perubatan" (a specialist clinic).
+_FOREIGN_KINDS = _wordset("kesihatan pakar perubatan umum jiwa daerah besar universiti")
+
+
+def _hospital_initials(text: str) -> Iterator[Span]:
+    for match in _HOSPITAL_INITIALS.finditer(text):
+        group = "v" if match.group("v") else "w"
+        word = match.group(group)
+        if not is_ordinary(word) and word.lower() not in _NOT_A_HOSPITAL:
+            yield Span(match.start(group), match.end(group), "INSTITUTION")
+    for match in _SAINTS.finditer(text):
+        saint = match.group("saint")
+        if not is_ordinary(saint) and (
+            census_key(saint) in ranks("given_names") or not is_common_english(saint)
+        ):
+            yield Span(match.start("v"), match.end("v"), "INSTITUTION")
+    for match in _FOREIGN_HEAD_FIRST.finditer(text):
+        end, named = match.start("v"), False
+        for word in re.finditer(r"\S+", match.group("v")):
+            token = _bare(word.group())
+            if is_ordinary(token) or token in _GRAMMAR or is_common_english(token):
+                break
+            named = named or token not in _FOREIGN_KINDS
+            end = match.start("v") + word.end()
+        if named:  # "klinik kesihatan ampang"; "klinik kesihatan" alone is a kind of clinic
+            yield Span(match.start(), end, "INSTITUTION")
+
+
 def facility_spans(text: str) -> Iterator[Span]:
     """Facilities and wards by their head word or their number after a move, and their other
     mentions in the text ("TO QUARTERMAIN 3 … QUARTERMAIN3 DEVELOPED"): no clinical wording has
@@ -305,6 +363,7 @@ def facility_spans(text: str) -> Iterator[Span]:
         *_campus_names(text),
         *_ward_names(text),
         *_home_towns(text),
+        *_hospital_initials(text),
     ]
     yield from found
     yield from _named_hospitals(text)

@@ -59,7 +59,8 @@ _UNIT_NUMBER = r"\.?[ \t]*#?[ \t]*[A-Za-z]?\d+[A-Za-z]?\b"
 # hospital as often as of an address, so they count only after a street address.
 _HOME_UNIT = rf"(?:Apt|Apartment|Suite|Ste|Flat|Plot|House|H\.?[ \t]?No|Door[ \t]+No){_UNIT_NUMBER}"
 _UNIT = rf"(?:Apt|Apartment|Suite|Ste|Unit|Flat|Floor|Fl|Room|Rm|Bldg|Building|Plot|House|H\.?[ \t]?No|Door[ \t]+No){_UNIT_NUMBER}"
-_ID_VALUE = r"(?P<v>[A-Za-z0-9(][A-Za-z0-9()/-]*\d[A-Za-z0-9()/-]*|\d{2,}(?:[ \t]\d{2,}){1,3}\b|[xX*]{3}-[xX*]{2}-\d{4})"
+# Digits in short groups first ("28 441 907", "943 476 5919"), else one token with a digit.
+_ID_VALUE = r"(?P<v>\d{2,4}(?:[ \t]\d{3,4}){1,3}\b(?![ \t]*(?:/|(?i:cfu|copies|cells|units?|iu|mg|mcg|ml|hrs?|hours)\b))|[A-Za-z0-9(][A-Za-z0-9()/-]*\d[A-Za-z0-9()/-]*|\d{2,}(?:[ \t]\d{2,}){1,3}\b|[xX*]{3}-[xX*]{2}-\d{4})"
 # Field labels whose value is an identifier. Strong ones need one digit, weak ones (ordinary
 # words like "order", "group", "visit") four.
 _STRONG_ID_LABEL = (
@@ -76,6 +77,8 @@ _STRONG_ID_LABEL = (
     r"|fin|csn|visit\s*(?:#|no\.?|number|id)|serial(?:\s*(?:#|no\.?|number))?|s/n|sn|lot(?:\s*(?:#|no\.?|number))?"
     r"|udi|device\s*id|licen[cs]e(?:\s*(?:#|no\.?|number|plate))?|lic\.?(?:\s*(?:#|no\.?))?|dea(?:\s*#)?|npi"
     r"|gmc|nmc|ahpra|plate|certificate\s*(?:#|no\.?|number)?|order\s*(?:#|no\.?|number)|order/accession"
+    r"|(?:coroner|police|court|claim|file|booking|case|incident|safeguarding)(?:['’]s)?\s*(?:ref(?:erence)?\.?|#|no\.?|number|id)"
+    r"|ref(?:erence)?\.?\s*(?:#|no\.?|number)"
 )
 _WEAK_ID_LABEL = (
     r"order|record|requisition|exam|study|visit|group|member|subscriber|insurance|id|no\.|number|#"
@@ -230,7 +233,13 @@ def _town_after_postcode(match: re.Match[str], text: str) -> bool:
     return code is not None and not is_ordinary(word) and not _is_abbreviation(word)
 
 
-_GENERIC_FACILITIES = frozenset(["NH", "BH", "MH", "PH", "LTCH", "SNH", "ALF", "OSH", "CH"])
+# Initials written as a hospital's that name none: kinds of home and an outside hospital ("tx
+# from NH", "from OSH", "to DGH"), hormones and findings ("TSH at GP", "F/u in IIH clinic").
+_NOT_A_HOSPITAL = _wordset(
+    """nh bh mh ph ltch snh alf osh ch dgh tsh acth pth fsh lh adh bnp bph lvh rvh
+    lah rah sah ivh ich pph nph sdh edh dvh iph ddh hh hch mch dh pnh aih ash rh fh sh
+    bmh sth crh trh gnrh ghrh ugh iih pah cteph fnh asdh cdh gdh amh cah siadh pih udh alh nash mash"""
+)
 
 
 def _facility_name(match: re.Match[str], text: str) -> bool:
@@ -239,7 +248,7 @@ def _facility_name(match: re.Match[str], text: str) -> bool:
     value = match.group("v")
     if value.isupper():
         # "from OSH", "tx from NH", "from BH unit": an outside, nursing or behavioural health home
-        return len(value) >= 2 and not is_ordinary(value) and value not in _GENERIC_FACILITIES
+        return len(value) >= 2 and not is_ordinary(value) and value.lower() not in _NOT_A_HOSPITAL
     first = value.split()[0]
     return not is_ordinary(first) and not is_common_english(_bare(first), top=10_000)
 
