@@ -784,7 +784,16 @@ STRUCTURE_IDENTIFIERS = [
     ("Claim no. 31 552 908 pending.", ["31", "552", "908"]),
     # a reviewer's: who ordered a rate, and a visit to the ER on a day in August
     ("Heparin increased to 1200 units/hr per md saeed.", ["saeed"]),
+    ("Sensitive to gentamicin, Ngozi Okafor in micro phoned the result.", ["Ngozi", "Okafor"]),
+    ("Bed 4: Mrs Patel type 2 diabetic, for review.", ["Patel"]),
     ("Seen in ER 6/8 after fall.", ["6/8"]),
+    # a weekday with its date, dates in other languages, a hospital word of another language, a
+    # handle on social media
+    ("Reviewed at the MDT on Tuesday 12th March.", ["Tuesday", "12th"]),
+    ("Termin am 21. Oktober 2023 bei Dr. Brandt.", ["21.", "Oktober", "2023"]),
+    ("Prochain contrôle le 9 janvier, Dr Lefèvre.", ["9 janvier"]),
+    ("Eerdere MRI op 4 maart 2021 in het UMC Groningen.", ["4 maart", "Groningen"]),
+    ("Family asked that photos posted as @mike.recovers2 be taken down.", ["mike.recovers2"]),
 ]
 CASE_CLINICAL = [
     "BP 120/80, HR 88; given 1/2 NS; grade 2/6 murmur; 3/4 of the lung; T2/FLAIR; 2/3 strength.",
@@ -917,6 +926,19 @@ CASE_CLINICAL = [
     "F/U at PAH clinic; follow-up MRI in IIH showed empty sella; transferred to DGH.",
     "Taking st john's wort. Referred to klinik kesihatan for BP monitoring.",
     "Platelet number 150 000/uL. SISTER ALPHA THALASSAEMIA TRAIT.",
+    # scales and classifications named after places, drugs an organism resists, hourly care,
+    # bedside scores out of 10, "@" before a place or a time
+    "Bristol type 6 stool x2. Cambridge Prognostic Group 3. Edinburgh Postnatal Depression Scale 9.",
+    "E. coli resistant to Tazocin and Septrin; sensitive to Meropenem.",
+    "Repositioned 2/24 overnight, obs 4/24, AMTS 8/10, CTSI 4/10.",
+    "d/c @home with family; BP 118/76 @rest; review @ 1400. Given 2 mars bars.",
+    # found by a reviewer of this change: "@" as "at", other languages' months as clinical
+    # words, kinds of clinic, initials ending in H, products after "user:", fractions of months
+    "Disc protrusion @L5S1; temazepam 10 mg @nocte; on Airvo @Optiflow settings.",
+    "AFB cultures x3: 2 MAI, 1 no growth. Hypo treated with 2 Mars. Swab count: 2 Mayo, correct.",
+    "Referred to klinik desa; follow-up MRI in IDH mutant astrocytoma; reported to MOH.",
+    "Insulin pump user: Omnipod. Login: BadgerNet unavailable.",
+    "Nearly a fifth of May referrals; May the second dose be given early?",
 ]
 
 

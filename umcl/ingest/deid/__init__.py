@@ -174,10 +174,22 @@ _POSTCODE_TOWN_AFTER = re.compile(
 )
 
 
+# The weekday before a found date: "Thursday 9th November", "Mon 6 Feb", "Wednesday, January 17".
+_WEEKDAY_BEFORE = re.compile(
+    r"(?<![\w-])(?i:(?:mon|tues|wednes|thurs|fri|satur|sun)day|mon|tues?|wed|thu(?:rs?)?|fri|sat|sun)"
+    r"\.?,?[ \t]+$"
+)
+
+
 def _head_words_after_places(text: str, spans: list[Span]) -> Iterable[Span]:
     """A found place or institution with the head word that follows it ("Seen by [Baltimore]
-    Rehab" leaves the name's other half otherwise), an address with its postcode and town."""
+    Rehab" leaves the name's other half otherwise), an address with its postcode and town, a
+    date with its weekday."""
     for span in spans:
+        if span.label == "DATE" and (
+            day := _WEEKDAY_BEFORE.search(text, max(0, span.start - 12), span.start)
+        ):
+            yield Span(day.start(), span.end, "DATE")
         if span.label in ("INSTITUTION", "LOCATION", "ADDRESS"):
             head = _HEAD_AFTER.match(text, span.end)
             if head:

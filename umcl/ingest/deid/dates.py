@@ -35,13 +35,20 @@ _MONTH_CAP = (
 _DAY = r"(?:3[01]|[12]\d|0?[1-9])"
 # A month's full name in any case after a day and a date's preposition: "on 5 august", "since 2
 # may" (without one, "3 march" can be steps; an abbreviation, "dec", a decrease).
-_FULL_MONTH = (
-    r"(?:january|february|march|april|may|june|july|august|september|october|november|december)"
+_FULL_MONTH_NAMES = sorted(
+    _wordset(
+        "january february march april may june july august september october november december"
+    )
 )
-_FULL_MONTH_CAP = (
-    "(?:"
-    + "|".join(m for name in _FULL_MONTH[3:-1].split("|") for m in (name.title(), name.upper()))
-    + ")"
+_FULL_MONTH = "(?:" + "|".join(_FULL_MONTH_NAMES) + ")"
+_FULL_MONTH_CAP = "(?:" + "|".join(f"{m.title()}|{m.upper()}" for m in _FULL_MONTH_NAMES) + ")"
+# Months of other languages after their day: "14. März 2023", "le 3 février", "op 2 mei 2022".
+_FOREIGN_MONTH = (
+    r"(?:januar|jänner|februar|märz|maerz|mai|juni|juli|oktober|dezember|janvier|février|fevrier"
+    r"|mars|avril|juin|juillet|août|aout|septembre|octobre|novembre|décembre|januari|februari"
+    r"|maart|mei|augustus|enero|febrero|marzo|abril|mayo|junio|julio|agosto|septiembre|octubre"
+    r"|noviembre|diciembre|gennaio|febbraio|aprile|maggio|giugno|luglio|settembre|ottobre"
+    r"|dicembre)"
 )
 _UNITS = ["first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth"]
 # A day of the month in words: "the twenty-first of February", "March the third".
@@ -165,10 +172,27 @@ _NOT_A_DATE_BEFORE = frozenset(
         "setting",
         "tone",
         "reflexes",
+        # bedside scores out of 10 or 30: "AMTS 9/10", "CTSI 8/10", "NRS 4/10"
+        "amts",
+        "ctsi",
+        "nrs",
+        "vas",
+        "moca",
+        "mmse",
+        "nihss",
+        "ecog",
+        "sofa",
+        "news",
+        "news2",
+        "phq",
+        "gad",
+        "epds",
     ]
 )
 # Words before a British duration ("in 3/12", "for 2/7"), which a month/day shape can also be.
 _DURATION_BEFORE = frozenset(["in", "for", "after", "within", "over", "every", "each", "x"])
+# Care done every so many hours, as British notes write it: "repositioned 2/24", "obs 4/24".
+_HOURLY_CARE = _wordset("repositioned turned turns obs observations rolled")
 # Symptoms a British duration follows: "cough 2/52, fever 3/7".
 _SYMPTOMS = _wordset(
     "fever fevers febrile cough coughing pain sob dyspnoea dyspnea breathlessness wheeze wheezing"
@@ -229,6 +253,8 @@ def _month_day(match: re.Match[str], text: str) -> bool:
     if not _not_after_a_measure(match, text) or not _not_a_count(match, text):
         return False
     before = _word_before(match, text)
+    if second == 24 and first <= 6 and before in _HOURLY_CARE and _hourly(match, text):
+        return False
     if second in _DURATION_DENOMINATORS and (before in _DURATION_BEFORE or before in _SYMPTOMS):
         # "in 6/52", "for 2/7", "over 12/24", how long a symptom has lasted ("cough 2/52", "fever
         # 3/7", "rigors 10/7"); "plan for 10/3", "for 3/11" are dates
@@ -280,8 +306,35 @@ def _no_closing_quote(match: re.Match[str], text: str) -> bool:
     return re.search(r"\w['’](?!\d)", rest) is None
 
 
+# Words of those languages before a day: "le 3 février", "am 14. März", "op 2 mei".
+_FOREIGN_DATE_WORDS = _wordset("le du au am vom bis zum op van tot el del al il dal à a em de den")
+
+
+def _foreign_date(match: re.Match[str], text: str) -> bool:
+    """With its year, or after a word of its language and not in capitals: "2 MAI" (M. avium
+    complex), "treated with 2 Mars" and "2 Mayo" (scissors) are none."""
+    if match.group("y"):
+        return True
+    before = re.search(r"(\w+)[ \t]+$", text[max(0, match.start() - 12) : match.start()])
+    month = match.group("m")
+    return (
+        before is not None
+        and before.group(1).lower() in _FOREIGN_DATE_WORDS
+        and not month.isupper()
+    )
+
+
+def _hourly(match: re.Match[str], text: str) -> bool:
+    """ "repositioned 2/24": not "admitted to obs 3/24", "checks 3/24 and 3/25", "obs 3/24 0600"."""
+    before = text[max(0, match.start("v") - 16) : match.start("v")].lower()
+    after = text[match.end("v") : match.end("v") + 16]
+    return not re.search(r"\bto[ \t]+\w+[ \t]*$", before) and not re.match(
+        r"[ \t]*(?:(?:and|-|to|,)[ \t]*)?\d", after
+    )
+
+
 def _month_not_before_a_verb(match: re.Match[str], text: str) -> bool:
-    """ "since 2 may be related": "may" and "march" before a lower-case word are verbs."""
+    """'may' and 'march' before a lower-case word are verbs: "since 2 may be related"."""
     verb = match.group("m").lower() in ("may", "march")
     return not (verb and re.match(r"[ \t]+[a-z]", text[match.end() : match.end() + 2]))
 
@@ -344,6 +397,12 @@ DATE_RULES: list[_Rule] = [
     _rule("DATE", rf"\b{_DAY}[ \t]+{_MONTH_CAP}(?![a-z])"),
     _rule(
         "DATE",
+        rf"\b{_DAY}(?:\.|er|º)?[ \t]+(?:de[ \t]+)?(?P<m>(?i:{_FOREIGN_MONTH}))(?![\w])"
+        rf"(?P<y>[ \t]+(?:de[ \t]+)?{_YEAR}\b)?",
+        valid=_foreign_date,
+    ),
+    _rule(
+        "DATE",
         rf"\b(?:on|since|from|until|till|by|before|after|dated?)[ \t]+(?:the[ \t]+)?"
         rf"(?P<v>{_DAY}{_ORD}[ \t]+(?:of[ \t]+)?(?P<m>{_FULL_MONTH}))(?![a-z])",
         "v",
@@ -352,8 +411,8 @@ DATE_RULES: list[_Rule] = [
     ),
     _rule(
         "DATE",
-        rf"\b(?:the[ \t]+)?(?i:{_DAY_WORD})[ \t]+of[ \t]+(?i:{_FULL_MONTH})(?![a-z])"
-        rf"|\b{_FULL_MONTH_CAP}[ \t]+the[ \t]+(?i:{_DAY_WORD})\b",
+        rf"\b(?i:the)[ \t]+(?i:{_DAY_WORD})[ \t]+of[ \t]+(?i:{_FULL_MONTH})(?![a-z])"
+        rf"|\b{_FULL_MONTH_CAP}[ \t]+the[ \t]+(?i:{_DAY_WORD})\b(?![ \t]+[a-z])",
     ),
     _rule("DATE", rf"\b{_MONTH_CAP}[ \t]+{_DAY}{_ORD}\b(?![ \t]*(?:mm|cm|%|x\b))"),
     _rule("DATE", rf"\b{_MONTH},?[ \t]+(?:of[ \t]+)?{_YEAR}\b", flags=_I),

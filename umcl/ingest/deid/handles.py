@@ -136,9 +136,12 @@ def user_name_spans(text: str) -> Iterator[Span]:
             yield Span(match.start("v"), match.end("v"), "NAME")
     for match in _AUDIT_USER.finditer(text):
         word = match.group("v")
-        # without a colon, only a user name's shape: "CPAP user ResMed", "login BadgerNet" stay
-        shaped = match.group("sep") or (word.islower() and user_name_shaped(word))
-        if _handle(word) and shaped and not (word.isupper() and len(word) <= 4):  # "login: ICU"
+        # a user name's shape, or after a colon any lower-case word or one with a digit: "login:
+        # jdoe"; "CPAP user ResMed", "Insulin pump user: Omnipod", "login: ICU" stay
+        shaped = (word.islower() and user_name_shaped(word)) or (
+            match.group("sep") and (word.islower() or any(c.isdigit() for c in word))
+        )
+        if _handle(word) and shaped:
             yield Span(match.start("v"), match.end("v"), "NAME")
     for match in _CC_LINE.finditer(text):
         for word in re.finditer(r"[^\W\d_][\w'’-]*", match.group("v")):

@@ -1,7 +1,8 @@
 """Names by the order their words stand in, whatever the case: a header line's `LAST, FIRST` or
 `LAST FIRST`, Vietnamese family-name-first names, a member of staff in capitals after their
-role or in any case after a role or "per" ("md Saeed", "per carol wolfe"), and, with no cue at all, a given name and surname (or an initial and surname) that only a
-person's name spells. Strong evidence: `find_phi` adds them to the names of `names.py`'s rules."""
+role or in any case after a role or "per" ("md Saeed", "per carol wolfe"), and, with no cue at
+all, a given name and surname (or an initial and surname) that only a person's name spells.
+Strong evidence: `find_phi` adds them to the names of `names.py`'s rules."""
 
 from __future__ import annotations
 

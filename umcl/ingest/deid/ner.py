@@ -23,6 +23,7 @@ from umcl.ingest.deid.lexicon import (
     _clinical_phrases,
     _eponym_head_follows,
     _is_abbreviation,
+    _wordset,
     is_ordinary,
     is_relation,
 )
@@ -105,6 +106,25 @@ _PREVIOUS_CAPITAL = re.compile(rf"({_UP}[\w'’-]*)[ \t]+$")
 
 
 _ALONE_NOT_PEOPLE = _EPONYMS | _NAMED_SCALES
+# What a score or a classification is called after a place or a person: an instrument, not them.
+_INSTRUMENTS = _wordset(
+    "scale score scores group groups classification criteria questionnaire index chart tool"
+)
+_NEXT_WORD = re.compile(r"[ \t]+([A-Z][A-Za-z]*)")
+# A classification's type after a place: "Bristol type 7" ("Mrs Patel type 2 diabetic" is a
+# patient's).
+_TYPE_FOLLOWS = re.compile(
+    r"[ \t-]+[Tt]ype[ \t-]*(?:\d+|[IVX]+)\b(?![ \t]*(?i:diabet|dm\b|mi\b|resp|t2dm|iddm|niddm))"
+)
+# The end of a list of drugs: a drug the NER takes for a place is followed by no verb or
+# preposition ("resistant to Tazocin."; "sensitive to gentamicin, Ngozi in micro phoned" names)
+_LIST_ENDS = re.compile(r"[ \t]*(?:[.;,)]|$|(?:and|or)\b)", re.MULTILINE)
+# What an organism is sensitive or resistant to, what a patient is allergic to: drugs, whatever
+# the NER says ("resistant to Tazocin", "allergic to Augmentin and Septrin").
+_DRUGS_FOLLOW = re.compile(
+    r"\b(?i:sensitive|resistant|allergic|allergy|allergies|intolerant|intolerance|susceptible)"
+    r"[ \t]+(?i:to|of)[ \t]+(?:[\w-]+[ \t]*(?:,|and|or)[ \t]*){0,4}$"
+)
 
 
 def _ner_spans(text: str) -> Iterator[Span]:
@@ -133,6 +153,15 @@ def _ner_spans(text: str) -> Iterator[Span]:
         if len(tokens) == 1 and is_relation(tokens[0].text):
             continue  # "at Mom's house": a relation, not the name of one
         start, end = tokens[0].idx, tokens[-1].idx + len(tokens[-1].text)
+        if _DRUGS_FOLLOW.search(text, max(0, start - 80), start) and _LIST_ENDS.match(text, end):
+            continue
+        following = _NEXT_WORD.match(text, entity.end_char)
+        if (
+            _bare(entity[-1].text) in _INSTRUMENTS
+            or (following and _bare(following.group(1)) in _INSTRUMENTS)
+            or (label != "NAME" and _TYPE_FOLLOWS.match(text, end))
+        ):  # "Edinburgh Postnatal Depression Scale", "Cambridge Prognostic Group 2", "Bristol type 7"
+            continue
         if label != "NAME" and len(tokens) == 1 and _opens_sentence(text, start, end):
             continue  # "Scimitar vein …", "Osteopenia.": a clinical word the lexicon lacks
         yield Span(*_widen(text, start, end), label)

@@ -26,7 +26,7 @@ from umcl.ingest.deid.lexicon import (
 )
 from umcl.ingest.deid.lists import MAX_PLACE_WORDS, census_key, is_common_english, is_place, ranks
 from umcl.ingest.deid.names import _UP
-from umcl.ingest.deid.rules import _HOME_UNIT, _NOT_A_HOSPITAL, _PLACE, _STREET, _UNIT
+from umcl.ingest.deid.rules import _GENERIC_FACILITIES, _HOME_UNIT, _PLACE, _STREET, _UNIT
 from umcl.ingest.deid.spans import Span
 
 # Street addresses, PO boxes and units, extended over the ", City" and ", Apt 4B" after them.
@@ -299,7 +299,8 @@ def _employers(text: str) -> Iterator[Span]:
 # A hospital by its initials, which end in its H ("RPAH", "TTSH", "QMH"): after a study, a
 # letter or a move and its preposition ("Previous MRI at RPAH", "referral letter from TTSH"), or
 # before a department ("QMH A&E"); `rules.py`'s guesses take the same initials after more cues,
-# for the tagger to confirm. Hormones, findings and kinds of hospital are none (`_NOT_A_HOSPITAL`).
+# for the tagger to confirm. Kinds of hospital, hormones and findings are none, here even where
+# some hospital is known by them (RAH, PAH): these initials stand whatever the tagger says.
 _STUDY_OR_MOVE = (
     rf"{_MOVED}|previous|outside|letter|report|reported|scan|scanned|study|studies|mri|ct|cxr|pet"
     r"|us|x-?ray|done|performed|obtained|treated|operated|delivered|admission|follow-?up|f/u"
@@ -307,7 +308,7 @@ _STUDY_OR_MOVE = (
 _HOSPITAL_INITIALS = re.compile(
     rf"\b(?i:{_STUDY_OR_MOVE})(?:[ \t]+[A-Za-z]+)?[ \t]+(?i:to|from|at|in|by)[ \t]+"
     r"(?P<v>[A-Z]{2,5}H)\b(?![&'’-])(?![ \t]+(?i:clinic|service|team|protocol|pathway|crisis"
-    r"|work-?up|eia|features|appearances|criteria|score|level)\b)"
+    r"|work-?up|eia|features|appearances|criteria|score|level|mutant|wild-?type)\b)"
     r"|\b(?P<w>[A-Z]{2,5}H)[ \t]+(?=(?:A&E|ED|ICU|ITU|(?i:emergency|casualty))\b)"
 )
 # A saint's hospital in lower case: "prior study from st. vincent's", "at st marys" (a census
@@ -319,7 +320,7 @@ _SAINTS = re.compile(
 # A hospital head word of another language first, in any case: "klinik kesihatan ampang",
 # "krankenhaus nord", "ziekenhuis gelderse vallei" (capitalised ones are `_HEAD_FIRST`'s).
 _FOREIGN_HEAD_FIRST = re.compile(
-    r"\b(?i:klinik|klinikum|krankenhaus|ziekenhuis|h[ôo]pital|ospedale|cl[íi]nica|sjukhus"
+    r"\b(?i:klinik|klinikum|krankenhaus|ziekenhuis|umc|chu|h[ôo]pital|ospedale|cl[íi]nica|sjukhus"
     r"|sykehus|sygehus|szpital|nemocnice|rumah[ \t]+sakit|puskesmas|hastanesi|spital|sairaala)"
     r"(?P<v>(?:[ \t]+[A-Za-zÀ-ÿ'’-]{2,}){1,3})"
 )
@@ -327,14 +328,24 @@ _FOREIGN_HEAD_FIRST = re.compile(
 
 # Words of a kind of hospital, not its name: "klinik kesihatan" (a health clinic), "rumah sakit
 # umum" (a general hospital), "klinik pakar perubatan" (a specialist clinic).
-_FOREIGN_KINDS = _wordset("kesihatan pakar perubatan umum jiwa daerah besar universiti")
+_FOREIGN_KINDS = _wordset(
+    """kesihatan pakar perubatan umum jiwa daerah besar universiti desa swasta bersalin gigi
+    pembantu privada privado civile powiatowy wojewódzki psychiatrique jour für"""
+)
+
+
+_NOT_HOSPITAL_INITIALS = _GENERIC_FACILITIES | _wordset(
+    """tsh acth pth fsh lh adh bnp bph lvh rvh lah rah sah ivh ich pph nph sdh edh dvh iph ddh hh
+    hch mch dh pnh aih ash rh fh sh bmh sth crh trh gnrh ghrh ugh iih pah cteph fnh asdh cdh gdh amh
+    cah siadh pih udh alh nash mash idh moh pmh psh cvvh cvvhd cvvhdf"""
+)
 
 
 def _hospital_initials(text: str) -> Iterator[Span]:
     for match in _HOSPITAL_INITIALS.finditer(text):
         group = "v" if match.group("v") else "w"
         word = match.group(group)
-        if not is_ordinary(word) and word.lower() not in _NOT_A_HOSPITAL:
+        if not is_ordinary(word) and word.lower() not in _NOT_HOSPITAL_INITIALS:
             yield Span(match.start(group), match.end(group), "INSTITUTION")
     for match in _SAINTS.finditer(text):
         saint = match.group("saint")
@@ -346,8 +357,12 @@ def _hospital_initials(text: str) -> Iterator[Span]:
         end, named = match.start("v"), False
         for word in re.finditer(r"\S+", match.group("v")):
             token = _bare(word.group())
-            if is_ordinary(token) or token in _GRAMMAR or is_common_english(token):
-                break
+            if (
+                is_ordinary(token)
+                or token in _GRAMMAR
+                or (is_common_english(token) and not is_place(token))
+            ):
+                break  # "krankenhaus nord", "UMC Utrecht"; "klinik kesihatan for BP" stops
             named = named or token not in _FOREIGN_KINDS
             end = match.start("v") + word.end()
         if named:  # "klinik kesihatan ampang"; "klinik kesihatan" alone is a kind of clinic

@@ -233,13 +233,20 @@ def _town_after_postcode(match: re.Match[str], text: str) -> bool:
     return code is not None and not is_ordinary(word) and not _is_abbreviation(word)
 
 
-# Initials written as a hospital's that name none: kinds of home and an outside hospital ("tx
-# from NH", "from OSH", "to DGH"), hormones and findings ("TSH at GP", "F/u in IIH clinic").
-_NOT_A_HOSPITAL = _wordset(
-    """nh bh mh ph ltch snh alf osh ch dgh tsh acth pth fsh lh adh bnp bph lvh rvh
-    lah rah sah ivh ich pph nph sdh edh dvh iph ddh hh hch mch dh pnh aih ash rh fh sh
-    bmh sth crh trh gnrh ghrh ugh iih pah cteph fnh asdh cdh gdh amh cah siadh pih udh alh nash mash"""
+# Initials of kinds of home and of an outside hospital, not of one: "tx from NH", "from OSH",
+# "to DGH" (a district general hospital).
+_GENERIC_FACILITIES = _wordset("nh bh mh ph ltch snh alf osh ch dgh")
+
+
+_SOCIAL = re.compile(
+    r"(?i:instagram|insta|tiktok|snapchat|twitter|facebook|social[ \t]+media|handle|posts?|posting"
+    r"|posted|online|messaged|followers?)"
 )
+
+
+def _social_handle(match: re.Match[str], text: str) -> bool:
+    around = text[max(0, match.start() - 80) : match.end() + 80]
+    return _SOCIAL.search(around) is not None
 
 
 def _facility_name(match: re.Match[str], text: str) -> bool:
@@ -248,7 +255,9 @@ def _facility_name(match: re.Match[str], text: str) -> bool:
     value = match.group("v")
     if value.isupper():
         # "from OSH", "tx from NH", "from BH unit": an outside, nursing or behavioural health home
-        return len(value) >= 2 and not is_ordinary(value) and value.lower() not in _NOT_A_HOSPITAL
+        return (
+            len(value) >= 2 and not is_ordinary(value) and value.lower() not in _GENERIC_FACILITIES
+        )
     first = value.split()[0]
     return not is_ordinary(first) and not is_common_english(_bare(first), top=10_000)
 
@@ -256,6 +265,9 @@ def _facility_name(match: re.Match[str], text: str) -> bool:
 _RULES: list[_Rule] = [
     # --- contact and network identifiers
     _rule("EMAIL", r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b"),
+    # a social-media handle where the sentence says so: "posting as @lucy_recovers on Instagram"
+    # (in notes "@" is "at": "@L5S1", "@nocte", "@Optiflow")
+    _rule("ID", r"(?<![\w.@])@[A-Za-z][\w.]{2,29}[A-Za-z0-9_]", valid=_social_handle),
     _rule("URL", r"\b(?:https?|s?ftp|ftps)://[^\s<>\"']+[^\s<>\"'.,;:)\]]", flags=_I),
     _rule("URL", r"\bwww\d?\.[^\s<>\"']+[^\s<>\"'.,;:)\]]", flags=_I),
     _rule(
