@@ -56,6 +56,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from umcl.ingest.deid.dates import _WEEKDAY
 from umcl.ingest.deid.known import _known_spans
 from umcl.ingest.deid.lexicon import _EPONYMS as _EPONYMS
 from umcl.ingest.deid.lexicon import _GRAMMAR, is_ordinary, is_word_name
@@ -175,10 +176,7 @@ _POSTCODE_TOWN_AFTER = re.compile(
 
 
 # The weekday before a found date: "Thursday 9th November", "Mon 6 Feb", "Wednesday, January 17".
-_WEEKDAY_BEFORE = re.compile(
-    r"(?<![\w-])(?i:(?:mon|tues|wednes|thurs|fri|satur|sun)day|mon|tues?|wed|thu(?:rs?)?|fri|sat|sun)"
-    r"\.?,?[ \t]+$"
-)
+_WEEKDAY_BEFORE = re.compile(rf"(?<![\w-])(?i:{_WEEKDAY})\.?,?[ \t]+$")
 
 
 def _head_words_after_places(text: str, spans: list[Span]) -> Iterable[Span]:

@@ -13,11 +13,13 @@ from datetime import date
 from umcl.ingest.deid.lexicon import _wordset
 from umcl.ingest.deid.pattern import _I, _Rule, _rule
 
-_MONTH_NAMES = sorted(
+_FULL_MONTH_NAMES = sorted(
     _wordset(
-        "january february march april may june july august september october november december "
-        "jan feb mar apr jun jul aug sep sept oct nov dec"
+        "january february march april may june july august september october november december"
     )
+)
+_MONTH_NAMES = sorted(
+    {*_FULL_MONTH_NAMES, *_wordset("jan feb mar apr jun jul aug sep sept oct nov dec")}
 )
 _MONTH = r"(?:" + "|".join(sorted(_MONTH_NAMES, key=len, reverse=True)) + r")\.?"
 # Without a year, only a capitalised month is a date ("January 3", not "may 3").
@@ -35,11 +37,6 @@ _MONTH_CAP = (
 _DAY = r"(?:3[01]|[12]\d|0?[1-9])"
 # A month's full name in any case after a day and a date's preposition: "on 5 august", "since 2
 # may" (without one, "3 march" can be steps; an abbreviation, "dec", a decrease).
-_FULL_MONTH_NAMES = sorted(
-    _wordset(
-        "january february march april may june july august september october november december"
-    )
-)
 _FULL_MONTH = "(?:" + "|".join(_FULL_MONTH_NAMES) + ")"
 _FULL_MONTH_CAP = "(?:" + "|".join(f"{m.title()}|{m.upper()}" for m in _FULL_MONTH_NAMES) + ")"
 # Months of other languages after their day: "14. März 2023", "le 3 février", "op 2 mei 2022".

@@ -338,7 +338,7 @@ _EPONYM_HEADS = _wordset(
 # Scores and classifications named after a person or a place, written before their value ("Riker
 # 4", "Killip 3", "Bosniak 3", "Fazekas 2"): before a number they are a grade, never a ward.
 _NAMED_SCALES = _wordset(
-    """riker ramsay rass killip nyha bosniak rankin rockwood hinchey gustilo mallampati fazekas pfirrmann kellgren
+    """riker ramsay rass killip nyha bosniak rockwood hinchey gustilo mallampati fazekas pfirrmann kellgren
     lawrence deauville modic gleason apgar braden morse glasgow richmond pugh ranson wells salter
     garden weber schatzker neer tanner hunt hess fisher spetzler clavien dindo lauren borrmann
     breslow clark dukes masaoka hoehn yahr lugano ann arbor figo tnm mrc borg sofa apache saps
